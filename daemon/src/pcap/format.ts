@@ -1,0 +1,138 @@
+// The classic pcap file format: the one on-disk type every part of Qe-Packets reads or writes.
+// Kept free of I/O so that the store, the tests, the generator and the benchmarks share it.
+
+export const MAGIC_MICRO = 0xa1b2c3d4;
+export const MAGIC_NANO = 0xa1b23c4d;
+export const GLOBAL_HEADER_LEN = 24;
+export const RECORD_HEADER_LEN = 16;
+export const LINKTYPE_ETHERNET = 1;
+
+export interface GlobalHeader {
+  nanos: boolean;
+  littleEndian: boolean;
+  versionMajor: number;
+  versionMinor: number;
+  snaplen: number;
+  linktype: number;
+}
+
+export interface RecordHeader {
+  /** Timestamp in nanoseconds since the epoch (microsecond files are scaled up). */
+  tsNs: bigint;
+  caplen: number;
+  origlen: number;
+}
+
+export interface PcapRecord extends RecordHeader {
+  data: Buffer;
+  /** Offset of the record header in the buffer it was read from. */
+  offset: number;
+}
+
+export class PcapFormatError extends Error {}
+
+export function encodeGlobalHeader(h: { nanos?: boolean; snaplen: number; linktype: number }): Buffer {
+  const b = Buffer.alloc(GLOBAL_HEADER_LEN);
+  b.writeUInt32LE(h.nanos === false ? MAGIC_MICRO : MAGIC_NANO, 0);
+  b.writeUInt16LE(2, 4);
+  b.writeUInt16LE(4, 6);
+  b.writeUInt32LE(h.snaplen, 16);
+  b.writeUInt32LE(h.linktype, 20);
+  return b;
+}
+
+export function decodeGlobalHeader(b: Buffer): GlobalHeader {
+  if (b.length < GLOBAL_HEADER_LEN) {
+    throw new PcapFormatError(`pcap global header needs ${GLOBAL_HEADER_LEN} bytes, got ${b.length}`);
+  }
+  const le = b.readUInt32LE(0);
+  const be = b.readUInt32BE(0);
+  let littleEndian: boolean;
+  let nanos: boolean;
+  if (le === MAGIC_MICRO || le === MAGIC_NANO) {
+    littleEndian = true;
+    nanos = le === MAGIC_NANO;
+  } else if (be === MAGIC_MICRO || be === MAGIC_NANO) {
+    littleEndian = false;
+    nanos = be === MAGIC_NANO;
+  } else {
+    throw new PcapFormatError(`not a pcap file (magic 0x${le.toString(16).padStart(8, '0')})`);
+  }
+  const u16 = (o: number) => (littleEndian ? b.readUInt16LE(o) : b.readUInt16BE(o));
+  const u32 = (o: number) => (littleEndian ? b.readUInt32LE(o) : b.readUInt32BE(o));
+  return {
+    nanos,
+    littleEndian,
+    versionMajor: u16(4),
+    versionMinor: u16(6),
+    snaplen: u32(16),
+    linktype: u32(20) & 0x0fffffff,
+  };
+}
+
+export function encodeRecordHeader(r: RecordHeader, nanos = true): Buffer {
+  const b = Buffer.alloc(RECORD_HEADER_LEN);
+  const unit = nanos ? 1_000_000_000n : 1_000_000n;
+  const sec = r.tsNs / 1_000_000_000n;
+  const frac = nanos ? r.tsNs % unit : (r.tsNs % 1_000_000_000n) / 1000n;
+  b.writeUInt32LE(Number(sec), 0);
+  b.writeUInt32LE(Number(frac), 4);
+  b.writeUInt32LE(r.caplen, 8);
+  b.writeUInt32LE(r.origlen, 12);
+  return b;
+}
+
+export function decodeRecordHeader(b: Buffer, offset: number, g: GlobalHeader): RecordHeader {
+  const u32 = (o: number) => (g.littleEndian ? b.readUInt32LE(offset + o) : b.readUInt32BE(offset + o));
+  const sec = BigInt(u32(0));
+  const frac = BigInt(u32(4));
+  return {
+    tsNs: sec * 1_000_000_000n + (g.nanos ? frac : frac * 1000n),
+    caplen: u32(8),
+    origlen: u32(12),
+  };
+}
+
+/**
+ * Walks the whole records of a buffer that starts right after the global header (or at `start`).
+ * Stops at the first incomplete record; `end` in the result tells where the whole records end,
+ * which is where a crashed file is cut.
+ */
+export function* records(b: Buffer, g: GlobalHeader, start = GLOBAL_HEADER_LEN): Generator<PcapRecord> {
+  let off = start;
+  while (off + RECORD_HEADER_LEN <= b.length) {
+    const h = decodeRecordHeader(b, off, g);
+    const dataStart = off + RECORD_HEADER_LEN;
+    if (h.caplen > Math.max(g.snaplen, 262144) || dataStart + h.caplen > b.length) return;
+    yield { ...h, data: b.subarray(dataStart, dataStart + h.caplen), offset: off };
+    off = dataStart + h.caplen;
+  }
+}
+
+/** Parses a whole pcap file held in memory (tests and small files; the store streams). */
+export function parsePcap(b: Buffer): { header: GlobalHeader; records: PcapRecord[]; wholeEnd: number } {
+  const header = decodeGlobalHeader(b);
+  const out: PcapRecord[] = [];
+  let wholeEnd = GLOBAL_HEADER_LEN;
+  for (const r of records(b, header)) {
+    out.push(r);
+    wholeEnd = r.offset + RECORD_HEADER_LEN + r.caplen;
+  }
+  return { header, records: out, wholeEnd };
+}
+
+/** Builds a whole pcap file in memory from records (tests, generator). */
+export function buildPcap(
+  recs: Iterable<{ tsNs: bigint; data: Buffer; origlen?: number }>,
+  opts: { nanos?: boolean; snaplen?: number; linktype?: number } = {},
+): Buffer {
+  const nanos = opts.nanos !== false;
+  const parts: Buffer[] = [
+    encodeGlobalHeader({ nanos, snaplen: opts.snaplen ?? 262144, linktype: opts.linktype ?? LINKTYPE_ETHERNET }),
+  ];
+  for (const r of recs) {
+    parts.push(encodeRecordHeader({ tsNs: r.tsNs, caplen: r.data.length, origlen: r.origlen ?? r.data.length }, nanos));
+    parts.push(r.data);
+  }
+  return Buffer.concat(parts);
+}

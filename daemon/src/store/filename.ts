@@ -1,0 +1,44 @@
+// Names of capture files: `<YYYYMMDDTHHMMSS.nnnnnnnnnZ>_<iface>[~N].pcap[.part]`.
+// The fixed-width UTC start time first makes names sort by time; daemon/native/names.c writes the same.
+
+export const PCAP_EXT = '.pcap';
+export const PART_EXT = '.part';
+const TS_LEN = 26;
+const NAME_RE = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})\.(\d{9})Z_(.+?)(?:~(\d+))?\.pcap(\.part)?$/;
+
+export interface CaptureFileName {
+  firstNs: bigint;
+  iface: string;
+  /** Set when the natural name was taken and a suffix was added. */
+  collision?: number;
+  /** True while the file is still being written (or was left by a crash). */
+  partial: boolean;
+}
+
+export function formatTimestamp(ns: bigint): string {
+  const ms = Number(ns / 1_000_000n);
+  const iso = new Date(ms).toISOString(); // 2026-11-25T01:33:00.123Z
+  const nanos = (ns % 1_000_000_000n).toString().padStart(9, '0');
+  return `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}T${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}.${nanos}Z`;
+}
+
+export function formatFileName(firstNs: bigint, iface: string, collision?: number): string {
+  const suffix = collision ? `~${collision}` : '';
+  return `${formatTimestamp(firstNs)}_${iface}${suffix}${PCAP_EXT}`;
+}
+
+export function parseFileName(name: string): CaptureFileName | undefined {
+  const m = NAME_RE.exec(name);
+  if (!m) return undefined;
+  const [, y, mo, d, h, mi, s, nanos, iface, coll, part] = m;
+  const ms = Date.UTC(+y!, +mo! - 1, +d!, +h!, +mi!, +s!);
+  if (Number.isNaN(ms)) return undefined;
+  return {
+    firstNs: BigInt(ms) * 1_000_000n + BigInt(nanos!),
+    iface: iface!,
+    ...(coll ? { collision: Number(coll) } : {}),
+    partial: part !== undefined,
+  };
+}
+
+export { TS_LEN as TIMESTAMP_NAME_LENGTH };
