@@ -1,0 +1,26 @@
+/* Messages from the capture helper to the daemon: one JSON object per line on stdout.
+ * The one definition of the message shapes is daemon/src/capture/protocol.ts; keep both in step. */
+#ifndef QE_PROTO_H
+#define QE_PROTO_H
+#include <stddef.h>
+#include <stdint.h>
+
+/* A line under construction; fields are appended in order, then sent whole. */
+struct msg {
+	char buf[8192];
+	size_t len;
+};
+
+void msg_begin(struct msg *m, const char *type, const char *iface);
+void msg_str(struct msg *m, const char *key, const char *val);
+void msg_u64(struct msg *m, const char *key, uint64_t val);
+/* Nanosecond timestamps do not fit a JavaScript number: they travel as decimal strings. */
+void msg_ns(struct msg *m, const char *key, uint64_t ns);
+void msg_bool(struct msg *m, const char *key, int val);
+/* Writes the line with one write(); safe to call from several threads. */
+void msg_send(struct msg *m);
+
+/* Shorthand for an error message. */
+void send_error(const char *iface, const char *code, int fatal, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+#endif

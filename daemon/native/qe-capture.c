@@ -1,0 +1,627 @@
+/* qe-capture: the capture helper. One process per interface (or per file read), spawned and
+ * supervised by the daemon. It alone holds capture privileges. Packets travel from the kernel's
+ * TPACKET_V3 ring (through libpcap) into the writer's buffer and on to pcap files without ever
+ * leaving C; the daemon hears about files and counters, never about packets.
+ *
+ * Exit codes: 0 done, 1 usage, 2 bad filter or setting, 3 interface failed or went away
+ * (the daemon retries), 4 no permission, 5 input file unreadable or corrupt. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pcap/pcap.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "proto.h"
+#include "writer.h"
+
+#define READ_CHUNK (8u << 20)
+#define MAX_RECORD (16u << 20)
+
+struct options {
+	const char *iface; /* label in file names and messages */
+	const char *read_path;
+	const char *filter;
+	const char *check_filter;
+	uint32_t snaplen;
+	uint64_t buffer_bytes;
+	int promisc;
+	int linktype; /* for --check-filter */
+	struct writer_config wcfg;
+};
+
+struct capture {
+	struct options *opt;
+	struct writer w;
+	pcap_t *pcap;
+	struct bpf_program prog; /* offline filter for --read */
+	int have_prog;
+	uint64_t received;
+	uint64_t filtered;
+	uint64_t kernel_drops;
+	uint64_t if_drops_base;
+	uint64_t if_drops;
+	int watch_stdin;
+	char cmd[4096];
+	size_t cmd_len;
+};
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: qe-capture --iface NAME --dir DIR [--dir DIR...] [options]\n"
+		"       qe-capture --read FILE --iface LABEL --dir DIR [options]\n"
+		"       qe-capture --check-filter EXPR [--linktype N] [--snaplen N]\n"
+		"options: --snaplen N --buffer BYTES --filter EXPR --file-size BYTES --file-duration-ms N\n"
+		"         --flush-ms N --no-promisc --no-fsync\n");
+}
+
+static uint64_t parse_u64(const char *name, const char *val)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(val, &end, 10);
+	if (errno || *end || end == val) {
+		fprintf(stderr, "qe-capture: %s needs a whole number, got '%s'\n", name, val);
+		exit(1);
+	}
+	return v;
+}
+
+/* ---- counters ---- */
+
+static uint64_t read_sys_counter(const char *iface, const char *name)
+{
+	char path[512];
+	snprintf(path, sizeof path, "/sys/class/net/%s/statistics/%s", iface, name);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	unsigned long long v = 0;
+	if (fscanf(f, "%llu", &v) != 1)
+		v = 0;
+	fclose(f);
+	return v;
+}
+
+/* Drops the NIC or driver made before the packet reached the capture ring. */
+static uint64_t interface_drops(const char *iface)
+{
+	return read_sys_counter(iface, "rx_missed_errors") + read_sys_counter(iface, "rx_fifo_errors") +
+	       read_sys_counter(iface, "rx_over_errors");
+}
+
+static uint64_t cpu_us(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (uint64_t)ru.ru_utime.tv_sec * 1000000u + (uint64_t)ru.ru_utime.tv_usec +
+	       (uint64_t)ru.ru_stime.tv_sec * 1000000u + (uint64_t)ru.ru_stime.tv_usec;
+}
+
+static void send_stats(struct capture *c)
+{
+	if (c->pcap && !c->opt->read_path) {
+		struct pcap_stat ps;
+		if (pcap_stats(c->pcap, &ps) == 0)
+			c->kernel_drops = ps.ps_drop;
+		c->if_drops = interface_drops(c->opt->iface) - c->if_drops_base;
+	}
+	struct msg m;
+	msg_begin(&m, "stats", c->opt->iface);
+	msg_u64(&m, "received", c->received);
+	msg_u64(&m, "written", c->w.written);
+	msg_u64(&m, "written_bytes", c->w.written_bytes);
+	msg_u64(&m, "filtered", c->filtered);
+	msg_u64(&m, "kernel_drops", c->kernel_drops);
+	msg_u64(&m, "if_drops", c->if_drops);
+	msg_u64(&m, "writer_drops", c->w.writer_drops);
+	msg_u64(&m, "write_errors", c->w.write_errors);
+	msg_u64(&m, "cpu_us", cpu_us());
+	msg_send(&m);
+}
+
+/* ---- control commands from the daemon on stdin ---- */
+
+static int compile_filter(pcap_t *p, const char *expr, struct bpf_program *prog)
+{
+	return pcap_compile(p, prog, expr, 1, PCAP_NETMASK_UNKNOWN);
+}
+
+static void apply_command(struct capture *c, char *line)
+{
+	char *arg;
+	if (strcmp(line, "stop") == 0) {
+		stop_requested = 1;
+	} else if (strncmp(line, "set file_size ", 14) == 0) {
+		c->w.cfg.file_size = strtoull(line + 14, NULL, 10);
+	} else if (strncmp(line, "set file_duration_ms ", 21) == 0) {
+		c->w.cfg.file_duration_ns = strtoull(line + 21, NULL, 10) * 1000000u;
+	} else if (strncmp(line, "set flush_ms ", 13) == 0) {
+		uint64_t v = strtoull(line + 13, NULL, 10);
+		if (v)
+			c->w.cfg.flush_ms = v;
+	} else if (strncmp(line, "set filter ", 11) == 0 || strcmp(line, "set filter") == 0) {
+		arg = line[10] ? line + 11 : line + 10;
+		struct bpf_program prog;
+		if (!c->pcap) {
+			return;
+		}
+		/* A bad new filter leaves the running one in place: capture never stops for a typo. */
+		if (compile_filter(c->pcap, arg, &prog) != 0) {
+			send_error(c->opt->iface, "bad_filter", 0, "%s", pcap_geterr(c->pcap));
+			return;
+		}
+		if (c->opt->read_path) {
+			if (c->have_prog)
+				pcap_freecode(&c->prog);
+			c->prog = prog;
+			c->have_prog = arg[0] != '\0';
+		} else {
+			if (pcap_setfilter(c->pcap, &prog) != 0)
+				send_error(c->opt->iface, "bad_filter", 0, "%s", pcap_geterr(c->pcap));
+			pcap_freecode(&prog);
+		}
+	} else {
+		send_error(c->opt->iface, "bad_command", 0, "unknown command '%s'", line);
+	}
+}
+
+static void read_commands(struct capture *c)
+{
+	ssize_t n = read(STDIN_FILENO, c->cmd + c->cmd_len, sizeof c->cmd - 1 - c->cmd_len);
+	if (n == 0) {
+		/* The daemon is gone: close the files cleanly rather than capture unsupervised. */
+		c->watch_stdin = 0;
+		stop_requested = 1;
+		return;
+	}
+	if (n < 0)
+		return;
+	c->cmd_len += (size_t)n;
+	char *start = c->cmd;
+	char *nl;
+	while ((nl = memchr(start, '\n', c->cmd_len - (size_t)(start - c->cmd)))) {
+		*nl = '\0';
+		apply_command(c, start);
+		start = nl + 1;
+	}
+	c->cmd_len -= (size_t)(start - c->cmd);
+	memmove(c->cmd, start, c->cmd_len);
+	if (c->cmd_len == sizeof c->cmd - 1)
+		c->cmd_len = 0; /* an absurdly long line: drop it */
+}
+
+/* ---- live capture ---- */
+
+static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *data)
+{
+	struct capture *c = (struct capture *)user;
+	c->received++;
+	/* With nanosecond precision libpcap carries nanoseconds in tv_usec. */
+	uint64_t ts = (uint64_t)h->ts.tv_sec * 1000000000u + (uint64_t)h->ts.tv_usec;
+	writer_add(&c->w, ts, h->caplen, h->len, data);
+}
+
+static int open_live(struct capture *c)
+{
+	char errbuf[PCAP_ERRBUF_SIZE];
+	struct options *o = c->opt;
+	pcap_t *p = pcap_create(o->iface, errbuf);
+	if (!p) {
+		send_error(o->iface, "open_failed", 1, "%s", errbuf);
+		return 3;
+	}
+	pcap_set_snaplen(p, (int)o->snaplen);
+	pcap_set_promisc(p, o->promisc);
+	/* TPACKET_V3 hands over a block when it fills or after this many ms: batching with bounded delay. */
+	pcap_set_timeout(p, 50);
+	pcap_set_buffer_size(p, (int)(o->buffer_bytes > INT32_MAX ? INT32_MAX : o->buffer_bytes));
+	pcap_set_immediate_mode(p, 0);
+	if (pcap_set_tstamp_precision(p, PCAP_TSTAMP_PRECISION_NANO) != 0)
+		send_error(o->iface, "no_nanoseconds", 0, "nanosecond timestamps not available; using microseconds");
+	int rc = pcap_activate(p);
+	if (rc < 0) {
+		const char *code = rc == PCAP_ERROR_NO_SUCH_DEVICE ? "no_such_device"
+				   : rc == PCAP_ERROR_PERM_DENIED ? "permission_denied"
+				   : rc == PCAP_ERROR_IFACE_NOT_UP ? "interface_down"
+								   : "activate_failed";
+		send_error(o->iface, code, 1, "%s: %s", o->iface, pcap_geterr(p));
+		pcap_close(p);
+		return rc == PCAP_ERROR_PERM_DENIED ? 4 : 3;
+	}
+	if (rc > 0)
+		send_error(o->iface, "activate_warning", 0, "%s: %s", o->iface, pcap_geterr(p));
+	if (o->filter && o->filter[0]) {
+		struct bpf_program prog;
+		if (compile_filter(p, o->filter, &prog) != 0 || pcap_setfilter(p, &prog) != 0) {
+			send_error(o->iface, "bad_filter", 1, "%s", pcap_geterr(p));
+			pcap_close(p);
+			return 2;
+		}
+		pcap_freecode(&prog);
+	}
+	if (pcap_setnonblock(p, 1, errbuf) != 0) {
+		send_error(o->iface, "activate_failed", 1, "%s", errbuf);
+		pcap_close(p);
+		return 3;
+	}
+	c->pcap = p;
+	o->wcfg.linktype = (uint32_t)pcap_datalink(p);
+	return 0;
+}
+
+static void send_started(struct capture *c, const char *source)
+{
+	struct msg m;
+	msg_begin(&m, "started", c->opt->iface);
+	msg_u64(&m, "linktype", c->w.cfg.linktype);
+	msg_u64(&m, "snaplen", c->w.cfg.snaplen);
+	msg_str(&m, "source", source);
+	msg_u64(&m, "pid", (uint64_t)getpid());
+	msg_send(&m);
+}
+
+static int run_live(struct capture *c)
+{
+	int rc = open_live(c);
+	if (rc)
+		return rc;
+	if (writer_init(&c->w, &c->opt->wcfg) != 0) {
+		send_error(c->opt->iface, "no_memory", 1, "cannot allocate the write buffer");
+		return 3;
+	}
+	c->if_drops_base = interface_drops(c->opt->iface);
+	send_started(c, "live");
+
+	int pfd = pcap_get_selectable_fd(c->pcap);
+	uint64_t now = now_monotonic_ns();
+	uint64_t next_flush = now + c->w.cfg.flush_ms * 1000000u;
+	uint64_t next_stats = now + 1000000000u;
+	int exit_code = 0;
+
+	while (!stop_requested) {
+		struct pollfd fds[2] = { { .fd = pfd, .events = POLLIN }, { .fd = STDIN_FILENO, .events = POLLIN } };
+		poll(fds, c->watch_stdin ? 2 : 1, 100);
+		if (c->watch_stdin && (fds[1].revents & (POLLIN | POLLHUP)))
+			read_commands(c);
+		int n = pcap_dispatch(c->pcap, -1, on_packet, (u_char *)c);
+		if (n == PCAP_ERROR) {
+			send_error(c->opt->iface, "interface_lost", 1, "%s: %s", c->opt->iface, pcap_geterr(c->pcap));
+			exit_code = 3;
+			break;
+		}
+		now = now_monotonic_ns();
+		if (now >= next_flush) {
+			writer_flush(&c->w);
+			writer_tick(&c->w, now_realtime_ns());
+			next_flush = now + c->w.cfg.flush_ms * 1000000u;
+		}
+		if (now >= next_stats) {
+			send_stats(c);
+			next_stats += 1000000000u;
+			if (next_stats < now)
+				next_stats = now + 1000000000u;
+		}
+	}
+	if (exit_code == 0) {
+		/* Packets in a block the kernel has not retired yet arrive within the block timeout. */
+		uint64_t until = now_monotonic_ns() + 150000000u;
+		while (now_monotonic_ns() < until) {
+			struct pollfd fd = { .fd = pfd, .events = POLLIN };
+			poll(&fd, 1, 20);
+			if (pcap_dispatch(c->pcap, -1, on_packet, (u_char *)c) < 0)
+				break;
+		}
+	}
+	writer_finish(&c->w);
+	send_stats(c);
+	pcap_close(c->pcap);
+	c->pcap = NULL;
+	return exit_code;
+}
+
+/* ---- reading a file through the same write path ---- */
+
+static inline uint32_t swap32(uint32_t v)
+{
+	return __builtin_bswap32(v);
+}
+
+/* One record through the offline filter and into the writer. */
+static inline void offer(struct capture *c, uint64_t ts, uint32_t caplen, uint32_t origlen, const u_char *data)
+{
+	c->received++;
+	if (c->have_prog) {
+		struct pcap_pkthdr h = { .caplen = caplen, .len = origlen };
+		if (!pcap_offline_filter(&c->prog, &h, data)) {
+			c->filtered++;
+			return;
+		}
+	}
+	writer_add(&c->w, ts, caplen, origlen, data);
+}
+
+static void periodic(struct capture *c, uint64_t *next_stats)
+{
+	uint64_t now = now_monotonic_ns();
+	if (now >= *next_stats) {
+		if (c->watch_stdin) {
+			struct pollfd fd = { .fd = STDIN_FILENO, .events = POLLIN };
+			if (poll(&fd, 1, 0) > 0)
+				read_commands(c);
+		}
+		send_stats(c);
+		*next_stats = now + 1000000000u;
+	}
+}
+
+static int prepare_offline_filter(struct capture *c, uint32_t linktype)
+{
+	c->pcap = pcap_open_dead_with_tstamp_precision((int)linktype, (int)c->opt->snaplen, PCAP_TSTAMP_PRECISION_NANO);
+	if (c->opt->filter && c->opt->filter[0]) {
+		if (compile_filter(c->pcap, c->opt->filter, &c->prog) != 0) {
+			send_error(c->opt->iface, "bad_filter", 1, "%s", pcap_geterr(c->pcap));
+			return 2;
+		}
+		c->have_prog = 1;
+	}
+	return 0;
+}
+
+/* Classic pcap: walk records in large chunks ourselves; libpcap's reader costs two stdio calls a packet. */
+static int read_classic(struct capture *c, int fd, const unsigned char *gh)
+{
+	uint32_t magic;
+	memcpy(&magic, gh, 4);
+	int swapped = magic == 0xd4c3b2a1u || magic == 0x4d3cb2a1u;
+	int nanos = magic == 0xa1b23c4du || magic == 0x4d3cb2a1u;
+	uint32_t linktype;
+	memcpy(&linktype, gh + 20, 4);
+	if (swapped)
+		linktype = swap32(linktype);
+	linktype &= 0x0fffffff;
+
+	c->opt->wcfg.linktype = linktype;
+	int rc = prepare_offline_filter(c, linktype);
+	if (rc)
+		return rc;
+	if (writer_init(&c->w, &c->opt->wcfg) != 0)
+		return 3;
+	send_started(c, "file");
+
+	unsigned char *buf = malloc(READ_CHUNK + MAX_RECORD);
+	if (!buf)
+		return 3;
+	size_t have = 0;
+	uint64_t offset = PCAP_GLOBAL_LEN; /* file offset of buf[0] */
+	uint64_t next_stats = now_monotonic_ns() + 1000000000u;
+	int exit_code = 0;
+	for (;;) {
+		ssize_t n = read(fd, buf + have, READ_CHUNK + MAX_RECORD - have);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			send_error(c->opt->iface, "read_failed", 1, "%s: %s", c->opt->read_path, strerror(errno));
+			exit_code = 5;
+			break;
+		}
+		have += (size_t)n;
+		size_t off = 0;
+		while (off + PCAP_RECORD_LEN <= have) {
+			uint32_t h[4];
+			memcpy(h, buf + off, sizeof h);
+			if (swapped)
+				for (int i = 0; i < 4; i++)
+					h[i] = swap32(h[i]);
+			if (h[2] > MAX_RECORD) {
+				send_error(c->opt->iface, "corrupt_input", 1,
+					   "%s: record at byte %" PRIu64 " claims %u bytes; the file is damaged after that point",
+					   c->opt->read_path, offset + off, h[2]);
+				exit_code = 5;
+				goto done;
+			}
+			if (off + PCAP_RECORD_LEN + h[2] > have)
+				break;
+			uint64_t ts = (uint64_t)h[0] * 1000000000u + (nanos ? h[1] : (uint64_t)h[1] * 1000u);
+			offer(c, ts, h[2], h[3], buf + off + PCAP_RECORD_LEN);
+			off += PCAP_RECORD_LEN + h[2];
+			if (stop_requested)
+				goto done;
+		}
+		if (n == 0) {
+			if (have - off > 0)
+				send_error(c->opt->iface, "truncated_input", 0,
+					   "%s: the last %zu bytes are an incomplete record and were not imported",
+					   c->opt->read_path, have - off);
+			break;
+		}
+		memmove(buf, buf + off, have - off);
+		have -= off;
+		offset += off;
+		periodic(c, &next_stats);
+		if (stop_requested)
+			break;
+	}
+done:
+	free(buf);
+	return exit_code;
+}
+
+/* pcapng (and anything else libpcap reads): libpcap does the parsing. */
+static int read_with_libpcap(struct capture *c)
+{
+	char errbuf[PCAP_ERRBUF_SIZE];
+	pcap_t *in = pcap_open_offline_with_tstamp_precision(c->opt->read_path, PCAP_TSTAMP_PRECISION_NANO, errbuf);
+	if (!in) {
+		send_error(c->opt->iface, "bad_input", 1, "%s", errbuf);
+		return 5;
+	}
+	uint32_t linktype = (uint32_t)pcap_datalink(in);
+	c->opt->wcfg.linktype = linktype;
+	int rc = prepare_offline_filter(c, linktype);
+	if (rc) {
+		pcap_close(in);
+		return rc;
+	}
+	if (writer_init(&c->w, &c->opt->wcfg) != 0)
+		return 3;
+	send_started(c, "file");
+	struct pcap_pkthdr *h;
+	const u_char *data;
+	uint64_t next_stats = now_monotonic_ns() + 1000000000u;
+	int exit_code = 0;
+	while (!stop_requested) {
+		rc = pcap_next_ex(in, &h, &data);
+		if (rc == PCAP_ERROR_BREAK)
+			break;
+		if (rc == PCAP_ERROR) {
+			send_error(c->opt->iface, "corrupt_input", 1, "%s: %s", c->opt->read_path, pcap_geterr(in));
+			exit_code = 5;
+			break;
+		}
+		uint64_t ts = (uint64_t)h->ts.tv_sec * 1000000000u + (uint64_t)h->ts.tv_usec;
+		offer(c, ts, h->caplen, h->len, data);
+		if ((c->received & 0xffff) == 0)
+			periodic(c, &next_stats);
+	}
+	pcap_close(in);
+	return exit_code;
+}
+
+static int run_read(struct capture *c)
+{
+	int fd = open(c->opt->read_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		send_error(c->opt->iface, "bad_input", 1, "%s: %s", c->opt->read_path, strerror(errno));
+		return 5;
+	}
+	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	unsigned char gh[PCAP_GLOBAL_LEN];
+	ssize_t n = read(fd, gh, sizeof gh);
+	uint32_t magic = 0;
+	if (n >= 4)
+		memcpy(&magic, gh, 4);
+	int rc;
+	if (n == PCAP_GLOBAL_LEN && (magic == 0xa1b2c3d4u || magic == 0xa1b23c4du || magic == 0xd4c3b2a1u ||
+				     magic == 0x4d3cb2a1u)) {
+		rc = read_classic(c, fd, gh);
+		close(fd);
+	} else {
+		close(fd);
+		rc = read_with_libpcap(c);
+	}
+	if (c->w.buf)
+		writer_finish(&c->w);
+	send_stats(c);
+	if (c->have_prog)
+		pcap_freecode(&c->prog);
+	if (c->pcap)
+		pcap_close(c->pcap);
+	return rc;
+}
+
+static int check_filter(struct options *o)
+{
+	pcap_t *p = pcap_open_dead(o->linktype, (int)o->snaplen);
+	struct bpf_program prog;
+	if (pcap_compile(p, &prog, o->check_filter, 1, PCAP_NETMASK_UNKNOWN) != 0) {
+		fprintf(stderr, "%s\n", pcap_geterr(p));
+		pcap_close(p);
+		return 2;
+	}
+	pcap_freecode(&prog);
+	pcap_close(p);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = { 0 };
+	o.snaplen = 262144;
+	o.buffer_bytes = 256u << 20;
+	o.promisc = 1;
+	o.linktype = DLT_EN10MB;
+	o.wcfg.file_size = 1u << 30;
+	o.wcfg.flush_ms = 1000;
+	o.wcfg.fsync = 1;
+
+	static const struct option longopts[] = {
+		{ "iface", required_argument, 0, 'i' },	     { "dir", required_argument, 0, 'd' },
+		{ "read", required_argument, 0, 'r' },	     { "filter", required_argument, 0, 'f' },
+		{ "snaplen", required_argument, 0, 's' },    { "buffer", required_argument, 0, 'B' },
+		{ "file-size", required_argument, 0, 'C' },  { "file-duration-ms", required_argument, 0, 'G' },
+		{ "flush-ms", required_argument, 0, 'F' },   { "no-promisc", no_argument, 0, 'p' },
+		{ "no-fsync", no_argument, 0, 'n' },	     { "check-filter", required_argument, 0, 'k' },
+		{ "linktype", required_argument, 0, 'l' },   { "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	int ch;
+	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'i': o.iface = optarg; break;
+		case 'd':
+			if (o.wcfg.ndirs == MAX_DIRS) {
+				fprintf(stderr, "qe-capture: at most %d --dir\n", MAX_DIRS);
+				return 1;
+			}
+			o.wcfg.dirs[o.wcfg.ndirs++] = optarg;
+			break;
+		case 'r': o.read_path = optarg; break;
+		case 'f': o.filter = optarg; break;
+		case 's': o.snaplen = (uint32_t)parse_u64("--snaplen", optarg); break;
+		case 'B': o.buffer_bytes = parse_u64("--buffer", optarg); break;
+		case 'C': o.wcfg.file_size = parse_u64("--file-size", optarg); break;
+		case 'G': o.wcfg.file_duration_ns = parse_u64("--file-duration-ms", optarg) * 1000000u; break;
+		case 'F': o.wcfg.flush_ms = parse_u64("--flush-ms", optarg); break;
+		case 'p': o.promisc = 0; break;
+		case 'n': o.wcfg.fsync = 0; break;
+		case 'k': o.check_filter = optarg; break;
+		case 'l': o.linktype = (int)parse_u64("--linktype", optarg); break;
+		case 'h': usage(); return 0;
+		default: usage(); return 1;
+		}
+	}
+	if (o.check_filter)
+		return check_filter(&o);
+	if (!o.iface || o.wcfg.ndirs == 0 || o.snaplen == 0 || o.wcfg.flush_ms == 0) {
+		usage();
+		return 1;
+	}
+	o.wcfg.iface = o.iface;
+	o.wcfg.snaplen = o.snaplen;
+
+	struct sigaction sa = { 0 };
+	sa.sa_handler = on_stop_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN); /* the daemon reloads and tells us what changed over stdin */
+
+	static struct capture c;
+	c.opt = &o;
+	struct stat st;
+	c.watch_stdin = fstat(STDIN_FILENO, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
+
+	int rc = o.read_path ? run_read(&c) : run_live(&c);
+	struct msg m;
+	msg_begin(&m, "done", o.iface);
+	msg_u64(&m, "exit_code", (uint64_t)rc);
+	msg_send(&m);
+	return rc;
+}

@@ -1,0 +1,351 @@
+#include "writer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "proto.h"
+
+#define PCAP_MAGIC_NANO 0xa1b23c4du
+
+uint64_t now_realtime_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t now_monotonic_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- sync thread: fdatasync, close, rename and report finished files off the capture thread ---- */
+
+struct closed_file {
+	int fd;
+	char part[PATH_MAX];
+	char base[PATH_MAX];
+	uint64_t first_ns, last_ns, packets, bytes;
+	struct closed_file *next;
+};
+
+struct syncer {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct closed_file *head, *tail;
+	int cur_fd; /* the open file, synced periodically; only this thread ever closes fds */
+	int stop;
+	const struct writer_config *cfg;
+};
+
+static void fsync_dir_of(const char *path)
+{
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof dir, "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (!slash)
+		return;
+	*slash = '\0';
+	int d = open(dir[0] ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (d >= 0) {
+		fsync(d);
+		close(d);
+	}
+}
+
+/* Renames without ever replacing an existing capture file: a taken name gets "~N". */
+static int rename_final(const char *part, const char *base, char *final, size_t final_len)
+{
+	for (int n = 0; n < 1000; n++) {
+		if (n == 0)
+			snprintf(final, final_len, "%s.pcap", base);
+		else
+			snprintf(final, final_len, "%s~%d.pcap", base, n);
+		if (renameat2(AT_FDCWD, part, AT_FDCWD, final, RENAME_NOREPLACE) == 0)
+			return 0;
+		if (errno != EEXIST)
+			return -1;
+	}
+	errno = EEXIST;
+	return -1;
+}
+
+static void finish_file(struct syncer *s, struct closed_file *c)
+{
+	if (s->cfg->fsync)
+		fdatasync(c->fd);
+	close(c->fd);
+	if (c->packets == 0) {
+		/* Every record failed to reach the disk: a header alone holds nothing worth keeping. */
+		unlink(c->part);
+		return;
+	}
+	char final[PATH_MAX];
+	if (rename_final(c->part, c->base, final, sizeof final) < 0) {
+		send_error(s->cfg->iface, "rename_failed", 0, "cannot rename %s: %s (it stays as a .part file and is repaired at the next start)",
+			   c->part, strerror(errno));
+		return;
+	}
+	if (s->cfg->fsync)
+		fsync_dir_of(final);
+	struct msg m;
+	msg_begin(&m, "file_closed", s->cfg->iface);
+	msg_str(&m, "path", final);
+	msg_ns(&m, "first_ns", c->first_ns);
+	msg_ns(&m, "last_ns", c->last_ns);
+	msg_u64(&m, "packets", c->packets);
+	msg_u64(&m, "bytes", c->bytes);
+	msg_send(&m);
+}
+
+static void *syncer_main(void *arg)
+{
+	struct syncer *s = arg;
+	uint64_t last_sync = now_monotonic_ns();
+	uint64_t interval = s->cfg->flush_ms * 1000000u;
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		if (!s->head && !s->stop) {
+			struct timespec until;
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += (time_t)(s->cfg->flush_ms / 1000);
+			until.tv_nsec += (long)(s->cfg->flush_ms % 1000) * 1000000L;
+			if (until.tv_nsec >= 1000000000L) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&s->cv, &s->mu, &until);
+		}
+		struct closed_file *list = s->head;
+		s->head = s->tail = NULL;
+		int cur = s->cur_fd;
+		int stopping = s->stop;
+		pthread_mutex_unlock(&s->mu);
+
+		while (list) {
+			struct closed_file *next = list->next;
+			finish_file(s, list);
+			free(list);
+			list = next;
+		}
+		uint64_t now = now_monotonic_ns();
+		if (s->cfg->fsync && cur >= 0 && now - last_sync >= interval) {
+			fdatasync(cur);
+			last_sync = now;
+		}
+
+		pthread_mutex_lock(&s->mu);
+		if (stopping && !s->head)
+			break;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+/* ---- the writer ---- */
+
+int writer_init(struct writer *w, const struct writer_config *cfg)
+{
+	memset(w, 0, sizeof *w);
+	w->cfg = *cfg;
+	w->fd = -1;
+	if (posix_memalign((void **)&w->buf, 4096, WRITER_BUF_SIZE) != 0)
+		return -1;
+	struct syncer *s = calloc(1, sizeof *s);
+	if (!s)
+		return -1;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	s->cur_fd = -1;
+	s->cfg = &w->cfg;
+	if (pthread_create(&s->thread, NULL, syncer_main, s) != 0)
+		return -1;
+	w->syncer = s;
+	return 0;
+}
+
+static void report_write_error(struct writer *w, const char *what, int err)
+{
+	w->write_errors++;
+	uint64_t now = now_monotonic_ns();
+	/* Count every failure but tell the daemon at most once a second. */
+	if (now - w->last_error_report_ns < 1000000000u && w->last_error_report_ns)
+		return;
+	w->last_error_report_ns = now;
+	send_error(w->cfg.iface, err == ENOSPC ? "disk_full" : "write_failed", 0, "%s: %s", what, strerror(err));
+}
+
+/* The directory with the most free space takes the next file. */
+static const char *pick_dir(const struct writer *w)
+{
+	const char *best = w->cfg.dirs[0];
+	unsigned long long best_free = 0;
+	for (int i = 0; i < w->cfg.ndirs; i++) {
+		struct statvfs sv;
+		if (statvfs(w->cfg.dirs[i], &sv) != 0)
+			continue;
+		unsigned long long avail = (unsigned long long)sv.f_bavail * sv.f_frsize;
+		if (avail > best_free) {
+			best_free = avail;
+			best = w->cfg.dirs[i];
+		}
+	}
+	return best;
+}
+
+static void format_base(char *out, size_t len, const char *dir, const char *iface, uint64_t ts_ns, int n)
+{
+	time_t sec = (time_t)(ts_ns / 1000000000u);
+	struct tm tm;
+	gmtime_r(&sec, &tm);
+	char stamp[32];
+	strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%S", &tm);
+	if (n == 0)
+		snprintf(out, len, "%s/%s.%09lluZ_%s", dir, stamp, (unsigned long long)(ts_ns % 1000000000u), iface);
+	else
+		snprintf(out, len, "%s/%s.%09lluZ_%s~%d", dir, stamp, (unsigned long long)(ts_ns % 1000000000u), iface, n);
+}
+
+int writer_open_file(struct writer *w, uint64_t ts_ns)
+{
+	uint64_t now = now_monotonic_ns();
+	if (w->open_retry_after_ns && now < w->open_retry_after_ns)
+		return -1;
+	const char *dir = pick_dir(w);
+	int fd = -1;
+	for (int n = 0; n < 1000 && fd < 0; n++) {
+		format_base(w->final_base, sizeof w->final_base, dir, w->cfg.iface, ts_ns, n);
+		snprintf(w->part_path, sizeof w->part_path, "%s.pcap.part", w->final_base);
+		fd = open(w->part_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+		if (fd < 0 && errno != EEXIST)
+			break;
+	}
+	if (fd < 0) {
+		report_write_error(w, w->part_path, errno);
+		w->open_retry_after_ns = now + 1000000000u;
+		return -1;
+	}
+	w->open_retry_after_ns = 0;
+	w->fd = fd;
+	w->first_ns = w->last_ns = ts_ns;
+	w->file_bytes = 0;
+	w->file_packets = 0;
+
+	uint32_t hdr[6] = { PCAP_MAGIC_NANO, 2u | (4u << 16), 0, 0, w->cfg.snaplen, w->cfg.linktype };
+	memcpy(w->buf, hdr, sizeof hdr);
+	w->buf_len = PCAP_GLOBAL_LEN;
+	w->buf_packets = 0;
+
+	pthread_mutex_lock(&w->syncer->mu);
+	w->syncer->cur_fd = fd;
+	pthread_mutex_unlock(&w->syncer->mu);
+
+	struct msg m;
+	msg_begin(&m, "file_opened", w->cfg.iface);
+	msg_str(&m, "path", w->part_path);
+	msg_ns(&m, "first_ns", ts_ns);
+	msg_send(&m);
+	return 0;
+}
+
+void writer_flush(struct writer *w)
+{
+	if (w->fd < 0 || w->buf_len == 0 || (w->buf_packets == 0 && w->file_bytes == 0 && w->buf_len == PCAP_GLOBAL_LEN))
+		return;
+	size_t off = 0;
+	while (off < w->buf_len) {
+		ssize_t n = write(w->fd, w->buf + off, w->buf_len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int err = n < 0 ? errno : ENOSPC;
+			/* Cut the file back to its last whole record so a failed write never leaves a torn
+			 * record behind; the packets of this buffer are counted as lost to the writer. */
+			if (ftruncate(w->fd, (off_t)w->file_bytes) != 0)
+				err = errno;
+			lseek(w->fd, (off_t)w->file_bytes, SEEK_SET);
+			w->writer_drops += w->buf_packets;
+			report_write_error(w, w->part_path, err);
+			/* The global header must still come first once the disk has room again. */
+			w->buf_len = w->file_bytes == 0 ? PCAP_GLOBAL_LEN : 0;
+			w->buf_packets = 0;
+			return;
+		}
+		off += (size_t)n;
+	}
+	w->file_bytes += w->buf_len;
+	w->file_packets += w->buf_packets;
+	w->written += w->buf_packets;
+	w->written_bytes += w->buf_len;
+	if (w->buf_packets)
+		w->last_ns = w->buf_last_ns;
+	w->buf_len = 0;
+	w->buf_packets = 0;
+}
+
+void writer_close_file(struct writer *w)
+{
+	if (w->fd < 0)
+		return;
+	writer_flush(w);
+	struct closed_file *c = calloc(1, sizeof *c);
+	if (!c) {
+		close(w->fd);
+		w->fd = -1;
+		return;
+	}
+	c->fd = w->fd;
+	snprintf(c->part, sizeof c->part, "%s", w->part_path);
+	snprintf(c->base, sizeof c->base, "%s", w->final_base);
+	c->first_ns = w->first_ns;
+	c->last_ns = w->last_ns;
+	c->packets = w->file_packets;
+	c->bytes = w->file_bytes;
+
+	struct syncer *s = w->syncer;
+	pthread_mutex_lock(&s->mu);
+	if (s->tail)
+		s->tail->next = c;
+	else
+		s->head = c;
+	s->tail = c;
+	s->cur_fd = -1;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+
+	w->fd = -1;
+	w->buf_len = 0;
+	w->buf_packets = 0;
+}
+
+void writer_tick(struct writer *w, uint64_t now_ns)
+{
+	if (w->fd >= 0 && w->cfg.file_duration_ns && now_ns > w->first_ns &&
+	    now_ns - w->first_ns >= w->cfg.file_duration_ns)
+		writer_close_file(w);
+}
+
+void writer_finish(struct writer *w)
+{
+	writer_close_file(w);
+	struct syncer *s = w->syncer;
+	pthread_mutex_lock(&s->mu);
+	s->stop = 1;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	pthread_join(s->thread, NULL);
+	free(s);
+	w->syncer = NULL;
+	free(w->buf);
+	w->buf = NULL;
+}

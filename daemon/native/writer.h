@@ -1,0 +1,101 @@
+/* The pcap file writer: records go into one large buffer that is written with one write() when it
+ * fills or when the flush interval passes; files rotate by size and by duration; finished files
+ * are synced, closed and renamed by a background thread so capture never waits on the disk. */
+#ifndef QE_WRITER_H
+#define QE_WRITER_H
+#include <limits.h>
+#include <stdint.h>
+#include <string.h>
+
+#define PCAP_GLOBAL_LEN 24
+#define PCAP_RECORD_LEN 16
+#define WRITER_BUF_SIZE (4u << 20)
+#define MAX_DIRS 32
+
+struct syncer;
+
+struct writer_config {
+	const char *iface;
+	const char *dirs[MAX_DIRS];
+	int ndirs;
+	uint32_t snaplen;
+	uint32_t linktype;
+	uint64_t file_size;        /* rotate before a file would pass this many bytes */
+	uint64_t file_duration_ns; /* 0: no rotation by time */
+	int fsync;                 /* fdatasync open files every flush and closed files before rename */
+	uint64_t flush_ms;
+};
+
+struct writer {
+	struct writer_config cfg;
+	unsigned char *buf;
+	size_t buf_len;
+	uint64_t buf_packets;
+	uint64_t buf_last_ns;
+
+	int fd;                  /* -1 when no file is open */
+	char part_path[PATH_MAX];
+	char final_base[PATH_MAX]; /* path without ".pcap" */
+	uint64_t first_ns;
+	uint64_t last_ns;
+	uint64_t file_bytes;     /* bytes already in the file */
+	uint64_t file_packets;
+	uint64_t open_retry_after_ns; /* after a failed open, do not retry on every packet */
+
+	/* Cumulative counters reported in stats messages. */
+	uint64_t written;        /* packets that reached a file */
+	uint64_t written_bytes;  /* their bytes, record headers included */
+	uint64_t writer_drops;   /* packets lost to a write or open error, never silently */
+	uint64_t write_errors;
+	uint64_t last_error_report_ns;
+
+	struct syncer *syncer;
+};
+
+int writer_init(struct writer *w, const struct writer_config *cfg);
+/* Pushes buffered records into the file (to the kernel); the caller calls it every flush_ms. */
+void writer_flush(struct writer *w);
+/* Closes the open file (if any); the sync thread renames it and reports it. */
+void writer_close_file(struct writer *w);
+/* Closes a file whose duration has passed although no packet arrived to close it. */
+void writer_tick(struct writer *w, uint64_t now_ns);
+/* Closes everything and waits for the sync thread to finish. */
+void writer_finish(struct writer *w);
+
+int writer_open_file(struct writer *w, uint64_t ts_ns);
+
+/* Hot path: called once per packet, inline so the compiler keeps it in the capture loop. */
+static inline void writer_add(struct writer *w, uint64_t ts_ns, uint32_t caplen, uint32_t origlen,
+			      const unsigned char *data)
+{
+	if (caplen > w->cfg.snaplen)
+		caplen = w->cfg.snaplen;
+	size_t rec = PCAP_RECORD_LEN + (size_t)caplen;
+
+	if (w->fd >= 0) {
+		uint64_t in_file = w->file_bytes + w->buf_len;
+		int full = in_file + rec > w->cfg.file_size && w->file_packets + w->buf_packets > 0;
+		int aged = w->cfg.file_duration_ns && ts_ns >= w->first_ns &&
+			   ts_ns - w->first_ns >= w->cfg.file_duration_ns;
+		if (full || aged)
+			writer_close_file(w);
+	}
+	if (w->fd < 0 && writer_open_file(w, ts_ns) < 0) {
+		w->writer_drops++;
+		return;
+	}
+	if (w->buf_len + rec > WRITER_BUF_SIZE)
+		writer_flush(w);
+
+	unsigned char *p = w->buf + w->buf_len;
+	uint32_t hdr[4] = { (uint32_t)(ts_ns / 1000000000u), (uint32_t)(ts_ns % 1000000000u), caplen, origlen };
+	memcpy(p, hdr, sizeof hdr);
+	memcpy(p + PCAP_RECORD_LEN, data, caplen);
+	w->buf_len += rec;
+	w->buf_packets++;
+	w->buf_last_ns = ts_ns;
+}
+
+uint64_t now_realtime_ns(void);
+uint64_t now_monotonic_ns(void);
+#endif

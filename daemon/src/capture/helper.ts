@@ -1,0 +1,95 @@
+// One running qe-capture process: its arguments, its messages, its end.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { createInterface } from 'node:readline';
+import type { Config } from '../config/config.js';
+import { nativeTool } from '../util/native.js';
+import { parseHelperLine, settingCommands, type HelperMessage, type HelperSettings } from './protocol.js';
+
+export type HelperSource = { live: string; bufferBytes: number } | { file: string; label: string };
+
+export function helperSettings(config: Config): HelperSettings {
+  return {
+    fileSizeBytes: config.storage.fileSizeBytes,
+    fileDurationMs: config.storage.fileDurationMs,
+    flushIntervalMs: config.storage.flushIntervalMs,
+    filter: config.capture.filter,
+  };
+}
+
+export function helperArgs(config: Config, source: HelperSource): string[] {
+  const s = config.storage;
+  const args =
+    'live' in source
+      ? ['--iface', source.live, '--buffer', String(source.bufferBytes)]
+      : ['--read', source.file, '--iface', source.label];
+  for (const p of s.paths) args.push('--dir', p);
+  args.push('--snaplen', String(config.capture.snaplen));
+  args.push('--file-size', String(s.fileSizeBytes));
+  args.push('--flush-ms', String(s.flushIntervalMs));
+  if (s.fileDurationMs) args.push('--file-duration-ms', String(s.fileDurationMs));
+  if (config.capture.filter) args.push('--filter', config.capture.filter);
+  if (!config.capture.promiscuous) args.push('--no-promisc');
+  if (!s.fsync) args.push('--no-fsync');
+  return args;
+}
+
+export interface HelperEvents {
+  message: [HelperMessage];
+  exit: [{ code: number | null; signal: NodeJS.Signals | null; stderr: string }];
+}
+
+export class Helper extends EventEmitter<HelperEvents> {
+  readonly child: ChildProcess;
+  private stderr = '';
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+
+  constructor(args: string[]) {
+    super();
+    this.child = spawn(nativeTool('qe-capture'), args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child.stdin!.on('error', () => {}); // a helper that died is reported by 'exit'
+    this.child.stderr!.on('data', (d: Buffer) => {
+      this.stderr = (this.stderr + d.toString()).slice(-4096);
+    });
+    const lines = createInterface({ input: this.child.stdout! });
+    lines.on('line', (line) => {
+      let msg: HelperMessage;
+      try {
+        msg = parseHelperLine(line);
+      } catch (e) {
+        msg = { type: 'error', iface: '?', code: 'protocol', message: `unreadable helper message: ${line.slice(0, 200)}`, fatal: false };
+      }
+      this.emit('message', msg);
+    });
+    const stdoutClosed = new Promise<void>((r) => lines.once('close', r));
+    this.exited = new Promise((resolve) => {
+      this.child.once('exit', (code, signal) => {
+        // Deliver every message already written before announcing the exit.
+        void stdoutClosed.then(() => {
+          this.emit('exit', { code, signal, stderr: this.stderr });
+          resolve({ code, signal });
+        });
+      });
+      this.child.once('error', (err) => {
+        this.stderr += err.message;
+      });
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  send(settings: HelperSettings): void {
+    this.child.stdin!.write(settingCommands(settings));
+  }
+
+  /** Asks for a clean stop (files closed and renamed); kills after `graceMs`. */
+  async stop(graceMs = 10_000): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return this.exited.then(() => {});
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+}

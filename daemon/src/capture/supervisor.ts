@@ -1,0 +1,185 @@
+// Runs one qe-capture per configured interface, restarts the ones that fail with backoff while
+// the others keep capturing, and keeps the per-interface counters across restarts.
+import { EventEmitter } from 'node:events';
+import type { Config, InterfaceConfig } from '../config/config.js';
+import { Helper, helperArgs, helperSettings } from './helper.js';
+import { HelperExit, type FileClosedMessage, type HelperMessage, type StatsMessage } from './protocol.js';
+
+export const COUNTER_NAMES = ['received', 'written', 'written_bytes', 'filtered', 'kernel_drops', 'if_drops', 'writer_drops', 'write_errors', 'cpu_us'] as const;
+export type Counters = Record<(typeof COUNTER_NAMES)[number], number>;
+
+export const zeroCounters = (): Counters => Object.fromEntries(COUNTER_NAMES.map((n) => [n, 0])) as Counters;
+
+export function addCounters(a: Counters, b: Counters): Counters {
+  return Object.fromEntries(COUNTER_NAMES.map((n) => [n, a[n] + b[n]])) as Counters;
+}
+
+export function countersOf(m: StatsMessage): Counters {
+  return Object.fromEntries(COUNTER_NAMES.map((n) => [n, m[n]])) as Counters;
+}
+
+export interface InterfaceState {
+  name: string;
+  capturing: boolean;
+  restarts: number;
+  lastError?: string;
+  /** Totals of helpers that have ended, so restarts never reset what users see. */
+  base: Counters;
+  current: Counters;
+  openFile?: string;
+}
+
+const MAX_BACKOFF_MS = 30_000;
+
+export interface SupervisorEvents {
+  message: [HelperMessage];
+  capturing: [string];
+  down: [string, string];
+  file_closed: [FileClosedMessage];
+  log: ['info' | 'warn' | 'error', string];
+}
+
+export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
+  private helpers = new Map<string, Helper>();
+  private states = new Map<string, InterfaceState>();
+  private timers = new Map<string, NodeJS.Timeout>();
+  private stopping = false;
+  readonly closedFiles: FileClosedMessage[] = [];
+
+  constructor(private config: Config) {
+    super();
+  }
+
+  start(): void {
+    for (const itf of this.config.capture.interfaces) this.startInterface(itf);
+  }
+
+  totals(name: string): Counters {
+    const s = this.states.get(name);
+    return s ? addCounters(s.base, s.current) : zeroCounters();
+  }
+
+  interfaces(): InterfaceState[] {
+    return [...this.states.values()];
+  }
+
+  /** Resolves once every interface has started capturing; rejects on a helper that cannot start. */
+  waitUntilCapturing(timeoutMs = 30_000): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const all = this.config.capture.interfaces.every((i) => this.states.get(i.name)?.capturing);
+        if (all) {
+          cleanup();
+          resolve();
+        }
+      };
+      const onDown = (name: string, why: string) => {
+        cleanup();
+        reject(new Error(`${name}: ${why}`));
+      };
+      const timer = setTimeout(() => onDown('capture', `not every interface started within ${timeoutMs} ms`), timeoutMs);
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.off('capturing', check);
+        this.off('down', onDown);
+      };
+      this.on('capturing', check);
+      this.on('down', onDown);
+      check();
+    });
+  }
+
+  private startInterface(itf: InterfaceConfig): void {
+    const state = this.states.get(itf.name) ?? { name: itf.name, capturing: false, restarts: 0, base: zeroCounters(), current: zeroCounters() };
+    this.states.set(itf.name, state);
+    const helper = new Helper(helperArgs(this.config, { live: itf.name, bufferBytes: itf.bufferBytes }));
+    const startedAt = Date.now();
+    this.helpers.set(itf.name, helper);
+    helper.on('message', (m) => {
+      this.emit('message', m);
+      switch (m.type) {
+        case 'started':
+          state.capturing = true;
+          this.emit('log', 'info', `${itf.name}: capturing (link type ${m.linktype}, snaplen ${m.snaplen})`);
+          this.emit('capturing', itf.name);
+          break;
+        case 'stats':
+          state.current = countersOf(m);
+          break;
+        case 'file_opened':
+          state.openFile = m.path;
+          break;
+        case 'file_closed':
+          this.closedFiles.push(m);
+          this.emit('file_closed', m);
+          break;
+        case 'error':
+          state.lastError = m.message;
+          this.emit('log', m.fatal ? 'error' : 'warn', `${itf.name}: ${m.message}`);
+          break;
+        default:
+          break;
+      }
+    });
+    helper.on('exit', ({ code, signal, stderr }) => {
+      state.capturing = false;
+      state.openFile = undefined;
+      state.base = addCounters(state.base, state.current);
+      state.current = zeroCounters();
+      this.helpers.delete(itf.name);
+      if (this.stopping) return;
+      const why = state.lastError ?? (stderr.trim() || `helper ended (${signal ?? `exit ${code}`})`);
+      this.emit('down', itf.name, why);
+      if (code === HelperExit.badSetting || code === HelperExit.permission || code === HelperExit.usage) {
+        this.emit('log', 'error', `${itf.name}: not capturing: ${why}`);
+        return;
+      }
+      if (Date.now() - startedAt > 60_000) state.restarts = 0;
+      const delay = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** state.restarts);
+      state.restarts++;
+      this.emit('log', 'warn', `${itf.name}: not capturing (${why}); retrying in ${delay / 1000}s`);
+      this.timers.set(itf.name, setTimeout(() => {
+        this.timers.delete(itf.name);
+        if (!this.stopping && this.config.capture.interfaces.some((i) => i.name === itf.name)) this.startInterface(itf);
+      }, delay));
+    });
+  }
+
+  /** Applies a new config without stopping capture on unchanged interfaces. Returns what needs a restart. */
+  async reload(next: Config): Promise<string[]> {
+    const prev = this.config;
+    this.config = next;
+    const needsRestart: string[] = [];
+    if (prev.capture.snaplen !== next.capture.snaplen) needsRestart.push('capture.snaplen');
+    if (prev.capture.promiscuous !== next.capture.promiscuous) needsRestart.push('capture.promiscuous');
+    if (JSON.stringify(prev.storage.paths) !== JSON.stringify(next.storage.paths)) needsRestart.push('storage.paths');
+    if (prev.storage.fsync !== next.storage.fsync) needsRestart.push('storage.fsync');
+    const names = new Set(next.capture.interfaces.map((i) => i.name));
+    for (const [name, helper] of this.helpers) {
+      if (!names.has(name)) {
+        this.emit('log', 'info', `${name}: removed from the config, stopping`);
+        await helper.stop();
+        this.states.delete(name);
+      } else {
+        helper.send(helperSettings(next));
+        const before = prev.capture.interfaces.find((i) => i.name === name);
+        const after = next.capture.interfaces.find((i) => i.name === name);
+        if (before && after && before.bufferBytes !== after.bufferBytes) needsRestart.push(`capture.buffer (${name})`);
+      }
+    }
+    for (const itf of next.capture.interfaces) {
+      if (!this.states.has(itf.name)) {
+        this.emit('log', 'info', `${itf.name}: added to the config, starting`);
+        this.startInterface(itf);
+      }
+    }
+    return needsRestart;
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    await Promise.all([...this.helpers.values()].map((h) => h.stop()));
+  }
+}

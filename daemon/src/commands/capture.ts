@@ -1,0 +1,144 @@
+import { writeFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { parseArgs } from 'node:util';
+import { checkEnvironment } from '../config/check-environment.js';
+import type { Config } from '../config/config.js';
+import { loadConfigFile } from '../config/load.js';
+import { formatSize } from '../config/units.js';
+import { Helper, helperArgs } from '../capture/helper.js';
+import type { FileClosedMessage } from '../capture/protocol.js';
+import { CaptureSupervisor, countersOf, zeroCounters, type Counters } from '../capture/supervisor.js';
+import { toJson } from '../util/json.js';
+import { log } from '../util/log.js';
+import { EXIT, loadConfigOrReport, reportError } from './common.js';
+
+export const captureHelp = `usage: qe-packets capture [--config FILE] [--summary FILE]
+       qe-packets capture --read FILE [--iface LABEL] [--config FILE] [--summary FILE]
+
+Captures the configured interfaces into the store until SIGTERM or SIGINT (files are closed
+cleanly); SIGHUP reloads the config (filter, file size and duration, flush interval, interfaces)
+without stopping capture. With --read, sends an existing pcap or pcapng file through the same
+write path (BPF filter, snaplen, rotation) and exits when done.
+
+  --config FILE    configuration (default /etc/qe-packets/config.yaml)
+  --read FILE      import FILE instead of capturing live
+  --iface LABEL    interface label in the names of imported files (default: import)
+  --summary FILE   at the end, write per-interface counters and the files written as JSON`;
+
+export interface CaptureSummary {
+  interfaces: Record<string, Counters>;
+  files: FileClosedMessage[];
+}
+
+async function writeSummary(path: string | undefined, summary: CaptureSummary): Promise<void> {
+  if (path) await writeFile(path, `${toJson(summary)}\n`);
+}
+
+function describe(name: string, c: Counters): string {
+  const lost = c.kernel_drops + c.if_drops + c.writer_drops;
+  return `${name}: ${c.written} packets (${formatSize(c.written_bytes)}) written, ${lost} lost (kernel ${c.kernel_drops}, interface ${c.if_drops}, writer ${c.writer_drops})`;
+}
+
+async function readFileIntoStore(config: Config, file: string, label: string, summaryPath?: string): Promise<number> {
+  const helper = new Helper(helperArgs(config, { file, label }));
+  let last = zeroCounters();
+  let fatal: string | undefined;
+  const files: FileClosedMessage[] = [];
+  const started = process.hrtime.bigint();
+  helper.on('message', (m) => {
+    if (m.type === 'stats') last = countersOf(m);
+    else if (m.type === 'file_closed') files.push(m);
+    else if (m.type === 'error') {
+      if (m.fatal) fatal = m.message;
+      else log('warn', m.message);
+    }
+  });
+  const stop = () => void helper.stop();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  const { code } = await helper.exited;
+  process.off('SIGINT', stop);
+  process.off('SIGTERM', stop);
+  await writeSummary(summaryPath, { interfaces: { [label]: last }, files });
+  if (code !== 0) {
+    process.stderr.write(`error: ${fatal ?? `reading ${file} failed (exit ${code})`}\n`);
+    return code === 2 ? EXIT.config : EXIT.failure;
+  }
+  const secs = Number(process.hrtime.bigint() - started) / 1e9;
+  const gbps = (last.written_bytes * 8) / secs / 1e9;
+  log('info', `${basename(file)}: ${last.received} packets read, ${last.filtered} filtered out, ${last.written} written (${formatSize(last.written_bytes)}) into ${files.length} file(s) in ${secs.toFixed(2)}s (${gbps.toFixed(2)} Gbit/s)`);
+  return EXIT.ok;
+}
+
+async function captureLive(config: Config, configPath: string | undefined, summaryPath?: string): Promise<number> {
+  const sup = new CaptureSupervisor(config);
+  sup.on('log', (level, text) => log(level, text));
+  sup.on('file_closed', (f) => log('info', `${f.iface}: closed ${f.path} (${f.packets} packets, ${formatSize(f.bytes)})`));
+  sup.start();
+
+  let reloading = Promise.resolve();
+  const onHup = () => {
+    reloading = reloading.then(async () => {
+      try {
+        const next = await loadConfigFile(configPath ?? config.source);
+        await checkEnvironment(next, { needInterfaces: true });
+        const restart = await sup.reload(next);
+        log('info', `configuration reloaded${restart.length ? `; takes effect at the next restart: ${restart.join(', ')}` : ''}`);
+      } catch (e) {
+        log('error', `reload refused, capture goes on with the previous configuration:\n${e instanceof Error ? e.message : String(e)}`);
+      }
+    });
+  };
+  process.on('SIGHUP', onHup);
+
+  const status = setInterval(() => {
+    for (const s of sup.interfaces()) log('info', describe(s.name, sup.totals(s.name)));
+  }, 60_000);
+  status.unref();
+
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  log('info', 'stopping: closing files');
+  clearInterval(status);
+  process.off('SIGHUP', onHup);
+  await reloading;
+  await sup.stop();
+  const interfaces: Record<string, Counters> = {};
+  for (const s of sup.interfaces()) {
+    interfaces[s.name] = sup.totals(s.name);
+    log('info', describe(s.name, interfaces[s.name]!));
+  }
+  await writeSummary(summaryPath, { interfaces, files: sup.closedFiles });
+  return EXIT.ok;
+}
+
+export async function captureCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      config: { type: 'string' },
+      read: { type: 'string', short: 'r' },
+      iface: { type: 'string' },
+      summary: { type: 'string' },
+    },
+  });
+  const config = await loadConfigOrReport(values.config);
+  if (!config) return EXIT.config;
+  try {
+    await checkEnvironment(config, { needInterfaces: !values.read });
+  } catch (e) {
+    reportError(e);
+    return EXIT.config;
+  }
+  if (values.read) {
+    const label = values.iface ?? 'import';
+    if (!/^[A-Za-z0-9.@:+-][A-Za-z0-9._@:+-]*$/.test(label)) {
+      process.stderr.write(`error: --iface ${JSON.stringify(label)}: a label is letters, digits and . _ @ : + - (it becomes part of file names)\n`);
+      return EXIT.config;
+    }
+    return readFileIntoStore(config, values.read, label, values.summary);
+  }
+  return captureLive(config, values.config, values.summary);
+}

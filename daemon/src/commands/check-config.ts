@@ -1,0 +1,31 @@
+import { parseArgs } from 'node:util';
+import { capacityBytes, checkEnvironment } from '../config/check-environment.js';
+import { formatSize } from '../config/units.js';
+import { EXIT, loadConfigOrReport, reportError } from './common.js';
+
+export const checkConfigHelp = `usage: qe-packets check-config [FILE] [--config FILE]
+
+Validates a configuration without starting anything: the schema and units, the BPF filter
+(compiled by libpcap), the interfaces, the store paths and the capacity. Exit 0 when valid,
+2 with one line per problem (key, value, fix) when not.`;
+
+export async function checkConfigCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, options: { config: { type: 'string' } }, allowPositionals: true });
+  const config = await loadConfigOrReport(positionals[0] ?? values.config);
+  if (!config) return EXIT.config;
+  try {
+    await checkEnvironment(config, { needInterfaces: true });
+  } catch (e) {
+    reportError(e);
+    return EXIT.config;
+  }
+  const s = config.storage;
+  process.stdout.write(
+    `${config.source}: valid\n` +
+      `  capture: ${config.capture.interfaces.map((i) => `${i.name} (ring ${formatSize(i.bufferBytes)})`).join(', ')}` +
+      `${config.capture.filter ? `, filter "${config.capture.filter}"` : ''}, snaplen ${config.capture.snaplen}\n` +
+      `  storage: ${s.paths.join(', ')}; ${s.mode}, capacity ${formatSize(await capacityBytes(config))}, files of ${formatSize(s.fileSizeBytes)}` +
+      `${s.fileDurationMs ? ` or ${s.fileDurationMs / 1000}s` : ''}, flushed every ${s.flushIntervalMs} ms\n`,
+  );
+  return EXIT.ok;
+}

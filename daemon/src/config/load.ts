@@ -1,0 +1,199 @@
+// config.yaml → validated Config. Everything is checked before anything starts: the schema, the
+// units, the BPF filter (by libpcap), the interfaces, the store paths and the capacity.
+import { readFile } from 'node:fs/promises';
+import { LineCounter, parseDocument } from 'yaml';
+import type { z } from 'zod';
+import type { Config } from './config.js';
+import { ConfigError, type ConfigProblem } from './errors.js';
+import { configSchema, type ParsedRawConfig } from './schema.js';
+import { DURATION_HELP, PERCENT_RE, SIZE_HELP, parseDuration, parseSize } from './units.js';
+
+const KNOWN_KEYS: Record<string, string[]> = {
+  '': ['capture', 'storage'],
+  capture: Object.keys(configSchema.shape.capture.unwrap().shape),
+  storage: Object.keys(configSchema.shape.storage.unwrap().shape),
+};
+
+const FIXES: Record<string, string> = {
+  'capture.interfaces': 'list interface names, e.g. interfaces: [eth1, eth2] (see `qe-packets interfaces`)',
+  'capture.filter': 'write a BPF filter in tcpdump syntax, e.g. "not port 22"',
+  'capture.snaplen': 'use a whole number of bytes from 64 to 262144',
+  'capture.buffer': `write ${SIZE_HELP}`,
+  'capture.promiscuous': 'write true or false',
+  'storage.paths': 'list store directories, e.g. paths: [/var/lib/qe-packets/store]',
+  'storage.capacity': `write ${SIZE_HELP}, or a share of the filesystems such as 90%`,
+  'storage.mode': 'write circular or linear',
+  'storage.file_size': `write ${SIZE_HELP}`,
+  'storage.file_duration': `write ${DURATION_HELP}, or remove the key to rotate by size only`,
+  'storage.flush_interval': `write ${DURATION_HELP}`,
+  'storage.fsync': 'write true or false',
+};
+
+function closest(word: string, candidates: string[]): string | undefined {
+  const dist = (a: string, b: string) => {
+    const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+    for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+    for (let i = 1; i <= a.length; i++)
+      for (let j = 1; j <= b.length; j++)
+        d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    return d[a.length]![b.length]!;
+  };
+  const best = candidates.map((c) => [c, dist(word, c)] as const).sort((x, y) => x[1] - y[1])[0];
+  return best && best[1] <= Math.max(2, word.length / 3) ? best[0] : undefined;
+}
+
+function valueAt(obj: unknown, path: PropertyKey[]): unknown {
+  let cur = obj;
+  for (const k of path) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<PropertyKey, unknown>)[k];
+  }
+  return cur;
+}
+
+function keyName(path: PropertyKey[]): string {
+  return path.map((k, i) => (typeof k === 'number' ? `[${k}]` : `${i ? '.' : ''}${String(k)}`)).join('');
+}
+
+function schemaProblems(raw: unknown, error: z.ZodError): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  for (const issue of error.issues) {
+    const parent = keyName(issue.path);
+    if (issue.code === 'unrecognized_keys') {
+      for (const k of issue.keys) {
+        const known = KNOWN_KEYS[parent] ?? [];
+        const guess = closest(k, known);
+        problems.push({
+          key: parent ? `${parent}.${k}` : k,
+          message: 'unknown key',
+          fix: guess ? `did you mean "${guess}"? Known keys here: ${known.join(', ')}` : `known keys here: ${known.join(', ') || '(none)'}`,
+        });
+      }
+      continue;
+    }
+    const fieldKey = keyName(issue.path.filter((p) => typeof p === 'string'));
+    const message =
+      issue.code === 'invalid_union' && issue.errors.length
+        ? (issue.errors.flat().find((e) => e.code !== 'invalid_type')?.message ?? 'has the wrong type')
+        : issue.message;
+    problems.push({
+      key: parent || '(top level)',
+      value: valueAt(raw, issue.path),
+      message,
+      fix: FIXES[fieldKey] ?? 'see the configuration reference in README.md',
+    });
+  }
+  return problems;
+}
+
+/** Schema validation and unit conversion; no I/O. */
+export function normalizeConfig(raw: unknown, source: string): Config {
+  const parsed = configSchema.safeParse(raw ?? {});
+  if (!parsed.success) throw new ConfigError(source, schemaProblems(raw, parsed.error));
+  const c: ParsedRawConfig = parsed.data;
+  const problems: ConfigProblem[] = [];
+  const sizeOf = (key: string, v: string | number) => {
+    const n = parseSize(v);
+    if (n === undefined || n === 0) problems.push({ key, value: v, message: 'not a usable size', fix: FIXES[key] ?? `write ${SIZE_HELP}` });
+    return n ?? 0;
+  };
+  const durationOf = (key: string, v: string | number) => {
+    const n = parseDuration(v);
+    if (n === undefined) problems.push({ key, value: v, message: 'not a duration', fix: FIXES[key] ?? DURATION_HELP });
+    return n ?? 0;
+  };
+
+  const bufferBytes = sizeOf('capture.buffer', c.capture.buffer);
+  const interfaces = c.capture.interfaces.map((e, i) =>
+    typeof e === 'string'
+      ? { name: e, bufferBytes }
+      : { name: e.name, bufferBytes: e.buffer === undefined ? bufferBytes : sizeOf(`capture.interfaces[${i}].buffer`, e.buffer) },
+  );
+  const seen = new Set<string>();
+  interfaces.forEach((itf, i) => {
+    if (seen.has(itf.name))
+      problems.push({ key: `capture.interfaces[${i}]`, value: itf.name, message: 'listed twice', fix: 'list each interface once' });
+    seen.add(itf.name);
+  });
+
+  let capacity: Config['storage']['capacity'];
+  const pct = typeof c.storage.capacity === 'string' ? PERCENT_RE.exec(c.storage.capacity) : null;
+  if (pct) {
+    const percent = Number(pct[1]);
+    if (percent <= 0 || percent > 100)
+      problems.push({ key: 'storage.capacity', value: c.storage.capacity, message: 'a share must be above 0% and at most 100%', fix: 'write e.g. 90%' });
+    capacity = { percent };
+  } else {
+    capacity = { bytes: sizeOf('storage.capacity', c.storage.capacity) };
+  }
+  const fileSizeBytes = sizeOf('storage.file_size', c.storage.file_size);
+  if (fileSizeBytes && fileSizeBytes < 64 * 1024)
+    problems.push({ key: 'storage.file_size', value: c.storage.file_size, message: 'below 64KiB: the store would drown in tiny files', fix: 'use at least 1MiB; 1GiB suits most appliances' });
+  const fileDurationMs = c.storage.file_duration == null ? 0 : durationOf('storage.file_duration', c.storage.file_duration);
+  if (fileDurationMs && fileDurationMs < 1000)
+    problems.push({ key: 'storage.file_duration', value: c.storage.file_duration, message: 'below one second', fix: 'use 1s or more, or remove the key' });
+  const flushIntervalMs = durationOf('storage.flush_interval', c.storage.flush_interval);
+  if (flushIntervalMs < 10 || flushIntervalMs > 60_000)
+    problems.push({ key: 'storage.flush_interval', value: c.storage.flush_interval, message: 'must be between 10ms and 60s', fix: 'use 1s (a crash loses at most this much)' });
+  if ('bytes' in capacity && capacity.bytes && fileSizeBytes && capacity.bytes < 2 * fileSizeBytes)
+    problems.push({
+      key: 'storage.capacity',
+      value: c.storage.capacity,
+      message: `holds fewer than two files of storage.file_size (${String(c.storage.file_size)})`,
+      fix: 'raise storage.capacity to at least twice storage.file_size, or lower storage.file_size',
+    });
+  if (problems.length) throw new ConfigError(source, problems);
+
+  return {
+    source,
+    capture: { interfaces, filter: c.capture.filter, snaplen: c.capture.snaplen, bufferBytes, promiscuous: c.capture.promiscuous },
+    storage: {
+      paths: c.storage.paths,
+      capacity,
+      mode: c.storage.mode,
+      fileSizeBytes,
+      fileDurationMs,
+      flushIntervalMs,
+      fsync: c.storage.fsync,
+    },
+  };
+}
+
+/** YAML text → Config (schema and units only). Parse errors carry line and column. */
+export function parseConfigText(text: string, source: string): Config {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
+  if (doc.errors.length) {
+    throw new ConfigError(
+      source,
+      doc.errors.map((e) => {
+        const pos = e.linePos?.[0];
+        const where = pos ? `line ${pos.line}, column ${pos.col}` : 'somewhere';
+        return {
+          key: `(YAML ${where})`,
+          message: `does not parse: ${e.message.split('\n')[0]}`,
+          fix: 'correct the YAML syntax at that line (indent with spaces, quote values that contain ": " or start with special characters)',
+        };
+      }),
+    );
+  }
+  return normalizeConfig(doc.toJS(), source);
+}
+
+export async function loadConfigFile(path: string): Promise<Config> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new ConfigError(path, [
+      {
+        key: '(file)',
+        value: path,
+        message: err.code === 'ENOENT' ? 'no such file' : `cannot be read (${err.code ?? err.message})`,
+        fix: err.code === 'ENOENT' ? 'create it (see the example in README.md) or name another with --config FILE' : 'check its permissions',
+      },
+    ]);
+  }
+  return parseConfigText(text, path);
+}
