@@ -469,7 +469,7 @@ static int read_with_libpcap(struct capture *c)
 	char errbuf[PCAP_ERRBUF_SIZE];
 	pcap_t *in = pcap_open_offline_with_tstamp_precision(c->opt->read_path, PCAP_TSTAMP_PRECISION_NANO, errbuf);
 	if (!in) {
-		send_error(c->opt->iface, "bad_input", 1, "%s", errbuf);
+		send_error(c->opt->iface, "bad_input", 1, "%s: %s", c->opt->read_path, errbuf);
 		return 5;
 	}
 	uint32_t linktype = (uint32_t)pcap_datalink(in);

@@ -162,7 +162,7 @@ export function normalizeConfig(raw: unknown, source: string): Config {
 /** YAML text → Config (schema and units only). Parse errors carry line and column. */
 export function parseConfigText(text: string, source: string): Config {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
+  const doc = parseDocument(text, { lineCounter, uniqueKeys: true });
   if (doc.errors.length) {
     throw new ConfigError(
       source,
@@ -171,7 +171,7 @@ export function parseConfigText(text: string, source: string): Config {
         const where = pos ? `line ${pos.line}, column ${pos.col}` : 'somewhere';
         return {
           key: `(YAML ${where})`,
-          message: `does not parse: ${e.message.split('\n')[0]}`,
+          message: `does not parse: ${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`,
           fix: 'correct the YAML syntax at that line (indent with spaces, quote values that contain ": " or start with special characters)',
         };
       }),

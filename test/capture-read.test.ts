@@ -1,0 +1,116 @@
+// `capture --read`: existing pcap and pcapng files through the same write path.
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { parseHelperLine } from '../daemon/src/capture/protocol.js';
+import { buildPcap, parsePcap } from '../daemon/src/pcap/format.js';
+import { cli, helperPath, readRecords, storeFiles, tempDir, writeConfig } from './lib/cli.js';
+import { testFrames } from './lib/frames.js';
+
+let dir: string;
+let store: string;
+let config: string;
+const frames = testFrames({ count: 2000, seed: 21, vlanShare: 0.15 });
+const ts0 = 1_764_000_000_123_456_000n;
+const input = (nanos: boolean) => buildPcap(frames.map((data, i) => ({ tsNs: ts0 + BigInt(i) * 1_000_000n + (nanos ? BigInt(i % 1000) : 0n), data })), { nanos });
+
+beforeEach(async () => {
+  dir = await tempDir();
+  store = join(dir, 'store');
+  await mkdir(store);
+  config = await writeConfig(dir, { paths: [store], file_size: '256KiB', capacity: '64MiB' });
+});
+
+/** The same pcap with every field big-endian, as written on a big-endian machine. */
+function toBigEndian(le: Buffer): Buffer {
+  const be = Buffer.from(le);
+  const { records } = parsePcap(le);
+  be.writeUInt32BE(le.readUInt32LE(0), 0);
+  be.writeUInt16BE(le.readUInt16LE(4), 4);
+  be.writeUInt16BE(le.readUInt16LE(6), 6);
+  for (const o of [8, 12, 16, 20]) be.writeUInt32BE(le.readUInt32LE(o), o);
+  for (const r of records) for (const o of [0, 4, 8, 12]) be.writeUInt32BE(le.readUInt32LE(r.offset + o), r.offset + o);
+  return be;
+}
+
+async function importAndRead(file: string, extra: string[] = []) {
+  const summary = join(dir, 'summary.json');
+  const r = await cli(['capture', '--read', file, '--config', config, '--summary', summary, ...extra]);
+  expect(r.exitCode, r.all).toBe(0);
+  return { result: r, summary: JSON.parse(await readFile(summary, 'utf8')), records: await readRecords(await storeFiles([store])) };
+}
+
+describe('capture --read', () => {
+  for (const [name, make, nanos] of [
+    ['microsecond pcap', () => input(false), false],
+    ['nanosecond pcap', () => input(true), true],
+    ['big-endian pcap', () => toBigEndian(input(false)), false],
+  ] as const) {
+    it(`imports a ${name} exactly, rotated by size`, async () => {
+      const file = join(dir, 'in.pcap');
+      await writeFile(file, make());
+      const { records, summary, result } = await importAndRead(file);
+      expect(records.map((r) => r.data)).toEqual(frames);
+      const want = parsePcap(input(nanos)).records;
+      expect(records.map((r) => r.tsNs)).toEqual(want.map((r) => r.tsNs));
+      expect(summary.files.length).toBeGreaterThan(3);
+      expect(summary.interfaces.import).toMatchObject({ received: 2000, written: 2000, filtered: 0, writer_drops: 0 });
+      expect(result.all).toMatch(/2000 packets read, 0 filtered out, 2000 written/);
+      const files = await storeFiles([store]);
+      expect(files.every((f) => /_import(~\d+)?\.pcap$/.test(f))).toBe(true);
+    });
+  }
+
+  it('imports pcapng (converted by editcap) with a BPF filter and a label', async () => {
+    const file = join(dir, 'in.pcap');
+    await writeFile(file, input(true));
+    await execa('editcap', ['-F', 'pcapng', file, join(dir, 'in.pcapng')]);
+    await writeConfig(dir, { paths: [store], file_size: '256KiB', capacity: '64MiB', filter: 'vlan' });
+    const { records, summary } = await importAndRead(join(dir, 'in.pcapng'), ['--iface', 'old-tap']);
+    const tagged = frames.filter((f) => f.readUInt16BE(12) === 0x8100 || f.readUInt16BE(12) === 0x88a8);
+    expect(records.map((r) => r.data)).toEqual(tagged);
+    expect(summary.interfaces['old-tap']).toMatchObject({ received: 2000, written: tagged.length, filtered: 2000 - tagged.length });
+    // tshark agrees with what was kept
+    const files = await storeFiles([store]);
+    const counts = await Promise.all(files.map(async (f) => Number((await execa('capinfos', ['-c', '-M', '-T', '-r', f])).stdout.split('\t')[1])));
+    expect(counts.reduce((a, b) => a + b, 0)).toBe(tagged.length);
+  });
+
+  it('imports the whole records of a truncated file and says what it left out', async () => {
+    const whole = input(false);
+    const file = join(dir, 'cut.pcap');
+    await writeFile(file, whole.subarray(0, whole.length - 100));
+    const { records, result } = await importAndRead(file);
+    expect(records.map((r) => r.data)).toEqual(frames.slice(0, -1));
+    expect(result.all).toMatch(/incomplete record and were not imported/);
+  });
+
+  it('refuses a file that is not a capture, and one that does not exist, writing nothing', async () => {
+    const file = join(dir, 'text.pcap');
+    await writeFile(file, 'hello, this is not a pcap file at all\n');
+    const r = await cli(['capture', '--read', file, '--config', config]);
+    expect(r.exitCode).toBe(1);
+    expect(r.all).toMatch(/error: .*text\.pcap/);
+    const missing = await cli(['capture', '--read', join(dir, 'none.pcap'), '--config', config]);
+    expect(missing.exitCode).toBe(1);
+    expect(missing.all).toMatch(/none\.pcap: No such file/);
+    expect(await storeFiles([store])).toEqual([]);
+  });
+
+  it('speaks the helper protocol exactly as protocol.ts defines it', async () => {
+    const file = join(dir, 'in.pcap');
+    await writeFile(file, input(true));
+    const r = await execa(helperPath, ['--read', file, '--iface', 'x', '--dir', store, '--file-size', '100000', '--filter', 'not vlan']);
+    const msgs = r.stdout.trim().split('\n').map(parseHelperLine);
+    const types = new Set(msgs.map((m) => m.type));
+    expect([...types].sort()).toEqual(['done', 'file_closed', 'file_opened', 'started', 'stats']);
+    const closed = msgs.filter((m) => m.type === 'file_closed');
+    const total = closed.reduce((a, m) => a + (m.type === 'file_closed' ? m.packets : 0), 0);
+    expect(total).toBe(frames.filter((f) => f.readUInt16BE(12) === 0x88b5).length);
+    const bad = await execa(helperPath, ['--read', file, '--iface', 'x', '--dir', store, '--filter', 'port http2x'], { reject: false });
+    expect(bad.exitCode).toBe(2);
+    const err = bad.stdout.trim().split('\n').map(parseHelperLine).find((m) => m.type === 'error');
+    expect(err).toMatchObject({ code: 'bad_filter', fatal: true });
+  });
+});

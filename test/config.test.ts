@@ -1,0 +1,168 @@
+// Configuration: units, schema, and every bad input named in the issue, through the real CLI.
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError } from '../daemon/src/config/errors.js';
+import { parseConfigText } from '../daemon/src/config/load.js';
+import { configJsonSchema } from '../daemon/src/config/schema.js';
+import { parseDuration, parseSize } from '../daemon/src/config/units.js';
+import { cli, root, tempDir } from './lib/cli.js';
+
+describe('units', () => {
+  it('reads SI and IEC sizes exactly', () => {
+    expect(parseSize('10TB')).toBe(10e12);
+    expect(parseSize('20TiB')).toBe(20 * 2 ** 40);
+    expect(parseSize('1GiB')).toBe(2 ** 30);
+    expect(parseSize('1.5 GB')).toBe(1.5e9);
+    expect(parseSize('512MiB')).toBe(512 * 2 ** 20);
+    expect(parseSize(4096)).toBe(4096);
+    expect(parseSize('1GB2')).toBeUndefined();
+    expect(parseSize('10 parsecs')).toBeUndefined();
+  });
+  it('reads durations', () => {
+    expect(parseDuration('1s')).toBe(1000);
+    expect(parseDuration('500ms')).toBe(500);
+    expect(parseDuration('1h')).toBe(3_600_000);
+    expect(parseDuration(2)).toBe(2000);
+    expect(parseDuration('soon')).toBeUndefined();
+  });
+});
+
+function problems(text: string) {
+  try {
+    parseConfigText(text, 'c.yaml');
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return (e as ConfigError).problems;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('schema', () => {
+  it('fills defaults and converts units', () => {
+    const c = parseConfigText('capture:\n  interfaces: [eth1, {name: eth2, buffer: 1GiB}]\nstorage:\n  capacity: 10TB\n  file_duration: 1h\n', 'c.yaml');
+    expect(c.capture.interfaces).toEqual([
+      { name: 'eth1', bufferBytes: 256 * 2 ** 20 },
+      { name: 'eth2', bufferBytes: 2 ** 30 },
+    ]);
+    expect(c.storage).toMatchObject({ capacity: { bytes: 10e12 }, mode: 'circular', fileSizeBytes: 2 ** 30, fileDurationMs: 3_600_000, flushIntervalMs: 1000 });
+    expect(parseConfigText('storage: {capacity: 90%}', 'c').storage.capacity).toEqual({ percent: 90 });
+  });
+  it('names an unknown key and suggests the right one', () => {
+    const [p] = problems('storage:\n  file_sise: 1GiB\n');
+    expect(p).toMatchObject({ key: 'storage.file_sise', message: 'unknown key' });
+    expect(p!.fix).toMatch(/did you mean "file_size"/);
+  });
+  it('names a wrong unit with its value and the fix', () => {
+    const [p] = problems('storage:\n  file_size: 1GB2\n');
+    expect(p).toMatchObject({ key: 'storage.file_size', value: '1GB2' });
+    expect(p!.fix).toMatch(/1GiB/);
+  });
+  it('refuses a capacity smaller than two files', () => {
+    const [p] = problems('storage:\n  capacity: 1GiB\n  file_size: 1GiB\n');
+    expect(p).toMatchObject({ key: 'storage.capacity', value: '1GiB' });
+    expect(p!.message).toMatch(/fewer than two files/);
+  });
+  it('refuses a bad mode', () => {
+    const [p] = problems('storage:\n  mode: round\n');
+    expect(p).toMatchObject({ key: 'storage.mode', value: 'round' });
+  });
+  it('gives line and column of YAML that does not parse', () => {
+    const [p] = problems('capture:\n  interfaces: [eth1\nstorage:\n');
+    expect(p!.key).toMatch(/line \d+, column \d+/);
+    expect(p!.message).toMatch(/does not parse/);
+  });
+  it('is published as JSON Schema that matches the build', async () => {
+    const published = JSON.parse(await readFile(join(root, 'docs', 'config.schema.json'), 'utf8'));
+    expect(published).toEqual(configJsonSchema());
+    expect(Object.keys((published.properties.storage as { properties: object }).properties)).toContain('file_duration');
+  });
+});
+
+describe('check-config and capture refuse bad input, and write nothing', () => {
+  let dir: string;
+  let store: string;
+  let ro: string;
+  beforeAll(async () => {
+    dir = await tempDir();
+    store = join(dir, 'store');
+    ro = join(dir, 'ro');
+    await mkdir(store);
+    await mkdir(ro);
+    await execa('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', ro]);
+  });
+  afterAll(async () => {
+    await execa('umount', [ro]).catch(() => {});
+  });
+
+  const cases: [string, (s: string) => string, RegExp][] = [
+    ['an unknown key', (s) => `capture:\n  interfaces: [lo]\n  snaplenn: 100\nstorage:\n  paths: [${s}]\n`, /capture\.snaplenn: unknown key[\s\S]*did you mean "snaplen"/],
+    ['a wrong unit', (s) => `capture:\n  interfaces: [lo]\nstorage:\n  paths: [${s}]\n  file_size: 10 GBs\n`, /storage\.file_size = "10 GBs"[\s\S]*fix: write a number with a unit/],
+    ['a bad BPF filter', (s) => `capture:\n  interfaces: [lo]\n  filter: "tcp port http2x"\nstorage:\n  paths: [${s}]\n`, /capture\.filter = "tcp port http2x": libpcap rejects it: .*http2x/],
+    ['a missing interface', (s) => `capture:\n  interfaces: [nosuch0]\nstorage:\n  paths: [${s}]\n`, /capture\.interfaces\[0\] = "nosuch0": no such interface[\s\S]*fix: use one of: .*lo/],
+    ['a path that does not exist', () => `capture:\n  interfaces: [lo]\nstorage:\n  paths: [/nonexistent/store]\n`, /storage\.paths\[0\] = "\/nonexistent\/store": does not exist/],
+    ['a capacity smaller than two files', (s) => `capture:\n  interfaces: [lo]\nstorage:\n  paths: [${s}]\n  capacity: 1GB\n  file_size: 1GB\n`, /storage\.capacity = "1GB": holds fewer than two files/],
+    ['YAML that does not parse', (s) => `capture:\n  interfaces: [lo\nstorage:\n  paths: [${s}]\n`, /YAML line \d+, column \d+\): does not parse/],
+  ];
+  for (const [what, text, pattern] of cases) {
+    it(`${what}: exit 2, a message naming key, value and fix`, async () => {
+      const file = join(dir, 'bad.yaml');
+      await writeFile(file, text(store));
+      const check = await cli(['check-config', file]);
+      expect(check.exitCode).toBe(2);
+      expect(check.all).toMatch(pattern);
+      expect(check.all).toMatch(/fix: /);
+      const cap = await cli(['capture', '--config', file]);
+      expect(cap.exitCode).toBe(2);
+      expect(cap.all).toMatch(pattern);
+      expect(await readdir(store)).toEqual([]);
+    });
+  }
+  it('a path that is not writable (read-only filesystem)', async () => {
+    const file = join(dir, 'bad.yaml');
+    await writeFile(file, `capture:\n  interfaces: [lo]\nstorage:\n  paths: [${ro}]\n  capacity: 10GiB\n`);
+    const check = await cli(['check-config', file]);
+    expect(check.exitCode).toBe(2);
+    expect(check.all).toMatch(/storage\.paths\[0\] = ".*\/ro": is not writable \(EROFS\)[\s\S]*fix: remount it read-write/);
+  });
+  it('a missing config file', async () => {
+    const check = await cli(['check-config', join(dir, 'nope.yaml')]);
+    expect(check.exitCode).toBe(2);
+    expect(check.all).toMatch(/no such file[\s\S]*fix: create it/);
+  });
+  it('a valid config passes and is summarised', async () => {
+    const file = join(dir, 'good.yaml');
+    await writeFile(file, `capture:\n  interfaces: [lo]\n  filter: "not port 22"\nstorage:\n  paths: [${store}]\n  capacity: 10GB\n  file_size: 1GiB\n`);
+    const check = await cli(['check-config', file]);
+    expect(check.all).toMatch(/valid/);
+    expect(check.exitCode).toBe(0);
+  });
+});
+
+describe('the command line', () => {
+  it('has --help for the command and every subcommand, and rejects unknown ones', async () => {
+    const help = await cli(['--help']);
+    expect(help.exitCode).toBe(0);
+    for (const sub of ['capture', 'check-config', 'interfaces', 'demo']) {
+      expect(help.stdout).toContain(sub);
+      const r = await cli([sub, '--help']);
+      expect(r.exitCode).toBe(0);
+      expect(r.stdout).toMatch(/^usage: qe-packets/);
+    }
+    const bad = await cli(['frobnicate']);
+    expect(bad.exitCode).toBe(1);
+    expect(bad.all).toMatch(/unknown command 'frobnicate'/);
+    const badFlag = await cli(['capture', '--bogus']);
+    expect(badFlag.exitCode).toBe(1);
+    expect(badFlag.all).toMatch(/bogus/);
+  });
+  it('lists interfaces (via the cap package) with state', async () => {
+    const r = await cli(['interfaces', '--json']);
+    expect(r.exitCode).toBe(0);
+    const list = JSON.parse(r.stdout) as { name: string; state: string }[];
+    expect(list.find((i) => i.name === 'lo')).toBeTruthy();
+    const text = await cli(['interfaces']);
+    expect(text.stdout).toMatch(/^NAME\s+STATE/);
+  });
+});

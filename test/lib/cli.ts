@@ -1,0 +1,90 @@
+// Running the real qe-packets command and the real capture in tests.
+import { mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa, type ResultPromise } from 'execa';
+import { parsePcap, type PcapRecord } from '../../daemon/src/pcap/format.js';
+
+export const root = fileURLToPath(new URL('../..', import.meta.url));
+export const cliPath = join(root, 'build', 'daemon', 'src', 'cli.js');
+export const helperPath = join(root, 'build', 'native', 'qe-capture');
+
+export function cli(args: string[], opts: { reject?: boolean; timeout?: number } = {}) {
+  return execa(process.execPath, [cliPath, ...args], { reject: opts.reject ?? false, timeout: opts.timeout ?? 60_000, all: true });
+}
+
+export async function tempDir(prefix = 'qe-test-'): Promise<string> {
+  return mkdtemp(join(tmpdir(), prefix));
+}
+
+export interface ConfigInput {
+  interfaces?: string[];
+  paths: string[];
+  filter?: string;
+  file_size?: string;
+  file_duration?: string;
+  capacity?: string;
+  flush_interval?: string;
+  buffer?: string;
+}
+
+export async function writeConfig(dir: string, c: ConfigInput): Promise<string> {
+  const lines = [
+    'capture:',
+    `  interfaces: [${(c.interfaces ?? []).join(', ')}]`,
+    ...(c.filter !== undefined ? [`  filter: ${JSON.stringify(c.filter)}`] : []),
+    `  buffer: ${c.buffer ?? '32MiB'}`,
+    'storage:',
+    `  paths: [${c.paths.join(', ')}]`,
+    `  capacity: ${c.capacity ?? '1GiB'}`,
+    `  file_size: ${c.file_size ?? '64MiB'}`,
+    ...(c.file_duration ? [`  file_duration: ${c.file_duration}`] : []),
+    `  flush_interval: ${c.flush_interval ?? '1s'}`,
+  ];
+  const path = join(dir, 'config.yaml');
+  await writeFile(path, `${lines.join('\n')}\n`);
+  return path;
+}
+
+/** A running `qe-packets capture`; resolves `ready` once every interface captures. */
+export class RunningCapture {
+  readonly proc: ResultPromise<{ all: true; reject: false }>;
+  output = '';
+  constructor(configPath: string, extra: string[] = []) {
+    this.proc = execa(process.execPath, [cliPath, 'capture', '--config', configPath, ...extra], { all: true, reject: false });
+    this.proc.all!.on('data', (d: Buffer) => {
+      this.output += d.toString();
+    });
+  }
+
+  async waitFor(pattern: RegExp | string, timeoutMs = 20_000): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    const test = () => (typeof pattern === 'string' ? this.output.includes(pattern) : pattern.test(this.output));
+    while (!test()) {
+      if (Date.now() > until) throw new Error(`timed out waiting for ${pattern}; output so far:\n${this.output}`);
+      if (this.proc.exitCode !== null) throw new Error(`capture exited (${this.proc.exitCode}) before ${pattern}:\n${this.output}`);
+      await sleep(50);
+    }
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM') {
+    this.proc.kill(signal);
+    return this.proc;
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Every record of every closed .pcap file in the directories, files in name (= time) order. */
+export async function storeFiles(dirs: string[], iface?: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const d of dirs) for (const f of await readdir(d)) if (f.endsWith('.pcap') && (!iface || f.includes(`_${iface}`))) out.push(join(d, f));
+  return out.sort((a, b) => a.slice(a.lastIndexOf('/')).localeCompare(b.slice(b.lastIndexOf('/'))));
+}
+
+export async function readRecords(files: string[]): Promise<PcapRecord[]> {
+  const out: PcapRecord[] = [];
+  for (const f of files) out.push(...parsePcap(await readFile(f)).records);
+  return out;
+}
