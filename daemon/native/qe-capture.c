@@ -132,6 +132,10 @@ static void send_stats(struct capture *c)
 	msg_u64(&m, "if_drops", c->if_drops);
 	msg_u64(&m, "writer_drops", c->w.writer_drops);
 	msg_u64(&m, "write_errors", c->w.write_errors);
+	msg_u64(&m, "store_full_drops", c->w.store_full_drops);
+	msg_u64(&m, "appended_bytes", c->w.appended_bytes);
+	msg_u64(&m, "open_file_bytes", c->w.fd >= 0 ? c->w.file_bytes + c->w.buf_len : 0);
+	msg_bool(&m, "store_full", c->w.store_full);
 	msg_u64(&m, "cpu_us", cpu_us());
 	msg_send(&m);
 }
@@ -152,6 +156,10 @@ static void apply_command(struct capture *c, char *line)
 		c->w.cfg.file_size = strtoull(line + 14, NULL, 10);
 	} else if (strncmp(line, "set file_duration_ms ", 21) == 0) {
 		c->w.cfg.file_duration_ns = strtoull(line + 21, NULL, 10) * 1000000u;
+	} else if (strcmp(line, "set quota none") == 0) {
+		writer_set_quota(&c->w, UINT64_MAX);
+	} else if (strncmp(line, "set quota ", 10) == 0) {
+		writer_set_quota(&c->w, strtoull(line + 10, NULL, 10));
 	} else if (strncmp(line, "set flush_ms ", 13) == 0) {
 		uint64_t v = strtoull(line + 13, NULL, 10);
 		if (v)
@@ -307,6 +315,8 @@ static int run_live(struct capture *c)
 			break;
 		}
 		now = now_monotonic_ns();
+		if (c->w.write_retry_after_ns && now >= c->w.write_retry_after_ns)
+			writer_flush(&c->w);
 		if (now >= next_flush) {
 			writer_flush(&c->w);
 			writer_tick(&c->w, now_realtime_ns());

@@ -159,6 +159,7 @@ int writer_init(struct writer *w, const struct writer_config *cfg)
 	memset(w, 0, sizeof *w);
 	w->cfg = *cfg;
 	w->fd = -1;
+	w->quota = UINT64_MAX;
 	if (posix_memalign((void **)&w->buf, 4096, WRITER_BUF_SIZE) != 0)
 		return -1;
 	struct syncer *s = calloc(1, sizeof *s);
@@ -245,6 +246,7 @@ int writer_open_file(struct writer *w, uint64_t ts_ns)
 	memcpy(w->buf, hdr, sizeof hdr);
 	w->buf_len = PCAP_GLOBAL_LEN;
 	w->buf_packets = 0;
+	w->appended_bytes += PCAP_GLOBAL_LEN;
 
 	pthread_mutex_lock(&w->syncer->mu);
 	w->syncer->cur_fd = fd;
@@ -260,7 +262,10 @@ int writer_open_file(struct writer *w, uint64_t ts_ns)
 
 void writer_flush(struct writer *w)
 {
-	if (w->fd < 0 || w->buf_len == 0 || (w->buf_packets == 0 && w->file_bytes == 0 && w->buf_len == PCAP_GLOBAL_LEN))
+	if (w->fd < 0 || w->buf_packets == 0)
+		return;
+	uint64_t now = now_monotonic_ns();
+	if (w->write_retry_after_ns && now < w->write_retry_after_ns)
 		return;
 	size_t off = 0;
 	while (off < w->buf_len) {
@@ -270,25 +275,23 @@ void writer_flush(struct writer *w)
 		if (n <= 0) {
 			int err = n < 0 ? errno : ENOSPC;
 			/* Cut the file back to its last whole record so a failed write never leaves a torn
-			 * record behind; the packets of this buffer are counted as lost to the writer. */
+			 * record behind, and keep the buffer: the retention frees room (circular) or an
+			 * operator does, and the next try writes it whole. */
 			if (ftruncate(w->fd, (off_t)w->file_bytes) != 0)
 				err = errno;
 			lseek(w->fd, (off_t)w->file_bytes, SEEK_SET);
-			w->writer_drops += w->buf_packets;
 			report_write_error(w, w->part_path, err);
-			/* The global header must still come first once the disk has room again. */
-			w->buf_len = w->file_bytes == 0 ? PCAP_GLOBAL_LEN : 0;
-			w->buf_packets = 0;
+			w->write_retry_after_ns = now + 100000000u;
 			return;
 		}
 		off += (size_t)n;
 	}
+	w->write_retry_after_ns = 0;
 	w->file_bytes += w->buf_len;
 	w->file_packets += w->buf_packets;
 	w->written += w->buf_packets;
 	w->written_bytes += w->buf_len;
-	if (w->buf_packets)
-		w->last_ns = w->buf_last_ns;
+	w->last_ns = w->buf_last_ns;
 	w->buf_len = 0;
 	w->buf_packets = 0;
 }
@@ -297,7 +300,13 @@ void writer_close_file(struct writer *w)
 {
 	if (w->fd < 0)
 		return;
+	w->write_retry_after_ns = 0;
 	writer_flush(w);
+	if (w->buf_packets) {
+		/* The disk still refuses: these packets are lost, and counted. */
+		w->writer_drops += w->buf_packets;
+		w->appended_bytes -= w->buf_len;
+	}
 	struct closed_file *c = calloc(1, sizeof *c);
 	if (!c) {
 		close(w->fd);
@@ -326,6 +335,22 @@ void writer_close_file(struct writer *w)
 	w->fd = -1;
 	w->buf_len = 0;
 	w->buf_packets = 0;
+}
+
+void writer_set_store_full(struct writer *w)
+{
+	if (w->store_full)
+		return;
+	writer_close_file(w);
+	w->store_full = 1;
+	send_error(w->cfg.iface, "store_full", 0, "the store is full (linear mode): packets are counted, not written");
+}
+
+void writer_set_quota(struct writer *w, uint64_t quota)
+{
+	w->quota = quota;
+	if (w->store_full && quota > w->appended_bytes + PCAP_GLOBAL_LEN + PCAP_RECORD_LEN)
+		w->store_full = 0;
 }
 
 void writer_tick(struct writer *w, uint64_t now_ns)

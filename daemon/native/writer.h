@@ -41,11 +41,16 @@ struct writer {
 	uint64_t file_bytes;     /* bytes already in the file */
 	uint64_t file_packets;
 	uint64_t open_retry_after_ns; /* after a failed open, do not retry on every packet */
+	uint64_t write_retry_after_ns; /* after a failed write the buffer is kept and retried */
 
 	/* Cumulative counters reported in stats messages. */
 	uint64_t written;        /* packets that reached a file */
 	uint64_t written_bytes;  /* their bytes, record headers included */
 	uint64_t writer_drops;   /* packets lost to a write or open error, never silently */
+	uint64_t appended_bytes; /* every byte put into files (headers included), for the quota */
+	uint64_t quota;          /* appended_bytes may not pass this (linear retention); UINT64_MAX: none */
+	int store_full;          /* the quota is reached: packets are counted, not written */
+	uint64_t store_full_drops;
 	uint64_t write_errors;
 	uint64_t last_error_report_ns;
 
@@ -63,11 +68,19 @@ void writer_tick(struct writer *w, uint64_t now_ns);
 void writer_finish(struct writer *w);
 
 int writer_open_file(struct writer *w, uint64_t ts_ns);
+/* Linear retention: closes the open file and counts further packets as store_full drops. */
+void writer_set_store_full(struct writer *w);
+/* A new quota (cumulative appended bytes); writing resumes if it leaves room. */
+void writer_set_quota(struct writer *w, uint64_t quota);
 
 /* Hot path: called once per packet, inline so the compiler keeps it in the capture loop. */
 static inline void writer_add(struct writer *w, uint64_t ts_ns, uint32_t caplen, uint32_t origlen,
 			      const unsigned char *data)
 {
+	if (w->store_full) {
+		w->store_full_drops++;
+		return;
+	}
 	if (caplen > w->cfg.snaplen)
 		caplen = w->cfg.snaplen;
 	size_t rec = PCAP_RECORD_LEN + (size_t)caplen;
@@ -80,18 +93,30 @@ static inline void writer_add(struct writer *w, uint64_t ts_ns, uint32_t caplen,
 		if (full || aged)
 			writer_close_file(w);
 	}
+	if (w->appended_bytes + rec + (w->fd < 0 ? PCAP_GLOBAL_LEN : 0) > w->quota) {
+		writer_set_store_full(w);
+		w->store_full_drops++;
+		return;
+	}
 	if (w->fd < 0 && writer_open_file(w, ts_ns) < 0) {
 		w->writer_drops++;
 		return;
 	}
-	if (w->buf_len + rec > WRITER_BUF_SIZE)
+	if (w->buf_len + rec > WRITER_BUF_SIZE) {
 		writer_flush(w);
+		if (w->buf_len + rec > WRITER_BUF_SIZE) {
+			/* The disk refused the last write and the buffer is still waiting for room. */
+			w->writer_drops++;
+			return;
+		}
+	}
 
 	unsigned char *p = w->buf + w->buf_len;
 	uint32_t hdr[4] = { (uint32_t)(ts_ns / 1000000000u), (uint32_t)(ts_ns % 1000000000u), caplen, origlen };
 	memcpy(p, hdr, sizeof hdr);
 	memcpy(p + PCAP_RECORD_LEN, data, caplen);
 	w->buf_len += rec;
+	w->appended_bytes += rec;
 	w->buf_packets++;
 	w->buf_last_ns = ts_ns;
 }

@@ -20,7 +20,13 @@ export const helperMessage = z.discriminatedUnion('type', [
     if_drops: count,
     writer_drops: count,
     write_errors: count,
+    store_full_drops: count,
     cpu_us: count,
+    /** Bytes put into files since the helper started (the linear-retention quota counts these). */
+    appended_bytes: count,
+    /** Size of the open file, its unflushed buffer included (0 when none is open). */
+    open_file_bytes: count,
+    store_full: z.boolean(),
   }),
   z.object({ type: z.literal('error'), iface: z.string(), code: z.string(), message: z.string(), fatal: z.boolean() }),
   z.object({ type: z.literal('done'), iface: z.string(), exit_code: count }),

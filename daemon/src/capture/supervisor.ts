@@ -5,7 +5,7 @@ import type { Config, InterfaceConfig } from '../config/config.js';
 import { Helper, helperArgs, helperSettings } from './helper.js';
 import { HelperExit, type FileClosedMessage, type HelperMessage, type StatsMessage } from './protocol.js';
 
-export const COUNTER_NAMES = ['received', 'written', 'written_bytes', 'filtered', 'kernel_drops', 'if_drops', 'writer_drops', 'write_errors', 'cpu_us'] as const;
+export const COUNTER_NAMES = ['received', 'written', 'written_bytes', 'filtered', 'kernel_drops', 'if_drops', 'writer_drops', 'write_errors', 'store_full_drops', 'cpu_us'] as const;
 export type Counters = Record<(typeof COUNTER_NAMES)[number], number>;
 
 export const zeroCounters = (): Counters => Object.fromEntries(COUNTER_NAMES.map((n) => [n, 0])) as Counters;
