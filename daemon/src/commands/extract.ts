@@ -77,25 +77,32 @@ export async function extractCommand(argv: string[]): Promise<number> {
   }
   const candidates = req.ifaces.length ? catalog.entries.filter((e) => req.ifaces.includes(e.iface)) : catalog.entries;
   const linktype = selected[0]?.linktype ?? candidates[0]?.linktype ?? 1;
-  const snaplen = Math.max(0, ...selected.map((f) => f.snaplen)) || candidates[0]?.snaplen || 262144;
+  const snaplen = selected.reduce((m, f) => Math.max(m, f.snaplen), 0) || candidates[0]?.snaplen || 262144;
 
   const bar = stderr.isTTY ? new ProgressBar(stderr, { total: selection.size, columns: stderr.columns }) : undefined;
-  const outcome = await runExtractor(
-    {
-      streams: selection.streams,
-      fromNs: req.fromNs,
-      toNs: req.toNs,
-      ...(req.filter !== undefined ? { filter: req.filter } : {}),
-      output: req.output,
-      linktype,
-      snaplen,
-    },
-    {
-      progressMs: bar ? PROGRESS_MS : 0,
-      onProgress: (c) => bar?.update(c.bytes_read, c.packets),
-      onWarning: (m) => (bar ? bar.message(`${PREFIX}: warning: ${m}`) : say(`warning: ${m}`)),
-    },
-  );
+  let outcome;
+  try {
+    outcome = await runExtractor(
+      {
+        streams: selection.streams,
+        fromNs: req.fromNs,
+        toNs: req.toNs,
+        ...(req.filter !== undefined ? { filter: req.filter } : {}),
+        output: req.output,
+        linktype,
+        snaplen,
+      },
+      {
+        progressMs: bar ? PROGRESS_MS : 0,
+        onProgress: (c) => bar?.update(c.bytes_read, c.packets),
+        onWarning: (m) => (bar ? bar.message(`${PREFIX}: warning: ${m}`) : say(`warning: ${m}`)),
+      },
+    );
+  } catch (e) {
+    // qe-extract missing or not executable: an installation problem, said plainly.
+    say((e as Error).message);
+    return ExitCode.internal;
+  }
   if (bar && (outcome.exitCode === ExitCode.ok || outcome.exitCode === ExitCode.empty)) {
     bar.update(outcome.counts?.bytes_read ?? 0, outcome.counts?.packets ?? 0);
     bar.finish();
