@@ -205,6 +205,10 @@ describe('qe-packets extract', () => {
     const underFile = cli([...args, '-w', join(w, 'file', 'x.pcap')]);
     expect(underFile.status).toBe(5);
     expect(underFile.stderr).toContain('not a directory');
+    const inStore = cli([...args, '-w', join(store.dirs[1]!, '..', 'store-b', 'x.pcap')]);
+    expect(inStore.status).toBe(5);
+    expect(inStore.stderr).toContain(`is inside the capture store (${store.dirs[1]})`);
+    expect(readdirSync(store.dirs[1]!).filter((n) => n.includes('x.pcap'))).toEqual([]);
     // qe-extract itself, without the command's early check.
     const direct = spawnSync(QE_EXTRACT, ['-w', join(w, 'gone', 'x.pcap'), store.files[0]!.path], { encoding: 'utf8' });
     expect(direct.status).toBe(5);

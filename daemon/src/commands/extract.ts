@@ -1,7 +1,7 @@
 // `qe-packets extract`: the packets of a time range (and a BPF filter) from every interface in the
 // store, merged in timestamp order into one pcap file or onto stdout. The catalog picks the files;
 // qe-extract reads, filters and merges them.
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, constants, realpathSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { ExitCode } from '../extract/exit-codes.js';
 import { runExtractor, type ExtractCounts } from '../extract/run-extractor.js';
@@ -50,6 +50,12 @@ export async function extractCommand(argv: string[]): Promise<number> {
     if (!(e instanceof ConfigError)) throw e;
     say(e.message);
     return ExitCode.usage;
+  }
+
+  const intoStore = storeDirHolding(req.output, paths);
+  if (intoStore) {
+    say(`-w ${req.output} is inside the capture store (${intoStore}): write the extract somewhere else, so it can never replace or mix with captures`);
+    return ExitCode.output;
   }
 
   const catalog = await scanCatalog(paths);
@@ -142,6 +148,20 @@ function checkOutput(output: string): string | undefined {
     return `-w ${output}: cannot write in ${dir} (${why})`;
   }
   return undefined;
+}
+
+/** The store directory the output would land in, if any. */
+function storeDirHolding(output: string, storePaths: readonly string[]): string | undefined {
+  if (output === '-') return undefined;
+  const real = (p: string) => {
+    try {
+      return realpathSync(p);
+    } catch {
+      return resolve(p);
+    }
+  };
+  const dir = real(dirname(resolve(output)));
+  return storePaths.find((p) => real(p) === dir);
 }
 
 function linktypesOf(files: readonly CatalogEntry[]): Map<number, Set<string>> {
