@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { captureCommand, captureHelp } from './commands/capture.js';
 import { checkConfigCommand, checkConfigHelp } from './commands/check-config.js';
 import { demoCommand, demoHelp } from './commands/demo.js';
+import { extractCommand } from './commands/extract.js';
+import { EXTRACT_USAGE } from './commands/extract-args.js';
 import { interfacesCommand, interfacesHelp } from './commands/interfaces.js';
 import { packageRoot } from './util/native.js';
 
@@ -17,6 +19,7 @@ interface Command {
 const commands: Record<string, Command> = {
   capture: { summary: 'capture the configured interfaces (or --read a file) into the store', help: captureHelp, run: captureCommand },
   'check-config': { summary: 'validate a configuration file without starting anything', help: checkConfigHelp, run: checkConfigCommand },
+  extract: { summary: 'write the packets of a time range (and BPF filter) from the store into one pcap', help: EXTRACT_USAGE, run: extractCommand },
   interfaces: { summary: 'list the interfaces that can be captured', help: interfacesHelp, run: interfacesCommand },
   demo: { summary: 'capture mixed traffic on a throw-away veth pair and show it in tshark', help: demoHelp, run: demoCommand },
 };

@@ -9,6 +9,7 @@ import { parsePcap, type PcapRecord } from '../../daemon/src/pcap/format.js';
 export const root = fileURLToPath(new URL('../..', import.meta.url));
 export const cliPath = join(root, 'build', 'daemon', 'src', 'cli.js');
 export const helperPath = join(root, 'build', 'native', 'qe-capture');
+export const extractPath = join(root, 'build', 'native', 'qe-extract');
 
 export function cli(args: string[], opts: { reject?: boolean; timeout?: number } = {}) {
   return execa(process.execPath, [cliPath, ...args], { reject: opts.reject ?? false, timeout: opts.timeout ?? 60_000, all: true });

@@ -31,6 +31,16 @@ export interface PcapRecord extends RecordHeader {
 
 export class PcapFormatError extends Error {}
 
+/**
+ * libpcap accepts records up to 262144 bytes whatever the header's snaplen says, so a longer
+ * caplen is the first sign of a damaged or half-written record. qe-extract.c uses the same rule.
+ */
+export const CAPLEN_FLOOR = 262144;
+
+export function maxCaplen(snaplen: number): number {
+  return Math.max(snaplen, CAPLEN_FLOOR);
+}
+
 export function encodeGlobalHeader(h: { nanos?: boolean; snaplen: number; linktype: number }): Buffer {
   const b = Buffer.alloc(GLOBAL_HEADER_LEN);
   b.writeUInt32LE(h.nanos === false ? MAGIC_MICRO : MAGIC_NANO, 0);
@@ -103,7 +113,7 @@ export function* records(b: Buffer, g: GlobalHeader, start = GLOBAL_HEADER_LEN):
   while (off + RECORD_HEADER_LEN <= b.length) {
     const h = decodeRecordHeader(b, off, g);
     const dataStart = off + RECORD_HEADER_LEN;
-    if (h.caplen > Math.max(g.snaplen, 262144) || dataStart + h.caplen > b.length) return;
+    if (h.caplen > maxCaplen(g.snaplen) || dataStart + h.caplen > b.length) return;
     yield { ...h, data: b.subarray(dataStart, dataStart + h.caplen), offset: off };
     off = dataStart + h.caplen;
   }

@@ -1,0 +1,710 @@
+// qe-extract: merges capture files of several interfaces into one nanosecond pcap in timestamp
+// order, keeping a time range and a BPF filter. The TypeScript side picks the files from the
+// catalog; this program does the per-packet work, so no JavaScript runs per packet.
+//
+// Usage:
+//   qe-extract -w OUT|- [--from NS] [--to NS] [--filter EXPR] [--linktype N] [--snaplen N]
+//              [--list FILE|-] [--status-fd N] [--progress-ms N] [FILE...]
+//
+//   -w OUT        output path; `-` writes to standard output (refused when it is a terminal).
+//                 A regular file is written under a temporary name and renamed when complete, so
+//                 a failed run never leaves a partial output behind. An existing FIFO or device
+//                 is written directly.
+//   --from/--to   inclusive range in nanoseconds since the epoch (default: everything).
+//   --filter      a BPF filter (libpcap syntax), compiled for the inputs' link type.
+//   --linktype/--snaplen   the output header when there are no inputs; --linktype is also the
+//                 link type every input must have.
+//   --list        inputs, one per line: `<stream> <sorted> <path>`. Files of one stream are read
+//                 one after another in the order given (their time spans must follow one
+//                 another); streams are merged by timestamp. <sorted> is 1 when every record of
+//                 that file is known to be no older than the previous one: reading it then stops
+//                 at the first record past --to.
+//   FILE...       each a stream of its own (for use by hand).
+//   --status-fd   where JSON status lines go (default 2): `progress` lines every --progress-ms
+//                 (0 = none), `warning` lines, and one final `done` or `error` line.
+//
+// Exit codes (docs/EXTRACT.md): 0 packets written; 1 internal or read I/O error; 2 usage error or
+// bad filter; 3 nothing in the range (a valid empty pcap was written); 4 input error (not a pcap,
+// link types differ, unreadable); 5 output error; 130 interrupted; 141 the reader closed the pipe.
+//
+// A `.part` input is read up to its last whole record as of when it is opened: the capture helper
+// may still be appending to it. A missing input (removed by retention since the catalog was read)
+// is a warning, not an error: a `.part` input is also looked for under its closed name.
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pcap/pcap.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+enum {
+  EXIT_OK_PACKETS = 0,
+  EXIT_INTERNAL = 1,
+  EXIT_USAGE = 2,
+  EXIT_EMPTY = 3,
+  EXIT_INPUT = 4,
+  EXIT_OUTPUT = 5,
+  EXIT_INTERRUPTED = 130,
+  EXIT_PIPE_CLOSED = 141,
+};
+
+#define MAGIC_MICRO 0xa1b2c3d4u
+#define MAGIC_NANO 0xa1b23c4du
+#define GLOBAL_HEADER_LEN 24
+#define RECORD_HEADER_LEN 16
+// Same rule as format.ts maxCaplen(): libpcap takes records up to 262144 bytes whatever the
+// header's snaplen, so only a longer caplen marks a damaged record.
+#define CAPLEN_FLOOR 262144u
+#define CAPLEN_CEILING (256u << 20)
+#define READ_CHUNK (1u << 20)
+#define WRITE_CHUNK (4u << 20)
+#define NS_PER_S 1000000000ull
+
+struct input_file {
+  char *path;
+  bool sorted;
+};
+
+struct stream {
+  size_t index;
+  struct input_file *files;
+  size_t nfiles, files_cap, next_file;
+
+  int fd;
+  const char *path;
+  bool sorted, part, swapped, nanos;
+  uint32_t max_caplen;
+  off_t limit; // file size when opened: a part file is read as far as it was written then
+  off_t file_pos; // file offset of the byte after buf[len - 1]
+
+  uint8_t *buf;
+  size_t cap, off, len; // unread bytes are buf[off, len)
+
+  // The current record, valid until the stream is advanced.
+  uint64_t ts;
+  uint32_t caplen, origlen;
+  const uint8_t *data;
+};
+
+struct counters {
+  uint64_t packets, bytes, records_read, out_of_range, filtered_out, bytes_read;
+  uint64_t files_opened, files_missing, partial_tails, damaged_files;
+};
+
+static struct {
+  const char *out_path;
+  uint64_t from_ns, to_ns;
+  const char *filter;
+  long linktype, snaplen;
+  int status_fd;
+  long progress_ms;
+} opt = {.to_ns = UINT64_MAX, .linktype = -1, .snaplen = -1, .status_fd = 2};
+
+static struct counters count;
+static struct stream *streams;
+static size_t nstreams;
+static int linktype = -1;
+static const char *linktype_source;
+static struct bpf_program filter_prog;
+static bool have_filter;
+
+static int out_fd = -1;
+static uint8_t *out_buf;
+static size_t out_len;
+// The temporary output, removed by the signal handler too: fixed storage keeps that safe.
+static char tmp_path[PATH_MAX];
+static volatile sig_atomic_t tmp_active;
+
+static uint64_t next_progress_ms;
+
+// ---- messages -------------------------------------------------------------------------------
+
+static void json_string(FILE *f, const char *s) {
+  fputc('"', f);
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+    else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
+    else fputc(*p, f);
+  }
+  fputc('"', f);
+}
+
+static FILE *status_file;
+
+static void status_counts(FILE *f) {
+  fprintf(f,
+          "\"packets\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"records_read\":%" PRIu64
+          ",\"out_of_range\":%" PRIu64 ",\"filtered_out\":%" PRIu64 ",\"bytes_read\":%" PRIu64
+          ",\"files_opened\":%" PRIu64 ",\"files_missing\":%" PRIu64 ",\"partial_tails\":%" PRIu64
+          ",\"damaged_files\":%" PRIu64,
+          count.packets, count.bytes, count.records_read, count.out_of_range, count.filtered_out,
+          count.bytes_read, count.files_opened, count.files_missing, count.partial_tails,
+          count.damaged_files);
+}
+
+static void warn(const char *fmt, ...) {
+  char msg[PATH_MAX + 512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "qe-extract: warning: %s\n", msg);
+  fputs("{\"type\":\"warning\",\"message\":", status_file);
+  json_string(status_file, msg);
+  fputs("}\n", status_file);
+  fflush(status_file);
+}
+
+static void remove_tmp(void) {
+  if (tmp_active) {
+    unlink(tmp_path);
+    tmp_active = 0;
+  }
+}
+
+// Reports the error in both forms and exits; the partial output is removed first.
+__attribute__((noreturn, format(printf, 2, 3))) static void die(int code, const char *fmt, ...) {
+  char msg[PATH_MAX + 1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  remove_tmp();
+  fprintf(stderr, "qe-extract: %s\n", msg);
+  if (status_file) {
+    fprintf(status_file, "{\"type\":\"error\",\"exit\":%d,\"message\":", code);
+    json_string(status_file, msg);
+    fputc(',', status_file);
+    status_counts(status_file);
+    fputs("}\n", status_file);
+    fflush(status_file);
+  }
+  exit(code);
+}
+
+static uint64_t now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
+}
+
+static void maybe_progress(void) {
+  if (opt.progress_ms <= 0) return;
+  uint64_t now = now_ms();
+  if (now < next_progress_ms) return;
+  next_progress_ms = now + (uint64_t)opt.progress_ms;
+  fputs("{\"type\":\"progress\",", status_file);
+  status_counts(status_file);
+  fputs("}\n", status_file);
+  fflush(status_file);
+}
+
+static void on_signal(int sig) {
+  // Only async-signal-safe calls here: unlink and _exit.
+  if (tmp_active) unlink(tmp_path);
+  _exit(sig == SIGINT ? EXIT_INTERRUPTED : 128 + sig);
+}
+
+// ---- output ---------------------------------------------------------------------------------
+
+static void write_all(const uint8_t *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(out_fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EPIPE) {
+        remove_tmp();
+        exit(EXIT_PIPE_CLOSED); // the reader went away (wireshark closed): not worth a message
+      }
+      die(EXIT_OUTPUT, "writing %s: %s", opt.out_path, strerror(errno));
+    }
+    p += w;
+    n -= (size_t)w;
+  }
+}
+
+static void out_flush(void) {
+  write_all(out_buf, out_len);
+  out_len = 0;
+}
+
+static void out_append(const void *p, size_t n) {
+  if (out_len + n > WRITE_CHUNK) out_flush();
+  if (n > WRITE_CHUNK) {
+    write_all(p, n);
+    return;
+  }
+  memcpy(out_buf + out_len, p, n);
+  out_len += n;
+}
+
+static void put_le32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)v;
+  p[1] = (uint8_t)(v >> 8);
+  p[2] = (uint8_t)(v >> 16);
+  p[3] = (uint8_t)(v >> 24);
+}
+
+static void put_le16(uint8_t *p, uint16_t v) {
+  p[0] = (uint8_t)v;
+  p[1] = (uint8_t)(v >> 8);
+}
+
+static void open_output(void) {
+  if (strcmp(opt.out_path, "-") == 0) {
+    if (isatty(STDOUT_FILENO))
+      die(EXIT_USAGE, "refusing to write a binary pcap to a terminal: pipe it (| wireshark -k -i -) or use -w FILE");
+    out_fd = STDOUT_FILENO;
+    return;
+  }
+  struct stat st;
+  if (stat(opt.out_path, &st) == 0) {
+    if (S_ISDIR(st.st_mode)) die(EXIT_OUTPUT, "output %s is a directory: give a file name", opt.out_path);
+    if (!S_ISREG(st.st_mode)) {
+      // A FIFO or device cannot be replaced by a rename; write to it as it is.
+      out_fd = open(opt.out_path, O_WRONLY | O_CLOEXEC);
+      if (out_fd < 0) die(EXIT_OUTPUT, "cannot open output %s: %s", opt.out_path, strerror(errno));
+      return;
+    }
+  }
+  const char *slash = strrchr(opt.out_path, '/');
+  int n;
+  if (slash)
+    n = snprintf(tmp_path, sizeof tmp_path, "%.*s/.%s.qe-extract-XXXXXX", (int)(slash - opt.out_path),
+                 opt.out_path, slash + 1);
+  else
+    n = snprintf(tmp_path, sizeof tmp_path, ".%s.qe-extract-XXXXXX", opt.out_path);
+  if (n < 0 || (size_t)n >= sizeof tmp_path) die(EXIT_OUTPUT, "output path too long: %s", opt.out_path);
+  sigset_t all, old;
+  sigfillset(&all);
+  sigprocmask(SIG_BLOCK, &all, &old); // the handler must not see a created but unrecorded file
+  out_fd = mkostemp(tmp_path, O_CLOEXEC);
+  if (out_fd >= 0) tmp_active = 1;
+  int err = errno;
+  sigprocmask(SIG_SETMASK, &old, NULL);
+  if (out_fd < 0) {
+    const char *dir = slash ? "its directory" : "the current directory";
+    die(EXIT_OUTPUT, "cannot create output %s in %s: %s", opt.out_path, dir, strerror(err));
+  }
+  mode_t mask = umask(0);
+  umask(mask);
+  fchmod(out_fd, 0666 & ~mask);
+}
+
+static void finish_output(void) {
+  out_flush();
+  if (!tmp_active) return;
+  // Made durable before it takes its name, so the name never points at a half-written file.
+  if (fdatasync(out_fd) != 0) die(EXIT_OUTPUT, "writing %s: %s", opt.out_path, strerror(errno));
+  if (close(out_fd) != 0) die(EXIT_OUTPUT, "writing %s: %s", opt.out_path, strerror(errno));
+  if (rename(tmp_path, opt.out_path) != 0) die(EXIT_OUTPUT, "cannot rename output into %s: %s", opt.out_path, strerror(errno));
+  tmp_active = 0;
+}
+
+// ---- input ----------------------------------------------------------------------------------
+
+static uint32_t rd32(const uint8_t *p, bool swapped) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return swapped ? __builtin_bswap32(v) : v;
+}
+
+static void close_file(struct stream *s) {
+  if (s->fd >= 0) close(s->fd);
+  s->fd = -1;
+  s->off = s->len = 0;
+}
+
+// Makes at least `need` unread bytes available; false when the file (as of its opening) ends first.
+static bool fill(struct stream *s, size_t need) {
+  if (s->len - s->off >= need) return true;
+  if (s->off > 0) {
+    memmove(s->buf, s->buf + s->off, s->len - s->off);
+    s->len -= s->off;
+    s->off = 0;
+  }
+  if (need > s->cap) {
+    size_t cap = s->cap;
+    while (cap < need) cap *= 2;
+    uint8_t *b = realloc(s->buf, cap);
+    if (!b) die(EXIT_INTERNAL, "out of memory for a %zu-byte record in %s", need, s->path);
+    s->buf = b;
+    s->cap = cap;
+  }
+  while (s->len < need && s->file_pos < s->limit) {
+    size_t want = s->cap - s->len;
+    if ((off_t)want > s->limit - s->file_pos) want = (size_t)(s->limit - s->file_pos);
+    ssize_t r = read(s->fd, s->buf + s->len, want);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      die(EXIT_INTERNAL, "reading %s: %s", s->path, strerror(errno));
+    }
+    if (r == 0) break; // truncated under us: what is there is all there is
+    s->len += (size_t)r;
+    s->file_pos += r;
+    count.bytes_read += (uint64_t)r;
+    maybe_progress();
+  }
+  return s->len - s->off >= need;
+}
+
+static int open_input(const char *path, const char **opened) {
+  *opened = path;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd >= 0 || errno != ENOENT) return fd;
+  // The capture helper may have closed and renamed the part file since the catalog was read.
+  size_t n = strlen(path);
+  if (n > 5 && strcmp(path + n - 5, ".part") == 0) {
+    static char closed[PATH_MAX];
+    if (n - 5 < sizeof closed) {
+      memcpy(closed, path, n - 5);
+      closed[n - 5] = 0;
+      int fd2 = open(closed, O_RDONLY | O_CLOEXEC);
+      if (fd2 >= 0) {
+        *opened = closed;
+        return fd2;
+      }
+    }
+    errno = ENOENT;
+  }
+  return -1;
+}
+
+// Opens the stream's next file that exists and checks its global header; false when none is left.
+static bool open_next_file(struct stream *s) {
+  while (s->next_file < s->nfiles) {
+    struct input_file *f = &s->files[s->next_file++];
+    const char *opened;
+    int fd = open_input(f->path, &opened);
+    if (fd < 0) {
+      if (errno == ENOENT) {
+        count.files_missing++;
+        warn("%s no longer exists (removed by retention?): skipped", f->path);
+        continue;
+      }
+      die(EXIT_INPUT, "cannot open %s: %s", f->path, strerror(errno));
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) die(EXIT_INPUT, "cannot stat %s: %s", f->path, strerror(errno));
+    posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    count.files_opened++;
+    size_t n = strlen(f->path);
+    s->fd = fd;
+    s->path = f->path;
+    s->sorted = f->sorted;
+    s->part = opened == f->path && n > 5 && strcmp(f->path + n - 5, ".part") == 0;
+    s->limit = st.st_size;
+    s->file_pos = 0;
+    s->off = s->len = 0;
+    if (!fill(s, GLOBAL_HEADER_LEN)) {
+      // A part file opened before its header was flushed holds nothing yet.
+      if (s->part) {
+        close_file(s);
+        continue;
+      }
+      die(EXIT_INPUT, "%s is not a pcap file (only %zu bytes)", s->path, s->len);
+    }
+    uint32_t magic;
+    memcpy(&magic, s->buf, 4);
+    if (magic == MAGIC_MICRO || magic == MAGIC_NANO) s->swapped = false;
+    else if (__builtin_bswap32(magic) == MAGIC_MICRO || __builtin_bswap32(magic) == MAGIC_NANO) s->swapped = true;
+    else die(EXIT_INPUT, "%s is not a pcap file (magic 0x%08x)", s->path, magic);
+    s->nanos = (s->swapped ? __builtin_bswap32(magic) : magic) == MAGIC_NANO;
+    uint32_t snaplen = rd32(s->buf + 16, s->swapped);
+    int lt = (int)(rd32(s->buf + 20, s->swapped) & 0x0fffffffu);
+    if (linktype < 0) {
+      linktype = lt;
+      linktype_source = s->path;
+    } else if (lt != linktype) {
+      die(EXIT_INPUT, "link types differ: %s has %d (%s), %s has %d (%s); extract them separately (--iface)",
+          linktype_source, linktype, pcap_datalink_val_to_name(linktype) ? pcap_datalink_val_to_name(linktype) : "?",
+          s->path, lt, pcap_datalink_val_to_name(lt) ? pcap_datalink_val_to_name(lt) : "?");
+    }
+    if (opt.snaplen < (long)snaplen) opt.snaplen = snaplen;
+    s->max_caplen = snaplen > CAPLEN_FLOOR ? snaplen : CAPLEN_FLOOR;
+    if (s->max_caplen > CAPLEN_CEILING) s->max_caplen = CAPLEN_CEILING;
+    s->off = GLOBAL_HEADER_LEN;
+    return true;
+  }
+  return false;
+}
+
+// Moves the stream to its next record that is in range and passes the filter; false at its end.
+static bool advance(struct stream *s) {
+  for (;;) {
+    if (s->fd < 0 && !open_next_file(s)) return false;
+    if (!fill(s, RECORD_HEADER_LEN)) {
+      if (s->len > s->off) {
+        count.partial_tails++;
+        if (!s->part) warn("%s ends with %zu bytes of a cut-short record: ignored", s->path, s->len - s->off);
+      }
+      close_file(s);
+      continue;
+    }
+    const uint8_t *h = s->buf + s->off;
+    uint32_t sec = rd32(h, s->swapped), frac = rd32(h + 4, s->swapped);
+    uint32_t caplen = rd32(h + 8, s->swapped), origlen = rd32(h + 12, s->swapped);
+    if (caplen > s->max_caplen) {
+      count.damaged_files++;
+      warn("%s has an impossible record (caplen %" PRIu32 ") at offset %lld: the rest of the file is skipped",
+           s->path, caplen, (long long)(s->file_pos - (off_t)(s->len - s->off)));
+      close_file(s);
+      continue;
+    }
+    if (!fill(s, RECORD_HEADER_LEN + (size_t)caplen)) {
+      count.partial_tails++;
+      if (!s->part) warn("%s ends with a cut-short record: ignored", s->path);
+      close_file(s);
+      continue;
+    }
+    h = s->buf + s->off; // fill() may have moved the buffer
+    s->off += RECORD_HEADER_LEN + caplen;
+    count.records_read++;
+    uint64_t ts = (uint64_t)sec * NS_PER_S + (s->nanos ? frac : (uint64_t)frac * 1000u);
+    if (ts < opt.from_ns || ts > opt.to_ns) {
+      count.out_of_range++;
+      // Records of a sorted file only get later: nothing further in it can be in range.
+      if (ts > opt.to_ns && s->sorted) close_file(s);
+      continue;
+    }
+    if (have_filter) {
+      struct pcap_pkthdr ph = {.caplen = caplen, .len = origlen};
+      if (pcap_offline_filter(&filter_prog, &ph, h + RECORD_HEADER_LEN) == 0) {
+        count.filtered_out++;
+        continue;
+      }
+    }
+    s->ts = ts;
+    s->caplen = caplen;
+    s->origlen = origlen;
+    s->data = h + RECORD_HEADER_LEN;
+    return true;
+  }
+}
+
+// ---- merge ----------------------------------------------------------------------------------
+
+static struct stream **heap;
+static size_t heap_len;
+
+// Ties go to the lower stream index, so equal timestamps come out in a fixed order.
+static bool earlier(const struct stream *a, const struct stream *b) {
+  return a->ts < b->ts || (a->ts == b->ts && a->index < b->index);
+}
+
+static void sift_down(size_t i) {
+  for (;;) {
+    size_t l = 2 * i + 1, r = l + 1, m = i;
+    if (l < heap_len && earlier(heap[l], heap[m])) m = l;
+    if (r < heap_len && earlier(heap[r], heap[m])) m = r;
+    if (m == i) return;
+    struct stream *t = heap[i];
+    heap[i] = heap[m];
+    heap[m] = t;
+    i = m;
+  }
+}
+
+static void write_record(const struct stream *s) {
+  uint8_t h[RECORD_HEADER_LEN];
+  put_le32(h, (uint32_t)(s->ts / NS_PER_S));
+  put_le32(h + 4, (uint32_t)(s->ts % NS_PER_S));
+  put_le32(h + 8, s->caplen);
+  put_le32(h + 12, s->origlen);
+  out_append(h, sizeof h);
+  out_append(s->data, s->caplen);
+  count.packets++;
+  count.bytes += s->caplen;
+}
+
+static void merge(void) {
+  heap = calloc(nstreams ? nstreams : 1, sizeof *heap);
+  if (!heap) die(EXIT_INTERNAL, "out of memory");
+  for (size_t i = 0; i < nstreams; i++)
+    if (advance(&streams[i])) heap[heap_len++] = &streams[i];
+  for (size_t i = heap_len / 2; i-- > 0;) sift_down(i);
+  while (heap_len > 0) {
+    struct stream *s = heap[0];
+    write_record(s);
+    if (!advance(s)) heap[0] = heap[--heap_len];
+    sift_down(0);
+  }
+}
+
+// ---- set-up ---------------------------------------------------------------------------------
+
+static struct stream *stream_at(size_t index) {
+  if (index >= nstreams) {
+    size_t n = index + 1;
+    struct stream *grown = realloc(streams, n * sizeof *streams);
+    if (!grown) die(EXIT_INTERNAL, "out of memory");
+    for (size_t i = nstreams; i < n; i++) grown[i] = (struct stream){.index = i, .fd = -1};
+    streams = grown;
+    nstreams = n;
+  }
+  return &streams[index];
+}
+
+static void add_file(size_t index, const char *path, bool sorted) {
+  struct stream *s = stream_at(index);
+  if (s->nfiles == s->files_cap) {
+    size_t cap = s->files_cap ? s->files_cap * 2 : 8;
+    struct input_file *f = realloc(s->files, cap * sizeof *f);
+    if (!f) die(EXIT_INTERNAL, "out of memory");
+    s->files = f;
+    s->files_cap = cap;
+  }
+  char *copy = strdup(path);
+  if (!copy) die(EXIT_INTERNAL, "out of memory");
+  s->files[s->nfiles++] = (struct input_file){.path = copy, .sorted = sorted};
+}
+
+static void read_list(const char *list_path) {
+  FILE *f = strcmp(list_path, "-") == 0 ? stdin : fopen(list_path, "r");
+  if (!f) die(EXIT_USAGE, "cannot read --list %s: %s", list_path, strerror(errno));
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t n;
+  unsigned long lineno = 0;
+  while ((n = getline(&line, &cap, f)) >= 0) {
+    lineno++;
+    if (n > 0 && line[n - 1] == '\n') line[--n] = 0;
+    if (n == 0) continue;
+    char *end;
+    errno = 0;
+    unsigned long idx = strtoul(line, &end, 10);
+    if (errno || end == line || *end != ' ' || idx > 1000000 || (end[1] != '0' && end[1] != '1') || end[2] != ' ' || !end[3])
+      die(EXIT_USAGE, "--list line %lu: expected \"<stream> <0|1> <path>\", got \"%s\"", lineno, line);
+    add_file(idx, end + 3, end[1] == '1');
+  }
+  free(line);
+  if (f != stdin) fclose(f);
+}
+
+static uint64_t parse_u64(const char *name, const char *v) {
+  char *end;
+  errno = 0;
+  unsigned long long x = strtoull(v, &end, 10);
+  if (errno || end == v || *end || v[0] == '-')
+    die(EXIT_USAGE, "%s must be a whole number (nanoseconds since the epoch), got \"%s\"", name, v);
+  return x;
+}
+
+static void usage(void) {
+  fputs("usage: qe-extract -w OUT|- [--from NS] [--to NS] [--filter EXPR] [--linktype N] [--snaplen N]\n"
+        "                  [--list FILE|-] [--status-fd N] [--progress-ms N] [FILE...]\n",
+        stderr);
+}
+
+int main(int argc, char **argv) {
+  status_file = stderr;
+  static const struct option longopts[] = {
+      {"write", required_argument, 0, 'w'},      {"from", required_argument, 0, 'f'},
+      {"to", required_argument, 0, 't'},         {"filter", required_argument, 0, 'F'},
+      {"linktype", required_argument, 0, 'l'},   {"snaplen", required_argument, 0, 's'},
+      {"list", required_argument, 0, 'L'},       {"status-fd", required_argument, 0, 'S'},
+      {"progress-ms", required_argument, 0, 'p'}, {"help", no_argument, 0, 'h'},
+      {0, 0, 0, 0},
+  };
+  const char *list_path = NULL;
+  int c;
+  while ((c = getopt_long(argc, argv, "w:h", longopts, NULL)) != -1) {
+    switch (c) {
+    case 'w': opt.out_path = optarg; break;
+    case 'f': opt.from_ns = parse_u64("--from", optarg); break;
+    case 't': opt.to_ns = parse_u64("--to", optarg); break;
+    case 'F': opt.filter = optarg; break;
+    case 'l': opt.linktype = (long)parse_u64("--linktype", optarg); break;
+    case 's': opt.snaplen = (long)parse_u64("--snaplen", optarg); break;
+    case 'L': list_path = optarg; break;
+    case 'p': opt.progress_ms = (long)parse_u64("--progress-ms", optarg); break;
+    case 'S': {
+      int fd = (int)parse_u64("--status-fd", optarg);
+      FILE *f = fd == 2 ? stderr : fdopen(fd, "w");
+      if (!f) die(EXIT_USAGE, "--status-fd %d is not open for writing: %s", fd, strerror(errno));
+      opt.status_fd = fd;
+      status_file = f;
+      break;
+    }
+    case 'h': usage(); return 0;
+    default: usage(); return EXIT_USAGE;
+    }
+  }
+  if (!opt.out_path) {
+    usage();
+    die(EXIT_USAGE, "-w OUT is required (a file, or - for standard output)");
+  }
+  if (opt.from_ns > opt.to_ns)
+    die(EXIT_USAGE, "--from %" PRIu64 " is after --to %" PRIu64 ": swap them", opt.from_ns, opt.to_ns);
+
+  signal(SIGPIPE, SIG_IGN);
+  struct sigaction sa = {.sa_handler = on_signal};
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+
+  if (list_path) read_list(list_path);
+  size_t first_positional = nstreams;
+  for (int i = optind; i < argc; i++) add_file(first_positional + (size_t)(i - optind), argv[i], false);
+
+  if (opt.linktype >= 0) {
+    linktype = (int)opt.linktype;
+    linktype_source = "--linktype";
+  }
+  // Each stream's first file is opened now, so a link type mismatch or an unreadable input is
+  // reported before an output exists.
+  for (size_t i = 0; i < nstreams; i++) {
+    struct stream *s = &streams[i];
+    s->cap = READ_CHUNK;
+    s->buf = malloc(s->cap);
+    if (!s->buf) die(EXIT_INTERNAL, "out of memory");
+    open_next_file(s);
+  }
+  if (linktype < 0) linktype = 1; // no input at all: an empty Ethernet capture
+  if (opt.snaplen <= 0) opt.snaplen = CAPLEN_FLOOR;
+
+  if (opt.filter && opt.filter[0]) {
+    pcap_t *dead = pcap_open_dead_with_tstamp_precision(linktype, (int)opt.snaplen, PCAP_TSTAMP_PRECISION_NANO);
+    if (!dead) die(EXIT_INTERNAL, "pcap_open_dead failed");
+    if (pcap_compile(dead, &filter_prog, opt.filter, 1, PCAP_NETMASK_UNKNOWN) != 0)
+      die(EXIT_USAGE, "bad filter \"%s\": %s", opt.filter, pcap_geterr(dead));
+    pcap_close(dead);
+    have_filter = true;
+  }
+
+  out_buf = malloc(WRITE_CHUNK);
+  if (!out_buf) die(EXIT_INTERNAL, "out of memory");
+  open_output();
+  uint8_t gh[GLOBAL_HEADER_LEN] = {0};
+  put_le32(gh, MAGIC_NANO);
+  put_le16(gh + 4, 2);
+  put_le16(gh + 6, 4);
+  put_le32(gh + 16, (uint32_t)opt.snaplen);
+  put_le32(gh + 20, (uint32_t)linktype);
+  out_append(gh, sizeof gh);
+
+  next_progress_ms = now_ms() + (uint64_t)opt.progress_ms;
+  merge();
+  finish_output();
+
+  int code = count.packets > 0 ? EXIT_OK_PACKETS : EXIT_EMPTY;
+  fprintf(status_file, "{\"type\":\"done\",\"exit\":%d,\"linktype\":%d,\"snaplen\":%ld,", code, linktype, opt.snaplen);
+  status_counts(status_file);
+  fputs("}\n", status_file);
+  fflush(status_file);
+  return code;
+}

@@ -1,0 +1,94 @@
+// Turns `qe-packets extract` flags into a checked request. Every mistake becomes a UsageError that
+// names the flag, the value and what to write instead.
+import { parseArgs } from 'node:util';
+import { formatIsoNs } from '../time/format-time.js';
+import { TIME_FORMS, TimeParseError, parseTime, type TimeZoneRule } from '../time/parse-time.js';
+import { DEFAULT_CONFIG_PATH } from '../config/config.js';
+
+export const EXTRACT_USAGE = `usage: qe-packets extract --from TIME [--to TIME] [--filter BPF] [--iface NAME]... -w OUT|- [--config FILE]
+
+  --from TIME      start of the range (inclusive)
+  --to TIME        end of the range (inclusive; default: now)
+  --filter BPF     keep only packets matching this libpcap filter ("host 10.0.0.1 and tcp port 443")
+  --iface NAME     only these interfaces (repeat, or separate with commas; default: all)
+  -w, --write OUT  output pcap file, or - for standard output (| wireshark -k -i -)
+  --config FILE    daemon configuration for storage.paths (default ${DEFAULT_CONFIG_PATH})
+
+TIME is ${TIME_FORMS}.
+An ISO time without Z or an offset is local time (TZ). Exit status: 0 packets written,
+2 bad arguments or filter, 3 nothing in the range (an empty pcap is written), 4 unreadable
+input, 5 output not writable.`;
+
+export class UsageError extends Error {}
+
+export interface ExtractRequest {
+  help: boolean;
+  fromNs: bigint;
+  toNs: bigint;
+  filter?: string;
+  ifaces: string[];
+  output: string;
+  configPath: string;
+}
+
+export function parseExtractArgs(argv: readonly string[], nowNs: bigint, zone: TimeZoneRule = 'local'): ExtractRequest {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        from: { type: 'string' },
+        to: { type: 'string' },
+        filter: { type: 'string' },
+        iface: { type: 'string', multiple: true },
+        write: { type: 'string', short: 'w' },
+        config: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    // parseArgs already names the flag ("Unknown option '--form'"); add what is accepted.
+    throw new UsageError(`${(e as Error).message}\n\n${EXTRACT_USAGE}`);
+  }
+  const v = parsed.values;
+  const base = { ifaces: [], configPath: v.config ?? DEFAULT_CONFIG_PATH };
+  if (v.help) return { help: true, fromNs: 0n, toNs: 0n, output: '', ...base };
+
+  if (v.from === undefined) throw new UsageError('--from is required: the start of the range, e.g. --from "15m ago"');
+  if (v.write === undefined || v.write === '') {
+    throw new UsageError('-w is required: an output file, or -w - for standard output');
+  }
+  const fromNs = time('--from', v.from, nowNs, zone);
+  const toNs = v.to === undefined ? nowNs : time('--to', v.to, nowNs, zone);
+  if (fromNs > toNs) {
+    throw new UsageError(
+      `--from ${v.from} (${formatIsoNs(fromNs)}) is after --to ${v.to ?? 'now'} (${formatIsoNs(toNs)}): swap them`,
+    );
+  }
+  const ifaces = (v.iface ?? []).flatMap((s) => s.split(',')).map((s) => s.trim());
+  const blank = ifaces.findIndex((s) => s === '');
+  if (blank >= 0) throw new UsageError(`--iface ${JSON.stringify(v.iface?.join(','))} has an empty interface name: write e.g. --iface eth0,eth1`);
+  if (v.filter !== undefined && v.filter.trim() === '') {
+    throw new UsageError('--filter is empty: give a BPF expression (e.g. --filter "tcp port 443") or leave the flag out');
+  }
+  return {
+    help: false,
+    fromNs,
+    toNs,
+    ...(v.filter !== undefined ? { filter: v.filter } : {}),
+    ifaces: [...new Set(ifaces)],
+    output: v.write,
+    configPath: base.configPath,
+  };
+}
+
+function time(flag: string, text: string, nowNs: bigint, zone: TimeZoneRule): bigint {
+  try {
+    return parseTime(text, { nowNs, zone });
+  } catch (e) {
+    if (e instanceof TimeParseError) throw new UsageError(`${flag}: ${e.message}`);
+    throw e;
+  }
+}

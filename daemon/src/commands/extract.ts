@@ -1,0 +1,189 @@
+// `qe-packets extract`: the packets of a time range (and a BPF filter) from every interface in the
+// store, merged in timestamp order into one pcap file or onto stdout. The catalog picks the files;
+// qe-extract reads, filters and merges them.
+import { accessSync, constants, realpathSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { ExitCode } from '../extract/exit-codes.js';
+import { runExtractor, type ExtractCounts } from '../extract/run-extractor.js';
+import { scanCatalog, type CatalogEntry } from '../store/catalog.js';
+import { selectFiles, unknownInterfaces } from '../store/select-files.js';
+import { formatIsoNs, nowNs } from '../time/format-time.js';
+import { EXTRACT_USAGE, UsageError, parseExtractArgs, type ExtractRequest } from './extract-args.js';
+import { ProgressBar, humanBytes } from './progress-bar.js';
+import { ConfigError } from '../config/errors.js';
+import { loadConfigFile } from '../config/load.js';
+
+const PREFIX = 'qe-packets extract';
+const PROGRESS_MS = 150;
+// More problems than this are summarised: a badly damaged store should not bury the result.
+const MAX_PROBLEMS_SHOWN = 5;
+
+export async function extractCommand(argv: string[]): Promise<number> {
+  const stderr = process.stderr;
+  const say = (text: string) => stderr.write(`${PREFIX}: ${text}\n`);
+
+  let req: ExtractRequest;
+  try {
+    req = parseExtractArgs(argv, nowNs());
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    say(e.message);
+    return ExitCode.usage;
+  }
+  if (req.help) {
+    process.stdout.write(`${EXTRACT_USAGE}\n`);
+    return ExitCode.ok;
+  }
+  if (req.output === '-' && process.stdout.isTTY) {
+    say('refusing to write a binary pcap to a terminal: pipe it (-w - | wireshark -k -i -) or give -w FILE');
+    return ExitCode.usage;
+  }
+  const outputProblem = checkOutput(req.output);
+  if (outputProblem) {
+    say(outputProblem);
+    return ExitCode.output;
+  }
+
+  let paths: string[];
+  try {
+    paths = (await loadConfigFile(req.configPath)).storage.paths;
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    say(`invalid configuration\n${e.message}`);
+    return ExitCode.usage;
+  }
+
+  const intoStore = storeDirHolding(req.output, paths);
+  if (intoStore) {
+    say(`-w ${req.output} is inside the capture store (${intoStore}): write the extract somewhere else, so it can never replace or mix with captures`);
+    return ExitCode.output;
+  }
+
+  const catalog = await scanCatalog(paths);
+  const problems = catalog.problems;
+  for (const p of problems.slice(0, MAX_PROBLEMS_SHOWN)) say(`warning: ${p.path}: ${p.message}`);
+  if (problems.length > MAX_PROBLEMS_SHOWN) say(`warning: ${problems.length - MAX_PROBLEMS_SHOWN} more files could not be read`);
+
+  const unknown = unknownInterfaces(catalog.entries, req.ifaces);
+  if (unknown.length > 0) {
+    const known = [...new Set(catalog.entries.map((e) => e.iface))].sort();
+    say(
+      `--iface ${unknown.join(',')}: no capture files for ${unknown.length > 1 ? 'these interfaces' : 'that interface'} in the store` +
+        ` (${known.length ? `interfaces in the store: ${known.join(', ')}` : 'the store is empty'})`,
+    );
+    return ExitCode.usage;
+  }
+
+  const selection = selectFiles(catalog.entries, { fromNs: req.fromNs, toNs: req.toNs, ifaces: req.ifaces });
+  const selected = selection.streams.flatMap((s) => s.files);
+  const linktypes = linktypesOf(selected);
+  if (linktypes.size > 1) {
+    const parts = [...linktypes].map(([lt, ifaces]) => `link type ${lt} on ${[...ifaces].sort().join(', ')}`);
+    say(`the range holds files of different link types (${parts.join('; ')}): extract them separately with --iface`);
+    return ExitCode.input;
+  }
+  const candidates = req.ifaces.length ? catalog.entries.filter((e) => req.ifaces.includes(e.iface)) : catalog.entries;
+  const linktype = selected[0]?.linktype ?? candidates[0]?.linktype ?? 1;
+  const snaplen = selected.reduce((m, f) => Math.max(m, f.snaplen), 0) || candidates[0]?.snaplen || 262144;
+
+  const bar = stderr.isTTY ? new ProgressBar(stderr, { total: selection.size, columns: stderr.columns }) : undefined;
+  let outcome;
+  try {
+    outcome = await runExtractor(
+      {
+        streams: selection.streams,
+        fromNs: req.fromNs,
+        toNs: req.toNs,
+        ...(req.filter !== undefined ? { filter: req.filter } : {}),
+        output: req.output,
+        linktype,
+        snaplen,
+      },
+      {
+        progressMs: bar ? PROGRESS_MS : 0,
+        onProgress: (c) => bar?.update(c.bytes_read, c.packets),
+        onWarning: (m) => (bar ? bar.message(`${PREFIX}: warning: ${m}`) : say(`warning: ${m}`)),
+      },
+    );
+  } catch (e) {
+    // qe-extract missing or not executable: an installation problem, said plainly.
+    say((e as Error).message);
+    return ExitCode.internal;
+  }
+  if (bar && (outcome.exitCode === ExitCode.ok || outcome.exitCode === ExitCode.empty)) {
+    bar.update(outcome.counts?.bytes_read ?? 0, outcome.counts?.packets ?? 0);
+    bar.finish();
+  } else if (bar) {
+    stderr.write('\r\x1b[K');
+  }
+
+  const where = req.output === '-' ? 'standard output' : req.output;
+  switch (outcome.exitCode) {
+    case ExitCode.ok:
+      say(`wrote ${countText(outcome.counts)} from ${selection.files} file${selection.files === 1 ? '' : 's'} to ${where}`);
+      break;
+    case ExitCode.empty:
+      say(`${emptyText(req, selection.files)}; wrote an empty pcap to ${where}`);
+      break;
+    case ExitCode.pipeClosed:
+    case ExitCode.interrupted:
+      break; // the person or the reader ended it: nothing to add
+    default:
+      say(outcome.error ?? `qe-extract failed with exit status ${outcome.exitCode}`);
+  }
+  return outcome.exitCode;
+}
+
+/** Fails fast, before a possibly long scan, on an output that cannot be written. */
+function checkOutput(output: string): string | undefined {
+  if (output === '-') return undefined;
+  const dir = dirname(resolve(output));
+  try {
+    if (statSync(output, { throwIfNoEntry: false })?.isDirectory()) {
+      return `-w ${output} is a directory: give a file name inside it`;
+    }
+    accessSync(dir, constants.W_OK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such directory' : code === 'ENOTDIR' ? 'not a directory' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
+    return `-w ${output}: cannot write in ${dir} (${why})`;
+  }
+  return undefined;
+}
+
+/** The store directory the output would land in, if any. */
+function storeDirHolding(output: string, storePaths: readonly string[]): string | undefined {
+  if (output === '-') return undefined;
+  const real = (p: string) => {
+    try {
+      return realpathSync(p);
+    } catch {
+      return resolve(p);
+    }
+  };
+  const dir = real(dirname(resolve(output)));
+  return storePaths.find((p) => real(p) === dir);
+}
+
+function linktypesOf(files: readonly CatalogEntry[]): Map<number, Set<string>> {
+  const out = new Map<number, Set<string>>();
+  for (const f of files) {
+    let ifaces = out.get(f.linktype);
+    if (!ifaces) out.set(f.linktype, (ifaces = new Set()));
+    ifaces.add(f.iface);
+  }
+  return out;
+}
+
+function countText(c: ExtractCounts | undefined): string {
+  if (!c) return 'the packets';
+  return `${c.packets.toLocaleString('en-US')} packet${c.packets === 1 ? '' : 's'} (${humanBytes(c.bytes)})`;
+}
+
+function emptyText(req: ExtractRequest, files: number): string {
+  const range = `between ${formatIsoNs(req.fromNs)} and ${formatIsoNs(req.toNs)}`;
+  const filter = req.filter !== undefined ? ` matching "${req.filter}"` : '';
+  const ifaces = req.ifaces.length ? ` on ${req.ifaces.join(', ')}` : '';
+  const searched = files === 0 ? 'no capture file covers that range' : `searched ${files} file${files === 1 ? '' : 's'}`;
+  return `no packets ${range}${ifaces}${filter} (${searched})`;
+}

@@ -1,0 +1,139 @@
+// Runs qe-extract over a selection of files: hands it the streams on stdin, reads its JSON status
+// lines from fd 3 and reports progress, warnings and the outcome. With `-` as output the helper
+// writes straight to this process's stdout, so packets never pass through JavaScript.
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
+import type { ExtractStream } from '../store/select-files.js';
+import { nativeTool } from '../util/native.js';
+import { ExitCode } from './exit-codes.js';
+
+export interface ExtractJob {
+  streams: readonly ExtractStream[];
+  fromNs: bigint;
+  /** Inclusive. */
+  toNs: bigint;
+  filter?: string;
+  /** A file path, or `-` for this process's stdout. */
+  output: string;
+  /** The output's link type and snaplen (used as they are when no file is selected). */
+  linktype: number;
+  snaplen: number;
+}
+
+/** qe-extract's counters, as its status lines carry them. */
+export interface ExtractCounts {
+  packets: number;
+  bytes: number;
+  records_read: number;
+  out_of_range: number;
+  filtered_out: number;
+  bytes_read: number;
+  files_opened: number;
+  files_missing: number;
+  partial_tails: number;
+  damaged_files: number;
+}
+
+export interface ExtractOutcome {
+  exitCode: number;
+  counts?: ExtractCounts;
+  /** qe-extract's own message when it failed. */
+  error?: string;
+}
+
+export interface ExtractHooks {
+  onProgress?: (c: ExtractCounts) => void;
+  onWarning?: (message: string) => void;
+  /** How often qe-extract reports progress (0 = never). */
+  progressMs?: number;
+}
+
+export function extractorArgs(job: ExtractJob, progressMs: number): string[] {
+  const args = [
+    '-w', job.output,
+    '--from', job.fromNs.toString(),
+    '--to', job.toNs.toString(),
+    '--linktype', String(job.linktype),
+    '--snaplen', String(job.snaplen),
+    '--list', '-',
+    '--status-fd', '3',
+    '--progress-ms', String(progressMs),
+  ];
+  if (job.filter !== undefined && job.filter.trim() !== '') args.push('--filter', job.filter);
+  return args;
+}
+
+/** The `--list` text: `<stream> <sorted> <path>` per file. */
+export function extractorList(streams: readonly ExtractStream[]): string {
+  const lines: string[] = [];
+  streams.forEach((s, i) => {
+    for (const f of s.files) {
+      if (f.path.includes('\n')) throw new Error(`cannot pass a path containing a newline to qe-extract: ${JSON.stringify(f.path)}`);
+      // Only a closed file is known to stay sorted: a part file may have grown since the scan.
+      lines.push(`${i} ${f.sorted && !f.partial ? 1 : 0} ${f.path}`);
+    }
+  });
+  return lines.length ? lines.join('\n') + '\n' : '';
+}
+
+export async function runExtractor(job: ExtractJob, hooks: ExtractHooks = {}): Promise<ExtractOutcome> {
+  const child = spawn(nativeTool('qe-extract'), extractorArgs(job, hooks.progressMs ?? 0), {
+    stdio: ['pipe', job.output === '-' ? 'inherit' : 'ignore', 'pipe', 'pipe'],
+  });
+  // A child that exits early (a bad filter) closes stdin before the list is written: not an error.
+  // All four were asked for as pipes (or inherited) above, so none is null.
+  const stdin = child.stdin!;
+  const errStream = child.stderr!;
+  const statusStream = child.stdio[3] as Readable;
+  stdin.on('error', () => {});
+  stdin.end(extractorList(job.streams));
+
+  let stderr = '';
+  errStream.setEncoding('utf8');
+  errStream.on('data', (d: string) => {
+    if (stderr.length < 64 * 1024) stderr += d;
+  });
+
+  // Ctrl-C reaches the helper through the terminal; a signal sent to this process alone is
+  // passed on, so the helper still removes its unfinished output.
+  const forward = (sig: NodeJS.Signals) => child.kill(sig);
+  process.on('SIGINT', forward);
+  process.on('SIGTERM', forward);
+
+  let final: { exit: number; message?: string; counts: ExtractCounts } | undefined;
+  const status = createInterface({ input: statusStream });
+  status.on('line', (line) => {
+    let msg: Record<string, unknown>;
+    try {
+      msg = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      return;
+    }
+    if (msg.type === 'progress') hooks.onProgress?.(msg as unknown as ExtractCounts);
+    else if (msg.type === 'warning') hooks.onWarning?.(String(msg.message));
+    else if (msg.type === 'done' || msg.type === 'error') {
+      final = {
+        exit: Number(msg.exit),
+        counts: msg as unknown as ExtractCounts,
+        ...(typeof msg.message === 'string' ? { message: msg.message } : {}),
+      };
+    }
+  });
+
+  try {
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
+      child.on('error', reject);
+      child.on('close', (c, s) => resolve([c, s]));
+    });
+    const exitCode = code ?? (signal === 'SIGINT' ? ExitCode.interrupted : ExitCode.internal);
+    if (final) {
+      return { exitCode, counts: final.counts, ...(final.message ? { error: final.message } : {}) };
+    }
+    if (exitCode === ExitCode.pipeClosed || exitCode === ExitCode.interrupted) return { exitCode };
+    return { exitCode: exitCode === 0 ? ExitCode.internal : exitCode, error: stderr.trim() || `qe-extract ended by ${signal ?? `exit ${code}`} without a result` };
+  } finally {
+    process.off('SIGINT', forward);
+    process.off('SIGTERM', forward);
+  }
+}

@@ -1,0 +1,143 @@
+// The catalog cache: one `.qe-catalog.json` per store directory holding what a scan learnt about
+// each file, keyed by name and checked against size, mtime and inode, so that a rescan of
+// unchanged files costs a readdir and a stat each. Losing or corrupting it only costs a re-read.
+import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const CACHE_FILE_NAME = '.qe-catalog.json';
+const FORMAT = 'qe-packets-catalog';
+const VERSION = 1;
+
+export interface CachedFile {
+  size: number;
+  mtimeMs: number;
+  ino: number;
+  /** Offset past the last whole record; a file that only grew is read on from here. */
+  wholeEnd: number;
+  packets: number;
+  bytes: number;
+  minNs?: bigint;
+  maxNs?: bigint;
+  lastNs?: bigint;
+  sorted: boolean;
+  linktype: number;
+  snaplen: number;
+  nanos: boolean;
+}
+
+// Entries are stored as arrays in this order: 40,000 files as objects would double the file.
+type Row = [
+  size: number,
+  mtimeMs: number,
+  ino: number,
+  wholeEnd: number,
+  packets: number,
+  bytes: number,
+  minNs: string | null,
+  maxNs: string | null,
+  lastNs: string | null,
+  sorted: 0 | 1,
+  linktype: number,
+  snaplen: number,
+  nanos: 0 | 1,
+];
+
+interface CacheDocument {
+  format: typeof FORMAT;
+  version: number;
+  files: Record<string, Row>;
+}
+
+export function cachePath(dir: string): string {
+  return join(dir, CACHE_FILE_NAME);
+}
+
+/** An absent, unreadable or foreign cache reads as empty: everything is then read afresh. */
+export function loadCache(dir: string): Map<string, CachedFile> {
+  const out = new Map<string, CachedFile>();
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readFileSync(cachePath(dir), 'utf8'));
+  } catch {
+    return out;
+  }
+  if (!isDocument(doc)) return out;
+  for (const [name, row] of Object.entries(doc.files)) {
+    const file = fromRow(row);
+    if (file) out.set(name, file);
+  }
+  return out;
+}
+
+/**
+ * Writes the cache atomically (a temporary file renamed over the old one), so a daemon and an
+ * extract running at once never read half a cache. Returns the error instead of throwing: a store
+ * the caller may not write (an extract run by another user) still scans, only slower next time.
+ */
+export function saveCache(dir: string, files: ReadonlyMap<string, CachedFile>): Error | undefined {
+  const doc: CacheDocument = { format: FORMAT, version: VERSION, files: {} };
+  for (const [name, f] of files) doc.files[name] = toRow(f);
+  const tmp = `${cachePath(dir)}.${process.pid}.${Date.now()}.tmp`;
+  try {
+    writeFileSync(tmp, JSON.stringify(doc), { mode: 0o644 });
+    renameSync(tmp, cachePath(dir));
+    return undefined;
+  } catch (e) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // never created
+    }
+    return e as Error;
+  }
+}
+
+function isDocument(doc: unknown): doc is CacheDocument {
+  if (typeof doc !== 'object' || doc === null) return false;
+  const d = doc as Partial<CacheDocument>;
+  return d.format === FORMAT && d.version === VERSION && typeof d.files === 'object' && d.files !== null;
+}
+
+function toRow(f: CachedFile): Row {
+  return [
+    f.size,
+    f.mtimeMs,
+    f.ino,
+    f.wholeEnd,
+    f.packets,
+    f.bytes,
+    f.minNs?.toString() ?? null,
+    f.maxNs?.toString() ?? null,
+    f.lastNs?.toString() ?? null,
+    f.sorted ? 1 : 0,
+    f.linktype,
+    f.snaplen,
+    f.nanos ? 1 : 0,
+  ];
+}
+
+function fromRow(row: unknown): CachedFile | undefined {
+  if (!Array.isArray(row) || row.length !== 13) return undefined;
+  const [size, mtimeMs, ino, wholeEnd, packets, bytes, minNs, maxNs, lastNs, sorted, linktype, snaplen, nanos] = row;
+  const nums = [size, mtimeMs, ino, wholeEnd, packets, bytes, linktype, snaplen];
+  if (!nums.every((n) => typeof n === 'number' && Number.isFinite(n))) return undefined;
+  const big = (v: unknown): bigint | undefined | null =>
+    v === null ? undefined : typeof v === 'string' && /^\d+$/.test(v) ? BigInt(v) : null;
+  const [mn, mx, ls] = [big(minNs), big(maxNs), big(lastNs)];
+  if (mn === null || mx === null || ls === null) return undefined;
+  return {
+    size: size as number,
+    mtimeMs: mtimeMs as number,
+    ino: ino as number,
+    wholeEnd: wholeEnd as number,
+    packets: packets as number,
+    bytes: bytes as number,
+    ...(mn !== undefined ? { minNs: mn } : {}),
+    ...(mx !== undefined ? { maxNs: mx } : {}),
+    ...(ls !== undefined ? { lastNs: ls } : {}),
+    sorted: sorted === 1,
+    linktype: linktype as number,
+    snaplen: snaplen as number,
+    nanos: nanos === 1,
+  };
+}

@@ -1,0 +1,203 @@
+// The catalog: what the store holds (file, interface, time span, packets, bytes), built by a scan
+// of the store directories. Files the cache already knows cost a stat; a `.part` file that grew is
+// read on from where the last scan stopped; only new or changed files are read whole.
+import { readdirSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { PcapFormatError } from '../pcap/format.js';
+import { loadCache, saveCache, type CachedFile } from './catalog-cache.js';
+import { PART_EXT, parseFileName, type CaptureFileName } from './filename.js';
+import { PcapTooShortError, summarizePcap, type SummaryResume } from './pcap-summary.js';
+
+export interface CatalogEntry {
+  path: string;
+  /** The store directory holding the file. */
+  dir: string;
+  name: string;
+  iface: string;
+  /** Earliest and latest record timestamps (the name's time while a file has no record yet). */
+  firstNs: bigint;
+  lastNs: bigint;
+  packets: number;
+  /** Captured bytes: the sum of the records' caplen. */
+  bytes: number;
+  /** Size on disk. */
+  size: number;
+  /** A `.pcap.part`: being written, or left by a crash and not yet repaired. */
+  partial: boolean;
+  linktype: number;
+  snaplen: number;
+  /** Every record is no older than the one before (lets extraction stop early in the file). */
+  sorted: boolean;
+}
+
+export interface CatalogProblem {
+  path: string;
+  message: string;
+}
+
+export interface ScanStats {
+  files: number;
+  /** Taken from the cache without opening the file. */
+  cached: number;
+  /** Read from the start. */
+  readWhole: number;
+  /** Read on from where the last scan stopped (a file that grew, or a part file since renamed). */
+  readOnward: number;
+  /** Bytes of record stream walked. */
+  bytesWalked: number;
+  elapsedMs: number;
+  /** Why a cache could not be written (the scan itself still succeeded). */
+  cacheErrors: CatalogProblem[];
+}
+
+export interface Catalog {
+  /** Sorted by first timestamp, then name. */
+  entries: CatalogEntry[];
+  /** Files that look like captures but cannot be read as such; never removed by the scan. */
+  problems: CatalogProblem[];
+  stats: ScanStats;
+}
+
+export interface ScanOptions {
+  /** Persist what was learnt (default true). */
+  writeCache?: boolean;
+}
+
+// Sync syscalls are several times faster than libuv's pool for 40,000 stats; giving the event
+// loop a turn every so often keeps a daemon responsive during the scan.
+const YIELD_EVERY = 2000;
+
+export async function scanCatalog(paths: readonly string[], opts: ScanOptions = {}): Promise<Catalog> {
+  const started = performance.now();
+  const stats: ScanStats = { files: 0, cached: 0, readWhole: 0, readOnward: 0, bytesWalked: 0, elapsedMs: 0, cacheErrors: [] };
+  const entries: CatalogEntry[] = [];
+  const problems: CatalogProblem[] = [];
+  const buffer = Buffer.allocUnsafe(4 * 1024 * 1024);
+
+  for (const dir of paths) {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch (e) {
+      problems.push({ path: dir, message: `cannot list store directory: ${(e as Error).message}` });
+      continue;
+    }
+    const cache = loadCache(dir);
+    const next = new Map<string, CachedFile>();
+    let dirty = false;
+    let sinceYield = 0;
+
+    for (const name of names) {
+      const parsed = parseFileName(name);
+      if (!parsed) continue;
+      if (++sinceYield >= YIELD_EVERY) {
+        sinceYield = 0;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      const path = join(dir, name);
+      const st = statSync(path, { throwIfNoEntry: false });
+      if (!st?.isFile()) continue; // removed by retention since the readdir, or not a file
+
+      let known = cache.get(name);
+      // A part file renamed on close keeps its inode: carry on from what was read under the old name.
+      const renamedFrom = parsed.partial ? undefined : cache.get(name + PART_EXT);
+      if (!known && renamedFrom && renamedFrom.ino === st.ino) {
+        known = renamedFrom;
+        dirty = true; // the cache must learn the new name even when nothing needs reading
+      }
+
+      let file: CachedFile | undefined;
+      if (known && known.ino === st.ino && known.size === st.size && known.mtimeMs === st.mtimeMs) {
+        file = known;
+        stats.cached++;
+      } else {
+        const resume = known && known.ino === st.ino && st.size > known.size ? known : undefined;
+        try {
+          file = readFile(path, resume, buffer);
+        } catch (e) {
+          if (e instanceof PcapTooShortError && parsed.partial) continue; // just created: nothing in it yet
+          if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
+          if (e instanceof PcapFormatError || e instanceof PcapTooShortError || isErrno(e)) {
+            problems.push({ path, message: (e as Error).message });
+            continue;
+          }
+          throw e;
+        }
+        if (resume) stats.readOnward++;
+        else stats.readWhole++;
+        stats.bytesWalked += file.wholeEnd - (resume?.wholeEnd ?? 0);
+        dirty = true;
+      }
+      next.set(name, file);
+      stats.files++;
+
+      if (!parsed.partial && file.size > file.wholeEnd) {
+        problems.push({ path, message: `${file.size - file.wholeEnd} bytes after the last whole record are not readable as records` });
+      }
+      entries.push(toEntry(path, dir, name, parsed, file));
+    }
+    if (next.size !== cache.size) dirty = true;
+    if (dirty && opts.writeCache !== false) {
+      const err = saveCache(dir, next);
+      if (err) stats.cacheErrors.push({ path: dir, message: err.message });
+    }
+  }
+
+  entries.sort((a, b) => (a.firstNs < b.firstNs ? -1 : a.firstNs > b.firstNs ? 1 : a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  stats.elapsedMs = performance.now() - started;
+  return { entries, problems, stats };
+}
+
+/**
+ * Reads one file for the catalog, without the cache: for a caller told of a single new file (the
+ * daemon on a helper's `file_closed`) that should not rescan the store for it.
+ */
+export function catalogFile(path: string): CatalogEntry {
+  const name = basename(path);
+  const parsed = parseFileName(name);
+  if (!parsed) throw new Error(`catalogFile: ${path} is not named like a capture file (<time>_<iface>.pcap)`);
+  return toEntry(path, dirname(path), name, parsed, readFile(path, undefined, undefined));
+}
+
+function toEntry(path: string, dir: string, name: string, parsed: CaptureFileName, file: CachedFile): CatalogEntry {
+  return {
+    path,
+    dir,
+    name,
+    iface: parsed.iface,
+    firstNs: file.minNs ?? parsed.firstNs,
+    lastNs: file.maxNs ?? parsed.firstNs,
+    packets: file.packets,
+    bytes: file.bytes,
+    size: file.size,
+    partial: parsed.partial,
+    linktype: file.linktype,
+    snaplen: file.snaplen,
+    sorted: file.sorted,
+  };
+}
+
+function readFile(path: string, resume: SummaryResume | undefined, buffer: Buffer | undefined): CachedFile {
+  const s = summarizePcap(path, { ...(resume ? { resume } : {}), ...(buffer ? { buffer } : {}) });
+  return {
+    // The walk's own fstat, not the scan's stat: a file that grew in between is recorded as far
+    // as it was walked, and the next scan reads on from there.
+    size: s.size,
+    mtimeMs: s.mtimeMs,
+    ino: s.ino,
+    wholeEnd: s.wholeEnd,
+    packets: s.packets,
+    bytes: s.bytes,
+    ...(s.minNs !== undefined ? { minNs: s.minNs } : {}),
+    ...(s.maxNs !== undefined ? { maxNs: s.maxNs } : {}),
+    ...(s.lastNs !== undefined ? { lastNs: s.lastNs } : {}),
+    sorted: s.sorted,
+    linktype: s.header.linktype,
+    snaplen: s.header.snaplen,
+    nanos: s.header.nanos,
+  };
+}
+
+function isErrno(e: unknown): boolean {
+  return e instanceof Error && typeof (e as NodeJS.ErrnoException).code === 'string';
+}

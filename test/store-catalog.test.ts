@@ -1,0 +1,243 @@
+import { execFileSync } from 'node:child_process';
+import {
+  appendFileSync,
+  mkdirSync,
+  existsSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+  writeSync,
+  closeSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { buildPcap, encodeRecordHeader, GLOBAL_HEADER_LEN } from '../daemon/src/pcap/format.js';
+import { CACHE_FILE_NAME } from '../daemon/src/store/catalog-cache.js';
+import { catalogFile, scanCatalog, type CatalogEntry } from '../daemon/src/store/catalog.js';
+import { formatFileName } from '../daemon/src/store/filename.js';
+import { selectFiles } from '../daemon/src/store/select-files.js';
+import { BASE_NS, MS, buildFixtureStore, tempDir, traffic, writeCaptureFile } from './lib/fixture.js';
+
+const cleanups: (() => void)[] = [];
+afterEach(() => cleanups.splice(0).forEach((c) => c()));
+function dir(): string {
+  const t = tempDir('catalog');
+  cleanups.push(t.cleanup);
+  return t.dir;
+}
+
+/** capinfos' view of a closed file: packets, data bytes, first and last time, strict order. */
+function capinfos(path: string) {
+  const out = execFileSync('capinfos', ['-T', '-r', '-c', '-d', '-a', '-e', '-S', '-o', path], { encoding: 'utf8' });
+  const [, packets, bytes, first, last, ordered] = out.trim().split('\t');
+  const ns = (s: string) => BigInt(s.replace('.', ''));
+  return { packets: Number(packets), bytes: Number(bytes), firstNs: ns(first!), lastNs: ns(last!), sorted: ordered === 'True' };
+}
+
+function pick(e: CatalogEntry) {
+  return { packets: e.packets, bytes: e.bytes, firstNs: e.firstNs, lastNs: e.lastNs, sorted: e.sorted };
+}
+
+describe('scanCatalog', () => {
+  it('lists every capture file of every store path with what capinfos says about it', async () => {
+    const root = dir();
+    const store = buildFixtureStore(root);
+    writeFileSync(join(store.dirs[0]!, 'notes.txt'), 'not a capture');
+    const cat = await scanCatalog(store.dirs);
+    expect(cat.problems).toEqual([]);
+    expect(cat.entries.map((e) => e.path).sort()).toEqual(store.files.map((f) => f.path).sort());
+    for (const e of cat.entries) {
+      const f = store.files.find((x) => x.path === e.path)!;
+      expect(e).toMatchObject({ iface: f.iface, partial: f.partial, linktype: 1, snaplen: 262144 });
+      if (!f.partial) {
+        expect(pick(e), e.name).toEqual(capinfos(e.path));
+        expect(e.size).toBe(statSync(e.path).size);
+      } else {
+        // capinfos refuses a cut-short file; the whole records are what the fixture wrote.
+        const ts = f.packets.map((p) => p.tsNs);
+        expect(pick(e), e.name).toEqual({
+          packets: f.packets.length,
+          bytes: f.packets.reduce((n, p) => n + p.data.length, 0),
+          firstNs: ts[0],
+          lastNs: ts[ts.length - 1],
+          sorted: true,
+        });
+      }
+    }
+    const firsts = cat.entries.map((e) => e.firstNs);
+    expect(firsts).toEqual([...firsts].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
+    expect(cat.stats).toMatchObject({ files: store.files.length, readWhole: store.files.length, cached: 0 });
+  });
+
+  it('rescans unchanged files from the cache without opening them', async () => {
+    const root = dir();
+    const store = buildFixtureStore(root);
+    // A whole-second mtime, so that it can be put back exactly after the scribble below.
+    const victimPath = store.files.find((f) => !f.partial)!.path;
+    const mtime = new Date('2024-05-01T10:30:00Z');
+    utimesSync(victimPath, mtime, mtime);
+    const first = await scanCatalog(store.dirs);
+    for (const d of store.dirs) expect(existsSync(join(d, CACHE_FILE_NAME))).toBe(true);
+
+    // Scribble over a closed file but keep its size and mtime: a scan that opened it would notice.
+    const victim = first.entries.find((e) => e.path === victimPath)!;
+    const st = statSync(victim.path);
+    const fd = openSync(victim.path, 'r+');
+    writeSync(fd, Buffer.alloc(st.size - GLOBAL_HEADER_LEN, 0xff), 0, st.size - GLOBAL_HEADER_LEN, GLOBAL_HEADER_LEN);
+    closeSync(fd);
+    utimesSync(victim.path, mtime, mtime);
+
+    const second = await scanCatalog(store.dirs);
+    expect(second.stats).toMatchObject({ files: store.files.length, cached: store.files.length, readWhole: 0, readOnward: 0, bytesWalked: 0 });
+    expect(second.entries).toEqual(first.entries);
+
+    // A changed mtime makes the entry stale: the file is read again and the scribble shows.
+    utimesSync(victim.path, mtime, new Date(mtime.getTime() + 1000));
+    const third = await scanCatalog(store.dirs);
+    expect(third.stats).toMatchObject({ readWhole: 1, cached: store.files.length - 1 });
+    const again = third.entries.find((e) => e.path === victim.path)!;
+    expect(again.packets).toBe(0);
+    expect(third.problems.map((p) => p.path)).toEqual([victim.path]);
+  });
+
+  it('reads a growing part file on from where the last scan stopped, and keeps that across the rename on close', async () => {
+    const d = dir();
+    const packets = traffic(BASE_NS, 300, 11);
+    const whole = buildPcap(packets);
+    const name = formatFileName(BASE_NS, 'eth0');
+    const part = join(d, `${name}.part`);
+    const cut = GLOBAL_HEADER_LEN + 16 * 100 + 5000; // somewhere mid-record
+    writeFileSync(part, whole.subarray(0, cut));
+    const a = await scanCatalog([d]);
+    const n = a.entries[0]!.packets;
+    expect(n).toBeGreaterThan(0);
+    expect(n).toBeLessThan(300);
+    expect(a.entries[0]!.lastNs).toBe(packets[n - 1]!.tsNs);
+
+    appendFileSync(part, whole.subarray(cut));
+    const b = await scanCatalog([d]);
+    expect(b.stats).toMatchObject({ readOnward: 1, readWhole: 0 });
+    expect(b.stats.bytesWalked).toBeLessThan(whole.length - cut + 1000);
+    expect(pick(b.entries[0]!)).toEqual({
+      packets: 300,
+      bytes: packets.reduce((s, p) => s + p.data.length, 0),
+      firstNs: packets[0]!.tsNs,
+      lastNs: packets[299]!.tsNs,
+      sorted: true,
+    });
+
+    renameSync(part, join(d, name));
+    const c = await scanCatalog([d]);
+    expect(c.stats).toMatchObject({ cached: 1, readWhole: 0, readOnward: 0 });
+    expect(c.entries[0]).toMatchObject({ name, partial: false, packets: 300 });
+    const cache = JSON.parse(readFileSync(join(d, CACHE_FILE_NAME), 'utf8')) as { files: Record<string, unknown> };
+    expect(Object.keys(cache.files)).toEqual([name]);
+  });
+
+  it('survives a corrupt cache, and a store it may not write', async () => {
+    const d = dir();
+    writeCaptureFile(d, 'eth0', traffic(BASE_NS, 10, 12));
+    writeFileSync(join(d, CACHE_FILE_NAME), '{"format":"qe-packets-catalog","version":1,"files":{"x":[1,2');
+    const a = await scanCatalog([d]);
+    expect(a.entries).toHaveLength(1);
+    expect(a.stats.readWhole).toBe(1);
+    expect(JSON.parse(readFileSync(join(d, CACHE_FILE_NAME), 'utf8'))).toMatchObject({ version: 1 });
+
+    const b = dir();
+    writeCaptureFile(b, 'eth0', traffic(BASE_NS, 10, 12));
+    const c = await scanCatalog([b], { writeCache: false });
+    expect(c.entries).toHaveLength(1);
+    expect(existsSync(join(b, CACHE_FILE_NAME))).toBe(false);
+
+    // A cache that cannot be written is reported and the scan still succeeds. (Tests run as root,
+    // so permissions cannot stop the write: a directory in the cache file's place does.)
+    mkdirSync(join(b, CACHE_FILE_NAME));
+    const e = await scanCatalog([b, join(b, 'missing')]);
+    expect(e.entries).toHaveLength(1);
+    expect(e.stats.cacheErrors.map((p) => p.path)).toEqual([b]);
+    expect(e.problems.map((p) => p.path)).toEqual([join(b, 'missing')]);
+    expect(e.problems[0]!.message).toContain('cannot list store directory');
+  });
+
+  it('reports damaged and foreign files as problems without dropping or touching them', async () => {
+    const d = dir();
+    const ok = writeCaptureFile(d, 'eth0', traffic(BASE_NS, 10, 13));
+    const damaged = writeCaptureFile(d, 'eth1', traffic(BASE_NS + MS, 10, 14));
+    appendFileSync(damaged.path, Buffer.from([1, 2, 3]));
+    const foreign = join(d, formatFileName(BASE_NS, 'eth2'));
+    writeFileSync(foreign, 'hello');
+    const before = readFileSync(damaged.path);
+    const cat = await scanCatalog([d]);
+    expect(cat.entries.map((e) => e.iface).sort()).toEqual(['eth0', 'eth1']);
+    expect(cat.entries.find((e) => e.iface === 'eth1')!.packets).toBe(10);
+    expect(cat.problems.map((p) => p.path).sort()).toEqual([damaged.path, foreign].sort());
+    expect(readFileSync(damaged.path).equals(before)).toBe(true);
+    expect(existsSync(ok.path) && existsSync(foreign)).toBe(true);
+  });
+
+  it('records the true span of a file whose clock stepped back, and that it is not sorted', async () => {
+    const d = dir();
+    const packets = traffic(BASE_NS, 20, 15);
+    packets[10] = { ...packets[10]!, tsNs: BASE_NS - 5000n * MS };
+    const f = writeCaptureFile(d, 'eth0', packets);
+    const [e] = (await scanCatalog([d])).entries;
+    expect(pick(e!)).toEqual(capinfosSpan(f.path));
+    expect(e!.sorted).toBe(false);
+    expect(e!.firstNs).toBe(BASE_NS - 5000n * MS);
+  });
+
+  it('catalogFile reads a single file the same way a scan does', async () => {
+    const d = dir();
+    const f = writeCaptureFile(d, 'eth3', traffic(BASE_NS, 25, 16));
+    const [scanned] = (await scanCatalog([d], { writeCache: false })).entries;
+    expect(catalogFile(f.path)).toEqual(scanned);
+  });
+
+  it('still reads a file whose record header is damaged up to that record', async () => {
+    const d = dir();
+    const packets = traffic(BASE_NS, 5, 17);
+    const f = writeCaptureFile(d, 'eth0', packets, { partial: true });
+    appendFileSync(f.path, encodeRecordHeader({ tsNs: BASE_NS, caplen: 0x7fffffff, origlen: 1 }));
+    const [e] = (await scanCatalog([d])).entries;
+    expect(e).toMatchObject({ packets: 5, partial: true });
+  });
+});
+
+describe('selectFiles', () => {
+  it('picks the files whose span meets the range and chains each interface in time order', async () => {
+    const root = dir();
+    const store = buildFixtureStore(root);
+    const cat = await scanCatalog(store.dirs);
+    const eth0 = cat.entries.filter((e) => e.iface === 'eth0');
+    const from = eth0[1]!.firstNs + 1n;
+    const to = eth0[2]!.firstNs + 1n;
+    const sel = selectFiles(cat.entries, { fromNs: from, toNs: to });
+    for (const s of sel.streams) {
+      for (let i = 1; i < s.files.length; i++) expect(s.files[i]!.firstNs >= s.files[i - 1]!.lastNs).toBe(true);
+    }
+    const chosen = new Set(sel.streams.flatMap((s) => s.files.map((f) => f.path)));
+    for (const e of cat.entries) {
+      const meets = e.firstNs <= to && (e.partial || e.lastNs >= from);
+      expect(chosen.has(e.path), e.name).toBe(meets);
+    }
+    expect(sel.streams.map((s) => s.iface)).toEqual(['eth0', 'eth1', 'eth2']);
+    expect(selectFiles(cat.entries, { fromNs: from, toNs: to, ifaces: ['eth1'] }).streams.map((s) => s.iface)).toEqual(['eth1']);
+  });
+
+  it('gives files of one interface that overlap in time streams of their own', async () => {
+    const d = dir();
+    writeCaptureFile(d, 'eth0', traffic(BASE_NS, 50, 18));
+    writeCaptureFile(d, 'eth0', traffic(BASE_NS + 5n * MS, 50, 19)); // a second helper on eth0
+    writeCaptureFile(d, 'eth0', traffic(BASE_NS + 100_000n * MS, 5, 20));
+    const cat = await scanCatalog([d]);
+    const sel = selectFiles(cat.entries, { fromNs: 0n, toNs: BASE_NS * 2n });
+    expect(sel.streams.map((s) => s.files.length)).toEqual([2, 1]);
+  });
+});
+
+function capinfosSpan(path: string) {
+  return capinfos(path);
+}
