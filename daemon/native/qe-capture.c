@@ -34,6 +34,8 @@ struct options {
 	uint64_t buffer_bytes;
 	int promisc;
 	int linktype; /* for --check-filter */
+	uint64_t quota; /* linear retention: bytes this helper may write until the daemon grants more */
+	int have_quota;
 	struct writer_config wcfg;
 };
 
@@ -68,7 +70,7 @@ static void usage(void)
 		"       qe-capture --read FILE --iface LABEL --dir DIR [options]\n"
 		"       qe-capture --check-filter EXPR [--linktype N] [--snaplen N]\n"
 		"options: --snaplen N --buffer BYTES --filter EXPR --file-size BYTES --file-duration-ms N\n"
-		"         --flush-ms N --no-promisc --no-fsync\n");
+		"         --flush-ms N --no-promisc --no-fsync --quota BYTES\n");
 }
 
 static uint64_t parse_u64(const char *name, const char *val)
@@ -135,6 +137,7 @@ static void send_stats(struct capture *c)
 	msg_u64(&m, "store_full_drops", c->w.store_full_drops);
 	msg_u64(&m, "appended_bytes", c->w.appended_bytes);
 	msg_u64(&m, "open_file_bytes", c->w.fd >= 0 ? c->w.file_bytes + c->w.buf_len : 0);
+	msg_u64(&m, "buffered_bytes", c->w.fd >= 0 ? c->w.buf_len : 0);
 	msg_bool(&m, "store_full", c->w.store_full);
 	msg_u64(&m, "cpu_us", cpu_us());
 	msg_send(&m);
@@ -294,6 +297,8 @@ static int run_live(struct capture *c)
 		send_error(c->opt->iface, "no_memory", 1, "cannot allocate the write buffer");
 		return 3;
 	}
+	if (c->opt->have_quota)
+		writer_set_quota(&c->w, c->opt->quota);
 	c->if_drops_base = interface_drops(c->opt->iface);
 	send_started(c, "live");
 
@@ -314,6 +319,8 @@ static int run_live(struct capture *c)
 			exit_code = 3;
 			break;
 		}
+		if (writer_wants_quota(&c->w))
+			send_stats(c);
 		now = now_monotonic_ns();
 		if (c->w.write_retry_after_ns && now >= c->w.write_retry_after_ns)
 			writer_flush(&c->w);
@@ -413,6 +420,8 @@ static int read_classic(struct capture *c, int fd, const unsigned char *gh)
 		return rc;
 	if (writer_init(&c->w, &c->opt->wcfg) != 0)
 		return 3;
+	if (c->opt->have_quota)
+		writer_set_quota(&c->w, c->opt->quota);
 	send_started(c, "file");
 
 	unsigned char *buf = malloc(READ_CHUNK + MAX_RECORD);
@@ -491,6 +500,8 @@ static int read_with_libpcap(struct capture *c)
 	}
 	if (writer_init(&c->w, &c->opt->wcfg) != 0)
 		return 3;
+	if (c->opt->have_quota)
+		writer_set_quota(&c->w, c->opt->quota);
 	send_started(c, "file");
 	struct pcap_pkthdr *h;
 	const u_char *data;
@@ -579,6 +590,7 @@ int main(int argc, char **argv)
 		{ "flush-ms", required_argument, 0, 'F' },   { "no-promisc", no_argument, 0, 'p' },
 		{ "no-fsync", no_argument, 0, 'n' },	     { "check-filter", required_argument, 0, 'k' },
 		{ "linktype", required_argument, 0, 'l' },   { "help", no_argument, 0, 'h' },
+		{ "quota", required_argument, 0, 'Q' },
 		{ 0, 0, 0, 0 },
 	};
 	int ch;
@@ -603,6 +615,7 @@ int main(int argc, char **argv)
 		case 'n': o.wcfg.fsync = 0; break;
 		case 'k': o.check_filter = optarg; break;
 		case 'l': o.linktype = (int)parse_u64("--linktype", optarg); break;
+		case 'Q': o.quota = parse_u64("--quota", optarg); o.have_quota = 1; break;
 		case 'h': usage(); return 0;
 		default: usage(); return 1;
 		}

@@ -349,6 +349,8 @@ void writer_set_store_full(struct writer *w)
 void writer_set_quota(struct writer *w, uint64_t quota)
 {
 	w->quota = quota;
+	w->quota_low_water = quota > w->appended_bytes ? (quota - w->appended_bytes) / 2 : 0;
+	w->quota_asked = 0;
 	if (w->store_full && quota > w->appended_bytes + PCAP_GLOBAL_LEN + PCAP_RECORD_LEN)
 		w->store_full = 0;
 }

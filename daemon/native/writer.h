@@ -50,6 +50,8 @@ struct writer {
 	uint64_t appended_bytes; /* every byte put into files (headers included), for the quota */
 	uint64_t quota;          /* appended_bytes may not pass this (linear retention); UINT64_MAX: none */
 	int store_full;          /* the quota is reached: packets are counted, not written */
+	uint64_t quota_low_water; /* ask for more quota when less than this is left */
+	int quota_asked;
 	uint64_t store_full_drops;
 	uint64_t write_errors;
 	uint64_t last_error_report_ns;
@@ -72,6 +74,18 @@ int writer_open_file(struct writer *w, uint64_t ts_ns);
 void writer_set_store_full(struct writer *w);
 /* A new quota (cumulative appended bytes); writing resumes if it leaves room. */
 void writer_set_quota(struct writer *w, uint64_t quota);
+
+/* True once when half of the last grant is used: the caller reports at once so the daemon grants
+ * more before the quota runs out, instead of at the next once-a-second report. */
+static inline int writer_wants_quota(struct writer *w)
+{
+	if (w->quota == UINT64_MAX || w->quota_asked)
+		return 0;
+	if (w->appended_bytes + w->quota_low_water < w->quota)
+		return 0;
+	w->quota_asked = 1;
+	return 1;
+}
 
 /* Hot path: called once per packet, inline so the compiler keeps it in the capture loop. */
 static inline void writer_add(struct writer *w, uint64_t ts_ns, uint32_t caplen, uint32_t origlen,

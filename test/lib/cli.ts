@@ -28,6 +28,9 @@ export interface ConfigInput {
   capacity?: string;
   flush_interval?: string;
   buffer?: string;
+  mode?: 'circular' | 'linear';
+  rescan_interval?: string;
+  fsync?: boolean;
 }
 
 export async function writeConfig(dir: string, c: ConfigInput): Promise<string> {
@@ -42,6 +45,9 @@ export async function writeConfig(dir: string, c: ConfigInput): Promise<string> 
     `  file_size: ${c.file_size ?? '64MiB'}`,
     ...(c.file_duration ? [`  file_duration: ${c.file_duration}`] : []),
     `  flush_interval: ${c.flush_interval ?? '1s'}`,
+    ...(c.mode ? [`  mode: ${c.mode}`] : []),
+    ...(c.rescan_interval ? [`  rescan_interval: ${c.rescan_interval}`] : []),
+    ...(c.fsync !== undefined ? [`  fsync: ${c.fsync}`] : []),
   ];
   const path = join(dir, 'config.yaml');
   await writeFile(path, `${lines.join('\n')}\n`);

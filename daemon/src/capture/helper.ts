@@ -84,6 +84,10 @@ export class Helper extends EventEmitter<HelperEvents> {
     this.child.stdin!.write(settingCommands(settings));
   }
 
+  sendLine(line: string): void {
+    if (this.child.exitCode === null) this.child.stdin!.write(`${line}\n`);
+  }
+
   /** Asks for a clean stop (files closed and renamed); kills after `graceMs`. */
   async stop(graceMs = 10_000): Promise<void> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return this.exited.then(() => {});

@@ -26,6 +26,8 @@ export const helperMessage = z.discriminatedUnion('type', [
     appended_bytes: count,
     /** Size of the open file, its unflushed buffer included (0 when none is open). */
     open_file_bytes: count,
+    /** The part of it still in the helper's buffer, not yet in the file. */
+    buffered_bytes: count,
     store_full: z.boolean(),
   }),
   z.object({ type: z.literal('error'), iface: z.string(), code: z.string(), message: z.string(), fatal: z.boolean() }),

@@ -36,6 +36,9 @@ export interface SupervisorEvents {
   capturing: [string];
   down: [string, string];
   file_closed: [FileClosedMessage];
+  stats: [string, StatsMessage];
+  /** A helper ended; its last stats say what it appended (retention settles its account). */
+  helper_exit: [string, StatsMessage | undefined];
   log: ['info' | 'warn' | 'error', string];
 }
 
@@ -46,12 +49,21 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
   private stopping = false;
   readonly closedFiles: FileClosedMessage[] = [];
 
-  constructor(private config: Config) {
+  constructor(
+    private config: Config,
+    /** Extra helper arguments decided at each start (the linear-retention quota). */
+    private extraArgs: (iface: string) => Promise<string[]> | string[] = () => [],
+  ) {
     super();
   }
 
+  /** Sends a control line to one interface's running helper. */
+  command(iface: string, line: string): void {
+    this.helpers.get(iface)?.sendLine(line);
+  }
+
   start(): void {
-    for (const itf of this.config.capture.interfaces) this.startInterface(itf);
+    for (const itf of this.config.capture.interfaces) void this.startInterface(itf);
   }
 
   totals(name: string): Counters {
@@ -89,10 +101,13 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     });
   }
 
-  private startInterface(itf: InterfaceConfig): void {
+  private async startInterface(itf: InterfaceConfig): Promise<void> {
     const state = this.states.get(itf.name) ?? { name: itf.name, capturing: false, restarts: 0, base: zeroCounters(), current: zeroCounters() };
     this.states.set(itf.name, state);
-    const helper = new Helper(helperArgs(this.config, { live: itf.name, bufferBytes: itf.bufferBytes }));
+    const extra = await this.extraArgs(itf.name);
+    if (this.stopping) return;
+    const helper = new Helper([...helperArgs(this.config, { live: itf.name, bufferBytes: itf.bufferBytes }), ...extra]);
+    let lastStats: StatsMessage | undefined;
     const startedAt = Date.now();
     this.helpers.set(itf.name, helper);
     helper.on('message', (m) => {
@@ -105,6 +120,8 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
           break;
         case 'stats':
           state.current = countersOf(m);
+          lastStats = m;
+          this.emit('stats', itf.name, m);
           break;
         case 'file_opened':
           state.openFile = m.path;
@@ -127,6 +144,7 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
       state.base = addCounters(state.base, state.current);
       state.current = zeroCounters();
       this.helpers.delete(itf.name);
+      this.emit('helper_exit', itf.name, lastStats);
       if (this.stopping) return;
       const why = state.lastError ?? (stderr.trim() || `helper ended (${signal ?? `exit ${code}`})`);
       this.emit('down', itf.name, why);
@@ -140,7 +158,7 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
       this.emit('log', 'warn', `${itf.name}: not capturing (${why}); retrying in ${delay / 1000}s`);
       this.timers.set(itf.name, setTimeout(() => {
         this.timers.delete(itf.name);
-        if (!this.stopping && this.config.capture.interfaces.some((i) => i.name === itf.name)) this.startInterface(itf);
+        if (!this.stopping && this.config.capture.interfaces.some((i) => i.name === itf.name)) void this.startInterface(itf);
       }, delay));
     });
   }
@@ -170,7 +188,7 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     for (const itf of next.capture.interfaces) {
       if (!this.states.has(itf.name)) {
         this.emit('log', 'info', `${itf.name}: added to the config, starting`);
-        this.startInterface(itf);
+        void this.startInterface(itf);
       }
     }
     return needsRestart;

@@ -1,13 +1,16 @@
 import { writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
-import { checkEnvironment } from '../config/check-environment.js';
+import { capacityBytes, checkEnvironment } from '../config/check-environment.js';
 import type { Config } from '../config/config.js';
 import { loadConfigFile } from '../config/load.js';
 import { formatSize } from '../config/units.js';
 import { Helper, helperArgs } from '../capture/helper.js';
 import type { FileClosedMessage } from '../capture/protocol.js';
 import { CaptureSupervisor, countersOf, zeroCounters, type Counters } from '../capture/supervisor.js';
+import { scanCatalog } from '../store/catalog.js';
+import { repairStore } from '../store/repair.js';
+import { StoreRetention, type RetentionState } from '../store/retention.js';
 import { toJson } from '../util/json.js';
 import { log } from '../util/log.js';
 import { EXIT, loadConfigOrReport, reportError } from './common.js';
@@ -28,6 +31,7 @@ write path (BPF filter, snaplen, rotation) and exits when done.
 export interface CaptureSummary {
   interfaces: Record<string, Counters>;
   files: FileClosedMessage[];
+  store?: RetentionState;
 }
 
 async function writeSummary(path: string | undefined, summary: CaptureSummary): Promise<void> {
@@ -70,11 +74,33 @@ async function readFileIntoStore(config: Config, file: string, label: string, su
   return EXIT.ok;
 }
 
+/** Before any helper starts: crashed files repaired and kept, retention measured from the store. */
+async function openStore(config: Config): Promise<StoreRetention> {
+  for (const r of repairStore(config.storage.paths)) {
+    if (r.outcome === 'repaired') log('warn', `repaired ${r.finalPath ?? r.path}: kept ${r.packets} packets, cut ${r.cutBytes} bytes of a torn last record (${r.reason})`);
+    else if (r.outcome === 'removed') log('warn', `removed ${r.path}: it held no whole packet (${r.reason})`);
+    else log('warn', `left ${r.path} alone: ${r.reason}`);
+  }
+  const retention = new StoreRetention(config, await capacityBytes(config));
+  retention.on('log', (level, text) => log(level, text));
+  await retention.prepare();
+  return retention;
+}
+
 async function captureLive(config: Config, configPath: string | undefined, summaryPath?: string): Promise<number> {
-  const sup = new CaptureSupervisor(config);
+  const retention = await openStore(config);
+  const st = retention.state();
+  log('info', `store: ${config.storage.paths.join(', ')} (${config.storage.mode}, ${formatSize(st.usedBytes)} of ${formatSize(st.capacityBytes)} used)`);
+  const sup = new CaptureSupervisor(config, retention.argsFor);
+  retention.attach(sup);
   sup.on('log', (level, text) => log(level, text));
   sup.on('file_closed', (f) => log('info', `${f.iface}: closed ${f.path} (${f.packets} packets, ${formatSize(f.bytes)})`));
   sup.start();
+  // The catalog cache is refreshed in the background so extraction starts fast; capture does not wait.
+  void scanCatalog(config.storage.paths).then(
+    (c) => log('info', `catalog: ${c.entries.length} files (${c.stats.cached} from cache) in ${c.stats.elapsedMs} ms`),
+    (e: unknown) => log('warn', `catalog scan failed: ${e instanceof Error ? e.message : String(e)}`),
+  );
 
   let reloading = Promise.resolve();
   const onHup = () => {
@@ -105,12 +131,15 @@ async function captureLive(config: Config, configPath: string | undefined, summa
   process.off('SIGHUP', onHup);
   await reloading;
   await sup.stop();
+  await retention.stop();
+  const rs = retention.state();
+  log('info', `store: ${formatSize(rs.usedBytes)} of ${formatSize(rs.capacityBytes)} used; ${rs.filesDeleted} files (${formatSize(rs.bytesDeleted)}) deleted by circular retention this run`);
   const interfaces: Record<string, Counters> = {};
   for (const s of sup.interfaces()) {
     interfaces[s.name] = sup.totals(s.name);
     log('info', describe(s.name, interfaces[s.name]!));
   }
-  await writeSummary(summaryPath, { interfaces, files: sup.closedFiles });
+  await writeSummary(summaryPath, { interfaces, files: sup.closedFiles, store: rs });
   return EXIT.ok;
 }
 

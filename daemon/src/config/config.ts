@@ -25,6 +25,7 @@ export interface Config {
     /** 0 when files rotate by size only. */
     fileDurationMs: number;
     flushIntervalMs: number;
+    rescanIntervalMs: number;
     fsync: boolean;
   };
 }

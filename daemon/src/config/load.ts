@@ -27,6 +27,7 @@ const FIXES: Record<string, string> = {
   'storage.file_duration': `write ${DURATION_HELP}, or remove the key to rotate by size only`,
   'storage.flush_interval': `write ${DURATION_HELP}`,
   'storage.fsync': 'write true or false',
+  'storage.rescan_interval': `write ${DURATION_HELP}`,
 };
 
 function closest(word: string, candidates: string[]): string | undefined {
@@ -133,6 +134,9 @@ export function normalizeConfig(raw: unknown, source: string): Config {
   if (fileDurationMs && fileDurationMs < 1000)
     problems.push({ key: 'storage.file_duration', value: c.storage.file_duration, message: 'below one second', fix: 'use 1s or more, or remove the key' });
   const flushIntervalMs = durationOf('storage.flush_interval', c.storage.flush_interval);
+  const rescanIntervalMs = durationOf('storage.rescan_interval', c.storage.rescan_interval);
+  if (rescanIntervalMs < 500)
+    problems.push({ key: 'storage.rescan_interval', value: c.storage.rescan_interval, message: 'below 500ms', fix: 'use 10s (each rescan stats every file of the store)' });
   if (flushIntervalMs < 10 || flushIntervalMs > 60_000)
     problems.push({ key: 'storage.flush_interval', value: c.storage.flush_interval, message: 'must be between 10ms and 60s', fix: 'use 1s (a crash loses at most this much)' });
   if ('bytes' in capacity && capacity.bytes && fileSizeBytes && capacity.bytes < 2 * fileSizeBytes)
@@ -154,6 +158,7 @@ export function normalizeConfig(raw: unknown, source: string): Config {
       fileSizeBytes,
       fileDurationMs,
       flushIntervalMs,
+      rescanIntervalMs,
       fsync: c.storage.fsync,
     },
   };

@@ -1,0 +1,176 @@
+// The store's space ledger, one mechanism for both retention modes. Every helper may append only
+// the bytes it has been granted, and grants come out of the room left under the capacity, so the
+// store can never pass its capacity whatever the timing of messages. Circular mode makes the room
+// by deleting the oldest whole files before it grants; linear mode simply stops granting.
+import { unlink } from 'node:fs/promises';
+import { byAge, type StoredFile } from './usage.js';
+
+interface Account {
+  granted: number;
+  appended: number;
+  buffered: number;
+  /** Bytes of this helper's own files deleted since it started. */
+  freed: number;
+  rate: number;
+  lastAppended: number;
+  lastAt: number;
+  paths: Set<string>;
+}
+
+const MIN_GRANT = 64 * 2 ** 20;
+
+export class StoreLedger {
+  private accounts = new Map<string, Account>();
+  /** Closed files, oldest first. */
+  private files: StoredFile[] = [];
+  /** Bytes in the store that no running helper accounts for. */
+  private settled = 0;
+  deletedFiles = 0;
+  deletedBytes = 0;
+
+  constructor(
+    private readonly circular: boolean,
+    private capacityBytes: number,
+    private readonly fileSizeBytes: number,
+    private readonly onDelete: (f: StoredFile) => void = () => {},
+    /** Free bytes on the store's filesystems: circular mode also keeps room there for every grant. */
+    private readonly physicalFree: () => Promise<number> = async () => Number.MAX_SAFE_INTEGER,
+  ) {}
+
+  /** Bytes waiting in helpers' buffers for the disk. */
+  private buffered(): number {
+    let o = 0;
+    for (const a of this.accounts.values()) o += a.buffered;
+    return o;
+  }
+
+  /** A measurement of the store from disk. Running helpers' flushed bytes are in it and in their accounts. */
+  measured(closed: StoredFile[], totalBytes: number): void {
+    this.files = [...closed].sort(byAge);
+    let onDisk = 0;
+    for (const a of this.accounts.values()) onDisk += Math.max(0, a.appended - a.buffered - a.freed);
+    // Helpers only grow their files between their report and the measurement, so this errs high: safe.
+    const settled = totalBytes - onDisk;
+    this.settled = Math.max(0, settled);
+    // Less on disk than the helpers wrote: their files were removed by hand. That room is free again.
+    const first = this.accounts.values().next().value;
+    if (settled < 0 && first) first.freed += -settled;
+  }
+
+  get usedBytes(): number {
+    let used = this.settled;
+    for (const a of this.accounts.values()) used += a.appended - a.freed;
+    return used;
+  }
+
+  get oldestNs(): bigint | undefined {
+    return this.files[0]?.firstNs;
+  }
+
+  /** Nothing more can be granted (linear mode's "full"). */
+  get full(): boolean {
+    return this.unreserved() === 0 && !this.circular;
+  }
+
+  private unreserved(): number {
+    let held = this.settled;
+    for (const a of this.accounts.values()) held += a.granted - a.freed;
+    return Math.max(0, this.capacityBytes - held);
+  }
+
+  private targetOf(a: Account): number {
+    // Several seconds of traffic at the current rate: capture never waits for the daemon.
+    const want = Math.min(Math.max(MIN_GRANT, 4 * a.rate), Math.floor(this.capacityBytes / (2 * Math.max(1, this.accounts.size))));
+    return want;
+  }
+
+  /** Circular mode: delete the oldest closed files until `bytes` can be granted. */
+  private async makeRoom(bytes: number): Promise<void> {
+    if (!this.circular) return;
+    // Room under the capacity, and room on the disk itself in case other data filled it.
+    while (this.files.length && (this.unreserved() < bytes || (await this.physicalFree()) < this.buffered() + 2 * this.fileSizeBytes)) {
+      const f = this.files.shift()!;
+      await unlink(f.path).catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== 'ENOENT') throw e; // removed by hand: already gone
+      });
+      const owner = [...this.accounts.values()].find((a) => a.paths.has(f.path));
+      if (owner) {
+        owner.freed += f.size;
+        owner.paths.delete(f.path);
+      } else this.settled = Math.max(0, this.settled - f.size);
+      this.deletedFiles++;
+      this.deletedBytes += f.size;
+      this.onDelete(f);
+    }
+  }
+
+  /**
+   * The filesystem filled up before the capacity did (other data, a smaller disk): in circular
+   * mode the oldest files make room on the disk for two more files.
+   */
+  async diskFull(): Promise<void> {
+    await this.makeRoom(2 * this.fileSizeBytes);
+  }
+
+  get capacity(): number {
+    return this.capacityBytes;
+  }
+
+  /** A helper starts: its first quota, passed as --quota. */
+  async open(iface: string): Promise<number> {
+    const a: Account = { granted: 0, appended: 0, buffered: 0, freed: 0, rate: 0, lastAppended: 0, lastAt: Date.now(), paths: new Set() };
+    this.accounts.set(iface, a);
+    const want = this.targetOf(a);
+    await this.makeRoom(want);
+    a.granted = Math.min(want, this.unreserved());
+    return a.granted;
+  }
+
+  /** A helper reported; returns its new cumulative quota when it gets more room. */
+  async update(iface: string, appended: number, buffered: number): Promise<number | undefined> {
+    const a = this.accounts.get(iface);
+    if (!a) return undefined;
+    const now = Date.now();
+    const dt = (now - a.lastAt) / 1000;
+    if (dt > 0) a.rate = Math.max(0, appended - a.lastAppended) / dt;
+    a.lastAppended = appended;
+    a.lastAt = now;
+    a.appended = appended;
+    a.buffered = buffered;
+    const target = this.targetOf(a);
+    const left = a.granted - a.appended;
+    if (left >= target / 2) return undefined;
+    await this.makeRoom(target - left);
+    const wanting = [...this.accounts.values()].filter((x) => x.granted - x.appended < this.targetOf(x) / 2).length;
+    const room = this.unreserved();
+    const more = Math.min(target - left, Math.floor(room / Math.max(1, wanting)));
+    if (more <= 0) return undefined;
+    a.granted += more;
+    return a.granted;
+  }
+
+  /** Grants to every helper that is short, from its last report (after a measurement found room). */
+  async regrant(): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    for (const [iface, a] of this.accounts) {
+      const q = await this.update(iface, a.appended, a.buffered);
+      if (q !== undefined) out.set(iface, q);
+    }
+    return out;
+  }
+
+  fileClosed(iface: string, f: StoredFile): void {
+    let i = this.files.length;
+    while (i > 0 && byAge(this.files[i - 1]!, f) > 0) i--;
+    this.files.splice(i, 0, f);
+    this.accounts.get(iface)?.paths.add(f.path);
+  }
+
+  /** A helper ended: what it may have written stays counted until the next measurement. */
+  close(iface: string): void {
+    const a = this.accounts.get(iface);
+    if (!a) return;
+    this.settled += a.granted - a.freed;
+    this.accounts.delete(iface);
+  }
+}

@@ -1,0 +1,132 @@
+// Keeps the store within its capacity while capture runs, through the space ledger: helpers get
+// byte quotas; circular mode deletes the oldest whole files to make room ahead of need, linear
+// mode stops granting at the capacity. The store is re-measured from disk every
+// storage.rescan_interval, so nothing done behind the daemon's back misleads it.
+import { EventEmitter } from 'node:events';
+import { stat, statfs } from 'node:fs/promises';
+import type { CaptureSupervisor } from '../capture/supervisor.js';
+import type { Config } from '../config/config.js';
+import { StoreLedger } from './ledger.js';
+import { measureStore, type StoredFile } from './usage.js';
+
+export interface RetentionState {
+  mode: Config['storage']['mode'];
+  capacityBytes: number;
+  usedBytes: number;
+  full: boolean;
+  filesDeleted: number;
+  bytesDeleted: number;
+  oldestNs?: bigint;
+}
+
+export interface RetentionEvents {
+  deleted: [StoredFile];
+  log: ['info' | 'warn' | 'error', string];
+}
+
+export class StoreRetention extends EventEmitter<RetentionEvents> {
+  private ledger: StoreLedger;
+  private queue: Promise<void> = Promise.resolve();
+  private timer?: NodeJS.Timeout;
+  private fullReported = false;
+
+  constructor(
+    private config: Config,
+    private capacityBytes: number,
+  ) {
+    super();
+    this.ledger = new StoreLedger(config.storage.mode === 'circular', capacityBytes, config.storage.fileSizeBytes, (f) => this.emit('deleted', f), () => this.physicalFree());
+  }
+
+  /** Measures the store before any helper starts. */
+  async prepare(): Promise<void> {
+    const u = await measureStore(this.config.storage.paths);
+    this.ledger.measured(u.closed, u.totalBytes);
+  }
+
+  /** Helper arguments at each (re)start: its first quota. */
+  argsFor = async (iface: string): Promise<string[]> => ['--quota', String(await this.serial(() => this.ledger.open(iface)))];
+
+  private sup?: CaptureSupervisor;
+
+  attach(sup: CaptureSupervisor): void {
+    this.sup = sup;
+    sup.on('message', (m) => {
+      if (m.type === 'error' && m.code === 'disk_full') void this.serial(() => this.onDiskFull(sup, m.iface));
+    });
+    sup.on('file_closed', (f) => this.ledger.fileClosed(f.iface, { path: f.path, firstNs: f.first_ns, size: f.bytes }));
+    sup.on('stats', (iface, s) => {
+      void this.serial(async () => {
+        const quota = await this.ledger.update(iface, s.appended_bytes, s.buffered_bytes);
+        if (quota !== undefined) sup.command(iface, `set quota ${quota}`);
+      });
+      if (s.store_full && !this.fullReported && this.config.storage.mode === 'linear') {
+        this.fullReported = true;
+        this.emit('log', 'warn', `store full (linear mode, capacity ${this.capacityBytes} bytes): packets are counted, not written`);
+      }
+    });
+    sup.on('helper_exit', (iface) => this.ledger.close(iface));
+    this.timer = setInterval(() => void this.serial(() => this.remeasure()), this.config.storage.rescanIntervalMs);
+    this.timer.unref();
+  }
+
+  private async onDiskFull(sup: CaptureSupervisor, iface: string): Promise<void> {
+    if (this.config.storage.mode === 'circular') {
+      this.emit('log', 'warn', `${iface}: the filesystem is full; deleting the oldest files to make room`);
+      const u = await measureStore(this.config.storage.paths);
+      this.ledger.measured(u.closed, u.totalBytes);
+      await this.ledger.diskFull();
+    } else {
+      sup.command(iface, 'set quota 0');
+      this.emit('log', 'error', `${iface}: the filesystem is full (linear mode): writing stopped, packets are counted as store_full`);
+    }
+  }
+
+  private async physicalFree(): Promise<number> {
+    const seen = new Set<number>();
+    let free = 0;
+    for (const p of this.config.storage.paths) {
+      const [fs, st] = await Promise.all([statfs(p), stat(p)]);
+      if (seen.has(st.dev)) continue;
+      seen.add(st.dev);
+      free += fs.bavail * fs.bsize;
+    }
+    return free;
+  }
+
+  private async remeasure(): Promise<void> {
+    const u = await measureStore(this.config.storage.paths);
+    this.ledger.measured(u.closed, u.totalBytes);
+    for (const [iface, quota] of await this.ledger.regrant()) this.sup?.command(iface, `set quota ${quota}`);
+    if (!this.ledger.full) this.fullReported = false;
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn);
+    this.queue = run.then(
+      () => {},
+      (e: unknown) => {
+        this.emit('log', 'error', `retention: ${e instanceof Error ? e.message : String(e)}`);
+      },
+    );
+    return run;
+  }
+
+  state(): RetentionState {
+    const oldestNs = this.ledger.oldestNs;
+    return {
+      mode: this.config.storage.mode,
+      capacityBytes: this.ledger.capacity,
+      usedBytes: this.ledger.usedBytes,
+      full: this.ledger.full,
+      filesDeleted: this.ledger.deletedFiles,
+      bytesDeleted: this.ledger.deletedBytes,
+      ...(oldestNs !== undefined ? { oldestNs } : {}),
+    };
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.queue;
+  }
+}

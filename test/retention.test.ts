@@ -1,0 +1,243 @@
+// Retention over live capture: circular and linear, several paths, a changed capacity, a full
+// loop-mounted filesystem, and kill -9 mid-write followed by repair at the next start.
+import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { parsePcap } from '../daemon/src/pcap/format.js';
+import { RunningCapture, readRecords, sleep, storeFiles, tempDir, writeConfig, type ConfigInput } from './lib/cli.js';
+import { testFrames } from './lib/frames.js';
+import { Lab, captureLink, sendFrames } from './lib/lab.js';
+
+let lab: Lab;
+let dir: string;
+const running: RunningCapture[] = [];
+const mounts: string[] = [];
+const loops: string[] = [];
+
+beforeEach(async () => {
+  lab = new Lab();
+  dir = await tempDir();
+});
+afterEach(async () => {
+  for (const r of running.splice(0)) if (r.proc.exitCode === null) await r.stop('SIGKILL');
+  await execa('pkill', ['-9', '-f', `qe-capture --iface qer`], { reject: false });
+  for (const m of mounts.splice(0)) await execa('umount', ['-l', m], { reject: false });
+  for (const l of loops.splice(0)) await execa('losetup', ['-d', l], { reject: false });
+  await lab.cleanup();
+});
+
+const seqOf = (data: Buffer) => {
+  let off = 12;
+  while (data.readUInt16BE(off) === 0x8100 || data.readUInt16BE(off) === 0x88a8) off += 4;
+  return data.readUInt32BE(off + 2);
+};
+
+async function start(c: ConfigInput): Promise<RunningCapture> {
+  const r = new RunningCapture(await writeConfig(dir, c), ['--summary', join(dir, 'summary.json')]);
+  running.push(r);
+  for (const i of c.interfaces ?? []) await r.waitFor(`${i}: capturing`);
+  return r;
+}
+
+async function storeBytes(dirs: string[]): Promise<number> {
+  let total = 0;
+  for (const d of dirs) for (const f of await readdir(d)) if (/\.pcap(\.part)?$/.test(f)) total += (await stat(join(d, f)).catch(() => ({ size: 0 }))).size;
+  return total;
+}
+
+/** Samples the store's size until stopped; returns the largest seen. */
+function watchSize(dirs: string[]) {
+  let max = 0;
+  let on = true;
+  const done = (async () => {
+    while (on) {
+      max = Math.max(max, await storeBytes(dirs));
+      await sleep(20);
+    }
+  })();
+  return async () => {
+    on = false;
+    await done;
+    return max;
+  };
+}
+
+async function allWhole(dirs: string[]): Promise<void> {
+  for (const f of await storeFiles(dirs)) {
+    const b = await readFile(f);
+    expect(parsePcap(b).wholeEnd, f).toBe(b.length);
+  }
+}
+
+const MiB = 2 ** 20;
+
+describe('circular retention', () => {
+  it('never exceeds the capacity and keeps the newest packets', async () => {
+    const link = await captureLink(lab, 'qer0');
+    const store = join(dir, 'store');
+    await mkdir(store);
+    const cap = await start({ interfaces: [link.capDev], paths: [store], capacity: '2MiB', file_size: '256KiB', mode: 'circular' });
+    const stopWatch = watchSize([store]);
+    const frames = testFrames({ count: 15_000, seed: 31, sizes: [600, 1000, 1514] }); // ~15 MiB
+    await sendFrames(link.ns, link.genDev, frames, dir, { pps: 5000 });
+    await sleep(500);
+    await cap.stop();
+    expect(await stopWatch()).toBeLessThanOrEqual(2 * MiB);
+    expect(await storeBytes([store])).toBeLessThanOrEqual(2 * MiB);
+    const seqs = (await readRecords(await storeFiles([store]))).map((r) => seqOf(r.data));
+    expect(seqs.at(-1)).toBe(frames.length - 1);
+    expect(seqs).toEqual(seqs.map((_, i) => seqs[0]! + i)); // one unbroken run up to the newest
+    expect(seqs.length).toBeGreaterThan(500);
+    const summary = JSON.parse(await readFile(join(dir, 'summary.json'), 'utf8'));
+    expect(summary.interfaces[link.capDev].written).toBe(frames.length);
+    expect(summary.store.filesDeleted).toBeGreaterThan(50);
+    await allWhole([store]);
+  });
+
+  it('spreads files over several paths by free space and deletes the oldest across all of them', async () => {
+    const link = await captureLink(lab, 'qer1');
+    const a = join(dir, 'a');
+    const b = join(dir, 'b');
+    for (const [d, size] of [[a, '8m'], [b, '10m']] as const) {
+      await mkdir(d);
+      await execa('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', d]);
+      mounts.push(d);
+    }
+    const cap = await start({ interfaces: [link.capDev], paths: [a, b], capacity: '8MiB', file_size: '512KiB' });
+    const frames = testFrames({ count: 20_000, seed: 32, sizes: [1000, 1514] });
+    const stopWatch = watchSize([a, b]);
+    await sendFrames(link.ns, link.genDev, frames, dir, { pps: 8000 });
+    await sleep(500);
+    await cap.stop();
+    expect(await stopWatch()).toBeLessThanOrEqual(8 * MiB);
+    const inA = await storeFiles([a]);
+    const inB = await storeFiles([b]);
+    expect(inA.length).toBeGreaterThan(0);
+    expect(inB.length).toBeGreaterThan(0);
+    expect(await storeBytes([b])).toBeGreaterThan(await storeBytes([a])); // b had more room, so it took more
+    const seqs = (await readRecords(await storeFiles([a, b]))).map((r) => seqOf(r.data));
+    expect(seqs.at(-1)).toBe(frames.length - 1);
+    expect(seqs).toEqual(seqs.map((_, i) => seqs[0]! + i));
+  });
+
+  it('applies a smaller capacity at the next start, keeping the newest files', async () => {
+    const link = await captureLink(lab, 'qer2');
+    const store = join(dir, 'store');
+    await mkdir(store);
+    let cap = await start({ interfaces: [link.capDev], paths: [store], capacity: '8MiB', file_size: '256KiB' });
+    await sendFrames(link.ns, link.genDev, testFrames({ count: 6000, seed: 33, sizes: [1000] }), dir, { pps: 25_000 });
+    await sleep(300);
+    await cap.stop();
+    const before = await storeFiles([store]);
+    expect(await storeBytes([store])).toBeGreaterThan(5 * MiB);
+    cap = await start({ interfaces: [link.capDev], paths: [store], capacity: '2MiB', file_size: '256KiB' });
+    expect(await storeBytes([store])).toBeLessThanOrEqual(2 * MiB - 256 * 1024);
+    const after = await storeFiles([store]);
+    expect(after).toEqual(before.slice(before.length - after.length)); // the newest survived
+    await cap.stop();
+  });
+});
+
+describe('linear retention', () => {
+  it('stops at the capacity, keeps the oldest, deletes nothing, and counts what it did not write', async () => {
+    const link = await captureLink(lab, 'qer3');
+    const store = join(dir, 'store');
+    await mkdir(store);
+    const cap = await start({ interfaces: [link.capDev], paths: [store], capacity: '2MiB', file_size: '256KiB', mode: 'linear', rescan_interval: '1s' });
+    const frames = testFrames({ count: 10_000, seed: 34, sizes: [1000] });
+    await sendFrames(link.ns, link.genDev, frames, dir, { pps: 5000 });
+    await sleep(500);
+    await cap.waitFor('store full');
+    expect(await storeBytes([store])).toBeLessThanOrEqual(2 * MiB);
+    const files = await storeFiles([store]);
+    const seqs = (await readRecords(files)).map((r) => seqOf(r.data));
+    expect(seqs).toEqual(seqs.map((_, i) => i)); // the oldest packets, from the first one
+    await cap.stop();
+    const summary = JSON.parse(await readFile(join(dir, 'summary.json'), 'utf8'));
+    const c = summary.interfaces[link.capDev];
+    expect(c.written + c.store_full_drops).toBe(frames.length);
+    expect(c.store_full_drops).toBeGreaterThan(5000);
+    expect(summary.store.filesDeleted).toBe(0);
+    expect(await storeBytes([store])).toBeLessThanOrEqual(2 * MiB);
+    await allWhole([store]);
+  });
+});
+
+async function loopFs(path: string, mib: number): Promise<void> {
+  const img = `${path}.img`;
+  await execa('truncate', ['-s', `${mib}M`, img]);
+  const dev = (await execa('losetup', ['-f', '--show', img])).stdout.trim();
+  loops.push(dev);
+  await execa('mkfs.ext4', ['-q', '-m', '0', dev]);
+  await mkdir(path, { recursive: true });
+  await execa('mount', [dev, path]);
+  mounts.unshift(path);
+}
+
+describe('a filesystem that fills up for other reasons (ENOSPC)', () => {
+  for (const mode of ['linear'] as const) {
+    it(`${mode}: no file is ever torn, every packet is written or counted`, async () => {
+      const link = await captureLink(lab, 'qer5');
+      const store = join(dir, 'store');
+      await loopFs(store, 12);
+      // Someone else's data takes most of the disk; the capacity would allow far more.
+      await writeFile(join(store, 'other-data'), Buffer.alloc(4 * MiB));
+      const cap = await start({ interfaces: [link.capDev], paths: [store], capacity: '1GiB', file_size: '1MiB', mode, rescan_interval: '1s' });
+      const frames = testFrames({ count: 15_000, seed: 36, sizes: [1000] }); // ~15 MiB > the disk
+      await sendFrames(link.ns, link.genDev, frames, dir, { pps: 10_000 });
+      await sleep(1500);
+      await cap.stop();
+      await allWhole([store]);
+      expect((await readdir(store)).filter((f) => f.endsWith('.part'))).toEqual([]);
+      const summary = JSON.parse(await readFile(join(dir, 'summary.json'), 'utf8'));
+      const c = summary.interfaces[link.capDev];
+      expect(c.written + c.writer_drops + c.store_full_drops + c.kernel_drops).toBe(frames.length);
+      const seqs = (await readRecords(await storeFiles([store]))).map((r) => seqOf(r.data));
+      expect(seqs.length, cap.output).toBeGreaterThan(2000);
+      expect(cap.output).toMatch(/filesystem is full/);
+      expect(seqs[0]).toBe(0); // the oldest kept, nothing deleted
+      expect(summary.store.filesDeleted).toBe(0);
+      await rm(join(store, 'other-data'));
+    });
+  }
+});
+
+describe('crash repair', () => {
+  it('kill -9 of the daemon and the helper mid-write, many times: each restart repairs and keeps the file, losing at most the last flush interval', async () => {
+    const link = await captureLink(lab, 'qer6');
+    const store = join(dir, 'store');
+    await mkdir(store);
+    const config: ConfigInput = { interfaces: [link.capDev], paths: [store], capacity: '256MiB', file_size: '64MiB' };
+    const mustHave: number[] = [];
+    const rounds = 6;
+    for (let round = 0; round < rounds; round++) {
+      const cap = await start(config);
+      if (round > 0) expect(cap.output).toMatch(/repaired .*\.pcap: kept \d+ packets/);
+      const safe = testFrames({ count: 300, seed: 40 + round, sizes: [200, 1000] }).map((f) => {
+        const g = Buffer.from(f);
+        const off = g.readUInt16BE(12) === 0x88b5 ? 14 : g.readUInt16BE(16) === 0x88b5 ? 18 : 22;
+        g.writeUInt32BE(round * 100_000 + g.readUInt32BE(off), off);
+        return g;
+      });
+      await sendFrames(link.ns, link.genDev, safe, dir);
+      mustHave.push(...safe.map(seqOf));
+      await sleep(1300); // more than one flush interval: these are on disk now
+      // Traffic keeps coming while both processes die.
+      const inFlight = sendFrames(link.ns, link.genDev, testFrames({ count: 3000, seed: 90 + round, sizes: [1000] }), dir, { pps: 5000 });
+      await sleep(200 + round * 50);
+      await execa('pkill', ['-9', '-f', `qe-capture --iface ${link.capDev} `], { reject: false });
+      cap.proc.kill('SIGKILL');
+      await cap.proc;
+      await inFlight;
+      expect((await readdir(store)).some((f) => f.endsWith('.pcap.part'))).toBe(true);
+    }
+    const cap = await start(config);
+    await cap.stop();
+    expect((await readdir(store)).filter((f) => f.endsWith('.part'))).toEqual([]);
+    await allWhole([store]);
+    const seqs = new Set((await readRecords(await storeFiles([store]))).map((r) => seqOf(r.data)));
+    for (const s of mustHave) expect(seqs.has(s), `packet ${s}`).toBe(true);
+    expect((await storeFiles([store])).length).toBeGreaterThanOrEqual(rounds);
+  });
+});
