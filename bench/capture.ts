@@ -238,7 +238,8 @@ async function main(): Promise<number> {
   const skipped: { tool: string; reason: string }[] = [];
   const resultsDir = o.resultsDir ?? join(REPO, 'bench/results');
   const workDir = await mkdtemp(join(o.workDir, 'qe-bench-'));
-  onCleanup('remove work folder', () => rm(workDir, { recursive: true, force: true }));
+  // Retries: after Ctrl-C a trial may still be creating files in it while this runs.
+  onCleanup('remove work folder', () => rm(workDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 }));
   // Stenotype runs as its own user and must be able to reach its folder below this one.
   await chmod(workDir, 0o755);
 
@@ -256,8 +257,9 @@ async function main(): Promise<number> {
       method:
         'Generator in namespace qe-bench-gen pinned to --gen-cpu, tool on the root-namespace veth end pinned to ' +
         '--capture-cpu, IPv6 off on both ends. Offered = sender veth tx_packets delta. Each tool drains until its ' +
-        'CPU is idle, then is signalled; written = packets counted in its files. CPU = GNU time user+sys of the ' +
-        'tool and its children. Offline: input in page cache, `sync` before each row, rate = bytes / wall time.',
+        'CPU is idle, then is signalled; written = packets counted in its files. CPU per packet = user+sys of the ' +
+        'tool and its descendants from /proc over traffic + drain; GNU time gives the whole-life figure too. ' +
+        'Offline: input in page cache, `sync` before each row, rate = bytes / wall time. See bench/README.md.',
     },
     notes,
     skipped,

@@ -35,8 +35,16 @@ export function cleanupAll(): Promise<void> {
 }
 
 export function installSignalCleanup(): void {
+  let stopping = false;
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(sig, () => {
+    // Stays installed: a second Ctrl-C (or a wrapper forwarding the signal) must not kill the
+    // process with the default action halfway through the cleanup.
+    process.on(sig, () => {
+      if (stopping) {
+        process.stderr.write(`${sig}: still cleaning up\n`);
+        return;
+      }
+      stopping = true;
       process.stderr.write(`\n${sig}: stopping, cleaning up\n`);
       void cleanupAll().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
     });

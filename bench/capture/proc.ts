@@ -39,6 +39,7 @@ export class TimedProcess {
   private readonly started = process.hrtime.bigint();
   private killed = false;
   private exited = false;
+  private program: number | undefined;
   private readonly unregister: () => Promise<void>;
 
   private constructor(
@@ -85,17 +86,18 @@ export class TimedProcess {
   /** The measured program: the child that GNU time forked. */
   async programPid(timeoutMs = 5000): Promise<number | undefined> {
     const pid = this.sub.pid;
-    if (pid === undefined) return undefined;
+    if (this.program !== undefined || pid === undefined) return this.program;
     const until = Date.now() + timeoutMs;
-    while (Date.now() < until && !this.exited) {
+    for (;;) {
+      if (this.exited) return undefined;
       const comm = await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '');
       if (comm.trim() === 'time') {
         const kids = await children(pid);
-        if (kids[0] !== undefined) return kids[0];
+        if (kids[0] !== undefined) return (this.program = kids[0]);
       }
+      if (Date.now() >= until) return undefined;
       await sleep(20);
     }
-    return undefined;
   }
 
   /** CPU ticks used so far by the program and all its descendants. */
