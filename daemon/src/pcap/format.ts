@@ -146,3 +146,28 @@ export function buildPcap(
   }
   return Buffer.concat(parts);
 }
+
+/**
+ * Walks the whole records of `b` like `records`, but only counts them: no timestamps or objects
+ * per record, so files of tens of millions of packets (benchmarks, repair) scan at memory speed.
+ * `end` is where the whole records end, as `records` defines it.
+ */
+export function scanRecords(
+  b: Buffer,
+  g: GlobalHeader,
+  start = GLOBAL_HEADER_LEN,
+): { count: number; dataBytes: number; end: number } {
+  const maxCaplen = Math.max(g.snaplen, 262144);
+  let off = start;
+  let count = 0;
+  let dataBytes = 0;
+  while (off + RECORD_HEADER_LEN <= b.length) {
+    const caplen = g.littleEndian ? b.readUInt32LE(off + 8) : b.readUInt32BE(off + 8);
+    const next = off + RECORD_HEADER_LEN + caplen;
+    if (caplen > maxCaplen || next > b.length) break;
+    count++;
+    dataBytes += caplen;
+    off = next;
+  }
+  return { count, dataBytes, end: off };
+}
