@@ -80,7 +80,7 @@ async function command(row: OfflineRow, env: OfflineEnv, outDir: string, workDir
       const capacityMB = Math.ceil((4 * env.input.fileBytes) / 1e6);
       await writeFile(
         config,
-        daemonConfig({ iface: CAPTURE_IF, outDir, capacityMB, fileSizeMB: env.fileSizeMB, bufferMiB: 256, snaplen: 262144 }),
+        daemonConfig({ iface: CAPTURE_IF, outDir, capacityMB, fileSizeMB: env.fileSizeMB, bufferMiB: 256, snaplen: 262144, fsync: false }),
       );
       return [process.execPath, DAEMON_CLI, 'capture', '--read', input, '--config', config, '--summary', join(workDir, 'summary.json')];
     }

@@ -132,6 +132,8 @@ export interface DaemonConfigOptions {
   fileSizeMB: number;
   bufferMiB: number;
   snaplen: number;
+  /** The product default is true; offline rows turn it off because no peer there syncs (dd, cat, tcpdump). */
+  fsync?: boolean;
 }
 
 /** The daemon's YAML config for one benchmark run (the shape the daemon's docs give). */
@@ -144,6 +146,7 @@ export function daemonConfig(o: DaemonConfigOptions): string {
       mode: 'circular',
       file_size: `${o.fileSizeMB}MB`,
       flush_interval: '1s',
+      fsync: o.fsync ?? true,
     },
   });
 }

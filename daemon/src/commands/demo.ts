@@ -9,6 +9,7 @@ import { execa, type ResultPromise } from 'execa';
 import { CaptureSupervisor } from '../capture/supervisor.js';
 import { parseConfigText } from '../config/load.js';
 import { formatSize } from '../config/units.js';
+import { writePcapFile } from '../traffic/generate.js';
 import { Lab, inNs } from '../util/netns.js';
 
 export const demoHelp = `usage: qe-packets demo [--seconds N] [--keep]
@@ -101,6 +102,12 @@ export async function demoCommand(argv: string[]): Promise<number> {
     await new Promise((r) => setTimeout(r, 500));
     const client = execa('ip', ['netns', 'exec', nsClient, process.execPath, peer, 'client', '10.77.0.2', String(seconds)], { stdio: 'inherit' });
     peers.push(client);
+    // Beside the live conversations, a replayed mix the demo's own stacks do not make: VLAN and
+    // QinQ tagged frames, IPv6, ICMP, ARP (this kernel may lack 802.1Q devices, a replay needs none).
+    const mixed = join(dir, 'mixed.pcap');
+    await writePcapFile(mixed, { profile: 'mixed', count: 400, seed: 7 });
+    if ((await execa('sh', ['-c', 'command -v tcpreplay'], { reject: false })).exitCode === 0)
+      peers.push(execa('ip', ['netns', 'exec', nsClient, 'tcpreplay', '-q', '--pps', '200', '-i', `qd${id}c`, mixed], { reject: false }));
 
     const start = Date.now();
     while (client.exitCode === null && !interrupted) {
