@@ -82,7 +82,7 @@ describe('daemon config', () => {
     const c = parse(daemonConfig({ iface: 'qe-bench0', outDir: '/tmp/o', capacityMB: 5000, fileSizeMB: 100, bufferMiB: 256, snaplen: 262144 }));
     expect(c).toEqual({
       capture: { interfaces: ['qe-bench0'], buffer: '256MiB', snaplen: 262144 },
-      storage: { paths: ['/tmp/o'], capacity: '5000MB', mode: 'circular', file_size: '100MB', flush_interval: '1s' },
+      storage: { paths: ['/tmp/o'], capacity: '5000MB', mode: 'circular', file_size: '100MB', flush_interval: '1s', fsync: true },
     });
   });
 });

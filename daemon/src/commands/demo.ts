@@ -138,6 +138,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     };
     if (paths.length) {
       await show(`tshark -r ${files[0]} -c 12`, ['-r', paths[0]!, '-c', '12']);
+      await show(`tshark -r ${files[0]} -Y http -c 6`, ['-r', paths[0]!, '-Y', 'http', '-c', '6']);
       await show(`tshark -r ${files[0]} -Y vlan -c 4`, ['-r', paths[0]!, '-Y', 'vlan', '-c', '4']);
       await show(`tshark -q -z io,phs -r ${files[0]}`, ['-q', '-z', 'io,phs', '-r', paths[0]!]);
       const caps = await execa('capinfos', ['-T', '-c', '-u', '-a', '-e', ...paths], { reject: false });
