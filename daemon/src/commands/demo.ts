@@ -131,15 +131,17 @@ export async function demoCommand(argv: string[]): Promise<number> {
     process.stdout.write(`\n${totals.written} packets in ${files.length} pcap files (${totals.kernel_drops + totals.if_drops + totals.writer_drops} lost):\n`);
     for (const f of files) process.stdout.write(`  ${f}\n`);
     const paths = files.map((f) => join(store, f));
-    const show = async (title: string, args: string[]) => {
+    // tshark's -c counts packets read, not packets shown: with a display filter the lines are cut here.
+    const show = async (title: string, args: string[], maxLines = Infinity) => {
       process.stdout.write(`\n$ ${title}\n`);
       const r = await execa('tshark', args, { reject: false, env: { ...process.env, LC_ALL: 'C' } });
-      process.stdout.write(`${r.stdout.split('\n').filter((l) => !l.startsWith('Running as user')).join('\n')}\n`);
+      const lines = r.stdout.split('\n').filter((l) => !l.startsWith('Running as user'));
+      process.stdout.write(`${lines.slice(0, maxLines).join('\n')}\n`);
     };
     if (paths.length) {
       await show(`tshark -r ${files[0]} -c 12`, ['-r', paths[0]!, '-c', '12']);
-      await show(`tshark -r ${files[0]} -Y http -c 6`, ['-r', paths[0]!, '-Y', 'http', '-c', '6']);
-      await show(`tshark -r ${files[0]} -Y vlan -c 4`, ['-r', paths[0]!, '-Y', 'vlan', '-c', '4']);
+      await show(`tshark -r ${files[0]} -Y http | head -6`, ['-r', paths[0]!, '-Y', 'http'], 6);
+      await show(`tshark -r ${files[0]} -Y vlan | head -4`, ['-r', paths[0]!, '-Y', 'vlan'], 4);
       await show(`tshark -q -z io,phs -r ${files[0]}`, ['-q', '-z', 'io,phs', '-r', paths[0]!]);
       const caps = await execa('capinfos', ['-T', '-c', '-u', '-a', '-e', ...paths], { reject: false });
       process.stdout.write(`\n$ capinfos -T -c -u -a -e <files>\n${caps.stdout}\n`);
