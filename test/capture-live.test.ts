@@ -6,8 +6,8 @@ import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parsePcap } from '../daemon/src/pcap/format.js';
 import { parseFileName } from '../daemon/src/store/filename.js';
-import { RunningCapture, readRecords, sleep, storeFiles, tempDir, writeConfig } from './lib/cli.js';
-import { testFrames } from './lib/frames.js';
+import { type ConfigInput, readRecords, RunningCapture, sleep, startCapture, storeFiles, tempDir, writeConfig } from './lib/cli.js';
+import { seqOf, testFrames } from './lib/frames.js';
 import { Lab, captureLink, sendFrames } from './lib/lab.js';
 
 let lab: Lab;
@@ -23,18 +23,7 @@ afterEach(async () => {
   await lab.cleanup();
 });
 
-async function start(config: Parameters<typeof writeConfig>[1]): Promise<RunningCapture> {
-  const r = new RunningCapture(await writeConfig(dir, config), ['--summary', join(dir, 'summary.json')]);
-  running.push(r);
-  for (const i of config.interfaces ?? []) await r.waitFor(`${i}: capturing`);
-  return r;
-}
-
-const seqOf = (data: Buffer) => {
-  let off = 12;
-  while (data.readUInt16BE(off) === 0x8100 || data.readUInt16BE(off) === 0x88a8) off += 4;
-  return data.readUInt32BE(off + 2);
-};
+const start = (config: ConfigInput) => startCapture(dir, config, running);
 
 describe('live capture', () => {
   it('writes every packet sent, byte for byte, in order, VLAN tags kept, nanosecond pcap the real tools open', async () => {

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parsePcap } from '../daemon/src/pcap/format.js';
-import { RunningCapture, readRecords, sleep, storeFiles, tempDir, writeConfig, type ConfigInput } from './lib/cli.js';
-import { testFrames } from './lib/frames.js';
+import { type ConfigInput, readRecords, RunningCapture, sleep, startCapture, storeFiles, tempDir } from './lib/cli.js';
+import { seqOf, seqOffset, testFrames } from './lib/frames.js';
 import { Lab, captureLink, sendFrames } from './lib/lab.js';
 
 let lab: Lab;
@@ -27,18 +27,7 @@ afterEach(async () => {
   await lab.cleanup();
 });
 
-const seqOf = (data: Buffer) => {
-  let off = 12;
-  while (data.readUInt16BE(off) === 0x8100 || data.readUInt16BE(off) === 0x88a8) off += 4;
-  return data.readUInt32BE(off + 2);
-};
-
-async function start(c: ConfigInput): Promise<RunningCapture> {
-  const r = new RunningCapture(await writeConfig(dir, c), ['--summary', join(dir, 'summary.json')]);
-  running.push(r);
-  for (const i of c.interfaces ?? []) await r.waitFor(`${i}: capturing`);
-  return r;
-}
+const start = (config: ConfigInput) => startCapture(dir, config, running);
 
 async function storeBytes(dirs: string[]): Promise<number> {
   let total = 0;
@@ -216,8 +205,7 @@ describe('crash repair', () => {
       if (round > 0) expect(cap.output).toMatch(/repaired .*\.pcap: kept \d+ packets/);
       const safe = testFrames({ count: 300, seed: 40 + round, sizes: [200, 1000] }).map((f) => {
         const g = Buffer.from(f);
-        const off = g.readUInt16BE(12) === 0x88b5 ? 14 : g.readUInt16BE(16) === 0x88b5 ? 18 : 22;
-        g.writeUInt32BE(round * 100_000 + g.readUInt32BE(off), off);
+        g.writeUInt32BE(round * 100_000 + seqOf(g), seqOffset(g));
         return g;
       });
       await sendFrames(link.ns, link.genDev, safe, dir);

@@ -290,19 +290,27 @@ static void send_started(struct capture *c, const char *source)
 	msg_send(&m);
 }
 
-static int run_live(struct capture *c)
+/* The writer, its first quota and the "started" message: the same for every source. */
+static int start_writer(struct capture *c, const char *source)
 {
-	int rc = open_live(c);
-	if (rc)
-		return rc;
 	if (writer_init(&c->w, &c->opt->wcfg) != 0) {
 		send_error(c->opt->iface, "no_memory", 1, "cannot allocate the write buffer");
 		return 3;
 	}
 	if (c->opt->have_quota)
 		writer_set_quota(&c->w, c->opt->quota);
+	send_started(c, source);
+	return 0;
+}
+
+static int run_live(struct capture *c)
+{
+	int rc = open_live(c);
+	if (rc)
+		return rc;
 	c->if_drops_base = interface_drops(c->opt->iface);
-	send_started(c, "live");
+	if ((rc = start_writer(c, "live")))
+		return rc;
 
 	int pfd = pcap_get_selectable_fd(c->pcap);
 	uint64_t now = now_monotonic_ns();
@@ -390,8 +398,10 @@ static void periodic(struct capture *c, uint64_t *next_stats)
 	}
 }
 
-static int prepare_offline_filter(struct capture *c, uint32_t linktype)
+/* An offline source: the filter compiled for its link type, then the writer. */
+static int start_offline(struct capture *c, uint32_t linktype)
 {
+	c->opt->wcfg.linktype = linktype;
 	c->pcap = pcap_open_dead_with_tstamp_precision((int)linktype, (int)c->opt->snaplen, PCAP_TSTAMP_PRECISION_NANO);
 	if (c->opt->filter && c->opt->filter[0]) {
 		if (compile_filter(c->pcap, c->opt->filter, &c->prog) != 0) {
@@ -400,7 +410,7 @@ static int prepare_offline_filter(struct capture *c, uint32_t linktype)
 		}
 		c->have_prog = 1;
 	}
-	return 0;
+	return start_writer(c, "file");
 }
 
 /* Classic pcap: walk records in large chunks ourselves; libpcap's reader costs two stdio calls a packet. */
@@ -416,15 +426,9 @@ static int read_classic(struct capture *c, int fd, const unsigned char *gh)
 		linktype = swap32(linktype);
 	linktype &= 0x0fffffff;
 
-	c->opt->wcfg.linktype = linktype;
-	int rc = prepare_offline_filter(c, linktype);
+	int rc = start_offline(c, linktype);
 	if (rc)
 		return rc;
-	if (writer_init(&c->w, &c->opt->wcfg) != 0)
-		return 3;
-	if (c->opt->have_quota)
-		writer_set_quota(&c->w, c->opt->quota);
-	send_started(c, "file");
 
 	unsigned char *buf = malloc(READ_CHUNK + MAX_RECORD);
 	if (!buf)
@@ -493,18 +497,11 @@ static int read_with_libpcap(struct capture *c)
 		send_error(c->opt->iface, "bad_input", 1, "%s: %s", c->opt->read_path, errbuf);
 		return 5;
 	}
-	uint32_t linktype = (uint32_t)pcap_datalink(in);
-	c->opt->wcfg.linktype = linktype;
-	int rc = prepare_offline_filter(c, linktype);
+	int rc = start_offline(c, (uint32_t)pcap_datalink(in));
 	if (rc) {
 		pcap_close(in);
 		return rc;
 	}
-	if (writer_init(&c->w, &c->opt->wcfg) != 0)
-		return 3;
-	if (c->opt->have_quota)
-		writer_set_quota(&c->w, c->opt->quota);
-	send_started(c, "file");
 	struct pcap_pkthdr *h;
 	const u_char *data;
 	uint64_t next_stats = now_monotonic_ns() + 1000000000u;

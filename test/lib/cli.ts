@@ -95,3 +95,14 @@ export async function readRecords(files: string[]): Promise<PcapRecord[]> {
   for (const f of files) out.push(...parsePcap(await readFile(f)).records);
   return out;
 }
+
+/**
+ * Writes the config into `dir`, starts `qe-packets capture` with a summary in `dir/summary.json`,
+ * records it in `running` (for cleanup) and waits until every interface captures.
+ */
+export async function startCapture(dir: string, config: ConfigInput, running: RunningCapture[]): Promise<RunningCapture> {
+  const r = new RunningCapture(await writeConfig(dir, config), ['--summary', join(dir, 'summary.json')]);
+  running.push(r);
+  for (const i of config.interfaces ?? []) await r.waitFor(`${i}: capturing`);
+  return r;
+}

@@ -43,3 +43,12 @@ export function testFrames(o: FrameOptions): Buffer[] {
   }
   return frames;
 }
+
+/** Where a test frame carries its sequence number (after any VLAN or QinQ tags). */
+export function seqOffset(data: Buffer): number {
+  let off = 12;
+  while (data.readUInt16BE(off) === 0x8100 || data.readUInt16BE(off) === 0x88a8) off += 4;
+  return off + 2;
+}
+
+export const seqOf = (data: Buffer): number => data.readUInt32BE(seqOffset(data));

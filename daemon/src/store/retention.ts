@@ -73,8 +73,7 @@ export class StoreRetention extends EventEmitter<RetentionEvents> {
   private async onDiskFull(sup: CaptureSupervisor, iface: string): Promise<void> {
     if (this.config.storage.mode === 'circular') {
       this.emit('log', 'warn', `${iface}: the filesystem is full; deleting the oldest files to make room`);
-      const u = await measureStore(this.config.storage.paths);
-      this.ledger.measured(u.closed, u.totalBytes);
+      await this.remeasure();
       await this.ledger.diskFull();
     } else {
       sup.command(iface, 'set quota 0');

@@ -41,9 +41,3 @@ export class Lab {
     for (const ns of this.namespaces.splice(0).reverse()) await ip('netns', 'del', ns).catch(() => {});
   }
 }
-
-export async function txPackets(dev: string, ns?: string): Promise<number> {
-  const path = `/sys/class/net/${dev}/statistics/tx_packets`;
-  const out = ns ? (await inNs(ns, 'cat', path)).stdout : (await execa('cat', [path])).stdout;
-  return Number(out.trim());
-}
