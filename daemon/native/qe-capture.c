@@ -70,7 +70,7 @@ static void usage(void)
 		"       qe-capture --read FILE --iface LABEL --dir DIR [options]\n"
 		"       qe-capture --check-filter EXPR [--linktype N] [--snaplen N]\n"
 		"options: --snaplen N --buffer BYTES --filter EXPR --file-size BYTES --file-duration-ms N\n"
-		"         --flush-ms N --no-promisc --no-fsync --quota BYTES\n");
+		"         --flush-ms N --no-promisc --no-fsync --direct-io --quota BYTES\n");
 }
 
 static uint64_t parse_u64(const char *name, const char *val)
@@ -589,7 +589,7 @@ int main(int argc, char **argv)
 		{ "flush-ms", required_argument, 0, 'F' },   { "no-promisc", no_argument, 0, 'p' },
 		{ "no-fsync", no_argument, 0, 'n' },	     { "check-filter", required_argument, 0, 'k' },
 		{ "linktype", required_argument, 0, 'l' },   { "help", no_argument, 0, 'h' },
-		{ "quota", required_argument, 0, 'Q' },
+		{ "quota", required_argument, 0, 'Q' },	     { "direct-io", no_argument, 0, 'D' },
 		{ 0, 0, 0, 0 },
 	};
 	int ch;
@@ -612,6 +612,7 @@ int main(int argc, char **argv)
 		case 'F': o.wcfg.flush_ms = parse_u64("--flush-ms", optarg); break;
 		case 'p': o.promisc = 0; break;
 		case 'n': o.wcfg.fsync = 0; break;
+		case 'D': o.wcfg.direct = 1; break;
 		case 'k': o.check_filter = optarg; break;
 		case 'l': o.linktype = (int)parse_u64("--linktype", optarg); break;
 		case 'Q': o.quota = parse_u64("--quota", optarg); o.have_quota = 1; break;

@@ -32,6 +32,8 @@ uint64_t now_monotonic_ns(void)
 
 struct closed_file {
 	int fd;
+	int dfd;
+	int torn; /* a direct write failed mid-record: cut back to the last whole record before renaming */
 	char part[PATH_MAX];
 	char base[PATH_MAX];
 	uint64_t first_ns, last_ns, packets, bytes;
@@ -80,10 +82,35 @@ static int rename_final(const char *part, const char *base, char *final, size_t 
 	return -1;
 }
 
+/* Walks the records of a file and cuts it after the last whole one; returns the packets kept. */
+static uint64_t cut_to_whole_records(int fd, uint64_t *size)
+{
+	static unsigned char chunk[1u << 20];
+	uint64_t off = PCAP_GLOBAL_LEN, packets = 0;
+	for (;;) {
+		unsigned char hdr[PCAP_RECORD_LEN];
+		if (pread(fd, hdr, sizeof hdr, (off_t)off) != (ssize_t)sizeof hdr)
+			break;
+		uint32_t caplen;
+		memcpy(&caplen, hdr + 8, 4);
+		if (caplen > sizeof chunk || pread(fd, chunk, caplen, (off_t)(off + PCAP_RECORD_LEN)) != (ssize_t)caplen)
+			break;
+		off += PCAP_RECORD_LEN + caplen;
+		packets++;
+	}
+	if (ftruncate(fd, (off_t)off) == 0)
+		*size = off;
+	return packets;
+}
+
 static void finish_file(struct syncer *s, struct closed_file *c)
 {
+	if (c->torn)
+		c->packets = cut_to_whole_records(c->fd, &c->bytes);
 	if (s->cfg->fsync)
 		fdatasync(c->fd);
+	if (c->dfd >= 0)
+		close(c->dfd);
 	close(c->fd);
 	if (c->packets == 0) {
 		/* Every record failed to reach the disk: a header alone holds nothing worth keeping. */
@@ -159,6 +186,7 @@ int writer_init(struct writer *w, const struct writer_config *cfg)
 	memset(w, 0, sizeof *w);
 	w->cfg = *cfg;
 	w->fd = -1;
+	w->dfd = -1;
 	w->quota = UINT64_MAX;
 	if (posix_memalign((void **)&w->buf, 4096, WRITER_BUF_SIZE) != 0)
 		return -1;
@@ -238,6 +266,9 @@ int writer_open_file(struct writer *w, uint64_t ts_ns)
 	}
 	w->open_retry_after_ns = 0;
 	w->fd = fd;
+	/* A filesystem without O_DIRECT (some tmpfs, FUSE) simply gets buffered writes. */
+	w->dfd = w->cfg.direct ? open(w->part_path, O_WRONLY | O_DIRECT | O_CLOEXEC) : -1;
+	w->buf_counted = 0;
 	w->first_ns = w->last_ns = ts_ns;
 	w->file_bytes = 0;
 	w->file_packets = 0;
@@ -260,39 +291,94 @@ int writer_open_file(struct writer *w, uint64_t ts_ns)
 	return 0;
 }
 
+static int pwrite_all(int fd, const unsigned char *p, size_t len, uint64_t off, int *err)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = pwrite(fd, p + done, len - done, (off_t)(off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			*err = n < 0 ? errno : ENOSPC;
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+/* Cut off what a failed write may have left past what is known good, and keep the buffer: the retention
+ * frees room (circular) or an operator does, and the next try writes it again whole. */
+static void write_failed(struct writer *w, int err, uint64_t now)
+{
+	/* A tail written at the last flush stays: a failed write over it rewrote the same bytes. */
+	if (ftruncate(w->fd, (off_t)(w->file_bytes + w->buf_counted)) != 0)
+		err = errno;
+	report_write_error(w, w->part_path, err);
+	w->write_retry_after_ns = now + 100000000u;
+}
+
+/* Direct mode: the block-aligned front of the buffer goes to the disk without a page-cache copy;
+ * the rest (less than a block) moves to the front of the buffer. */
+static int write_aligned(struct writer *w, uint64_t now)
+{
+	size_t aligned = w->buf_len & ~(size_t)(DIRECT_ALIGN - 1);
+	if (aligned == 0)
+		return 0;
+	int err;
+	if (pwrite_all(w->dfd, w->buf, aligned, w->file_bytes, &err) < 0) {
+		write_failed(w, err, now);
+		return -1;
+	}
+	memmove(w->buf, w->buf + aligned, w->buf_len - aligned);
+	w->buf_len -= aligned;
+	w->file_bytes += aligned;
+	w->buf_counted = w->buf_counted > aligned ? w->buf_counted - aligned : 0;
+	return 0;
+}
+
+static int may_write(struct writer *w, uint64_t now)
+{
+	return w->fd >= 0 && !(w->write_retry_after_ns && now < w->write_retry_after_ns);
+}
+
+void writer_drain(struct writer *w)
+{
+	uint64_t now = now_monotonic_ns();
+	if (w->dfd < 0)
+		writer_flush(w);
+	else if (may_write(w, now) && write_aligned(w, now) == 0)
+		w->write_retry_after_ns = 0;
+}
+
 void writer_flush(struct writer *w)
 {
 	if (w->fd < 0 || w->buf_packets == 0)
 		return;
 	uint64_t now = now_monotonic_ns();
-	if (w->write_retry_after_ns && now < w->write_retry_after_ns)
+	if (!may_write(w, now))
 		return;
-	size_t off = 0;
-	while (off < w->buf_len) {
-		ssize_t n = write(w->fd, w->buf + off, w->buf_len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			int err = n < 0 ? errno : ENOSPC;
-			/* Cut the file back to its last whole record so a failed write never leaves a torn
-			 * record behind, and keep the buffer: the retention frees room (circular) or an
-			 * operator does, and the next try writes it whole. */
-			if (ftruncate(w->fd, (off_t)w->file_bytes) != 0)
-				err = errno;
-			lseek(w->fd, (off_t)w->file_bytes, SEEK_SET);
-			report_write_error(w, w->part_path, err);
-			w->write_retry_after_ns = now + 100000000u;
-			return;
-		}
-		off += (size_t)n;
+	if (w->dfd >= 0 && write_aligned(w, now) < 0)
+		return;
+	/* What is left (all of it in buffered mode, a partial block in direct mode) goes through the
+	 * page cache, so that a crash of this process loses nothing flushed. */
+	int err;
+	if (pwrite_all(w->fd, w->buf, w->buf_len, w->file_bytes, &err) < 0) {
+		write_failed(w, err, now);
+		return;
+	}
+	if (w->dfd < 0) {
+		w->file_bytes += w->buf_len;
+		w->buf_len = 0;
+	} else {
+		w->buf_counted = w->buf_len; /* rewritten with the next aligned block */
 	}
 	w->write_retry_after_ns = 0;
-	w->file_bytes += w->buf_len;
 	w->file_packets += w->buf_packets;
 	w->written += w->buf_packets;
-	w->written_bytes += w->buf_len;
+	w->written_bytes += w->appended_bytes - w->counted_appended;
+	w->counted_appended = w->appended_bytes;
 	w->last_ns = w->buf_last_ns;
-	w->buf_len = 0;
 	w->buf_packets = 0;
 }
 
@@ -302,24 +388,32 @@ void writer_close_file(struct writer *w)
 		return;
 	w->write_retry_after_ns = 0;
 	writer_flush(w);
+	int torn = 0;
 	if (w->buf_packets) {
-		/* The disk still refuses: these packets are lost, and counted. */
+		/* The disk still refuses: these packets are lost, and counted. In direct mode the file
+		 * may end inside a record (the aligned front of one); the sync thread cuts it. */
 		w->writer_drops += w->buf_packets;
-		w->appended_bytes -= w->buf_len;
+		w->appended_bytes = w->counted_appended;
+		w->buf_len = w->buf_counted;
+		torn = w->dfd >= 0;
 	}
 	struct closed_file *c = calloc(1, sizeof *c);
 	if (!c) {
+		if (w->dfd >= 0)
+			close(w->dfd);
 		close(w->fd);
-		w->fd = -1;
+		w->fd = w->dfd = -1;
 		return;
 	}
 	c->fd = w->fd;
+	c->dfd = w->dfd;
+	c->torn = torn;
 	snprintf(c->part, sizeof c->part, "%s", w->part_path);
 	snprintf(c->base, sizeof c->base, "%s", w->final_base);
 	c->first_ns = w->first_ns;
 	c->last_ns = w->last_ns;
 	c->packets = w->file_packets;
-	c->bytes = w->file_bytes;
+	c->bytes = w->file_bytes + w->buf_len;
 
 	struct syncer *s = w->syncer;
 	pthread_mutex_lock(&s->mu);
@@ -332,8 +426,9 @@ void writer_close_file(struct writer *w)
 	pthread_cond_signal(&s->cv);
 	pthread_mutex_unlock(&s->mu);
 
-	w->fd = -1;
+	w->fd = w->dfd = -1;
 	w->buf_len = 0;
+	w->buf_counted = 0;
 	w->buf_packets = 0;
 }
 

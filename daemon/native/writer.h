@@ -11,6 +11,7 @@
 #define PCAP_RECORD_LEN 16
 #define WRITER_BUF_SIZE (4u << 20)
 #define MAX_DIRS 32
+#define DIRECT_ALIGN 4096u
 
 struct syncer;
 
@@ -23,6 +24,7 @@ struct writer_config {
 	uint64_t file_size;        /* rotate before a file would pass this many bytes */
 	uint64_t file_duration_ns; /* 0: no rotation by time */
 	int fsync;                 /* fdatasync open files every flush and closed files before rename */
+	int direct;                /* write whole blocks with O_DIRECT: no page-cache copy per byte */
 	uint64_t flush_ms;
 };
 
@@ -34,6 +36,9 @@ struct writer {
 	uint64_t buf_last_ns;
 
 	int fd;                  /* -1 when no file is open */
+	int dfd;                 /* the same file opened O_DIRECT, or -1 (buffered writes only) */
+	size_t buf_counted;      /* direct mode: a tail already written and counted, kept for alignment */
+	uint64_t counted_appended; /* appended_bytes when packets were last counted as written */
 	char part_path[PATH_MAX];
 	char final_base[PATH_MAX]; /* path without ".pcap" */
 	uint64_t first_ns;
@@ -62,6 +67,8 @@ struct writer {
 int writer_init(struct writer *w, const struct writer_config *cfg);
 /* Pushes buffered records into the file (to the kernel); the caller calls it every flush_ms. */
 void writer_flush(struct writer *w);
+/* Makes room in a full buffer: in direct mode only its block-aligned front goes to the disk. */
+void writer_drain(struct writer *w);
 /* Closes the open file (if any); the sync thread renames it and reports it. */
 void writer_close_file(struct writer *w);
 /* Closes a file whose duration has passed although no packet arrived to close it. */
@@ -117,7 +124,7 @@ static inline void writer_add(struct writer *w, uint64_t ts_ns, uint32_t caplen,
 		return;
 	}
 	if (w->buf_len + rec > WRITER_BUF_SIZE) {
-		writer_flush(w);
+		writer_drain(w);
 		if (w->buf_len + rec > WRITER_BUF_SIZE) {
 			/* The disk refused the last write and the buffer is still waiting for room. */
 			w->writer_drops++;

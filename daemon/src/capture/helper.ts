@@ -31,6 +31,8 @@ export function helperArgs(config: Config, source: HelperSource): string[] {
   if (config.capture.filter) args.push('--filter', config.capture.filter);
   if (!config.capture.promiscuous) args.push('--no-promisc');
   if (!s.fsync) args.push('--no-fsync');
+  // Imports stay buffered: they are measured against page-cache copies and gain nothing from it.
+  if (s.directIo && 'live' in source) args.push('--direct-io');
   return args;
 }
 

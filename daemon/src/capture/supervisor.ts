@@ -172,6 +172,7 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     if (prev.capture.promiscuous !== next.capture.promiscuous) needsRestart.push('capture.promiscuous');
     if (JSON.stringify(prev.storage.paths) !== JSON.stringify(next.storage.paths)) needsRestart.push('storage.paths');
     if (prev.storage.fsync !== next.storage.fsync) needsRestart.push('storage.fsync');
+    if (prev.storage.directIo !== next.storage.directIo) needsRestart.push('storage.direct_io');
     const names = new Set(next.capture.interfaces.map((i) => i.name));
     for (const [name, helper] of this.helpers) {
       if (!names.has(name)) {

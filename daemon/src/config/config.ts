@@ -26,6 +26,7 @@ export interface Config {
     fileDurationMs: number;
     flushIntervalMs: number;
     rescanIntervalMs: number;
+    directIo: boolean;
     fsync: boolean;
   };
 }

@@ -27,6 +27,7 @@ const FIXES: Record<string, string> = {
   'storage.file_duration': `write ${DURATION_HELP}, or remove the key to rotate by size only`,
   'storage.flush_interval': `write ${DURATION_HELP}`,
   'storage.fsync': 'write true or false',
+  'storage.direct_io': 'write true or false',
   'storage.rescan_interval': `write ${DURATION_HELP}`,
 };
 
@@ -159,6 +160,7 @@ export function normalizeConfig(raw: unknown, source: string): Config {
       fileDurationMs,
       flushIntervalMs,
       rescanIntervalMs,
+      directIo: c.storage.direct_io,
       fsync: c.storage.fsync,
     },
   };

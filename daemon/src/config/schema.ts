@@ -41,6 +41,7 @@ export const configSchema = z.strictObject({
     file_duration: z.union([duration('Also close files after this long (0 or absent: size only)'), z.null()]).optional(),
     flush_interval: duration('Open files are written to disk at least this often: a crash loses at most this much').default('1s'),
     rescan_interval: duration('How often the store is re-measured from disk (files removed by hand, imports)').default('10s'),
+    direct_io: z.boolean().default(true).meta({ description: 'Live capture writes whole blocks with O_DIRECT, skipping the page-cache copy (falls back to buffered writes where the filesystem refuses it)' }),
     fsync: z.boolean().default(true).meta({ description: 'fdatasync open files every flush and closed files before they are renamed (survives power loss)' }),
   }).prefault({}),
 }).meta({ title: 'Qe-Packets configuration', description: '/etc/qe-packets/config.yaml' });
