@@ -1,6 +1,6 @@
 // Live capture through the kernel: veth pairs in network namespaces, frames sent by tcpreplay,
 // files read back byte for byte and by the real tshark and capinfos.
-import { readFile, readdir, writeFile } from 'node:fs/promises';
+import { readFile, readdir, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -243,5 +243,34 @@ describe('live capture', () => {
     const got = await readRecords(await storeFiles([store]));
     expect(got.map((r) => r.origlen)).toEqual(frames.map((f) => f.length));
     got.forEach((r, i) => expect(r.data.equals(frames[i]!.subarray(0, 100))).toBe(true));
+  });
+
+  it('writes live captures with O_DIRECT (storage.direct_io), and buffered when it is off', async () => {
+    const link = await captureLink(lab, 'qet11');
+    const store = join(dir, 'store');
+    await execa('mkdir', ['-p', store]);
+    const openFlags = async () => {
+      const pid = (await execa('pgrep', ['-f', `qe-capture --iface ${link.capDev} `])).stdout.trim();
+      const flags: number[] = [];
+      for (const fd of await readdir(`/proc/${pid}/fd`)) {
+        const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
+        if (!target.endsWith('.pcap.part')) continue;
+        const info = await readFile(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
+        flags.push(parseInt(/flags:\s+(\d+)/.exec(info)![1]!, 8));
+      }
+      return flags;
+    };
+    const O_DIRECT = 0o40000;
+    for (const direct of [true, false]) {
+      const cap = await start({ interfaces: [link.capDev], paths: [store], direct_io: direct });
+      await sendFrames(link.ns, link.genDev, testFrames({ count: 50, seed: 19 }), dir);
+      await sleep(300);
+      const flags = await openFlags();
+      expect(flags.length).toBeGreaterThan(0);
+      expect(flags.some((f) => (f & O_DIRECT) !== 0)).toBe(direct);
+      await cap.stop();
+    }
+    const got = await readRecords(await storeFiles([store]));
+    expect(got.length).toBe(100);
   });
 });

@@ -31,6 +31,7 @@ export interface ConfigInput {
   mode?: 'circular' | 'linear';
   rescan_interval?: string;
   fsync?: boolean;
+  direct_io?: boolean;
 }
 
 export async function writeConfig(dir: string, c: ConfigInput): Promise<string> {
@@ -48,6 +49,7 @@ export async function writeConfig(dir: string, c: ConfigInput): Promise<string> 
     ...(c.mode ? [`  mode: ${c.mode}`] : []),
     ...(c.rescan_interval ? [`  rescan_interval: ${c.rescan_interval}`] : []),
     ...(c.fsync !== undefined ? [`  fsync: ${c.fsync}`] : []),
+    ...(c.direct_io !== undefined ? [`  direct_io: ${c.direct_io}`] : []),
   ];
   const path = join(dir, 'config.yaml');
   await writeFile(path, `${lines.join('\n')}\n`);
