@@ -8,6 +8,7 @@ import { demoCommand, demoHelp } from './commands/demo.js';
 import { extractCommand } from './commands/extract.js';
 import { EXTRACT_USAGE } from './commands/extract-args.js';
 import { interfacesCommand, interfacesHelp } from './commands/interfaces.js';
+import { statusCommand, statusHelp } from './commands/status.js';
 import { packageRoot } from './util/native.js';
 
 interface Command {
@@ -20,6 +21,7 @@ const commands: Record<string, Command> = {
   capture: { summary: 'capture the configured interfaces (or --read a file) into the store', help: captureHelp, run: captureCommand },
   'check-config': { summary: 'validate a configuration file without starting anything', help: checkConfigHelp, run: checkConfigCommand },
   extract: { summary: 'write the packets of a time range (and BPF filter) from the store into one pcap', help: EXTRACT_USAGE, run: extractCommand },
+  status: { summary: 'ask the running daemon for its health (ok, warning, critical) and key figures', help: statusHelp, run: statusCommand },
   interfaces: { summary: 'list the interfaces that can be captured', help: interfacesHelp, run: interfacesCommand },
   demo: { summary: 'capture mixed traffic on a throw-away veth pair and show it in tshark', help: demoHelp, run: demoCommand },
 };

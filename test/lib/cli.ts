@@ -32,6 +32,12 @@ export interface ConfigInput {
   rescan_interval?: string;
   fsync?: boolean;
   direct_io?: boolean;
+  /** Default: any free port on loopback, so tests never collide. */
+  metrics_listen?: string | false;
+  /** Default: control.sock in the test's directory. */
+  control_socket?: string;
+  /** Extra YAML appended as is (e.g. a health: section). */
+  extra?: string;
 }
 
 export async function writeConfig(dir: string, c: ConfigInput): Promise<string> {
@@ -50,6 +56,11 @@ export async function writeConfig(dir: string, c: ConfigInput): Promise<string> 
     ...(c.rescan_interval ? [`  rescan_interval: ${c.rescan_interval}`] : []),
     ...(c.fsync !== undefined ? [`  fsync: ${c.fsync}`] : []),
     ...(c.direct_io !== undefined ? [`  direct_io: ${c.direct_io}`] : []),
+    'metrics:',
+    `  listen: ${c.metrics_listen === false ? 'false' : JSON.stringify(c.metrics_listen ?? '127.0.0.1:0')}`,
+    'control:',
+    `  socket: ${JSON.stringify(c.control_socket ?? join(dir, 'control.sock'))}`,
+    ...(c.extra ? [c.extra] : []),
   ];
   const path = join(dir, 'config.yaml');
   await writeFile(path, `${lines.join('\n')}\n`);
@@ -60,11 +71,17 @@ export async function writeConfig(dir: string, c: ConfigInput): Promise<string> 
 export class RunningCapture {
   readonly proc: ResultPromise<{ all: true; reject: false }>;
   output = '';
-  constructor(configPath: string, extra: string[] = []) {
-    this.proc = execa(process.execPath, [cliPath, 'capture', '--config', configPath, ...extra], { all: true, reject: false });
+  constructor(configPath: string, extra: string[] = [], env: Record<string, string> = {}) {
+    this.proc = execa(process.execPath, [cliPath, 'capture', '--config', configPath, ...extra], { all: true, reject: false, env });
     this.proc.all!.on('data', (d: Buffer) => {
       this.output += d.toString();
     });
+  }
+
+  /** The /metrics address the daemon logged (metrics.listen may pick a free port). */
+  async metricsUrl(): Promise<string> {
+    await this.waitFor(/metrics: (http:\S+)/);
+    return /metrics: (http:\S+)/.exec(this.output)![1]!;
   }
 
   async waitFor(pattern: RegExp | string, timeoutMs = 20_000): Promise<void> {

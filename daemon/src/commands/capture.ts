@@ -11,7 +11,15 @@ import { CaptureSupervisor, countersOf, zeroCounters, type Counters } from '../c
 import { scanCatalog } from '../store/catalog.js';
 import { repairStore } from '../store/repair.js';
 import { StoreRetention, type RetentionState } from '../store/retention.js';
+import { fetchStatus } from '../control/client.js';
+import { serveControl } from '../control/server.js';
+import { CaptureMonitor } from '../health/monitor.js';
+import { createMetrics } from '../metrics/registry.js';
+import { serveMetrics } from '../metrics/server.js';
+import { systemdNotifier } from '../systemd/notify.js';
+import { SystemdService } from '../systemd/service.js';
 import { toJson } from '../util/json.js';
+import type { Server } from 'node:http';
 import { log } from '../util/log.js';
 import { EXIT, loadConfigOrReport, reportError } from './common.js';
 
@@ -87,15 +95,66 @@ async function openStore(config: Config): Promise<StoreRetention> {
   return retention;
 }
 
+/** The control socket and /metrics; an error names the setting to change. */
+async function openEndpoints(config: Config, monitor: CaptureMonitor): Promise<Server[]> {
+  const servers: Server[] = [];
+  const socket = config.control.socket;
+  const other = await fetchStatus(socket, 1000).then(() => true, () => false);
+  if (other)
+    throw new Error(`control.socket ${socket}: another qe-packets daemon is running and answers there; stop it first (two daemons must not share a store), or give this one its own control.socket and storage.paths`);
+  try {
+    servers.push(await serveControl(socket, () => monitor.report()));
+  } catch (e) {
+    throw new Error(`control.socket ${socket}: cannot listen (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); choose a path in a writable directory, e.g. /run/qe-packets/control.sock`);
+  }
+  const listen = config.metrics.listen;
+  if (listen) {
+    const metrics = createMetrics(() => monitor.report());
+    try {
+      const server = await serveMetrics(metrics, listen);
+      servers.push(server);
+      const addr = server.address();
+      const port = addr && typeof addr === 'object' ? addr.port : listen.port;
+      const host = listen.host.includes(':') ? `[${listen.host}]` : listen.host;
+      log('info', `metrics: http://${host}:${port}/metrics`);
+    } catch (e) {
+      for (const s of servers) s.close();
+      const code = (e as NodeJS.ErrnoException).code;
+      const why = code === 'EADDRINUSE' ? 'the port is in use' : code === 'EADDRNOTAVAIL' ? 'no interface has this address' : (code ?? (e as Error).message);
+      throw new Error(`metrics.listen ${listen.host}:${listen.port}: cannot listen (${why}); choose a free port or an address of this machine, or set metrics.listen: false`);
+    }
+  }
+  return servers;
+}
+
 async function captureLive(config: Config, configPath: string | undefined, summaryPath?: string): Promise<number> {
   const retention = await openStore(config);
   const st = retention.state();
   log('info', `store: ${config.storage.paths.join(', ')} (${config.storage.mode}, ${formatSize(st.usedBytes)} of ${formatSize(st.capacityBytes)} used)`);
   const sup = new CaptureSupervisor(config, retention.argsFor);
   retention.attach(sup);
+  const monitor = new CaptureMonitor(config, sup, retention);
+  await monitor.start();
+  let servers: Server[];
+  try {
+    servers = await openEndpoints(config, monitor);
+  } catch (e) {
+    monitor.stop();
+    await retention.stop();
+    reportError(e);
+    return EXIT.config;
+  }
+  const systemd = new SystemdService(systemdNotifier(), () => monitor.report(), config);
   sup.on('log', (level, text) => log(level, text));
   sup.on('file_closed', (f) => log('info', `${f.iface}: closed ${f.path} (${f.packets} packets, ${formatSize(f.bytes)})`));
+  let current = config;
+  sup.on('capturing', () => {
+    const up = new Set(sup.interfaces().filter((i) => i.capturing).map((i) => i.name));
+    // The store was found writable before any helper started (checkEnvironment).
+    if (current.capture.interfaces.every((i) => up.has(i.name))) systemd.ready();
+  });
   sup.start();
+  systemd.start();
   // The catalog cache is refreshed in the background so extraction starts fast; capture does not wait.
   void scanCatalog(config.storage.paths).then(
     (c) => log('info', `catalog: ${c.entries.length} files (${c.stats.cached} from cache) in ${c.stats.elapsedMs} ms`),
@@ -109,6 +168,11 @@ async function captureLive(config: Config, configPath: string | undefined, summa
         const next = await loadConfigFile(configPath ?? config.source);
         await checkEnvironment(next, { needInterfaces: true });
         const restart = await sup.reload(next);
+        if (JSON.stringify(next.metrics) !== JSON.stringify(current.metrics)) restart.push('metrics.listen');
+        if (next.control.socket !== current.control.socket) restart.push('control.socket');
+        current = next;
+        monitor.reload(next);
+        systemd.reload(next);
         log('info', `configuration reloaded${restart.length ? `; takes effect at the next restart: ${restart.join(', ')}` : ''}`);
       } catch (e) {
         log('error', `reload refused, capture goes on with the previous configuration:\n${e instanceof Error ? e.message : String(e)}`);
@@ -127,11 +191,17 @@ async function captureLive(config: Config, configPath: string | undefined, summa
     process.once('SIGTERM', resolve);
   });
   log('info', 'stopping: closing files');
+  systemd.stopping();
   clearInterval(status);
   process.off('SIGHUP', onHup);
   await reloading;
   await sup.stop();
   await retention.stop();
+  monitor.stop();
+  for (const s of servers) {
+    s.closeAllConnections();
+    s.close();
+  }
   const rs = retention.state();
   log('info', `store: ${formatSize(rs.usedBytes)} of ${formatSize(rs.capacityBytes)} used; ${rs.filesDeleted} files (${formatSize(rs.bytesDeleted)}) deleted by circular retention this run`);
   const interfaces: Record<string, Counters> = {};

@@ -29,6 +29,20 @@ export interface Config {
     directIo: boolean;
     fsync: boolean;
   };
+  metrics: {
+    /** undefined when turned off. */
+    listen?: { host: string; port: number };
+  };
+  control: { socket: string };
+  health: {
+    /** Fractions, not percentages: 0.001 for 0.1%. */
+    dropsWarning: number;
+    dropsCritical: number;
+    windowMs: number;
+    /** 0 when no target is set. */
+    retentionTargetMs: number;
+    storeFullWarning: number;
+  };
 }
 
 export const DEFAULT_CONFIG_PATH = '/etc/qe-packets/config.yaml';

@@ -29,6 +29,13 @@ const FIXES: Record<string, string> = {
   'storage.fsync': 'write true or false',
   'storage.direct_io': 'write true or false',
   'storage.rescan_interval': `write ${DURATION_HELP}`,
+  'metrics.listen': 'write host:port, e.g. 127.0.0.1:9464 (the management address on an appliance), or false to turn it off',
+  'control.socket': 'write a socket path, e.g. /run/qe-packets/control.sock',
+  'health.drops_warning': 'write a percentage in quotes or plain, e.g. 0.1%',
+  'health.drops_critical': 'write a percentage, e.g. 5%',
+  'health.store_full_warning': 'write a percentage, e.g. 90%',
+  'health.window': `write ${DURATION_HELP}`,
+  'health.retention_target': `write ${DURATION_HELP}, e.g. 7d, or remove the key`,
 };
 
 function closest(word: string, candidates: string[]): string | undefined {
@@ -147,6 +154,31 @@ export function normalizeConfig(raw: unknown, source: string): Config {
       message: `holds fewer than two files of storage.file_size (${String(c.storage.file_size)})`,
       fix: 'raise storage.capacity to at least twice storage.file_size, or lower storage.file_size',
     });
+  let listen: Config['metrics']['listen'];
+  if (c.metrics.listen !== false) {
+    const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(c.metrics.listen)!;
+    const port = Number(m[2]);
+    // Port 0 takes any free port (the daemon logs which): for tests and throw-away runs.
+    if (port > 65535)
+      problems.push({ key: 'metrics.listen', value: c.metrics.listen, message: 'port out of range', fix: 'use a port from 1 to 65535, e.g. 127.0.0.1:9464' });
+    listen = { host: m[1]!, port };
+  }
+  const fraction = (key: string, v: string) => {
+    const n = Number(PERCENT_RE.exec(v)![1]) / 100;
+    if (n > 1) problems.push({ key, value: v, message: 'above 100%', fix: 'write a share from 0% to 100%' });
+    return n;
+  };
+  const health = {
+    dropsWarning: fraction('health.drops_warning', c.health.drops_warning),
+    dropsCritical: fraction('health.drops_critical', c.health.drops_critical),
+    windowMs: durationOf('health.window', c.health.window),
+    retentionTargetMs: c.health.retention_target == null ? 0 : durationOf('health.retention_target', c.health.retention_target),
+    storeFullWarning: fraction('health.store_full_warning', c.health.store_full_warning),
+  };
+  if (health.dropsCritical < health.dropsWarning)
+    problems.push({ key: 'health.drops_critical', value: c.health.drops_critical, message: `below health.drops_warning (${c.health.drops_warning})`, fix: 'make drops_critical at least drops_warning' });
+  if (health.windowMs < 5000)
+    problems.push({ key: 'health.window', value: c.health.window, message: 'below 5s: too few once-a-second samples', fix: 'use 60s' });
   if (problems.length) throw new ConfigError(source, problems);
 
   return {
@@ -163,6 +195,9 @@ export function normalizeConfig(raw: unknown, source: string): Config {
       directIo: c.storage.direct_io,
       fsync: c.storage.fsync,
     },
+    metrics: listen ? { listen } : {},
+    control: { socket: c.control.socket },
+    health,
   };
 }
 

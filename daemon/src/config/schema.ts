@@ -19,6 +19,9 @@ const interfaceEntry = z.union([
   }),
 ]);
 
+const percent = (description: string) =>
+  z.string().regex(/^\s*\d+(\.\d+)?\s*%\s*$/, { error: 'not a share: write a percentage such as 0.1%' }).meta({ description });
+
 export const configSchema = z.strictObject({
   capture: z.strictObject({
     interfaces: z.array(interfaceEntry).default([])
@@ -43,6 +46,22 @@ export const configSchema = z.strictObject({
     rescan_interval: duration('How often the store is re-measured from disk (files removed by hand, imports)').default('10s'),
     direct_io: z.boolean().default(true).meta({ description: 'Live capture writes whole blocks with O_DIRECT, skipping the page-cache copy (falls back to buffered writes where the filesystem refuses it)' }),
     fsync: z.boolean().default(true).meta({ description: 'fdatasync open files every flush and closed files before they are renamed (survives power loss)' }),
+  }).prefault({}),
+  metrics: z.strictObject({
+    listen: z.union([z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, { error: 'not an address: write host:port, e.g. 127.0.0.1:9464 or [::1]:9464' }), z.literal(false)])
+      .default('127.0.0.1:9464')
+      .meta({ description: 'Address of the Prometheus /metrics endpoint (host:port); false turns it off. Open it on the management address only' }),
+  }).prefault({}),
+  control: z.strictObject({
+    socket: z.string().min(1).default('/run/qe-packets/control.sock')
+      .meta({ description: 'Local socket on which `qe-packets status` asks the running daemon' }),
+  }).prefault({}),
+  health: z.strictObject({
+    drops_warning: percent('Share of packets dropped (any reason) over health.window above which the state is warning').default('0.1%'),
+    drops_critical: percent('Share of packets dropped over health.window above which the state is critical').default('5%'),
+    window: duration('Span over which drop shares and rates are computed').default('60s'),
+    retention_target: z.union([duration('Packets should be kept at least this long; less is a warning once the store is at capacity'), z.null()]).optional(),
+    store_full_warning: percent('Linear mode: share of the capacity used above which the state is warning (full is critical)').default('90%'),
   }).prefault({}),
 }).meta({ title: 'Qe-Packets configuration', description: '/etc/qe-packets/config.yaml' });
 

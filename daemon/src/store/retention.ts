@@ -3,9 +3,9 @@
 // mode stops granting at the capacity. The store is re-measured from disk every
 // storage.rescan_interval, so nothing done behind the daemon's back misleads it.
 import { EventEmitter } from 'node:events';
-import { stat, statfs } from 'node:fs/promises';
 import type { CaptureSupervisor } from '../capture/supervisor.js';
 import type { Config } from '../config/config.js';
+import { filesystemFree } from './free-space.js';
 import { StoreLedger } from './ledger.js';
 import { measureStore, type StoredFile } from './usage.js';
 
@@ -81,16 +81,8 @@ export class StoreRetention extends EventEmitter<RetentionEvents> {
     }
   }
 
-  private async physicalFree(): Promise<number> {
-    const seen = new Set<number>();
-    let free = 0;
-    for (const p of this.config.storage.paths) {
-      const [fs, st] = await Promise.all([statfs(p), stat(p)]);
-      if (seen.has(st.dev)) continue;
-      seen.add(st.dev);
-      free += fs.bavail * fs.bsize;
-    }
-    return free;
+  private physicalFree(): Promise<number> {
+    return filesystemFree(this.config.storage.paths);
   }
 
   private async remeasure(): Promise<void> {

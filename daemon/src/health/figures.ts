@@ -1,0 +1,78 @@
+// The figures every health consumer reads (metrics, `status`, the systemd STATUS line and
+// watchdog): written once here so they can never disagree.
+import type { Counters } from '../capture/supervisor.js';
+import type { StorageMode } from '../config/config.js';
+
+export interface InterfaceFigures {
+  name: string;
+  /** A helper is running and has said it captures. */
+  up: boolean;
+  /** Since when it has been down (ms since the epoch), while it is. */
+  downSince?: number;
+  restarts: number;
+  lastError?: string;
+  /** Totals across helper restarts. */
+  counters: Counters;
+  filesWritten: number;
+  /** When its helper last reported (ms since the epoch). */
+  lastStatsAt?: number;
+  /** Over the health window (or as much of it as there is). */
+  window: {
+    seconds: number;
+    packetsPerSecond: number;
+    bitsPerSecond: number;
+    /** Packets that reached the interface or the kernel ring in the window. */
+    offered: number;
+    /** Of those, lost to the kernel ring, the interface or the writer (store_full not included). */
+    dropped: number;
+    storeFullDrops: number;
+    writeErrors: number;
+  };
+}
+
+export interface StoreFigures {
+  mode: StorageMode;
+  paths: string[];
+  capacityBytes: number;
+  usedBytes: number;
+  /** Free bytes on the store's filesystems, each counted once. */
+  freeBytes: number;
+  full: boolean;
+  filesDeleted: number;
+  bytesDeleted: number;
+  /** Timestamp of the oldest packet kept (ns since the epoch), when there is one. */
+  oldestNs?: bigint;
+  /** Age of the oldest packet kept. */
+  retentionSeconds?: number;
+}
+
+export interface Figures {
+  /** When these were taken (ms since the epoch). */
+  at: number;
+  version: string;
+  startedAt: number;
+  interfaces: InterfaceFigures[];
+  store: StoreFigures;
+}
+
+export type HealthLevel = 'ok' | 'warning' | 'critical';
+
+export interface HealthReason {
+  level: Exclude<HealthLevel, 'ok'>;
+  /** Stable identifier for scripts: capture_down, drops, write_errors, store_full, retention, store_nearly_full. */
+  code: string;
+  interface?: string;
+  message: string;
+}
+
+export interface Health {
+  state: HealthLevel;
+  reasons: HealthReason[];
+}
+
+/** What `qe-packets status --json` prints and the control socket serves. */
+export interface StatusReport extends Health {
+  figures: Figures;
+}
+
+export const HEALTH_VALUE: Record<HealthLevel, number> = { ok: 0, warning: 1, critical: 2 };
