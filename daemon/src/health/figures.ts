@@ -44,6 +44,8 @@ export interface StoreFigures {
   oldestNs?: bigint;
   /** Age of the oldest packet kept. */
   retentionSeconds?: number;
+  /** health.retention_target, when set. */
+  retentionTargetSeconds?: number;
 }
 
 export interface Figures {

@@ -151,6 +151,7 @@ export class CaptureMonitor {
         filesDeleted: r.filesDeleted,
         bytesDeleted: r.bytesDeleted,
         ...(oldestNs !== undefined ? { oldestNs, retentionSeconds: retentionSeconds! } : {}),
+        ...(this.config.health.retentionTargetMs ? { retentionTargetSeconds: this.config.health.retentionTargetMs / 1000 } : {}),
       },
     };
   }

@@ -75,6 +75,10 @@ export function createMetrics(report: () => StatusReport): CaptureMetrics {
   gauge('qe_packets_oldest_packet_timestamp_seconds', 'Capture time of the oldest packet kept (Unix seconds)', [], (r) =>
     r.figures.store.oldestNs === undefined ? [] : [[{}, Number(r.figures.store.oldestNs) / 1e9]],
   );
+  gauge('qe_packets_retention_target_seconds', 'health.retention_target: how long packets should be kept (absent when not set)', [], (r) =>
+    r.figures.store.retentionTargetSeconds === undefined ? [] : [[{}, r.figures.store.retentionTargetSeconds]],
+  );
+  gauge('qe_packets_storage_mode_info', 'Retention mode of the store (storage.mode), as a label', ['mode'], (r) => [[{ mode: r.figures.store.mode }, 1]]);
   gauge('qe_packets_state', 'Health: 0 ok, 1 warning, 2 critical (qe-packets status gives the reasons)', [], (r) => [[{}, HEALTH_VALUE[r.state]]]);
   gauge('qe_packets_build_info', 'Version of the running daemon', ['version'], (r) => [[{ version: r.figures.version }, 1]]);
 
