@@ -71,8 +71,9 @@ export async function writeConfig(dir: string, c: ConfigInput): Promise<string> 
 export class RunningCapture {
   readonly proc: ResultPromise<{ all: true; reject: false }>;
   output = '';
-  constructor(configPath: string, extra: string[] = [], env: Record<string, string> = {}) {
-    this.proc = execa(process.execPath, [cliPath, 'capture', '--config', configPath, ...extra], { all: true, reject: false, env });
+  /** `launcher`: the command that runs the daemon (default: this Node.js and the built cli.js). */
+  constructor(configPath: string, extra: string[] = [], env: Record<string, string> = {}, launcher: string[] = [process.execPath, cliPath]) {
+    this.proc = execa(launcher[0]!, [...launcher.slice(1), 'capture', '--config', configPath, ...extra], { all: true, reject: false, env });
     this.proc.all!.on('data', (d: Buffer) => {
       this.output += d.toString();
     });

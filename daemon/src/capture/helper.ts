@@ -1,9 +1,8 @@
 // One running qe-capture process: its arguments, its messages, its end.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { createInterface } from 'node:readline';
 import type { Config } from '../config/config.js';
-import { nativeTool } from '../util/native.js';
+import { launchHelper, type HelperProcess } from './launch.js';
 import { parseHelperLine, settingCommands, type HelperMessage, type HelperSettings } from './protocol.js';
 
 export type HelperSource = { live: string; bufferBytes: number } | { file: string; label: string };
@@ -42,39 +41,34 @@ export interface HelperEvents {
 }
 
 export class Helper extends EventEmitter<HelperEvents> {
-  readonly child: ChildProcess;
+  readonly child: HelperProcess;
   private stderr = '';
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
   constructor(args: string[]) {
     super();
-    this.child = spawn(nativeTool('qe-capture'), args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    this.child.stdin!.on('error', () => {}); // a helper that died is reported by 'exit'
-    this.child.stderr!.on('data', (d: Buffer) => {
+    this.child = launchHelper(args);
+    this.child.stdin.on('error', () => {}); // a helper that died is reported by 'exit'
+    this.child.stderr.on('data', (d: Buffer) => {
       this.stderr = (this.stderr + d.toString()).slice(-4096);
     });
-    const lines = createInterface({ input: this.child.stdout! });
+    const lines = createInterface({ input: this.child.stdout });
     lines.on('line', (line) => {
       let msg: HelperMessage;
       try {
         msg = parseHelperLine(line);
-      } catch (e) {
+      } catch {
         msg = { type: 'error', iface: '?', code: 'protocol', message: `unreadable helper message: ${line.slice(0, 200)}`, fatal: false };
       }
       this.emit('message', msg);
     });
     const stdoutClosed = new Promise<void>((r) => lines.once('close', r));
-    this.exited = new Promise((resolve) => {
-      this.child.once('exit', (code, signal) => {
-        // Deliver every message already written before announcing the exit.
-        void stdoutClosed.then(() => {
-          this.emit('exit', { code, signal, stderr: this.stderr });
-          resolve({ code, signal });
-        });
-      });
-      this.child.once('error', (err) => {
-        this.stderr += err.message;
-      });
+    this.exited = this.child.exited.then(async (status) => {
+      // Deliver every message already written before announcing the exit.
+      await stdoutClosed;
+      if (this.child.startError) this.stderr += this.child.startError;
+      this.emit('exit', { ...status, stderr: this.stderr });
+      return status;
     });
   }
 
@@ -83,16 +77,16 @@ export class Helper extends EventEmitter<HelperEvents> {
   }
 
   send(settings: HelperSettings): void {
-    this.child.stdin!.write(settingCommands(settings));
+    if (this.child.running) this.child.stdin.write(settingCommands(settings));
   }
 
   sendLine(line: string): void {
-    if (this.child.exitCode === null) this.child.stdin!.write(`${line}\n`);
+    if (this.child.running) this.child.stdin.write(`${line}\n`);
   }
 
   /** Asks for a clean stop (files closed and renamed); kills after `graceMs`. */
   async stop(graceMs = 10_000): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return this.exited.then(() => {});
+    if (!this.child.running) return this.exited.then(() => {});
     this.child.kill('SIGTERM');
     const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
     await this.exited;

@@ -1,0 +1,188 @@
+// Starting a qe-capture process. Directly as a child when this process may capture itself (root,
+// development, tests); through qe-privsep's spawner when the service runs unprivileged, so that the
+// daemon, which parses network requests, never holds capture capabilities.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, Socket, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
+import { createInterface } from 'node:readline';
+import { constants } from 'node:os';
+import { nativeTool } from '../util/native.js';
+
+export interface HelperExitStatus {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface HelperProcess {
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  readonly pid: number | undefined;
+  /** Still running (or starting). */
+  readonly running: boolean;
+  kill(signal: NodeJS.Signals): void;
+  readonly exited: Promise<HelperExitStatus>;
+  /** Why it could not be started at all, if so. */
+  readonly startError?: string;
+}
+
+function localHelper(args: string[]): HelperProcess {
+  const child = spawn(nativeTool('qe-capture'), args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  let startError: string | undefined;
+  const exited = new Promise<HelperExitStatus>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+    child.once('error', (err) => {
+      startError = err.message;
+      // spawn failures emit no 'exit'
+      if (child.pid === undefined) resolve({ code: 127, signal: null });
+    });
+  });
+  return {
+    get startError() {
+      return startError;
+    },
+    stdin: child.stdin!,
+    stdout: child.stdout!,
+    stderr: child.stderr!,
+    get pid() {
+      return child.pid;
+    },
+    get running() {
+      return child.exitCode === null && child.signalCode === null;
+    },
+    kill: (signal) => void child.kill(signal),
+    exited,
+  };
+}
+
+const signalName = (n: number): NodeJS.Signals | null =>
+  (Object.entries(constants.signals).find(([, v]) => v === n)?.[0] as NodeJS.Signals | undefined) ?? null;
+
+const hex = (s: string) => Buffer.from(s, 'utf8').toString('hex');
+
+interface Pending {
+  io: PassThrough;
+  stdout: PassThrough;
+  stderr: PassThrough;
+  pid?: number;
+  done: boolean;
+  resolve: (s: HelperExitStatus) => void;
+}
+
+/** The daemon's side of qe-privsep (see daemon/native/qe-privsep.c for the protocol). */
+class PrivsepClient {
+  private ctl: Socket;
+  private server: Server;
+  private readonly socketPath: string;
+  private readonly dir?: string;
+  private next = 1;
+  private pending = new Map<number, Pending>();
+  private listening: Promise<void>;
+
+  constructor(fd: number) {
+    // systemd's RuntimeDirectory= is private to the service user; elsewhere, a fresh private dir.
+    const runtime = process.env.RUNTIME_DIRECTORY?.split(':')[0];
+    if (!runtime) this.dir = mkdtempSync(join(tmpdir(), 'qe-privsep-'));
+    this.socketPath = join(runtime ?? this.dir!, `helpers-${process.pid}-${randomBytes(4).toString('hex')}.sock`);
+    this.ctl = new Socket({ fd, readable: true, writable: true });
+    this.ctl.unref();
+    createInterface({ input: this.ctl }).on('line', (line) => this.onReply(line));
+    this.server = createServer({ allowHalfOpen: true }, (conn) => this.onConnection(conn));
+    this.server.unref();
+    this.listening = new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.socketPath, () => resolve());
+    });
+    process.once('exit', () => {
+      rmSync(this.socketPath, { force: true });
+      if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+    });
+  }
+
+  private onConnection(conn: Socket): void {
+    let head = '';
+    const onData = (d: Buffer) => {
+      head += d.toString('latin1');
+      const nl = head.indexOf('\n');
+      if (nl < 0) {
+        if (head.length > 64) conn.destroy();
+        return;
+      }
+      conn.off('data', onData);
+      const [id, kind] = head.slice(0, nl).split(' ');
+      const p = this.pending.get(Number(id));
+      if (!p) return void conn.destroy();
+      const rest = Buffer.from(head.slice(nl + 1), 'latin1');
+      if (kind === 'io') {
+        if (rest.length) p.stdout.write(rest);
+        conn.pipe(p.stdout);
+        p.io.pipe(conn);
+      } else if (kind === 'err') {
+        if (rest.length) p.stderr.write(rest);
+        conn.pipe(p.stderr);
+      } else conn.destroy();
+    };
+    conn.on('data', onData);
+    conn.on('error', () => {});
+  }
+
+  private onReply(line: string): void {
+    const [what, idText, a, b] = line.split(' ');
+    const p = this.pending.get(Number(idText));
+    if (!p) return;
+    if (what === 'started') p.pid = Number(a);
+    else if (what === 'failed' || what === 'exit') {
+      p.done = true;
+      this.pending.delete(Number(idText));
+      if (what === 'failed') {
+        p.stderr.end(`qe-privsep could not start qe-capture (errno ${a})\n`);
+        p.stdout.end();
+      }
+      p.resolve(what === 'failed' ? { code: 127, signal: null } : { code: Number(a) >= 0 ? Number(a) : null, signal: Number(b) ? signalName(Number(b)) : null });
+    }
+  }
+
+  spawn(args: string[]): HelperProcess {
+    const id = this.next++;
+    let resolve!: (s: HelperExitStatus) => void;
+    const exited = new Promise<HelperExitStatus>((r) => (resolve = r));
+    const p: Pending = { io: new PassThrough(), stdout: new PassThrough(), stderr: new PassThrough(), done: false, resolve };
+    this.pending.set(id, p);
+    void this.listening.then(
+      () => this.ctl.write(`spawn ${id} ${hex(this.socketPath)} ${args.map(hex).join(' ')}\n`),
+      (e: Error) => this.onReply(`failed ${id} ${e.message}`),
+    );
+    const ctl = this.ctl;
+    return {
+      stdin: p.io,
+      stdout: p.stdout,
+      stderr: p.stderr,
+      get pid() {
+        return p.pid;
+      },
+      get running() {
+        return !p.done;
+      },
+      kill(signal) {
+        if (!p.done) ctl.write(`kill ${id} ${constants.signals[signal]}\n`);
+      },
+      exited,
+    };
+  }
+}
+
+let privsep: PrivsepClient | undefined;
+
+export function launchHelper(args: string[]): HelperProcess {
+  const fd = process.env.QE_PRIVSEP_FD;
+  if (!fd) return localHelper(args);
+  privsep ??= new PrivsepClient(Number(fd));
+  return privsep.spawn(args);
+}
+
+/** Whether helpers are started through qe-privsep (the service's least-privilege mode). */
+export const usingPrivsep = () => Boolean(process.env.QE_PRIVSEP_FD);
