@@ -194,7 +194,7 @@ describe('refusals and choices of disks', () => {
     expect(Object.fromEntries(p.excluded.map((e) => [e.path, e.reason]))).toEqual({
       '/dev/nvme0n1': 'is mounted (/)',
       '/dev/sdc': 'carries a gpt partition table (name it with --disks and --force to erase it)',
-      '/dev/sdd': 'carries a ext4 signature (label backup) (name it with --disks and --force to erase it)',
+      '/dev/sdd': 'carries a signature (ext4, label backup) (name it with --disks and --force to erase it)',
       '/dev/loop0': 'a loop device (name it with --disks to use it)',
       '/dev/zram0': 'has no capacity',
     });

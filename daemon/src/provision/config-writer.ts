@@ -25,9 +25,7 @@ export function setStorage(text: string, source: string, s: StorageSettings): st
     const cur = doc.getIn(['storage', key]);
     const same = Array.isArray(value) ? JSON.stringify((doc.getIn(['storage', key]) as { toJSON?: () => unknown })?.toJSON?.()) === JSON.stringify(value) : cur === value;
     if (same) return;
-    const node = doc.createNode(value);
-    if (Array.isArray(value)) (node as { flow?: boolean }).flow = true;
-    doc.setIn(['storage', key], node);
+    doc.setIn(['storage', key], doc.createNode(value));
   };
   if (!doc.hasIn(['storage'])) doc.setIn(['storage'], doc.createNode({}));
   set('paths', s.paths);

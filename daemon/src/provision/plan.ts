@@ -158,7 +158,7 @@ function classify(d: BlockDevice): DiskKind {
   const what = [
     d.pttype ? `a ${d.pttype} partition table` : '',
     d.children.length ? `partitions (${d.children.map((c) => c.name).join(', ')})` : '',
-    d.fstype ? `a ${d.fstype} signature${d.label ? ` (label ${d.label})` : ''}` : '',
+    d.fstype ? `a signature (${d.fstype}${d.label ? `, label ${d.label}` : ''})` : '',
   ].filter(Boolean);
   if (what.length) return { kind: 'signature', what: what.join(' and ') };
   return { kind: 'blank' };
