@@ -106,6 +106,7 @@ export async function provisionCommand(argv: string[]): Promise<number> {
     return EXIT.ok;
   } catch (e) {
     if (e instanceof ProvisionError) {
+      if (values.json) process.stdout.write(`${toJson({ refused: true, reasons: e.reasons })}\n`);
       process.stderr.write(`qe-packets provision storage: refused, nothing changed:\n${e.reasons.map((r) => `  ${r}`).join('\n')}\n`);
       return EXIT.failure;
     }

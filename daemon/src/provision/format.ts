@@ -22,7 +22,8 @@ export function formatPlan(plan: StoragePlan): string {
   }
   for (const e of plan.excluded) out.push(`  ${e.path.padEnd(14)} not used: ${e.reason}`);
   out.push('');
-  out.push(`layout: ${plan.raid === 'none' ? 'no RAID' : `RAID ${plan.raid}`}: ${plan.raidReason}`);
+  out.push(`layout: ${plan.raid === 'none' ? 'no RAID' : `md RAID ${plan.raid}`}`);
+  out.push(`  why: ${plan.raidReason}`);
   if (plan.layout.mdadm) out.push(`  ${plan.layout.mdadm.join(' ')}`);
   else if (plan.layout.kind === 'md-raid') out.push(`  existing array ${plan.layout.device}`);
   out.push('');
