@@ -52,6 +52,7 @@ afterAll(async () => {
   for (const r of running.splice(0)) if (r.proc.exitCode === null) await r.stop('SIGKILL');
   await lab.cleanup();
   for (const m of await ourMounts()) await execa('umount', [m], { reject: false }).then((r) => (r.exitCode ? execa('umount', ['-l', m], { reject: false }) : r));
+  await execa('chattr', ['-R', '-i', dir], { reject: false }); // the mount points are made immutable
   if (existsSync('/dev/md/qe-store')) await execa('mdadm', ['--stop', '/dev/md/qe-store'], { reject: false });
   for (const l of loops.splice(0)) await execa('losetup', ['-d', l], { reject: false });
   await execa('rm', ['-rf', dir], { reject: false });
@@ -133,6 +134,13 @@ describe.skipIf(!isRoot)('provision storage on loop devices', () => {
     expect(await readFile(join(etc, 'fstab'), 'utf8')).toBe(fstabBefore);
     expect(await readFile(configPath, 'utf8')).toBe(configText);
     expect((await storeFiles(paths)).length).toBe(files.length); // captures untouched
+    // Without its disk, a mount point takes no files: it was made immutable before the mount.
+    await execa('umount', [paths[3]!]);
+    await expect(execa('touch', [join(paths[3]!, 'x')])).rejects.toThrow(/Operation not permitted/);
+    const remount = await provision([...args, '--yes']);
+    expect(remount.exitCode, remount.all).toBe(0);
+    expect(remount.stdout).toMatch(/done:\n {2}mounted qe-store-3 .*\n {2}\/tmp/); // only the mount, nothing else
+    expect(await readFile(configPath, 'utf8')).toBe(configText);
     // Named in another order, the same filesystems are found again by their labels.
     const plain = await provision(['--profile', 'custom:2GiB', '--file-size', '1MiB', '--disks', [...disks].reverse().join(','), '--json']);
     expect(JSON.parse(plain.stdout)).toMatchObject({ provisioned: true, paths });

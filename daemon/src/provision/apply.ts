@@ -155,6 +155,10 @@ export async function applyPlan(plan: StoragePlan, opts: ApplyOptions): Promise<
     const dev = await devNumber(device);
     const here = (await mounts()).some((m) => m.mountPoint === f.mountPoint && m.dev === dev);
     if (!here) {
+      // The empty mount point is made immutable: should the disk ever fail to mount (nofail lets
+      // the box boot without it), nothing can write captures into the root filesystem instead.
+      const guard = await execa('chattr', ['+i', f.mountPoint], { reject: false });
+      if (guard.exitCode !== 0) warnings.push(`${f.mountPoint}: could not make the empty mount point immutable (${guard.stderr.trim()}); without its disk, writes would land on the filesystem below`);
       await run(['mount', '-t', 'xfs', '-o', MOUNT_OPTIONS, device, f.mountPoint], log);
       changes.push(`mounted ${f.label} (UUID=${uuid}) at ${f.mountPoint}`);
     }
