@@ -187,6 +187,33 @@ describe.skipIf(!isRoot)('provision storage on loop devices', () => {
     expect((await loadConfigFile(join(etc, 'config.yaml'))).storage.paths).toEqual([join(dir, 'srv2', 'store0')]);
   });
 
+  it('the mkfs.xfs command lines of the RAID layouts are accepted by the real mkfs.xfs and align XFS to the array', async () => {
+    const { planStorage } = await import('../daemon/src/provision/plan.js');
+    const { parseFileSize, parseProfile, parseRate } = await import('../daemon/src/provision/options.js');
+    const devices = ['sdb', 'sdc', 'sdd', 'sde', 'sdf', 'sdg', 'sdh', 'sdi'].map((name) => ({
+      name, path: `/dev/${name}`, sizeBytes: 8e12, type: 'disk', fstype: null, label: null, uuid: null, pttype: null, mountpoints: [], model: null, rotational: true, readOnly: false, removable: false, children: [],
+    }));
+    const img = join(dir, 'geometry.img');
+    await execa('truncate', ['-s', '20G', img]);
+    for (const [raid, sunit, swidth] of [['0', 128, 1024], ['10', 128, 512], ['6', 128, 768]] as const) {
+      const p = planStorage({ source: 'test', devices }, { profile: parseProfile('10TB'), disks: 'auto', raid, fileSize: parseFileSize('1GiB'), mode: 'circular', rate: parseRate('10Gbps'), force: false, mountBase: '/srv/qe-packets' });
+      const argv = [...p.filesystems[0]!.mkfs.slice(1, -1), '-N', img]; // -N: print the geometry, write nothing
+      const out = await execa('mkfs.xfs', argv);
+      expect(out.stdout).toMatch(new RegExp(`sunit=${sunit} +swidth=${swidth} blks`));
+      expect(out.stdout).toMatch(/reflink=0/);
+    }
+  });
+
+  it.skipIf(existsSync('/proc/mdstat'))('without the md driver, a RAID layout is refused before anything changes', async () => {
+    const disks = [await loop('n0', '400M'), await loop('n1', '400M')];
+    const r = await cli(['provision', 'storage', '--fstab', join(dir, 'etc4', 'fstab'), '--config', join(dir, 'etc4', 'config.yaml'), '--mount-base', join(dir, 'srv4'),
+      '--profile', 'custom:100MiB', '--file-size', '1MiB', '--disks', disks.join(','), '--raid', '0', '--yes']);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('--raid 0: this kernel has no md driver (no /proc/mdstat); fix: load it (modprobe raid0), or use --raid none');
+    for (const d of disks) expect(await blkid(d)).toEqual({});
+    expect(existsSync(join(dir, 'etc4'))).toBe(false);
+  });
+
   // md needs the kernel's md driver (/proc/mdstat); the machine these tests were written on has
   // neither md nor device-mapper, so this runs only where they exist.
   it.skipIf(!existsSync('/proc/mdstat'))('--raid 0 with mdadm: one striped array, XFS aligned to it (sunit/swidth), a re-run changes nothing', async () => {

@@ -1,3 +1,4 @@
+import { realpath } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { DEFAULT_CONFIG_PATH } from '../config/config.js';
 import { ConfigError } from '../config/errors.js';
@@ -85,7 +86,9 @@ export async function provisionCommand(argv: string[]): Promise<number> {
     if (problems.length || !profile || !disks || !fileSize || !mode || !rate) throw new ProvisionError(problems);
 
     const inventory = values.inventory ? await readInventoryFile(values.inventory) : await readLocalInventory();
-    const plan = planStorage(inventory, { profile, disks, raid, fileSize, mode, rate, force: values.force, mountBase });
+    // On this box, /dev/disk/by-id/… and other links name the device lsblk lists.
+    const named = disks === 'auto' || values.inventory ? disks : await Promise.all(disks.map((d) => realpath(d).catch(() => d)));
+    const plan = planStorage(inventory, { profile, disks: named, raid, fileSize, mode, rate, force: values.force, mountBase });
 
     if (!values.yes) {
       process.stdout.write(values.json ? `${toJson(plan)}\n` : `${formatPlan(plan)}\nNothing changed. Run again with --yes to apply this plan.\n`);

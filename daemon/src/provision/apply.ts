@@ -88,6 +88,12 @@ async function probeUuid(device: string): Promise<string> {
 
 async function preflight(plan: StoragePlan, opts: ApplyOptions): Promise<void> {
   const problems: string[] = [];
+  if (plan.layout.mdadm) {
+    if (!(await stat('/proc/mdstat').then(() => true, () => false)))
+      problems.push(`--raid ${plan.raid}: this kernel has no md driver (no /proc/mdstat); fix: load it (modprobe raid${plan.raid === '10' ? '10' : plan.raid === '6' ? '456' : '0'}), or use --raid none`);
+    if (await stat(plan.layout.device!).then(() => true, () => false))
+      problems.push(`--raid ${plan.raid}: ${plan.layout.device} exists already but is not on these disks; fix: stop it (mdadm --stop ${plan.layout.device}) or name its member disks with --disks`);
+  }
   for (const d of plan.disks) {
     if (d.state === 'ours') continue;
     const b = await busy(d.path);
