@@ -179,6 +179,16 @@ describe.skipIf(!isRoot)('provision storage on loop devices', () => {
     expect(await blkid(blank)).toEqual({});
     expect(existsSync(etc)).toBe(false); // no fstab, no config, nothing made
 
+    // A config the new storage section cannot go into is found before any disk is touched.
+    const brokenDir = join(dir, 'etc-broken');
+    await mkdir(brokenDir, { recursive: true });
+    await execa('sh', ['-c', `printf 'storage:\n  fsync: maybe\n' > ${join(brokenDir, 'config.yaml')}`]);
+    const r6 = await cli(['provision', 'storage', '--fstab', join(brokenDir, 'fstab'), '--config', join(brokenDir, 'config.yaml'), '--mount-base', join(dir, 'srv5'), '--profile', 'custom:100MiB', '--file-size', '1MiB', '--disks', blank, '--yes']);
+    expect(r6.exitCode).toBe(2);
+    expect(r6.stderr).toMatch(/refused, nothing changed: the config cannot take this storage section:\n.*storage\.fsync = "maybe"/);
+    expect(await blkid(blank)).toEqual({});
+    expect(existsSync(join(brokenDir, 'fstab'))).toBe(false);
+
     // --force erases the signature and provisions the disk.
     const r5 = await args([signed], ['--force']);
     expect(r5.exitCode, r5.all).toBe(0);

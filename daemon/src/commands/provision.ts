@@ -118,7 +118,7 @@ export async function provisionCommand(argv: string[]): Promise<number> {
       return EXIT.failure;
     }
     if (e instanceof ConfigError) {
-      process.stderr.write(`qe-packets provision storage: the config cannot take this storage section:\n${e.message}\n`);
+      process.stderr.write(`qe-packets provision storage: refused, nothing changed: the config cannot take this storage section:\n${e.message}\n`);
       return EXIT.config;
     }
     throw e;

@@ -5,7 +5,7 @@
 import { constants } from 'node:fs';
 import { appendFile, mkdir, open, readdir, readFile, stat, statfs } from 'node:fs/promises';
 import { execa } from 'execa';
-import { writeStorageConfig } from './config-writer.js';
+import { setStorage, writeStorageConfig } from './config-writer.js';
 import { writeFstab } from './fstab.js';
 import { ProvisionError } from './options.js';
 import { MOUNT_OPTIONS, fstabLine, type PlannedFilesystem, type StoragePlan } from './plan.js';
@@ -86,7 +86,13 @@ async function probeUuid(device: string): Promise<string> {
   return uuid;
 }
 
+function storageSettings(plan: StoragePlan) {
+  return { paths: plan.paths, capacity: plan.capacity, file_size: plan.fileSize, mode: plan.mode };
+}
+
 async function preflight(plan: StoragePlan, opts: ApplyOptions): Promise<void> {
+  // The config must take the new storage section before any disk is touched (throws ConfigError).
+  setStorage(await readFile(opts.configPath, 'utf8').catch(() => ''), opts.configPath, storageSettings(plan));
   const problems: string[] = [];
   if (plan.layout.mdadm) {
     if (!(await stat('/proc/mdstat').then(() => true, () => false)))
@@ -178,7 +184,7 @@ export async function applyPlan(plan: StoragePlan, opts: ApplyOptions): Promise<
   );
   changes.push(...fstabChanges.map((c) => `${opts.fstabPath}: ${c}`));
 
-  if (await writeStorageConfig(opts.configPath, { paths: plan.paths, capacity: plan.capacity, file_size: plan.fileSize, mode: plan.mode }))
+  if (await writeStorageConfig(opts.configPath, storageSettings(plan)))
     changes.push(`${opts.configPath}: storage set to ${plan.paths.length} path(s), capacity ${plan.capacity}, file_size ${plan.fileSize}, mode ${plan.mode}`);
 
   // The estimate against the real filesystems: the capacity must leave the headroom free.
