@@ -9,6 +9,7 @@ import { extractCommand } from './commands/extract.js';
 import { EXTRACT_USAGE } from './commands/extract-args.js';
 import { interfacesCommand, interfacesHelp } from './commands/interfaces.js';
 import { statusCommand, statusHelp } from './commands/status.js';
+import { provisionCommand, provisionHelp } from './commands/provision.js';
 import { packageRoot } from './util/native.js';
 
 interface Command {
@@ -23,6 +24,7 @@ const commands: Record<string, Command> = {
   extract: { summary: 'write the packets of a time range (and BPF filter) from the store into one pcap', help: EXTRACT_USAGE, run: extractCommand },
   status: { summary: 'ask the running daemon for its health (ok, warning, critical) and key figures', help: statusHelp, run: statusCommand },
   interfaces: { summary: 'list the interfaces that can be captured', help: interfacesHelp, run: interfacesCommand },
+  provision: { summary: 'plan and make the capture storage: disks, RAID or not, XFS, mounts, config (provision storage)', help: provisionHelp, run: provisionCommand },
   demo: { summary: 'capture mixed traffic on a throw-away veth pair and show it in tshark', help: demoHelp, run: demoCommand },
 };
 
