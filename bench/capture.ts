@@ -19,6 +19,7 @@ import {
   type LiveEnv,
   type LiveTrial,
 } from './capture/live.js';
+import { healthReport, runHealth } from './capture/health.js';
 import { freeBytes, machineInfo } from './capture/machine.js';
 import { CAPTURE_IF, createBench, destroyBench, ifindex } from './capture/netns.js';
 import {
@@ -277,6 +278,14 @@ async function main(): Promise<number> {
     if (o.offline) {
       offline = await runOffline(o, workDir, notes, skipped);
       results.offline = offline;
+    }
+    if (o.health) {
+      const health = await runHealth(
+        { workDir, memoryMinutes: o.healthMinutes, cpuWindowSeconds: o.quick ? 10 : 30, burstScrapes: o.quick ? 200 : 1000, pps: 20_000, generatorCpu: o.generatorCpu, captureCpu: o.captureCpu, seed: o.seed },
+        log,
+      );
+      results.health = health;
+      process.stdout.write(`${healthReport(health)}\n`);
     }
     results.targets = evaluateTargets(live?.conditions, offline?.summaries);
     results.ratios = computeRatios(live?.conditions, offline?.summaries);

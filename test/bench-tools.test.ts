@@ -83,6 +83,8 @@ describe('daemon config', () => {
     expect(c).toEqual({
       capture: { interfaces: ['qe-bench0'], buffer: '256MiB', snaplen: 262144 },
       storage: { paths: ['/tmp/o'], capacity: '5000MB', mode: 'circular', file_size: '100MB', flush_interval: '1s', fsync: true },
+      metrics: { listen: '127.0.0.1:0' },
+      control: { socket: '/tmp/o.control.sock' },
     });
   });
 });

@@ -12,6 +12,8 @@ export interface BenchOptions {
   quick: boolean;
   live: boolean;
   offline: boolean;
+  health: boolean;
+  healthMinutes: number;
   tools: ToolName[];
   reps: number;
   seconds: number;
@@ -27,7 +29,8 @@ export interface BenchOptions {
 
 export const USAGE = `usage: node build/bench/capture.js [options]
   --quick               short trials (2 s), one repetition, 512MB offline file: a smoke run
-  --only live|offline   run one half only
+  --only live|offline|health   run one part only (health: /metrics scrape cost and daemon memory)
+  --health-minutes N    length of the memory trial (default 10; quick 1)
   --tools a,b           capture tools: ${TOOL_NAMES.join(', ')} (default: all)
   --reps N              repetitions per condition (default 3; quick 1)
   --seconds N           traffic per live trial (default 10; quick 2)
@@ -51,6 +54,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     options: {
       quick: { type: 'boolean', default: false },
       only: { type: 'string' },
+      'health-minutes': { type: 'string' },
       tools: { type: 'string' },
       reps: { type: 'string' },
       seconds: { type: 'string' },
@@ -71,8 +75,8 @@ export function parseOptions(argv: string[]): BenchOptions {
     process.exit(0);
   }
   const quick = values.quick ?? false;
-  if (values.only !== undefined && values.only !== 'live' && values.only !== 'offline') {
-    throw new Error(`--only takes live or offline, not ${values.only}`);
+  if (values.only !== undefined && !['live', 'offline', 'health'].includes(values.only)) {
+    throw new Error(`--only takes live, offline or health, not ${values.only}`);
   }
   const tools = values.tools ? list(values.tools) : [...TOOL_NAMES];
   for (const t of tools) if (!(TOOL_NAMES as readonly string[]).includes(t)) throw new Error(`unknown tool ${t}; known: ${TOOL_NAMES.join(', ')}`);
@@ -98,8 +102,10 @@ export function parseOptions(argv: string[]): BenchOptions {
   };
   return {
     quick,
-    live: values.only !== 'offline',
-    offline: values.only !== 'live',
+    live: values.only === undefined || values.only === 'live',
+    offline: values.only === undefined || values.only === 'offline',
+    health: values.only === undefined || values.only === 'health',
+    healthMinutes: int(values['health-minutes'], quick ? 1 : 10, 'health-minutes'),
     tools: tools as ToolName[],
     reps: int(values.reps, quick ? 1 : 3, 'reps'),
     seconds: int(values.seconds, quick ? 2 : 10, 'seconds'),

@@ -148,6 +148,9 @@ export function daemonConfig(o: DaemonConfigOptions): string {
       flush_interval: '1s',
       fsync: o.fsync ?? true,
     },
+    // Never a fixed port or the appliance's socket: a bench must not collide with a running daemon.
+    metrics: { listen: '127.0.0.1:0' },
+    control: { socket: `${o.outDir}.control.sock` },
   });
 }
 
