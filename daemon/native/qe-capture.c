@@ -53,6 +53,7 @@ struct capture {
 	int watch_stdin;
 	char cmd[4096];
 	size_t cmd_len;
+	int quota_given_up; /* an import waited for room in vain (linear store full) */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -370,6 +371,41 @@ static inline uint32_t swap32(uint32_t v)
 	return __builtin_bswap32(v);
 }
 
+
+#define IMPORT_QUOTA_WAIT_NS (10ull * 1000000000u)
+
+/* A file, unlike a live link, can wait for room: when its grant runs short the import reports at
+ * once and waits for the daemon to grant more (circular retention deletes the oldest files first).
+ * If no grant comes for a while (a full linear store), the rest is counted as store_full. */
+static void import_wait_for_room(struct capture *c, uint32_t caplen)
+{
+	struct writer *w = &c->w;
+	if (writer_wants_quota(w)) {
+		send_stats(c);
+		struct pollfd fd = { .fd = STDIN_FILENO, .events = POLLIN };
+		if (c->watch_stdin && poll(&fd, 1, 0) > 0)
+			read_commands(c);
+	}
+	uint64_t rec = PCAP_RECORD_LEN + (uint64_t)(caplen < w->cfg.snaplen ? caplen : w->cfg.snaplen) + PCAP_GLOBAL_LEN;
+	if (c->quota_given_up || w->appended_bytes + rec <= w->quota)
+		return;
+	uint64_t now = now_monotonic_ns(), deadline = now + IMPORT_QUOTA_WAIT_NS, next_report = now;
+	while (w->appended_bytes + rec > w->quota && !stop_requested && c->watch_stdin) {
+		if (now >= next_report) {
+			send_stats(c);
+			next_report = now + 500000000u;
+		}
+		if (now >= deadline) {
+			c->quota_given_up = 1;
+			return;
+		}
+		struct pollfd fd = { .fd = STDIN_FILENO, .events = POLLIN };
+		if (poll(&fd, 1, 100) > 0)
+			read_commands(c);
+		now = now_monotonic_ns();
+	}
+}
+
 /* One record through the offline filter and into the writer. */
 static inline void offer(struct capture *c, uint64_t ts, uint32_t caplen, uint32_t origlen, const u_char *data)
 {
@@ -381,6 +417,8 @@ static inline void offer(struct capture *c, uint64_t ts, uint32_t caplen, uint32
 			return;
 		}
 	}
+	if (c->w.quota != UINT64_MAX)
+		import_wait_for_room(c, caplen);
 	writer_add(&c->w, ts, caplen, origlen, data);
 }
 

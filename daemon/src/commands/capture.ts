@@ -6,6 +6,7 @@ import type { Config } from '../config/config.js';
 import { loadConfigFile } from '../config/load.js';
 import { formatSize } from '../config/units.js';
 import { Helper, helperArgs } from '../capture/helper.js';
+import { ImportSource } from '../capture/import-source.js';
 import type { FileClosedMessage } from '../capture/protocol.js';
 import { CaptureSupervisor, countersOf, zeroCounters, type Counters } from '../capture/supervisor.js';
 import { scanCatalog } from '../store/catalog.js';
@@ -52,7 +53,13 @@ function describe(name: string, c: Counters): string {
 }
 
 async function readFileIntoStore(config: Config, file: string, label: string, summaryPath?: string): Promise<number> {
-  const helper = new Helper(helperArgs(config, { file, label }));
+  // A daemon capturing into the same store owns its open files: repairing them would cut files
+  // still being written. Retention then works from what is on disk, as the daemon's does.
+  const daemonRunning = await fetchStatus(config.control.socket, 1000).then(() => true, () => false);
+  if (daemonRunning) log('info', `a daemon is capturing into this store (control.socket ${config.control.socket}): its open files are left alone`);
+  const retention = await openStore(config, { repair: !daemonRunning });
+  const helper = new Helper([...helperArgs(config, { file, label }), ...(await retention.argsFor(label))]);
+  retention.attach(new ImportSource(helper, label));
   let last = zeroCounters();
   let fatal: string | undefined;
   const files: FileClosedMessage[] = [];
@@ -71,7 +78,8 @@ async function readFileIntoStore(config: Config, file: string, label: string, su
   const { code } = await helper.exited;
   process.off('SIGINT', stop);
   process.off('SIGTERM', stop);
-  await writeSummary(summaryPath, { interfaces: { [label]: last }, files });
+  await retention.stop();
+  await writeSummary(summaryPath, { interfaces: { [label]: last }, files, store: retention.state() });
   if (code !== 0) {
     process.stderr.write(`error: ${fatal ?? `reading ${file} failed (exit ${code})`}\n`);
     return code === 2 ? EXIT.config : EXIT.failure;
@@ -79,12 +87,18 @@ async function readFileIntoStore(config: Config, file: string, label: string, su
   const secs = Number(process.hrtime.bigint() - started) / 1e9;
   const gbps = (last.written_bytes * 8) / secs / 1e9;
   log('info', `${basename(file)}: ${last.received} packets read, ${last.filtered} filtered out, ${last.written} written (${formatSize(last.written_bytes)}) into ${files.length} file(s) in ${secs.toFixed(2)}s (${gbps.toFixed(2)} Gbit/s)`);
+  const rs = retention.state();
+  if (rs.filesDeleted) log('info', `circular retention deleted ${rs.filesDeleted} older files (${formatSize(rs.bytesDeleted)}) to make room`);
+  if (last.store_full_drops) {
+    log('error', `the store is full (linear mode, ${formatSize(rs.capacityBytes)}): ${last.store_full_drops} packets of ${basename(file)} were not imported`);
+    return EXIT.failure;
+  }
   return EXIT.ok;
 }
 
 /** Before any helper starts: crashed files repaired and kept, retention measured from the store. */
-async function openStore(config: Config): Promise<StoreRetention> {
-  for (const r of repairStore(config.storage.paths)) {
+async function openStore(config: Config, opts: { repair: boolean } = { repair: true }): Promise<StoreRetention> {
+  for (const r of opts.repair ? repairStore(config.storage.paths) : []) {
     if (r.outcome === 'repaired') log('warn', `repaired ${r.finalPath ?? r.path}: kept ${r.packets} packets, cut ${r.cutBytes} bytes of a torn last record (${r.reason})`);
     else if (r.outcome === 'removed') log('warn', `removed ${r.path}: it held no whole packet (${r.reason})`);
     else log('warn', `left ${r.path} alone: ${r.reason}`);

@@ -84,11 +84,23 @@ export class StoreLedger {
     return want;
   }
 
-  /** Circular mode: delete the oldest closed files until `bytes` can be granted. */
-  private async makeRoom(bytes: number): Promise<void> {
-    if (!this.circular) return;
+  /**
+   * Room the disks themselves must keep: what can reach them before the next check (what helpers
+   * hold in memory, or a second of traffic, whichever is more) and two files of slack.
+   */
+  private diskNeed(): number {
+    let rate = 0;
+    for (const a of this.accounts.values()) rate += a.rate;
+    return Math.max(this.buffered(), rate) + 2 * this.fileSizeBytes;
+  }
+
+  /** Circular mode: delete the oldest closed files until `bytes` can be granted. Returns how many went. */
+  private async makeRoom(bytes: number): Promise<number> {
+    if (!this.circular) return 0;
+    let deleted = 0;
     // Room under the capacity, and room on the disk itself in case other data filled it.
-    while (this.files.length && (this.unreserved() < bytes || (await this.physicalFree()) < this.buffered() + 2 * this.fileSizeBytes)) {
+    const need = this.diskNeed();
+    while (this.files.length && (this.unreserved() < bytes || (await this.physicalFree()) < need)) {
       const f = this.files.shift()!;
       await unlink(f.path).catch((e: NodeJS.ErrnoException) => {
         if (e.code !== 'ENOENT') throw e; // removed by hand: already gone
@@ -100,16 +112,27 @@ export class StoreLedger {
       } else this.settled = Math.max(0, this.settled - f.size);
       this.deletedFiles++;
       this.deletedBytes += f.size;
+      deleted++;
       this.onDelete(f);
     }
+    return deleted;
   }
 
   /**
    * The filesystem filled up before the capacity did (other data, a smaller disk): in circular
    * mode the oldest files make room on the disk for two more files.
    */
-  async diskFull(): Promise<void> {
-    await this.makeRoom(2 * this.fileSizeBytes);
+  async diskFull(): Promise<number> {
+    return this.makeRoom(0);
+  }
+
+  /**
+   * Circular mode, at each helper report: the disk keeps room for what arrives before the next
+   * one, so when other data fills the filesystem the oldest captures go first, before a write
+   * fails; grants alone would not notice, as they only count against the capacity.
+   */
+  async keepDiskRoom(): Promise<number> {
+    return this.makeRoom(0);
   }
 
   get capacity(): number {

@@ -3,7 +3,7 @@
 // mode stops granting at the capacity. The store is re-measured from disk every
 // storage.rescan_interval, so nothing done behind the daemon's back misleads it.
 import { EventEmitter } from 'node:events';
-import type { CaptureSupervisor } from '../capture/supervisor.js';
+import type { SupervisorEvents } from '../capture/supervisor.js';
 import type { Config } from '../config/config.js';
 import { filesystemFree } from './free-space.js';
 import { StoreLedger } from './ledger.js';
@@ -19,6 +19,9 @@ export interface RetentionState {
   oldestNs?: bigint;
 }
 
+/** What retention listens to: the supervisor of live helpers, or one import's helper. */
+export type HelperSource = EventEmitter<SupervisorEvents> & { command(iface: string, line: string): void };
+
 export interface RetentionEvents {
   deleted: [StoredFile];
   log: ['info' | 'warn' | 'error', string];
@@ -29,6 +32,7 @@ export class StoreRetention extends EventEmitter<RetentionEvents> {
   private queue: Promise<void> = Promise.resolve();
   private timer?: NodeJS.Timeout;
   private fullReported = false;
+  private diskRoomReportedAt = 0;
 
   constructor(
     private config: Config,
@@ -47,9 +51,9 @@ export class StoreRetention extends EventEmitter<RetentionEvents> {
   /** Helper arguments at each (re)start: its first quota. */
   argsFor = async (iface: string): Promise<string[]> => ['--quota', String(await this.serial(() => this.ledger.open(iface)))];
 
-  private sup?: CaptureSupervisor;
+  private sup?: HelperSource;
 
-  attach(sup: CaptureSupervisor): void {
+  attach(sup: HelperSource): void {
     this.sup = sup;
     sup.on('message', (m) => {
       if (m.type === 'error' && m.code === 'disk_full') void this.serial(() => this.onDiskFull(sup, m.iface));
@@ -59,6 +63,14 @@ export class StoreRetention extends EventEmitter<RetentionEvents> {
       void this.serial(async () => {
         const quota = await this.ledger.update(iface, s.appended_bytes, s.buffered_bytes);
         if (quota !== undefined) sup.command(iface, `set quota ${quota}`);
+        if (this.config.storage.mode === 'circular') {
+          const deleted = await this.ledger.keepDiskRoom();
+          // Grants count against the capacity only: this is the disk itself running short.
+          if (deleted && Date.now() - this.diskRoomReportedAt > 60_000) {
+            this.diskRoomReportedAt = Date.now();
+            this.emit('log', 'warn', `the store's filesystem is fuller than its capacity allows (other data?): deleted the ${deleted} oldest capture file(s) to keep room for capture`);
+          }
+        }
       });
       if (s.store_full && !this.fullReported && this.config.storage.mode === 'linear') {
         this.fullReported = true;
@@ -70,7 +82,7 @@ export class StoreRetention extends EventEmitter<RetentionEvents> {
     this.timer.unref();
   }
 
-  private async onDiskFull(sup: CaptureSupervisor, iface: string): Promise<void> {
+  private async onDiskFull(sup: HelperSource, iface: string): Promise<void> {
     if (this.config.storage.mode === 'circular') {
       this.emit('log', 'warn', `${iface}: the filesystem is full; deleting the oldest files to make room`);
       await this.remeasure();
@@ -116,8 +128,10 @@ export class StoreRetention extends EventEmitter<RetentionEvents> {
     };
   }
 
+  /** After the helpers have stopped: a last measurement, so the final figures are the disk's. */
   async stop(): Promise<void> {
     clearInterval(this.timer);
     await this.queue;
+    await this.serial(() => this.remeasure());
   }
 }
