@@ -151,6 +151,35 @@ describe('linear retention', () => {
     expect(await storeBytes([store])).toBeLessThanOrEqual(2 * MiB);
     await allWhole([store]);
   });
+
+  it('resumes writing within a rescan once files are removed by hand, and stays within the capacity', async () => {
+    const link = await captureLink(lab, 'qer8');
+    const store = join(dir, 'store');
+    await mkdir(store);
+    const cap = await start({ interfaces: [link.capDev], paths: [store], capacity: '2MiB', file_size: '256KiB', mode: 'linear', rescan_interval: '1s' });
+    await sendFrames(link.ns, link.genDev, testFrames({ count: 3000, seed: 38, sizes: [1000] }), dir, { pps: 5000 });
+    await cap.waitFor('store full');
+    await sleep(1500);
+    // The operator extracts what matters and removes the oldest half of the files.
+    const files = await storeFiles([store]);
+    for (const f of files.slice(0, Math.floor(files.length / 2))) await rm(f);
+    const freed = 2 * MiB - (await storeBytes([store]));
+    expect(freed).toBeGreaterThan(768 * 1024);
+    await sleep(2500); // one rescan (1s) and a grant
+    const later = testFrames({ count: 500, seed: 39, sizes: [1000] }).map((f, i) => {
+      const g = Buffer.from(f);
+      g.writeUInt32BE(900_000 + i, seqOffset(g));
+      return g;
+    });
+    await sendFrames(link.ns, link.genDev, later, dir, { pps: 1000 });
+    await sleep(1500);
+    await cap.stop();
+    const seqs = new Set((await readRecords(await storeFiles([store]))).map((r) => seqOf(r.data)));
+    // All 500 (about 500 KB) fit in the room made: none may be lost.
+    for (let i = 0; i < later.length; i++) expect(seqs.has(900_000 + i), `packet ${i} after the room was made`).toBe(true);
+    expect(await storeBytes([store])).toBeLessThanOrEqual(2 * MiB);
+    expect(cap.output).toMatch(/store full/);
+  });
 });
 
 async function loopFs(path: string, mib: number): Promise<void> {
