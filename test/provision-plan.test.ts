@@ -350,3 +350,18 @@ describe('the command, from an inventory file', () => {
     expect(() => parseInventory('{"blockdevices":[{"name":"sdb"}]}', 'x.json')).toThrow(/x\.json: blockdevices\.0\.size: .*lsblk --json --bytes/);
   });
 });
+
+describe('profile max (first boot on disks it does not know)', () => {
+  it('takes all the disks hold after headroom, in whole GB, and says so in storage.capacity', () => {
+    const p = planStorage(box([HDD4, HDD4]), opts('max'));
+    checkInvariants(p);
+    expect(p.capacityBytes % 1e9).toBe(0);
+    expect(p.maxCapacityBytes - p.capacityBytes).toBeLessThan(1e9);
+    expect(p.capacity).toBe(`${p.capacityBytes / 1e9}GB`);
+    expect(parseConfigText(`storage: {capacity: ${p.capacity}}`, 't').storage.capacity).toEqual({ bytes: p.capacityBytes });
+  });
+
+  it('is refused with no disk to use', () => {
+    expect(refusal(() => planStorage(box([]), opts('max')))).toMatch(/--profile max: no disk to provision/);
+  });
+});

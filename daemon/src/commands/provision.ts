@@ -10,7 +10,7 @@ import { planStorage } from '../provision/plan.js';
 import { toJson } from '../util/json.js';
 import { EXIT } from './common.js';
 
-export const provisionHelp = `usage: qe-packets provision storage --profile 10TB|20TB|40TB|custom:SIZE [options]
+export const provisionHelp = `usage: qe-packets provision storage --profile 10TB|20TB|40TB|custom:SIZE|max [options]
 
 Plans the capture storage of this box (or of another, from --inventory): which disks, the RAID
 or per-disk layout, XFS aligned to it, mount points by UUID, the usable capacity, the resulting
@@ -19,7 +19,7 @@ plan and changes nothing unless --yes is given; with --yes it makes the filesyst
 adds them to fstab and writes the storage: section of the config. Running it again on a
 provisioned box changes nothing.
 
-  --profile P         capture volume promised: 10TB, 20TB, 40TB (SI, 10^12 bytes) or custom:SIZE
+  --profile P         capture volume promised: 10TB, 20TB, 40TB (SI, 10^12 bytes), custom:SIZE, or max (all the disks hold)
   --disks D           auto (every unused whole disk, the default) or /dev/sdb,/dev/sdc,...
   --raid L            none (one filesystem per disk, the default), 0, 10 or 6 (md RAID)
   --file-size S       storage.file_size (default 1GiB)

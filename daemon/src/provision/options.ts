@@ -36,12 +36,14 @@ export class ProvisionError extends Error {
   }
 }
 
-const PROFILE_FIX = 'use 10TB, 20TB, 40TB or custom:SIZE (e.g. custom:15TB)';
+const PROFILE_FIX = 'use 10TB, 20TB, 40TB or custom:SIZE (e.g. custom:15TB), or max (all the disks hold)';
 
 export function parseProfile(v: string | undefined): Profile {
   if (v === undefined) throw new ProvisionError([`--profile is missing; ${PROFILE_FIX}`]);
   const known = PROFILES[v.trim().toUpperCase()];
   if (known) return known;
+  // All the chosen disks can hold: the capacity is known only once the disks are (see planStorage).
+  if (v.trim().toLowerCase() === 'max') return { name: 'max', capacityText: 'max', capacityBytes: 0, defaultRaid: 'none', raidReason: NONE_REASON };
   const m = /^custom:(.+)$/i.exec(v.trim());
   if (!m) throw new ProvisionError([`--profile ${v}: not a profile; ${PROFILE_FIX}`]);
   const bytes = parseSize(m[1]!);

@@ -386,7 +386,11 @@ export function planStorage(inv: Inventory, opts: PlanOptions): StoragePlan {
   const usableBytes = filesystems.reduce((s, f) => s + f.usableBytes, 0);
   const headroom = filesystems.reduce((s, f) => s + f.headroomBytes, 0);
   const maxCapacityBytes = Math.max(0, filesystems.reduce((s, f) => s + Math.max(0, f.usableBytes - f.headroomBytes), 0));
-  const capacityBytes = opts.profile.capacityBytes;
+  // `max`: all the disks hold after headroom, in whole GB (what a first boot on unknown disks wants).
+  const fill = opts.profile.name === 'max';
+  const capacityBytes = fill ? Math.floor(maxCapacityBytes / 1e9) * 1e9 : opts.profile.capacityBytes;
+  const capacityText = fill ? `${capacityBytes / 1e9}GB` : opts.profile.capacityText;
+  if (fill && !filesystems.length) problems.push('--profile max: no disk to provision; fix: name disks with --disks, or add one');
   if (filesystems.length && capacityBytes > maxCapacityBytes) {
     const alternatives = [
       raid !== 'none' ? 'use --raid none or 0' : '',
@@ -399,10 +403,10 @@ export function planStorage(inv: Inventory, opts: PlanOptions): StoragePlan {
     );
   }
   if (capacityBytes < 2 * fileSizeBytes)
-    problems.push(`--file-size ${opts.fileSize.text}: the capacity ${opts.profile.capacityText} holds fewer than two files; fix: lower --file-size or raise --profile`);
+    problems.push(`--file-size ${opts.fileSize.text}: the capacity ${capacityText} holds fewer than two files; fix: lower --file-size or raise --profile`);
   if (problems.length) throw new ProvisionError(problems);
 
-  if (maxCapacityBytes > capacityBytes * 1.1)
+  if (!fill && maxCapacityBytes > capacityBytes * 1.1)
     notes.push(`the filesystems would take up to ${both(maxCapacityBytes)} (--profile custom:${Math.floor(maxCapacityBytes / 1e9)}GB); the profile promises ${opts.profile.capacityText}, the rest stays free`);
 
   const paths = filesystems.map((f) => f.mountPoint);
@@ -419,7 +423,7 @@ export function planStorage(inv: Inventory, opts: PlanOptions): StoragePlan {
     usableBytes,
     headroomBytes: headroom,
     maxCapacityBytes,
-    capacity: opts.profile.capacityText,
+    capacity: capacityText,
     capacityBytes,
     fileSize: opts.fileSize.text,
     fileSizeBytes,
