@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { VIRTUAL_HARDWARE } from '../ova/src/descriptor.js';
 import { buildOva, checkStreamOptimized } from '../ova/src/pack.js';
 import { sha256File } from '../ova/src/manifest.js';
-import { APPLIANCE_PROPERTIES } from '../ova/src/properties.js';
+import { APPLIANCE_PROPERTIES } from '../daemon/src/appliance/properties.js';
 import { root, tempDir } from './lib/cli.js';
 
 const schema = join(root, '..', 'shared', 'ovf-schema', 'dsp8023_1.1.1.xsd');

@@ -1,7 +1,7 @@
 // The OVF 1.1 descriptor of the appliance (DMTF DSP0243; validated in the tests against the DSP8023
 // schema). Two NICs (management, capture) and two disks (system, capture store), VMware
 // paravirtual devices, EFI firmware, and the appliance settings in a ProductSection.
-import { APPLIANCE_PROPERTIES } from './properties.js';
+import { APPLIANCE_PROPERTIES } from '../../daemon/src/appliance/properties.js';
 
 /**
  * vmx-14: ESXi 6.7 and later and Workstation 15 and later run it, and it has everything this

@@ -10,7 +10,8 @@ export interface UnitPaths {
   node: string;
 }
 
-export function renderUnit(paths: UnitPaths): string {
-  const template = readFileSync(join(packageRoot, 'daemon', 'systemd', 'qe-packets.service.in'), 'utf8');
+/** `qe-packets` (the daemon) or `qe-packets-firstboot` (the appliance's first boot). */
+export function renderUnit(paths: UnitPaths, name: 'qe-packets' | 'qe-packets-firstboot' = 'qe-packets'): string {
+  const template = readFileSync(join(packageRoot, 'daemon', 'systemd', `${name}.service.in`), 'utf8');
   return template.replaceAll('@LIBDIR@', paths.libDir).replaceAll('@NODE@', paths.node);
 }

@@ -1,0 +1,127 @@
+// First boot: the appliance settings written where the system reads them. Everything goes under
+// `root`, so the same code configures a running appliance (/) or an image mounted elsewhere.
+import { chown, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Document, isMap, parseDocument } from 'yaml';
+import { parseConfigText } from '../config/load.js';
+import { writeFileAtomic } from '../provision/write-file.js';
+import type { ApplianceSettings } from './settings.js';
+
+export const ADMIN_USER = 'admin';
+export const DONE_STAMP = 'var/lib/qe-packets/firstboot.done';
+
+/** Physical NICs in the order the hardware presents them (virtual links have no device). */
+export async function physicalNics(sysClassNet = '/sys/class/net'): Promise<string[]> {
+  const out: { name: string; index: number }[] = [];
+  for (const name of await readdir(sysClassNet).catch(() => [] as string[])) {
+    if (name === 'lo') continue;
+    const hasDevice = await readdir(join(sysClassNet, name, 'device')).then(() => true, () => false);
+    if (!hasDevice) continue;
+    const index = Number(await readFile(join(sysClassNet, name, 'ifindex'), 'utf8').catch(() => '0'));
+    out.push({ name, index });
+  }
+  return out.sort((a, b) => a.index - b.index).map((n) => n.name);
+}
+
+export interface FirstBootPlan {
+  management: string;
+  capture: string;
+  files: string[];
+  /** The provisioning command first boot runs (qe-packets arguments). */
+  provision: string[];
+  notes: string[];
+}
+
+/** The capture section's interfaces, set through yaml's Document API so comments survive. */
+export function setCaptureInterfaces(text: string, source: string, names: string[]): string {
+  const doc = text.trim() ? parseDocument(text) : new Document({});
+  if (doc.errors.length || !isMap(doc.contents)) throw new Error(`${source}: does not parse as a configuration; fix it before first boot writes to it`);
+  doc.setIn(['capture', 'interfaces'], doc.createNode(names));
+  const out = doc.toString();
+  parseConfigText(out, source);
+  return out;
+}
+
+function managementNetwork(nic: string, s: ApplianceSettings): string {
+  const lines = ['# Written by qe-packets firstboot from the appliance settings.', '[Match]', `Name=${nic}`, '', '[Network]'];
+  if (!s.mgmt) lines.push('DHCP=ipv4');
+  else {
+    lines.push(`Address=${s.mgmt.address}/${s.mgmt.prefix}`);
+    if (s.mgmt.gateway) lines.push(`Gateway=${s.mgmt.gateway}`);
+    for (const d of s.mgmt.dns) lines.push(`DNS=${d}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+// The capture NIC listens only: no address, no router solicitation, nothing sent onto a mirror port.
+function captureNetwork(nic: string): string {
+  return [
+    '# Written by qe-packets firstboot: the capture NIC receives only.',
+    '[Match]',
+    `Name=${nic}`,
+    '',
+    '[Link]',
+    'Promiscuous=yes',
+    'ARP=no',
+    '',
+    '[Network]',
+    'LinkLocalAddressing=no',
+    'IPv6AcceptRA=no',
+    'LLMNR=no',
+    'MulticastDNS=no',
+    'ConfigureWithoutCarrier=yes',
+    '',
+  ].join('\n');
+}
+
+async function ownerOf(root: string, user: string): Promise<{ uid: number; gid: number } | undefined> {
+  const passwd = await readFile(join(root, 'etc/passwd'), 'utf8').catch(() => '');
+  const line = passwd.split('\n').find((l) => l.startsWith(`${user}:`));
+  if (!line) return undefined;
+  const f = line.split(':');
+  return { uid: Number(f[2]), gid: Number(f[3]) };
+}
+
+export async function applySettings(
+  s: ApplianceSettings,
+  o: { root: string; configPath: string; nics: string[] },
+): Promise<FirstBootPlan> {
+  const notes: string[] = [];
+  const files: string[] = [];
+  const at = (p: string) => join(o.root, p);
+  if (o.nics.length < 2 && s.captureInterface === 'auto')
+    notes.push(`only ${o.nics.length} NIC${o.nics.length === 1 ? '' : 's'} found (${o.nics.join(', ') || 'none'}): the capture interface needs a second one; set capture_interface or add a NIC`);
+  const capture = s.captureInterface === 'auto' ? (o.nics[1] ?? o.nics[0] ?? 'eth1') : s.captureInterface;
+  const management = o.nics.find((n) => n !== capture) ?? 'eth0';
+
+  await writeFileAtomic(at('etc/hostname'), `${s.hostname}\n`);
+  const hosts = await readFile(at('etc/hosts'), 'utf8').catch(() => '127.0.0.1\tlocalhost\n');
+  const kept = hosts.split('\n').filter((l) => l && !/^127\.0\.1\.1\s/.test(l));
+  await writeFileAtomic(at('etc/hosts'), `${[...kept.slice(0, 1), `127.0.1.1\t${s.hostname}`, ...kept.slice(1)].join('\n')}\n`);
+  files.push('/etc/hostname', '/etc/hosts');
+
+  await writeFileAtomic(at('etc/systemd/network/10-qe-management.network'), managementNetwork(management, s));
+  await writeFileAtomic(at('etc/systemd/network/20-qe-capture.network'), captureNetwork(capture));
+  files.push('/etc/systemd/network/10-qe-management.network', '/etc/systemd/network/20-qe-capture.network');
+
+  if (s.adminSshKey) {
+    const ssh = at(`home/${ADMIN_USER}/.ssh`);
+    await mkdir(ssh, { recursive: true, mode: 0o700 });
+    const keys = join(ssh, 'authorized_keys');
+    await writeFile(keys, `${s.adminSshKey}\n`, { mode: 0o600 });
+    const owner = await ownerOf(o.root, ADMIN_USER);
+    if (owner) {
+      await chown(ssh, owner.uid, owner.gid);
+      await chown(keys, owner.uid, owner.gid);
+    } else notes.push(`user ${ADMIN_USER} does not exist under ${o.root}: authorized_keys written but not given to it`);
+    files.push(`/home/${ADMIN_USER}/.ssh/authorized_keys`);
+  } else notes.push('no admin SSH key given: log in on the console (there is no password login over SSH)');
+
+  const config = at(o.configPath.replace(/^\//, ''));
+  const text = await readFile(config, 'utf8').catch(() => '');
+  await writeFileAtomic(config, setCaptureInterfaces(text, o.configPath, [capture]));
+  files.push(o.configPath);
+
+  const provision = ['provision', 'storage', '--profile', s.storageProfile === 'auto' ? 'max' : s.storageProfile, '--disks', 'auto', '--yes', '--config', o.configPath];
+  return { management, capture, files, provision, notes };
+}

@@ -1,0 +1,70 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { execa } from 'execa';
+import { DEFAULT_CONFIG_PATH } from '../config/config.js';
+import { ADMIN_USER, DONE_STAMP, applySettings, physicalNics } from '../appliance/apply.js';
+import { OvfEnvError, parseOvfEnvironment } from '../appliance/ovf-env.js';
+import { findOvfEnvironment } from '../appliance/ovf-source.js';
+import { readSettings } from '../appliance/settings.js';
+import { writeFileAtomic } from '../provision/write-file.js';
+import { toJson } from '../util/json.js';
+import { log } from '../util/log.js';
+import { packageRoot } from '../util/native.js';
+import { EXIT } from './common.js';
+
+export const firstbootHelp = `usage: qe-packets firstboot [--ovf-env FILE] [--root DIR] [--config FILE] [--no-storage] [--json]
+
+Applies the appliance settings given at import (the OVF properties: hostname, management
+address, gateway, DNS, admin SSH key, capture interface, storage profile), read from VMware's
+guestinfo, an "OVF ENV" CD-ROM, or --ovf-env FILE; without any, the defaults (DHCP on the first NIC,
+capture on the second, all of the store disk). Then provisions the store disk with
+\`qe-packets provision storage\`. qe-packets-firstboot.service runs it once, on the first boot.
+
+  --ovf-env FILE   read the OVF environment from FILE
+  --root DIR       configure the system mounted at DIR (an image) instead of this one; implies --no-storage
+  --config FILE    the daemon's configuration (default ${DEFAULT_CONFIG_PATH}), inside --root
+  --no-storage     do not provision the store disk (print the command instead)
+  --nics A,B       the NICs in hardware order, instead of reading /sys/class/net (first: management)
+  --json           print what was done as JSON
+
+A bad setting is reported (property, value, fix) and falls back to its default; the others are applied.`;
+
+export async function firstbootCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { 'ovf-env': { type: 'string' }, nics: { type: 'string' }, root: { type: 'string' }, config: { type: 'string' }, 'no-storage': { type: 'boolean' }, json: { type: 'boolean' } },
+  });
+  const root = values.root ?? '/';
+  const configPath = values.config ?? DEFAULT_CONFIG_PATH;
+  let props: Record<string, string> = {};
+  let source = 'defaults (no OVF environment found)';
+  try {
+    const env = await findOvfEnvironment(values['ovf-env']);
+    if (env) {
+      props = parseOvfEnvironment(env.xml, env.source);
+      source = env.source;
+    }
+  } catch (e) {
+    const why = e instanceof OvfEnvError ? e.message : `${values['ovf-env']}: ${(e as Error).message}`;
+    process.stderr.write(`error: ${why}; fix: give an ovf-env.xml (DSP0243 OVF environment)\n`);
+    return EXIT.config;
+  }
+  const { settings, problems } = readSettings(props);
+  for (const p of problems) log('error', `OVF property ${p.key} = ${JSON.stringify(p.value)}: ${p.message}; fix: ${p.fix}`);
+  const nics = values.nics ? values.nics.split(',').map((n) => n.trim()).filter(Boolean) : await physicalNics();
+  const plan = await applySettings(settings, { root, configPath, nics });
+  for (const n of plan.notes) log('warn', n);
+  let storage: 'provisioned' | 'skipped' | 'failed' = 'skipped';
+  if (!values['no-storage'] && root === '/') {
+    const r = await execa(process.execPath, [join(packageRoot, 'build', 'daemon', 'src', 'cli.js'), ...plan.provision], { reject: false, all: true });
+    process.stderr.write(r.all ? `${r.all}\n` : '');
+    storage = r.exitCode === 0 ? 'provisioned' : 'failed';
+  } else log('info', `store disk not provisioned here; to do it: qe-packets ${plan.provision.join(' ')}`);
+  // Only a completed first boot is stamped: a failed provisioning is tried again at the next boot.
+  if (storage !== 'failed') await writeFileAtomic(join(root, DONE_STAMP), `${new Date().toISOString()} from ${source}\n`);
+  if (values.json) process.stdout.write(`${toJson({ source, settings, problems, ...plan, storage, adminUser: ADMIN_USER })}\n`);
+  else log('info', `first boot from ${source}: host ${settings.hostname}, management ${plan.management} (${settings.mgmt ? `${settings.mgmt.address}/${settings.mgmt.prefix}` : 'DHCP'}), capture ${plan.capture}, storage ${settings.storageProfile}: ${storage}`);
+  if (existsSync(join(root, 'run/systemd/system')) && root === '/') await execa('networkctl', ['reload'], { reject: false });
+  return storage === 'failed' ? EXIT.failure : problems.length ? EXIT.config : EXIT.ok;
+}

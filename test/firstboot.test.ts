@@ -1,0 +1,111 @@
+// First boot of an appliance: the settings a user gave at import (an OVF environment document, as
+// VMware's guestinfo or the OVF ENV ISO carry it) applied to a system root, and the unit that runs it.
+import { readFile, stat, writeFile, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { renderUnit } from '../daemon/src/systemd/unit.js';
+import { cli, root, tempDir } from './lib/cli.js';
+
+function ovfEnv(props: Record<string, string>): string {
+  return `<?xml version="1.0" encoding="UTF-8"?>
+<Environment xmlns="http://schemas.dmtf.org/ovf/environment/1" xmlns:oe="http://schemas.dmtf.org/ovf/environment/1"
+    xmlns:ve="http://www.vmware.com/schema/ovfenv" oe:id="" ve:vCenterId="vm-42">
+  <PlatformSection><Kind>VMware ESXi</Kind><Version>8.0.2</Version><Vendor>VMware, Inc.</Vendor><Locale>en</Locale></PlatformSection>
+  <PropertySection>
+${Object.entries(props).map(([k, v]) => `    <Property oe:key="${k}" oe:value="${v.replace(/&/g, '&amp;').replace(/"/g, '&quot;')}"/>`).join('\n')}
+  </PropertySection>
+  <ve:EthernetAdapterSection><ve:Adapter ve:mac="00:50:56:aa:bb:01" ve:network="Management" ve:unitNumber="7"/></ve:EthernetAdapterSection>
+</Environment>
+`;
+}
+
+const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFy0e0k2Vj8xk7mQnYV7Z4oQ8h3u9m2l8cJ0bq1Xr5Wd ops@example';
+
+async function systemRoot(): Promise<string> {
+  const dir = await tempDir('qe-root-');
+  await mkdir(join(dir, 'etc/qe-packets'), { recursive: true });
+  await writeFile(join(dir, 'etc/hosts'), '127.0.0.1\tlocalhost\n127.0.1.1\tdebian\n::1\tlocalhost ip6-localhost\n');
+  await writeFile(join(dir, 'etc/passwd'), `root:x:0:0:root:/root:/bin/bash\n${'admin'}:x:1000:1000::/home/admin:/bin/bash\n`);
+  await writeFile(join(dir, 'etc/qe-packets/config.yaml'), '# the shipped configuration\ncapture:\n  interfaces: []  # set at first boot\nstorage:\n  paths: [/var/lib/qe-packets/store]\n');
+  return dir;
+}
+
+describe('qe-packets firstboot', () => {
+  it('applies every setting from the OVF environment: hostname, static management address, DNS, SSH key, capture NIC, profile', async () => {
+    const sys = await systemRoot();
+    const env = join(sys, 'ovf-env.xml');
+    await writeFile(env, ovfEnv({ hostname: 'cap-01', mgmt_address: '192.0.2.10/24', mgmt_gateway: '192.0.2.1', dns_servers: '192.0.2.53, 198.51.100.53', admin_ssh_key: KEY, capture_interface: 'auto', storage_profile: '10TB' }));
+    const res = await cli(['firstboot', '--ovf-env', env, '--root', sys, '--nics', 'ens192,ens224', '--json']);
+    expect(res.exitCode, res.all).toBe(0);
+    const out = JSON.parse(res.stdout);
+    expect(out).toMatchObject({ management: 'ens192', capture: 'ens224', problems: [], storage: 'skipped' });
+    expect(out.provision).toEqual(['provision', 'storage', '--profile', '10TB', '--disks', 'auto', '--yes', '--config', '/etc/qe-packets/config.yaml']);
+    expect(await readFile(join(sys, 'etc/hostname'), 'utf8')).toBe('cap-01\n');
+    expect(await readFile(join(sys, 'etc/hosts'), 'utf8')).toBe('127.0.0.1\tlocalhost\n127.0.1.1\tcap-01\n::1\tlocalhost ip6-localhost\n');
+    const mgmt = await readFile(join(sys, 'etc/systemd/network/10-qe-management.network'), 'utf8');
+    expect(mgmt).toContain('Name=ens192\n');
+    expect(mgmt).toContain('Address=192.0.2.10/24\nGateway=192.0.2.1\nDNS=192.0.2.53\nDNS=198.51.100.53\n');
+    const capture = await readFile(join(sys, 'etc/systemd/network/20-qe-capture.network'), 'utf8');
+    expect(capture).toContain('Name=ens224\n');
+    expect(capture).toContain('LinkLocalAddressing=no');
+    expect(capture).not.toMatch(/^(Address|DHCP)=/m);
+    const keys = join(sys, 'home/admin/.ssh/authorized_keys');
+    expect(await readFile(keys, 'utf8')).toBe(`${KEY}\n`);
+    const st = await stat(keys);
+    expect(st.mode & 0o777).toBe(0o600);
+    expect([st.uid, st.gid]).toEqual([1000, 1000]);
+    const config = await readFile(join(sys, 'etc/qe-packets/config.yaml'), 'utf8');
+    expect(parseYaml(config)).toEqual({ capture: { interfaces: ['ens224'] }, storage: { paths: ['/var/lib/qe-packets/store'] } });
+    expect(config).toContain('# the shipped configuration');
+    expect(await readFile(join(sys, 'var/lib/qe-packets/firstboot.done'), 'utf8')).toContain(env);
+  });
+
+  it('falls back per setting on bad values, naming the property, the value and the fix, and applies the rest', async () => {
+    const sys = await systemRoot();
+    const env = join(sys, 'ovf-env.xml');
+    await writeFile(env, ovfEnv({ hostname: 'bad_host!', mgmt_address: '192.0.2.10/24', dns_servers: '192.0.2.53,10.0.0', admin_ssh_key: 'my password is secret', storage_profile: '15TB', capture_interface: 'ens256' }));
+    const res = await cli(['firstboot', '--ovf-env', env, '--root', sys, '--nics', 'ens192,ens224,ens256', '--json']);
+    expect(res.exitCode).toBe(2);
+    expect(res.stderr).toContain('OVF property hostname = "bad_host!": not a host name; fix: use letters, digits and inner hyphens');
+    expect(res.stderr).toContain('OVF property dns_servers = "192.0.2.53,10.0.0": 10.0.0 is not IPv4 addresses');
+    expect(res.stderr).toContain('OVF property admin_ssh_key = "my password is secret": not an OpenSSH public key');
+    expect(res.stderr).toContain('OVF property storage_profile = "15TB": not a storage profile; fix: choose one of auto, 10TB, 20TB, 40TB');
+    const out = JSON.parse(res.stdout);
+    expect(out.settings.hostname).toBe('qe-packets');
+    expect(out.capture).toBe('ens256');
+    expect(out.management).toBe('ens192');
+    expect(out.provision).toContain('max');
+    expect(await readFile(join(sys, 'etc/systemd/network/10-qe-management.network'), 'utf8')).toContain('Address=192.0.2.10/24\nDNS=192.0.2.53\n');
+  });
+
+  it('without an OVF environment: DHCP on the first NIC, capture on the second, the whole store disk', async () => {
+    const sys = await systemRoot();
+    const res = await cli(['firstboot', '--root', sys, '--nics', 'enp1s0,enp2s0', '--json']);
+    expect(res.exitCode, res.all).toBe(0);
+    const out = JSON.parse(res.stdout);
+    expect(out.source).toMatch(/^defaults/);
+    expect(out).toMatchObject({ management: 'enp1s0', capture: 'enp2s0' });
+    expect(out.provision.slice(0, 4)).toEqual(['provision', 'storage', '--profile', 'max']);
+    expect(await readFile(join(sys, 'etc/systemd/network/10-qe-management.network'), 'utf8')).toContain('DHCP=ipv4');
+    expect(out.notes).toContain('no admin SSH key given: log in on the console (there is no password login over SSH)');
+  });
+
+  it('refuses a document that is not an OVF environment', async () => {
+    const sys = await systemRoot();
+    await writeFile(join(sys, 'x.xml'), '<html><body>not it</body></html>');
+    const res = await cli(['firstboot', '--ovf-env', join(sys, 'x.xml'), '--root', sys, '--nics', 'a,b']);
+    expect(res.exitCode).toBe(2);
+    expect(res.stderr).toContain('no <Environment> element: not an OVF environment document');
+  });
+
+  it('runs once from a unit that systemd-analyze verify accepts', async () => {
+    const dir = await tempDir();
+    const unit = join(dir, 'qe-packets-firstboot.service');
+    await writeFile(unit, renderUnit({ libDir: root.replace(/\/$/, ''), node: process.execPath }, 'qe-packets-firstboot'));
+    const res = await execa('systemd-analyze', ['verify', unit], { reject: false, all: true });
+    expect(res.all).toBe('');
+    expect(await readFile(unit, 'utf8')).toContain('ConditionPathExists=!/var/lib/qe-packets/firstboot.done');
+  });
+});
