@@ -1,0 +1,73 @@
+# Inputs of the appliance build. image/ (TypeScript) passes them; see README "Appliance images".
+
+variable "version" {
+  type        = string
+  description = "Appliance version, from package.json"
+}
+
+variable "base_image" {
+  type        = string
+  description = "The base raw disk made by image/ (debootstrap, GPT, BIOS and UEFI boot)"
+}
+
+variable "base_image_sha256" {
+  type        = string
+  description = "sha256 of the base raw disk (the build script computes it)"
+}
+
+variable "deb" {
+  type        = string
+  description = "The qe-packets_VERSION_amd64.deb to install"
+}
+
+variable "output_directory" {
+  type    = string
+  default = "build/packer"
+}
+
+variable "accelerator" {
+  type        = string
+  default     = "tcg"
+  description = "kvm where /dev/kvm exists, tcg otherwise (set by the build script)"
+}
+
+variable "disk_size" {
+  type    = string
+  default = "8G"
+}
+
+variable "memory" {
+  type    = number
+  default = 2048
+}
+
+variable "cpus" {
+  type    = number
+  default = 2
+}
+
+variable "ovmf_code" {
+  type    = string
+  default = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+}
+
+variable "ovmf_vars" {
+  type        = string
+  description = "A writable copy of OVMF_VARS for this build"
+}
+
+variable "ssh_private_key_file" {
+  type        = string
+  description = "Build-only key: the base image carries its public half for root, and the build removes it"
+}
+
+variable "boot_wait" {
+  type    = string
+  default = "10s"
+}
+
+variable "ssh_timeout" {
+  type        = string
+  default     = "30m"
+  description = "Generous: a TCG boot takes minutes"
+}
