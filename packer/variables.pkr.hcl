@@ -33,7 +33,7 @@ variable "accelerator" {
 
 variable "disk_size" {
   type    = string
-  default = "8G"
+  default = "4096M"
 }
 
 variable "memory" {
@@ -48,7 +48,7 @@ variable "cpus" {
 
 variable "ovmf_code" {
   type    = string
-  default = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+  default = "/usr/share/OVMF/OVMF_CODE.fd"
 }
 
 variable "ovmf_vars" {
