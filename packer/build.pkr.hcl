@@ -3,24 +3,22 @@
 build {
   sources = ["source.qemu.appliance"]
 
-  provisioner "file" {
-    source      = var.deb
-    destination = "/tmp/qe-packets.deb"
-  }
-
   provisioner "ansible" {
     playbook_file = "${path.root}/../ansible/site.yml"
     user          = "root"
+    groups        = ["qe_packets"]
     # OpenSSH 9.2 on Debian 12 dropped the legacy scp protocol Packer's proxy speaks.
     use_proxy = false
+    # Interfaces and disks are the appliance's own, known at first boot (qe-packets firstboot):
+    # the image gets the package, the hardening and the tuning, not a store.
     extra_arguments = [
-      "--extra-vars", "qe_packets_deb=/tmp/qe-packets.deb qe_packets_image_build=true",
+      "--extra-vars", "qe_packets_deb=${var.deb} qe_packets_validate_config=false storage_apply=false",
     ]
   }
 
   provisioner "shell" {
     inline = [
-      "rm -f /tmp/qe-packets.deb /root/.ssh/authorized_keys",
+      "rm -f /root/.ssh/authorized_keys",
       "passwd --lock root",
       "truncate -s 0 /etc/machine-id",
       "rm -f /etc/ssh/ssh_host_*",
