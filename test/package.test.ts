@@ -14,7 +14,14 @@ import { root as checkout } from './lib/cli.js';
 
 const sha256 = async (file: string) => createHash('sha256').update(await readFile(file)).digest('hex');
 
-describe('control file', () => {
+describe('package sources', () => {
+  it('maintainer scripts and the wrapper pass shellcheck', async () => {
+    const dir = join(checkout, 'package', 'debian');
+    const res = await execa('shellcheck', ['--shell=sh', ...['postinst', 'prerm', 'postrm', 'qe-packets.sh'].map((f) => join(dir, f))], { reject: false, all: true });
+    expect(res.all).toBe('');
+    expect(res.exitCode).toBe(0);
+  });
+
   it('rejects a version dpkg would refuse, naming it and the fix', () => {
     expect(() => checkVersion('v1.0')).toThrow(/version 'v1\.0' is not a Debian version: start with a digit/);
     expect(checkVersion('0.2.0~rc1')).toBe('0.2.0~rc1');
