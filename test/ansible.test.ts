@@ -120,7 +120,7 @@ describe('ansible/', () => {
     expect((await readFile(join(root, 'etc/shadow'), 'utf8')).split('\n').find((l) => l.startsWith('root:'))).toMatch(/^root:!/);
 
     // monitoring: node exporter configured and enabled.
-    expect(await readFile(join(root, 'etc/default/prometheus-node-exporter'), 'utf8')).toContain("ARGS='--web.listen-address=:9100'");
+    expect(await readFile(join(root, 'etc/default/prometheus-node-exporter'), 'utf8')).toMatch(/^ARGS=--web.listen-address=:9100$/m);
     expect(await readlink(join(wants, 'prometheus-node-exporter.service'))).toBe('/lib/systemd/system/prometheus-node-exporter.service');
 
     // systemd's own check of the units as installed in the root.
