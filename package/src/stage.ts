@@ -70,10 +70,14 @@ export async function stageTree(stage: string, version: string): Promise<StagedT
   await chmod(join(stage, 'usr', 'bin', 'qe-packets'), 0o755);
   await mkdir(join(stage, 'lib', 'systemd', 'system'), { recursive: true });
   await writeFile(join(stage, 'lib', 'systemd', 'system', 'qe-packets.service'), renderUnit({ libDir: LIB_DIR, node: NODE_BIN }));
+  // Enabled only on appliance images (the image build does it): on a server there is no OVF environment.
+  await writeFile(join(stage, 'lib', 'systemd', 'system', 'qe-packets-firstboot.service'), renderUnit({ libDir: LIB_DIR, node: NODE_BIN }, 'qe-packets-firstboot'));
   await mkdir(join(stage, 'etc', 'qe-packets'), { recursive: true });
   await copyFile(join(DEBIAN_FILES, 'config.yaml'), join(stage, 'etc', 'qe-packets', 'config.yaml'));
   await mkdir(join(stage, 'usr', 'share', 'qe-packets'), { recursive: true });
   await copyFile(join(packageRoot, 'docs', 'config.schema.json'), join(stage, 'usr', 'share', 'qe-packets', 'config.schema.json'));
+  // Alert rules and the Grafana dashboard, for the monitoring server to pick up.
+  await cp(join(packageRoot, 'daemon', 'monitoring'), join(stage, 'usr', 'share', 'qe-packets', 'monitoring'), { recursive: true });
 
   // Whatever the umask of the build: directories 0755, files 0644 or 0755 if executable.
   await execa('chmod', ['-R', 'u+rwX,go+rX,go-w', stage]);
