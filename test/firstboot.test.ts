@@ -62,6 +62,20 @@ describe('qe-packets firstboot', () => {
     expect(await readFile(join(sys, 'var/lib/qe-packets/firstboot.done'), 'utf8')).toContain(env);
   });
 
+  it('enables the capture tuning unit for the capture interface when the tuning role installed it', async () => {
+    const sys = await systemRoot();
+    await mkdir(join(sys, 'etc/systemd/system'), { recursive: true });
+    await writeFile(
+      join(sys, 'etc/systemd/system/qe-capture-tuning@.service'),
+      '[Unit]\nDescription=tuning of %i\n[Service]\nType=oneshot\nExecStart=/usr/local/sbin/qe-capture-tuning %i\n[Install]\nWantedBy=multi-user.target\n',
+    );
+    const res = await cli(['firstboot', '--root', sys, '--nics', 'ens192,ens224', '--json']);
+    expect(res.exitCode, res.all).toBe(0);
+    expect(JSON.parse(res.stdout).tuning).toBe('qe-capture-tuning@ens224.service');
+    const link = join(sys, 'etc/systemd/system/multi-user.target.wants/qe-capture-tuning@ens224.service');
+    expect((await execa('readlink', [link])).stdout).toMatch(/qe-capture-tuning@\.service$/);
+  });
+
   it('falls back per setting on bad values, naming the property, the value and the fix, and applies the rest', async () => {
     const sys = await systemRoot();
     const env = join(sys, 'ovf-env.xml');

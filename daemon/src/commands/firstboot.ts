@@ -55,6 +55,15 @@ export async function firstbootCommand(argv: string[]): Promise<number> {
   const nics = values.nics ? values.nics.split(',').map((n) => n.trim()).filter(Boolean) : await physicalNics();
   const plan = await applySettings(settings, { root, configPath, nics });
   for (const n of plan.notes) log('warn', n);
+  // The capture_tuning role installs a per-interface unit (offloads off, rings, promiscuous);
+  // the capture interface is known only now.
+  let tuning: string | undefined;
+  if (existsSync(join(root, 'etc/systemd/system/qe-capture-tuning@.service'))) {
+    tuning = `qe-capture-tuning@${plan.capture}.service`;
+    const r = await execa('systemctl', [`--root=${root}`, 'enable', tuning], { reject: false, all: true });
+    if (r.exitCode !== 0) log('warn', `could not enable ${tuning}: ${r.all}`);
+    else if (root === '/' && existsSync('/run/systemd/system')) await execa('systemctl', ['start', '--no-block', tuning], { reject: false });
+  }
   let storage: 'provisioned' | 'skipped' | 'failed' = 'skipped';
   if (!values['no-storage'] && root === '/') {
     const r = await execa(process.execPath, [join(packageRoot, 'build', 'daemon', 'src', 'cli.js'), ...plan.provision], { reject: false, all: true });
@@ -63,7 +72,7 @@ export async function firstbootCommand(argv: string[]): Promise<number> {
   } else log('info', `store disk not provisioned here; to do it: qe-packets ${plan.provision.join(' ')}`);
   // Only a completed first boot is stamped: a failed provisioning is tried again at the next boot.
   if (storage !== 'failed') await writeFileAtomic(join(root, DONE_STAMP), `${new Date().toISOString()} from ${source}\n`);
-  if (values.json) process.stdout.write(`${toJson({ source, settings, problems, ...plan, storage, adminUser: ADMIN_USER })}\n`);
+  if (values.json) process.stdout.write(`${toJson({ source, settings, problems, ...plan, tuning: tuning ?? null, storage, adminUser: ADMIN_USER })}\n`);
   else log('info', `first boot from ${source}: host ${settings.hostname}, management ${plan.management} (${settings.mgmt ? `${settings.mgmt.address}/${settings.mgmt.prefix}` : 'DHCP'}), capture ${plan.capture}, storage ${settings.storageProfile}: ${storage}`);
   if (existsSync(join(root, 'run/systemd/system')) && root === '/') await execa('networkctl', ['reload'], { reject: false });
   return storage === 'failed' ? EXIT.failure : problems.length ? EXIT.config : EXIT.ok;
