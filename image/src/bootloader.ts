@@ -1,10 +1,11 @@
 // GRUB for both firmware types on one disk, as Debian's cloud images do: i386-pc core embedded in
 // the BIOS boot partition, and x86_64-efi at the removable-media path \EFI\BOOT\BOOTX64.EFI,
 // which every UEFI firmware boots without an NVRAM entry (a VM or a flashed disk has none).
-import { mkdir, writeFile, readdir, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile, readdir, rm, readFile, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chroot } from './debootstrap.js';
-import { run } from './log.js';
+import { run, type Cleanup } from './log.js';
 import type { Disk } from './disk.js';
 
 /** Serial first in the list for grub, last on the kernel line: the kernel's last console= becomes
@@ -44,7 +45,7 @@ GRUB_DISABLE_OS_PROBER=true
  * finds the root filesystem by UUID and loads modules and grub.cfg from its /boot/grub. */
 const EFI_CORE_MODULES = ['part_gpt', 'part_msdos', 'ext2', 'fat', 'search_fs_uuid', 'normal', 'configfile', 'linux', 'gzio', 'all_video', 'serial', 'terminal'];
 
-export async function installGrub(root: string, disk: Disk): Promise<void> {
+export async function installGrub(root: string, disk: Disk, cleanup: Cleanup): Promise<void> {
   await chroot(root, ['grub-install', '--target=i386-pc', '--modules=part_gpt ext2', disk.loop]);
 
   // Modules next to grub.cfg, as grub-install would copy them, so `insmod` from grub.cfg works.
@@ -60,7 +61,23 @@ export async function installGrub(root: string, disk: Disk): Promise<void> {
   await rm(staging, { recursive: true, force: true });
   await rm(join(root, 'tmp/grub-efi-load.cfg'), { force: true });
 
+  // grub-mkconfig writes root=UUID=... only when /dev/disk/by-uuid/<uuid> exists, otherwise the
+  // build's device path (/dev/loop0p1), which no booted instance has. Without udev on the build
+  // host nobody makes that link: make it for the run (the chroot's /dev is the host's).
+  await ensureByUuidLink(disk.rootUuid, disk.rootPart, cleanup);
   await chroot(root, ['update-grub']);
+  const cfg = await readFile(join(root, 'boot/grub/grub.cfg'), 'utf8');
+  if (!cfg.includes(`root=UUID=${disk.rootUuid}`)) {
+    throw new Error(`boot/grub/grub.cfg does not mount root by UUID ${disk.rootUuid}; its kernel lines:\n${cfg.split('\n').filter((l) => /^\s*linux\s/.test(l)).join('\n')}`);
+  }
+}
+
+async function ensureByUuidLink(uuid: string, dev: string, cleanup: Cleanup): Promise<void> {
+  const link = `/dev/disk/by-uuid/${uuid}`;
+  if (existsSync(link)) return;
+  await mkdir('/dev/disk/by-uuid', { recursive: true });
+  await symlink(dev, link);
+  cleanup.push(`rm ${link}`, () => rm(link, { force: true }));
 }
 
 /** Copies a directory tree into the root of an unmounted FAT filesystem with mtools. */

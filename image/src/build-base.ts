@@ -93,7 +93,7 @@ export async function buildBase(opts: { rebuild?: boolean } = {}): Promise<BaseI
     await verifyInitramfs(mnt);
     await configureNetwork(mnt);
     await secure(mnt);
-    await timed('grub (i386-pc and x86_64-efi)', () => installGrub(mnt, disk));
+    await timed('grub (i386-pc and x86_64-efi)', () => installGrub(mnt, disk, cleanup));
     await unblockDaemons(mnt);
     await clean(mnt);
     await writeFile(join(mnt, 'etc/qe-packets-base'), `${JSON.stringify({ hash, built: new Date().toISOString(), ...inputs }, null, 1)}\n`);

