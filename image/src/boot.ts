@@ -1,4 +1,5 @@
-// Boots a disk image under QEMU with its serial console captured, and waits for the login prompt:
+// Boots a disk image under QEMU with its serial console captured, and waits for the login prompt
+// and for systemd to report multi-user.target:
 // the proof that firmware, grub, kernel, initramfs, root by UUID and systemd up to
 // multi-user.target all work. KVM when /dev/kvm is usable, TCG (slow, minutes) otherwise.
 import { execa } from 'execa';
@@ -15,8 +16,9 @@ export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS.fd';
 export interface BootResult {
   firmware: Firmware;
   accel: 'kvm' | 'tcg';
-  /** Seconds from starting QEMU to the login prompt on the serial console. */
+  /** Seconds from starting QEMU to the login prompt and multi-user.target on the serial console. */
   seconds: number;
+  /** The serial console's text, terminal escapes removed. */
   serial: string;
 }
 
@@ -28,6 +30,9 @@ export function kvmUsable(): boolean {
     return false;
   }
 }
+
+/** systemd's status line on the console (colour codes removed). */
+const MULTI_USER = /Reached target multi-user\.target/;
 
 /** Serial output that means the boot has failed and waiting longer is pointless. */
 const FATAL = [/Kernel panic/, /grub rescue>/, /You are in emergency mode/, /Give root password for maintenance/, /ALERT! .* does not exist/, /No bootable device/];
@@ -71,8 +76,11 @@ export async function bootToLogin(opts: {
   try {
     for (;;) {
       await new Promise((r) => setTimeout(r, 1000));
-      const serial = await readFile(opts.serialLog, 'utf8').catch(() => '');
-      if (/\blogin: /.test(serial)) {
+      // Without terminal escapes: systemd colours unit names, grub draws its menu with them.
+      const serial = (await readFile(opts.serialLog, 'utf8').catch(() => '')).replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
+      // Both: getty prompts before multi-user.target is complete (slow units such as host key
+      // generation are still running), and the target alone does not prove a console login.
+      if (/\blogin: /.test(serial) && MULTI_USER.test(serial)) {
         return { firmware: opts.firmware, accel, seconds: (Date.now() - t0) / 1000, serial };
       }
       const fatal = FATAL.find((re) => re.test(serial));
