@@ -1,5 +1,5 @@
 // Boots a disk image under QEMU with its serial console captured, and waits for the login prompt
-// and for systemd to report multi-user.target:
+// and the image's boot report (multi-user.target reached):
 // the proof that firmware, grub, kernel, initramfs, root by UUID and systemd up to
 // multi-user.target all work. KVM when /dev/kvm is usable, TCG (slow, minutes) otherwise.
 import { execa } from 'execa';
@@ -7,6 +7,7 @@ import { copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { accessSync, constants, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { BOOT_COMPLETE_MARKER } from './rootfs.js';
 
 export type Firmware = 'bios' | 'uefi';
 
@@ -20,6 +21,10 @@ export interface BootResult {
   seconds: number;
   /** The serial console's text, terminal escapes removed. */
   serial: string;
+  /** From the image's boot report (rootfs.ts): 'bios' or 'uefi' as the booted system saw it. */
+  reportedFirmware: string;
+  /** Units failed at multi-user.target, comma-separated, or 'none'. */
+  failedUnits: string;
 }
 
 export function kvmUsable(): boolean {
@@ -30,9 +35,6 @@ export function kvmUsable(): boolean {
     return false;
   }
 }
-
-/** systemd's status line on the console (colour codes removed). */
-const MULTI_USER = /Reached target multi-user\.target/;
 
 /** Serial output that means the boot has failed and waiting longer is pointless. */
 const FATAL = [/Kernel panic/, /grub rescue>/, /You are in emergency mode/, /Give root password for maintenance/, /ALERT! .* does not exist/, /No bootable device/];
@@ -78,10 +80,11 @@ export async function bootToLogin(opts: {
       await new Promise((r) => setTimeout(r, 1000));
       // Without terminal escapes: systemd colours unit names, grub draws its menu with them.
       const serial = (await readFile(opts.serialLog, 'utf8').catch(() => '')).replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
-      // Both: getty prompts before multi-user.target is complete (slow units such as host key
-      // generation are still running), and the target alone does not prove a console login.
-      if (/\blogin: /.test(serial) && MULTI_USER.test(serial)) {
-        return { firmware: opts.firmware, accel, seconds: (Date.now() - t0) / 1000, serial };
+      // Both: the getty prompts before multi-user.target is complete (slow units such as host
+      // key generation still run), and the report alone does not prove a console login.
+      const report = new RegExp(`${BOOT_COMPLETE_MARKER} firmware=(\\w+) failed-units=(\\S+)`).exec(serial);
+      if (/\blogin: /.test(serial) && report) {
+        return { firmware: opts.firmware, accel, seconds: (Date.now() - t0) / 1000, serial, reportedFirmware: report[1]!, failedUnits: report[2]! };
       }
       const fatal = FATAL.find((re) => re.test(serial));
       const tail = () => serial.split('\n').slice(-30).join('\n');

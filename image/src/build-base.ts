@@ -8,10 +8,10 @@ import { findMirrors, DISK_SIZE_MIB, PACKAGES, NODE } from './config.js';
 import { baseInputs, hashInputs, repoRoot } from './cache.js';
 import { Cleanup, log, run, timed } from './log.js';
 import { createDiskFile, attachAndFormat, mount } from './disk.js';
-import { debootstrapCached, mountChrootFs, writeAptSources, aptInstall, blockDaemons, unblockDaemons, chroot } from './debootstrap.js';
+import { debootstrapCached, mountChrootFs, writeAptSources, aptInstall, enterBuildMode, leaveBuildMode, chroot } from './debootstrap.js';
 import { fetchNode, installNode } from './node.js';
 import { preseedGrub, writeGrubDefaults, installGrub } from './bootloader.js';
-import { writeFstab, writeIdentity, addInitramfsModules, configureNetwork, secure, clean } from './rootfs.js';
+import { writeFstab, writeIdentity, addInitramfsModules, configureNetwork, addBootReport, secure, clean } from './rootfs.js';
 
 export interface BaseImage {
   path: string;
@@ -69,7 +69,7 @@ export async function buildBase(opts: { rebuild?: boolean } = {}): Promise<BaseI
     // mount point in the appliance.
     await mkdir(join(mnt, 'boot/efi'), { recursive: true });
     await mountChrootFs(mnt, cleanup);
-    await blockDaemons(mnt);
+    await enterBuildMode(mnt);
     await writeAptSources(mnt, mirrors);
     await writeFstab(mnt, disk);
     await writeIdentity(mnt);
@@ -92,9 +92,10 @@ export async function buildBase(opts: { rebuild?: boolean } = {}): Promise<BaseI
     });
     await verifyInitramfs(mnt);
     await configureNetwork(mnt);
+    await addBootReport(mnt);
     await secure(mnt);
     await timed('grub (i386-pc and x86_64-efi)', () => installGrub(mnt, disk, cleanup));
-    await unblockDaemons(mnt);
+    await leaveBuildMode(mnt);
     await clean(mnt);
     await writeFile(join(mnt, 'etc/qe-packets-base'), `${JSON.stringify({ hash, built: new Date().toISOString(), ...inputs }, null, 1)}\n`);
     // Hands the free blocks back to the sparse file: smaller copies and compressed outputs.

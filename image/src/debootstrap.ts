@@ -94,11 +94,19 @@ export async function aptInstall(root: string, packages: readonly string[]): Pro
   ]);
 }
 
-/** Keeps maintainer scripts from starting daemons inside the build chroot. */
-export async function blockDaemons(root: string): Promise<void> {
+const UNSAFE_IO = 'etc/dpkg/dpkg.cfg.d/qe-image-build';
+
+/**
+ * Build-time settings of the chroot, removed before the disk is finished: maintainer scripts may
+ * not start daemons, and dpkg skips its fsync per unpacked file (the disk is thrown away if the
+ * build fails, and is synced when it is unmounted; the fsyncs tripled apt's time here).
+ */
+export async function enterBuildMode(root: string): Promise<void> {
   await writeFile(join(root, 'usr/sbin/policy-rc.d'), '#!/bin/sh\n# image build: no daemons in the chroot\nexit 101\n', { mode: 0o755 });
+  await writeFile(join(root, UNSAFE_IO), 'force-unsafe-io\n');
 }
 
-export async function unblockDaemons(root: string): Promise<void> {
+export async function leaveBuildMode(root: string): Promise<void> {
   await rm(join(root, 'usr/sbin/policy-rc.d'), { force: true });
+  await rm(join(root, UNSAFE_IO), { force: true });
 }

@@ -90,6 +90,44 @@ WantedBy=ssh.service
   await rm(join(root, 'var/lib/dbus/machine-id'), { force: true });
 }
 
+/**
+ * One line in the kernel log, so on every console including the serial one, when the boot has
+ * reached multi-user.target: which firmware booted it and which units failed. It is what an
+ * operator watching a serial console and the boot test (image/src/boot.ts) wait for; systemd's own
+ * status lines stop once a getty owns the serial console. DefaultDependencies=no lets it be both
+ * wanted by and ordered after multi-user.target, as systemd-update-utmp-runlevel is.
+ */
+export const BOOT_COMPLETE_MARKER = 'qe-packets: boot complete:';
+
+export async function addBootReport(root: string): Promise<void> {
+  await writeFile(
+    join(root, 'usr/local/sbin/qe-boot-report'),
+    `#!/bin/sh
+# Reports the end of the boot on the kernel log (all consoles).
+fw=bios; [ -d /sys/firmware/efi ] && fw=uefi
+failed=$(systemctl list-units --state=failed --plain --no-legend 2>/dev/null | awk '{print $1}' | paste -sd, -)
+echo "<5>${BOOT_COMPLETE_MARKER} firmware=$fw failed-units=\${failed:-none}" > /dev/kmsg
+`,
+    { mode: 0o755 },
+  );
+  await writeFile(
+    join(root, 'etc/systemd/system/qe-boot-report.service'),
+    `[Unit]
+Description=Report the end of the boot on the consoles
+DefaultDependencies=no
+After=multi-user.target
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/qe-boot-report
+
+[Install]
+WantedBy=multi-user.target
+`,
+  );
+  await chroot(root, ['systemctl', 'enable', 'qe-boot-report.service']);
+}
+
 /** Removes what the build leaves that an instance must not inherit or does not need. */
 export async function clean(root: string): Promise<void> {
   await chroot(root, ['apt-get', 'clean']);
