@@ -98,8 +98,9 @@ const UNSAFE_IO = 'etc/dpkg/dpkg.cfg.d/qe-image-build';
 
 /**
  * Build-time settings of the chroot, removed before the disk is finished: maintainer scripts may
- * not start daemons, and dpkg skips its fsync per unpacked file (the disk is thrown away if the
- * build fails, and is synced when it is unmounted; the fsyncs tripled apt's time here).
+ * not start daemons, and dpkg skips its fsync per unpacked file: the disk is thrown away if the
+ * build fails and is synced when it is unmounted, so those thousands of fsyncs protect nothing
+ * (apt's part of the build went from about 400 to 340 s here, on a loaded machine).
  */
 export async function enterBuildMode(root: string): Promise<void> {
   await writeFile(join(root, 'usr/sbin/policy-rc.d'), '#!/bin/sh\n# image build: no daemons in the chroot\nexit 101\n', { mode: 0o755 });
