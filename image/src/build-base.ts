@@ -2,11 +2,11 @@
 // Stage 2 (Packer + Ansible, provisioning the appliance into a copy of this disk) and stage 3
 // (the OVA / qcow2 / img.zst outputs) take the path this returns.
 import { existsSync } from 'node:fs';
-import { mkdir, rename, rm, writeFile, readdir, stat } from 'node:fs/promises';
+import { mkdir, rename, rm, rmdir, writeFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { findMirrors, DISK_SIZE_MIB, PACKAGES, NODE } from './config.js';
 import { baseInputs, hashInputs, repoRoot } from './cache.js';
-import { Cleanup, log, run, timed } from './log.js';
+import { Cleanup, killRunning, log, run, timed } from './log.js';
 import { createDiskFile, attachAndFormat, mount } from './disk.js';
 import { debootstrapCached, mountChrootFs, writeAptSources, aptInstall, enterBuildMode, leaveBuildMode, chroot } from './debootstrap.js';
 import { fetchNode, installNode } from './node.js';
@@ -55,11 +55,20 @@ export async function buildBase(opts: { rebuild?: boolean } = {}): Promise<BaseI
   const tmp = `${path}.partial`;
   const mnt = join(dir, `mnt-${hash}`);
   const cleanup = new Cleanup();
-  const onSignal = () => {
-    void cleanup.runAll().then(() => process.exit(130));
+  // `on`, not `once`: execa's exit hook re-raises a signal nobody else listens to, which would
+  // kill the process before the unmounts ran.
+  const onSignal = (sig: NodeJS.Signals) => {
+    log(`${sig}: stopping, unmounting and detaching`);
+    killRunning();
+    void cleanup
+      .runAll()
+      .then(() => rm(tmp, { force: true }))
+      .then(() => rmdir(mnt))
+      .catch(() => undefined)
+      .then(() => process.exit(130));
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
     await createDiskFile(tmp, DISK_SIZE_MIB);
     const disk = await attachAndFormat(tmp, cleanup);
@@ -109,7 +118,9 @@ export async function buildBase(opts: { rebuild?: boolean } = {}): Promise<BaseI
   } finally {
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
-    await rm(mnt, { recursive: true, force: true }).catch(() => undefined);
+    // rmdir, never a recursive delete: were an unmount to have failed, a recursive delete would go
+    // through the bind-mounted /dev of the build host.
+    await rmdir(mnt).catch(() => undefined);
   }
   await pruneOldBases(path);
   const used = (await stat(path)).blocks * 512;

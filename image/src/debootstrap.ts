@@ -1,7 +1,7 @@
 // The Debian root: a minbase debootstrap from the configured mirror, then apt inside a chroot.
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile, rm, rename } from 'node:fs/promises';
+import { mkdir, writeFile, rm, rename, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run, Cleanup, log } from './log.js';
 import { ARCH, SUITE, type Mirrors } from './config.js';
@@ -45,12 +45,36 @@ async function debootstrap(root: string, mirrors: Mirrors, debCache: string): Pr
 
 /** The kernel filesystems a package's maintainer scripts (initramfs, grub-probe) expect. */
 export async function mountChrootFs(root: string, cleanup: Cleanup): Promise<void> {
+  // Runs before the unmounts: a dpkg or daemon still inside the chroot (apt killed by a signal
+  // leaves its dpkg running) would keep the filesystems, and so the loop device, busy.
+  cleanup.push(`kill processes in ${root}`, () => killChrootProcesses(root));
   await mount('proc', join(root, 'proc'), cleanup, ['-t', 'proc']);
   await mount('sysfs', join(root, 'sys'), cleanup, ['-t', 'sysfs']);
   // The host's /dev: grub-install must see the loop device and its partitions.
   await mount('/dev', join(root, 'dev'), cleanup, ['--bind']);
   await mount('devpts', join(root, 'dev/pts'), cleanup, ['-t', 'devpts', '-o', 'gid=5,mode=620,ptmxmode=000']);
   await mount('tmpfs', join(root, 'run'), cleanup, ['-t', 'tmpfs', '-o', 'mode=755']);
+}
+
+async function killChrootProcesses(root: string): Promise<void> {
+  for (let round = 0; round < 10; round++) {
+    const inside: number[] = [];
+    for (const pid of await readdir('/proc').catch(() => [] as string[])) {
+      if (!/^\d+$/.test(pid)) continue;
+      const r = await readlink(`/proc/${pid}/root`).catch(() => '');
+      if (r === root || r.startsWith(`${root}/`)) inside.push(Number(pid));
+    }
+    if (!inside.length) return;
+    log(`killing ${inside.length} process(es) left in ${root}`);
+    for (const pid of inside) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 const CHROOT_ENV = {

@@ -10,18 +10,29 @@ export function log(msg: string): void {
  * are very chatty); on failure the error carries the command and its captured output. */
 export async function run(file: string, args: readonly string[], opts: Options = {}): Promise<string> {
   const verbose = process.env.QE_IMAGE_VERBOSE === '1';
+  const child = execa(file, args, {
+    ...(opts.input === undefined ? { stdin: 'ignore' } : {}),
+    ...(verbose ? { stdout: ['pipe', 'inherit'], stderr: ['pipe', 'inherit'] } : {}),
+    ...opts,
+  } as Options);
+  live.add(child);
   try {
-    const r = await execa(file, args, {
-      ...(opts.input === undefined ? { stdin: 'ignore' } : {}),
-      ...(verbose ? { stdout: ['pipe', 'inherit'], stderr: ['pipe', 'inherit'] } : {}),
-      ...opts,
-    } as Options);
+    const r = await child;
     return String(r.stdout ?? '').trim();
   } catch (e) {
     const err = e as { stderr?: unknown; stdout?: unknown; shortMessage?: string; message?: string };
     const tail = (String(err.stderr ?? '') || String(err.stdout ?? '')).split('\n').slice(-25).join('\n');
     throw new Error(`${err.shortMessage ?? `${file} ${args.join(' ')}: ${err.message ?? String(e)}`}\n${tail}`);
+  } finally {
+    live.delete(child);
   }
+}
+
+const live = new Set<{ kill(signal?: NodeJS.Signals): boolean }>();
+
+/** Stops every command still running (apt in the chroot holds the mounts a cleanup must undo). */
+export function killRunning(): void {
+  for (const c of live) c.kill('SIGTERM');
 }
 
 export async function timed<T>(label: string, fn: () => Promise<T>): Promise<T> {
@@ -39,7 +50,15 @@ export class Cleanup {
   push(label: string, fn: () => Promise<void>): void {
     this.steps.push({ label, fn });
   }
-  async runAll(): Promise<void> {
+  private running: Promise<void> | undefined;
+  /** Safe to call twice at once (a signal handler and a failing step): both wait for one pass. */
+  runAll(): Promise<void> {
+    this.running ??= this.pass().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+  private async pass(): Promise<void> {
     while (this.steps.length) {
       const s = this.steps.pop()!;
       try {
