@@ -46,7 +46,8 @@ export async function toImgZst(raw: string, outZst: string, outBmap: string, lev
   if (!Number.isInteger(level) || level < 1 || level > 19) throw new Error(`QE_IMAGE_ZSTD_LEVEL=${process.env.QE_IMAGE_ZSTD_LEVEL}: use an integer from 1 to 19`);
   await timed(`bmap ${outBmap}`, () => atomically(outBmap, (tmp) => run('bmaptool', ['create', '-o', tmp, raw]).then(() => undefined)));
   await timed(`zstd -${level} ${outZst}`, () =>
-    // --sparse is irrelevant here; zstd reads the holes as zeros, which compress to nothing.
+    // The holes read as zeros, which cost next to nothing compressed; bmaptool skips them when
+    // writing, by the map.
     atomically(outZst, (tmp) => run('zstd', ['-q', '-f', `-${level}`, '-T0', raw, '-o', tmp]).then(() => undefined)),
   );
   return [outZst, outBmap];
