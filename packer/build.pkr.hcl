@@ -11,8 +11,11 @@ build {
     use_proxy = false
     # Interfaces and disks are the appliance's own, known at first boot (qe-packets firstboot):
     # the image gets the package, the hardening and the tuning, not a store.
+    # Management networks are unknown when the image is built: SSH and the metrics port stay
+    # reachable from any address (nothing else is open), until the operator narrows them.
     extra_arguments = [
-      "--extra-vars", "qe_packets_deb=${var.deb} qe_packets_validate_config=false storage_apply=false",
+      "--extra-vars", "qe_packets_deb=${var.deb} qe_packets_validate_config=false qe_packets_start=false qe_packets_firstboot=true storage_apply=false",
+      "--extra-vars", "{\"hardening_management_networks\": [\"0.0.0.0/0\", \"::/0\"], \"capture_tuning_interfaces\": []}",
     ]
   }
 

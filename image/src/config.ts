@@ -24,6 +24,8 @@ export const PACKAGES: readonly string[] = [
   'ca-certificates', 'less', 'procps', 'e2fsprogs', 'dosfstools', 'gdisk', 'cloud-guest-utils',
   'libpcap0.8', // the capture helper's one run-time library
   'zstd',
+  'python3', 'python3-apt', // Ansible's modules run in the guest (stage 2, and ansible/site.yml on a deployed appliance)
+  'adduser', // the update package creates its user with it
 ];
 
 /** Modules that must be in the initramfs because the root disk or the first NIC sits behind them
