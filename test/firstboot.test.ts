@@ -103,7 +103,15 @@ describe('qe-packets firstboot', () => {
     expect(out).toMatchObject({ management: 'enp1s0', capture: 'enp2s0' });
     expect(out.provision.slice(0, 4)).toEqual(['provision', 'storage', '--profile', 'max']);
     expect(await readFile(join(sys, 'etc/systemd/network/10-qe-management.network'), 'utf8')).toContain('DHCP=ipv4');
-    expect(out.notes).toContain('no admin SSH key given: log in on the console (there is no password login over SSH)');
+    expect(out.notes).toContain('no admin SSH key given: set the admin_ssh_key property (vApp options) and reboot; there are no passwords');
+    // A later boot with a key: only the key is applied.
+    const env = join(sys, 'ovf-env.xml');
+    await writeFile(env, ovfEnv({ hostname: 'other', admin_ssh_key: KEY }));
+    const again = await cli(['firstboot', '--ovf-env', env, '--root', sys, '--nics', 'enp1s0,enp2s0']);
+    expect(again.exitCode, again.all).toBe(0);
+    expect(again.stderr).toContain('first boot already done');
+    expect(await readFile(join(sys, 'home/admin/.ssh/authorized_keys'), 'utf8')).toBe(`${KEY}\n`);
+    expect(await readFile(join(sys, 'etc/hostname'), 'utf8')).toBe('qe-packets\n');
   });
 
   it('refuses a document that is not an OVF environment', async () => {
@@ -120,6 +128,6 @@ describe('qe-packets firstboot', () => {
     await writeFile(unit, renderUnit({ libDir: root.replace(/\/$/, ''), node: process.execPath }, 'qe-packets-firstboot'));
     const res = await execa('systemd-analyze', ['verify', unit], { reject: false, all: true });
     expect(res.all).toBe('');
-    expect(await readFile(unit, 'utf8')).toContain('ConditionPathExists=!/var/lib/qe-packets/firstboot.done');
+    expect(await readFile(unit, 'utf8')).toMatch(/^ExecStart=.* firstboot$/m);
   });
 });

@@ -46,6 +46,12 @@ export async function bootToLogin(opts: {
   timeoutMs: number;
   /** Where the serial console goes; kept for inspection when the boot fails. */
   serialLog: string;
+  /** Instead of one user-mode NIC: these -nic specifications, in order. */
+  nics?: string[];
+  /** More QEMU arguments (extra disks, a CD-ROM). */
+  extraArgs?: string[];
+  /** Runs once the system is up, before QEMU is stopped (checks over SSH). */
+  whileUp?: () => Promise<void>;
 }): Promise<BootResult> {
   if (!existsSync(opts.disk)) throw new Error(`${opts.disk} does not exist: build it first (npm run image:base)`);
   if (opts.firmware === 'uefi' && !existsSync(OVMF_CODE)) throw new Error(`${OVMF_CODE} is missing: apt-get install ovmf (scripts/install-deps)`);
@@ -61,7 +67,8 @@ export async function bootToLogin(opts: {
     // The image is never written: every boot starts from the built state.
     '-snapshot',
     '-drive', `file=${opts.disk},format=${opts.format ?? 'raw'},if=virtio`,
-    '-nic', 'user,model=virtio-net-pci',
+    ...(opts.nics ?? ['user,model=virtio-net-pci']).flatMap((n) => ['-nic', n]),
+    ...(opts.extraArgs ?? []),
   ];
   if (opts.firmware === 'uefi') {
     // The variable store is written by the firmware: each boot gets its own copy.
@@ -84,6 +91,7 @@ export async function bootToLogin(opts: {
       // key generation still run), and the report alone does not prove a console login.
       const report = new RegExp(`${BOOT_COMPLETE_MARKER} firmware=(\\w+) failed-units=(\\S+)`).exec(serial);
       if (/\blogin: /.test(serial) && report) {
+        await opts.whileUp?.();
         return { firmware: opts.firmware, accel, seconds: (Date.now() - t0) / 1000, serial, reportedFirmware: report[1]!, failedUnits: report[2]! };
       }
       const fatal = FATAL.find((re) => re.test(serial));

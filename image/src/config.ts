@@ -26,6 +26,7 @@ export const PACKAGES: readonly string[] = [
   'zstd',
   'python3', 'python3-apt', // Ansible's modules run in the guest (stage 2, and ansible/site.yml on a deployed appliance)
   'adduser', // the update package creates its user with it
+  'xfsprogs', // the store disk, formatted at first boot (qe-packets provision storage)
 ];
 
 /** Modules that must be in the initramfs because the root disk or the first NIC sits behind them

@@ -34,6 +34,9 @@ export function controlFile(input: ControlInput): string {
     'Maintainer: Qe-Packets <qe-packets@localhost>',
     `Installed-Size: ${input.installedSizeKiB}`,
     `Depends: ${mergeDepends(EXPLICIT_DEPENDS, input.shlibDepends).join(', ')}`,
+    // `provision storage` formats with XFS (an appliance's first boot does); RAID layouts need mdadm.
+    'Recommends: xfsprogs',
+    'Suggests: mdadm',
     'Section: net',
     'Priority: optional',
     'Description: full packet capture appliance daemon',

@@ -2,6 +2,7 @@
 // `root`, so the same code configures a running appliance (/) or an image mounted elsewhere.
 import { chown, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { Document, isMap, parseDocument } from 'yaml';
 import { parseConfigText } from '../config/load.js';
 import { writeFileAtomic } from '../provision/write-file.js';
@@ -82,6 +83,27 @@ async function ownerOf(root: string, user: string): Promise<{ uid: number; gid: 
   return { uid: Number(f[2]), gid: Number(f[3]) };
 }
 
+/**
+ * The admin's key, and the admin itself on a running system: a locked-password account in the
+ * qe-packets group (status, extraction), reachable by this key only.
+ */
+export async function installAdminKey(root: string, key: string, notes: string[]): Promise<string> {
+  if (!(await ownerOf(root, ADMIN_USER)) && root === '/') {
+    await execa('useradd', ['--create-home', '--user-group', '--shell', '/bin/bash', ADMIN_USER]);
+    await execa('usermod', ['--append', '--groups', 'qe-packets', ADMIN_USER], { reject: false });
+  }
+  const ssh = join(root, `home/${ADMIN_USER}/.ssh`);
+  await mkdir(ssh, { recursive: true, mode: 0o700 });
+  const keys = join(ssh, 'authorized_keys');
+  await writeFile(keys, `${key}\n`, { mode: 0o600 });
+  const owner = await ownerOf(root, ADMIN_USER);
+  if (owner) {
+    await chown(ssh, owner.uid, owner.gid);
+    await chown(keys, owner.uid, owner.gid);
+  } else notes.push(`user ${ADMIN_USER} does not exist under ${root}: authorized_keys written but not given to it`);
+  return `/home/${ADMIN_USER}/.ssh/authorized_keys`;
+}
+
 export async function applySettings(
   s: ApplianceSettings,
   o: { root: string; configPath: string; nics: string[] },
@@ -104,18 +126,8 @@ export async function applySettings(
   await writeFileAtomic(at('etc/systemd/network/20-qe-capture.network'), captureNetwork(capture));
   files.push('/etc/systemd/network/10-qe-management.network', '/etc/systemd/network/20-qe-capture.network');
 
-  if (s.adminSshKey) {
-    const ssh = at(`home/${ADMIN_USER}/.ssh`);
-    await mkdir(ssh, { recursive: true, mode: 0o700 });
-    const keys = join(ssh, 'authorized_keys');
-    await writeFile(keys, `${s.adminSshKey}\n`, { mode: 0o600 });
-    const owner = await ownerOf(o.root, ADMIN_USER);
-    if (owner) {
-      await chown(ssh, owner.uid, owner.gid);
-      await chown(keys, owner.uid, owner.gid);
-    } else notes.push(`user ${ADMIN_USER} does not exist under ${o.root}: authorized_keys written but not given to it`);
-    files.push(`/home/${ADMIN_USER}/.ssh/authorized_keys`);
-  } else notes.push('no admin SSH key given: log in on the console (there is no password login over SSH)');
+  if (s.adminSshKey) files.push(await installAdminKey(o.root, s.adminSshKey, notes));
+  else notes.push('no admin SSH key given: set the admin_ssh_key property (vApp options) and reboot; there are no passwords');
 
   const config = at(o.configPath.replace(/^\//, ''));
   const text = await readFile(config, 'utf8').catch(() => '');

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execa } from 'execa';
 import { DEFAULT_CONFIG_PATH } from '../config/config.js';
-import { ADMIN_USER, DONE_STAMP, applySettings, physicalNics } from '../appliance/apply.js';
+import { ADMIN_USER, DONE_STAMP, applySettings, installAdminKey, physicalNics } from '../appliance/apply.js';
 import { OvfEnvError, parseOvfEnvironment } from '../appliance/ovf-env.js';
 import { findOvfEnvironment } from '../appliance/ovf-source.js';
 import { readSettings } from '../appliance/settings.js';
@@ -19,7 +19,8 @@ Applies the appliance settings given at import (the OVF properties: hostname, ma
 address, gateway, DNS, admin SSH key, capture interface, storage profile), read from VMware's
 guestinfo, an "OVF ENV" CD-ROM, or --ovf-env FILE; without any, the defaults (DHCP on the first NIC,
 capture on the second, all of the store disk). Then provisions the store disk with
-\`qe-packets provision storage\`. qe-packets-firstboot.service runs it once, on the first boot.
+\`qe-packets provision storage\`. qe-packets-firstboot.service runs it at every boot: after the
+first, only the admin SSH key is taken again (how a new key reaches an appliance with no passwords).
 
   --ovf-env FILE   read the OVF environment from FILE
   --root DIR       configure the system mounted at DIR (an image) instead of this one; implies --no-storage
@@ -52,8 +53,18 @@ export async function firstbootCommand(argv: string[]): Promise<number> {
   }
   const { settings, problems } = readSettings(props);
   for (const p of problems) log('error', `OVF property ${p.key} = ${JSON.stringify(p.value)}: ${p.message}; fix: ${p.fix}`);
+  // After the first boot only the admin key is taken again: it is how a key forgotten at import,
+  // or a new one, reaches an appliance that has no passwords.
+  if (existsSync(join(root, DONE_STAMP))) {
+    const notes: string[] = [];
+    if (settings.adminSshKey) await installAdminKey(root, settings.adminSshKey, notes);
+    for (const n of notes) log('warn', n);
+    log('info', `first boot already done (${join(root, DONE_STAMP)}): ${settings.adminSshKey ? 'admin key updated' : 'nothing to do'}`);
+    return EXIT.ok;
+  }
   const nics = values.nics ? values.nics.split(',').map((n) => n.trim()).filter(Boolean) : await physicalNics();
   const plan = await applySettings(settings, { root, configPath, nics });
+  if (root === '/') await execa('hostname', [settings.hostname], { reject: false }); // the running system too, not only the next boot
   for (const n of plan.notes) log('warn', n);
   // The capture_tuning role installs a per-interface unit (offloads off, rings, promiscuous);
   // the capture interface is known only now.

@@ -174,6 +174,18 @@ export async function applyPlan(plan: StoragePlan, opts: ApplyOptions): Promise<
       await run(['mount', '-t', 'xfs', '-o', MOUNT_OPTIONS, device, f.mountPoint], log);
       changes.push(`mounted ${f.label} (UUID=${uuid}) at ${f.mountPoint}`);
     }
+    // The service runs as qe-packets (see the unit): the store must be its own, as the package's is.
+    const service = await execa('id', ['-u', 'qe-packets'], { reject: false });
+    if (service.exitCode === 0) {
+      const uid = Number(service.stdout.trim());
+      const gid = Number((await execa('id', ['-g', 'qe-packets'])).stdout.trim());
+      const st = await stat(f.mountPoint);
+      if (st.uid !== uid || st.gid !== gid || (st.mode & 0o777) !== 0o750) {
+        await execa('chown', [`${uid}:${gid}`, f.mountPoint]);
+        await execa('chmod', ['0750', f.mountPoint]);
+        changes.push(`${f.mountPoint}: owned by qe-packets (mode 0750)`);
+      }
+    }
     const s = await statfs(f.mountPoint);
     applied.push({ label: f.label, device, uuid, mountPoint: f.mountPoint, sizeBytes: s.blocks * s.bsize, availBytes: s.bavail * s.bsize });
   }
