@@ -14,7 +14,7 @@ build {
     # Management networks are unknown when the image is built: SSH and the metrics port stay
     # reachable from any address (nothing else is open), until the operator narrows them.
     extra_arguments = [
-      "--extra-vars", "qe_packets_deb=${var.deb} qe_packets_validate_config=false qe_packets_start=false qe_packets_firstboot=true storage_apply=false",
+      "--extra-vars", "qe_packets_deb=${var.deb} qe_packets_validate_config=false qe_packets_start=false qe_packets_firstboot=true storage_enabled=false",
       "--extra-vars", "{\"hardening_management_networks\": [\"0.0.0.0/0\", \"::/0\"], \"capture_tuning_interfaces\": []}",
     ]
   }

@@ -13,14 +13,16 @@ source "qemu" "appliance" {
   vm_name          = "${local.image_name}.raw"
   format           = "raw"
   disk_size        = var.disk_size
-  disk_interface   = "virtio-scsi"
+  disk_interface   = "virtio"
   net_device       = "virtio-net"
   accelerator      = var.accelerator
   headless         = true
   memory           = var.memory
   cpus             = var.cpus
   boot_wait        = var.boot_wait
+  # A -drive here replaces every drive Packer would add: the system disk is named too.
   qemuargs = [
+    ["-drive", "file=${var.output_directory}/${local.image_name}.raw,if=virtio,format=raw,cache=unsafe,discard=unmap"],
     ["-drive", "if=pflash,format=raw,readonly=on,file=${var.ovmf_code}"],
     ["-drive", "if=pflash,format=raw,file=${var.ovmf_vars}"],
     ["-serial", "file:${var.output_directory}/serial.log"],

@@ -47,7 +47,10 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
   private states = new Map<string, InterfaceState>();
   private timers = new Map<string, NodeJS.Timeout>();
   private stopping = false;
+  /** Files closed this run, kept only when asked for (--summary): a daemon running for months closes millions. */
   readonly closedFiles: FileClosedMessage[] = [];
+  closedCount = 0;
+  keepClosedFiles = true;
 
   constructor(
     private config: Config,
@@ -127,7 +130,8 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
           state.openFile = m.path;
           break;
         case 'file_closed':
-          this.closedFiles.push(m);
+          this.closedCount++;
+          if (this.keepClosedFiles) this.closedFiles.push(m);
           this.emit('file_closed', m);
           break;
         case 'error':

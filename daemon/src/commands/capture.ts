@@ -146,6 +146,7 @@ async function captureLive(config: Config, configPath: string | undefined, summa
   const st = retention.state();
   log('info', `store: ${config.storage.paths.join(', ')} (${config.storage.mode}, ${formatSize(st.usedBytes)} of ${formatSize(st.capacityBytes)} used)`);
   const sup = new CaptureSupervisor(config, retention.argsFor);
+  sup.keepClosedFiles = summaryPath !== undefined;
   retention.attach(sup);
   const monitor = new CaptureMonitor(config, sup, retention);
   await monitor.start();

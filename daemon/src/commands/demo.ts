@@ -116,7 +116,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
       const lost = t.kernel_drops + t.if_drops + t.writer_drops;
       process.stdout.write(
         `  ${((Date.now() - start) / 1000).toFixed(0).padStart(3)}s  ${span}: ${String(t.received).padStart(7)} packets seen, ` +
-          `${String(t.written).padStart(7)} written (${formatSize(t.written_bytes)}), ${lost} lost, ${sup.closedFiles.length} files closed\n`,
+          `${String(t.written).padStart(7)} written (${formatSize(t.written_bytes)}), ${lost} lost, ${sup.closedCount} files closed\n`,
       );
     }
     await sup.stop();
