@@ -13,9 +13,9 @@ build {
     # the image gets the package, the hardening and the tuning, not a store.
     # Management networks are unknown when the image is built: SSH and the metrics port stay
     # reachable from any address (nothing else is open), until the operator narrows them.
+    # JSON, so that booleans stay booleans (key=value extra vars are all strings).
     extra_arguments = [
-      "--extra-vars", "qe_packets_deb=${var.deb} qe_packets_validate_config=false qe_packets_start=false qe_packets_firstboot=true storage_enabled=false",
-      "--extra-vars", "{\"hardening_management_networks\": [\"0.0.0.0/0\", \"::/0\"], \"capture_tuning_interfaces\": []}",
+      "--extra-vars", "{\"qe_packets_deb\": \"${var.deb}\", \"qe_packets_validate_config\": false, \"qe_packets_start\": false, \"qe_packets_firstboot\": true, \"storage_enabled\": false, \"hardening_management_networks\": [\"0.0.0.0/0\", \"::/0\"], \"capture_tuning_interfaces\": []}",
     ]
   }
 
