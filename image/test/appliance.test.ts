@@ -69,9 +69,11 @@ describe('appliance image', () => {
         // Capture starts after first boot provisioned the disk; give the daemon a moment under TCG.
         for (let i = 0; i < 40; i++) {
           const res = await ssh('qe-packets status --json');
-          if (res.stdout.trim().startsWith('{')) {
-            status = JSON.parse(res.stdout);
-            if (status?.figures.interfaces.every((x) => x.up)) break;
+          // Until the daemon answers, status --json prints {"state": "unknown", ...} without figures.
+          const parsed = res.stdout.trim().startsWith('{') ? (JSON.parse(res.stdout) as typeof status & { figures?: unknown }) : undefined;
+          if (parsed?.figures) {
+            status = parsed;
+            if (status!.figures.interfaces.every((x) => x.up)) break;
           }
           await new Promise((ok) => setTimeout(ok, 5000));
         }
