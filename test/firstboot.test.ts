@@ -1,6 +1,6 @@
 // First boot of an appliance: the settings a user gave at import (an OVF environment document, as
 // VMware's guestinfo or the OVF ENV ISO carry it) applied to a system root, and the unit that runs it.
-import { readFile, stat, writeFile, mkdir } from 'node:fs/promises';
+import { chmod, chown, readFile, stat, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
@@ -21,6 +21,7 @@ ${Object.entries(props).map(([k, v]) => `    <Property oe:key="${k}" oe:value="$
 `;
 }
 
+const isRoot = process.getuid?.() === 0;
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFy0e0k2Vj8xk7mQnYV7Z4oQ8h3u9m2l8cJ0bq1Xr5Wd ops@example';
 
 async function systemRoot(): Promise<string> {
@@ -37,10 +38,17 @@ describe('qe-packets firstboot', () => {
     const sys = await systemRoot();
     const env = join(sys, 'ovf-env.xml');
     await writeFile(env, ovfEnv({ hostname: 'cap-01', mgmt_address: '192.0.2.10/24', mgmt_gateway: '192.0.2.1', dns_servers: '192.0.2.53, 198.51.100.53', admin_ssh_key: KEY, capture_interface: 'auto', storage_profile: '10TB' }));
+    // The package ships the config readable by the daemon's group only; first boot must keep that.
+    const configPath = join(sys, 'etc/qe-packets/config.yaml');
+    const [uid, gid] = isRoot ? [0, 4242] : [process.getuid!(), process.getgid!()];
+    await chown(configPath, uid, gid);
+    await chmod(configPath, 0o640);
     const res = await cli(['firstboot', '--ovf-env', env, '--root', sys, '--nics', 'ens192,ens224', '--json']);
     expect(res.exitCode, res.all).toBe(0);
     const out = JSON.parse(res.stdout);
     expect(out).toMatchObject({ management: 'ens192', capture: 'ens224', problems: [], storage: 'skipped' });
+    const configStat = await stat(configPath);
+    expect([configStat.uid, configStat.gid, configStat.mode & 0o7777]).toEqual([uid, gid, 0o640]);
     expect(out.provision).toEqual(['provision', 'storage', '--profile', '10TB', '--disks', 'auto', '--yes', '--config', '/etc/qe-packets/config.yaml']);
     expect(await readFile(join(sys, 'etc/hostname'), 'utf8')).toBe('cap-01\n');
     expect(await readFile(join(sys, 'etc/hosts'), 'utf8')).toBe('127.0.0.1\tlocalhost\n127.0.1.1\tcap-01\n::1\tlocalhost ip6-localhost\n');

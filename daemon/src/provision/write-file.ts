@@ -2,12 +2,20 @@
 import { mkdir, open, rename, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
+/**
+ * The replacement keeps the old file's mode, owner and group: the daemon reads its config as the
+ * qe-packets group (root:qe-packets 0640), and a root-run writer that reset them to root:root would
+ * leave the service unable to start.
+ */
 export async function writeFileAtomic(path: string, text: string): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const tmp = join(dirname(path), `.${basename(path)}.qe-tmp-${process.pid}`);
-  const mode = await stat(path).then((s) => s.mode & 0o7777, () => 0o644);
-  const fh = await open(tmp, 'w', mode);
+  const old = await stat(path).catch(() => undefined);
+  const fh = await open(tmp, 'w', old ? old.mode & 0o7777 : 0o644);
   try {
+    if (old && (old.uid !== process.getuid?.() || old.gid !== process.getgid?.())) await fh.chown(old.uid, old.gid);
+    // open()'s mode passes through the umask; chmod after chown, which may clear set-id bits.
+    if (old) await fh.chmod(old.mode & 0o7777);
     await fh.writeFile(text);
     await fh.sync();
   } finally {
