@@ -12,10 +12,11 @@ build {
     # Interfaces and disks are the appliance's own, known at first boot (qe-packets firstboot):
     # the image gets the package, the hardening and the tuning, not a store.
     # Management networks are unknown when the image is built: SSH and the metrics port stay
-    # reachable from any address (nothing else is open), until the operator narrows them.
+    # reachable from any address (nothing else is open), until the operator narrows them; the
+    # metrics listen on all addresses so a Prometheus on the management network can scrape them.
     # JSON, so that booleans stay booleans (key=value extra vars are all strings).
     extra_arguments = [
-      "--extra-vars", "{\"qe_packets_deb\": \"${var.deb}\", \"qe_packets_validate_config\": false, \"qe_packets_start\": false, \"qe_packets_firstboot\": true, \"storage_enabled\": false, \"hardening_management_networks\": [\"0.0.0.0/0\", \"::/0\"], \"capture_tuning_interfaces\": []}",
+      "--extra-vars", "{\"qe_packets_deb\": \"${var.deb}\", \"qe_packets_validate_config\": false, \"qe_packets_start\": false, \"qe_packets_firstboot\": true, \"storage_enabled\": false, \"hardening_management_networks\": [\"0.0.0.0/0\", \"::/0\"], \"capture_tuning_interfaces\": [], \"qe_packets_metrics_listen\": \"0.0.0.0:9464\"}",
     ]
   }
 

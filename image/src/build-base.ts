@@ -4,12 +4,13 @@
 import { existsSync } from 'node:fs';
 import { mkdir, rename, rm, rmdir, writeFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { findMirrors, DISK_SIZE_MIB, PACKAGES, NODE } from './config.js';
+import { findMirrors, DISK_SIZE_MIB, PACKAGES } from './config.js';
 import { baseInputs, hashInputs, repoRoot } from './cache.js';
 import { Cleanup, killRunning, log, run, timed } from './log.js';
 import { createDiskFile, attachAndFormat, mount } from './disk.js';
 import { debootstrapCached, mountChrootFs, writeAptSources, aptInstall, enterBuildMode, leaveBuildMode, chroot } from './debootstrap.js';
-import { fetchNode, installNode } from './node.js';
+import { installNode } from './node.js';
+import { NODE, nodeTarball } from '../../package/src/node-runtime.js';
 import { preseedGrub, writeGrubDefaults, installGrub } from './bootloader.js';
 import { writeFstab, writeIdentity, addInitramfsModules, configureNetwork, addBootReport, secure, clean } from './rootfs.js';
 
@@ -50,7 +51,7 @@ export async function buildBase(opts: { rebuild?: boolean } = {}): Promise<BaseI
   }
   log(`building base image ${hash} from ${mirrors.debian} (security: ${mirrors.security})`);
   const t0 = Date.now();
-  const nodeTgz = await timed('fetch Node.js', () => fetchNode(join(dir, 'cache')));
+  const nodeTgz = await timed('fetch Node.js', () => nodeTarball());
 
   const tmp = `${path}.partial`;
   const mnt = join(dir, `mnt-${hash}`);

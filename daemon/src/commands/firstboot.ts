@@ -6,6 +6,7 @@ import { DEFAULT_CONFIG_PATH } from '../config/config.js';
 import { ADMIN_USER, DONE_STAMP, applySettings, installAdminKey, physicalNics } from '../appliance/apply.js';
 import { OvfEnvError, parseOvfEnvironment } from '../appliance/ovf-env.js';
 import { findOvfEnvironment } from '../appliance/ovf-source.js';
+import { growRoot } from '../appliance/grow-root.js';
 import { readSettings } from '../appliance/settings.js';
 import { writeFileAtomic } from '../provision/write-file.js';
 import { toJson } from '../util/json.js';
@@ -20,12 +21,14 @@ address, gateway, DNS, admin SSH key, capture interface, storage profile), read 
 guestinfo, an "OVF ENV" CD-ROM, or --ovf-env FILE; without any, the defaults (DHCP on the first NIC,
 capture on the second, all of the store disk). Then provisions the store disk with
 \`qe-packets provision storage\`. qe-packets-firstboot.service runs it at every boot: after the
-first, only the admin SSH key is taken again (how a new key reaches an appliance with no passwords).
+first, only the admin SSH key is taken again (how a new key reaches an appliance with no passwords),
+and the root filesystem grows to the end of its disk (an enlarged virtual disk grows at the next boot).
 
   --ovf-env FILE   read the OVF environment from FILE
   --root DIR       configure the system mounted at DIR (an image) instead of this one; implies --no-storage
   --config FILE    the daemon's configuration (default ${DEFAULT_CONFIG_PATH}), inside --root
   --no-storage     do not provision the store disk (print the command instead)
+  --no-grow        do not grow the root partition and filesystem to the end of their disk
   --nics A,B       the NICs in hardware order, instead of reading /sys/class/net (first: management)
   --json           print what was done as JSON
 
@@ -34,7 +37,7 @@ A bad setting is reported (property, value, fix) and falls back to its default; 
 export async function firstbootCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { 'ovf-env': { type: 'string' }, nics: { type: 'string' }, root: { type: 'string' }, config: { type: 'string' }, 'no-storage': { type: 'boolean' }, json: { type: 'boolean' } },
+    options: { 'ovf-env': { type: 'string' }, nics: { type: 'string' }, root: { type: 'string' }, config: { type: 'string' }, 'no-storage': { type: 'boolean' }, 'no-grow': { type: 'boolean' }, json: { type: 'boolean' } },
   });
   const root = values.root ?? '/';
   const configPath = values.config ?? DEFAULT_CONFIG_PATH;
@@ -53,6 +56,12 @@ export async function firstbootCommand(argv: string[]): Promise<number> {
   }
   const { settings, problems } = readSettings(props);
   for (const p of problems) log('error', `OVF property ${p.key} = ${JSON.stringify(p.value)}: ${p.message}; fix: ${p.fix}`);
+  // Every boot, not only the first: a virtual disk enlarged later grows at the next boot.
+  if (root === '/' && !values['no-grow'])
+    await growRoot().then(
+      (g) => log('info', g.message),
+      (e: Error) => log('warn', `root filesystem not grown: ${e.message}`),
+    );
   // After the first boot only the admin key is taken again: it is how a key forgotten at import,
   // or a new one, reaches an appliance that has no passwords.
   if (existsSync(join(root, DONE_STAMP))) {
