@@ -129,6 +129,23 @@ describe('qe-packets firstboot', () => {
     expect(await readFile(join(sys, 'etc/hostname'), 'utf8')).toBe('qe-packets\n');
   });
 
+  it('takes settings from files on the ESP and from systemd credentials (KVM SMBIOS), credentials winning', async () => {
+    const sys = await systemRoot();
+    await mkdir(join(sys, 'boot/efi/qe-packets'), { recursive: true });
+    await writeFile(join(sys, 'boot/efi/qe-packets/admin_ssh_key'), `${KEY}\r\n`);
+    await writeFile(join(sys, 'boot/efi/qe-packets/hostname'), 'from-esp\n');
+    await writeFile(join(sys, 'boot/efi/qe-packets/not_a_property'), 'ignored');
+    await mkdir(join(sys, 'run/credentials/@system'), { recursive: true });
+    await writeFile(join(sys, 'run/credentials/@system/qe.hostname'), 'from-credential');
+    await writeFile(join(sys, 'run/credentials/@system/other.app.setting'), 'ignored');
+    const res = await cli(['firstboot', '--root', sys, '--nics', 'enp1s0,enp2s0', '--json']);
+    expect(res.exitCode, res.all).toBe(0);
+    const out = JSON.parse(res.stdout);
+    expect(out.source).toBe(`${join(sys, 'boot/efi/qe-packets')}/{hostname,admin_ssh_key} + ${join(sys, 'run/credentials/@system')}/qe.{hostname}`);
+    expect(out.settings).toMatchObject({ hostname: 'from-credential', adminSshKey: KEY });
+    expect(await readFile(join(sys, 'home/admin/.ssh/authorized_keys'), 'utf8')).toBe(`${KEY}\n`);
+  });
+
   it('refuses a document that is not an OVF environment', async () => {
     const sys = await systemRoot();
     await writeFile(join(sys, 'x.xml'), '<html><body>not it</body></html>');
@@ -137,13 +154,29 @@ describe('qe-packets firstboot', () => {
     expect(res.stderr).toContain('no <Environment> element: not an OVF environment document');
   });
 
-  it('runs once from a unit that systemd-analyze verify accepts', async () => {
+  it('runs from units that systemd-analyze verify accepts: first boot, and the console fallback', async () => {
     const dir = await tempDir();
-    const unit = join(dir, 'qe-packets-firstboot.service');
-    await writeFile(unit, renderUnit({ libDir: root.replace(/\/$/, ''), node: process.execPath }, 'qe-packets-firstboot'));
-    const res = await execa('systemd-analyze', ['verify', unit], { reject: false, all: true });
-    expect(res.all).toBe('');
-    expect(await readFile(unit, 'utf8')).toMatch(/^ExecStart=.* firstboot$/m);
+    for (const name of ['qe-packets-firstboot', 'qe-packets-console-setup'] as const) {
+      const unit = join(dir, `${name}.service`);
+      await writeFile(unit, renderUnit({ libDir: root.replace(/\/$/, ''), node: process.execPath }, name));
+      const res = await execa('systemd-analyze', ['verify', unit], { reject: false, all: true });
+      expect(res.all).toBe('');
+      expect(await readFile(unit, 'utf8')).toMatch(new RegExp(`^ExecStart=.* ${name.replace('qe-packets-', '')}$`, 'm'));
+    }
+  });
+
+  it('asks on the console for the admin key when none was given: refuses a password, installs a key, then has nothing to do', async () => {
+    const sys = await systemRoot();
+    const res = await cli(['console-setup', '--root', sys], { input: `my secret password\n${KEY}\n` });
+    expect(res.exitCode, res.all).toBe(0);
+    expect(res.stdout).toContain('no administrator key was given at deployment');
+    expect(res.stdout).toContain('that is not an OpenSSH public key');
+    expect(res.stdout).toContain('key installed: log in with ssh admin@');
+    expect(await readFile(join(sys, 'home/admin/.ssh/authorized_keys'), 'utf8')).toBe(`${KEY}\n`);
+    const again = await cli(['console-setup', '--root', sys], { input: '\n' });
+    expect(again.stdout).toMatch(/the admin already has a key .*: nothing to do/);
+    const skipped = await cli(['console-setup', '--root', await systemRoot()], { input: '\n' });
+    expect(skipped.stdout).toContain('skipped: no key installed');
   });
 });
 

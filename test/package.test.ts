@@ -40,6 +40,7 @@ describe('qe-packets .deb in a Debian 12 root', () => {
   let root: string;
   let deb1: string;
   let deb2: string;
+  let deb1again: string;
   const captured = '/var/lib/qe-packets/store/qe-lo-20260101T000000.000000Z-000001.pcap';
   let capturedSha: string;
   const localConfig = 'capture:\n  interfaces: [lo]\nstorage:\n  paths: [/var/lib/qe-packets/store]\n  capacity: 1GiB\n  file_size: 64MiB\n# changed on this box\n';
@@ -47,7 +48,11 @@ describe('qe-packets .deb in a Debian 12 root', () => {
   beforeAll(async () => {
     out = await mkdtemp(join(tmpdir(), 'qe-debs-'));
     // gzip: the release default (xz) costs a minute more on two shared cores and proves nothing more here.
+    // A fixed SOURCE_DATE_EPOCH, as `npm run appliance` sets: the same tree must pack the same .deb.
+    process.env.SOURCE_DATE_EPOCH = '1764000000';
     deb1 = await buildDeb({ outDir: out, compress: 'gzip' });
+    deb1again = await buildDeb({ outDir: join(out, 'again'), compress: 'gzip' });
+    delete process.env.SOURCE_DATE_EPOCH;
     deb2 = await buildDeb({ outDir: out, compress: 'gzip', version: v2 });
     root = await freshRoot('qe-pkg-root-');
     await execa('cp', [deb1, deb2, join(root, 'tmp')]);
@@ -58,6 +63,11 @@ describe('qe-packets .deb in a Debian 12 root', () => {
   });
 
   const dpkg = (...args: string[]) => inRoot(root, ['dpkg', ...args]);
+
+  it('is reproducible: two builds of one tree with SOURCE_DATE_EPOCH are the same bytes', async () => {
+    const sha = async (f: string) => createHash('sha256').update(await readFile(f)).digest('hex');
+    expect(await sha(deb1again)).toBe(await sha(deb1));
+  });
 
   it('builds dist-style names from package.json and --version', () => {
     expect(deb1).toBe(join(out, `qe-packets_${v1}_amd64.deb`));

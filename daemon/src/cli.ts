@@ -8,6 +8,7 @@ import { demoCommand, demoHelp } from './commands/demo.js';
 import { extractCommand } from './commands/extract.js';
 import { EXTRACT_USAGE } from './commands/extract-args.js';
 import { firstbootCommand, firstbootHelp } from './commands/firstboot.js';
+import { consoleSetupCommand, consoleSetupHelp } from './commands/console-setup.js';
 import { interfacesCommand, interfacesHelp } from './commands/interfaces.js';
 import { statusCommand, statusHelp } from './commands/status.js';
 import { provisionCommand, provisionHelp } from './commands/provision.js';
@@ -26,6 +27,7 @@ const commands: Record<string, Command> = {
   status: { summary: 'ask the running daemon for its health (ok, warning, critical) and key figures', help: statusHelp, run: statusCommand },
   interfaces: { summary: 'list the interfaces that can be captured', help: interfacesHelp, run: interfacesCommand },
   provision: { summary: 'plan and make the capture storage: disks, RAID or not, XFS, mounts, config (provision storage)', help: provisionHelp, run: provisionCommand },
+  'console-setup': { summary: 'ask on the console for the admin SSH key when none was given (appliance)', help: consoleSetupHelp, run: consoleSetupCommand },
   firstboot: { summary: 'apply the appliance settings given at import (OVF properties) and provision the store disk, once', help: firstbootHelp, run: firstbootCommand },
   demo: { summary: 'capture mixed traffic on a throw-away veth pair and show it in tshark', help: demoHelp, run: demoCommand },
 };

@@ -81,6 +81,16 @@ export async function rebuildAddons(modulesDir: string, tarball: string): Promis
       await execa(process.execPath, [gyp, 'rebuild', `--nodedir=${headers}`, '--release'], { cwd: dir, env: { npm_config_nodedir: headers } }).catch((e: Error) => {
         throw new Error(`rebuilding the native addon in ${dir} for Node.js ${NODE.version} failed:\n${e.message}`);
       });
+      // Only the addon is loaded (build/Release/*.node); the generated makefiles name temporary
+      // folders and would make two builds of one tree differ.
+      const release = join(dir, 'build', 'Release');
+      const addons = (await readdir(release)).filter((f) => f.endsWith('.node'));
+      const keep = await mkdtemp(join(tmpdir(), 'qe-addon-'));
+      for (const a of addons) await rename(join(release, a), join(keep, a));
+      await rm(join(dir, 'build'), { recursive: true, force: true });
+      await mkdir(release, { recursive: true });
+      for (const a of addons) await rename(join(keep, a), join(release, a));
+      await rm(keep, { recursive: true, force: true });
       rebuilt.push(dir);
     }
   } finally {

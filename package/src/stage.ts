@@ -74,7 +74,8 @@ export async function stageTree(stage: string, version: string): Promise<StagedT
   await mkdir(join(stage, 'lib', 'systemd', 'system'), { recursive: true });
   await writeFile(join(stage, 'lib', 'systemd', 'system', 'qe-packets.service'), renderUnit({ libDir: LIB_DIR, node: NODE_BIN }));
   // Enabled only on appliance images (the image build does it): on a server there is no OVF environment.
-  await writeFile(join(stage, 'lib', 'systemd', 'system', 'qe-packets-firstboot.service'), renderUnit({ libDir: LIB_DIR, node: NODE_BIN }, 'qe-packets-firstboot'));
+  for (const unit of ['qe-packets-firstboot', 'qe-packets-console-setup'] as const)
+    await writeFile(join(stage, 'lib', 'systemd', 'system', `${unit}.service`), renderUnit({ libDir: LIB_DIR, node: NODE_BIN }, unit));
   await mkdir(join(stage, 'etc', 'qe-packets'), { recursive: true });
   await copyFile(join(DEBIAN_FILES, 'config.yaml'), join(stage, 'etc', 'qe-packets', 'config.yaml'));
   await mkdir(join(stage, 'usr', 'share', 'qe-packets'), { recursive: true });
@@ -84,6 +85,8 @@ export async function stageTree(stage: string, version: string): Promise<StagedT
 
   // Whatever the umask of the build: directories 0755, files 0644 or 0755 if executable.
   await execa('chmod', ['-R', 'u+rwX,go+rX,go-w', stage]);
+  // Every file time at SOURCE_DATE_EPOCH when it is set, so the same tree packs into the same .deb.
+  if (process.env.SOURCE_DATE_EPOCH) await execa('find', [stage, '-exec', 'touch', '--no-dereference', `--date=@${process.env.SOURCE_DATE_EPOCH}`, '{}', '+']);
   return {
     elfFiles: [join(lib, 'node', 'bin', 'node'), ...NATIVE_TOOLS.map((t) => join(lib, 'build', 'native', t)), ...(await findFiles(join(lib, 'node_modules'), '.node'))],
   };

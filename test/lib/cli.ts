@@ -11,8 +11,8 @@ export const cliPath = join(root, 'build', 'daemon', 'src', 'cli.js');
 export const helperPath = join(root, 'build', 'native', 'qe-capture');
 export const extractPath = join(root, 'build', 'native', 'qe-extract');
 
-export function cli(args: string[], opts: { reject?: boolean; timeout?: number } = {}) {
-  return execa(process.execPath, [cliPath, ...args], { reject: opts.reject ?? false, timeout: opts.timeout ?? 60_000, all: true });
+export function cli(args: string[], opts: { reject?: boolean; timeout?: number; input?: string } = {}) {
+  return execa(process.execPath, [cliPath, ...args], { reject: opts.reject ?? false, timeout: opts.timeout ?? 60_000, all: true, ...(opts.input !== undefined ? { input: opts.input } : {}) });
 }
 
 export async function tempDir(prefix = 'qe-test-'): Promise<string> {

@@ -23,7 +23,7 @@ export interface SettingProblem {
 
 const DEFAULTS = Object.fromEntries(APPLIANCE_PROPERTIES.map((p) => [p.key, p.value])) as Record<string, string>;
 const HOSTNAME = /^(?=.{1,63}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?$/i;
-const SSH_KEY = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\r\n]*)?$/;
+export const SSH_KEY = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\r\n]*)?$/;
 const IFNAME = /^[A-Za-z0-9_.:-]{1,15}$/;
 
 export function readSettings(props: Record<string, string>): { settings: ApplianceSettings; problems: SettingProblem[] } {

@@ -6,6 +6,7 @@ import { DEFAULT_CONFIG_PATH } from '../config/config.js';
 import { ADMIN_USER, DONE_STAMP, applySettings, installAdminKey, physicalNics } from '../appliance/apply.js';
 import { OvfEnvError, parseOvfEnvironment } from '../appliance/ovf-env.js';
 import { findOvfEnvironment } from '../appliance/ovf-source.js';
+import { findSettingsFiles } from '../appliance/settings-files.js';
 import { growRoot } from '../appliance/grow-root.js';
 import { readSettings } from '../appliance/settings.js';
 import { writeFileAtomic } from '../provision/write-file.js';
@@ -18,8 +19,10 @@ export const firstbootHelp = `usage: qe-packets firstboot [--ovf-env FILE] [--ro
 
 Applies the appliance settings given at import (the OVF properties: hostname, management
 address, gateway, DNS, admin SSH key, capture interface, storage profile), read from VMware's
-guestinfo, an "OVF ENV" CD-ROM, or --ovf-env FILE; without any, the defaults (DHCP on the first NIC,
-capture on the second, all of the store disk). Then provisions the store disk with
+guestinfo, an "OVF ENV" CD-ROM, or --ovf-env FILE; from systemd credentials named qe.PROPERTY
+(KVM: -smbios type=11,value=io.systemd.credential:qe.admin_ssh_key=...); or from files named
+PROPERTY in qe-packets/ on the EFI system partition (a flashed disk). Without any, the defaults
+(DHCP on the first NIC, capture on the second, all of the store disk). Then provisions the store disk with
 \`qe-packets provision storage\`. qe-packets-firstboot.service runs it at every boot: after the
 first, only the admin SSH key is taken again (how a new key reaches an appliance with no passwords),
 and the root filesystem grows to the end of its disk (an enlarged virtual disk grows at the next boot).
@@ -41,19 +44,25 @@ export async function firstbootCommand(argv: string[]): Promise<number> {
   });
   const root = values.root ?? '/';
   const configPath = values.config ?? DEFAULT_CONFIG_PATH;
+  // Files on the ESP, then systemd credentials, then the OVF environment: the later win.
+  const sources: string[] = [];
   let props: Record<string, string> = {};
-  let source = 'defaults (no OVF environment found)';
+  for (const f of values['ovf-env'] ? [] : await findSettingsFiles(root)) {
+    props = { ...props, ...f.props };
+    sources.push(f.source);
+  }
   try {
     const env = await findOvfEnvironment(values['ovf-env']);
     if (env) {
-      props = parseOvfEnvironment(env.xml, env.source);
-      source = env.source;
+      props = { ...props, ...parseOvfEnvironment(env.xml, env.source) };
+      sources.push(env.source);
     }
   } catch (e) {
     const why = e instanceof OvfEnvError ? e.message : `${values['ovf-env']}: ${(e as Error).message}`;
     process.stderr.write(`error: ${why}; fix: give an ovf-env.xml (DSP0243 OVF environment)\n`);
     return EXIT.config;
   }
+  const source = sources.length ? sources.join(' + ') : 'defaults (no OVF environment, credential or ESP settings found)';
   const { settings, problems } = readSettings(props);
   for (const p of problems) log('error', `OVF property ${p.key} = ${JSON.stringify(p.value)}: ${p.message}; fix: ${p.fix}`);
   // Every boot, not only the first: a virtual disk enlarged later grows at the next boot.

@@ -10,8 +10,8 @@ export interface UnitPaths {
   node: string;
 }
 
-/** `qe-packets` (the daemon) or `qe-packets-firstboot` (the appliance's first boot). */
-export function renderUnit(paths: UnitPaths, name: 'qe-packets' | 'qe-packets-firstboot' = 'qe-packets'): string {
+/** `qe-packets` (the daemon), `qe-packets-firstboot` (the appliance's first boot) or `qe-packets-console-setup` (its console fallback). */
+export function renderUnit(paths: UnitPaths, name: 'qe-packets' | 'qe-packets-firstboot' | 'qe-packets-console-setup' = 'qe-packets'): string {
   const template = readFileSync(join(packageRoot, 'daemon', 'systemd', `${name}.service.in`), 'utf8');
   return template.replaceAll('@LIBDIR@', paths.libDir).replaceAll('@NODE@', paths.node);
 }
