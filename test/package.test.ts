@@ -98,9 +98,10 @@ describe('qe-packets .deb in a Debian 12 root', () => {
     const version = await inRoot(root, ['qe-packets', '--version']);
     expect(version.stdout.trim()).toBe(v1);
     expect((await inRoot(root, ['/usr/lib/qe-packets/node/bin/node', '--version'])).stdout.trim()).toBe(`v${NODE.version}`);
-    // The native addon (cap, interface discovery) was rebuilt for that runtime's ABI: it loads.
-    const addon = await inRoot(root, ['/usr/lib/qe-packets/node/bin/node', '-e', "require('/usr/lib/qe-packets/node_modules/cap'); console.log('cap loads')"]);
-    expect(addon.all).toBe('cap loads');
+    // The native addons (cap: interface discovery; sd-notify: READY and the watchdog) were rebuilt
+    // for that runtime's ABI: they load.
+    const addons = await inRoot(root, ['/usr/lib/qe-packets/node/bin/node', '-e', "for (const m of ['cap', 'sd-notify']) require('/usr/lib/qe-packets/node_modules/' + m); console.log('addons load')"]);
+    expect(addons.all).toBe('addons load');
     // Debian's own node is not there: the wrapper runs the shipped one.
     expect(existsSync(join(root, 'usr/bin/node'))).toBe(false);
 

@@ -48,8 +48,11 @@ export async function bootToLogin(opts: {
   serialLog: string;
   /** Instead of one user-mode NIC: these -nic specifications, in order. */
   nics?: string[];
+  /** Instead of the disk on virtio: these QEMU arguments attach it (a pvscsi controller, as VMware does). */
+  diskArgs?: string[];
   /** More QEMU arguments (extra disks, a CD-ROM). */
   extraArgs?: string[];
+  memoryMiB?: number;
   /** Runs once the system is up, before QEMU is stopped (checks over SSH). */
   whileUp?: () => Promise<void>;
 }): Promise<BootResult> {
@@ -61,12 +64,12 @@ export async function bootToLogin(opts: {
     '-name', `qe-boot-${opts.firmware}`,
     '-machine', `${opts.firmware === 'uefi' ? 'q35' : 'pc'},accel=${accel}`,
     '-cpu', accel === 'kvm' ? 'host' : 'max',
-    '-smp', '1', '-m', '1024',
+    '-smp', '1', '-m', String(opts.memoryMiB ?? 1024),
     '-display', 'none', '-monitor', 'none', '-no-reboot',
     '-chardev', `file,id=serial0,path=${opts.serialLog}`, '-serial', 'chardev:serial0',
     // The image is never written: every boot starts from the built state.
     '-snapshot',
-    '-drive', `file=${opts.disk},format=${opts.format ?? 'raw'},if=virtio`,
+    ...(opts.diskArgs ?? ['-drive', `file=${opts.disk},format=${opts.format ?? 'raw'},if=virtio`]),
     ...(opts.nics ?? ['user,model=virtio-net-pci']).flatMap((n) => ['-nic', n]),
     ...(opts.extraArgs ?? []),
   ];

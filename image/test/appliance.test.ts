@@ -1,92 +1,145 @@
-// The finished appliance, booted as a user would run it: the qcow2 from `npm run appliance` with
-// a management NIC, a capture NIC, an empty store disk and the settings on an "OVF ENV" CD-ROM (the
-// ISO transport of OVF properties). It must come up with the host name and admin key given,
-// provision the store disk, and capture: checked over SSH as that admin.
+// The finished appliance, booted as users deploy it, from the outputs of `npm run appliance`:
+//  - the qcow2 on KVM-like hardware (q35, UEFI, virtio), settings by SMBIOS systemd credentials;
+//  - the OVA's own VMDK as VMware attaches it (SeaBIOS, pvscsi, vmxnet3), settings by the OVF
+//    environment ISO;
+//  - the raw image flashed with bmaptool (SeaBIOS), admin key in a file on its ESP.
+// Each boot gets a management NIC (SSH and metrics forwarded), a capture NIC fed with test frames,
+// and an empty store disk; each must come up capturing, with the given host name and key.
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { describe, expect, it } from 'vitest';
-import { bootToLogin, kvmUsable } from '../src/boot.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { imageDir } from '../src/build-base.js';
 import { repoRoot } from '../src/cache.js';
+import { PART } from '../src/disk.js';
+import { outputNames } from '../src/appliance.js';
+import { adminKey, deployAndObserve, FRAMES, ovfEnvIso, type Observed } from './appliance-lib.js';
 
-const BOOT_TIMEOUT_MS = (kvmUsable() ? 5 : 25) * 60_000;
+const version = (JSON.parse(await readFile(join(repoRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+const dist = join(repoRoot(), 'dist');
+const out = outputNames(dist, version);
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
+/** What every deployment must show, whatever its hardware and its settings' transport. */
+function expectCapturingAppliance(v: Observed, hostname: string): void {
+  expect(v.failedUnits).toBe('none');
+  expect(v.hostname).toBe(hostname);
+  expect(v.status, `qe-packets status over SSH as admin never showed capture; last answer: ${v.lastStatus}`).toBeDefined();
+  expect(v.status!.figures.interfaces).toHaveLength(1);
+  expect(v.status!.figures.store.paths[0]).toMatch(/^\/srv\/qe-packets\/store/);
+  // First boot provisioned the empty 8 GiB store disk.
+  expect(v.status!.figures.store.capacityBytes).toBeGreaterThan(6e9);
+  // Every frame sent into the capture NIC is in the store, in order.
+  expect(v.capinfos).toMatch(/Number of packets:\s+\d+/);
+  expect(v.seqs).toEqual(Array.from({ length: FRAMES }, (_, i) => i));
+  // Prometheus can scrape it through the management NIC.
+  expect(v.metrics).toMatch(/^qe_packets_\w+/m);
+  // Administration by key and sudo; no password or keyboard-interactive login, no root login.
+  expect(v.sudo).toBe(0);
+  expect(v.sshdConfig).toMatch(/^permitrootlogin no$/m);
+  expect(v.sshdConfig).toMatch(/^passwordauthentication no$/m);
+  expect(v.sshdConfig).toMatch(/^kbdinteractiveauthentication no$/m);
+  expect(v.passwordLogin).toMatch(/Permission denied \(publickey\)/);
+  expect(v.machineId).toMatch(/^[0-9a-f]{32}$/);
+  expect(v.hostKey).toMatch(/^256 SHA256:/);
 }
 
-describe('appliance image', () => {
-  it('boots with its OVF settings, provisions the store disk and captures', async () => {
-    const { version } = JSON.parse(await readFile(join(repoRoot(), 'package.json'), 'utf8')) as { version: string };
-    const qcow2 = join(repoRoot(), 'dist', `qe-packets-${version}.qcow2`);
-    if (!existsSync(qcow2)) throw new Error(`${qcow2} does not exist: build it with npm run appliance`);
-    const work = join(imageDir(), 'appliance-test');
-    await mkdir(join(work, 'iso'), { recursive: true });
-    await execa('rm', ['-f', join(work, 'admin'), join(work, 'admin.pub')]);
-    await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(work, 'admin')]);
-    const key = (await readFile(join(work, 'admin.pub'), 'utf8')).trim();
-    await writeFile(
-      join(work, 'iso', 'ovf-env.xml'),
-      `<?xml version="1.0" encoding="UTF-8"?>
-<Environment xmlns="http://schemas.dmtf.org/ovf/environment/1" xmlns:oe="http://schemas.dmtf.org/ovf/environment/1">
-  <PropertySection>
-    <Property oe:key="hostname" oe:value="qe-test-appliance"/>
-    <Property oe:key="admin_ssh_key" oe:value="${key}"/>
-    <Property oe:key="capture_interface" oe:value="auto"/>
-    <Property oe:key="storage_profile" oe:value="auto"/>
-  </PropertySection>
-</Environment>
-`,
-    );
-    const iso = join(work, 'ovf-env.iso');
-    await execa('xorriso', ['-as', 'mkisofs', '-quiet', '-V', 'OVF ENV', '-J', '-r', '-o', iso, join(work, 'iso')]);
-    const store = join(work, 'store.qcow2');
-    await execa('qemu-img', ['create', '-q', '-f', 'qcow2', store, '8G']);
-    const port = await freePort();
-    const ssh = (cmd: string) =>
-      execa('ssh', ['-i', join(work, 'admin'), '-p', String(port), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=20', 'admin@127.0.0.1', cmd], { reject: false });
+describe('appliance outputs', () => {
+  it('are all in dist/, SHA256SUMS verifies them, and the SBOM lists the image packages and npm dependencies', async () => {
+    for (const f of Object.values(out)) expect(existsSync(f), `${f}: build it with npm run appliance`).toBe(true);
+    const sums = await execa('sha256sum', ['--check', '--strict', 'SHA256SUMS'], { cwd: dist, reject: false, all: true });
+    expect(sums.exitCode, sums.all).toBe(0);
+    expect(sums.all!.split('\n').filter((l) => l.endsWith(': OK'))).toHaveLength(6);
+    const sbom = JSON.parse(await readFile(out.sbom, 'utf8')) as { bomFormat: string; specVersion: string; components: { name: string; version: string; purl: string }[] };
+    expect([sbom.bomFormat, sbom.specVersion]).toEqual(['CycloneDX', '1.5']);
+    const names = new Map(sbom.components.map((c) => [c.name, c]));
+    for (const deb of ['linux-image-amd64', 'systemd', 'openssh-server', 'open-vm-tools', 'qemu-guest-agent', 'qe-packets', 'libpcap0.8']) expect(names.get(deb)?.purl, deb).toMatch(/^pkg:deb\/debian\//);
+    expect(names.get('qe-packets')!.version).toBe(version);
+    for (const mod of ['prom-client', 'yaml', 'cap']) expect(names.get(mod)?.purl, mod).toMatch(/^pkg:npm\//);
+    // Under 600 MB each (the issue's target; figures in the README).
+    for (const f of [out.ova, out.imgZst]) expect((await execa('stat', ['-c', '%s', f])).stdout.trim() as unknown as number / 1e6).toBeLessThan(600);
+  });
+});
 
-    let status: { state: string; figures: { interfaces: { name: string; up: boolean }[]; store: { capacityBytes: number; paths: string[] } } } | undefined;
-    let hostname = '';
-    const r = await bootToLogin({
-      disk: qcow2,
+describe('appliance boots', () => {
+  const machineIds: string[] = [];
+  const hostKeys: string[] = [];
+  let key: { file: string; pub: string };
+  beforeAll(async () => {
+    const dir = join(imageDir(), 'appliance-test');
+    await rm(dir, { recursive: true, force: true });
+    for (const d of ['kvm', 'vmware', 'flashed']) await mkdir(join(dir, d), { recursive: true });
+    key = await adminKey(dir);
+  });
+
+  it('qcow2 on KVM (q35, UEFI, virtio): settings by SMBIOS credentials, root grown to a 10 GiB disk, capturing', async () => {
+    const work = join(imageDir(), 'appliance-test', 'kvm');
+    // The user's disk: the image as a backing file, enlarged to 10 GiB.
+    const disk = join(work, 'system.qcow2');
+    await execa('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', out.qcow2, '-F', 'qcow2', disk, '10G']);
+    const v = await deployAndObserve({
+      name: 'kvm',
+      disk,
       format: 'qcow2',
       firmware: 'uefi',
-      timeoutMs: BOOT_TIMEOUT_MS,
-      serialLog: join(work, 'serial.log'),
-      // Management first (SSH forwarded), then the capture NIC.
-      nics: [`user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:${port}-:22`, 'user,model=virtio-net-pci,restrict=on'],
-      extraArgs: ['-drive', `file=${store},format=qcow2,if=virtio`, '-drive', `file=${iso},media=cdrom,readonly=on`],
-      whileUp: async () => {
-        // Capture starts after first boot provisioned the disk; give the daemon a moment under TCG.
-        for (let i = 0; i < 40; i++) {
-          const res = await ssh('qe-packets status --json');
-          // Until the daemon answers, status --json prints {"state": "unknown", ...} without figures.
-          const parsed = res.stdout.trim().startsWith('{') ? (JSON.parse(res.stdout) as typeof status & { figures?: unknown }) : undefined;
-          if (parsed?.figures) {
-            status = parsed;
-            if (status!.figures.interfaces.every((x) => x.up)) break;
-          }
-          await new Promise((ok) => setTimeout(ok, 5000));
-        }
-        hostname = (await ssh('hostname')).stdout.trim();
-      },
+      keyFile: key.file,
+      model: 'virtio-net-pci',
+      extraArgs: ['-smbios', `type=11,value=io.systemd.credential:qe.admin_ssh_key=${key.pub}`, '-smbios', 'type=11,value=io.systemd.credential:qe.hostname=qe-kvm-test'],
     });
-    console.log(`appliance boot under ${r.accel}: ${r.seconds.toFixed(0)} s; failed units: ${r.failedUnits}`);
-    expect(r.failedUnits).toBe('none');
-    expect(hostname).toBe('qe-test-appliance');
-    expect(status, 'qe-packets status over SSH as admin').toBeDefined();
-    expect(status!.figures.interfaces).toHaveLength(1);
-    expect(status!.figures.interfaces[0]!.up).toBe(true);
-    expect(status!.figures.store.paths[0]).toMatch(/^\/srv\/qe-packets\/store/);
-    expect(status!.figures.store.capacityBytes).toBeGreaterThan(6e9);
+    expectCapturingAppliance(v, 'qe-kvm-test');
+    expect(v.rootBytes).toBeGreaterThan(9 * 2 ** 30);
+    expect(v.modules).toMatch(/^virtio_net$/m);
+    machineIds.push(v.machineId);
+    hostKeys.push(v.hostKey);
+  });
+
+  it("the OVA's VMDK as VMware attaches it (SeaBIOS, pvscsi, vmxnet3): settings by the OVF environment ISO, capturing", async () => {
+    const work = join(imageDir(), 'appliance-test', 'vmware');
+    const listing = (await execa('tar', ['-tf', out.ova])).stdout.split('\n');
+    const vmdk = listing.find((f) => f.endsWith('.vmdk'))!;
+    await execa('tar', ['-xf', out.ova, '-C', work, vmdk]);
+    const iso = await ovfEnvIso(work, { hostname: 'qe-vmware-test', admin_ssh_key: key.pub, capture_interface: 'auto', storage_profile: 'auto' });
+    const v = await deployAndObserve({
+      name: 'vmware',
+      disk: join(work, vmdk),
+      format: 'vmdk',
+      firmware: 'bios',
+      keyFile: key.file,
+      model: 'vmxnet3',
+      diskArgs: (store) => [
+        '-device', 'pvscsi,id=pvscsi0',
+        '-drive', `file=${join(work, vmdk)},format=vmdk,if=none,id=system`, '-device', 'scsi-hd,drive=system,bus=pvscsi0.0,scsi-id=0,bootindex=0',
+        '-drive', `file=${store},format=qcow2,if=none,id=store`, '-device', 'scsi-hd,drive=store,bus=pvscsi0.0,scsi-id=1',
+      ],
+      extraArgs: ['-drive', `file=${iso},media=cdrom,readonly=on`],
+    });
+    expectCapturingAppliance(v, 'qe-vmware-test');
+    // The VMware drivers from the initramfs carried the boot.
+    expect(v.modules).toMatch(/^vmw_pvscsi$/m);
+    expect(v.modules).toMatch(/^vmxnet3$/m);
+    machineIds.push(v.machineId);
+    hostKeys.push(v.hostKey);
+  });
+
+  it('the raw image flashed with bmaptool is identical to the built one and boots by SeaBIOS: admin key from its ESP, capturing', async () => {
+    const work = join(imageDir(), 'appliance-test', 'flashed');
+    const flashed = join(work, 'disk.raw');
+    await execa('bmaptool', ['copy', '--bmap', out.bmap, out.imgZst, flashed]);
+    const built = join(imageDir(), 'packer', 'out', `qe-packets-${version}.raw`);
+    const sha = async (f: string) => (await execa('sha256sum', [f])).stdout.split(' ')[0];
+    expect(await sha(flashed)).toBe(await sha(built));
+    // As a user would before the first boot: the key as a file on the ESP (FAT, any OS writes it).
+    const start = Number((await execa('partx', ['-g', '-o', 'START', '-n', String(PART.esp), flashed])).stdout.trim());
+    const esp = `${flashed}@@${start * 512}`;
+    await writeFile(join(work, 'admin_ssh_key'), `${key.pub}\n`);
+    await execa('mmd', ['-i', esp, '::/qe-packets']);
+    await execa('mcopy', ['-i', esp, join(work, 'admin_ssh_key'), '::/qe-packets/admin_ssh_key']);
+    const v = await deployAndObserve({ name: 'flashed', disk: flashed, format: 'raw', firmware: 'bios', keyFile: key.file, model: 'virtio-net-pci' });
+    expectCapturingAppliance(v, 'qe-packets');
+    machineIds.push(v.machineId);
+    hostKeys.push(v.hostKey);
+    // Three deployments of one image share no identity.
+    expect(new Set(machineIds).size).toBe(machineIds.length);
+    expect(new Set(hostKeys).size).toBe(hostKeys.length);
   });
 });
