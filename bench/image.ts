@@ -7,12 +7,11 @@
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { outputNames } from '../image/src/appliance.js';
 import { imageDir } from '../image/src/build-base.js';
 import { kvmUsable } from '../image/src/boot.js';
 import { repoRoot } from '../image/src/cache.js';
-import { adminKey, deployAndObserve, FRAMES } from '../image/test/appliance-lib.js';
+import { adminKey, deployOnKvm, FRAMES } from '../image/test/appliance-lib.js';
 
 const root = repoRoot();
 const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
@@ -25,17 +24,7 @@ const work = join(imageDir(), 'appliance-test', 'bench');
 await rm(work, { recursive: true, force: true });
 await mkdir(work, { recursive: true });
 const key = await adminKey(work);
-const disk = join(work, 'system.qcow2');
-await execa('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', out.qcow2, '-F', 'qcow2', disk, '10G']);
-const v = await deployAndObserve({
-  name: 'bench',
-  disk,
-  format: 'qcow2',
-  firmware: 'uefi',
-  keyFile: key.file,
-  model: 'virtio-net-pci',
-  extraArgs: ['-smbios', `type=11,value=io.systemd.credential:qe.admin_ssh_key=${key.pub}`],
-});
+const v = await deployOnKvm({ name: 'bench', qcow2: out.qcow2, key });
 
 const mb = (f: string) => Math.round(statSync(f).size / 1e5) / 10;
 const result = {
@@ -48,6 +37,7 @@ const result = {
     toLoginSeconds: v.bootSeconds,
     toCapturingSeconds: v.capturingAfterSeconds ?? null,
     failedUnits: v.failedUnits,
+    slowestUnits: v.blame.split('\n').map((l) => l.trim()),
     framesSent: FRAMES,
     framesStored: v.seqs.length,
   },

@@ -94,8 +94,9 @@ export async function bootToLogin(opts: {
       // key generation still run), and the report alone does not prove a console login.
       const report = new RegExp(`${BOOT_COMPLETE_MARKER} firmware=(\\w+) failed-units=(\\S+)`).exec(serial);
       if (/\blogin: /.test(serial) && report) {
+        const seconds = (Date.now() - t0) / 1000;
         await opts.whileUp?.();
-        return { firmware: opts.firmware, accel, seconds: (Date.now() - t0) / 1000, serial, reportedFirmware: report[1]!, failedUnits: report[2]! };
+        return { firmware: opts.firmware, accel, seconds, serial, reportedFirmware: report[1]!, failedUnits: report[2]! };
       }
       const fatal = FATAL.find((re) => re.test(serial));
       const tail = () => serial.split('\n').slice(-30).join('\n');

@@ -26,7 +26,7 @@ export const APPLIANCE_PROPERTIES: ApplianceProperty[] = [
   {
     key: 'admin_ssh_key',
     label: 'Administrator SSH public key',
-    description: 'OpenSSH public key for the user "admin" (e.g. ssh-ed25519 AAAA... you@host). There is no password login: without a key, use the console.',
+    description: 'OpenSSH public key for the user "admin" (e.g. ssh-ed25519 AAAA... you@host). There is no password login: without a key, the console asks for one.',
     value: '',
   },
   {
