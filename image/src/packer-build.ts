@@ -62,7 +62,8 @@ export async function packerBuild(o: PackerInputs): Promise<string> {
   log(`stage 2: packer build (${args.accelerator}); serial console in ${out}/serial.log`);
   await timed('packer build', () =>
     run('packer', ['build', '-color=false', ...Object.entries(args).flatMap(([k, v]) => ['-var', `${k}=${v}`]), join(repoRoot(), 'packer')], {
-      env: { ANSIBLE_HOST_KEY_CHECKING: 'False', ANSIBLE_FORCE_COLOR: '0' },
+      // Packer's cache (lock files, port reservations) under build/, not in the checkout.
+      env: { ANSIBLE_HOST_KEY_CHECKING: 'False', ANSIBLE_FORCE_COLOR: '0', PACKER_CACHE_DIR: join(o.workDir, 'packer_cache') },
     }),
   );
   await rm(copy, { force: true });

@@ -134,6 +134,8 @@ export interface Observed {
   /** 'disk DRIVER' and 'nic DRIVER' lines. */
   drivers: string;
   blame: string;
+  firewall: string;
+  service: string;
 }
 
 /** Boots one deployment, feeds its capture NIC, and collects what the checks look at. */
@@ -152,7 +154,7 @@ export async function deployAndObserve(o: {
   await execa('qemu-img', ['create', '-q', '-f', 'qcow2', store, '8G']);
   const [sshPort, metricsPort, inject, sink] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const ssh: Ssh = sshAs(sshPort, o.keyFile);
-  const seen = { lastStatus: '', hostname: '', seqs: [] as number[], capinfos: '', metrics: '', rootBytes: 0, sudo: -1, sshdConfig: '', passwordLogin: '', machineId: '', hostKey: '', drivers: '', blame: '' } as Omit<Observed, 'bootSeconds' | 'failedUnits'>;
+  const seen = { lastStatus: '', hostname: '', seqs: [] as number[], capinfos: '', metrics: '', rootBytes: 0, sudo: -1, sshdConfig: '', passwordLogin: '', machineId: '', hostKey: '', drivers: '', blame: '', firewall: '', service: '' } as Omit<Observed, 'bootSeconds' | 'failedUnits'>;
   const t0 = Date.now();
   const r = await bootToLogin({
     disk: o.disk,
@@ -187,6 +189,9 @@ export async function deployAndObserve(o: {
       const pw = await ssh('true', { extra: ['-o', 'PubkeyAuthentication=no', '-o', 'PreferredAuthentications=password,keyboard-interactive'] });
       seen.passwordLogin = `${pw.exitCode} ${String(pw.stderr)}`;
       seen.machineId = String((await ssh('cat /etc/machine-id')).stdout).trim();
+      seen.firewall = String((await ssh('sudo -n nft list chain inet filter input')).stdout);
+      // Type=notify: "active" only after the daemon sent READY=1.
+      seen.service = String((await ssh('systemctl show -p ActiveState -p SubState -p Type qe-packets.service')).stdout).trim();
       seen.hostKey = String((await ssh('ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub')).stdout).trim();
       // The drivers actually bound: the root disk's controller (its PCI device's driver) and each NIC's.
       seen.drivers = String(
