@@ -38,6 +38,7 @@ const result = {
     toCapturingSeconds: v.capturingAfterSeconds ?? null,
     failedUnits: v.failedUnits,
     slowestUnits: v.blame.split('\n').map((l) => l.trim()),
+    firstBootLog: v.firstbootLog.split('\n'),
     framesSent: FRAMES,
     framesStored: v.seqs.length,
   },

@@ -105,14 +105,17 @@ export async function injectFrames(port: number, count: number): Promise<void> {
  * Extracts the last hour from the appliance's store over SSH into a local pcap (checked with
  * capinfos), and returns the sequence numbers of the test frames in it.
  */
-export async function storedTestFrames(ssh: Ssh, out: string): Promise<{ seqs: number[]; capinfos: string }> {
+export async function storedTestFrames(ssh: Ssh, out: string): Promise<{ seqs: number[]; seqsByTime: number[]; capinfos: string }> {
   const res = await ssh("qe-packets extract --from '1h ago' -w -", { binary: true });
   if (res.exitCode !== 0) throw new Error(`qe-packets extract over SSH exited ${res.exitCode}: ${Buffer.from(res.stderr as unknown as Uint8Array).toString()}`);
   await writeFile(out, res.stdout as unknown as Uint8Array);
   const capinfos = (await execa('capinfos', ['-c', '-t', out])).stdout;
   const isTestFrame = (d: Buffer) => d.length >= 24 && d.readUInt16BE(seqOffset(d) - 2) === 0x88b5;
-  const seqs = (await readRecords([out])).filter((r) => isTestFrame(r.data)).map((r) => seqOf(r.data));
-  return { seqs, capinfos };
+  const frames = (await readRecords([out])).filter((r) => isTestFrame(r.data));
+  const seqs = frames.map((r) => seqOf(r.data));
+  // By capture timestamp (a stable sort): the order the NIC received them in.
+  const seqsByTime = [...frames].sort((a, b) => (a.tsNs < b.tsNs ? -1 : a.tsNs > b.tsNs ? 1 : 0)).map((r) => seqOf(r.data));
+  return { seqs, seqsByTime, capinfos };
 }
 
 export interface Observed {
@@ -122,7 +125,9 @@ export interface Observed {
   status?: ApplianceStatus;
   lastStatus: string;
   hostname: string;
+  /** Sequence numbers of the stored test frames in file order, and ordered by their capture timestamps. */
   seqs: number[];
+  seqsByTime: number[];
   capinfos: string;
   metrics: string;
   rootBytes: number;
@@ -134,6 +139,7 @@ export interface Observed {
   /** 'disk DRIVER' and 'nic DRIVER' lines. */
   drivers: string;
   blame: string;
+  firstbootLog: string;
   firewall: string;
   service: string;
 }
@@ -154,7 +160,7 @@ export async function deployAndObserve(o: {
   await execa('qemu-img', ['create', '-q', '-f', 'qcow2', store, '8G']);
   const [sshPort, metricsPort, inject, sink] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const ssh: Ssh = sshAs(sshPort, o.keyFile);
-  const seen = { lastStatus: '', hostname: '', seqs: [] as number[], capinfos: '', metrics: '', rootBytes: 0, sudo: -1, sshdConfig: '', passwordLogin: '', machineId: '', hostKey: '', drivers: '', blame: '', firewall: '', service: '' } as Omit<Observed, 'bootSeconds' | 'failedUnits'>;
+  const seen = { lastStatus: '', hostname: '', seqs: [] as number[], seqsByTime: [] as number[], capinfos: '', metrics: '', rootBytes: 0, sudo: -1, sshdConfig: '', passwordLogin: '', machineId: '', hostKey: '', drivers: '', blame: '', firstbootLog: '', firewall: '', service: '' } as Omit<Observed, 'bootSeconds' | 'failedUnits'>;
   const t0 = Date.now();
   const r = await bootToLogin({
     disk: o.disk,
@@ -199,6 +205,7 @@ export async function deployAndObserve(o: {
       ).trim();
       // Where the boot's time went (the bench reports it).
       seen.blame = String((await ssh('systemd-analyze blame --no-pager | head -8')).stdout).trim();
+      seen.firstbootLog = String((await ssh('journalctl -b -o short-monotonic --no-pager -u qe-packets-firstboot.service')).stdout).trim();
     },
   });
   const observed: Observed = { ...seen, bootSeconds: r.seconds, failedUnits: r.failedUnits };

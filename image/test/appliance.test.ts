@@ -29,9 +29,17 @@ function expectCapturingAppliance(v: Observed, hostname: string): void {
   expect(v.status!.figures.store.paths[0]).toMatch(/^\/srv\/qe-packets\/store/);
   // First boot provisioned the empty 8 GiB store disk.
   expect(v.status!.figures.store.capacityBytes).toBeGreaterThanOrEqual(6e9);
-  // Every frame sent into the capture NIC is in the store, in order.
+  // Every frame sent into the capture NIC is in the store, once, and the capture timestamps give
+  // the order they were sent in. The file order itself may swap a VLAN-tagged frame with an
+  // untagged one next to it: that is the guest kernel's delivery order to packet sockets when a
+  // NAPI poll hands several frames over at once (README, Appliance images), what tcpdump sees too.
   expect(v.capinfos).toMatch(/Number of packets:\s+\d+/);
-  expect(v.seqs).toEqual(Array.from({ length: FRAMES }, (_, i) => i));
+  const sent = Array.from({ length: FRAMES }, (_, i) => i);
+  expect([...v.seqs].sort((a, b) => a - b)).toEqual(sent);
+  expect(v.seqsByTime).toEqual(sent);
+  const displaced = v.seqs.filter((s, i) => s !== i).length;
+  if (displaced) console.log(`${displaced} of ${FRAMES} frames stored out of their sending order, each next to its place`);
+  expect(v.seqs.every((s, i) => Math.abs(s - i) <= 8)).toBe(true);
   // Prometheus can scrape it through the management NIC.
   expect(v.metrics).toMatch(/^qe_packets_\w+/m);
   // Administration by key and sudo; no password or keyboard-interactive login, no root login.
