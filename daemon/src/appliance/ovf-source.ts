@@ -14,6 +14,9 @@ export interface OvfEnvText {
 
 async function fromGuestinfo(): Promise<OvfEnvText | undefined> {
   if (!existsSync('/usr/bin/vmtoolsd')) return undefined;
+  // Only on VMware's virtual hardware: elsewhere vmtoolsd can only fail, slowly.
+  const vendor = await readFile('/sys/class/dmi/id/sys_vendor', 'utf8').catch(() => '');
+  if (!/vmware/i.test(vendor)) return undefined;
   const r = await execa('vmtoolsd', ['--cmd', 'info-get guestinfo.ovfEnv'], { reject: false, timeout: 10_000 });
   return r.exitCode === 0 && r.stdout.includes('Environment') ? { source: 'guestinfo.ovfEnv', xml: r.stdout } : undefined;
 }

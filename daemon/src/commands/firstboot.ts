@@ -103,6 +103,10 @@ export async function firstbootCommand(argv: string[]): Promise<number> {
   if (storage !== 'failed') await writeFileAtomic(join(root, DONE_STAMP), `${new Date().toISOString()} from ${source}\n`);
   if (values.json) process.stdout.write(`${toJson({ source, settings, problems, ...plan, tuning: tuning ?? null, storage, adminUser: ADMIN_USER })}\n`);
   else log('info', `first boot from ${source}: host ${settings.hostname}, management ${plan.management} (${settings.mgmt ? `${settings.mgmt.address}/${settings.mgmt.prefix}` : 'DHCP'}), capture ${plan.capture}, storage ${settings.storageProfile}: ${storage}`);
-  if (existsSync(join(root, 'run/systemd/system')) && root === '/') await execa('networkctl', ['reload'], { reject: false });
+  // A running networkd takes the new files now. At boot it is not running yet (this unit is
+  // ordered before it) and reads them when it starts: asking it to reload then would wait for a
+  // D-Bus activation that cannot happen before this unit ends (50 s of timeouts under TCG).
+  if (root === '/' && (await execa('systemctl', ['is-active', '--quiet', 'systemd-networkd.service'], { reject: false })).exitCode === 0)
+    await execa('networkctl', ['reload'], { reject: false });
   return storage === 'failed' ? EXIT.failure : problems.length ? EXIT.config : EXIT.ok;
 }
