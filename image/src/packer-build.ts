@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { sha256File } from '../../ova/src/manifest.js';
 import { kvmUsable, OVMF_CODE, OVMF_VARS } from './boot.js';
 import { repoRoot } from './cache.js';
+import { ensurePartitionNodes, PART } from './disk.js';
 import { Cleanup, log, run, timed } from './log.js';
 
 export interface PackerInputs {
@@ -15,15 +16,14 @@ export interface PackerInputs {
   workDir: string;
 }
 
-/** Writes the build key into root's authorized_keys on the copy's root partition (partition 1). */
+/** Writes the build key into root's authorized_keys on the copy's root partition. */
 async function addBuildKey(disk: string, publicKey: string, mnt: string): Promise<void> {
   const cleanup = new Cleanup();
   try {
     const loop = await run('losetup', ['--find', '--show', '--partscan', disk]);
     cleanup.push('detach', () => run('losetup', ['-d', loop]).then(() => undefined));
-    // No udev here: make the partition node if the kernel did not.
-    const part = `${loop}p1`;
-    await run('sh', ['-c', `test -b ${part} || { partx --add --nr 1 ${loop} 2>/dev/null; test -b ${part} || mknod ${part} b $(cat /sys/block/${loop.slice(5)}/${loop.slice(5)}p1/dev | tr : ' '); }`]);
+    await ensurePartitionNodes(loop, [PART.root]);
+    const part = `${loop}p${PART.root}`;
     await mkdir(mnt, { recursive: true });
     await run('mount', [part, mnt]);
     cleanup.push('unmount', () => run('umount', [mnt]).then(() => undefined));

@@ -81,6 +81,19 @@ export class Stages {
     return outputs;
   }
 
+  /** A stage that always runs (it keeps its own cache, or checking would cost what doing costs): timed and reported only. */
+  async timed<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    log(`stage ${name} ...`);
+    const t0 = Date.now();
+    const r = await fn().catch((e: Error) => {
+      throw new Error(`stage ${name} failed:\n${e.message}`);
+    });
+    const seconds = (Date.now() - t0) / 1000;
+    log(`stage ${name}: done in ${seconds.toFixed(1)} s`);
+    this.records.push({ name, hash: '', outputs: [], seconds, skipped: false });
+    return r;
+  }
+
   async writeReport(path: string): Promise<void> {
     await writeFile(path, `${JSON.stringify({ stages: this.records }, null, 2)}\n`);
   }

@@ -1,6 +1,6 @@
 // First boot: the appliance settings written where the system reads them. Everything goes under
 // `root`, so the same code configures a running appliance (/) or an image mounted elsewhere.
-import { chmod, chown, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { chown, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { Document, isMap, parseDocument } from 'yaml';
@@ -99,8 +99,7 @@ export async function installAdminKey(root: string, key: string, notes: string[]
     if (wanted.length) await execa('usermod', ['--append', '--groups', wanted.join(','), ADMIN_USER]);
   }
   // The admin has a key and no password: sudo cannot ask for one, so it does not.
-  await writeFileAtomic(join(root, 'etc/sudoers.d/qe-packets-admin'), `# Written by qe-packets firstboot.\n${ADMIN_USER} ALL=(ALL:ALL) NOPASSWD: ALL\n`);
-  await chmod(join(root, 'etc/sudoers.d/qe-packets-admin'), 0o440);
+  await writeFileAtomic(join(root, 'etc/sudoers.d/qe-packets-admin'), `# Written by qe-packets firstboot.\n${ADMIN_USER} ALL=(ALL:ALL) NOPASSWD: ALL\n`, { mode: 0o440 });
   const ssh = join(root, `home/${ADMIN_USER}/.ssh`);
   await mkdir(ssh, { recursive: true, mode: 0o700 });
   const keys = join(ssh, 'authorized_keys');

@@ -7,15 +7,17 @@ import { basename, dirname, join } from 'node:path';
  * qe-packets group (root:qe-packets 0640), and a root-run writer that reset them to root:root would
  * leave the service unable to start.
  */
-export async function writeFileAtomic(path: string, text: string): Promise<void> {
+export async function writeFileAtomic(path: string, text: string, opts: { mode?: number } = {}): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const tmp = join(dirname(path), `.${basename(path)}.qe-tmp-${process.pid}`);
   const old = await stat(path).catch(() => undefined);
-  const fh = await open(tmp, 'w', old ? old.mode & 0o7777 : 0o644);
+  // A mode asked for wins (a sudoers file must never be readable by others, even for an instant).
+  const mode = opts.mode ?? (old ? old.mode & 0o7777 : 0o644);
+  const fh = await open(tmp, 'w', mode);
   try {
     if (old && (old.uid !== process.getuid?.() || old.gid !== process.getgid?.())) await fh.chown(old.uid, old.gid);
     // open()'s mode passes through the umask; chmod after chown, which may clear set-id bits.
-    if (old) await fh.chmod(old.mode & 0o7777);
+    await fh.chmod(mode);
     await fh.writeFile(text);
     await fh.sync();
   } finally {
