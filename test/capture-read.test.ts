@@ -1,5 +1,5 @@
 // `capture --read`: existing pcap and pcapng files through the same write path.
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeEach, describe, expect, it } from 'vitest';
@@ -21,6 +21,12 @@ beforeEach(async () => {
   await mkdir(store);
   config = await writeConfig(dir, { paths: [store], file_size: '256KiB', capacity: '64MiB' });
 });
+
+async function writeInput(): Promise<string> {
+  const file = join(dir, 'in.pcap');
+  await writeFile(file, input(true));
+  return file;
+}
 
 /** The same pcap with every field big-endian, as written on a big-endian machine. */
 function toBigEndian(le: Buffer): Buffer {
@@ -62,6 +68,45 @@ describe('capture --read', () => {
     });
   }
 
+  // Nanosecond pcap in host byte order is written in runs straight from the input; these cover
+  // where a run must end: a file's duration, a record cut by the snaplen, and input from a pipe.
+  it('imports a nanosecond pcap exactly when runs end at each file duration and at records longer than the snaplen', async () => {
+    const file = join(dir, 'in.pcap');
+    const spaced = buildPcap(frames.map((data, i) => ({ tsNs: ts0 + BigInt(i) * 10_000_000n + BigInt(i % 7), data })), { nanos: true });
+    await writeFile(file, spaced);
+    await writeConfig(dir, { paths: [store], file_size: '16MiB', file_duration: '1s', capacity: '64MiB', snaplen: 400 });
+    const { records, summary } = await importAndRead(file);
+    const want = parsePcap(spaced).records;
+    expect(want.some((r) => r.data.length > 400) && want.some((r) => r.data.length <= 400)).toBe(true);
+    expect(records.map((r) => r.data)).toEqual(want.map((r) => r.data.subarray(0, 400)));
+    expect(records.map((r) => r.origlen)).toEqual(want.map((r) => r.data.length));
+    expect(records.map((r) => r.tsNs)).toEqual(want.map((r) => r.tsNs));
+    // 2000 records 10 ms apart, in files of less than one second each
+    const files = await storeFiles([store]);
+    expect(files.length).toBeGreaterThanOrEqual(20);
+    for (const f of files) {
+      const recs = parsePcap(await readFile(f)).records;
+      expect(recs[recs.length - 1]!.tsNs - recs[0]!.tsNs).toBeLessThan(1_000_000_000n);
+    }
+    expect(summary.interfaces.import).toMatchObject({ received: 2000, written: 2000, writer_drops: 0 });
+  });
+
+  it('imports a nanosecond pcap from a pipe exactly, rotated by size', async () => {
+    const fifo = join(dir, 'in.fifo');
+    await execa('mkfifo', [fifo]);
+    const feed = execa('sh', ['-c', 'exec cat "$1" > "$2"', 'sh', await writeInput(), fifo]);
+    const r = await cli(['capture', '--read', fifo, '--config', config]);
+    await feed;
+    expect(r.exitCode, r.all).toBe(0);
+    expect(r.all).toMatch(/2000 packets read, 0 filtered out, 2000 written/);
+    const files = await storeFiles([store]);
+    expect(files.length).toBeGreaterThan(3);
+    for (const f of files) expect((await stat(f)).size).toBeLessThanOrEqual(256 * 1024);
+    const records = await readRecords(files);
+    expect(records.map((r) => r.data)).toEqual(frames);
+    expect(records.map((r) => r.tsNs)).toEqual(parsePcap(input(true)).records.map((r) => r.tsNs));
+  });
+
   it('imports pcapng (converted by editcap) with a BPF filter and a label', async () => {
     const file = join(dir, 'in.pcap');
     await writeFile(file, input(true));
@@ -77,8 +122,8 @@ describe('capture --read', () => {
     expect(counts.reduce((a, b) => a + b, 0)).toBe(tagged.length);
   });
 
-  it('imports the whole records of a truncated file and says what it left out', async () => {
-    const whole = input(false);
+  it.each([false, true])('imports the whole records of a truncated file and says what it left out (nanoseconds: %s)', async (nanos) => {
+    const whole = input(nanos);
     const file = join(dir, 'cut.pcap');
     await writeFile(file, whole.subarray(0, whole.length - 100));
     const { records, result } = await importAndRead(file);

@@ -323,6 +323,29 @@ describe('imports (capture --read) are held to the capacity', () => {
     await allWhole([store]);
   });
 
+  it('linear: an import into a filesystem that fills up for other reasons keeps whole files of the first packets, in order, and counts the rest', async () => {
+    const store = join(dir, 'store');
+    await loopFs(store, 12);
+    await writeFile(join(store, 'other-data'), Buffer.alloc(4 * MiB));
+    const config = await writeConfig(dir, { paths: [store], capacity: '1GiB', file_size: '1MiB', mode: 'linear' });
+    const input = await importFile('big.pcap', 15_000, 54, 0); // ~15 MiB > the room left
+    const res = await cli(['capture', '--read', input.path, '--config', config, '--summary', join(dir, 'summary.json')], { timeout: 120_000 });
+    const summary = JSON.parse(await readFile(join(dir, 'summary.json'), 'utf8'));
+    const c = summary.interfaces.import;
+    expect(c.written + c.writer_drops + c.store_full_drops, res.all).toBe(15_000);
+    expect(c.writer_drops + c.store_full_drops).toBeGreaterThan(0);
+    expect(res.all).toMatch(/filesystem is full|No space left/);
+    await allWhole([store]);
+    expect((await readdir(store)).filter((f) => f.endsWith('.part'))).toEqual([]);
+    const kept = (await readRecords(await storeFiles([store]))).map((r) => seqOf(r.data));
+    expect(kept.length).toBe(c.written);
+    expect(kept.length).toBeGreaterThan(3000);
+    // The first packets whole and in order; a nearly full disk may still take a small write later.
+    expect(kept.slice(0, 3000)).toEqual(input.seqs.slice(0, 3000));
+    expect(kept.every((q, i) => i === 0 || q > kept[i - 1]!)).toBe(true);
+    expect(await readFile(join(store, 'other-data')).then((b) => b.length)).toBe(4 * MiB);
+  });
+
   it('linear: an import stops at the capacity, keeps what it wrote first and says how much it left out', async () => {
     const store = join(dir, 'store');
     await mkdir(store);

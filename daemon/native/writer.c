@@ -382,6 +382,36 @@ void writer_flush(struct writer *w)
 	w->buf_packets = 0;
 }
 
+int writer_add_run(struct writer *w, const unsigned char *records, size_t len, uint64_t packets, uint64_t last_ns)
+{
+	uint64_t now = now_monotonic_ns();
+	writer_flush(w);
+	if (w->buf_packets)
+		return -1; /* the buffer could not be written: the records queue behind it */
+	int err;
+	/* A file just opened holds only its header in the buffer, which writer_flush leaves there. */
+	if (w->buf_len) {
+		if (pwrite_all(w->fd, w->buf, w->buf_len, w->file_bytes, &err) < 0) {
+			write_failed(w, err, now);
+			return -1;
+		}
+		w->file_bytes += w->buf_len;
+		w->buf_len = 0;
+	}
+	if (pwrite_all(w->fd, records, len, w->file_bytes, &err) < 0) {
+		write_failed(w, err, now);
+		return -1;
+	}
+	w->file_bytes += len;
+	w->appended_bytes += len;
+	w->file_packets += packets;
+	w->written += packets;
+	w->written_bytes += w->appended_bytes - w->counted_appended;
+	w->counted_appended = w->appended_bytes;
+	w->last_ns = w->buf_last_ns = last_ns;
+	return 0;
+}
+
 void writer_close_file(struct writer *w)
 {
 	if (w->fd < 0)

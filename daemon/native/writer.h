@@ -142,6 +142,24 @@ static inline void writer_add(struct writer *w, uint64_t ts_ns, uint32_t caplen,
 	w->buf_last_ns = ts_ns;
 }
 
+/* Offline fast path: can a run of records already in this writer's format (nanosecond, native
+ * byte order, within snaplen) of this many bytes, the last stamped ts_ns, go into the open file
+ * as it is, without rotating, without passing the quota and without a pending write retry? */
+static inline int writer_run_fits(const struct writer *w, uint64_t bytes, uint64_t ts_ns)
+{
+	return w->fd >= 0 && w->dfd < 0 && !w->store_full && !w->write_retry_after_ns &&
+	       w->file_bytes + w->buf_len + bytes <= w->cfg.file_size &&
+	       (!w->cfg.file_duration_ns ||
+		(ts_ns >= w->first_ns && ts_ns - w->first_ns < w->cfg.file_duration_ns)) &&
+	       w->appended_bytes + bytes <= w->quota;
+}
+
+/* Writes such a run (checked with writer_run_fits) from the caller's memory straight into the
+ * file, after what is buffered: no copy into the buffer. Returns -1 when the disk refused it;
+ * nothing of the run is then counted or left in the file, and the caller offers its records one
+ * by one (buffered, retried and counted as usual). */
+int writer_add_run(struct writer *w, const unsigned char *records, size_t len, uint64_t packets, uint64_t last_ns);
+
 uint64_t now_realtime_ns(void);
 uint64_t now_monotonic_ns(void);
 #endif

@@ -1,35 +1,32 @@
 #!/usr/bin/env node
 // qe-packets: one command, one subcommand per job.
 import { readFileSync } from 'node:fs';
+import module from 'node:module';
 import { join } from 'node:path';
-import { captureCommand, captureHelp } from './commands/capture.js';
-import { checkConfigCommand, checkConfigHelp } from './commands/check-config.js';
-import { demoCommand, demoHelp } from './commands/demo.js';
-import { extractCommand } from './commands/extract.js';
-import { EXTRACT_USAGE } from './commands/extract-args.js';
-import { firstbootCommand, firstbootHelp } from './commands/firstboot.js';
-import { consoleSetupCommand, consoleSetupHelp } from './commands/console-setup.js';
-import { interfacesCommand, interfacesHelp } from './commands/interfaces.js';
-import { statusCommand, statusHelp } from './commands/status.js';
-import { provisionCommand, provisionHelp } from './commands/provision.js';
 import { packageRoot } from './util/native.js';
+
+// Node.js 22.1+ (the appliance's runtime) keeps compiled modules between runs: scripts and boot
+// call the command often, and compiling is a good part of a start. Older Node.js has no such cache.
+(module as { enableCompileCache?: () => unknown }).enableCompileCache?.();
 
 interface Command {
   summary: string;
-  help: string;
-  run: (argv: string[]) => Promise<number>;
+  /** Each command's module (and what it imports) loads only when that command runs: a start costs
+   * what the command needs, not what all of them do (capture --read, status and firstboot are run
+   * by scripts and at boot). */
+  load: () => Promise<{ help: string; run: (argv: string[]) => Promise<number> }>;
 }
 
 const commands: Record<string, Command> = {
-  capture: { summary: 'capture the configured interfaces (or --read a file) into the store', help: captureHelp, run: captureCommand },
-  'check-config': { summary: 'validate a configuration file without starting anything', help: checkConfigHelp, run: checkConfigCommand },
-  extract: { summary: 'write the packets of a time range (and BPF filter) from the store into one pcap', help: EXTRACT_USAGE, run: extractCommand },
-  status: { summary: 'ask the running daemon for its health (ok, warning, critical) and key figures', help: statusHelp, run: statusCommand },
-  interfaces: { summary: 'list the interfaces that can be captured', help: interfacesHelp, run: interfacesCommand },
-  provision: { summary: 'plan and make the capture storage: disks, RAID or not, XFS, mounts, config (provision storage)', help: provisionHelp, run: provisionCommand },
-  'console-setup': { summary: 'ask on the console for the admin SSH key when none was given (appliance)', help: consoleSetupHelp, run: consoleSetupCommand },
-  firstboot: { summary: 'apply the appliance settings given at import (OVF properties) and provision the store disk, once', help: firstbootHelp, run: firstbootCommand },
-  demo: { summary: 'capture mixed traffic on a throw-away veth pair and show it in tshark', help: demoHelp, run: demoCommand },
+  capture: { summary: 'capture the configured interfaces (or --read a file) into the store', load: async () => { const m = await import('./commands/capture.js'); return { help: m.captureHelp, run: m.captureCommand }; } },
+  'check-config': { summary: 'validate a configuration file without starting anything', load: async () => { const m = await import('./commands/check-config.js'); return { help: m.checkConfigHelp, run: m.checkConfigCommand }; } },
+  extract: { summary: 'write the packets of a time range (and BPF filter) from the store into one pcap', load: async () => { const [m, a] = await Promise.all([import('./commands/extract.js'), import('./commands/extract-args.js')]); return { help: a.EXTRACT_USAGE, run: m.extractCommand }; } },
+  status: { summary: 'ask the running daemon for its health (ok, warning, critical) and key figures', load: async () => { const m = await import('./commands/status.js'); return { help: m.statusHelp, run: m.statusCommand }; } },
+  interfaces: { summary: 'list the interfaces that can be captured', load: async () => { const m = await import('./commands/interfaces.js'); return { help: m.interfacesHelp, run: m.interfacesCommand }; } },
+  provision: { summary: 'plan and make the capture storage: disks, RAID or not, XFS, mounts, config (provision storage)', load: async () => { const m = await import('./commands/provision.js'); return { help: m.provisionHelp, run: m.provisionCommand }; } },
+  'console-setup': { summary: 'ask on the console for the admin SSH key when none was given (appliance)', load: async () => { const m = await import('./commands/console-setup.js'); return { help: m.consoleSetupHelp, run: m.consoleSetupCommand }; } },
+  firstboot: { summary: 'apply the appliance settings given at import (OVF properties) and provision the store disk, once', load: async () => { const m = await import('./commands/firstboot.js'); return { help: m.firstbootHelp, run: m.firstbootCommand }; } },
+  demo: { summary: 'capture mixed traffic on a throw-away veth pair and show it in tshark', load: async () => { const m = await import('./commands/demo.js'); return { help: m.demoHelp, run: m.demoCommand }; } },
 };
 
 function version(): string {
@@ -57,11 +54,12 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${version()}\n`);
     return 0;
   }
-  const cmd = commands[name];
-  if (!cmd) {
+  const entry = commands[name];
+  if (!entry) {
     process.stderr.write(`qe-packets: unknown command '${name}'\n\n${usage()}`);
     return 1;
   }
+  const cmd = await entry.load();
   if (rest.includes('--help') || rest.includes('-h')) {
     process.stdout.write(`${cmd.help}\n`);
     return 0;

@@ -23,6 +23,7 @@ export interface ConfigInput {
   interfaces?: string[];
   paths: string[];
   filter?: string;
+  snaplen?: number;
   file_size?: string;
   file_duration?: string;
   capacity?: string;
@@ -46,6 +47,7 @@ export async function writeConfig(dir: string, c: ConfigInput): Promise<string> 
     `  interfaces: [${(c.interfaces ?? []).join(', ')}]`,
     ...(c.filter !== undefined ? [`  filter: ${JSON.stringify(c.filter)}`] : []),
     `  buffer: ${c.buffer ?? '32MiB'}`,
+    ...(c.snaplen !== undefined ? [`  snaplen: ${c.snaplen}`] : []),
     'storage:',
     `  paths: [${c.paths.join(', ')}]`,
     `  capacity: ${c.capacity ?? '1GiB'}`,

@@ -15,8 +15,6 @@ import { StoreRetention, type RetentionState } from '../store/retention.js';
 import { fetchStatus } from '../control/client.js';
 import { serveControl } from '../control/server.js';
 import { CaptureMonitor } from '../health/monitor.js';
-import { createMetrics } from '../metrics/registry.js';
-import { serveMetrics } from '../metrics/server.js';
 import { systemdNotifier } from '../systemd/notify.js';
 import { SystemdService } from '../systemd/service.js';
 import { toJson } from '../util/json.js';
@@ -123,6 +121,8 @@ async function openEndpoints(config: Config, monitor: CaptureMonitor): Promise<S
   }
   const listen = config.metrics.listen;
   if (listen) {
+    // prom-client loads only where metrics are served: an import or a check starts faster.
+    const [{ createMetrics }, { serveMetrics }] = await Promise.all([import('../metrics/registry.js'), import('../metrics/server.js')]);
     const metrics = createMetrics(() => monitor.report());
     try {
       const server = await serveMetrics(metrics, listen);
