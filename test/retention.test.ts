@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildPcap, parsePcap } from '../daemon/src/pcap/format.js';
+import { writeTrafgenConfig } from '../daemon/src/traffic/generate.js';
 import { type ConfigInput, cli, readRecords, RunningCapture, sleep, startCapture, storeFiles, tempDir, writeConfig } from './lib/cli.js';
 import { seqOf, seqOffset, testFrames } from './lib/frames.js';
 import { Lab, captureLink, sendFrames } from './lib/lab.js';
@@ -82,6 +83,24 @@ describe('circular retention', () => {
     expect(summary.interfaces[link.capDev].written).toBe(frames.length);
     expect(summary.store.filesDeleted).toBeGreaterThan(50);
     await allWhole([store]);
+  });
+
+  it('a burst at full speed from an idle link is never cut short waiting for a grant', async () => {
+    const link = await captureLink(lab, 'qerb');
+    const store = join(dir, 'store');
+    await mkdir(store);
+    const cap = await start({ interfaces: [link.capDev], paths: [store], capacity: '6GiB', file_size: '64MiB', mode: 'circular', buffer: '256MiB' });
+    await sleep(1500); // idle: the daemon has seen no rate yet
+    const cfg = join(dir, '1500.cfg');
+    await writeTrafgenConfig(cfg, { profile: '1500', seed: 3 });
+    // trafgen at full speed fills the ring at once; the helper then writes as fast as the disk goes.
+    await execa('ip', ['netns', 'exec', link.ns, 'timeout', '3', 'trafgen', '-i', cfg, '-o', link.genDev, '-P', '1', '--no-sock-mem', '-q'], { reject: false, stdin: 'ignore' });
+    await sleep(3000);
+    await cap.stop();
+    const c = JSON.parse(await readFile(join(dir, 'summary.json'), 'utf8')).interfaces[link.capDev];
+    expect(c.written_bytes, JSON.stringify(c)).toBeGreaterThan(1.1 * 1024 * MiB); // past the first grant (1 GiB): more was granted on the way
+    expect(c.store_full_drops, JSON.stringify(c)).toBe(0);
+    expect(c.writer_drops).toBe(0);
   });
 
   it('spreads files over several paths by free space and deletes the oldest across all of them', async () => {

@@ -109,12 +109,14 @@ export const daemon: LiveTool = {
       kernel_drops: i.kernel_drops ?? 0,
       if_drops: i.if_drops ?? 0,
       writer_drops: i.writer_drops ?? 0,
+      // Retention refused the bytes (linear store full, or a grant that came too late): counted.
+      store_full_drops: i.store_full_drops ?? 0,
       filtered: i.filtered ?? 0,
     };
     return {
       ...(i.received !== undefined ? { received: i.received } : {}),
       ...(i.written !== undefined ? { written: i.written } : {}),
-      dropped: causes.kernel_drops + causes.if_drops + causes.writer_drops,
+      dropped: causes.kernel_drops + causes.if_drops + causes.writer_drops + causes.store_full_drops,
       causes,
       ...(i.cpu_us !== undefined ? { cpuUs: i.cpu_us } : {}),
       raw: text,

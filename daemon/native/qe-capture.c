@@ -23,6 +23,10 @@
 #include "writer.h"
 
 #define READ_CHUNK (8u << 20)
+/* Packets per pcap_dispatch. Unbounded, one call empties a full ring (256 MiB: a quarter second of
+ * disk writes) without ever reading the daemon's commands, and a new byte quota asked for meanwhile
+ * arrives too late: the packets past the old one were dropped as store_full. */
+#define DISPATCH_MAX 4096
 #define MAX_RECORD (16u << 20)
 
 struct options {
@@ -325,7 +329,7 @@ static int run_live(struct capture *c)
 		poll(fds, c->watch_stdin ? 2 : 1, 100);
 		if (c->watch_stdin && (fds[1].revents & (POLLIN | POLLHUP)))
 			read_commands(c);
-		int n = pcap_dispatch(c->pcap, -1, on_packet, (u_char *)c);
+		int n = pcap_dispatch(c->pcap, DISPATCH_MAX, on_packet, (u_char *)c);
 		if (n == PCAP_ERROR) {
 			send_error(c->opt->iface, "interface_lost", 1, "%s: %s", c->opt->iface, pcap_geterr(c->pcap));
 			exit_code = 3;

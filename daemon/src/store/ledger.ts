@@ -17,7 +17,14 @@ interface Account {
   paths: Set<string>;
 }
 
-const MIN_GRANT = 64 * 2 ** 20;
+/**
+ * The least a helper is granted, rate unknown or not: a burst from an idle link must not run out of
+ * quota before the daemon answers (a busy daemon can take a good part of a second, and a full
+ * 10 GbE link writes over 1 GB a second); live capture cannot wait, so a late grant loses packets.
+ * In circular mode the grant is room made ahead by deleting the oldest files: 1 GiB is nothing on
+ * a store of terabytes, and a small store caps it at half its capacity per helper.
+ */
+const MIN_GRANT = 2 ** 30;
 
 export class StoreLedger {
   private accounts = new Map<string, Account>();
