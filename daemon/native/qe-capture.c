@@ -26,7 +26,7 @@
 /* Packets per pcap_dispatch. Unbounded, one call empties a full ring (256 MiB: a quarter second of
  * disk writes) without ever reading the daemon's commands, and a new byte quota asked for meanwhile
  * arrives too late: the packets past the old one were dropped as store_full. */
-#define DISPATCH_MAX 4096
+#define DISPATCH_MAX 16384
 #define MAX_RECORD (16u << 20)
 
 struct options {
