@@ -62,12 +62,13 @@ describe('reported figures', () => {
 
   it('daemon: the summary file, drops by cause', async () => {
     await writeFile(join(ctx.workDir, 'summary.json'), JSON.stringify({
-      interfaces: { 'qe-bench0': { received: 100, written: 90, written_bytes: 9000, filtered: 0, kernel_drops: 6, if_drops: 1, writer_drops: 3, cpu_us: 1234 } },
-      files: [{ path: 'x', first_ns: '1', last_ns: '2', packets: 90, bytes: 9000 }],
+      interfaces: { 'qe-bench0': { received: 100, written: 88, written_bytes: 8800, filtered: 0, kernel_drops: 6, if_drops: 1, writer_drops: 3, store_full_drops: 2, cpu_us: 1234 } },
+      files: [{ path: 'x', first_ns: '1', last_ns: '2', packets: 88, bytes: 8800 }],
     }));
     const r = await LIVE_TOOLS.daemon.reported(measured({}), ctx);
-    expect(r).toMatchObject({ received: 100, written: 90, dropped: 10, cpuUs: 1234 });
-    expect(r?.causes).toEqual({ kernel_drops: 6, if_drops: 1, writer_drops: 3, filtered: 0 });
+    expect(r).toMatchObject({ received: 100, written: 88, dropped: 12, cpuUs: 1234 });
+    // store_full: retention refused the bytes (a linear store full, or a grant too late): a cause too
+    expect(r?.causes).toEqual({ kernel_drops: 6, if_drops: 1, writer_drops: 3, store_full_drops: 2, filtered: 0 });
   });
 
   it('a tool that printed nothing reports nothing', async () => {
