@@ -517,7 +517,7 @@ static void emit_run(struct capture *c, const unsigned char *p, size_t len, uint
 
 /* Offers the whole records in p[0, have) and returns the bytes they take; -1 after a damaged
  * record (reported). Records already in the output format are gathered into runs written
- * straight from p: an import then costs one copy, like cat, instead of one per packet. */
+ * straight from p: an import then costs a read and a write, like dd, with no copy per packet. */
 static ssize_t import_records(struct capture *c, struct classic_input *in, const unsigned char *p, size_t have)
 {
 	size_t off = 0, run_start = 0, run_len = 0;
