@@ -22,7 +22,6 @@
 #include "proto.h"
 #include "writer.h"
 
-#define READ_CHUNK (8u << 20)
 /* Packets per pcap_dispatch. Unbounded, one call empties a full ring (256 MiB: a quarter second of
  * disk writes) without ever reading the daemon's commands, and a new byte quota asked for meanwhile
  * arrives too late: the packets past the old one were dropped as store_full. */
@@ -57,8 +56,7 @@ struct capture {
 	int watch_stdin;
 	char cmd[4096];
 	size_t cmd_len;
-	int quota_given_up; /* an import waited for room in vain (linear store full) */
-	int disk_given_up;  /* an import waited in vain for a refused write to succeed */
+	int import_gave_up; /* an import waited in vain for room or for a refused write (linear store full) */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -377,12 +375,14 @@ static inline uint32_t swap32(uint32_t v)
 }
 
 
-#define IMPORT_QUOTA_WAIT_NS (10ull * 1000000000u)
+#define IMPORT_WAIT_NS (10ull * 1000000000u)
 
-/* A file, unlike a live link, can wait for room: when its grant runs short the import reports at
- * once and waits for the daemon to grant more (circular retention deletes the oldest files first).
- * If no grant comes for a while (a full linear store), the rest is counted as store_full. */
-static void import_wait_for_room(struct capture *c, uint32_t caplen)
+/* A file, unlike a live link, can wait. When its grant runs short the import reports at once and
+ * waits for the daemon to grant more (circular retention deletes the oldest files first); when the
+ * disk refuses a write (a full filesystem) it waits for the daemon to make room (circular) or to stop
+ * it ("set quota 0" in linear mode: writer_add then counts store_full), retrying the kept buffer.
+ * If the daemon does nothing for a while, the import stops waiting and counts, like live capture. */
+static void import_wait(struct capture *c, uint32_t caplen)
 {
 	struct writer *w = &c->w;
 	if (writer_wants_quota(w)) {
@@ -392,46 +392,25 @@ static void import_wait_for_room(struct capture *c, uint32_t caplen)
 			read_commands(c);
 	}
 	uint64_t rec = PCAP_RECORD_LEN + (uint64_t)(caplen < w->cfg.snaplen ? caplen : w->cfg.snaplen) + PCAP_GLOBAL_LEN;
-	if (c->quota_given_up || w->appended_bytes + rec <= w->quota)
-		return;
-	uint64_t now = now_monotonic_ns(), deadline = now + IMPORT_QUOTA_WAIT_NS, next_report = now;
-	while (w->appended_bytes + rec > w->quota && !stop_requested && c->watch_stdin) {
+	uint64_t now = now_monotonic_ns(), deadline = now + IMPORT_WAIT_NS, next_report = now;
+	while (!c->import_gave_up && !stop_requested && c->watch_stdin) {
+		int short_of_quota = w->appended_bytes + rec > w->quota;
+		int refused = w->write_retry_after_ns && !w->store_full && w->appended_bytes < w->quota;
+		if (!short_of_quota && !refused)
+			return;
+		if (now >= deadline) {
+			c->import_gave_up = 1;
+			return;
+		}
 		if (now >= next_report) {
 			send_stats(c);
 			next_report = now + 500000000u;
 		}
-		if (now >= deadline) {
-			c->quota_given_up = 1;
-			return;
-		}
 		struct pollfd fd = { .fd = STDIN_FILENO, .events = POLLIN };
 		if (poll(&fd, 1, 100) > 0)
 			read_commands(c);
-		now = now_monotonic_ns();
-	}
-}
-
-/* A file can also wait when the disk refuses a write (a full filesystem): the daemon hears of it
- * and makes room (circular) or stops the import (linear, the rest counted as store_full), and the
- * buffer is written again, instead of every packet meanwhile being dropped. */
-static void import_wait_for_disk(struct capture *c)
-{
-	struct writer *w = &c->w;
-	if (c->disk_given_up)
-		return;
-	uint64_t now = now_monotonic_ns(), deadline = now + IMPORT_QUOTA_WAIT_NS;
-	/* "set quota 0" is the daemon's answer in linear mode: writer_add then counts store_full. */
-	while (w->write_retry_after_ns && !w->store_full && w->appended_bytes < w->quota && !stop_requested &&
-	       c->watch_stdin) {
-		if (now >= deadline) {
-			c->disk_given_up = 1; /* nobody made room: drop and count like live capture */
-			return;
-		}
-		send_stats(c);
-		struct pollfd fd = { .fd = STDIN_FILENO, .events = POLLIN };
-		if (poll(&fd, 1, 100) > 0)
-			read_commands(c);
-		writer_drain(w);
+		if (refused)
+			writer_drain(w);
 		now = now_monotonic_ns();
 	}
 }
@@ -447,10 +426,8 @@ static inline void offer(struct capture *c, uint64_t ts, uint32_t caplen, uint32
 			return;
 		}
 	}
-	if (c->w.quota != UINT64_MAX)
-		import_wait_for_room(c, caplen);
-	if (c->w.write_retry_after_ns)
-		import_wait_for_disk(c);
+	if (c->w.quota != UINT64_MAX || c->w.write_retry_after_ns)
+		import_wait(c, caplen);
 	writer_add(&c->w, ts, caplen, origlen, data);
 }
 
@@ -483,7 +460,6 @@ static int start_offline(struct capture *c, uint32_t linktype)
 	return start_writer(c, "file");
 }
 
-#define RUN_MAX (8u << 20)
 #define STREAM_READ (1u << 20)
 
 /* How a classic pcap input is read: its byte order and resolution, and whether its records are
@@ -504,7 +480,7 @@ static void emit_run(struct capture *c, const unsigned char *p, size_t len, uint
 	if (writer_add_run(&c->w, p, len, packets, last_ns) == 0) {
 		c->received += packets;
 		if (c->w.quota != UINT64_MAX)
-			import_wait_for_room(c, 0);
+			import_wait(c, 0);
 		return;
 	}
 	for (size_t off = 0; off < len;) {
@@ -539,8 +515,7 @@ static ssize_t import_records(struct capture *c, struct classic_input *in, const
 		if (off + rec > have)
 			break;
 		uint64_t ts = (uint64_t)h[0] * 1000000000u + (in->nanos ? h[1] : (uint64_t)h[1] * 1000u);
-		if (in->verbatim && h[2] <= c->w.cfg.snaplen && run_len + rec <= RUN_MAX &&
-		    writer_run_fits(&c->w, run_len + rec, ts)) {
+		if (in->verbatim && h[2] <= c->w.cfg.snaplen && writer_run_fits(&c->w, run_len + rec, ts)) {
 			if (!run_len)
 				run_start = off;
 			run_len += rec;
@@ -565,7 +540,7 @@ static ssize_t import_records(struct capture *c, struct classic_input *in, const
  * cache miss, and the write then faulted the pages in again). */
 static int import_classic_records(struct capture *c, struct classic_input *in, int fd)
 {
-	unsigned char *buf = malloc(READ_CHUNK + MAX_RECORD);
+	unsigned char *buf = malloc(STREAM_READ + MAX_RECORD);
 	if (!buf)
 		return 3;
 	size_t have = 0;
@@ -573,7 +548,7 @@ static int import_classic_records(struct capture *c, struct classic_input *in, i
 	uint64_t next_stats = now_monotonic_ns() + 1000000000u;
 	int exit_code = 0;
 	while (!stop_requested) {
-		size_t room = READ_CHUNK + MAX_RECORD - have;
+		size_t room = STREAM_READ + MAX_RECORD - have;
 		ssize_t n = read(fd, buf + have, room < STREAM_READ ? room : STREAM_READ);
 		if (n < 0 && errno == EINTR)
 			continue;
