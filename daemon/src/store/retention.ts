@@ -77,7 +77,13 @@ export class StoreRetention extends EventEmitter<RetentionEvents> {
         this.emit('log', 'warn', `store full (linear mode, capacity ${this.capacityBytes} bytes): packets are counted, not written`);
       }
     });
-    sup.on('helper_exit', (iface) => this.ledger.close(iface));
+    sup.on('helper_exit', (iface) => {
+      // Its whole grant stays reserved until the store is measured: measure now, or a helper that
+      // restarts again and again (an interface that comes and goes) would reserve a grant each
+      // time, and circular mode would delete the other interfaces' files to make that room.
+      this.ledger.close(iface);
+      void this.serial(() => this.remeasure());
+    });
     this.timer = setInterval(() => void this.serial(() => this.remeasure()), this.config.storage.rescanIntervalMs);
     this.timer.unref();
   }
