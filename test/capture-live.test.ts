@@ -203,6 +203,38 @@ describe('live capture', () => {
     await cap.stop();
   });
 
+  it('makes the store durable every storage.flush_interval with one syncfs, not one sync per closed file (storage.fsync)', async () => {
+    const link = await captureLink(lab, 'qet12');
+    for (const fsync of [true, false]) {
+      const store = join(dir, `store-${fsync}`);
+      await execa('mkdir', ['-p', store]);
+      const cap = await start({ interfaces: [link.capDev], paths: [store], flush_interval: '500ms', file_size: '256KiB', fsync });
+      const pid = (await execa('pgrep', ['-f', `qe-capture --iface ${link.capDev} `])).stdout.trim();
+      const trace = join(dir, `sync-${fsync}.trace`);
+      // Every thread of the helper, the sync thread included.
+      const strace = execa('strace', ['-f', '-qq', '-p', pid, '-e', 'trace=syncfs,fdatasync,fsync', '-o', trace], { reject: false });
+      await sleep(300);
+      const t0 = Date.now();
+      await sendFrames(link.ns, link.genDev, testFrames({ count: 6000, seed: 23, sizes: [1000] }), dir, { pps: 2000 });
+      const intervals = (Date.now() - t0) / 500;
+      strace.kill('SIGINT');
+      await strace;
+      await cap.stop();
+      const calls = (await readFile(trace, 'utf8')).split('\n');
+      const syncfs = calls.filter((l) => /\bsyncfs\(/.test(l)).length;
+      const perFile = calls.filter((l) => /\b(fdatasync|fsync)\(/.test(l)).length;
+      const files = (await storeFiles([store])).length;
+      if (fsync) {
+        expect(files).toBeGreaterThan(15); // ~6 MB into 256 KiB files
+        expect(syncfs).toBeGreaterThanOrEqual(Math.floor(intervals) - 1);
+        expect(syncfs).toBeLessThanOrEqual(Math.ceil(intervals) + 2);
+        expect(perFile).toBe(0);
+      } else {
+        expect(syncfs + perFile).toBe(0);
+      }
+    }
+  });
+
   it('counts every packet it could not keep: a stalled helper overflows the kernel ring and the drops are reported', async () => {
     const link = await captureLink(lab, 'qet9');
     const store = join(dir, 'store');
