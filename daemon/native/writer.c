@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -13,6 +14,7 @@
 #include "proto.h"
 
 #define PCAP_MAGIC_NANO 0xa1b23c4du
+#define HUGE_PAGE (2u << 20)
 
 uint64_t now_realtime_ns(void)
 {
@@ -214,8 +216,11 @@ int writer_init(struct writer *w, const struct writer_config *cfg)
 	w->fd = -1;
 	w->dfd = -1;
 	w->quota = UINT64_MAX;
-	if (posix_memalign((void **)&w->buf, 4096, WRITER_BUF_SIZE) != 0)
+	/* Huge pages for the buffer: the copy into it takes no TLB misses and an O_DIRECT write pins
+	 * two pages instead of a thousand (where transparent huge pages are on, as madvise allows). */
+	if (posix_memalign((void **)&w->buf, HUGE_PAGE, WRITER_BUF_SIZE) != 0)
 		return -1;
+	madvise(w->buf, WRITER_BUF_SIZE, MADV_HUGEPAGE);
 	struct syncer *s = calloc(1, sizeof *s);
 	if (!s)
 		return -1;
