@@ -133,12 +133,12 @@ static void send_stats(struct capture *c)
 	struct msg m;
 	msg_begin(&m, "stats", c->opt->iface);
 	msg_u64(&m, "received", c->received);
-	msg_u64(&m, "written", c->w.written);
-	msg_u64(&m, "written_bytes", c->w.written_bytes);
+	msg_u64(&m, "written", writer_written(&c->w));
+	msg_u64(&m, "written_bytes", writer_written_bytes(&c->w));
 	msg_u64(&m, "filtered", c->filtered);
 	msg_u64(&m, "kernel_drops", c->kernel_drops);
 	msg_u64(&m, "if_drops", c->if_drops);
-	msg_u64(&m, "writer_drops", c->w.writer_drops);
+	msg_u64(&m, "writer_drops", writer_lost(&c->w));
 	msg_u64(&m, "write_errors", c->w.write_errors);
 	msg_u64(&m, "store_full_drops", c->w.store_full_drops);
 	msg_u64(&m, "appended_bytes", c->w.appended_bytes);

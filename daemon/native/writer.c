@@ -45,6 +45,7 @@ struct closed_file {
 	int fd;
 	int dfd;
 	int torn; /* a direct write failed mid-record: cut back to the last whole record before renaming */
+	uint64_t counted_bytes; /* torn: the bytes of the file counted as written */
 	char part[PATH_MAX];
 	char base[PATH_MAX];
 	uint64_t first_ns, last_ns, packets, bytes;
@@ -59,6 +60,7 @@ struct syncer {
 	int stop;
 	int dirty; /* atomic: something was written since the last round */
 	const struct writer_config *cfg;
+	struct writer *w; /* this thread touches only its atomic recovered counters */
 };
 
 /* The filesystems holding the store directories, one fd each. */
@@ -133,8 +135,15 @@ static uint64_t cut_to_whole_records(int fd, uint64_t *size)
 /* Cuts a torn file, renames it into place and reports it. */
 static void finish_file(struct syncer *s, struct closed_file *c)
 {
-	if (c->torn)
+	if (c->torn) {
+		uint64_t counted = c->packets;
 		c->packets = cut_to_whole_records(c->fd, &c->bytes);
+		if (c->packets > counted) {
+			__atomic_add_fetch(&s->w->recovered, c->packets - counted, __ATOMIC_RELAXED);
+			if (c->bytes > c->counted_bytes)
+				__atomic_add_fetch(&s->w->recovered_bytes, c->bytes - c->counted_bytes, __ATOMIC_RELAXED);
+		}
+	}
 	if (c->dfd >= 0)
 		close(c->dfd);
 	close(c->fd);
@@ -227,6 +236,7 @@ int writer_init(struct writer *w, const struct writer_config *cfg)
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	s->cfg = &w->cfg;
+	s->w = w;
 	if (pthread_create(&s->thread, NULL, syncer_main, s) != 0)
 		return -1;
 	w->syncer = s;
@@ -285,7 +295,7 @@ int writer_open_file(struct writer *w, uint64_t ts_ns)
 	for (int n = 0; n < 1000 && fd < 0; n++) {
 		format_base(w->final_base, sizeof w->final_base, dir, w->cfg.iface, ts_ns, n);
 		snprintf(w->part_path, sizeof w->part_path, "%s.pcap.part", w->final_base);
-		fd = open(w->part_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+		fd = open(w->part_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640); /* read back by a torn-file cut */
 		if (fd < 0 && errno != EEXIST)
 			break;
 	}
@@ -299,6 +309,7 @@ int writer_open_file(struct writer *w, uint64_t ts_ns)
 	/* A filesystem without O_DIRECT (some tmpfs, FUSE) simply gets buffered writes. */
 	w->dfd = w->cfg.direct ? open(w->part_path, O_WRONLY | O_DIRECT | O_CLOEXEC) : -1;
 	w->buf_counted = 0;
+	w->counted_end = 0;
 	w->first_ns = w->last_ns = ts_ns;
 	w->file_bytes = 0;
 	w->file_packets = 0;
@@ -404,6 +415,7 @@ void writer_flush(struct writer *w)
 		w->buf_counted = w->buf_len; /* rewritten with the next aligned block */
 	}
 	w->write_retry_after_ns = 0;
+	w->counted_end = w->file_bytes + w->buf_counted;
 	w->file_packets += w->buf_packets;
 	w->written += w->buf_packets;
 	w->written_bytes += w->appended_bytes - w->counted_appended;
@@ -433,6 +445,7 @@ int writer_add_run(struct writer *w, const unsigned char *records, size_t len, u
 		return -1;
 	}
 	w->file_bytes += len;
+	w->counted_end = w->file_bytes;
 	w->appended_bytes += len;
 	w->file_packets += packets;
 	w->written += packets;
@@ -468,6 +481,7 @@ void writer_close_file(struct writer *w)
 	c->fd = w->fd;
 	c->dfd = w->dfd;
 	c->torn = torn;
+	c->counted_bytes = w->counted_end;
 	snprintf(c->part, sizeof c->part, "%s", w->part_path);
 	snprintf(c->base, sizeof c->base, "%s", w->final_base);
 	c->first_ns = w->first_ns;
@@ -529,4 +543,19 @@ void writer_finish(struct writer *w)
 	w->syncer = NULL;
 	free(w->buf);
 	w->buf = NULL;
+}
+
+uint64_t writer_written(const struct writer *w)
+{
+	return w->written + __atomic_load_n(&w->recovered, __ATOMIC_RELAXED);
+}
+
+uint64_t writer_written_bytes(const struct writer *w)
+{
+	return w->written_bytes + __atomic_load_n(&w->recovered_bytes, __ATOMIC_RELAXED);
+}
+
+uint64_t writer_lost(const struct writer *w)
+{
+	return w->writer_drops - __atomic_load_n(&w->recovered, __ATOMIC_RELAXED);
 }

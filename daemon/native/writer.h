@@ -38,6 +38,7 @@ struct writer {
 	int fd;                  /* -1 when no file is open */
 	int dfd;                 /* the same file opened O_DIRECT, or -1 (buffered writes only) */
 	size_t buf_counted;      /* direct mode: a tail already written and counted, kept for alignment */
+	uint64_t counted_end;    /* the file offset up to which every record was written and counted */
 	uint64_t counted_appended; /* appended_bytes when packets were last counted as written */
 	char part_path[PATH_MAX];
 	char final_base[PATH_MAX]; /* path without ".pcap" */
@@ -61,6 +62,11 @@ struct writer {
 	uint64_t write_errors;
 	uint64_t last_error_report_ns;
 
+	/* A file closed after a failed write counts all its packets since the last flush as lost; the
+	 * sync thread then finds the whole records that did reach it and moves them back to written. */
+	uint64_t recovered;       /* atomic: packets */
+	uint64_t recovered_bytes; /* atomic */
+
 	struct syncer *syncer;
 };
 
@@ -77,6 +83,11 @@ void writer_tick(struct writer *w, uint64_t now_ns);
 void writer_finish(struct writer *w);
 
 int writer_open_file(struct writer *w, uint64_t ts_ns);
+/* The counters as reported, with the records found in files cut after a failed write counted as
+ * written rather than lost. */
+uint64_t writer_written(const struct writer *w);
+uint64_t writer_written_bytes(const struct writer *w);
+uint64_t writer_lost(const struct writer *w);
 /* Linear retention: closes the open file and counts further packets as store_full drops. */
 void writer_set_store_full(struct writer *w);
 /* A new quota (cumulative appended bytes); writing resumes if it leaves room. */
