@@ -59,38 +59,27 @@ struct syncer {
 	struct closed_file *head, *tail;
 	int stop;
 	int dirty; /* atomic: something was written since the last round */
-	const struct writer_config *cfg;
-	struct writer *w; /* this thread touches only its atomic recovered counters */
+	struct writer *w; /* this thread reads its cfg and adds to its atomic recovered counters */
 };
 
-/* The filesystems holding the store directories, one fd each. */
-struct fs_set {
-	dev_t dev[MAX_DIRS];
-	int fd[MAX_DIRS];
-	int n;
-};
-
+/* One syncfs() per filesystem holding a store directory. */
 static void sync_store(const struct writer_config *cfg)
 {
-	struct fs_set set = { .n = 0 };
+	dev_t done[MAX_DIRS];
+	int ndone = 0;
 	for (int i = 0; i < cfg->ndirs; i++) {
 		int fd = open(cfg->dirs[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		struct stat st;
 		if (fd < 0)
 			continue;
+		struct stat st;
 		int seen = fstat(fd, &st) != 0;
-		for (int k = 0; k < set.n && !seen; k++)
-			seen = set.dev[k] == st.st_dev;
-		if (seen) {
-			close(fd);
-			continue;
+		for (int k = 0; k < ndone && !seen; k++)
+			seen = done[k] == st.st_dev;
+		if (!seen) {
+			done[ndone++] = st.st_dev;
+			syncfs(fd);
 		}
-		set.dev[set.n] = st.st_dev;
-		set.fd[set.n++] = fd;
-	}
-	for (int k = 0; k < set.n; k++) {
-		syncfs(set.fd[k]);
-		close(set.fd[k]);
+		close(fd);
 	}
 }
 
@@ -154,12 +143,12 @@ static void finish_file(struct syncer *s, struct closed_file *c)
 	}
 	char final[PATH_MAX];
 	if (rename_final(c->part, c->base, final, sizeof final) < 0) {
-		send_error(s->cfg->iface, "rename_failed", 0, "cannot rename %s: %s (it stays as a .part file and is repaired at the next start)",
+		send_error(s->w->cfg.iface, "rename_failed", 0, "cannot rename %s: %s (it stays as a .part file and is repaired at the next start)",
 			   c->part, strerror(errno));
 		return;
 	}
 	struct msg m;
-	msg_begin(&m, "file_closed", s->cfg->iface);
+	msg_begin(&m, "file_closed", s->w->cfg.iface);
 	msg_str(&m, "path", final);
 	msg_ns(&m, "first_ns", c->first_ns);
 	msg_ns(&m, "last_ns", c->last_ns);
@@ -171,7 +160,7 @@ static void finish_file(struct syncer *s, struct closed_file *c)
 static void *syncer_main(void *arg)
 {
 	struct syncer *s = arg;
-	uint64_t interval = s->cfg->flush_ms * 1000000u;
+	uint64_t interval = s->w->cfg.flush_ms * 1000000u;
 	uint64_t next_round = now_monotonic_ns() + interval;
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
@@ -203,8 +192,8 @@ static void *syncer_main(void *arg)
 		/* At a stop the last files and their names are made durable before the helper exits. */
 		uint64_t now = now_monotonic_ns();
 		if (now >= next_round || stopping) {
-			if (s->cfg->fsync && __atomic_exchange_n(&s->dirty, 0, __ATOMIC_ACQ_REL))
-				sync_store(s->cfg);
+			if (s->w->cfg.fsync && __atomic_exchange_n(&s->dirty, 0, __ATOMIC_ACQ_REL))
+				sync_store(&s->w->cfg);
 			next_round = now + interval;
 		}
 
@@ -235,7 +224,6 @@ int writer_init(struct writer *w, const struct writer_config *cfg)
 		return -1;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
-	s->cfg = &w->cfg;
 	s->w = w;
 	if (pthread_create(&s->thread, NULL, syncer_main, s) != 0)
 		return -1;
