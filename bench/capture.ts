@@ -123,7 +123,7 @@ async function runLive(o: BenchOptions, tools: LiveTool[], workDir: string, note
     fileSizeMB: FILE_SIZE_MB,
     bufferMiB: BUFFER_MIB,
     snaplen: SNAPLEN,
-    armSettleMs: o.quick ? 500 : 1000,
+    warmupMs: o.warmup * 1000,
     inputs: await prepareInputs(join(workDir, 'inputs'), o),
   };
   const calibration = await calibrate(tools, env, notes);

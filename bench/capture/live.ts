@@ -30,7 +30,7 @@ export interface LiveEnv {
   bufferMiB: number;
   snaplen: number;
   /** Pause between arming the capture and starting traffic. */
-  armSettleMs: number;
+  warmupMs: number;
   inputs: Record<SizeProfile, GeneratorInputs>;
 }
 
@@ -128,7 +128,7 @@ export async function runLiveTrial(tool: LiveTool, c: LiveCondition, rep: number
     proc = TimedProcess.start(trial.command, { cpu: env.captureCpu, timeFile: join(dir, 'time.txt') });
     const armed = await waitUntil(async () => (await packetSockets(env.ifindex)) > sockets, 20_000, proc);
     if (!armed) throw new Error('the tool never opened a packet socket on the interface');
-    await sleep(env.armSettleMs);
+    await sleep(env.warmupMs);
 
     const senderBefore = await counters(GENERATOR_IF, NAMESPACE);
     const receiverBefore = await counters(CAPTURE_IF);

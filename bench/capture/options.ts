@@ -17,6 +17,8 @@ export interface BenchOptions {
   tools: ToolName[];
   reps: number;
   seconds: number;
+  /** Seconds each tool runs, armed, before traffic starts. */
+  warmup: number;
   offlineBytes: number;
   profiles: SizeProfile[];
   generators: GeneratorSpec[];
@@ -34,6 +36,8 @@ export const USAGE = `usage: node build/bench/capture.js [options]
   --tools a,b           capture tools: ${TOOL_NAMES.join(', ')} (default: all)
   --reps N              repetitions per condition (default 3; quick 1)
   --seconds N           traffic per live trial (default 10; quick 2)
+  --warmup N            seconds each tool runs armed before traffic (default 10; quick 1), so that
+                        start-up work (ring set-up, a runtime's first heap reduction) is not packet work
   --offline-size SIZE   offline input, e.g. 4GB (default 4GB; quick 512MB)
   --profiles a,b        64, imix, 1500 (default: all)
   --generators a,b      trafgen, tcpreplay (default: both)
@@ -58,6 +62,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       tools: { type: 'string' },
       reps: { type: 'string' },
       seconds: { type: 'string' },
+      warmup: { type: 'string' },
       'offline-size': { type: 'string' },
       profiles: { type: 'string' },
       generators: { type: 'string' },
@@ -109,6 +114,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     tools: tools as ToolName[],
     reps: int(values.reps, quick ? 1 : 3, 'reps'),
     seconds: int(values.seconds, quick ? 2 : 10, 'seconds'),
+    warmup: int(values.warmup, quick ? 1 : 10, 'warmup', 0),
     offlineBytes: parseSize(values['offline-size'] ?? (quick ? '512MB' : '4GB')),
     profiles: profiles as SizeProfile[],
     generators,

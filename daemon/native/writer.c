@@ -321,6 +321,7 @@ static int pwrite_all(struct writer *w, int fd, const unsigned char *p, size_t l
 {
 	size_t done = 0;
 	int rc = 0;
+	copy_fence();
 	while (done < len) {
 		ssize_t n = pwrite(fd, p + done, len - done, (off_t)(off + done));
 		if (n < 0 && errno == EINTR)
