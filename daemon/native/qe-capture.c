@@ -30,7 +30,7 @@
 #define MAX_RECORD (16u << 20)
 /* libpcap's TPACKET_V3 blocks are 256 KiB and poll() wakes the helper as each one is retired: at
  * 1500-byte frames and 150 kpps that is 900 wake-ups a second, and the context switches cost about
- * a seventh of the helper's CPU. After draining the ring the helper lets up to PACE_MAX_NS of
+ * a tenth of the helper's CPU. After draining the ring the helper lets up to PACE_MAX_NS of
  * traffic gather, but never more than a PACE_RING_SHARE of the ring at the rate just seen. */
 #define PACE_MAX_NS 10000000u
 #define PACE_RING_SHARE 8
@@ -244,6 +244,12 @@ static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *d
 	writer_add(&c->w, ts, h->caplen, h->len, data);
 }
 
+/* libpcap takes the ring size as an int. */
+static uint64_t ring_bytes(const struct options *o)
+{
+	return o->buffer_bytes > INT32_MAX ? INT32_MAX : o->buffer_bytes;
+}
+
 static int open_live(struct capture *c)
 {
 	char errbuf[PCAP_ERRBUF_SIZE];
@@ -257,7 +263,7 @@ static int open_live(struct capture *c)
 	pcap_set_promisc(p, o->promisc);
 	/* TPACKET_V3 hands over a block when it fills or after this many ms: batching with bounded delay. */
 	pcap_set_timeout(p, 50);
-	pcap_set_buffer_size(p, (int)(o->buffer_bytes > INT32_MAX ? INT32_MAX : o->buffer_bytes));
+	pcap_set_buffer_size(p, (int)ring_bytes(o));
 	pcap_set_immediate_mode(p, 0);
 	if (pcap_set_tstamp_precision(p, PCAP_TSTAMP_PRECISION_NANO) != 0)
 		send_error(o->iface, "no_nanoseconds", 0, "nanosecond timestamps not available; using microseconds");
@@ -321,8 +327,8 @@ static uint64_t pace_ns(const struct capture *c, uint64_t bytes, uint64_t since,
 {
 	if (bytes == 0 || now <= since)
 		return 0;
-	/* ring / share / (bytes / elapsed), in integer ns without overflow for rings up to 2 GiB */
-	double ns = (double)c->opt->buffer_bytes / PACE_RING_SHARE * (double)(now - since) / (double)bytes;
+	/* the time to fill ring / share at bytes / elapsed */
+	double ns = (double)ring_bytes(c->opt) / PACE_RING_SHARE * (double)(now - since) / (double)bytes;
 	return ns >= PACE_MAX_NS ? PACE_MAX_NS : (uint64_t)ns;
 }
 
