@@ -56,7 +56,6 @@ struct capture {
 	struct bpf_program prog; /* offline filter for --read */
 	int have_prog;
 	uint64_t received;
-	uint64_t received_bytes; /* caplen sum: the rate that bounds the pause between wake-ups */
 	uint64_t filtered;
 	uint64_t kernel_drops;
 	uint64_t if_drops_base;
@@ -238,7 +237,6 @@ static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *d
 {
 	struct capture *c = (struct capture *)user;
 	c->received++;
-	c->received_bytes += h->caplen;
 	/* With nanosecond precision libpcap carries nanoseconds in tv_usec. */
 	uint64_t ts = (uint64_t)h->ts.tv_sec * 1000000000u + (uint64_t)h->ts.tv_usec;
 	writer_add(&c->w, ts, h->caplen, h->len, data);
@@ -322,7 +320,9 @@ static int start_writer(struct capture *c, const char *source)
 	return 0;
 }
 
-/* How long to wait before the next poll, given the bytes read since the last wake-up at `since`. */
+/* How long to wait before the next poll, given the bytes read since the last wake-up at `since`
+ * (the writer's appended bytes: record headers make the estimate a little high, which only
+ * shortens the pause). */
 static uint64_t pace_ns(const struct capture *c, uint64_t bytes, uint64_t since, uint64_t now)
 {
 	if (bytes == 0 || now <= since)
@@ -360,7 +360,7 @@ static int run_live(struct capture *c)
 		poll(fds, c->watch_stdin ? 2 : 1, 100);
 		if (c->watch_stdin && (fds[1].revents & (POLLIN | POLLHUP)))
 			read_commands(c);
-		uint64_t bytes_before = c->received_bytes;
+		uint64_t bytes_before = c->w.appended_bytes;
 		int n = pcap_dispatch(c->pcap, DISPATCH_MAX, on_packet, (u_char *)c);
 		if (n == PCAP_ERROR) {
 			send_error(c->opt->iface, "interface_lost", 1, "%s: %s", c->opt->iface, pcap_geterr(c->pcap));
@@ -384,12 +384,12 @@ static int run_live(struct capture *c)
 				next_stats = now + 1000000000u;
 		}
 		/* n < DISPATCH_MAX: the ring is drained. */
-		if (n > 0 && n < DISPATCH_MAX) {
-			uint64_t pause = pace_ns(c, c->received_bytes - bytes_before, woke, now);
-			if (pause)
-				sleep_ns(pause);
+		uint64_t pause = n > 0 && n < DISPATCH_MAX ? pace_ns(c, c->w.appended_bytes - bytes_before, woke, now) : 0;
+		if (pause) {
+			sleep_ns(pause);
+			now = now_monotonic_ns();
 		}
-		woke = now_monotonic_ns();
+		woke = now;
 	}
 	if (exit_code == 0) {
 		/* Packets in a block the kernel has not retired yet arrive within the block timeout. */
