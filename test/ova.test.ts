@@ -1,5 +1,5 @@
-// The OVA as VMware expects it: the descriptor valid against the DMTF OVF schema (offline copy in
-// ../shared/ovf-schema), the descriptor first in a GNU tar, then the manifest in VMware's exact
+// The OVA as VMware expects it: the descriptor valid against the DMTF OVF schema (DMTF's .xsd files,
+// unchanged, in test/fixtures/ovf-schema: a plain clone has everything the test reads), the descriptor first in a GNU tar, then the manifest in VMware's exact
 // line form, then a streamOptimized VMDK; the appliance's settings in a ProductSection.
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -12,7 +12,7 @@ import { sha256File } from '../ova/src/manifest.js';
 import { APPLIANCE_PROPERTIES } from '../daemon/src/appliance/properties.js';
 import { root, tempDir } from './lib/cli.js';
 
-const schema = join(root, '..', 'shared', 'ovf-schema', 'dsp8023_1.1.1.xsd');
+const schema = join(root, 'test', 'fixtures', 'ovf-schema', 'dsp8023_1.1.1.xsd');
 
 async function smallOva() {
   const dir = await tempDir('qe-ova-');
@@ -38,7 +38,7 @@ async function smallOva() {
 
 describe('OVA', () => {
   it('has a descriptor that validates against the DMTF OVF schema', async () => {
-    expect(existsSync(schema), `${schema} (the shared OVF schema) must exist beside the checkout`).toBe(true);
+    expect(existsSync(schema), `${schema} (the OVF schema fixture) must be in the checkout`).toBe(true);
     const { ovf } = await smallOva();
     const res = await execa('xmllint', ['--noout', '--nonet', '--schema', schema, ovf], { reject: false, all: true });
     expect(res.all).toBe(`${ovf} validates`);
