@@ -51,7 +51,7 @@ struct options {
 
 struct capture {
 	struct options *opt;
-	struct writer w;
+	struct writer *w;
 	pcap_t *pcap;
 	struct bpf_program prog; /* offline filter for --read */
 	int have_prog;
@@ -140,18 +140,21 @@ static void send_stats(struct capture *c)
 	struct msg m;
 	msg_begin(&m, "stats", c->opt->iface);
 	msg_u64(&m, "received", c->received);
-	msg_u64(&m, "written", writer_written(&c->w));
-	msg_u64(&m, "written_bytes", writer_written_bytes(&c->w));
+	struct writer_stats ws = { 0 };
+	if (c->w)
+		writer_stats(c->w, &ws);
+	msg_u64(&m, "written", ws.written);
+	msg_u64(&m, "written_bytes", ws.written_bytes);
 	msg_u64(&m, "filtered", c->filtered);
 	msg_u64(&m, "kernel_drops", c->kernel_drops);
 	msg_u64(&m, "if_drops", c->if_drops);
-	msg_u64(&m, "writer_drops", writer_lost(&c->w));
-	msg_u64(&m, "write_errors", c->w.write_errors);
-	msg_u64(&m, "store_full_drops", c->w.store_full_drops);
-	msg_u64(&m, "appended_bytes", c->w.appended_bytes);
-	msg_u64(&m, "open_file_bytes", c->w.fd >= 0 ? c->w.file_bytes + c->w.buf_len : 0);
-	msg_u64(&m, "buffered_bytes", c->w.fd >= 0 ? c->w.buf_len : 0);
-	msg_bool(&m, "store_full", c->w.store_full);
+	msg_u64(&m, "writer_drops", ws.lost);
+	msg_u64(&m, "write_errors", ws.write_errors);
+	msg_u64(&m, "store_full_drops", ws.store_full_drops);
+	msg_u64(&m, "appended_bytes", ws.appended_bytes);
+	msg_u64(&m, "open_file_bytes", ws.open_file_bytes);
+	msg_u64(&m, "buffered_bytes", ws.buffered_bytes);
+	msg_bool(&m, "store_full", ws.store_full);
 	msg_u64(&m, "cpu_us", cpu_us());
 	msg_send(&m);
 }
@@ -169,17 +172,15 @@ static void apply_command(struct capture *c, char *line)
 	if (strcmp(line, "stop") == 0) {
 		stop_requested = 1;
 	} else if (strncmp(line, "set file_size ", 14) == 0) {
-		c->w.cfg.file_size = strtoull(line + 14, NULL, 10);
+		writer_set_file_size(c->w, strtoull(line + 14, NULL, 10));
 	} else if (strncmp(line, "set file_duration_ms ", 21) == 0) {
-		c->w.cfg.file_duration_ns = strtoull(line + 21, NULL, 10) * 1000000u;
+		writer_set_file_duration_ns(c->w, strtoull(line + 21, NULL, 10) * 1000000u);
 	} else if (strcmp(line, "set quota none") == 0) {
-		writer_set_quota(&c->w, UINT64_MAX);
+		writer_set_quota(c->w, UINT64_MAX);
 	} else if (strncmp(line, "set quota ", 10) == 0) {
-		writer_set_quota(&c->w, strtoull(line + 10, NULL, 10));
+		writer_set_quota(c->w, strtoull(line + 10, NULL, 10));
 	} else if (strncmp(line, "set flush_ms ", 13) == 0) {
-		uint64_t v = strtoull(line + 13, NULL, 10);
-		if (v)
-			c->w.cfg.flush_ms = v;
+		writer_set_flush_ms(c->w, strtoull(line + 13, NULL, 10));
 	} else if (strncmp(line, "set filter ", 11) == 0 || strcmp(line, "set filter") == 0) {
 		arg = line[10] ? line + 11 : line + 10;
 		struct bpf_program prog;
@@ -239,7 +240,7 @@ static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *d
 	c->received++;
 	/* With nanosecond precision libpcap carries nanoseconds in tv_usec. */
 	uint64_t ts = (uint64_t)h->ts.tv_sec * 1000000000u + (uint64_t)h->ts.tv_usec;
-	writer_add(&c->w, ts, h->caplen, h->len, data);
+	writer_add(c->w, ts, h->caplen, h->len, data);
 }
 
 /* libpcap takes the ring size as an int. */
@@ -300,8 +301,8 @@ static void send_started(struct capture *c, const char *source)
 {
 	struct msg m;
 	msg_begin(&m, "started", c->opt->iface);
-	msg_u64(&m, "linktype", c->w.cfg.linktype);
-	msg_u64(&m, "snaplen", c->w.cfg.snaplen);
+	msg_u64(&m, "linktype", c->opt->wcfg.linktype);
+	msg_u64(&m, "snaplen", c->opt->wcfg.snaplen);
 	msg_str(&m, "source", source);
 	msg_u64(&m, "pid", (uint64_t)getpid());
 	msg_send(&m);
@@ -310,12 +311,12 @@ static void send_started(struct capture *c, const char *source)
 /* The writer, its first quota and the "started" message: the same for every source. */
 static int start_writer(struct capture *c, const char *source)
 {
-	if (writer_init(&c->w, &c->opt->wcfg) != 0) {
+	if (!(c->w = writer_new(&c->opt->wcfg))) {
 		send_error(c->opt->iface, "no_memory", 1, "cannot allocate the write buffer");
 		return 3;
 	}
 	if (c->opt->have_quota)
-		writer_set_quota(&c->w, c->opt->quota);
+		writer_set_quota(c->w, c->opt->quota);
 	send_started(c, source);
 	return 0;
 }
@@ -350,7 +351,7 @@ static int run_live(struct capture *c)
 
 	int pfd = pcap_get_selectable_fd(c->pcap);
 	uint64_t now = now_monotonic_ns();
-	uint64_t next_flush = now + c->w.cfg.flush_ms * 1000000u;
+	uint64_t next_flush = now + writer_flush_ms(c->w) * 1000000u;
 	uint64_t next_stats = now + 1000000000u;
 	uint64_t woke = now;
 	int exit_code = 0;
@@ -360,22 +361,22 @@ static int run_live(struct capture *c)
 		poll(fds, c->watch_stdin ? 2 : 1, 100);
 		if (c->watch_stdin && (fds[1].revents & (POLLIN | POLLHUP)))
 			read_commands(c);
-		uint64_t bytes_before = c->w.appended_bytes;
+		uint64_t bytes_before = writer_appended_bytes(c->w);
 		int n = pcap_dispatch(c->pcap, DISPATCH_MAX, on_packet, (u_char *)c);
 		if (n == PCAP_ERROR) {
 			send_error(c->opt->iface, "interface_lost", 1, "%s: %s", c->opt->iface, pcap_geterr(c->pcap));
 			exit_code = 3;
 			break;
 		}
-		if (writer_wants_quota(&c->w))
+		if (writer_wants_quota(c->w))
 			send_stats(c);
 		now = now_monotonic_ns();
-		if (c->w.write_retry_after_ns && now >= c->w.write_retry_after_ns)
-			writer_flush(&c->w);
+		if (writer_retry_due(c->w, now))
+			writer_flush(c->w);
 		if (now >= next_flush) {
-			writer_flush(&c->w);
-			writer_tick(&c->w, now_realtime_ns());
-			next_flush = now + c->w.cfg.flush_ms * 1000000u;
+			writer_flush(c->w);
+			writer_tick(c->w, now_realtime_ns());
+			next_flush = now + writer_flush_ms(c->w) * 1000000u;
 		}
 		if (now >= next_stats) {
 			send_stats(c);
@@ -384,7 +385,7 @@ static int run_live(struct capture *c)
 				next_stats = now + 1000000000u;
 		}
 		/* n < DISPATCH_MAX: the ring is drained. */
-		uint64_t pause = n > 0 && n < DISPATCH_MAX ? pace_ns(c, c->w.appended_bytes - bytes_before, woke, now) : 0;
+		uint64_t pause = n > 0 && n < DISPATCH_MAX ? pace_ns(c, writer_appended_bytes(c->w) - bytes_before, woke, now) : 0;
 		if (pause) {
 			sleep_ns(pause);
 			now = now_monotonic_ns();
@@ -401,8 +402,10 @@ static int run_live(struct capture *c)
 				break;
 		}
 	}
-	writer_finish(&c->w);
+	writer_finish(c->w);
 	send_stats(c);
+	writer_free(c->w);
+	c->w = NULL;
 	pcap_close(c->pcap);
 	c->pcap = NULL;
 	return exit_code;
@@ -425,18 +428,17 @@ static inline uint32_t swap32(uint32_t v)
  * If the daemon does nothing for a while, the import stops waiting and counts, like live capture. */
 static void import_wait(struct capture *c, uint32_t caplen)
 {
-	struct writer *w = &c->w;
+	struct writer *w = c->w;
 	if (writer_wants_quota(w)) {
 		send_stats(c);
 		struct pollfd fd = { .fd = STDIN_FILENO, .events = POLLIN };
 		if (c->watch_stdin && poll(&fd, 1, 0) > 0)
 			read_commands(c);
 	}
-	uint64_t rec = PCAP_RECORD_LEN + (uint64_t)(caplen < w->cfg.snaplen ? caplen : w->cfg.snaplen) + PCAP_GLOBAL_LEN;
 	uint64_t now = now_monotonic_ns(), deadline = now + IMPORT_WAIT_NS, next_report = now;
 	while (!c->import_gave_up && !stop_requested && c->watch_stdin) {
-		int short_of_quota = w->appended_bytes + rec > w->quota;
-		int refused = w->write_retry_after_ns && !w->store_full && w->appended_bytes < w->quota;
+		int short_of_quota = writer_short_of_quota(w, caplen);
+		int refused = writer_write_refused(w);
 		if (!short_of_quota && !refused)
 			return;
 		if (now >= deadline) {
@@ -467,9 +469,9 @@ static inline void offer(struct capture *c, uint64_t ts, uint32_t caplen, uint32
 			return;
 		}
 	}
-	if (c->w.quota != UINT64_MAX || c->w.write_retry_after_ns)
+	if (writer_has_quota(c->w) || writer_write_refused(c->w))
 		import_wait(c, caplen);
-	writer_add(&c->w, ts, caplen, origlen, data);
+	writer_add(c->w, ts, caplen, origlen, data);
 }
 
 static void periodic(struct capture *c, uint64_t *next_stats)
@@ -518,9 +520,9 @@ static void emit_run(struct capture *c, const unsigned char *p, size_t len, uint
 {
 	if (!len)
 		return;
-	if (writer_add_run(&c->w, p, len, packets, last_ns) == 0) {
+	if (writer_add_run(c->w, p, len, packets, last_ns) == 0) {
 		c->received += packets;
-		if (c->w.quota != UINT64_MAX)
+		if (writer_has_quota(c->w))
 			import_wait(c, 0);
 		return;
 	}
@@ -556,7 +558,7 @@ static ssize_t import_records(struct capture *c, struct classic_input *in, const
 		if (off + rec > have)
 			break;
 		uint64_t ts = (uint64_t)h[0] * 1000000000u + (in->nanos ? h[1] : (uint64_t)h[1] * 1000u);
-		if (in->verbatim && h[2] <= c->w.cfg.snaplen && writer_run_fits(&c->w, run_len + rec, ts)) {
+		if (in->verbatim && h[2] <= c->opt->snaplen && writer_run_fits(c->w, run_len + rec, ts)) {
 			if (!run_len)
 				run_start = off;
 			run_len += rec;
@@ -701,9 +703,11 @@ static int run_read(struct capture *c)
 		close(fd);
 		rc = read_with_libpcap(c);
 	}
-	if (c->w.buf)
-		writer_finish(&c->w);
+	if (c->w)
+		writer_finish(c->w);
 	send_stats(c);
+	writer_free(c->w);
+	c->w = NULL;
 	if (c->have_prog)
 		pcap_freecode(&c->prog);
 	if (c->pcap)

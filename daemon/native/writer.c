@@ -2,19 +2,102 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "proto.h"
 
 #define PCAP_MAGIC_NANO 0xa1b23c4du
 #define HUGE_PAGE (2u << 20)
+#define WRITER_BUF_SIZE (4u << 20)
+#define DIRECT_ALIGN 4096u
+
+struct writer {
+	struct writer_config cfg;
+	unsigned char *buf;
+	size_t buf_len;
+	uint64_t buf_packets;
+	uint64_t buf_last_ns;
+
+	int fd;                  /* -1 when no file is open */
+	int dfd;                 /* the same file opened O_DIRECT, or -1 (buffered writes only) */
+	size_t buf_counted;      /* direct mode: a tail already written and counted, kept for alignment */
+	uint64_t counted_end;    /* the file offset up to which every record was written and counted */
+	uint64_t counted_appended; /* appended_bytes when packets were last counted as written */
+	char part_path[PATH_MAX];
+	char final_base[PATH_MAX]; /* path without ".pcap" */
+	uint64_t first_ns;
+	uint64_t last_ns;
+	uint64_t file_bytes;     /* bytes already in the file */
+	uint64_t file_packets;
+	uint64_t open_retry_after_ns; /* after a failed open, do not retry on every packet */
+	uint64_t write_retry_after_ns; /* after a failed write the buffer is kept and retried */
+
+	/* Cumulative counters reported in stats messages. */
+	uint64_t written;        /* packets that reached a file */
+	uint64_t written_bytes;  /* their bytes, record headers included */
+	uint64_t writer_drops;   /* packets lost to a write or open error, never silently */
+	uint64_t appended_bytes; /* every byte put into files (headers included), for the quota */
+	uint64_t quota;          /* appended_bytes may not pass this (linear retention); UINT64_MAX: none */
+	int store_full;          /* the quota is reached: packets are counted, not written */
+	uint64_t quota_low_water; /* ask for more quota when less than this is left */
+	int quota_asked;
+	uint64_t store_full_drops;
+	uint64_t write_errors;
+	uint64_t last_error_report_ns;
+
+	/* A file closed after a failed write counts all its packets since the last flush as lost; the
+	 * sync thread then finds the whole records that did reach it and moves them back to written. */
+	uint64_t recovered;       /* atomic: packets */
+	uint64_t recovered_bytes; /* atomic */
+
+	struct syncer *syncer;
+};
+
+/* Copies a packet into the write buffer. The buffer is only read again by the disk (a direct
+ * write's DMA or the kernel's copy), so large packets go with non-temporal stores: no cache line
+ * of the destination is fetched first (read for ownership) and the cache keeps the ring instead.
+ * Each 64-byte line is written either wholly this way or wholly by ordinary stores. */
+static inline void copy_packet(unsigned char *dst, const unsigned char *src, size_t n)
+{
+#if defined(__x86_64__)
+	if (n >= 256) {
+		size_t head = (64 - ((uintptr_t)dst & 63)) & 63;
+		memcpy(dst, src, head);
+		dst += head, src += head, n -= head;
+		for (; n >= 64; n -= 64, dst += 64, src += 64) {
+			__m128i a = _mm_loadu_si128((const __m128i *)src);
+			__m128i b = _mm_loadu_si128((const __m128i *)(src + 16));
+			__m128i c = _mm_loadu_si128((const __m128i *)(src + 32));
+			__m128i d = _mm_loadu_si128((const __m128i *)(src + 48));
+			_mm_stream_si128((__m128i *)dst, a);
+			_mm_stream_si128((__m128i *)(dst + 16), b);
+			_mm_stream_si128((__m128i *)(dst + 32), c);
+			_mm_stream_si128((__m128i *)(dst + 48), d);
+		}
+	}
+#endif
+	memcpy(dst, src, n);
+}
+
+/* Orders the non-temporal stores before the buffer goes to the disk. */
+static inline void copy_fence(void)
+{
+#if defined(__x86_64__)
+	_mm_sfence();
+#endif
+}
 
 uint64_t now_realtime_ns(void)
 {
@@ -207,9 +290,11 @@ static void *syncer_main(void *arg)
 
 /* ---- the writer ---- */
 
-int writer_init(struct writer *w, const struct writer_config *cfg)
+struct writer *writer_new(const struct writer_config *cfg)
 {
-	memset(w, 0, sizeof *w);
+	struct writer *w = calloc(1, sizeof *w);
+	if (!w)
+		return NULL;
 	w->cfg = *cfg;
 	w->fd = -1;
 	w->dfd = -1;
@@ -217,18 +302,24 @@ int writer_init(struct writer *w, const struct writer_config *cfg)
 	/* Huge pages for the buffer: the copy into it takes no TLB misses and an O_DIRECT write pins
 	 * two pages instead of a thousand (where transparent huge pages are on, as madvise allows). */
 	if (posix_memalign((void **)&w->buf, HUGE_PAGE, WRITER_BUF_SIZE) != 0)
-		return -1;
+		goto fail;
 	madvise(w->buf, WRITER_BUF_SIZE, MADV_HUGEPAGE);
 	struct syncer *s = calloc(1, sizeof *s);
 	if (!s)
-		return -1;
+		goto fail;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	s->w = w;
-	if (pthread_create(&s->thread, NULL, syncer_main, s) != 0)
-		return -1;
+	if (pthread_create(&s->thread, NULL, syncer_main, s) != 0) {
+		free(s);
+		goto fail;
+	}
 	w->syncer = s;
-	return 0;
+	return w;
+fail:
+	free(w->buf);
+	free(w);
+	return NULL;
 }
 
 static void report_write_error(struct writer *w, const char *what, int err)
@@ -273,7 +364,7 @@ static void format_base(char *out, size_t len, const char *dir, const char *ifac
 		snprintf(out, len, "%s/%s.%09lluZ_%s~%d", dir, stamp, (unsigned long long)(ts_ns % 1000000000u), iface, n);
 }
 
-int writer_open_file(struct writer *w, uint64_t ts_ns)
+static int writer_open_file(struct writer *w, uint64_t ts_ns)
 {
 	uint64_t now = now_monotonic_ns();
 	if (w->open_retry_after_ns && now < w->open_retry_after_ns)
@@ -444,7 +535,7 @@ int writer_add_run(struct writer *w, const unsigned char *records, size_t len, u
 	return 0;
 }
 
-void writer_close_file(struct writer *w)
+static void writer_close_file(struct writer *w)
 {
 	if (w->fd < 0)
 		return;
@@ -512,6 +603,62 @@ void writer_set_quota(struct writer *w, uint64_t quota)
 		w->store_full = 0;
 }
 
+/* Hot path: once per packet. */
+void writer_add(struct writer *w, uint64_t ts_ns, uint32_t caplen, uint32_t origlen, const unsigned char *data)
+{
+	if (w->store_full) {
+		w->store_full_drops++;
+		return;
+	}
+	if (caplen > w->cfg.snaplen)
+		caplen = w->cfg.snaplen;
+	size_t rec = PCAP_RECORD_LEN + (size_t)caplen;
+
+	if (w->fd >= 0) {
+		uint64_t in_file = w->file_bytes + w->buf_len;
+		int full = in_file + rec > w->cfg.file_size && w->file_packets + w->buf_packets > 0;
+		int aged = w->cfg.file_duration_ns && ts_ns >= w->first_ns &&
+			   ts_ns - w->first_ns >= w->cfg.file_duration_ns;
+		if (full || aged)
+			writer_close_file(w);
+	}
+	if (w->appended_bytes + rec + (w->fd < 0 ? PCAP_GLOBAL_LEN : 0) > w->quota) {
+		writer_set_store_full(w);
+		w->store_full_drops++;
+		return;
+	}
+	if (w->fd < 0 && writer_open_file(w, ts_ns) < 0) {
+		w->writer_drops++;
+		return;
+	}
+	if (w->buf_len + rec > WRITER_BUF_SIZE) {
+		writer_drain(w);
+		if (w->buf_len + rec > WRITER_BUF_SIZE) {
+			/* The disk refused the last write and the buffer is still waiting for room. */
+			w->writer_drops++;
+			return;
+		}
+	}
+
+	unsigned char *p = w->buf + w->buf_len;
+	uint32_t hdr[4] = { (uint32_t)(ts_ns / 1000000000u), (uint32_t)(ts_ns % 1000000000u), caplen, origlen };
+	memcpy(p, hdr, sizeof hdr);
+	copy_packet(p + PCAP_RECORD_LEN, data, caplen);
+	w->buf_len += rec;
+	w->appended_bytes += rec;
+	w->buf_packets++;
+	w->buf_last_ns = ts_ns;
+}
+
+int writer_run_fits(const struct writer *w, uint64_t bytes, uint64_t ts_ns)
+{
+	return w->fd >= 0 && w->dfd < 0 && !w->store_full && !w->write_retry_after_ns &&
+	       w->file_bytes + w->buf_len + bytes <= w->cfg.file_size &&
+	       (!w->cfg.file_duration_ns ||
+		(ts_ns >= w->first_ns && ts_ns - w->first_ns < w->cfg.file_duration_ns)) &&
+	       w->appended_bytes + bytes <= w->quota;
+}
+
 void writer_tick(struct writer *w, uint64_t now_ns)
 {
 	if (w->fd >= 0 && w->cfg.file_duration_ns && now_ns > w->first_ns &&
@@ -530,21 +677,85 @@ void writer_finish(struct writer *w)
 	pthread_join(s->thread, NULL);
 	free(s);
 	w->syncer = NULL;
+}
+
+void writer_free(struct writer *w)
+{
+	if (!w)
+		return;
 	free(w->buf);
-	w->buf = NULL;
+	free(w);
 }
 
-uint64_t writer_written(const struct writer *w)
+int writer_write_refused(const struct writer *w)
 {
-	return w->written + __atomic_load_n(&w->recovered, __ATOMIC_RELAXED);
+	return w->write_retry_after_ns && !w->store_full && w->appended_bytes < w->quota;
 }
 
-uint64_t writer_written_bytes(const struct writer *w)
+int writer_retry_due(const struct writer *w, uint64_t now_ns)
 {
-	return w->written_bytes + __atomic_load_n(&w->recovered_bytes, __ATOMIC_RELAXED);
+	return w->write_retry_after_ns && now_ns >= w->write_retry_after_ns;
 }
 
-uint64_t writer_lost(const struct writer *w)
+void writer_set_file_size(struct writer *w, uint64_t bytes)
 {
-	return w->writer_drops - __atomic_load_n(&w->recovered, __ATOMIC_RELAXED);
+	w->cfg.file_size = bytes;
+}
+
+void writer_set_file_duration_ns(struct writer *w, uint64_t ns)
+{
+	w->cfg.file_duration_ns = ns;
+}
+
+void writer_set_flush_ms(struct writer *w, uint64_t ms)
+{
+	if (ms)
+		w->cfg.flush_ms = ms;
+}
+
+uint64_t writer_flush_ms(const struct writer *w)
+{
+	return w->cfg.flush_ms;
+}
+
+int writer_has_quota(const struct writer *w)
+{
+	return w->quota != UINT64_MAX;
+}
+
+int writer_short_of_quota(const struct writer *w, uint32_t caplen)
+{
+	uint64_t rec = PCAP_RECORD_LEN + (uint64_t)(caplen < w->cfg.snaplen ? caplen : w->cfg.snaplen) + PCAP_GLOBAL_LEN;
+	return w->appended_bytes + rec > w->quota;
+}
+
+int writer_wants_quota(struct writer *w)
+{
+	if (w->quota == UINT64_MAX || w->quota_asked)
+		return 0;
+	if (w->appended_bytes + w->quota_low_water < w->quota)
+		return 0;
+	w->quota_asked = 1;
+	return 1;
+}
+
+uint64_t writer_appended_bytes(const struct writer *w)
+{
+	return w->appended_bytes;
+}
+
+/* Records found in files cut after a failed write move from lost to written (the sync thread
+ * adds them to the atomic recovered counters). */
+void writer_stats(const struct writer *w, struct writer_stats *s)
+{
+	uint64_t recovered = __atomic_load_n(&w->recovered, __ATOMIC_RELAXED);
+	s->written = w->written + recovered;
+	s->written_bytes = w->written_bytes + __atomic_load_n(&w->recovered_bytes, __ATOMIC_RELAXED);
+	s->lost = w->writer_drops - recovered;
+	s->write_errors = w->write_errors;
+	s->store_full_drops = w->store_full_drops;
+	s->appended_bytes = w->appended_bytes;
+	s->open_file_bytes = w->fd >= 0 ? w->file_bytes + w->buf_len : 0;
+	s->buffered_bytes = w->fd >= 0 ? w->buf_len : 0;
+	s->store_full = w->store_full;
 }
