@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, linkSync, readFileSync, readdirSync, statSync, truncateSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -162,6 +162,23 @@ describe('repairStore', () => {
     expect(r).toMatchObject({ outcome: 'repaired', packets: 20, cutBytes: 5 });
     expect(readFileSync(r!.finalPath!).equals(be)).toBe(true);
     expect(tcpdumpCount(r!.finalPath!)).toBe(20);
+  });
+
+  it('leaves a part file alone while another process holds its lock (a live writer), and repairs it once that process is gone', async () => {
+    const d = dir();
+    const f = writeCaptureFile(d, 'eth0', traffic(BASE_NS, 5, 11), { partial: true, partialTail: 3 });
+    const before = readFileSync(f.path);
+    // flock(1) takes the same lock qe-capture's writer holds on its open part file.
+    const holder = spawn('flock', ['--exclusive', '--no-fork', f.path, 'sh', '-c', 'echo locked; exec sleep 60'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    cleanups.push(() => holder.kill('SIGKILL'));
+    await new Promise((resolve) => holder.stdout.once('data', resolve));
+    expect(repairStore([d])).toEqual([
+      { path: f.path, outcome: 'busy', packets: 0, keptBytes: 0, cutBytes: 0, reason: 'another process is writing it (its writer holds the lock)' },
+    ]);
+    expect(readFileSync(f.path).equals(before)).toBe(true);
+    holder.kill('SIGKILL');
+    await new Promise((resolve) => holder.once('exit', resolve));
+    expect(repairStore([d])).toMatchObject([{ path: f.path, outcome: 'repaired', packets: 5, cutBytes: 3 }]);
   });
 
   it('does nothing to closed files and ignores store paths that do not exist yet', () => {

@@ -64,6 +64,7 @@ struct capture {
 	char cmd[4096];
 	size_t cmd_len;
 	int import_gave_up; /* an import waited in vain for room or for a refused write (linear store full) */
+	uint64_t next_flush; /* an import flushes at the flush interval too, however slow its source */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -477,6 +478,10 @@ static inline void offer(struct capture *c, uint64_t ts, uint32_t caplen, uint32
 static void periodic(struct capture *c, uint64_t *next_stats)
 {
 	uint64_t now = now_monotonic_ns();
+	if (now >= c->next_flush) {
+		writer_flush(c->w);
+		c->next_flush = now + writer_flush_ms(c->w) * 1000000u;
+	}
 	if (now >= *next_stats) {
 		if (c->watch_stdin) {
 			struct pollfd fd = { .fd = STDIN_FILENO, .events = POLLIN };
@@ -500,7 +505,27 @@ static int start_offline(struct capture *c, uint32_t linktype)
 		}
 		c->have_prog = 1;
 	}
-	return start_writer(c, "file");
+	int rc = start_writer(c, "file");
+	if (rc == 0)
+		c->next_flush = now_monotonic_ns() + writer_flush_ms(c->w) * 1000000u;
+	return rc;
+}
+
+/* read() of the input that keeps the import's duties while a slow source (a FIFO, a pipe from
+ * tcpdump -w -) has nothing to give: buffered packets reach the file within the flush interval and
+ * the daemon hears from the import every second, as with live capture. */
+static ssize_t read_input(struct capture *c, int fd, void *buf, size_t len, uint64_t *next_stats)
+{
+	for (;;) {
+		periodic(c, next_stats);
+		uint64_t now = now_monotonic_ns(), until = c->next_flush < *next_stats ? c->next_flush : *next_stats;
+		struct pollfd in = { .fd = fd, .events = POLLIN };
+		int n = poll(&in, 1, until > now ? (int)((until - now + 999999) / 1000000) : 0);
+		if (n > 0)
+			return read(fd, buf, len);
+		if (n < 0 && (errno != EINTR || stop_requested))
+			return -1;
+	}
 }
 
 #define STREAM_READ (1u << 20)
@@ -592,7 +617,7 @@ static int import_classic_records(struct capture *c, struct classic_input *in, i
 	int exit_code = 0;
 	while (!stop_requested) {
 		size_t room = STREAM_READ + MAX_RECORD - have;
-		ssize_t n = read(fd, buf + have, room < STREAM_READ ? room : STREAM_READ);
+		ssize_t n = read_input(c, fd, buf + have, room < STREAM_READ ? room : STREAM_READ, &next_stats);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -204,6 +205,13 @@ static uint64_t cut_to_whole_records(int fd, uint64_t *size)
 	return packets;
 }
 
+static void close_file(struct closed_file *c)
+{
+	if (c->dfd >= 0)
+		close(c->dfd);
+	close(c->fd);
+}
+
 /* Cuts a torn file, renames it into place and reports it. */
 static void finish_file(struct syncer *s, struct closed_file *c)
 {
@@ -216,18 +224,21 @@ static void finish_file(struct syncer *s, struct closed_file *c)
 				__atomic_add_fetch(&s->w->recovered_bytes, c->bytes - c->counted_bytes, __ATOMIC_RELAXED);
 		}
 	}
-	if (c->dfd >= 0)
-		close(c->dfd);
-	close(c->fd);
+	/* The file is closed (and its lock let go) only once it has its final name: an unlocked .part
+	 * is one a repair may take. */
 	if (c->packets == 0) {
 		/* Every record failed to reach the disk: a header alone holds nothing worth keeping. */
 		unlink(c->part);
+		close_file(c);
 		return;
 	}
 	char final[PATH_MAX];
-	if (rename_final(c->part, c->base, final, sizeof final) < 0) {
+	int renamed = rename_final(c->part, c->base, final, sizeof final);
+	int err = errno;
+	close_file(c);
+	if (renamed < 0) {
 		send_error(s->w->cfg.iface, "rename_failed", 0, "cannot rename %s: %s (it stays as a .part file and is repaired at the next start)",
-			   c->part, strerror(errno));
+			   c->part, strerror(err));
 		return;
 	}
 	struct msg m;
@@ -364,6 +375,28 @@ static void format_base(char *out, size_t len, const char *dir, const char *ifac
 		snprintf(out, len, "%s/%s.%09lluZ_%s~%d", dir, stamp, (unsigned long long)(ts_ns % 1000000000u), iface, n);
 }
 
+/* Creates a .part file under a name not taken yet, locked (flock) until the sync thread has renamed
+ * it: the lock tells a start-up repair in another process (an import, a daemon starting) that the
+ * file is live. A repair holds the same lock while it works, so a file it took first is left to it
+ * here, and one it removed between our open and our lock is noticed (the name no longer leads to
+ * our file); either way the next name is tried. */
+static int open_part(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640); /* read back by a torn-file cut */
+	if (fd < 0)
+		return -1;
+	/* A filesystem without flock (ENOLCK, EINVAL) still gets written, unprotected from repair. */
+	int taken = flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+	struct stat mine, named;
+	if (taken || fstat(fd, &mine) != 0 || stat(path, &named) != 0 || mine.st_dev != named.st_dev ||
+	    mine.st_ino != named.st_ino) {
+		close(fd);
+		errno = EEXIST;
+		return -1;
+	}
+	return fd;
+}
+
 static int writer_open_file(struct writer *w, uint64_t ts_ns)
 {
 	uint64_t now = now_monotonic_ns();
@@ -374,7 +407,7 @@ static int writer_open_file(struct writer *w, uint64_t ts_ns)
 	for (int n = 0; n < 1000 && fd < 0; n++) {
 		format_base(w->final_base, sizeof w->final_base, dir, w->cfg.iface, ts_ns, n);
 		snprintf(w->part_path, sizeof w->part_path, "%s.pcap.part", w->final_base);
-		fd = open(w->part_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640); /* read back by a torn-file cut */
+		fd = open_part(w->part_path);
 		if (fd < 0 && errno != EEXIST)
 			break;
 	}

@@ -51,11 +51,8 @@ function describe(name: string, c: Counters): string {
 }
 
 async function readFileIntoStore(config: Config, file: string, label: string, summaryPath?: string): Promise<number> {
-  // A daemon capturing into the same store owns its open files: repairing them would cut files
-  // still being written. Retention then works from what is on disk, as the daemon's does.
-  const daemonRunning = await fetchStatus(config.control.socket, 1000).then(() => true, () => false);
-  if (daemonRunning) log('info', `a daemon is capturing into this store (control.socket ${config.control.socket}): its open files are left alone`);
-  const retention = await openStore(config, { repair: !daemonRunning });
+  // Files other writers (a daemon, another import) have open are locked and left alone by repair.
+  const retention = await openStore(config);
   const helper = new Helper([...helperArgs(config, { file, label }), ...(await retention.argsFor(label))]);
   retention.attach(new ImportSource(helper, label));
   let last = zeroCounters();
@@ -95,10 +92,11 @@ async function readFileIntoStore(config: Config, file: string, label: string, su
 }
 
 /** Before any helper starts: crashed files repaired and kept, retention measured from the store. */
-async function openStore(config: Config, opts: { repair: boolean } = { repair: true }): Promise<StoreRetention> {
-  for (const r of opts.repair ? repairStore(config.storage.paths) : []) {
+async function openStore(config: Config): Promise<StoreRetention> {
+  for (const r of repairStore(config.storage.paths)) {
     if (r.outcome === 'repaired') log('warn', `repaired ${r.finalPath ?? r.path}: kept ${r.packets} packets, cut ${r.cutBytes} bytes of a torn last record (${r.reason})`);
     else if (r.outcome === 'removed') log('warn', `removed ${r.path}: it held no whole packet (${r.reason})`);
+    else if (r.outcome === 'busy') log('info', `left ${r.path} alone: ${r.reason}`);
     else log('warn', `left ${r.path} alone: ${r.reason}`);
   }
   const retention = new StoreRetention(config, await capacityBytes(config));

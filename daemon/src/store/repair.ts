@@ -1,6 +1,7 @@
 // Start-up repair of `.pcap.part` files a crash left behind: each is cut to its last whole,
 // plausible record, made durable and given its final name, so it joins the store as a closed file.
-// Must run before any capture helper starts: a helper's live `.part` file looks just the same.
+// A `.part` file another process is writing (an import, a daemon's capture) is locked by its
+// writer and left alone (part-lock.ts), so repair may run while other writers use the store.
 import {
   closeSync,
   fsyncSync,
@@ -15,6 +16,7 @@ import {
 import { basename, dirname, join } from 'node:path';
 import { PcapFormatError } from '../pcap/format.js';
 import { PART_EXT, formatFileName, parseFileName } from './filename.js';
+import { lockPart } from './part-lock.js';
 import { PcapTooShortError, summarizePcap, type RecordCheck } from './pcap-summary.js';
 
 export type RepairOutcome =
@@ -23,7 +25,9 @@ export type RepairOutcome =
   /** Held no whole record, so nothing was lost by removing it. */
   | 'removed'
   /** Not a pcap file: left untouched for a person to look at. */
-  | 'skipped';
+  | 'skipped'
+  /** Another process is writing it (its writer holds the lock): left alone. */
+  | 'busy';
 
 export interface RepairResult {
   path: string;
@@ -56,13 +60,26 @@ export function repairStore(paths: readonly string[]): RepairResult[] {
     }
     for (const name of names.sort()) {
       const parsed = parseFileName(name);
-      if (parsed?.partial) results.push(repairPartFile(join(dir, name)));
+      if (parsed?.partial) results.push(repairUnlessLive(join(dir, name)));
     }
   }
   return results;
 }
 
-/** Repairs one `.pcap.part` file (see repairStore). */
+/** Repairs a part file holding its writer's lock, so no writer can start on it meanwhile. */
+function repairUnlessLive(path: string): RepairResult {
+  const lock = lockPart(path);
+  const untouched = { path, packets: 0, keptBytes: 0, cutBytes: 0 };
+  if (lock.state === 'held') return { ...untouched, outcome: 'busy', reason: 'another process is writing it (its writer holds the lock)' };
+  if (lock.state === 'unknown') return { ...untouched, outcome: 'skipped', reason: lock.reason };
+  try {
+    return repairPartFile(path);
+  } finally {
+    lock.release();
+  }
+}
+
+/** Repairs one `.pcap.part` file (see repairStore); the caller holds its lock. */
 export function repairPartFile(path: string): RepairResult {
   const name = basename(path);
   const parsed = parseFileName(name);
