@@ -5,6 +5,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Commands from the daemon to the helper, one a line on stdin: the longest line the helper takes,
+ * its newline included. A longer line is refused whole (up to its newline), never run in pieces.
+ * The daemon learns the limit from the helper (`qe-capture --check-filter` refuses a filter that
+ * would not fit `set filter EXPR`), so this is its one definition. */
+#define QE_COMMAND_LINE_MAX 16384
+#define QE_SET_FILTER "set filter "
+#define QE_FILTER_MAX (QE_COMMAND_LINE_MAX - (sizeof QE_SET_FILTER - 1) - 1)
+
 /* A line under construction; fields are appended in order, then sent whole. */
 struct msg {
 	char buf[8192];

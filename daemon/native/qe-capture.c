@@ -4,6 +4,7 @@
  * leaving C; the daemon hears about files and counters, never about packets.
  *
  * Exit codes: 0 done, 1 usage, 2 bad filter or setting, 3 interface failed or went away
+ * (--check-filter: 2 libpcap refuses it, 6 longer than a control line can carry),
  * (the daemon retries), 4 no permission, 5 input file unreadable or corrupt. */
 #include <errno.h>
 #include <fcntl.h>
@@ -61,8 +62,9 @@ struct capture {
 	uint64_t if_drops_base;
 	uint64_t if_drops;
 	int watch_stdin;
-	char cmd[4096];
+	char cmd[QE_COMMAND_LINE_MAX];
 	size_t cmd_len;
+	int cmd_discard; /* inside a line that was too long: everything up to its newline goes */
 	int import_gave_up; /* an import waited in vain for room or for a refused write (linear store full) */
 	uint64_t next_flush; /* an import flushes at the flush interval too, however slow its source */
 };
@@ -210,7 +212,7 @@ static void apply_command(struct capture *c, char *line)
 
 static void read_commands(struct capture *c)
 {
-	ssize_t n = read(STDIN_FILENO, c->cmd + c->cmd_len, sizeof c->cmd - 1 - c->cmd_len);
+	ssize_t n = read(STDIN_FILENO, c->cmd + c->cmd_len, sizeof c->cmd - c->cmd_len);
 	if (n == 0) {
 		/* The daemon is gone: close the files cleanly rather than capture unsupervised. */
 		c->watch_stdin = 0;
@@ -224,13 +226,24 @@ static void read_commands(struct capture *c)
 	char *nl;
 	while ((nl = memchr(start, '\n', c->cmd_len - (size_t)(start - c->cmd)))) {
 		*nl = '\0';
-		apply_command(c, start);
+		if (c->cmd_discard)
+			c->cmd_discard = 0; /* the end of a line already refused */
+		else
+			apply_command(c, start);
 		start = nl + 1;
 	}
 	c->cmd_len -= (size_t)(start - c->cmd);
 	memmove(c->cmd, start, c->cmd_len);
-	if (c->cmd_len == sizeof c->cmd - 1)
-		c->cmd_len = 0; /* an absurdly long line: drop it */
+	/* A full buffer without a newline: the line is longer than any command may be. Running what
+	 * follows as commands of their own would run a piece of a filter (`set quota none`, say). */
+	if (c->cmd_len == sizeof c->cmd) {
+		if (!c->cmd_discard)
+			send_error(c->opt->iface, "bad_command", 0,
+				   "a command line longer than %d bytes (newline included) was refused whole: %.40s…",
+				   QE_COMMAND_LINE_MAX, c->cmd);
+		c->cmd_discard = 1;
+		c->cmd_len = 0;
+	}
 }
 
 /* ---- live capture ---- */
@@ -740,8 +753,28 @@ static int run_read(struct capture *c)
 	return rc;
 }
 
+/* The filter must fit the line that would change it (`set filter EXPR`): a filter the helper takes
+ * at start but could not take on reload would be a trap. */
+static int filter_fits(const char *expr)
+{
+	return strlen(expr) <= QE_FILTER_MAX;
+}
+
+static void describe_filter_limit(char *out, size_t len, const char *expr)
+{
+	snprintf(out, len,
+		 "is %zu bytes; the capture helper takes a filter of at most %zu bytes (its control line, `set filter EXPR`, is at most %d bytes)",
+		 strlen(expr), (size_t)QE_FILTER_MAX, QE_COMMAND_LINE_MAX);
+}
+
 static int check_filter(struct options *o)
 {
+	if (!filter_fits(o->check_filter)) {
+		char why[256];
+		describe_filter_limit(why, sizeof why, o->check_filter);
+		fprintf(stderr, "%s\n", why);
+		return 6;
+	}
 	pcap_t *p = pcap_open_dead(o->linktype, (int)o->snaplen);
 	struct bpf_program prog;
 	if (pcap_compile(p, &prog, o->check_filter, 1, PCAP_NETMASK_UNKNOWN) != 0) {
@@ -825,7 +858,15 @@ int main(int argc, char **argv)
 	struct stat st;
 	c.watch_stdin = fstat(STDIN_FILENO, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
 
-	int rc = o.read_path ? run_read(&c) : run_live(&c);
+	int rc;
+	if (o.filter && !filter_fits(o.filter)) {
+		char why[256];
+		describe_filter_limit(why, sizeof why, o.filter);
+		send_error(o.iface, "bad_filter", 1, "the filter %s", why);
+		rc = 2;
+	} else {
+		rc = o.read_path ? run_read(&c) : run_live(&c);
+	}
 	struct msg m;
 	msg_begin(&m, "done", o.iface);
 	msg_u64(&m, "exit_code", (uint64_t)rc);

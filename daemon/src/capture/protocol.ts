@@ -1,5 +1,8 @@
 // Messages between the daemon and qe-capture: the one definition (daemon/native/proto.c writes them).
-// Helper → daemon: one JSON object per line on stdout. Daemon → helper: one command per line on stdin.
+// Helper → daemon: one JSON object per line on stdout. Daemon → helper: one command per line on stdin,
+// at most QE_COMMAND_LINE_MAX bytes (daemon/native/proto.h, its one definition); a longer line is
+// refused whole. The only long one is `set filter`, and the daemon has the helper check every
+// filter first (`qe-capture --check-filter`, which also refuses one that would not fit the line).
 import { z } from 'zod';
 
 const ns = z.string().regex(/^\d+$/).transform((s) => BigInt(s));
@@ -61,4 +64,4 @@ export function settingCommands(s: HelperSettings): string {
 }
 
 /** Exit codes of qe-capture (see the comment at the top of qe-capture.c). */
-export const HelperExit = { ok: 0, usage: 1, badSetting: 2, interfaceFailed: 3, permission: 4, badInput: 5 } as const;
+export const HelperExit = { ok: 0, usage: 1, badSetting: 2, interfaceFailed: 3, permission: 4, badInput: 5, tooLong: 6 } as const;

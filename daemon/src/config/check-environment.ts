@@ -4,6 +4,7 @@ import { execFile } from 'node:child_process';
 import { access, mkdtemp, readdir, rmdir, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { HelperExit } from '../capture/protocol.js';
 import { nativeTool } from '../util/native.js';
 import type { Config } from './config.js';
 import { ConfigError, type ConfigProblem } from './errors.js';
@@ -19,16 +20,27 @@ export async function listSystemInterfaces(): Promise<string[]> {
   }
 }
 
-/** libpcap's own verdict on a filter; undefined when it compiles. */
-export async function filterError(filter: string, snaplen = 262144, linktype = 1): Promise<string | undefined> {
+/**
+ * The capture helper's verdict on a filter: libpcap's, and whether it fits the helper's control
+ * line (the helper alone defines that limit, and names it); undefined when the filter is fine.
+ */
+export async function filterError(filter: string, snaplen = 262144, linktype = 1): Promise<Omit<ConfigProblem, 'key' | 'value'> | undefined> {
   if (!filter.trim()) return undefined;
   try {
     await run(nativeTool('qe-capture'), ['--check-filter', filter, '--snaplen', String(snaplen), '--linktype', String(linktype)]);
     return undefined;
   } catch (e) {
-    const err = e as { stderr?: string; message: string };
-    return (err.stderr ?? err.message).trim();
+    const err = e as { stderr?: string; message: string; code?: unknown };
+    const text = (err.stderr ?? err.message).trim();
+    if (err.code === HelperExit.tooLong)
+      return { message: text, fix: 'shorten it: a net (net 10.1.0.0/16) or a range (portrange 8000-8100) instead of a list of hosts or ports' };
+    return { message: `libpcap rejects it: ${text}`, fix: 'correct the BPF expression (tcpdump syntax; test it with tcpdump -d "EXPR")' };
   }
+}
+
+/** A value quoted in a message: a filter of thousands of characters is named by its start. */
+function abbreviate(s: string, max = 200): string {
+  return s.length <= max ? s : `${s.slice(0, max)}… (${s.length} characters)`;
 }
 
 /** Total bytes the capacity stands for, over the distinct filesystems of the store paths. */
@@ -81,7 +93,7 @@ export interface EnvironmentCheckOptions {
 export async function checkEnvironment(config: Config, opts: EnvironmentCheckOptions): Promise<void> {
   const problems: ConfigProblem[] = [];
   const fe = await filterError(config.capture.filter, config.capture.snaplen);
-  if (fe) problems.push({ key: 'capture.filter', value: config.capture.filter, message: `libpcap rejects it: ${fe}`, fix: 'correct the BPF expression (tcpdump syntax; test it with tcpdump -d "EXPR")' });
+  if (fe) problems.push({ key: 'capture.filter', value: abbreviate(config.capture.filter), ...fe });
 
   if (opts.needInterfaces) {
     const have = await listSystemInterfaces();
