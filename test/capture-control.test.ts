@@ -82,6 +82,34 @@ describe('command lines to qe-capture', () => {
   });
 });
 
+describe('messages from qe-capture', () => {
+  it('are each one valid JSON line whatever their strings hold: a fatal error about a path of 1,500 control characters keeps its code and its reason', async () => {
+    // Escaped, each \x01 takes six bytes: 11 KB, past the helper's 8 KiB line.
+    const path = `/nonexistent/${'\x01\x01\x01"\\'.repeat(500)}`;
+    const h = new HelperRun(['--read', path, '--iface', 'x', '--dir', store]);
+    expect(await h.exited).toBe(5);
+    for (const line of h.lines) expect(() => parseHelperLine(line), line.slice(0, 200)).not.toThrow();
+    const err = h.messages().find((m) => m.type === 'error');
+    expect(err).toMatchObject({ type: 'error', code: 'bad_input', fatal: true });
+    const message = err!.type === 'error' ? err!.message : '';
+    // The start (what) and the end (why) are kept; the middle makes way, and says how much.
+    expect(message.startsWith(`/nonexistent/${'\x01\x01\x01"\\'.repeat(60)}`)).toBe(true);
+    expect(message).toMatch(/^[^…]+…\(\d+ bytes left out\)…[^…]+$/);
+    expect(message.endsWith('\x01\x01\x01"\\: No such file or directory')).toBe(true);
+    expect(h.lines.every((l) => Buffer.byteLength(l) < 8192)).toBe(true);
+  });
+
+  it('cut a long string only between whole UTF-8 characters', async () => {
+    const path = `/nonexistent/${'é€😀\x02'.repeat(800)}`;
+    const h = new HelperRun(['--read', path, '--iface', 'x', '--dir', store]);
+    expect(await h.exited).toBe(5);
+    const err = h.messages().find((m) => m.type === 'error');
+    const message = err!.type === 'error' ? err!.message : '';
+    expect(message).not.toContain('\ufffd');
+    expect(message).toMatch(/^\/nonexistent\/(é€😀\x02)+(é|é€|é€😀)?…\(\d+ bytes left out\)…(€😀\x02|😀\x02|\x02)?(é€😀\x02)+: File name too long$/u);
+  });
+});
+
 describe('the daemon and the filter length the helper takes', () => {
   // A valid filter padded with spaces: refused for its length alone.
   const longFilter = `tcp${' '.repeat(FILTER_MAX - 3 + 1)}`;
