@@ -37,7 +37,9 @@ struct writer {
 	uint64_t counted_end;    /* the file offset up to which every record was written and counted */
 	uint64_t counted_appended; /* appended_bytes when packets were last counted as written */
 	char part_path[PATH_MAX];
-	char final_base[PATH_MAX]; /* path without ".pcap" */
+	char final_base[PATH_MAX]; /* path without collision suffix and ".pcap" */
+	int collision;           /* the ~N the open file's name took (0: none) */
+	char iface_name[PATH_MAX / 4]; /* cfg.iface as file names spell it */
 	uint64_t first_ns;
 	uint64_t last_ns;
 	uint64_t file_bytes;     /* bytes already in the file */
@@ -132,6 +134,7 @@ struct closed_file {
 	uint64_t counted_bytes; /* torn: the bytes of the file counted as written */
 	char part[PATH_MAX];
 	char base[PATH_MAX];
+	int collision;
 	uint64_t first_ns, last_ns, packets, bytes;
 	struct closed_file *next;
 };
@@ -167,10 +170,11 @@ static void sync_store(const struct writer_config *cfg)
 	}
 }
 
-/* Renames without ever replacing an existing capture file: a taken name gets "~N". */
-static int rename_final(const char *part, const char *base, char *final, size_t final_len)
+/* Renames without ever replacing an existing capture file: a taken name gets "~N" (the next N
+ * after the one the part file took). */
+static int rename_final(const char *part, const char *base, int collision, char *final, size_t final_len)
 {
-	for (int n = 0; n < 1000; n++) {
+	for (int n = collision; n < collision + 1000; n++) {
 		if (n == 0)
 			snprintf(final, final_len, "%s.pcap", base);
 		else
@@ -233,7 +237,7 @@ static void finish_file(struct syncer *s, struct closed_file *c)
 		return;
 	}
 	char final[PATH_MAX];
-	int renamed = rename_final(c->part, c->base, final, sizeof final);
+	int renamed = rename_final(c->part, c->base, c->collision, final, sizeof final);
 	int err = errno;
 	close_file(c);
 	if (renamed < 0) {
@@ -301,12 +305,29 @@ static void *syncer_main(void *arg)
 
 /* ---- the writer ---- */
 
+/* The interface name as file names spell it (daemon/src/store/filename.ts, encodeIface): every
+ * byte but letters, digits and . _ @ : + - as %XX, so that only a collision writes `~` (a Linux
+ * interface may be named eth0~1) and names read back as they were written. */
+static void encode_iface(char *out, size_t len, const char *iface)
+{
+	size_t o = 0;
+	for (const unsigned char *p = (const unsigned char *)iface; *p && o + 4 <= len; p++) {
+		unsigned char ch = *p;
+		if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || strchr("._@:+-", ch))
+			out[o++] = (char)ch;
+		else
+			o += (size_t)snprintf(out + o, len - o, "%%%02X", ch);
+	}
+	out[o] = '\0';
+}
+
 struct writer *writer_new(const struct writer_config *cfg)
 {
 	struct writer *w = calloc(1, sizeof *w);
 	if (!w)
 		return NULL;
 	w->cfg = *cfg;
+	encode_iface(w->iface_name, sizeof w->iface_name, cfg->iface);
 	w->fd = -1;
 	w->dfd = -1;
 	w->quota = UINT64_MAX;
@@ -362,17 +383,15 @@ static const char *pick_dir(const struct writer *w)
 	return best;
 }
 
-static void format_base(char *out, size_t len, const char *dir, const char *iface, uint64_t ts_ns, int n)
+/* dir/<UTC time of the first packet>_<interface>, without a collision suffix. */
+static void format_base(char *out, size_t len, const char *dir, const char *iface_name, uint64_t ts_ns)
 {
 	time_t sec = (time_t)(ts_ns / 1000000000u);
 	struct tm tm;
 	gmtime_r(&sec, &tm);
 	char stamp[32];
 	strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%S", &tm);
-	if (n == 0)
-		snprintf(out, len, "%s/%s.%09lluZ_%s", dir, stamp, (unsigned long long)(ts_ns % 1000000000u), iface);
-	else
-		snprintf(out, len, "%s/%s.%09lluZ_%s~%d", dir, stamp, (unsigned long long)(ts_ns % 1000000000u), iface, n);
+	snprintf(out, len, "%s/%s.%09lluZ_%s", dir, stamp, (unsigned long long)(ts_ns % 1000000000u), iface_name);
 }
 
 /* Creates a .part file under a name not taken yet, locked (flock) until the sync thread has renamed
@@ -404,9 +423,13 @@ static int writer_open_file(struct writer *w, uint64_t ts_ns)
 		return -1;
 	const char *dir = pick_dir(w);
 	int fd = -1;
+	format_base(w->final_base, sizeof w->final_base, dir, w->iface_name, ts_ns);
 	for (int n = 0; n < 1000 && fd < 0; n++) {
-		format_base(w->final_base, sizeof w->final_base, dir, w->cfg.iface, ts_ns, n);
-		snprintf(w->part_path, sizeof w->part_path, "%s.pcap.part", w->final_base);
+		if (n == 0)
+			snprintf(w->part_path, sizeof w->part_path, "%s.pcap.part", w->final_base);
+		else
+			snprintf(w->part_path, sizeof w->part_path, "%s~%d.pcap.part", w->final_base, n);
+		w->collision = n;
 		fd = open_part(w->part_path);
 		if (fd < 0 && errno != EEXIST)
 			break;
@@ -597,6 +620,7 @@ static void writer_close_file(struct writer *w)
 	c->counted_bytes = w->counted_end;
 	snprintf(c->part, sizeof c->part, "%s", w->part_path);
 	snprintf(c->base, sizeof c->base, "%s", w->final_base);
+	c->collision = w->collision;
 	c->first_ns = w->first_ns;
 	c->last_ns = w->last_ns;
 	c->packets = w->file_packets;

@@ -1,10 +1,14 @@
 // Names of capture files: `<YYYYMMDDTHHMMSS.nnnnnnnnnZ>_<iface>[~N].pcap[.part]`.
-// The fixed-width UTC start time first makes names sort by time; daemon/native/names.c writes the same.
+// The fixed-width UTC start time first makes names sort by time; daemon/native/writer.c
+// (format_base) writes the same. `~N` marks a name taken by another file, so the interface part
+// holds no raw `~`: every byte of the interface name but letters, digits and . _ @ : + - is
+// written as %XX (a Linux interface may be named eth0~1, or wlan-ü), and names round-trip.
 
 export const PCAP_EXT = '.pcap';
 export const PART_EXT = '.part';
 const TS_LEN = 26;
-const NAME_RE = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})\.(\d{9})Z_(.+?)(?:~(\d+))?\.pcap(\.part)?$/;
+const NAME_RE = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})\.(\d{9})Z_([^~]+)(?:~(\d+))*\.pcap(\.part)?$/; // older versions could write ~N~M: the last counts
+const PLAIN = /^[A-Za-z0-9._@:+-]$/;
 
 export interface CaptureFileName {
   firstNs: bigint;
@@ -22,9 +26,33 @@ export function formatTimestamp(ns: bigint): string {
   return `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}T${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}.${nanos}Z`;
 }
 
+/** The interface name as it appears in file names. */
+export function encodeIface(iface: string): string {
+  let out = '';
+  for (const byte of Buffer.from(iface, 'utf8')) {
+    const ch = String.fromCharCode(byte);
+    out += PLAIN.test(ch) ? ch : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+function decodeIface(s: string): string {
+  const bytes: number[] = [];
+  for (let i = 0; i < s.length; i++) {
+    const hex = s[i] === '%' ? /^[0-9A-Fa-f]{2}/.exec(s.slice(i + 1, i + 3)) : null;
+    if (hex) {
+      bytes.push(parseInt(hex[0], 16));
+      i += 2;
+    } else {
+      bytes.push(...Buffer.from(s[i]!, 'utf8'));
+    }
+  }
+  return Buffer.from(bytes).toString('utf8');
+}
+
 export function formatFileName(firstNs: bigint, iface: string, collision?: number): string {
   const suffix = collision ? `~${collision}` : '';
-  return `${formatTimestamp(firstNs)}_${iface}${suffix}${PCAP_EXT}`;
+  return `${formatTimestamp(firstNs)}_${encodeIface(iface)}${suffix}${PCAP_EXT}`;
 }
 
 export function parseFileName(name: string): CaptureFileName | undefined {
@@ -35,7 +63,7 @@ export function parseFileName(name: string): CaptureFileName | undefined {
   if (Number.isNaN(ms)) return undefined;
   return {
     firstNs: BigInt(ms) * 1_000_000n + BigInt(nanos!),
-    iface: iface!,
+    iface: decodeIface(iface!),
     ...(coll ? { collision: Number(coll) } : {}),
     partial: part !== undefined,
   };
