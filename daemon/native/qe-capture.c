@@ -61,6 +61,7 @@ struct capture {
 	uint64_t kernel_drops;
 	uint64_t if_drops_base;
 	uint64_t if_drops;
+	uint32_t ts_scale; /* nanoseconds per unit of a live packet's tv_usec: 1, or 1000 without nanosecond support */
 	int watch_stdin;
 	char cmd[QE_COMMAND_LINE_MAX];
 	size_t cmd_len;
@@ -252,8 +253,8 @@ static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *d
 {
 	struct capture *c = (struct capture *)user;
 	c->received++;
-	/* With nanosecond precision libpcap carries nanoseconds in tv_usec. */
-	uint64_t ts = (uint64_t)h->ts.tv_sec * 1000000000u + (uint64_t)h->ts.tv_usec;
+	/* With nanosecond precision libpcap carries nanoseconds in tv_usec; without, microseconds. */
+	uint64_t ts = (uint64_t)h->ts.tv_sec * 1000000000u + (uint64_t)h->ts.tv_usec * c->ts_scale;
 	writer_add(c->w, ts, h->caplen, h->len, data);
 }
 
@@ -307,6 +308,8 @@ static int open_live(struct capture *c)
 		return 3;
 	}
 	c->pcap = p;
+	/* What the handle delivers, whatever was asked for. */
+	c->ts_scale = pcap_get_tstamp_precision(p) == PCAP_TSTAMP_PRECISION_NANO ? 1 : 1000;
 	o->wcfg.linktype = (uint32_t)pcap_datalink(p);
 	return 0;
 }
