@@ -28,13 +28,15 @@ afterEach(async () => {
 
 const frames = testFrames({ count: 40, seed: 5 });
 const t0 = BigInt(Date.now()) * 1_000_000n;
-// Microsecond records go through the writer's buffer (nanosecond ones may be written as they are).
-const whole = buildPcap(frames.map((data, i) => ({ tsNs: t0 + BigInt(i) * 1000n, data })), { nanos: false });
-/** Bytes of the header and the first n records of `whole`. */
+// Microsecond records go through the writer's buffer (a 0-byte .part until a flush); nanosecond
+// ones are written as they come (a .part with records, which repair would have renamed).
+const input = (nanos: boolean) => buildPcap(frames.map((data, i) => ({ tsNs: t0 + BigInt(i) * 1000n, data })), { nanos });
+/** Bytes of the header and the first n records of the input. */
 const prefix = (n: number) => GLOBAL_HEADER_LEN + frames.slice(0, n).reduce((s, f) => s + RECORD_HEADER_LEN + f.length, 0);
 
 /** Import A: `capture --read` of a FIFO the test writes to; the FIFO stays open until `finish`. */
-async function slowImport(config: string) {
+async function slowImport(config: string, nanos = false) {
+  const whole = input(nanos);
   const fifo = join(dir, 'slow.fifo');
   await execa('mkfifo', [fifo]);
   const proc = cli(['capture', '--read', fifo, '--iface', 'slow', '--config', config, '--summary', join(dir, 'slow.json')], { timeout: 120_000 });
@@ -73,9 +75,9 @@ async function expectSlowImportWhole(a: Awaited<ReturnType<typeof slowImport>>) 
 }
 
 describe('writers sharing a store', () => {
-  it('a second import leaves a running import\'s open file alone, and says so; both imports are whole', async () => {
+  it.each([false, true])('a second import leaves a running import\'s open file alone, and says so; both imports are whole (nanosecond input: %s)', async (nanos) => {
     const config = await writeConfig(dir, { paths: [store], flush_interval: '200ms' });
-    const a = await slowImport(config);
+    const a = await slowImport(config, nanos);
     const other = join(dir, 'other.pcap');
     const otherFrames = testFrames({ count: 25, seed: 6 });
     await writeFile(other, buildPcap(otherFrames.map((data, i) => ({ tsNs: t0 + BigInt(i), data })), { nanos: true }));
