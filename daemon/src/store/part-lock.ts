@@ -18,6 +18,8 @@ export type PartLock =
   | { state: 'locked'; release(): void }
   /** Another process (a running capture or import) holds it: the file is live. */
   | { state: 'held' }
+  /** No longer there: its writer renamed it (closed) since the directory was read. */
+  | { state: 'gone' }
   /** The lock could not be tried (the reason says why): the file must be left alone. */
   | { state: 'unknown'; reason: string };
 
@@ -27,7 +29,10 @@ export function lockPart(path: string): PartLock {
     // Never follows a symlink nor waits for a FIFO's writer: only a regular file is locked.
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (e) {
-    return { state: 'unknown', reason: `cannot open it to check for a writer (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})` };
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { state: 'gone' };
+    if (code === 'ELOOP') return { state: 'unknown', reason: 'it is a symbolic link, not a file a writer left' };
+    return { state: 'unknown', reason: `cannot open it to check for a writer (${code ?? (e as Error).message})` };
   }
   const r = spawnSync('flock', ['--exclusive', '--nonblock', '--conflict-exit-code', String(HELD), '3'], {
     stdio: ['ignore', 'ignore', 'pipe', fd],

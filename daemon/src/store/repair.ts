@@ -60,15 +60,17 @@ export function repairStore(paths: readonly string[]): RepairResult[] {
     }
     for (const name of names.sort()) {
       const parsed = parseFileName(name);
-      if (parsed?.partial) results.push(repairUnlessLive(join(dir, name)));
+      const result = parsed?.partial ? repairUnlessLive(join(dir, name)) : undefined;
+      if (result) results.push(result);
     }
   }
   return results;
 }
 
 /** Repairs a part file holding its writer's lock, so no writer can start on it meanwhile. */
-function repairUnlessLive(path: string): RepairResult {
+function repairUnlessLive(path: string): RepairResult | undefined {
   const lock = lockPart(path);
+  if (lock.state === 'gone') return undefined;
   const untouched = { path, packets: 0, keptBytes: 0, cutBytes: 0 };
   if (lock.state === 'held') return { ...untouched, outcome: 'busy', reason: 'another process is writing it (its writer holds the lock)' };
   if (lock.state === 'unknown') return { ...untouched, outcome: 'skipped', reason: lock.reason };
