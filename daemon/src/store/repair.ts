@@ -17,6 +17,7 @@ import {
 import { basename, dirname, join } from 'node:path';
 import { PcapFormatError } from '../pcap/format.js';
 import { PART_EXT, formatFileName, parseFileName } from './filename.js';
+import { StoreUnreadableError } from './usage.js';
 import { NotRegularFileError, PcapTooShortError, fileKind, openRegular, summarizeFd, type RecordCheck } from './pcap-summary.js';
 
 export type RepairOutcome =
@@ -54,7 +55,7 @@ export function repairStore(paths: readonly string[]): RepairResult[] {
       names = readdirSync(dir);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue; // nothing written there yet
-      throw e;
+      throw StoreUnreadableError.from(dir, e);
     }
     for (const name of names.sort()) {
       const parsed = parseFileName(name);
