@@ -2,11 +2,13 @@
 // daemon runs as the qe-packets user with no capability while only its capture helpers hold
 // CAP_NET_RAW, handed out by qe-privsep exactly as the unit starts it.
 import { chmod, chown, cp, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { renderUnit } from '../daemon/src/systemd/unit.js';
 import { RunningCapture, readRecords, root, sleep, tempDir, writeConfig } from './lib/cli.js';
+import { SPAWN_ANSWER_TIMEOUT_MS } from '../daemon/src/capture/launch.js';
 import { testFrames } from './lib/frames.js';
 import { Lab, captureLink, sendFrames } from './lib/lab.js';
 
@@ -136,4 +138,56 @@ describe('privilege separation (qe-privsep)', () => {
     const got = await readRecords(names.map((n) => join(store, n)));
     expect(got.map((r) => r.data)).toEqual(frames);
   });
+});
+
+describe('qe-privsep against requests it cannot serve', () => {
+  const privsep = join(root, 'build', 'native', 'qe-privsep');
+  const hex = (t: string) => Buffer.from(t).toString('hex');
+
+  it('refuses a spawn request longer than its line buffer, whole and at once, and serves the next one', async () => {
+    // A program run under qe-privsep, talking its protocol on QE_PRIVSEP_FD as the daemon does.
+    const script = `
+      const { Socket } = require('node:net');
+      const s = new Socket({ fd: Number(process.env.QE_PRIVSEP_FD), readable: true, writable: true });
+      let got = '';
+      s.on('data', (d) => { got += d; if (got.split('\\n').length > 2) { process.stdout.write(got); process.exit(0); } });
+      s.write('spawn 1 ${hex('/nonexistent/sock')} ' + '${hex('--filter')} ' + '41'.repeat(70000) + '\\n');
+      s.write('spawn 2 ${hex('/nonexistent/sock')} ${hex('--help')}\\n');
+      setTimeout(() => { process.stdout.write(got); process.exit(3); }, 5000);`;
+    const res = await execa(privsep, [process.execPath, '-e', script], { reject: false, timeout: 20_000 });
+    // E2BIG for the long one; ENOENT (its socket path does not exist) shows the next was read whole.
+    expect(res.stdout.split('\n').filter(Boolean)).toEqual(['failed 1 7', 'failed 2 2']);
+    expect(res.exitCode).toBe(0);
+  });
+
+  it('the daemon gives up on a spawner that does not answer, says so, and still stops', async () => {
+    const dir = await tempDir();
+    const store = join(dir, 'store');
+    await mkdir(store);
+    const config = await writeConfig(dir, { interfaces: ['lo'], buffer: '4MiB', paths: [store] });
+    const cap = new RunningCapture(config, [], {}, [privsep, process.execPath, join(root, 'build', 'daemon', 'src', 'cli.js')]);
+    // The spawner is the daemon's child (qe-privsep forks it, then execs the daemon in place):
+    // stopped before the daemon, which takes far longer to start, asks it for anything.
+    let spawner = 0;
+    for (let i = 0; i < 200 && !spawner; i++) {
+      const r = await execa('pgrep', ['-P', String(cap.proc.pid), '-x', 'qe-privsep'], { reject: false });
+      spawner = Number(r.stdout.trim().split('\n')[0]);
+      if (!spawner) await sleep(5);
+    }
+    expect(spawner).toBeGreaterThan(0);
+    process.kill(spawner, 'SIGSTOP');
+    try {
+      await cap.waitFor(`qe-privsep did not answer the request to start qe-capture within ${SPAWN_ANSWER_TIMEOUT_MS / 1000}s`, SPAWN_ANSWER_TIMEOUT_MS + 15_000);
+      const started = Date.now();
+      cap.proc.kill('SIGTERM');
+      // The stopped spawner holds the output pipes open: watch the daemon's process itself.
+      while (existsSync(`/proc/${cap.proc.pid}/status`) && !(await readFile(`/proc/${cap.proc.pid}/status`, 'utf8').catch(() => '')).match(/^State:\s+Z/m)) {
+        expect(Date.now() - started, 'the daemon did not stop').toBeLessThan(SPAWN_ANSWER_TIMEOUT_MS + 5000);
+        await sleep(100);
+      }
+    } finally {
+      process.kill(spawner, 'SIGKILL');
+    }
+    expect((await cap.proc).exitCode).toBe(0);
+  }, 60_000);
 });

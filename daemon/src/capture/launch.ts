@@ -71,6 +71,23 @@ interface Pending {
   pid?: number;
   done: boolean;
   resolve: (s: HelperExitStatus) => void;
+  /** Until qe-privsep says started or failed. */
+  answerTimer?: NodeJS.Timeout;
+}
+
+/**
+ * How long qe-privsep may take to answer a spawn request (it connects twice and forks: that takes
+ * milliseconds). Past this the helper counts as not started, so a spawner that never answers
+ * cannot leave a helper starting, and stop() waiting, for ever.
+ */
+export const SPAWN_ANSWER_TIMEOUT_MS = 5000;
+
+/** Why qe-privsep refused, in words (it answers with an errno). */
+function spawnFailure(errno: number): string {
+  if (errno === constants.errno.E2BIG)
+    return 'the request is longer than qe-privsep accepts (64 KiB, arguments hex-encoded): shorten capture.filter or storage.paths';
+  const name = Object.entries(constants.errno).find(([, v]) => v === errno)?.[0];
+  return `errno ${errno}${name ? ` ${name}` : ''}`;
 }
 
 /** The daemon's side of qe-privsep (see daemon/native/qe-privsep.c for the protocol). */
@@ -132,18 +149,29 @@ class PrivsepClient {
 
   private onReply(line: string): void {
     const [what, idText, a, b] = line.split(' ');
-    const p = this.pending.get(Number(idText));
-    if (!p) return;
-    if (what === 'started') p.pid = Number(a);
-    else if (what === 'failed' || what === 'exit') {
-      p.done = true;
-      this.pending.delete(Number(idText));
-      if (what === 'failed') {
-        p.stderr.end(`qe-privsep could not start qe-capture (errno ${a})\n`);
-        p.stdout.end();
-      }
-      p.resolve(what === 'failed' ? { code: 127, signal: null } : { code: Number(a) >= 0 ? Number(a) : null, signal: Number(b) ? signalName(Number(b)) : null });
+    const id = Number(idText);
+    const p = this.pending.get(id);
+    if (!p) {
+      // Started after the daemon gave up waiting: nobody reads that helper, so it goes.
+      if (what === 'started') this.ctl.write(`kill ${id} ${constants.signals.SIGKILL}\n`);
+      return;
     }
+    if (what === 'started' || what === 'failed') clearTimeout(p.answerTimer);
+    if (what === 'started') p.pid = Number(a);
+    else if (what === 'failed') this.notStarted(id, p, `qe-privsep could not start qe-capture: ${spawnFailure(Number(a))}`);
+    else if (what === 'exit') {
+      p.done = true;
+      this.pending.delete(id);
+      p.resolve({ code: Number(a) >= 0 ? Number(a) : null, signal: Number(b) ? signalName(Number(b)) : null });
+    }
+  }
+
+  private notStarted(id: number, p: Pending, why: string): void {
+    p.done = true;
+    this.pending.delete(id);
+    p.stderr.end(`${why}\n`);
+    p.stdout.end();
+    p.resolve({ code: 127, signal: null });
   }
 
   spawn(args: string[]): HelperProcess {
@@ -153,8 +181,14 @@ class PrivsepClient {
     const p: Pending = { io: new PassThrough(), stdout: new PassThrough(), stderr: new PassThrough(), done: false, resolve };
     this.pending.set(id, p);
     void this.listening.then(
-      () => this.ctl.write(`spawn ${id} ${hex(this.socketPath)} ${args.map(hex).join(' ')}\n`),
-      (e: Error) => this.onReply(`failed ${id} ${e.message}`),
+      () => {
+        this.ctl.write(`spawn ${id} ${hex(this.socketPath)} ${args.map(hex).join(' ')}\n`);
+        p.answerTimer = setTimeout(
+          () => this.notStarted(id, p, `qe-privsep did not answer the request to start qe-capture within ${SPAWN_ANSWER_TIMEOUT_MS / 1000}s (is the spawner process stopped or gone?)`),
+          SPAWN_ANSWER_TIMEOUT_MS,
+        );
+      },
+      (e: Error) => this.notStarted(id, p, `qe-privsep could not start qe-capture: cannot listen on ${this.socketPath}: ${e.message}`),
     );
     const ctl = this.ctl;
     return {
