@@ -141,3 +141,41 @@ describe('a store that cannot be read is never an empty store', () => {
     await r.stop();
   });
 });
+
+describe('paths a helper reports', () => {
+  it('are queued for deletion only when they are capture files inside a store path; others are refused by name', async () => {
+    const base = dir();
+    const store = join(base, 'store');
+    mkdirSync(store);
+    const files = fill(store, 6);
+    const outside = join(base, formatFileName(BASE_NS, 'eth0'));
+    writeFileSync(outside, 'not the store');
+    const sneaky = `${store}/../${formatFileName(BASE_NS, 'eth1')}`;
+    writeFileSync(sneaky, 'not the store either');
+    // Never a system file here: on code without the check this test deletes its victims.
+    const precious = join(store, 'precious.txt');
+    writeFileSync(precious, 'nor is this a capture');
+    const { r, logs } = await retentionFor(base, store);
+    await r.prepare();
+    // A helper (it parses hostile input) reporting files it did not write in the store.
+    const source = Object.assign(new EventEmitter(), { command: () => {} });
+    r.attach(source as never);
+    await r.argsFor('eth0');
+    const closed = (path: string) => source.emit('file_closed', { type: 'file_closed', iface: 'eth0', path, first_ns: BASE_NS - MS, last_ns: BASE_NS, packets: 1, bytes: MiB });
+    closed(outside);
+    closed(sneaky);
+    closed(precious);
+    source.emit('message', { type: 'file_opened', iface: 'eth0', path: precious, first_ns: BASE_NS });
+    // Room for a new grant: the oldest files go, and only those in the store.
+    await r.argsFor('eth1');
+    expect(existsSync(outside) && existsSync(precious) && existsSync(join(base, formatFileName(BASE_NS, 'eth1')))).toBe(true);
+    expect(files.filter(existsSync).length).toBeLessThan(6);
+    expect(logs).toEqual([
+      `error: eth0: the helper reported ${JSON.stringify(outside)}, which is not directly inside storage.paths (${store}): refused, never deleted by retention`,
+      `error: eth0: the helper reported ${JSON.stringify(sneaky)}, which is not an absolute, normalised path: refused, never deleted by retention`,
+      `error: eth0: the helper reported ${JSON.stringify(precious)}, which is not named like a closed capture file (<time>_<iface>.pcap): refused, never deleted by retention`,
+      `error: eth0: the helper reported ${JSON.stringify(precious)}, which is not named like a part capture file (<time>_<iface>.pcap.part): refused, never deleted by retention`,
+    ]);
+    await r.stop();
+  });
+});

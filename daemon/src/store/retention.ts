@@ -5,6 +5,7 @@
 import { EventEmitter } from 'node:events';
 import type { SupervisorEvents } from '../capture/supervisor.js';
 import type { Config } from '../config/config.js';
+import { outsideStore } from './filename.js';
 import { filesystemFree } from './free-space.js';
 import { StoreLedger } from './ledger.js';
 import { StoreUnreadableError, measureStore, type StoreUsage, type StoredFile } from './usage.js';
@@ -79,8 +80,14 @@ export class StoreRetention extends EventEmitter<RetentionEvents> {
     this.sup = sup;
     sup.on('message', (m) => {
       if (m.type === 'error' && m.code === 'disk_full') void this.serial(() => this.onDiskFull(sup, m.iface));
+      if (m.type === 'file_opened') this.refuseOutside(m.iface, m.path, true);
     });
-    sup.on('file_closed', (f) => this.ledger.fileClosed(f.iface, { path: f.path, firstNs: f.first_ns, size: f.bytes }));
+    sup.on('file_closed', (f) => {
+      // Retention deletes what it is given: never a path the helper (which parses hostile input)
+      // names outside the store.
+      if (this.refuseOutside(f.iface, f.path, false)) return;
+      this.ledger.fileClosed(f.iface, { path: f.path, firstNs: f.first_ns, size: f.bytes });
+    });
     sup.on('stats', (iface, s) => {
       void this.serial(async () => {
         const quota = await this.ledger.update(iface, s.appended_bytes, s.buffered_bytes);
@@ -108,6 +115,12 @@ export class StoreRetention extends EventEmitter<RetentionEvents> {
     });
     this.timer = setInterval(() => void this.serial(() => this.remeasure()), this.config.storage.rescanIntervalMs);
     this.timer.unref();
+  }
+
+  private refuseOutside(iface: string, path: string, partial: boolean): boolean {
+    const why = outsideStore(this.config.storage.paths, path, { partial });
+    if (why) this.emit('log', 'error', `${iface}: the helper reported ${JSON.stringify(path)}, which is ${why}: refused, never deleted by retention`);
+    return why !== undefined;
   }
 
   private async onDiskFull(sup: HelperSource, iface: string): Promise<void> {
