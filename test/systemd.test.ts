@@ -160,6 +160,26 @@ describe('qe-privsep against requests it cannot serve', () => {
     expect(res.exitCode).toBe(0);
   });
 
+  it("no program the daemon runs inherits the spawner's descriptor", async () => {
+    const launch = join(root, 'build', 'daemon', 'src', 'capture', 'launch.js');
+    const script = `
+      const { readlinkSync } = await import('node:fs');
+      const { execFileSync } = await import('node:child_process');
+      const { launchHelper } = await import(${JSON.stringify(launch)});
+      const keepAlive = setInterval(() => {}, 1000); // the client's handles do not hold the loop
+      const h = launchHelper(['--help']); // the daemon's side of qe-privsep is set up
+      await h.exited;
+      clearInterval(keepAlive);
+      const own = readlinkSync('/proc/self/fd/' + process.env.QE_PRIVSEP_FD);
+      const child = execFileSync('sh', ['-c', 'for f in /proc/$$/fd/*; do readlink $f; done; true'], { encoding: 'utf8' });
+      console.log(JSON.stringify({ own, child: child.trim().split('\\n') }));
+      process.exit(0);`;
+    const res = await execa(privsep, [process.execPath, '--input-type=module', '-e', script], { reject: false, timeout: 20_000 });
+    const { own, child } = JSON.parse(res.stdout) as { own: string; child: string[] };
+    expect(own).toMatch(/^socket:/);
+    expect(child).not.toContain(own);
+  });
+
   it('the daemon gives up on a spawner that does not answer, says so, and still stops', async () => {
     const dir = await tempDir();
     const store = join(dir, 'store');

@@ -3,7 +3,7 @@
 // daemon, which parses network requests, never holds capture capabilities.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, Socket, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -101,6 +101,7 @@ class PrivsepClient {
   private listening: Promise<void>;
 
   constructor(fd: number) {
+    assertCloseOnExec(fd);
     // systemd's RuntimeDirectory= is private to the service user; elsewhere, a fresh private dir.
     const runtime = process.env.RUNTIME_DIRECTORY?.split(':')[0];
     if (!runtime) this.dir = mkdtempSync(join(tmpdir(), 'qe-privsep-'));
@@ -207,6 +208,19 @@ class PrivsepClient {
       exited,
     };
   }
+}
+
+/**
+ * The spawner's descriptor must not reach the daemon's other children (they could ask for capture
+ * helpers). qe-privsep cannot mark it close-on-exec (the daemon's own exec would close it); Node.js
+ * does at start-up, for every descriptor from 0 up to the first closed one past 15, and qe-privsep
+ * gives the lowest free number. Checked rather than assumed, as that is Node's behaviour, not an API.
+ */
+function assertCloseOnExec(fd: number): void {
+  const O_CLOEXEC = 0o2000000;
+  const flags = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
+  if (flags === undefined || (parseInt(flags, 8) & O_CLOEXEC) === 0)
+    throw new Error(`QE_PRIVSEP_FD ${fd} is not close-on-exec: every program this daemon runs would inherit the capture spawner; run the daemon with the Node.js it ships with`);
 }
 
 let privsep: PrivsepClient | undefined;
