@@ -160,6 +160,26 @@ describe('qe-privsep against requests it cannot serve', () => {
     expect(res.exitCode).toBe(0);
   });
 
+  it('the daemon reports a refused request with its reason, at once', async () => {
+    const launch = join(root, 'build', 'daemon', 'src', 'capture', 'launch.js');
+    const script = `
+      const { launchHelper } = await import(${JSON.stringify(launch)});
+      const keepAlive = setInterval(() => {}, 1000);
+      const h = launchHelper(['--iface', 'lo', '--filter', 'host 10.0.0.1 or '.repeat(2000) + 'host 10.0.0.2']);
+      let err = '';
+      h.stderr.on('data', (d) => (err += d));
+      const status = await h.exited;
+      console.log(JSON.stringify({ status, err }));
+      process.exit(0);`;
+    const started = Date.now();
+    const res = await execa(privsep, [process.execPath, '--input-type=module', '-e', script], { reject: false, timeout: 20_000 });
+    expect(JSON.parse(res.stdout)).toEqual({
+      status: { code: 127, signal: null },
+      err: 'qe-privsep could not start qe-capture: the request is longer than qe-privsep accepts (64 KiB, arguments hex-encoded): shorten capture.filter or storage.paths\n',
+    });
+    expect(Date.now() - started).toBeLessThan(SPAWN_ANSWER_TIMEOUT_MS);
+  });
+
   it("no program the daemon runs inherits the spawner's descriptor", async () => {
     const launch = join(root, 'build', 'daemon', 'src', 'capture', 'launch.js');
     const script = `
