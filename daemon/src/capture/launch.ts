@@ -162,14 +162,20 @@ class PrivsepClient {
     else if (what === 'failed') this.notStarted(id, p, `qe-privsep could not start qe-capture: ${spawnFailure(Number(a))}`);
     else if (what === 'exit') {
       p.done = true;
-      this.pending.delete(id);
+      this.forget(id);
       p.resolve({ code: Number(a) >= 0 ? Number(a) : null, signal: Number(b) ? signalName(Number(b)) : null });
     }
   }
 
+  /** The channel holds the process open only while a helper is starting or running. */
+  private forget(id: number): void {
+    this.pending.delete(id);
+    if (this.pending.size === 0) this.ctl.unref();
+  }
+
   private notStarted(id: number, p: Pending, why: string): void {
     p.done = true;
-    this.pending.delete(id);
+    this.forget(id);
     p.stderr.end(`${why}\n`);
     p.stdout.end();
     p.resolve({ code: 127, signal: null });
@@ -181,6 +187,7 @@ class PrivsepClient {
     const exited = new Promise<HelperExitStatus>((r) => (resolve = r));
     const p: Pending = { io: new PassThrough(), stdout: new PassThrough(), stderr: new PassThrough(), done: false, resolve };
     this.pending.set(id, p);
+    this.ctl.ref(); // an import has nothing else keeping it alive while its helper runs
     void this.listening.then(
       () => {
         this.ctl.write(`spawn ${id} ${hex(this.socketPath)} ${args.map(hex).join(' ')}\n`);
