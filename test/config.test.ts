@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../daemon/src/config/errors.js';
 import { parseConfigText } from '../daemon/src/config/load.js';
 import { configJsonSchema } from '../daemon/src/config/schema.js';
+import { helperArgs } from '../daemon/src/capture/helper.js';
 import { parseDuration, parseSize } from '../daemon/src/config/units.js';
 import { cli, root, tempDir } from './lib/cli.js';
 
@@ -63,6 +64,20 @@ describe('schema', () => {
     const [p] = problems('storage:\n  capacity: 1GiB\n  file_size: 1GiB\n');
     expect(p).toMatchObject({ key: 'storage.capacity', value: '1GiB' });
     expect(p!.message).toMatch(/fewer than two files/);
+  });
+  it('refuses a fraction of a millisecond where the helper takes whole milliseconds, naming key, value and fix', () => {
+    const [p] = problems('storage:\n  flush_interval: 10.5ms\n');
+    expect(p).toMatchObject({ key: 'storage.flush_interval', value: '10.5ms', fix: 'write 10ms or 11ms' });
+    const [q] = problems('storage:\n  file_duration: 1.0005s\n');
+    expect(q).toMatchObject({ key: 'storage.file_duration', value: '1.0005s', fix: 'write 1000ms or 1001ms' });
+  });
+  it('gives the helper every size and duration as a whole number, as it requires', () => {
+    const c = parseConfigText('capture:\n  interfaces: [eth1]\n  buffer: 1.5MiB\nstorage:\n  capacity: 2.5GiB\n  file_size: 1.3MiB\n  file_duration: 1.5s\n  flush_interval: 0.25s\n', 'c.yaml');
+    const args = helperArgs(c, { live: 'eth1', bufferBytes: c.capture.interfaces[0]!.bufferBytes });
+    for (const flag of ['--buffer', '--snaplen', '--file-size', '--flush-ms', '--file-duration-ms']) {
+      const v = args[args.indexOf(flag) + 1]!;
+      expect(v, flag).toMatch(/^\d+$/);
+    }
   });
   it('refuses a bad mode', () => {
     const [p] = problems('storage:\n  mode: round\n');

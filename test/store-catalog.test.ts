@@ -11,6 +11,7 @@ import {
   writeFileSync,
   writeSync,
   closeSync,
+  symlinkSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -20,6 +21,8 @@ import { catalogFile, scanCatalog, type CatalogEntry } from '../daemon/src/store
 import { formatFileName } from '../daemon/src/store/filename.js';
 import { selectFiles } from '../daemon/src/store/select-files.js';
 import { BASE_NS, MS, buildFixtureStore, tempDir, traffic, writeCaptureFile } from './lib/fixture.js';
+import { execa } from 'execa';
+import { root } from './lib/cli.js';
 
 const cleanups: (() => void)[] = [];
 afterEach(() => cleanups.splice(0).forEach((c) => c()));
@@ -203,6 +206,52 @@ describe('scanCatalog', () => {
     appendFileSync(f.path, encodeRecordHeader({ tsNs: BASE_NS, caplen: 0x7fffffff, origlen: 1 }));
     const [e] = (await scanCatalog([d])).entries;
     expect(e).toMatchObject({ packets: 5, partial: true });
+  });
+});
+
+describe('scanCatalog and what else sits in the store folder', () => {
+  it('skips a symbolic link loop, a link out of the store and a directory named like captures, reporting each once by name', async () => {
+    const d = dir();
+    const elsewhere = dir();
+    const ok = writeCaptureFile(d, 'eth0', traffic(BASE_NS, 10, 21));
+    const outside = writeCaptureFile(elsewhere, 'eth9', traffic(BASE_NS, 3, 22));
+    const loop = join(d, formatFileName(BASE_NS + MS, 'eth1'));
+    symlinkSync(loop, loop);
+    const link = join(d, formatFileName(BASE_NS + 2n * MS, 'eth2'));
+    symlinkSync(outside.path, link);
+    const sub = join(d, formatFileName(BASE_NS + 3n * MS, 'eth3'));
+    mkdirSync(sub);
+    const cat = await scanCatalog([d]);
+    expect(cat.entries.map((e) => e.path)).toEqual([ok.path]);
+    expect(cat.problems.sort((a, b) => a.path.localeCompare(b.path))).toEqual([
+      { path: loop, message: 'a symbolic link, not a regular file: skipped' },
+      { path: link, message: 'a symbolic link, not a regular file: skipped' },
+      { path: sub, message: 'a directory, not a regular file: skipped' },
+    ]);
+  });
+
+  it('never writes its cache through a symbolic link planted where the temporary file would go', async () => {
+    const d = dir();
+    writeCaptureFile(d, 'eth0', traffic(BASE_NS, 10, 23));
+    const victim = join(dir(), 'precious');
+    writeFileSync(victim, 'keep me');
+    // Every name a predictable temporary name could take in the next few seconds.
+    const now = Date.now();
+    for (let t = now; t < now + 4000; t++) symlinkSync(victim, join(d, `${CACHE_FILE_NAME}.${process.pid}.${t}.tmp`));
+    const cat = await scanCatalog([d]);
+    expect(cat.stats.cacheErrors).toEqual([]);
+    expect(readFileSync(victim, 'utf8')).toBe('keep me');
+    expect(JSON.parse(readFileSync(join(d, CACHE_FILE_NAME), 'utf8'))).toMatchObject({ version: 1 });
+  });
+
+  it('a FIFO in place of the cache file does not block the scan', async () => {
+    const d = dir();
+    writeCaptureFile(d, 'eth0', traffic(BASE_NS, 10, 24));
+    execFileSync('mkfifo', [join(d, CACHE_FILE_NAME)]);
+    const script = `import(${JSON.stringify(join(root, 'build/daemon/src/store/catalog.js'))}).then(async (m) => console.log((await m.scanCatalog([${JSON.stringify(d)}])).entries.length))`;
+    const res = await execa(process.execPath, ['-e', script], { timeout: 10_000, reject: false });
+    expect(res.timedOut, 'the scan blocked on the FIFO').toBe(false);
+    expect(res.stdout.trim()).toBe('1');
   });
 });
 

@@ -1,11 +1,13 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, linkSync, readFileSync, readdirSync, statSync, truncateSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, truncateSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildPcap, encodeRecordHeader, GLOBAL_HEADER_LEN } from '../daemon/src/pcap/format.js';
 import { formatFileName } from '../daemon/src/store/filename.js';
 import { repairStore } from '../daemon/src/store/repair.js';
 import { BASE_NS, MS, recordEnds, tempDir, traffic, writeCaptureFile } from './lib/fixture.js';
+import { root } from './lib/cli.js';
 
 const cleanups: (() => void)[] = [];
 afterEach(() => cleanups.splice(0).forEach((c) => c()));
@@ -188,6 +190,47 @@ describe('repairStore', () => {
     const size = statSync(f.path).size;
     expect(repairStore([d, join(d, 'missing')])).toEqual([]);
     expect(statSync(f.path).size).toBe(size);
+  });
+});
+
+describe('repairStore and what else sits in the store folder', () => {
+  it('never follows a .part that is a symbolic link: the file it points to, anywhere, is left whole', () => {
+    const d = dir();
+    const elsewhere = dir();
+    // A torn capture outside the store: repair through the link would cut its last 7 bytes.
+    const victim = writeCaptureFile(elsewhere, 'eth0', traffic(BASE_NS, 5, 3), { partial: true, partialTail: 7 });
+    const before = readFileSync(victim.path);
+    const link = join(d, `${formatFileName(BASE_NS, 'eth0')}.part`);
+    symlinkSync(victim.path, link);
+    const results = repairStore([d]);
+    expect(results).toMatchObject([{ path: link, outcome: 'skipped', reason: 'a symbolic link, not a regular file' }]);
+    expect(readFileSync(victim.path).equals(before)).toBe(true);
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+  });
+
+  it('a directory or a dangling link named like a .part is skipped and reported, and real part files are still repaired', () => {
+    const d = dir();
+    const real = writeCaptureFile(d, 'eth0', traffic(BASE_NS, 4, 5), { partial: true, partialTail: 3 });
+    mkdirSync(join(d, `${formatFileName(BASE_NS + MS, 'eth1')}.part`));
+    symlinkSync(join(d, 'nowhere'), join(d, `${formatFileName(BASE_NS + 2n * MS, 'eth2')}.part`));
+    const results = repairStore([d]);
+    expect(results.map((r) => [r.path.split('_').pop(), r.outcome, r.reason])).toEqual([
+      ['eth0.pcap.part', 'repaired', expect.any(String)],
+      ['eth1.pcap.part', 'skipped', 'a directory, not a regular file'],
+      ['eth2.pcap.part', 'skipped', 'a symbolic link, not a regular file'],
+    ]);
+    expect(results[0]!.finalPath).toBe(real.path.slice(0, -'.part'.length));
+  });
+
+  it('a FIFO named like a .part does not block start-up', async () => {
+    const d = dir();
+    const fifo = join(d, `${formatFileName(BASE_NS, 'eth0')}.part`);
+    execFileSync('mkfifo', [fifo]);
+    // In a child: a repair that blocks on the FIFO's open would block this test process for good.
+    const script = `import(${JSON.stringify(join(root, 'build/daemon/src/store/repair.js'))}).then((m) => console.log(JSON.stringify(m.repairStore([${JSON.stringify(d)}]))))`;
+    const res = await execa(process.execPath, ['-e', script], { timeout: 10_000, reject: false });
+    expect(res.timedOut, 'repair blocked on the FIFO').toBe(false);
+    expect(JSON.parse(res.stdout)).toMatchObject([{ path: fifo, outcome: 'skipped', reason: 'a FIFO, not a regular file' }]);
   });
 });
 

@@ -2,11 +2,13 @@
 // daemon runs as the qe-packets user with no capability while only its capture helpers hold
 // CAP_NET_RAW, handed out by qe-privsep exactly as the unit starts it.
 import { chmod, chown, cp, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { renderUnit } from '../daemon/src/systemd/unit.js';
 import { RunningCapture, readRecords, root, sleep, tempDir, writeConfig } from './lib/cli.js';
+import { SPAWN_ANSWER_TIMEOUT_MS } from '../daemon/src/capture/launch.js';
 import { testFrames } from './lib/frames.js';
 import { Lab, captureLink, sendFrames } from './lib/lab.js';
 
@@ -136,4 +138,94 @@ describe('privilege separation (qe-privsep)', () => {
     const got = await readRecords(names.map((n) => join(store, n)));
     expect(got.map((r) => r.data)).toEqual(frames);
   });
+});
+
+describe('qe-privsep against requests it cannot serve', () => {
+  const privsep = join(root, 'build', 'native', 'qe-privsep');
+  const hex = (t: string) => Buffer.from(t).toString('hex');
+
+  it('refuses a spawn request longer than its line buffer, whole and at once, and serves the next one', async () => {
+    // A program run under qe-privsep, talking its protocol on QE_PRIVSEP_FD as the daemon does.
+    const script = `
+      const { Socket } = require('node:net');
+      const s = new Socket({ fd: Number(process.env.QE_PRIVSEP_FD), readable: true, writable: true });
+      let got = '';
+      s.on('data', (d) => { got += d; if (got.split('\\n').length > 2) { process.stdout.write(got); process.exit(0); } });
+      s.write('spawn 1 ${hex('/nonexistent/sock')} ' + '${hex('--filter')} ' + '41'.repeat(70000) + '\\n');
+      s.write('spawn 2 ${hex('/nonexistent/sock')} ${hex('--help')}\\n');
+      setTimeout(() => { process.stdout.write(got); process.exit(3); }, 5000);`;
+    const res = await execa(privsep, [process.execPath, '-e', script], { reject: false, timeout: 20_000 });
+    // E2BIG for the long one; ENOENT (its socket path does not exist) shows the next was read whole.
+    expect(res.stdout.split('\n').filter(Boolean)).toEqual(['failed 1 7', 'failed 2 2']);
+    expect(res.exitCode).toBe(0);
+  });
+
+  it('the daemon reports a refused request with its reason, at once', async () => {
+    const launch = join(root, 'build', 'daemon', 'src', 'capture', 'launch.js');
+    const script = `
+      const { launchHelper } = await import(${JSON.stringify(launch)});
+      const h = launchHelper(['--iface', 'lo', '--filter', 'host 10.0.0.1 or '.repeat(2000) + 'host 10.0.0.2']);
+      let err = '';
+      h.stderr.on('data', (d) => (err += d));
+      const status = await h.exited;
+      console.log(JSON.stringify({ status, err }));
+      process.exit(0);`;
+    const started = Date.now();
+    const res = await execa(privsep, [process.execPath, '--input-type=module', '-e', script], { reject: false, timeout: 20_000 });
+    expect(JSON.parse(res.stdout)).toEqual({
+      status: { code: 127, signal: null },
+      err: 'qe-privsep could not start qe-capture: the request is longer than qe-privsep accepts (64 KiB, arguments hex-encoded): shorten capture.filter or storage.paths\n',
+    });
+    expect(Date.now() - started).toBeLessThan(SPAWN_ANSWER_TIMEOUT_MS);
+  });
+
+  it("no program the daemon runs inherits the spawner's descriptor", async () => {
+    const launch = join(root, 'build', 'daemon', 'src', 'capture', 'launch.js');
+    const script = `
+      const { readlinkSync } = await import('node:fs');
+      const { execFileSync } = await import('node:child_process');
+      const { launchHelper } = await import(${JSON.stringify(launch)});
+      // Nothing else holds this process: waiting for the helper must (an import is just that).
+      const h = launchHelper(['--help']); // the daemon's side of qe-privsep is set up
+      await h.exited;
+      const own = readlinkSync('/proc/self/fd/' + process.env.QE_PRIVSEP_FD);
+      const child = execFileSync('sh', ['-c', 'for f in /proc/$$/fd/*; do readlink $f; done; true'], { encoding: 'utf8' });
+      console.log(JSON.stringify({ own, child: child.trim().split('\\n') }));
+      process.exit(0);`;
+    const res = await execa(privsep, [process.execPath, '--input-type=module', '-e', script], { reject: false, timeout: 20_000 });
+    const { own, child } = JSON.parse(res.stdout) as { own: string; child: string[] };
+    expect(own).toMatch(/^socket:/);
+    expect(child).not.toContain(own);
+  });
+
+  it('the daemon gives up on a spawner that does not answer, says so, and still stops', async () => {
+    const dir = await tempDir();
+    const store = join(dir, 'store');
+    await mkdir(store);
+    const config = await writeConfig(dir, { interfaces: ['lo'], buffer: '4MiB', paths: [store] });
+    const cap = new RunningCapture(config, [], {}, [privsep, process.execPath, join(root, 'build', 'daemon', 'src', 'cli.js')]);
+    // The spawner is the daemon's child (qe-privsep forks it, then execs the daemon in place):
+    // stopped before the daemon, which takes far longer to start, asks it for anything.
+    let spawner = 0;
+    for (let i = 0; i < 200 && !spawner; i++) {
+      const r = await execa('pgrep', ['-P', String(cap.proc.pid), '-x', 'qe-privsep'], { reject: false });
+      spawner = Number(r.stdout.trim().split('\n')[0]);
+      if (!spawner) await sleep(5);
+    }
+    expect(spawner).toBeGreaterThan(0);
+    process.kill(spawner, 'SIGSTOP');
+    try {
+      await cap.waitFor(`qe-privsep did not answer the request to start qe-capture within ${SPAWN_ANSWER_TIMEOUT_MS / 1000}s`, SPAWN_ANSWER_TIMEOUT_MS + 15_000);
+      const started = Date.now();
+      cap.proc.kill('SIGTERM');
+      // The stopped spawner holds the output pipes open: watch the daemon's process itself.
+      while (existsSync(`/proc/${cap.proc.pid}/status`) && !(await readFile(`/proc/${cap.proc.pid}/status`, 'utf8').catch(() => '')).match(/^State:\s+Z/m)) {
+        expect(Date.now() - started, 'the daemon did not stop').toBeLessThan(SPAWN_ANSWER_TIMEOUT_MS + 5000);
+        await sleep(100);
+      }
+    } finally {
+      process.kill(spawner, 'SIGKILL');
+    }
+    expect((await cap.proc).exitCode).toBe(0);
+  }, 60_000);
 });

@@ -12,6 +12,7 @@
  *     kill ID SIGNAL                        signal it
  * and hears back:
  *     started ID PID | failed ID ERRNO | exit ID CODE SIGNAL
+ * A request longer than MAX_LINE is refused whole (failed ID E2BIG), never run in pieces.
  * The helper's stdin/stdout and its stderr are two connections the spawner makes to SOCKET_PATH
  * (a Unix socket the daemon listens on in its runtime directory), each announced by a first line
  * "ID io" or "ID err": Node.js cannot receive file descriptors over a socket, so the helper comes
@@ -195,6 +196,16 @@ static void handle_line(int ctl, char *line)
 	}
 }
 
+/* The id of a spawn request from its first bytes, to answer one too long to read whole. */
+static int spawn_id(const char *line, unsigned long *id)
+{
+	if (strncmp(line, "spawn ", 6))
+		return 0;
+	char *end;
+	*id = strtoul(line + 6, &end, 10);
+	return end != line + 6 && *end == ' ';
+}
+
 static void reap(int ctl)
 {
 	int status;
@@ -229,6 +240,9 @@ static int spawner(int ctl)
 		return 2;
 	static char buf[MAX_LINE];
 	size_t len = 0;
+	/* Inside a line longer than the buffer: its rest is dropped up to the newline, then refused. */
+	int overlong = 0, answer_overlong = 0;
+	unsigned long overlong_id = 0;
 	int open_ctl = 1;
 	while (open_ctl || nchildren) {
 		struct pollfd p[2] = {{.fd = sfd, .events = POLLIN}, {.fd = open_ctl ? ctl : -1, .events = POLLIN}};
@@ -256,13 +270,25 @@ static int spawner(int ctl)
 			char *start = buf, *nl;
 			while ((nl = memchr(start, '\n', len - (size_t)(start - buf)))) {
 				*nl = 0;
-				handle_line(ctl, start);
+				if (overlong) {
+					if (answer_overlong)
+						reply(ctl, "failed %lu %d\n", overlong_id, E2BIG);
+					overlong = 0;
+				} else {
+					handle_line(ctl, start);
+				}
 				start = nl + 1;
 			}
 			len -= (size_t)(start - buf);
 			memmove(buf, start, len);
-			if (len == sizeof buf - 1)
-				len = 0; /* an overlong line is dropped, not executed in pieces */
+			buf[len] = 0;
+			if (len == sizeof buf - 1) {
+				if (!overlong) {
+					overlong = 1;
+					answer_overlong = spawn_id(buf, &overlong_id);
+				}
+				len = 0;
+			}
 		}
 	}
 	return 0;

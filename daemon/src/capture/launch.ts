@@ -3,7 +3,7 @@
 // daemon, which parses network requests, never holds capture capabilities.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, Socket, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -71,6 +71,23 @@ interface Pending {
   pid?: number;
   done: boolean;
   resolve: (s: HelperExitStatus) => void;
+  /** Until qe-privsep says started or failed. */
+  answerTimer?: NodeJS.Timeout;
+}
+
+/**
+ * How long qe-privsep may take to answer a spawn request (it connects twice and forks: that takes
+ * milliseconds). Past this the helper counts as not started, so a spawner that never answers
+ * cannot leave a helper starting, and stop() waiting, for ever.
+ */
+export const SPAWN_ANSWER_TIMEOUT_MS = 5000;
+
+/** Why qe-privsep refused, in words (it answers with an errno). */
+function spawnFailure(errno: number): string {
+  if (errno === constants.errno.E2BIG)
+    return 'the request is longer than qe-privsep accepts (64 KiB, arguments hex-encoded): shorten capture.filter or storage.paths';
+  const name = Object.entries(constants.errno).find(([, v]) => v === errno)?.[0];
+  return `errno ${errno}${name ? ` ${name}` : ''}`;
 }
 
 /** The daemon's side of qe-privsep (see daemon/native/qe-privsep.c for the protocol). */
@@ -84,6 +101,7 @@ class PrivsepClient {
   private listening: Promise<void>;
 
   constructor(fd: number) {
+    assertCloseOnExec(fd);
     // systemd's RuntimeDirectory= is private to the service user; elsewhere, a fresh private dir.
     const runtime = process.env.RUNTIME_DIRECTORY?.split(':')[0];
     if (!runtime) this.dir = mkdtempSync(join(tmpdir(), 'qe-privsep-'));
@@ -132,18 +150,35 @@ class PrivsepClient {
 
   private onReply(line: string): void {
     const [what, idText, a, b] = line.split(' ');
-    const p = this.pending.get(Number(idText));
-    if (!p) return;
-    if (what === 'started') p.pid = Number(a);
-    else if (what === 'failed' || what === 'exit') {
-      p.done = true;
-      this.pending.delete(Number(idText));
-      if (what === 'failed') {
-        p.stderr.end(`qe-privsep could not start qe-capture (errno ${a})\n`);
-        p.stdout.end();
-      }
-      p.resolve(what === 'failed' ? { code: 127, signal: null } : { code: Number(a) >= 0 ? Number(a) : null, signal: Number(b) ? signalName(Number(b)) : null });
+    const id = Number(idText);
+    const p = this.pending.get(id);
+    if (!p) {
+      // Started after the daemon gave up waiting: nobody reads that helper, so it goes.
+      if (what === 'started') this.ctl.write(`kill ${id} ${constants.signals.SIGKILL}\n`);
+      return;
     }
+    if (what === 'started' || what === 'failed') clearTimeout(p.answerTimer);
+    if (what === 'started') p.pid = Number(a);
+    else if (what === 'failed') this.notStarted(id, p, `qe-privsep could not start qe-capture: ${spawnFailure(Number(a))}`);
+    else if (what === 'exit') {
+      p.done = true;
+      this.forget(id);
+      p.resolve({ code: Number(a) >= 0 ? Number(a) : null, signal: Number(b) ? signalName(Number(b)) : null });
+    }
+  }
+
+  /** The channel holds the process open only while a helper is starting or running. */
+  private forget(id: number): void {
+    this.pending.delete(id);
+    if (this.pending.size === 0) this.ctl.unref();
+  }
+
+  private notStarted(id: number, p: Pending, why: string): void {
+    p.done = true;
+    this.forget(id);
+    p.stderr.end(`${why}\n`);
+    p.stdout.end();
+    p.resolve({ code: 127, signal: null });
   }
 
   spawn(args: string[]): HelperProcess {
@@ -152,9 +187,16 @@ class PrivsepClient {
     const exited = new Promise<HelperExitStatus>((r) => (resolve = r));
     const p: Pending = { io: new PassThrough(), stdout: new PassThrough(), stderr: new PassThrough(), done: false, resolve };
     this.pending.set(id, p);
+    this.ctl.ref(); // an import has nothing else keeping it alive while its helper runs
     void this.listening.then(
-      () => this.ctl.write(`spawn ${id} ${hex(this.socketPath)} ${args.map(hex).join(' ')}\n`),
-      (e: Error) => this.onReply(`failed ${id} ${e.message}`),
+      () => {
+        this.ctl.write(`spawn ${id} ${hex(this.socketPath)} ${args.map(hex).join(' ')}\n`);
+        p.answerTimer = setTimeout(
+          () => this.notStarted(id, p, `qe-privsep did not answer the request to start qe-capture within ${SPAWN_ANSWER_TIMEOUT_MS / 1000}s (is the spawner process stopped or gone?)`),
+          SPAWN_ANSWER_TIMEOUT_MS,
+        );
+      },
+      (e: Error) => this.notStarted(id, p, `qe-privsep could not start qe-capture: cannot listen on ${this.socketPath}: ${e.message}`),
     );
     const ctl = this.ctl;
     return {
@@ -173,6 +215,19 @@ class PrivsepClient {
       exited,
     };
   }
+}
+
+/**
+ * The spawner's descriptor must not reach the daemon's other children (they could ask for capture
+ * helpers). qe-privsep cannot mark it close-on-exec (the daemon's own exec would close it); Node.js
+ * does at start-up, for every descriptor from 0 up to the first closed one past 15, and qe-privsep
+ * gives the lowest free number. Checked rather than assumed, as that is Node's behaviour, not an API.
+ */
+function assertCloseOnExec(fd: number): void {
+  const O_CLOEXEC = 0o2000000;
+  const flags = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
+  if (flags === undefined || (parseInt(flags, 8) & O_CLOEXEC) === 0)
+    throw new Error(`QE_PRIVSEP_FD ${fd} is not close-on-exec: every program this daemon runs would inherit the capture spawner; run the daemon with the Node.js it ships with`);
 }
 
 let privsep: PrivsepClient | undefined;

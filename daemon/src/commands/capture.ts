@@ -12,6 +12,7 @@ import { CaptureSupervisor, countersOf, zeroCounters, type Counters } from '../c
 import { scanCatalog } from '../store/catalog.js';
 import { repairStore } from '../store/repair.js';
 import { StoreRetention, type RetentionState } from '../store/retention.js';
+import { StoreUnreadableError } from '../store/usage.js';
 import { fetchStatus } from '../control/client.js';
 import { serveControl } from '../control/server.js';
 import { CaptureMonitor } from '../health/monitor.js';
@@ -250,7 +251,13 @@ export async function captureCommand(argv: string[]): Promise<number> {
       process.stderr.write(`error: --iface ${JSON.stringify(label)}: a label is letters, digits and . _ @ : + - (it becomes part of file names)\n`);
       return EXIT.config;
     }
-    return readFileIntoStore(config, values.read, label, values.summary);
   }
-  return captureLive(config, values.config, values.summary);
+  try {
+    return values.read ? await readFileIntoStore(config, values.read, values.iface ?? 'import', values.summary) : await captureLive(config, values.config, values.summary);
+  } catch (e) {
+    // Before any helper started: nothing is granted from a store that could not be counted.
+    if (!(e instanceof StoreUnreadableError)) throw e;
+    reportError(e);
+    return EXIT.failure;
+  }
 }

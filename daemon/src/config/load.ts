@@ -138,10 +138,18 @@ export function normalizeConfig(raw: unknown, source: string): Config {
   const fileSizeBytes = sizeOf('storage.file_size', c.storage.file_size);
   if (fileSizeBytes && fileSizeBytes < 64 * 1024)
     problems.push({ key: 'storage.file_size', value: c.storage.file_size, message: 'below 64KiB: the store would drown in tiny files', fix: 'use at least 1MiB; 1GiB suits most appliances' });
-  const fileDurationMs = c.storage.file_duration == null ? 0 : durationOf('storage.file_duration', c.storage.file_duration);
+  // The helper takes these as whole milliseconds (--file-duration-ms, --flush-ms) and refuses a
+  // fraction: say so here, where the value was written.
+  const wholeMsOf = (key: string, v: string | number) => {
+    const n = durationOf(key, v);
+    if (!Number.isInteger(n))
+      problems.push({ key, value: v, message: `${n}ms is not a whole number of milliseconds`, fix: `write ${Math.max(1, Math.floor(n))}ms or ${Math.ceil(n)}ms` });
+    return n;
+  };
+  const fileDurationMs = c.storage.file_duration == null ? 0 : wholeMsOf('storage.file_duration', c.storage.file_duration);
   if (fileDurationMs && fileDurationMs < 1000)
     problems.push({ key: 'storage.file_duration', value: c.storage.file_duration, message: 'below one second', fix: 'use 1s or more, or remove the key' });
-  const flushIntervalMs = durationOf('storage.flush_interval', c.storage.flush_interval);
+  const flushIntervalMs = wholeMsOf('storage.flush_interval', c.storage.flush_interval);
   const rescanIntervalMs = durationOf('storage.rescan_interval', c.storage.rescan_interval);
   if (rescanIntervalMs < 500)
     problems.push({ key: 'storage.rescan_interval', value: c.storage.rescan_interval, message: 'below 500ms', fix: 'use 10s (each rescan stats every file of the store)' });

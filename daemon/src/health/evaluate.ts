@@ -30,6 +30,8 @@ export function evaluateHealth(f: Figures, t: Config['health']): Health {
       reasons.push({ level: 'critical', code: 'store_full', interface: i.name, message: `${i.name}: ${w.storeFullDrops} packets not written because the store is full` });
   }
   const s = f.store;
+  // Its figures are the last ones read: the store may hold more than they say.
+  if (s.unreadable) reasons.push({ level: 'critical', code: 'store_unreadable', message: s.unreadable });
   const used = s.capacityBytes > 0 ? s.usedBytes / s.capacityBytes : 0;
   if (s.mode === 'linear') {
     if (s.full) reasons.push({ level: 'critical', code: 'store_full', message: `store full (linear mode): new packets are counted, not written` });

@@ -46,6 +46,8 @@ export interface StoreFigures {
   retentionSeconds?: number;
   /** health.retention_target, when set. */
   retentionTargetSeconds?: number;
+  /** Why a store directory could not be read at the last measurement (path and errno). */
+  unreadable?: string;
 }
 
 export interface Figures {
@@ -61,7 +63,7 @@ export type HealthLevel = 'ok' | 'warning' | 'critical';
 
 export interface HealthReason {
   level: Exclude<HealthLevel, 'ok'>;
-  /** Stable identifier for scripts: capture_down, drops, write_errors, store_full, retention, store_nearly_full. */
+  /** Stable identifier for scripts: capture_down, drops, write_errors, store_full, store_unreadable, retention, store_nearly_full. */
   code: string;
   interface?: string;
   message: string;

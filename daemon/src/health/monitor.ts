@@ -152,6 +152,7 @@ export class CaptureMonitor {
         bytesDeleted: r.bytesDeleted,
         ...(oldestNs !== undefined ? { oldestNs, retentionSeconds: retentionSeconds! } : {}),
         ...(this.config.health.retentionTargetMs ? { retentionTargetSeconds: this.config.health.retentionTargetMs / 1000 } : {}),
+        ...(r.unreadable ? { unreadable: r.unreadable } : {}),
       },
     };
   }

@@ -1,9 +1,10 @@
 // The /metrics endpoint. Bound to loopback unless metrics.listen says otherwise.
 import { createServer, type Server } from 'node:http';
+import { METRICS_LIMITS, applyLimits, serverOptions } from '../util/http-limits.js';
 import type { CaptureMetrics } from './registry.js';
 
 export async function serveMetrics(metrics: CaptureMetrics, listen: { host: string; port: number }): Promise<Server> {
-  const server = createServer((req, res) => {
+  const server = createServer(serverOptions(METRICS_LIMITS), (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
@@ -20,7 +21,7 @@ export async function serveMetrics(metrics: CaptureMetrics, listen: { host: stri
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics\n');
     }
   });
-  server.keepAliveTimeout = 65_000; // longer than Prometheus' idle connection reuse
+  applyLimits(server, METRICS_LIMITS);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(listen.port, listen.host, () => {

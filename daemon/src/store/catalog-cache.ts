@@ -1,8 +1,10 @@
 // The catalog cache: one `.qe-catalog.json` per store directory holding what a scan learnt about
 // each file, keyed by name and checked against size, mtime and inode, so that a rescan of
 // unchanged files costs a readdir and a stat each. Losing or corrupting it only costs a re-read.
-import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, constants, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { openRegular } from './pcap-summary.js';
 
 export const CACHE_FILE_NAME = '.qe-catalog.json';
 const FORMAT = 'qe-packets-catalog';
@@ -52,12 +54,20 @@ export function cachePath(dir: string): string {
   return join(dir, CACHE_FILE_NAME);
 }
 
-/** An absent, unreadable or foreign cache reads as empty: everything is then read afresh. */
+/**
+ * An absent, unreadable or foreign cache reads as empty: everything is then read afresh. So does
+ * anything but a regular file under its name (a link to /dev/zero, a FIFO would never end).
+ */
 export function loadCache(dir: string): Map<string, CachedFile> {
   const out = new Map<string, CachedFile>();
   let doc: unknown;
   try {
-    doc = JSON.parse(readFileSync(cachePath(dir), 'utf8'));
+    const fd = openRegular(cachePath(dir));
+    try {
+      doc = JSON.parse(readFileSync(fd, 'utf8'));
+    } finally {
+      closeSync(fd);
+    }
   } catch {
     return out;
   }
@@ -77,16 +87,27 @@ export function loadCache(dir: string): Map<string, CachedFile> {
 export function saveCache(dir: string, files: ReadonlyMap<string, CachedFile>): Error | undefined {
   const doc: CacheDocument = { format: FORMAT, version: VERSION, files: {} };
   for (const [name, f] of files) doc.files[name] = toRow(f);
-  const tmp = `${cachePath(dir)}.${process.pid}.${Date.now()}.tmp`;
+  // An unguessable name, created exclusively and never through a link: whoever may write the
+  // store folder cannot plant a symbolic link there to have this write land elsewhere.
+  const tmp = `${cachePath(dir)}.${randomBytes(8).toString('hex')}.tmp`;
+  let created = false;
   try {
-    writeFileSync(tmp, JSON.stringify(doc), { mode: 0o644 });
+    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+    created = true;
+    try {
+      writeFileSync(fd, JSON.stringify(doc));
+    } finally {
+      closeSync(fd);
+    }
     renameSync(tmp, cachePath(dir));
     return undefined;
   } catch (e) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // never created
+    if (created) {
+      try {
+        unlinkSync(tmp);
+      } catch {
+        // already renamed or removed
+      }
     }
     return e as Error;
   }

@@ -1,12 +1,12 @@
 // The catalog: what the store holds (file, interface, time span, packets, bytes), built by a scan
 // of the store directories. Files the cache already knows cost a stat; a `.part` file that grew is
 // read on from where the last scan stopped; only new or changed files are read whole.
-import { readdirSync, statSync } from 'node:fs';
+import { lstatSync, readdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { PcapFormatError } from '../pcap/format.js';
 import { loadCache, saveCache, type CachedFile } from './catalog-cache.js';
 import { PART_EXT, parseFileName, type CaptureFileName } from './filename.js';
-import { PcapTooShortError, summarizePcap, type SummaryResume } from './pcap-summary.js';
+import { PcapTooShortError, fileKind, summarizePcap, type SummaryResume } from './pcap-summary.js';
 
 export interface CatalogEntry {
   path: string;
@@ -53,7 +53,10 @@ export interface ScanStats {
 export interface Catalog {
   /** Sorted by first timestamp, then name. */
   entries: CatalogEntry[];
-  /** Files that look like captures but cannot be read as such; never removed by the scan. */
+  /**
+   * Names that look like captures but cannot be read as such (damaged, foreign, or not a regular
+   * file), one entry per name; never removed by the scan.
+   */
   problems: CatalogProblem[];
   stats: ScanStats;
 }
@@ -95,8 +98,13 @@ export async function scanCatalog(paths: readonly string[], opts: ScanOptions = 
         await new Promise((resolve) => setImmediate(resolve));
       }
       const path = join(dir, name);
-      const st = statSync(path, { throwIfNoEntry: false });
-      if (!st?.isFile()) continue; // removed by retention since the readdir, or not a file
+      // lstat, not stat: a symbolic link (a loop, or one out of the store) is not a capture file.
+      const st = lstatSync(path, { throwIfNoEntry: false });
+      if (!st) continue; // removed by retention since the readdir
+      if (!st.isFile()) {
+        problems.push({ path, message: `${fileKind(st)}, not a regular file: skipped` });
+        continue;
+      }
 
       let known = cache.get(name);
       // A part file renamed on close keeps its inode: carry on from what was read under the old name.

@@ -3,6 +3,7 @@
 // (format_base) writes the same. `~N` marks a name taken by another file, so the interface part
 // holds no raw `~`: every byte of the interface name but letters, digits and . _ @ : + - is
 // written as %XX (a Linux interface may be named eth0~1, or wlan-ü), and names round-trip.
+import { basename, dirname, isAbsolute, resolve } from 'node:path';
 
 export const PCAP_EXT = '.pcap';
 export const PART_EXT = '.part';
@@ -67,6 +68,20 @@ export function parseFileName(name: string): CaptureFileName | undefined {
     ...(coll ? { collision: Number(coll) } : {}),
     partial: part !== undefined,
   };
+}
+
+/**
+ * Why `path` is not a file capture may write (undefined when it is): a closed or part capture file
+ * directly inside one of the store paths. Paths a helper reports are checked with this before
+ * anything acts on them: retention deletes what it is told is a capture.
+ */
+export function outsideStore(storePaths: readonly string[], path: string, opts: { partial: boolean }): string | undefined {
+  if (!isAbsolute(path) || resolve(path) !== path) return 'not an absolute, normalised path';
+  const name = basename(path);
+  const parsed = parseFileName(name);
+  if (!parsed || parsed.partial !== opts.partial) return `not named like a ${opts.partial ? 'part' : 'closed'} capture file (<time>_<iface>.pcap${opts.partial ? '.part' : ''})`;
+  if (!storePaths.some((p) => resolve(p) === dirname(path))) return `not directly inside storage.paths (${storePaths.join(', ')})`;
+  return undefined;
 }
 
 export { TS_LEN as TIMESTAMP_NAME_LENGTH };

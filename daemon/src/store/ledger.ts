@@ -42,6 +42,8 @@ export class StoreLedger {
     private readonly onDelete: (f: StoredFile) => void = () => {},
     /** Free bytes on the store's filesystems: circular mode also keeps room there for every grant. */
     private readonly physicalFree: () => Promise<number> = async () => Number.MAX_SAFE_INTEGER,
+    /** A file retention could not delete (it stays counted; the next oldest goes instead). */
+    private readonly onUndeletable: (f: StoredFile, e: NodeJS.ErrnoException) => void = () => {},
   ) {}
 
   /** Bytes waiting in helpers' buffers for the disk. */
@@ -87,8 +89,8 @@ export class StoreLedger {
 
   private targetOf(a: Account): number {
     // Several seconds of traffic at the current rate: capture never waits for the daemon.
-    const want = Math.min(Math.max(MIN_GRANT, 4 * a.rate), Math.floor(this.capacityBytes / (2 * Math.max(1, this.accounts.size))));
-    return want;
+    // Whole bytes: the helper reads its quota as an integer.
+    return Math.floor(Math.min(Math.max(MIN_GRANT, 4 * a.rate), this.capacityBytes / (2 * Math.max(1, this.accounts.size))));
   }
 
   /**
@@ -109,9 +111,16 @@ export class StoreLedger {
     const need = this.diskNeed();
     while (this.files.length && (this.unreserved() < bytes || (await this.physicalFree()) < need)) {
       const f = this.files.shift()!;
-      await unlink(f.path).catch((e: NodeJS.ErrnoException) => {
-        if (e.code !== 'ENOENT') throw e; // removed by hand: already gone
-      });
+      const failed = await unlink(f.path).then(
+        () => undefined,
+        (e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : e), // ENOENT: removed by hand, already gone
+      );
+      if (failed) {
+        // Skipped, not retried here: the same failure every time would stop retention for good.
+        // Its bytes stay counted until a measurement finds it gone.
+        this.onUndeletable(f, failed);
+        continue;
+      }
       const owner = [...this.accounts.values()].find((a) => a.paths.has(f.path));
       if (owner) {
         owner.freed += f.size;

@@ -1,7 +1,7 @@
 // Summarises a capture file (span, packets, bytes, where its whole records end) by walking the
 // record headers in large chunks. Only headers are decoded: the catalog never needs packet data,
 // and a chunk that ends inside a large packet is followed by a read at the next header instead.
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import {
   GLOBAL_HEADER_LEN,
   RECORD_HEADER_LEN,
@@ -50,6 +50,54 @@ export type RecordCheck = (tsNs: bigint, caplen: number, origlen: number, fracOk
 
 export class PcapTooShortError extends Error {}
 
+/**
+ * A name in the store that is not a regular file (a symbolic link, a directory, a FIFO...): store
+ * code reads and writes regular files only, so nothing planted in the folder can redirect a write
+ * elsewhere or block the reader. Carries `code` like an errno error so callers can report it as one.
+ */
+export class NotRegularFileError extends Error {
+  readonly code = 'ENOTREG';
+  constructor(
+    readonly path: string,
+    readonly kind: string,
+  ) {
+    super(`${kind}, not a regular file: skipped`);
+  }
+}
+
+/** What an lstat/fstat result is, in words for a message. */
+export function fileKind(st: { isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean; isFIFO(): boolean; isSocket(): boolean; isBlockDevice(): boolean; isCharacterDevice(): boolean }): string {
+  if (st.isFile()) return 'a regular file';
+  if (st.isSymbolicLink()) return 'a symbolic link';
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSocket()) return 'a socket';
+  if (st.isBlockDevice() || st.isCharacterDevice()) return 'a device';
+  return 'not a regular file';
+}
+
+/**
+ * Opens a store file without following a symbolic link and without blocking on a FIFO, and checks
+ * that what was opened is a regular file: the name may have been swapped since a caller's lstat.
+ */
+export function openRegular(path: string, mode: 'r' | 'r+' = 'r'): number {
+  const { O_RDONLY, O_RDWR, O_NOFOLLOW, O_NONBLOCK } = constants;
+  let fd: number;
+  try {
+    fd = openSync(path, (mode === 'r' ? O_RDONLY : O_RDWR) | O_NOFOLLOW | O_NONBLOCK);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ELOOP') throw new NotRegularFileError(path, 'a symbolic link');
+    if ((e as NodeJS.ErrnoException).code === 'EISDIR') throw new NotRegularFileError(path, 'a directory');
+    throw e;
+  }
+  const st = fstatSync(fd);
+  if (!st.isFile()) {
+    closeSync(fd);
+    throw new NotRegularFileError(path, fileKind(st));
+  }
+  return fd;
+}
+
 export interface SummarizeOptions {
   resume?: SummaryResume;
   check?: RecordCheck;
@@ -62,7 +110,7 @@ export interface SummarizeOptions {
  * it is not a pcap file.
  */
 export function summarizePcap(path: string, opts: SummarizeOptions = {}): PcapSummary {
-  const fd = openSync(path, 'r');
+  const fd = openRegular(path);
   try {
     return summarizeFd(fd, opts);
   } finally {
@@ -70,7 +118,8 @@ export function summarizePcap(path: string, opts: SummarizeOptions = {}): PcapSu
   }
 }
 
-function summarizeFd(fd: number, opts: SummarizeOptions): PcapSummary {
+/** As summarizePcap, on a file the caller has opened (and checked) itself. */
+export function summarizeFd(fd: number, opts: SummarizeOptions): PcapSummary {
   // The size is taken once: a file still being written is summarised as it was at this moment.
   const st = fstatSync(fd);
   const size = st.size;

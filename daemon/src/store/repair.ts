@@ -4,27 +4,30 @@
 // writer and left alone (part-lock.ts), so repair may run while other writers use the store.
 import {
   closeSync,
+  fstatSync,
   fsyncSync,
   ftruncateSync,
   linkSync,
+  lstatSync,
   openSync,
   readSync,
   readdirSync,
-  statSync,
   unlinkSync,
+  type Stats,
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { PcapFormatError } from '../pcap/format.js';
 import { PART_EXT, formatFileName, parseFileName } from './filename.js';
 import { lockPart } from './part-lock.js';
-import { PcapTooShortError, summarizePcap, type RecordCheck } from './pcap-summary.js';
+import { StoreUnreadableError } from './usage.js';
+import { NotRegularFileError, PcapTooShortError, fileKind, openRegular, summarizeFd, type RecordCheck } from './pcap-summary.js';
 
 export type RepairOutcome =
   /** Cut (if needed), synced and renamed to a closed `.pcap`. */
   | 'repaired'
   /** Held no whole record, so nothing was lost by removing it. */
   | 'removed'
-  /** Not a pcap file: left untouched for a person to look at. */
+  /** Not a pcap file, or not a regular file at all: left untouched for a person to look at. */
   | 'skipped'
   /** Another process is writing it (its writer holds the lock): left alone. */
   | 'busy';
@@ -56,12 +59,21 @@ export function repairStore(paths: readonly string[]): RepairResult[] {
       names = readdirSync(dir);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue; // nothing written there yet
-      throw e;
+      throw StoreUnreadableError.from(dir, e);
     }
     for (const name of names.sort()) {
       const parsed = parseFileName(name);
-      const result = parsed?.partial ? repairUnlessLive(join(dir, name)) : undefined;
-      if (result) results.push(result);
+      if (!parsed?.partial) continue;
+      const path = join(dir, name);
+      // Only regular files: a symbolic link would have its target cut (anywhere, as root), a FIFO
+      // would block start-up for good, a directory would stop it.
+      const st = lstatSync(path, { throwIfNoEntry: false });
+      if (!st) continue; // gone since the readdir
+      if (!st.isFile()) results.push(notRegular(path, fileKind(st)));
+      else {
+        const result = repairUnlessLive(path);
+        if (result) results.push(result);
+      }
     }
   }
   return results;
@@ -88,32 +100,42 @@ export function repairPartFile(path: string): RepairResult {
   if (!parsed?.partial) {
     throw new Error(`repairPartFile: ${path} is not named like a capture part file (<time>_<iface>.pcap.part)`);
   }
-  const st = statSync(path);
+  let fd: number;
+  try {
+    fd = openRegular(path, 'r+');
+  } catch (e) {
+    if (e instanceof NotRegularFileError) return notRegular(path, e.kind);
+    throw e;
+  }
+  try {
+    return repairOpen(path, fd, parsed);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function repairOpen(path: string, fd: number, parsed: { firstNs: bigint; iface: string; collision?: number }): RepairResult {
+  const st = fstatSync(fd);
   const check = plausibleRecord(parsed.firstNs, BigInt(Math.round(st.mtimeMs)) * 1_000_000n);
 
   let summary;
   try {
-    summary = summarizePcap(path, { check });
+    summary = summarizeFd(fd, { check });
   } catch (e) {
-    if (e instanceof PcapTooShortError) return remove(path, st.size, 'no whole global header');
+    if (e instanceof PcapTooShortError) return remove(path, st, 'no whole global header');
     if (e instanceof PcapFormatError) {
-      if (isAllZero(path)) return remove(path, st.size, 'only zero bytes (allocated but never written)');
+      if (isAllZero(fd)) return remove(path, st, 'only zero bytes (allocated but never written)');
       return { path, outcome: 'skipped', packets: 0, keptBytes: st.size, cutBytes: 0, reason: e.message };
     }
     throw e;
   }
-  if (summary.packets === 0) return remove(path, summary.size, 'no whole record');
+  if (summary.packets === 0) return remove(path, st, 'no whole record');
 
-  const fd = openSync(path, 'r+');
-  try {
-    if (summary.tailBytes > 0) ftruncateSync(fd, summary.wholeEnd);
-    // Closed files are durable by contract: the cut (or the helper's unsynced writes) must be on
-    // disk before the file takes its closed name.
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  const finalPath = renameNoClobber(path, parsed.firstNs, parsed.iface, parsed.collision ?? 0);
+  if (summary.tailBytes > 0) ftruncateSync(fd, summary.wholeEnd);
+  // Closed files are durable by contract: the cut (or the helper's unsynced writes) must be on
+  // disk before the file takes its closed name.
+  fsyncSync(fd);
+  const finalPath = renameNoClobber(path, st, parsed.firstNs, parsed.iface, parsed.collision ?? 0);
   fsyncDir(dirname(path));
   return {
     path,
@@ -129,6 +151,16 @@ export function repairPartFile(path: string): RepairResult {
   };
 }
 
+function notRegular(path: string, kind: string): RepairResult {
+  return { path, outcome: 'skipped', packets: 0, keptBytes: 0, cutBytes: 0, reason: `${kind}, not a regular file` };
+}
+
+/** The name still leads to the file repair opened (not one swapped in since). */
+function sameFile(path: string, st: Stats): boolean {
+  const now = lstatSync(path, { throwIfNoEntry: false });
+  return now !== undefined && now.ino === st.ino && now.dev === st.dev;
+}
+
 /**
  * The records of a part file were captured between its first packet (the name) and its last write
  * (mtime). A day of slack each way allows for the clock being stepped; the zero-filled blocks a
@@ -141,24 +173,25 @@ function plausibleRecord(nameNs: bigint, mtimeNs: bigint): RecordCheck {
     fracOk && caplen <= origlen && origlen > 0 && origlen <= MAX_ORIGLEN && tsNs >= lo && tsNs <= hi;
 }
 
-function remove(path: string, size: number, why: string): RepairResult {
+function remove(path: string, st: Stats, why: string): RepairResult {
+  if (!sameFile(path, st)) return { path, outcome: 'skipped', packets: 0, keptBytes: 0, cutBytes: 0, reason: 'replaced by another file during repair' };
   unlinkSync(path);
   fsyncDir(dirname(path));
-  return { path, outcome: 'removed', packets: 0, keptBytes: 0, cutBytes: size, reason: why };
+  return { path, outcome: 'removed', packets: 0, keptBytes: 0, cutBytes: st.size, reason: why };
 }
 
 /**
  * Gives the part file its closed name without ever replacing another file: link() fails when the
  * name is taken, where rename() would silently overwrite a closed capture.
  */
-function renameNoClobber(path: string, firstNs: bigint, iface: string, collision: number): string {
+function renameNoClobber(path: string, own: Stats, firstNs: bigint, iface: string, collision: number): string {
   const dir = dirname(path);
   // The part's own name minus `.part` first; then `~N` suffixes past any it already carries.
   const candidates = function* () {
     yield basename(path).slice(0, -PART_EXT.length);
     for (let n = Math.max(collision, 0) + 1; ; n++) yield formatFileName(firstNs, iface, n);
   };
-  const own = statSync(path);
+  if (!sameFile(path, own)) throw new Error(`${path}: replaced by another file during repair; run again`);
   for (const name of candidates()) {
     const target = join(dir, name);
     try {
@@ -166,7 +199,7 @@ function renameNoClobber(path: string, firstNs: bigint, iface: string, collision
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       // A repair interrupted between link and unlink left both names on the same file.
-      const other = statSync(target);
+      const other = lstatSync(target);
       if (other.ino !== own.ino || other.dev !== own.dev) continue;
     }
     unlinkSync(path);
@@ -184,17 +217,12 @@ function fsyncDir(dir: string): void {
   }
 }
 
-function isAllZero(path: string): boolean {
-  const fd = openSync(path, 'r');
+function isAllZero(fd: number): boolean {
   const buf = Buffer.allocUnsafe(1 << 20);
-  try {
-    for (let pos = 0; ; ) {
-      const n = readSync(fd, buf, 0, buf.length, pos);
-      if (n === 0) return true;
-      for (let i = 0; i < n; i++) if (buf[i] !== 0) return false;
-      pos += n;
-    }
-  } finally {
-    closeSync(fd);
+  for (let pos = 0; ; ) {
+    const n = readSync(fd, buf, 0, buf.length, pos);
+    if (n === 0) return true;
+    for (let i = 0; i < n; i++) if (buf[i] !== 0) return false;
+    pos += n;
   }
 }

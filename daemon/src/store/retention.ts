@@ -5,9 +5,10 @@
 import { EventEmitter } from 'node:events';
 import type { SupervisorEvents } from '../capture/supervisor.js';
 import type { Config } from '../config/config.js';
+import { outsideStore } from './filename.js';
 import { filesystemFree } from './free-space.js';
 import { StoreLedger } from './ledger.js';
-import { measureStore, type StoredFile } from './usage.js';
+import { StoreUnreadableError, measureStore, type StoreUsage, type StoredFile } from './usage.js';
 
 export interface RetentionState {
   mode: Config['storage']['mode'];
@@ -17,6 +18,8 @@ export interface RetentionState {
   filesDeleted: number;
   bytesDeleted: number;
   oldestNs?: bigint;
+  /** Why the store could not be measured at the last attempt (figures are the last good ones). */
+  unreadable?: string;
 }
 
 /** What retention listens to: the supervisor of live helpers, or one import's helper. */
@@ -33,18 +36,38 @@ export class StoreRetention extends EventEmitter<RetentionEvents> {
   private timer?: NodeJS.Timeout;
   private fullReported = false;
   private diskRoomReportedAt = 0;
+  private unreadable?: StoreUnreadableError;
+  /** Names already reported as skipped: each is said once, not at every rescan. */
+  private reported = new Set<string>();
 
   constructor(
     private config: Config,
     private capacityBytes: number,
   ) {
     super();
-    this.ledger = new StoreLedger(config.storage.mode === 'circular', capacityBytes, config.storage.fileSizeBytes, (f) => this.emit('deleted', f), () => this.physicalFree());
+    this.ledger = new StoreLedger(
+      config.storage.mode === 'circular',
+      capacityBytes,
+      config.storage.fileSizeBytes,
+      (f) => this.emit('deleted', f),
+      () => this.physicalFree(),
+      (f, e) => this.logOnce(`undeletable ${f.path}`, 'error', `retention cannot delete ${f.path} (${e.code ?? e.message}): skipped, older files go first; remove it by hand`),
+    );
   }
 
-  /** Measures the store before any helper starts. */
+  private logOnce(key: string, level: 'info' | 'warn' | 'error', text: string): void {
+    if (this.reported.has(key)) return;
+    this.reported.add(key);
+    this.emit('log', level, text);
+  }
+
+  /** Measures the store before any helper starts. Throws StoreUnreadableError: no grant from an unread store. */
   async prepare(): Promise<void> {
-    const u = await measureStore(this.config.storage.paths);
+    this.applyMeasurement(await measureStore(this.config.storage.paths));
+  }
+
+  private applyMeasurement(u: StoreUsage): void {
+    for (const s of u.skipped) this.logOnce(`skipped ${s.path}`, 'warn', `${s.path}: ${s.kind}, not a regular file: not counted, never deleted by retention`);
     this.ledger.measured(u.closed, u.totalBytes);
   }
 
@@ -57,8 +80,14 @@ export class StoreRetention extends EventEmitter<RetentionEvents> {
     this.sup = sup;
     sup.on('message', (m) => {
       if (m.type === 'error' && m.code === 'disk_full') void this.serial(() => this.onDiskFull(sup, m.iface));
+      if (m.type === 'file_opened') this.refuseOutside(m.iface, m.path, true);
     });
-    sup.on('file_closed', (f) => this.ledger.fileClosed(f.iface, { path: f.path, firstNs: f.first_ns, size: f.bytes }));
+    sup.on('file_closed', (f) => {
+      // Retention deletes what it is given: never a path the helper (which parses hostile input)
+      // names outside the store.
+      if (this.refuseOutside(f.iface, f.path, false)) return;
+      this.ledger.fileClosed(f.iface, { path: f.path, firstNs: f.first_ns, size: f.bytes });
+    });
     sup.on('stats', (iface, s) => {
       void this.serial(async () => {
         const quota = await this.ledger.update(iface, s.appended_bytes, s.buffered_bytes);
@@ -88,6 +117,12 @@ export class StoreRetention extends EventEmitter<RetentionEvents> {
     this.timer.unref();
   }
 
+  private refuseOutside(iface: string, path: string, partial: boolean): boolean {
+    const why = outsideStore(this.config.storage.paths, path, { partial });
+    if (why) this.emit('log', 'error', `${iface}: the helper reported ${JSON.stringify(path)}, which is ${why}: refused, never deleted by retention`);
+    return why !== undefined;
+  }
+
   private async onDiskFull(sup: HelperSource, iface: string): Promise<void> {
     if (this.config.storage.mode === 'circular') {
       this.emit('log', 'warn', `${iface}: the filesystem is full; deleting the oldest files to make room`);
@@ -104,8 +139,20 @@ export class StoreRetention extends EventEmitter<RetentionEvents> {
   }
 
   private async remeasure(): Promise<void> {
-    const u = await measureStore(this.config.storage.paths);
-    this.ledger.measured(u.closed, u.totalBytes);
+    let u: StoreUsage;
+    try {
+      u = await measureStore(this.config.storage.paths);
+    } catch (e) {
+      if (!(e instanceof StoreUnreadableError)) throw e;
+      // The ledger keeps its last measurement and what helpers reported since; nothing new is
+      // granted from a measurement that did not happen.
+      if (this.unreadable?.message !== e.message) this.emit('log', 'error', e.message);
+      this.unreadable = e;
+      return;
+    }
+    if (this.unreadable) this.emit('log', 'info', `store directory ${this.unreadable.path} can be read again`);
+    this.unreadable = undefined;
+    this.applyMeasurement(u);
     for (const [iface, quota] of await this.ledger.regrant()) this.sup?.command(iface, `set quota ${quota}`);
     if (!this.ledger.full) this.fullReported = false;
   }
@@ -131,6 +178,7 @@ export class StoreRetention extends EventEmitter<RetentionEvents> {
       filesDeleted: this.ledger.deletedFiles,
       bytesDeleted: this.ledger.deletedBytes,
       ...(oldestNs !== undefined ? { oldestNs } : {}),
+      ...(this.unreadable ? { unreadable: this.unreadable.message } : {}),
     };
   }
 
