@@ -10,8 +10,10 @@
 #include <immintrin.h>
 #endif
 
-#define PCAP_GLOBAL_LEN 24
-#define PCAP_RECORD_LEN 16
+#include "pcap-format.h"
+
+#define PCAP_GLOBAL_LEN QE_PCAP_GLOBAL_LEN
+#define PCAP_RECORD_LEN QE_PCAP_RECORD_LEN
 #define WRITER_BUF_SIZE (4u << 20)
 #define MAX_DIRS 32
 #define DIRECT_ALIGN 4096u
@@ -159,7 +161,7 @@ static inline void writer_add(struct writer *w, uint64_t ts_ns, uint32_t caplen,
 		int full = in_file + rec > w->cfg.file_size && w->file_packets + w->buf_packets > 0;
 		int aged = w->cfg.file_duration_ns && ts_ns >= w->first_ns &&
 			   ts_ns - w->first_ns >= w->cfg.file_duration_ns;
-		if (full || aged)
+		if (full || aged || qe_pcap_too_far(w->first_ns, ts_ns))
 			writer_close_file(w);
 	}
 	if (w->appended_bytes + rec + (w->fd < 0 ? PCAP_GLOBAL_LEN : 0) > w->quota) {
@@ -196,7 +198,7 @@ static inline void writer_add(struct writer *w, uint64_t ts_ns, uint32_t caplen,
 static inline int writer_run_fits(const struct writer *w, uint64_t bytes, uint64_t ts_ns)
 {
 	return w->fd >= 0 && w->dfd < 0 && !w->store_full && !w->write_retry_after_ns &&
-	       w->file_bytes + w->buf_len + bytes <= w->cfg.file_size &&
+	       w->file_bytes + w->buf_len + bytes <= w->cfg.file_size && !qe_pcap_too_far(w->first_ns, ts_ns) &&
 	       (!w->cfg.file_duration_ns ||
 		(ts_ns >= w->first_ns && ts_ns - w->first_ns < w->cfg.file_duration_ns)) &&
 	       w->appended_bytes + bytes <= w->quota;
