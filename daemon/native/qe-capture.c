@@ -679,14 +679,14 @@ static int import_classic_records(struct capture *c, struct import *in, int fd)
 }
 
 /* A link type nothing could read back is refused before a file is written. */
-static int check_linktype(struct capture *c, uint32_t linktype)
+static int check_linktype(struct capture *c, uint32_t linktype, const char *where)
 {
 	if (qe_pcap_linktype_known(linktype))
 		return 0;
 	send_error(c->opt->iface, "bad_input", 1,
-		   "%s: link type %" PRIu32 " (at byte 20) is not one libpcap or Wireshark knows; a stored copy could "
+		   "%s: link type %" PRIu32 " (%s) is not one libpcap or Wireshark knows; a stored copy could "
 		   "not be read back",
-		   c->opt->read_path, linktype);
+		   c->opt->read_path, linktype, where);
 	return 5;
 }
 
@@ -697,7 +697,7 @@ static int read_classic(struct capture *c, int fd, const unsigned char *gh)
 	qe_pcap_global_decode(gh, &g);
 	struct import in = { .path = c->opt->read_path, .swapped = g.swapped, .nanos = g.nanos };
 	in.caplen_limit = qe_pcap_caplen_limit(g.snaplen);
-	int rc = check_linktype(c, g.linktype);
+	int rc = check_linktype(c, g.linktype, "at byte 20");
 	if (!rc)
 		rc = start_offline(c, g.linktype);
 	if (rc)
@@ -717,7 +717,7 @@ static int import_pcap(struct capture *c, pcap_t *in)
 {
 	struct import imp = { .path = c->opt->read_path, .nanos = 1 };
 	FILE *f = pcap_file(in);
-	int rc = check_linktype(c, (uint32_t)pcap_datalink(in));
+	int rc = check_linktype(c, (uint32_t)pcap_datalink(in), "of its first interface");
 	if (rc)
 		return rc;
 	if ((rc = start_offline(c, (uint32_t)pcap_datalink(in))))
@@ -742,7 +742,7 @@ static int import_pcap(struct capture *c, pcap_t *in)
 		if (h->ts.tv_sec < 0 || h->ts.tv_usec < 0) {
 			c->received++;
 			note(&imp.refused, &imp.first_refused_at, &imp.first_refused, (uint64_t)at,
-			     "a time before 1970, which pcap cannot hold");
+			     "a time before 1970 (or an interface's time offset past what a clock holds), which pcap cannot hold");
 		} else {
 			uint64_t ns = (uint64_t)h->ts.tv_sec <= 0xffffffffu
 					      ? (uint64_t)h->ts.tv_sec * QE_PCAP_NS_PER_S + (uint64_t)h->ts.tv_usec
