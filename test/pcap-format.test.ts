@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import * as format from '../daemon/src/pcap/format.js';
 import { buildPcap, encodeGlobalHeader, GLOBAL_HEADER_LEN, RECORD_HEADER_LEN } from '../daemon/src/pcap/format.js';
 import { formatFileName } from '../daemon/src/store/filename.js';
+import { summarizePcap } from '../daemon/src/store/pcap-summary.js';
 import { repairPartFile } from '../daemon/src/store/repair.js';
 import { root } from './lib/cli.js';
 import { tempDir } from './lib/fixture.js';
@@ -153,5 +154,23 @@ describe('a torn file', () => {
     expect(kept('a nanosecond fraction of a second or more')).toBe(g);
     expect(kept('stale data: a record two days before the first')).toBe(g);
     expect(kept('a record within a day of the first (kept)')).toBe(g + 2 * 76);
+  });
+});
+
+// A file written before imports made every record valid may hold a fraction of a second of 10^9 or
+// more: the catalog reads the instant as every reader does (carried into the seconds), so such a
+// file is not taken for sorted and extraction does not stop reading it early.
+describe('the catalog\'s summary of a file with an over-long fraction', () => {
+  const { dir, cleanup } = tempDir('frac');
+  afterAll(() => cleanup());
+
+  it('carries the fraction into the seconds: the file is unsorted and its span right', () => {
+    const f = join(dir, 'legacy.pcap');
+    // 10.0 s, 11.5 s (as 10 s + 1.5e9 ns), 11.0 s
+    writeFileSync(f, Buffer.concat([encodeGlobalHeader({ snaplen: 262144, linktype: 1 }), rawRecord(sec0 + 10, 0, 60, 60), rawRecord(sec0 + 10, 1_500_000_000, 60, 60), rawRecord(sec0 + 11, 0, 60, 60)]));
+    const s = summarizePcap(f);
+    expect(s.sorted).toBe(false);
+    expect(s.maxNs).toBe(BigInt(sec0 + 11) * S + 500_000_000n);
+    expect(s.lastNs).toBe(BigInt(sec0 + 11) * S);
   });
 });
