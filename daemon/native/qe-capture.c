@@ -545,8 +545,9 @@ static void offer_checked(struct capture *c, struct import *in, uint64_t at, uin
 		return;
 	}
 	if (origlen > QE_PCAP_CAPLEN_CEILING) {
+		/* what the writer keeps of the packet is at most the snaplen, itself at most the ceiling */
 		fix = "an original length beyond the largest plausible packet";
-		origlen = caplen > QE_PCAP_CAPLEN_CEILING / 2 ? caplen : QE_PCAP_CAPLEN_CEILING;
+		origlen = QE_PCAP_CAPLEN_CEILING;
 	}
 	if (fix)
 		note(&in->normalised, &in->first_normalised_at, &in->first_normalised, at, fix);
@@ -865,6 +866,11 @@ int main(int argc, char **argv)
 	}
 	if (o.check_filter)
 		return check_filter(&o);
+	if (o.snaplen > QE_PCAP_CAPLEN_CEILING) {
+		fprintf(stderr, "qe-capture: --snaplen %" PRIu32 " is more than the largest plausible record (%u)\n", o.snaplen,
+			QE_PCAP_CAPLEN_CEILING);
+		return 1;
+	}
 	if (!o.iface || o.wcfg.ndirs == 0 || o.snaplen == 0 || o.wcfg.flush_ms == 0) {
 		usage();
 		return 1;
