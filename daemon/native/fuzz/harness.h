@@ -42,16 +42,24 @@ static void harness_quiet(void)
 	close(null);
 }
 
+static char harness_dir_path[64];
+
+static void harness_remove_dir(void)
+{
+	rmdir(harness_dir_path); /* empty unless an input failed: then its files stay for a look */
+}
+
 /* A private store directory (on tmpfs when there is one), emptied after each input. */
 static const char *harness_dir(void)
 {
-	static char dir[64];
-	if (!dir[0]) {
-		snprintf(dir, sizeof dir, "%s/qe-fuzz-XXXXXX", access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
-		if (!mkdtemp(dir))
+	if (!harness_dir_path[0]) {
+		snprintf(harness_dir_path, sizeof harness_dir_path, "%s/qe-fuzz-XXXXXX",
+			 access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
+		if (!mkdtemp(harness_dir_path))
 			abort();
+		atexit(harness_remove_dir);
 	}
-	return dir;
+	return harness_dir_path;
 }
 
 static size_t harness_pread(void *ctx, unsigned char *buf, size_t len, uint64_t off)
