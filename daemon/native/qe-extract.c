@@ -491,6 +491,9 @@ static bool advance(struct stream *s) {
 static void cover_every_snaplen(void) {
   for (size_t i = 0; i < nstreams; i++)
     for (size_t k = 0; k < streams[i].nfiles; k++) {
+      // Only regular files: opening a FIFO would take the writer's rendezvous from the merge.
+      struct stat st;
+      if (stat(streams[i].files[k].path, &st) != 0 || !S_ISREG(st.st_mode)) continue;
       const char *opened;
       int fd = open_input(streams[i].files[k].path, &opened);
       if (fd < 0) continue; // reported when the merge reaches it
