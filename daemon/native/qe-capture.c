@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pcap-format.h"
 #include "proto.h"
 #include "writer.h"
 
@@ -28,7 +29,6 @@
  * disk writes) without ever reading the daemon's commands, and a new byte quota asked for meanwhile
  * arrives too late: the packets past the old one were dropped as store_full. */
 #define DISPATCH_MAX 16384
-#define MAX_RECORD (16u << 20)
 /* libpcap's TPACKET_V3 blocks are 256 KiB and poll() wakes the helper as each one is retired: at
  * 1500-byte frames and 150 kpps that is 900 wake-ups a second, and the context switches cost about
  * a tenth of the helper's CPU. After draining the ring the helper lets up to PACE_MAX_NS of
@@ -430,12 +430,6 @@ static int run_live(struct capture *c)
 
 /* ---- reading a file through the same write path ---- */
 
-static inline uint32_t swap32(uint32_t v)
-{
-	return __builtin_bswap32(v);
-}
-
-
 #define IMPORT_WAIT_NS (10ull * 1000000000u)
 
 /* A file, unlike a live link, can wait. When its grant runs short the import reports at once and
@@ -546,14 +540,75 @@ static ssize_t read_input(struct capture *c, int fd, void *buf, size_t len, uint
 
 #define STREAM_READ (1u << 20)
 
-/* How a classic pcap input is read: its byte order and resolution, and whether its records are
- * already in the output format, so that runs of them can be written as they are. */
-struct classic_input {
+/* One input being imported. Records the write path cannot take as they are (pcap-format.h's
+ * rules) are normalised or refused, never written damaged, and counted for one report at the end. */
+struct import {
+	const char *path;
+	/* classic pcap only: byte order and resolution, and whether its records are already in the
+	 * output format, so that runs of them can be written as they are */
 	int swapped;
 	int nanos;
 	int verbatim;
+	uint32_t caplen_limit;
 	uint64_t offset; /* file offset of the window being walked, for error messages */
+	uint64_t normalised, refused;
+	uint64_t first_normalised_at, first_refused_at;
+	const char *first_normalised, *first_refused;
 };
+
+static void note(uint64_t *count, uint64_t *first_at, const char **first, uint64_t at, const char *what)
+{
+	if ((*count)++ == 0) {
+		*first_at = at;
+		*first = what;
+	}
+}
+
+/* A record with what the file claims, made valid or refused; `at` is its byte offset. The instant
+ * is `ns` (a fraction of a second or more already carried into the seconds, and counted). */
+static void offer_checked(struct capture *c, struct import *in, uint64_t at, uint64_t ns, uint32_t caplen,
+			  uint32_t origlen, const u_char *data, int carried)
+{
+	const char *fix = carried ? (in->nanos ? "a nanosecond fraction of a second or more"
+					       : "a microsecond fraction of a second or more")
+				  : NULL;
+	if (ns > QE_PCAP_MAX_TS_NS) {
+		c->received++;
+		note(&in->refused, &in->first_refused_at, &in->first_refused, at,
+		     "a time after 2106-02-07T06:28:15Z, which pcap cannot hold");
+		return;
+	}
+	if (origlen < caplen) {
+		fix = origlen ? "a captured length greater than the original length" : "an original length of 0";
+		origlen = caplen;
+	}
+	if (origlen == 0) {
+		c->received++;
+		note(&in->refused, &in->first_refused_at, &in->first_refused, at, "no bytes and an original length of 0");
+		return;
+	}
+	if (origlen > QE_PCAP_CAPLEN_CEILING) {
+		/* what the writer keeps of the packet is at most the snaplen, itself at most the ceiling */
+		fix = "an original length beyond the largest plausible packet";
+		origlen = QE_PCAP_CAPLEN_CEILING;
+	}
+	if (fix)
+		note(&in->normalised, &in->first_normalised_at, &in->first_normalised, at, fix);
+	offer(c, ns, caplen, origlen, data);
+}
+
+static void report_fixes(struct capture *c, const struct import *in)
+{
+	if (in->normalised)
+		send_error(c->opt->iface, "records_normalised", 0,
+			   "%s: %" PRIu64 " records were made valid before they were written (the first at byte %" PRIu64
+			   " had %s)",
+			   in->path, in->normalised, in->first_normalised_at, in->first_normalised);
+	if (in->refused)
+		send_error(c->opt->iface, "records_refused", 0,
+			   "%s: %" PRIu64 " records were not imported (the first at byte %" PRIu64 " had %s)", in->path,
+			   in->refused, in->first_refused_at, in->first_refused);
+}
 
 /* A run of verbatim records goes to the file in one write; if the disk refuses it, its records
  * take the ordinary path one by one, so every packet is still written or counted. */
@@ -568,38 +623,39 @@ static void emit_run(struct capture *c, const unsigned char *p, size_t len, uint
 		return;
 	}
 	for (size_t off = 0; off < len;) {
-		uint32_t h[4];
-		memcpy(h, p + off, sizeof h);
-		offer(c, (uint64_t)h[0] * 1000000000u + h[1], h[2], h[3], p + off + PCAP_RECORD_LEN);
-		off += PCAP_RECORD_LEN + h[2];
+		struct qe_pcap_record r;
+		qe_pcap_record_decode(p + off, 0, &r);
+		offer(c, qe_pcap_record_ns(&r, 1), r.caplen, r.origlen, p + off + PCAP_RECORD_LEN);
+		off += PCAP_RECORD_LEN + r.caplen;
 	}
 }
 
 /* Offers the whole records in p[0, have) and returns the bytes they take; -1 after a damaged
  * record (reported). Records already in the output format are gathered into runs written
  * straight from p: an import then costs a read and a write, like dd, with no copy per packet. */
-static ssize_t import_records(struct capture *c, struct classic_input *in, const unsigned char *p, size_t have)
+static ssize_t import_records(struct capture *c, struct import *in, const unsigned char *p, size_t have)
 {
 	size_t off = 0, run_start = 0, run_len = 0;
 	uint64_t run_packets = 0, run_last = 0;
 	while (off + PCAP_RECORD_LEN <= have) {
-		uint32_t h[4];
-		memcpy(h, p + off, sizeof h);
-		if (in->swapped)
-			for (int i = 0; i < 4; i++)
-				h[i] = swap32(h[i]);
-		if (h[2] > MAX_RECORD) {
+		struct qe_pcap_record r;
+		qe_pcap_record_decode(p + off, in->swapped, &r);
+		if (r.caplen > in->caplen_limit) {
 			emit_run(c, p + run_start, run_len, run_packets, run_last);
 			send_error(c->opt->iface, "corrupt_input", 1,
-				   "%s: record at byte %" PRIu64 " claims %u bytes; the file is damaged after that point",
-				   c->opt->read_path, in->offset + off, h[2]);
+				   "%s: record at byte %" PRIu64 " claims %" PRIu32
+				   " captured bytes, more than the largest plausible record (%" PRIu32
+				   "); the file is damaged after that point",
+				   c->opt->read_path, in->offset + off, r.caplen, in->caplen_limit);
 			return -1;
 		}
-		size_t rec = PCAP_RECORD_LEN + (size_t)h[2];
+		size_t rec = PCAP_RECORD_LEN + (size_t)r.caplen;
 		if (off + rec > have)
 			break;
-		uint64_t ts = (uint64_t)h[0] * 1000000000u + (in->nanos ? h[1] : (uint64_t)h[1] * 1000u);
-		if (in->verbatim && h[2] <= c->opt->snaplen && writer_run_fits(c->w, run_len + rec, ts)) {
+		uint64_t ts = qe_pcap_record_ns(&r, in->nanos);
+		/* A valid record goes out as it is; any other is made valid on its own (offer_checked). */
+		if (in->verbatim && r.caplen <= c->opt->snaplen && !qe_pcap_record_problem(&r, 1) &&
+		    writer_run_fits(c->w, run_len + rec, ts)) {
 			if (!run_len)
 				run_start = off;
 			run_len += rec;
@@ -609,7 +665,8 @@ static ssize_t import_records(struct capture *c, struct classic_input *in, const
 			emit_run(c, p + run_start, run_len, run_packets, run_last);
 			run_len = 0;
 			run_packets = 0;
-			offer(c, ts, h[2], h[3], p + off + PCAP_RECORD_LEN);
+			offer_checked(c, in, in->offset + off, ts, r.caplen, r.origlen, p + off + PCAP_RECORD_LEN,
+				      r.frac >= (in->nanos ? QE_PCAP_NS_PER_S : 1000000u));
 			if (stop_requested)
 				return (ssize_t)(off + rec);
 		}
@@ -622,9 +679,10 @@ static ssize_t import_records(struct capture *c, struct classic_input *in, const
 /* The input is read in pieces small enough to stay in the CPU cache while their headers are walked
  * and their runs written out (mapping the file instead was 4x slower: every record header was a
  * cache miss, and the write then faulted the pages in again). */
-static int import_classic_records(struct capture *c, struct classic_input *in, int fd)
+static int import_classic_records(struct capture *c, struct import *in, int fd)
 {
-	unsigned char *buf = malloc(STREAM_READ + MAX_RECORD);
+	size_t size = STREAM_READ + in->caplen_limit + PCAP_RECORD_LEN;
+	unsigned char *buf = malloc(size);
 	if (!buf)
 		return 3;
 	size_t have = 0;
@@ -632,7 +690,7 @@ static int import_classic_records(struct capture *c, struct classic_input *in, i
 	uint64_t next_stats = now_monotonic_ns() + 1000000000u;
 	int exit_code = 0;
 	while (!stop_requested) {
-		size_t room = STREAM_READ + MAX_RECORD - have;
+		size_t room = size - have;
 		ssize_t n = read_input(c, fd, buf + have, room < STREAM_READ ? room : STREAM_READ, &next_stats);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -650,8 +708,9 @@ static int import_classic_records(struct capture *c, struct classic_input *in, i
 		if (n == 0) {
 			if (have > (size_t)used && !stop_requested)
 				send_error(c->opt->iface, "truncated_input", 0,
-					   "%s: the last %zu bytes are an incomplete record and were not imported",
-					   c->opt->read_path, have - (size_t)used);
+					   "%s: the last %zu bytes (from byte %" PRIu64
+					   ") are an incomplete record and were not imported",
+					   c->opt->read_path, have - (size_t)used, in->offset + (uint64_t)used);
 			break;
 		}
 		memmove(buf, buf + used, have - (size_t)used);
@@ -663,30 +722,85 @@ static int import_classic_records(struct capture *c, struct classic_input *in, i
 	return exit_code;
 }
 
+/* A link type nothing could read back is refused before a file is written. */
+static int check_linktype(struct capture *c, uint32_t linktype, const char *where)
+{
+	if (qe_pcap_linktype_known(linktype))
+		return 0;
+	send_error(c->opt->iface, "bad_input", 1,
+		   "%s: link type %" PRIu32 " (%s) is not one libpcap or Wireshark knows; a stored copy could "
+		   "not be read back",
+		   c->opt->read_path, linktype, where);
+	return 5;
+}
+
 /* Classic pcap: we walk the records ourselves; libpcap's reader costs two stdio calls a packet. */
 static int read_classic(struct capture *c, int fd, const unsigned char *gh)
 {
-	uint32_t magic;
-	memcpy(&magic, gh, 4);
-	struct classic_input in = { 0 };
-	in.swapped = magic == 0xd4c3b2a1u || magic == 0x4d3cb2a1u;
-	in.nanos = magic == 0xa1b23c4du || magic == 0x4d3cb2a1u;
-	uint32_t linktype;
-	memcpy(&linktype, gh + 20, 4);
-	if (in.swapped)
-		linktype = swap32(linktype);
-	linktype &= 0x0fffffff;
-
-	int rc = start_offline(c, linktype);
+	struct qe_pcap_global g;
+	qe_pcap_global_decode(gh, &g);
+	struct import in = { .path = c->opt->read_path, .swapped = g.swapped, .nanos = g.nanos };
+	in.caplen_limit = qe_pcap_caplen_limit(g.snaplen);
+	int rc = check_linktype(c, g.linktype, "at byte 20");
+	if (!rc)
+		rc = start_offline(c, g.linktype);
 	if (rc)
 		return rc;
 	/* Our files are nanosecond pcap in host byte order; a filter needs every packet looked at. */
 	in.verbatim = in.nanos && !in.swapped && !c->have_prog;
 
-	return import_classic_records(c, &in, fd);
+	rc = import_classic_records(c, &in, fd);
+	report_fixes(c, &in);
+	return rc;
 }
 
-/* pcapng (and anything else libpcap reads): libpcap does the parsing. */
+/* pcapng (and anything else libpcap reads): libpcap does the parsing. libpcap reports neither
+ * where a record is nor where it failed, so the offsets named are of the block after the last
+ * record read. */
+static int import_pcap(struct capture *c, pcap_t *in)
+{
+	struct import imp = { .path = c->opt->read_path, .nanos = 1 };
+	FILE *f = pcap_file(in);
+	int rc = check_linktype(c, (uint32_t)pcap_datalink(in), "of its first interface");
+	if (rc)
+		return rc;
+	if ((rc = start_offline(c, (uint32_t)pcap_datalink(in))))
+		return rc;
+	struct pcap_pkthdr *h;
+	const u_char *data;
+	uint64_t next_stats = now_monotonic_ns() + 1000000000u;
+	int exit_code = 0;
+	while (!stop_requested) {
+		long at = f ? ftell(f) : -1;
+		rc = pcap_next_ex(in, &h, &data);
+		if (rc == PCAP_ERROR_BREAK)
+			break;
+		if (rc == PCAP_ERROR) {
+			send_error(c->opt->iface, "corrupt_input", 1, "%s: reading from byte %ld: %s", c->opt->read_path, at,
+				   pcap_geterr(in));
+			exit_code = 5;
+			break;
+		}
+		/* An interface's time offset or resolution can put a record before 1970 or past what
+		 * 64-bit nanoseconds hold: such a record is refused, never wrapped. */
+		if (h->ts.tv_sec < 0 || h->ts.tv_usec < 0) {
+			c->received++;
+			note(&imp.refused, &imp.first_refused_at, &imp.first_refused, (uint64_t)at,
+			     "a time before 1970 (or an interface's time offset past what a clock holds), which pcap cannot hold");
+		} else {
+			uint64_t ns = (uint64_t)h->ts.tv_sec <= 0xffffffffu
+					      ? (uint64_t)h->ts.tv_sec * QE_PCAP_NS_PER_S + (uint64_t)h->ts.tv_usec
+					      : QE_PCAP_MAX_TS_NS + 1;
+			offer_checked(c, &imp, (uint64_t)at, ns, h->caplen, h->len, data,
+				      (uint64_t)h->ts.tv_usec >= QE_PCAP_NS_PER_S);
+		}
+		if ((c->received & 0xffff) == 0)
+			periodic(c, &next_stats);
+	}
+	report_fixes(c, &imp);
+	return exit_code;
+}
+
 static int read_with_libpcap(struct capture *c)
 {
 	char errbuf[PCAP_ERRBUF_SIZE];
@@ -695,31 +809,9 @@ static int read_with_libpcap(struct capture *c)
 		send_error(c->opt->iface, "bad_input", 1, "%s: %s", c->opt->read_path, errbuf);
 		return 5;
 	}
-	int rc = start_offline(c, (uint32_t)pcap_datalink(in));
-	if (rc) {
-		pcap_close(in);
-		return rc;
-	}
-	struct pcap_pkthdr *h;
-	const u_char *data;
-	uint64_t next_stats = now_monotonic_ns() + 1000000000u;
-	int exit_code = 0;
-	while (!stop_requested) {
-		rc = pcap_next_ex(in, &h, &data);
-		if (rc == PCAP_ERROR_BREAK)
-			break;
-		if (rc == PCAP_ERROR) {
-			send_error(c->opt->iface, "corrupt_input", 1, "%s: %s", c->opt->read_path, pcap_geterr(in));
-			exit_code = 5;
-			break;
-		}
-		uint64_t ts = (uint64_t)h->ts.tv_sec * 1000000000u + (uint64_t)h->ts.tv_usec;
-		offer(c, ts, h->caplen, h->len, data);
-		if ((c->received & 0xffff) == 0)
-			periodic(c, &next_stats);
-	}
+	int rc = import_pcap(c, in);
 	pcap_close(in);
-	return exit_code;
+	return rc;
 }
 
 static int run_read(struct capture *c)
@@ -732,12 +824,9 @@ static int run_read(struct capture *c)
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	unsigned char gh[PCAP_GLOBAL_LEN];
 	ssize_t n = read(fd, gh, sizeof gh);
-	uint32_t magic = 0;
-	if (n >= 4)
-		memcpy(&magic, gh, 4);
+	struct qe_pcap_global g;
 	int rc;
-	if (n == PCAP_GLOBAL_LEN && (magic == 0xa1b2c3d4u || magic == 0xa1b23c4du || magic == 0xd4c3b2a1u ||
-				     magic == 0x4d3cb2a1u)) {
+	if (n == PCAP_GLOBAL_LEN && qe_pcap_global_decode(gh, &g)) {
 		rc = read_classic(c, fd, gh);
 		close(fd);
 	} else {
@@ -842,6 +931,11 @@ int main(int argc, char **argv)
 	}
 	if (o.check_filter)
 		return check_filter(&o);
+	if (o.snaplen > QE_PCAP_CAPLEN_CEILING) {
+		fprintf(stderr, "qe-capture: --snaplen %" PRIu32 " is more than the largest plausible record (%u)\n", o.snaplen,
+			QE_PCAP_CAPLEN_CEILING);
+		return 1;
+	}
 	if (!o.iface || o.wcfg.ndirs == 0 || o.snaplen == 0 || o.wcfg.flush_ms == 0) {
 		usage();
 		return 1;

@@ -50,6 +50,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pcap-format.h"
+
 enum {
   EXIT_OK_PACKETS = 0,
   EXIT_INTERNAL = 1,
@@ -61,14 +63,8 @@ enum {
   EXIT_PIPE_CLOSED = 141,
 };
 
-#define MAGIC_MICRO 0xa1b2c3d4u
-#define MAGIC_NANO 0xa1b23c4du
-#define GLOBAL_HEADER_LEN 24
-#define RECORD_HEADER_LEN 16
-// Same rule as format.ts maxCaplen(): libpcap takes records up to 262144 bytes whatever the
-// header's snaplen, so only a longer caplen marks a damaged record.
-#define CAPLEN_FLOOR 262144u
-#define CAPLEN_CEILING (256u << 20)
+#define GLOBAL_HEADER_LEN QE_PCAP_GLOBAL_LEN
+#define RECORD_HEADER_LEN QE_PCAP_RECORD_LEN
 #define READ_CHUNK (1u << 20)
 #define WRITE_CHUNK (4u << 20)
 #define NS_PER_S 1000000000ull
@@ -316,12 +312,6 @@ static void finish_output(void) {
 
 // ---- input ----------------------------------------------------------------------------------
 
-static uint32_t rd32(const uint8_t *p, bool swapped) {
-  uint32_t v;
-  memcpy(&v, p, 4);
-  return swapped ? __builtin_bswap32(v) : v;
-}
-
 static void close_file(struct stream *s) {
   if (s->fd >= 0) close(s->fd);
   s->fd = -1;
@@ -417,14 +407,15 @@ static bool open_next_file(struct stream *s) {
       }
       die(EXIT_INPUT, "%s is not a pcap file (only %zu bytes)", s->path, s->len);
     }
-    uint32_t magic;
-    memcpy(&magic, s->buf, 4);
-    if (magic == MAGIC_MICRO || magic == MAGIC_NANO) s->swapped = false;
-    else if (__builtin_bswap32(magic) == MAGIC_MICRO || __builtin_bswap32(magic) == MAGIC_NANO) s->swapped = true;
-    else die(EXIT_INPUT, "%s is not a pcap file (magic 0x%08x)", s->path, magic);
-    s->nanos = (s->swapped ? __builtin_bswap32(magic) : magic) == MAGIC_NANO;
-    uint32_t snaplen = rd32(s->buf + 16, s->swapped);
-    int lt = (int)(rd32(s->buf + 20, s->swapped) & 0x0fffffffu);
+    struct qe_pcap_global g;
+    if (!qe_pcap_global_decode(s->buf, &g)) {
+      uint32_t magic;
+      memcpy(&magic, s->buf, 4);
+      die(EXIT_INPUT, "%s is not a pcap file (magic 0x%08x)", s->path, magic);
+    }
+    s->swapped = g.swapped;
+    s->nanos = g.nanos;
+    int lt = (int)g.linktype;
     if (linktype < 0) {
       linktype = lt;
       linktype_source = s->path;
@@ -433,9 +424,8 @@ static bool open_next_file(struct stream *s) {
           linktype_source, linktype, pcap_datalink_val_to_name(linktype) ? pcap_datalink_val_to_name(linktype) : "?",
           s->path, lt, pcap_datalink_val_to_name(lt) ? pcap_datalink_val_to_name(lt) : "?");
     }
-    if (opt.snaplen < (long)snaplen) opt.snaplen = snaplen;
-    s->max_caplen = snaplen > CAPLEN_FLOOR ? snaplen : CAPLEN_FLOOR;
-    if (s->max_caplen > CAPLEN_CEILING) s->max_caplen = CAPLEN_CEILING;
+    if (opt.snaplen < (long)g.snaplen) opt.snaplen = g.snaplen;
+    s->max_caplen = qe_pcap_caplen_limit(g.snaplen);
     s->off = GLOBAL_HEADER_LEN;
     return true;
   }
@@ -455,8 +445,9 @@ static bool advance(struct stream *s) {
       continue;
     }
     const uint8_t *h = s->buf + s->off;
-    uint32_t sec = rd32(h, s->swapped), frac = rd32(h + 4, s->swapped);
-    uint32_t caplen = rd32(h + 8, s->swapped), origlen = rd32(h + 12, s->swapped);
+    struct qe_pcap_record r;
+    qe_pcap_record_decode(h, s->swapped, &r);
+    uint32_t caplen = r.caplen, origlen = r.origlen;
     if (caplen > s->max_caplen) {
       count.damaged_files++;
       warn("%s has an impossible record (caplen %" PRIu32 ") at offset %lld: the rest of the file is skipped",
@@ -473,7 +464,7 @@ static bool advance(struct stream *s) {
     h = s->buf + s->off; // fill() may have moved the buffer
     s->off += RECORD_HEADER_LEN + caplen;
     count.records_read++;
-    uint64_t ts = (uint64_t)sec * NS_PER_S + (s->nanos ? frac : (uint64_t)frac * 1000u);
+    uint64_t ts = qe_pcap_record_ns(&r, s->nanos);
     if (ts < opt.from_ns || ts > opt.to_ns) {
       count.out_of_range++;
       // Records of a sorted file only get later: nothing further in it can be in range.
@@ -493,6 +484,27 @@ static bool advance(struct stream *s) {
     s->data = h + RECORD_HEADER_LEN;
     return true;
   }
+}
+
+// The output's header must cover every record written (or qe-extract could not read its own
+// output back): records of later files count too, so every input's snaplen is read up front.
+static void cover_every_snaplen(void) {
+  for (size_t i = 0; i < nstreams; i++)
+    for (size_t k = 0; k < streams[i].nfiles; k++) {
+      // Only regular files: opening a FIFO would take the writer's rendezvous from the merge.
+      struct stat st;
+      if (stat(streams[i].files[k].path, &st) != 0 || !S_ISREG(st.st_mode)) continue;
+      const char *opened;
+      int fd = open_input(streams[i].files[k].path, &opened);
+      if (fd < 0) continue; // reported when the merge reaches it
+      uint8_t h[GLOBAL_HEADER_LEN];
+      struct qe_pcap_global g;
+      if (pread(fd, h, sizeof h, 0) == (ssize_t)sizeof h && qe_pcap_global_decode(h, &g) && opt.snaplen < (long)g.snaplen)
+        opt.snaplen = g.snaplen;
+      close(fd);
+    }
+  // A larger snaplen takes no larger record (pcap-format.h); the header says what readers take.
+  if (opt.snaplen > (long)QE_PCAP_CAPLEN_CEILING) opt.snaplen = QE_PCAP_CAPLEN_CEILING;
 }
 
 // ---- merge ----------------------------------------------------------------------------------
@@ -647,6 +659,9 @@ int main(int argc, char **argv) {
     usage();
     die(EXIT_USAGE, "-w OUT is required (a file, or - for standard output)");
   }
+  // A record past what pcap's 32-bit seconds hold (a fraction of a second or more carried into
+  // them) cannot be written without wrapping to 1970: it is out of range.
+  if (opt.to_ns > QE_PCAP_MAX_TS_NS) opt.to_ns = QE_PCAP_MAX_TS_NS;
   if (opt.from_ns > opt.to_ns)
     die(EXIT_USAGE, "--from %" PRIu64 " is after --to %" PRIu64 ": swap them", opt.from_ns, opt.to_ns);
 
@@ -674,8 +689,9 @@ int main(int argc, char **argv) {
     if (!s->buf) die(EXIT_INTERNAL, "out of memory");
     open_next_file(s);
   }
+  cover_every_snaplen();
   if (linktype < 0) linktype = 1; // no input at all: an empty Ethernet capture
-  if (opt.snaplen <= 0) opt.snaplen = CAPLEN_FLOOR;
+  if (opt.snaplen <= 0) opt.snaplen = QE_PCAP_CAPLEN_FLOOR;
 
   if (opt.filter && opt.filter[0]) {
     pcap_t *dead = pcap_open_dead_with_tstamp_precision(linktype, (int)opt.snaplen, PCAP_TSTAMP_PRECISION_NANO);
@@ -690,7 +706,7 @@ int main(int argc, char **argv) {
   if (!out_buf) die(EXIT_INTERNAL, "out of memory");
   open_output();
   uint8_t gh[GLOBAL_HEADER_LEN] = {0};
-  put_le32(gh, MAGIC_NANO);
+  put_le32(gh, QE_PCAP_MAGIC_NANO);
   put_le16(gh + 4, 2);
   put_le16(gh + 6, 4);
   put_le32(gh + 16, (uint32_t)opt.snaplen);

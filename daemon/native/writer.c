@@ -19,7 +19,6 @@
 
 #include "proto.h"
 
-#define PCAP_MAGIC_NANO 0xa1b23c4du
 #define HUGE_PAGE (2u << 20)
 #define WRITER_BUF_SIZE (4u << 20)
 #define DIRECT_ALIGN 4096u
@@ -188,23 +187,23 @@ static int rename_final(const char *part, const char *base, int collision, char 
 	return -1;
 }
 
-/* Walks the records of a file and cuts it after the last whole one; returns the packets kept. */
-static uint64_t cut_to_whole_records(int fd, uint64_t *size)
+static size_t pread_fd(void *ctx, unsigned char *buf, size_t len, uint64_t off)
 {
-	static unsigned char chunk[1u << 20];
-	uint64_t off = PCAP_GLOBAL_LEN, packets = 0;
-	for (;;) {
-		unsigned char hdr[PCAP_RECORD_LEN];
-		if (pread(fd, hdr, sizeof hdr, (off_t)off) != (ssize_t)sizeof hdr)
-			break;
-		uint32_t caplen;
-		memcpy(&caplen, hdr + 8, 4);
-		if (caplen > sizeof chunk || pread(fd, chunk, caplen, (off_t)(off + PCAP_RECORD_LEN)) != (ssize_t)caplen)
-			break;
-		off += PCAP_RECORD_LEN + caplen;
-		packets++;
-	}
-	if (ftruncate(fd, (off_t)off) == 0)
+	ssize_t n = pread(*(int *)ctx, buf, len, (off_t)off);
+	return n < 0 ? 0 : (size_t)n;
+}
+
+/* Cuts a file after its last whole record, by the rule the daemon's repair applies at the next
+ * start (pcap-format.h), so the two never disagree on where a file ends; returns the packets kept. */
+static uint64_t cut_to_whole_records(int fd, uint64_t first_ns, uint64_t *size)
+{
+	struct stat st;
+	if (fstat(fd, &st) != 0)
+		return 0;
+	uint64_t lo, hi, packets;
+	qe_pcap_plausible_span(first_ns, now_realtime_ns(), &lo, &hi);
+	uint64_t off = qe_pcap_whole_end(pread_fd, &fd, (uint64_t)st.st_size, lo, hi, &packets);
+	if (off && ftruncate(fd, (off_t)off) == 0)
 		*size = off;
 	return packets;
 }
@@ -221,7 +220,7 @@ static void finish_file(struct syncer *s, struct closed_file *c)
 {
 	if (c->torn) {
 		uint64_t counted = c->packets;
-		c->packets = cut_to_whole_records(c->fd, &c->bytes);
+		c->packets = cut_to_whole_records(c->fd, c->first_ns, &c->bytes);
 		if (c->packets > counted) {
 			__atomic_add_fetch(&s->w->recovered, c->packets - counted, __ATOMIC_RELAXED);
 			if (c->bytes > c->counted_bytes)
@@ -449,7 +448,7 @@ static int writer_open_file(struct writer *w, uint64_t ts_ns)
 	w->file_bytes = 0;
 	w->file_packets = 0;
 
-	uint32_t hdr[6] = { PCAP_MAGIC_NANO, 2u | (4u << 16), 0, 0, w->cfg.snaplen, w->cfg.linktype };
+	uint32_t hdr[6] = { QE_PCAP_MAGIC_NANO, 2u | (4u << 16), 0, 0, w->cfg.snaplen, w->cfg.linktype };
 	memcpy(w->buf, hdr, sizeof hdr);
 	w->buf_len = PCAP_GLOBAL_LEN;
 	w->buf_packets = 0;
@@ -676,7 +675,7 @@ void writer_add(struct writer *w, uint64_t ts_ns, uint32_t caplen, uint32_t orig
 		int full = in_file + rec > w->cfg.file_size && w->file_packets + w->buf_packets > 0;
 		int aged = w->cfg.file_duration_ns && ts_ns >= w->first_ns &&
 			   ts_ns - w->first_ns >= w->cfg.file_duration_ns;
-		if (full || aged)
+		if (full || aged || qe_pcap_too_far(w->first_ns, ts_ns))
 			writer_close_file(w);
 	}
 	if (w->appended_bytes + rec + (w->fd < 0 ? PCAP_GLOBAL_LEN : 0) > w->quota) {
@@ -710,7 +709,7 @@ void writer_add(struct writer *w, uint64_t ts_ns, uint32_t caplen, uint32_t orig
 int writer_run_fits(const struct writer *w, uint64_t bytes, uint64_t ts_ns)
 {
 	return w->fd >= 0 && w->dfd < 0 && !w->store_full && !w->write_retry_after_ns &&
-	       w->file_bytes + w->buf_len + bytes <= w->cfg.file_size &&
+	       w->file_bytes + w->buf_len + bytes <= w->cfg.file_size && !qe_pcap_too_far(w->first_ns, ts_ns) &&
 	       (!w->cfg.file_duration_ns ||
 		(ts_ns >= w->first_ns && ts_ns - w->first_ns < w->cfg.file_duration_ns)) &&
 	       w->appended_bytes + bytes <= w->quota;

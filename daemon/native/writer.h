@@ -10,8 +10,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PCAP_GLOBAL_LEN 24
-#define PCAP_RECORD_LEN 16
+#include "pcap-format.h"
+
+#define PCAP_GLOBAL_LEN QE_PCAP_GLOBAL_LEN
+#define PCAP_RECORD_LEN QE_PCAP_RECORD_LEN
 #define MAX_DIRS 32
 
 struct writer;

@@ -1,11 +1,23 @@
 // The classic pcap file format: the one on-disk type every part of Qe-Packets reads or writes.
 // Kept free of I/O so that the store, the tests, the generator and the benchmarks share it.
+// The numbers and the record rules are those of daemon/native/pcap-format.h, which the helpers
+// use; test/pcap-format.test.ts fails when the two drift apart.
 
 export const MAGIC_MICRO = 0xa1b2c3d4;
 export const MAGIC_NANO = 0xa1b23c4d;
 export const GLOBAL_HEADER_LEN = 24;
 export const RECORD_HEADER_LEN = 16;
+export const LINKTYPE_MASK = 0x0fffffff;
 export const LINKTYPE_ETHERNET = 1;
+export const NS_PER_S = 1_000_000_000;
+/** The last instant a pcap record can hold (unsigned 32-bit seconds: 2106-02-07T06:28:15Z). */
+export const MAX_TS_NS = 0xffffffffn * 1_000_000_000n + 999_999_999n;
+/**
+ * The helper starts a new file when a record is more than this before or after the file's first
+ * (the time in its name); a record of a crashed file dated outside [name - slack, max(name, last
+ * write) + slack] is stale data (blocks of a deleted file), not a record.
+ */
+export const CLOCK_SLACK_NS = 86_400n * 1_000_000_000n;
 
 export interface GlobalHeader {
   nanos: boolean;
@@ -32,13 +44,30 @@ export interface PcapRecord extends RecordHeader {
 export class PcapFormatError extends Error {}
 
 /**
- * libpcap accepts records up to 262144 bytes whatever the header's snaplen says, so a longer
- * caplen is the first sign of a damaged or half-written record. qe-extract.c uses the same rule.
+ * The largest plausible record: a reader takes a caplen up to the file's snaplen, but never less
+ * than CAPLEN_FLOOR (libpcap's MAXIMUM_SNAPLEN: libpcap and Wireshark take records that long
+ * whatever the header says, and it is the largest snaplen the helper writes) and never more than
+ * CAPLEN_CEILING (no link carries a bigger frame; a longer length is garbage).
  */
 export const CAPLEN_FLOOR = 262144;
+export const CAPLEN_CEILING = 16 * 1024 * 1024;
 
 export function maxCaplen(snaplen: number): number {
-  return Math.max(snaplen, CAPLEN_FLOOR);
+  return Math.min(Math.max(snaplen, CAPLEN_FLOOR), CAPLEN_CEILING);
+}
+
+/** What is wrong with a record, or undefined when it is valid (every record the helper writes is). */
+export function recordProblem(r: { frac: number; caplen: number; origlen: number }, nanos: boolean): string | undefined {
+  if (r.frac >= (nanos ? NS_PER_S : 1_000_000)) return `a ${nanos ? 'nanosecond' : 'microsecond'} fraction of a second or more`;
+  if (r.origlen === 0) return 'an original length of 0';
+  if (r.caplen > r.origlen) return 'a captured length greater than the original length';
+  if (r.origlen > CAPLEN_CEILING) return 'an original length beyond the largest plausible packet';
+  return undefined;
+}
+
+/** The span a crashed file's records must lie in (see CLOCK_SLACK_NS). */
+export function plausibleSpan(nameNs: bigint, writtenNs: bigint): { lo: bigint; hi: bigint } {
+  return { lo: nameNs - CLOCK_SLACK_NS, hi: (writtenNs > nameNs ? writtenNs : nameNs) + CLOCK_SLACK_NS };
 }
 
 export function encodeGlobalHeader(h: { nanos?: boolean; snaplen: number; linktype: number }): Buffer {
@@ -76,7 +105,7 @@ export function decodeGlobalHeader(b: Buffer): GlobalHeader {
     versionMajor: u16(4),
     versionMinor: u16(6),
     snaplen: u32(16),
-    linktype: u32(20) & 0x0fffffff,
+    linktype: u32(20) & LINKTYPE_MASK,
   };
 }
 
@@ -157,14 +186,14 @@ export function scanRecords(
   g: GlobalHeader,
   start = GLOBAL_HEADER_LEN,
 ): { count: number; dataBytes: number; end: number } {
-  const maxCaplen = Math.max(g.snaplen, 262144);
+  const limit = maxCaplen(g.snaplen);
   let off = start;
   let count = 0;
   let dataBytes = 0;
   while (off + RECORD_HEADER_LEN <= b.length) {
     const caplen = g.littleEndian ? b.readUInt32LE(off + 8) : b.readUInt32BE(off + 8);
     const next = off + RECORD_HEADER_LEN + caplen;
-    if (caplen > maxCaplen || next > b.length) break;
+    if (caplen > limit || next > b.length) break;
     count++;
     dataBytes += caplen;
     off = next;

@@ -46,7 +46,7 @@ export type SummaryResume = Pick<
 >;
 
 /** A stricter check a caller can add (repair rejects records a crash may have left as garbage). */
-export type RecordCheck = (tsNs: bigint, caplen: number, origlen: number, fracOk: boolean) => boolean;
+export type RecordCheck = (tsNs: bigint, r: { frac: number; caplen: number; origlen: number }, nanos: boolean) => boolean;
 
 export class PcapTooShortError extends Error {}
 
@@ -179,26 +179,34 @@ export function summarizeFd(fd: number, opts: SummarizeOptions): PcapSummary {
       stop = 'partial';
       break;
     }
-    if (check && !check(BigInt(sec) * NS_PER_S + BigInt(frac) * fracScale, caplen, origlen, frac < fracLimit)) {
+    if (check && !check(BigInt(sec) * NS_PER_S + BigInt(frac) * fracScale, { frac, caplen, origlen }, header.nanos)) {
       stop = 'bad-record';
       break;
     }
+    let s = sec;
+    let f = frac;
+    if (f >= fracLimit) {
+      // An invalid fraction (the helper no longer writes one) carries into the seconds, as every
+      // reader of the instant does: compared as it stands it would hide a record out of order.
+      s += Math.floor(f / fracLimit);
+      f %= fracLimit;
+    }
     if (!any) {
-      minS = maxS = lastS = sec;
-      minF = maxF = lastF = frac;
+      minS = maxS = lastS = s;
+      minF = maxF = lastF = f;
       any = true;
     } else {
-      if (sec < lastS || (sec === lastS && frac < lastF)) sorted = false;
-      if (sec < minS || (sec === minS && frac < minF)) {
-        minS = sec;
-        minF = frac;
+      if (s < lastS || (s === lastS && f < lastF)) sorted = false;
+      if (s < minS || (s === minS && f < minF)) {
+        minS = s;
+        minF = f;
       }
-      if (sec > maxS || (sec === maxS && frac > maxF)) {
-        maxS = sec;
-        maxF = frac;
+      if (s > maxS || (s === maxS && f > maxF)) {
+        maxS = s;
+        maxF = f;
       }
-      lastS = sec;
-      lastF = frac;
+      lastS = s;
+      lastF = f;
     }
     packets++;
     bytes += caplen;

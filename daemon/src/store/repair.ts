@@ -16,7 +16,7 @@ import {
   type Stats,
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { PcapFormatError } from '../pcap/format.js';
+import { PcapFormatError, plausibleSpan, recordProblem } from '../pcap/format.js';
 import { PART_EXT, formatFileName, parseFileName } from './filename.js';
 import { lockPart } from './part-lock.js';
 import { StoreUnreadableError } from './usage.js';
@@ -45,10 +45,6 @@ export interface RepairResult {
   reason: string;
 }
 
-const DAY_NS = 86_400n * 1_000_000_000n;
-// A record longer than this on the wire does not exist even with GRO/BIG TCP; a header claiming it
-// is left-over garbage.
-const MAX_ORIGLEN = 16 * 1024 * 1024;
 
 /** Repairs every crashed `.pcap.part` in the store directories. Safe to run again at any point. */
 export function repairStore(paths: readonly string[]): RepairResult[] {
@@ -162,15 +158,13 @@ function sameFile(path: string, st: Stats): boolean {
 }
 
 /**
- * The records of a part file were captured between its first packet (the name) and its last write
- * (mtime). A day of slack each way allows for the clock being stepped; the zero-filled blocks a
- * power loss can leave (timestamp 0, length 0) fall far outside.
+ * The records of a part file were captured around its first packet (the name) and before its last
+ * write (mtime); the rule (pcap-format.h, format.ts) is the one the helper's own cut after a torn
+ * write applies, so both end a file at the same record.
  */
 function plausibleRecord(nameNs: bigint, mtimeNs: bigint): RecordCheck {
-  const lo = nameNs - DAY_NS;
-  const hi = mtimeNs + DAY_NS;
-  return (tsNs, caplen, origlen, fracOk) =>
-    fracOk && caplen <= origlen && origlen > 0 && origlen <= MAX_ORIGLEN && tsNs >= lo && tsNs <= hi;
+  const { lo, hi } = plausibleSpan(nameNs, mtimeNs);
+  return (tsNs, r, nanos) => recordProblem(r, nanos) === undefined && tsNs >= lo && tsNs <= hi;
 }
 
 function remove(path: string, st: Stats, why: string): RepairResult {

@@ -1,0 +1,127 @@
+// The native tools built with AddressSanitizer and UndefinedBehaviorSanitizer (make asan, into
+// build/native-asan) run over every parser fixture (hostile files, fuzz seeds and regressions),
+// over the traffic the import and extraction tests use, over the extraction test's store and over
+// a short live capture; any sanitizer report fails. The ordinary tests keep the fast build.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildPcap } from '../daemon/src/pcap/format.js';
+import { root } from './lib/cli.js';
+import { buildFixtureStore, tempDir } from './lib/fixture.js';
+import { testFrames } from './lib/frames.js';
+
+const asan = join(root, 'build', 'native-asan');
+// A report ends the tool with this code (both sanitizers), whatever the tool's own codes mean.
+const SANITIZER_EXIT = 86;
+const env = {
+  ...process.env,
+  ASAN_OPTIONS: `halt_on_error=1:detect_leaks=1:exitcode=${SANITIZER_EXIT}`,
+  UBSAN_OPTIONS: `halt_on_error=1:print_stacktrace=1:exitcode=${SANITIZER_EXIT}`,
+};
+const REPORT = /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: \w+Sanitizer/;
+
+const { dir: work, cleanup } = tempDir('asan');
+afterAll(() => cleanup());
+
+beforeAll(() => {
+  execFileSync('make', ['-s', '-C', join(root, 'daemon', 'native'), 'asan'], { stdio: 'inherit' });
+}, 300_000);
+
+function run(tool: string, args: string[], input?: string): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(join(asan, tool), args, { env, encoding: 'utf8', timeout: 60_000, ...(input !== undefined ? { input } : {}) });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function clean(what: string, r: { status: number | null; stderr: string }) {
+  expect(r.stderr, `${what}: a sanitizer report`).not.toMatch(REPORT);
+  expect(r.status, `${what}: ${r.stderr}`).not.toBe(SANITIZER_EXIT);
+  expect(r.status, `${what}: ended by a signal`).not.toBeNull();
+}
+
+/** Every parser fixture in the repository. */
+function parserInputs(): string[] {
+  const dirs = [
+    join(root, 'test', 'fixtures', 'hostile'),
+    join(root, 'daemon', 'native', 'fuzz', 'corpus', 'classic'),
+    join(root, 'daemon', 'native', 'fuzz', 'corpus', 'pcapng'),
+  ];
+  const regressions = join(root, 'daemon', 'native', 'fuzz', 'regressions');
+  if (existsSync(regressions)) for (const t of readdirSync(regressions)) dirs.push(join(regressions, t));
+  return dirs.flatMap((d) => readdirSync(d).filter((f) => !f.endsWith('.py') && !f.endsWith('.md')).map((f) => join(d, f)));
+}
+
+/** The traffic of the import tests, as the files they import. */
+function trafficInputs(): string[] {
+  const frames = testFrames({ count: 2000, seed: 21, vlanShare: 0.15 });
+  const ts0 = 1_764_000_000_123_456_000n;
+  const out: string[] = [];
+  for (const nanos of [true, false]) {
+    const f = join(work, `traffic-${nanos ? 'ns' : 'us'}.pcap`);
+    writeFileSync(f, buildPcap(frames.map((data, i) => ({ tsNs: ts0 + BigInt(i) * 1_000_000n, data })), { nanos }));
+    out.push(f);
+  }
+  const ng = join(work, 'traffic.pcapng');
+  execFileSync('editcap', ['-F', 'pcapng', out[0]!, ng]);
+  return [...out, ng];
+}
+
+describe('the sanitizer build', () => {
+  const store = join(work, 'store');
+
+  it.each(['qe-capture', 'qe-extract'])('instruments %s with both sanitizers', (tool) => {
+    const symbols = execFileSync('nm', [join(asan, tool)], { encoding: 'utf8' });
+    expect(symbols).toMatch(/\b__asan_init\b/);
+    expect(symbols).toMatch(/\b__ubsan_handle_\w+/);
+  });
+
+  it('imports every parser fixture and the import tests\' traffic with no sanitizer report', () => {
+    mkdirSync(store);
+    const inputs = [...parserInputs(), ...trafficInputs()];
+    expect(inputs.length).toBeGreaterThan(30);
+    for (const input of inputs) {
+      for (const filter of [[], ['--filter', 'udp or vlan']]) {
+        const r = run('qe-capture', ['--read', input, '--iface', 'imp', '--dir', store, '--no-fsync', '--file-size', '65536', ...filter]);
+        clean(`qe-capture --read ${input} ${filter.join(' ')}`, r);
+        expect(r.stdout, input).toMatch(/"type":"done"/);
+      }
+    }
+  });
+
+  it('extracts every parser fixture, the imports and the extraction tests\' store with no sanitizer report', () => {
+    for (const input of parserInputs()) clean(`qe-extract ${input}`, run('qe-extract', ['-w', join(work, 'one.pcap'), input, input]));
+    const fixture = buildFixtureStore(join(work, 'extract-store'));
+    const files = [...fixture.files.map((f) => f.path), ...readdirSync(store).map((f) => join(store, f))];
+    const list = files.map((f, i) => `${i % 3} ${i % 2} ${f}`).join('\n') + '\n';
+    for (const args of [[], ['--filter', 'tcp port 443 or vlan', '--from', '1764000000500000000', '--to', '1764000001500000000']]) {
+      clean(`qe-extract ${args.join(' ')}`, run('qe-extract', ['--list', '-', '-w', join(work, 'all.pcap'), '--progress-ms', '1', ...args], list));
+    }
+  });
+
+  it('captures live (lo) with no sanitizer report', async () => {
+    const dir = join(work, 'live');
+    mkdirSync(dir);
+    const helper = spawn(join(asan, 'qe-capture'), ['--iface', 'lo', '--dir', dir, '--buffer', '4194304', '--flush-ms', '100', '--filter', 'udp port 9', '--no-fsync'], {
+      env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    helper.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    helper.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const until = Date.now() + 10_000;
+    while (!out.includes('"started"') && Date.now() < until && helper.exitCode === null) await new Promise((r) => setTimeout(r, 50));
+    expect(out, err).toContain('"started"');
+    const sock = createSocket('udp4');
+    for (let i = 0; i < 200; i++) await new Promise<void>((r) => sock.send(Buffer.alloc(100 + i), 9, '127.0.0.1', () => r()));
+    sock.close();
+    await new Promise((r) => setTimeout(r, 300));
+    helper.stdin.end('stop\n');
+    const status = await new Promise<number | null>((r) => helper.on('exit', (code) => r(code)));
+    clean('qe-capture --iface lo', { status, stderr: err });
+    expect(status, err).toBe(0);
+    const written = out.split('\n').filter((l) => l.includes('"file_closed"')).reduce((n, l) => n + (JSON.parse(l) as { packets: number }).packets, 0);
+    expect(written).toBeGreaterThanOrEqual(200);
+  });
+});
