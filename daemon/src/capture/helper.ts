@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import { createInterface } from 'node:readline';
 import type { Config } from '../config/config.js';
 import { launchHelper, type HelperProcess } from './launch.js';
-import { parseHelperLine, settingCommands, type HelperMessage, type HelperSettings } from './protocol.js';
+import { parseHelperLine, settingCommands, type HelperCommand, type HelperMessage, type HelperSettings } from './protocol.js';
 
 export type HelperSource = { live: string; bufferBytes: number } | { file: string; label: string };
 
@@ -77,10 +77,10 @@ export class Helper extends EventEmitter<HelperEvents> {
   }
 
   send(settings: HelperSettings): void {
-    if (this.child.running) this.child.stdin.write(settingCommands(settings));
+    for (const line of settingCommands(settings)) this.sendLine(line);
   }
 
-  sendLine(line: string): void {
+  sendLine(line: HelperCommand): void {
     if (this.child.running) this.child.stdin.write(`${line}\n`);
   }
 

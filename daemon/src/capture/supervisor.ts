@@ -3,7 +3,7 @@
 import { EventEmitter } from 'node:events';
 import type { Config, InterfaceConfig } from '../config/config.js';
 import { Helper, helperArgs, helperSettings } from './helper.js';
-import { HelperExit, type FileClosedMessage, type HelperMessage, type StatsMessage } from './protocol.js';
+import { HelperExit, type FileClosedMessage, type HelperCommand, type HelperMessage, type StatsMessage } from './protocol.js';
 
 export const COUNTER_NAMES = ['received', 'written', 'written_bytes', 'filtered', 'kernel_drops', 'if_drops', 'writer_drops', 'write_errors', 'store_full_drops', 'cpu_us'] as const;
 export type Counters = Record<(typeof COUNTER_NAMES)[number], number>;
@@ -61,7 +61,7 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
   }
 
   /** Sends a control line to one interface's running helper. */
-  command(iface: string, line: string): void {
+  command(iface: string, line: HelperCommand): void {
     this.helpers.get(iface)?.sendLine(line);
   }
 
