@@ -13,7 +13,7 @@ import { scanCatalog } from '../store/catalog.js';
 import { repairStore } from '../store/repair.js';
 import { StoreRetention, type RetentionState } from '../store/retention.js';
 import { StoreUnreadableError } from '../store/usage.js';
-import { fetchStatus } from '../control/client.js';
+import { DaemonUnreachable, fetchStatus } from '../control/client.js';
 import { serveControl } from '../control/server.js';
 import { CaptureMonitor } from '../health/monitor.js';
 import { systemdNotifier } from '../systemd/notify.js';
@@ -110,7 +110,9 @@ async function openStore(config: Config): Promise<StoreRetention> {
 async function openEndpoints(config: Config, monitor: CaptureMonitor): Promise<Server[]> {
   const servers: Server[] = [];
   const socket = config.control.socket;
-  const other = await fetchStatus(socket, 1000).then(() => true, () => false);
+  // Any answer is a live daemon, one of another version (a reply this one cannot read) included:
+  // only a socket nobody answers on may be replaced.
+  const other = await fetchStatus(socket, 1000).then(() => true, (e) => !(e instanceof DaemonUnreachable));
   if (other)
     throw new Error(`control.socket ${socket}: another qe-packets daemon is running and answers there; stop it first (two daemons must not share a store), or give this one its own control.socket and storage.paths`);
   try {
