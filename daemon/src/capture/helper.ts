@@ -40,7 +40,19 @@ export interface HelperEvents {
   exit: [{ code: number | null; signal: NodeJS.Signals | null; stderr: string }];
 }
 
-export class Helper extends EventEmitter<HelperEvents> {
+/** What the supervisor needs of a running helper: a process here, a fake in tests of reload. */
+export interface RunningHelper extends EventEmitter<HelperEvents> {
+  send(settings: HelperSettings): void;
+  sendLine(line: HelperCommand): void;
+  stop(): Promise<void>;
+}
+
+/** Starts one helper with these arguments. */
+export type HelperLauncher = (args: string[]) => RunningHelper;
+
+export const launchProcess: HelperLauncher = (args) => new Helper(args);
+
+export class Helper extends EventEmitter<HelperEvents> implements RunningHelper {
   readonly child: HelperProcess;
   private stderr = '';
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
