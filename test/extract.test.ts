@@ -3,6 +3,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, write
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseExtractArgs, UsageError } from '../daemon/src/commands/extract-args.js';
+import { parseExtractStatus } from '../daemon/src/extract/status.js';
 import { buildPcap, GLOBAL_HEADER_LEN } from '../daemon/src/pcap/format.js';
 import { formatFileName } from '../daemon/src/store/filename.js';
 import { formatIsoNs } from '../daemon/src/time/format-time.js';
@@ -346,16 +347,26 @@ describe('qe-extract', () => {
     }
   });
 
-  it('writes progress lines when asked, to the fd it is given', () => {
+  it('writes progress lines when asked, to the fd it is given; every status line fits the strict schema the daemon reads it with', () => {
     const w = work();
     const big = writeCaptureFile(w, 'eth0', traffic(BASE_NS, 60_000, 7)).path;
-    const r = spawnSync('sh', ['-c', `${QE_EXTRACT} -w ${join(w, 'o.pcap')} --status-fd 3 --progress-ms 1 ${big} 3>${join(w, 'status')}`], {
+    const gone = join(w, 'gone.pcap');
+    const r = spawnSync('sh', ['-c', `${QE_EXTRACT} -w ${join(w, 'o.pcap')} --status-fd 3 --progress-ms 1 ${big} ${gone} 3>${join(w, 'status')}`], {
       encoding: 'utf8',
     });
     expect(r.status).toBe(0);
-    const lines = readFileSync(join(w, 'status'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string });
+    const lines = readFileSync(join(w, 'status'), 'utf8').trim().split('\n').map(parseExtractStatus);
     expect(lines.filter((l) => l.type === 'progress').length).toBeGreaterThan(0);
+    expect(lines.filter((l) => l.type === 'warning')).toHaveLength(1);
     expect(lines[lines.length - 1]).toMatchObject({ type: 'done', packets: 60_000 });
+    const bad = spawnSync('sh', ['-c', `${QE_EXTRACT} -w ${join(w, 'p.pcap')} --status-fd 3 --filter 'port http2x' ${big} 3>${join(w, 'status2')}`], { encoding: 'utf8' });
+    expect(bad.status).not.toBe(0);
+    const err = readFileSync(join(w, 'status2'), 'utf8').trim().split('\n').map(parseExtractStatus).at(-1);
+    expect(err).toMatchObject({ type: 'error', exit: bad.status });
+  });
+
+  it('a status line with a field the daemon does not know is refused, naming the field', () => {
+    expect(() => parseExtractStatus('{"type":"warning","message":"m","errno":2}')).toThrow(/errno/);
   });
 
   it('finds a part file under its closed name when it was renamed after the catalog was read', () => {

@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import { createInterface } from 'node:readline';
 import type { Config } from '../config/config.js';
 import { launchHelper, type HelperProcess } from './launch.js';
-import { parseHelperLine, settingCommands, type HelperMessage, type HelperSettings } from './protocol.js';
+import { parseHelperLine, settingCommands, type HelperCommand, type HelperMessage, type HelperSettings } from './protocol.js';
 
 export type HelperSource = { live: string; bufferBytes: number } | { file: string; label: string };
 
@@ -40,7 +40,19 @@ export interface HelperEvents {
   exit: [{ code: number | null; signal: NodeJS.Signals | null; stderr: string }];
 }
 
-export class Helper extends EventEmitter<HelperEvents> {
+/** What the supervisor needs of a running helper: a process here, a fake in tests of reload. */
+export interface RunningHelper extends EventEmitter<HelperEvents> {
+  send(settings: HelperSettings): void;
+  sendLine(line: HelperCommand): void;
+  stop(): Promise<void>;
+}
+
+/** Starts one helper with these arguments. */
+export type HelperLauncher = (args: string[]) => RunningHelper;
+
+export const launchProcess: HelperLauncher = (args) => new Helper(args);
+
+export class Helper extends EventEmitter<HelperEvents> implements RunningHelper {
   readonly child: HelperProcess;
   private stderr = '';
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -77,10 +89,10 @@ export class Helper extends EventEmitter<HelperEvents> {
   }
 
   send(settings: HelperSettings): void {
-    if (this.child.running) this.child.stdin.write(settingCommands(settings));
+    for (const line of settingCommands(settings)) this.sendLine(line);
   }
 
-  sendLine(line: string): void {
+  sendLine(line: HelperCommand): void {
     if (this.child.running) this.child.stdin.write(`${line}\n`);
   }
 

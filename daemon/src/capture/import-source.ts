@@ -2,7 +2,7 @@
 // import is held to the store's capacity by the same ledger.
 import { EventEmitter } from 'node:events';
 import type { Helper } from './helper.js';
-import type { StatsMessage } from './protocol.js';
+import type { HelperCommand, StatsMessage } from './protocol.js';
 import type { SupervisorEvents } from './supervisor.js';
 
 export class ImportSource extends EventEmitter<SupervisorEvents> {
@@ -22,7 +22,7 @@ export class ImportSource extends EventEmitter<SupervisorEvents> {
     helper.on('exit', () => this.emit('helper_exit', label, last));
   }
 
-  command(_iface: string, line: string): void {
+  command(_iface: string, line: HelperCommand): void {
     this.helper.sendLine(line);
   }
 }

@@ -3,16 +3,18 @@
 // at most QE_COMMAND_LINE_MAX bytes (daemon/native/proto.h, its one definition); a longer line is
 // refused whole. The only long one is `set filter`, and the daemon has the helper check every
 // filter first (`qe-capture --check-filter`, which also refuses one that would not fit the line).
+// Both directions live here: the helper's messages as strict schemas (a field the daemon does not
+// know is an error, so a new one cannot go unread), and every command line the daemon sends.
 import { z } from 'zod';
+import { wireNs as ns } from '../util/json.js';
 
-const ns = z.string().regex(/^\d+$/).transform((s) => BigInt(s));
 const count = z.number().int().nonnegative();
 
 export const helperMessage = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('started'), iface: z.string(), linktype: count, snaplen: count, source: z.enum(['live', 'file']), pid: count }),
-  z.object({ type: z.literal('file_opened'), iface: z.string(), path: z.string(), first_ns: ns }),
-  z.object({ type: z.literal('file_closed'), iface: z.string(), path: z.string(), first_ns: ns, last_ns: ns, packets: count, bytes: count }),
-  z.object({
+  z.strictObject({ type: z.literal('started'), iface: z.string(), linktype: count, snaplen: count, source: z.enum(['live', 'file']), pid: count }),
+  z.strictObject({ type: z.literal('file_opened'), iface: z.string(), path: z.string(), first_ns: ns }),
+  z.strictObject({ type: z.literal('file_closed'), iface: z.string(), path: z.string(), first_ns: ns, last_ns: ns, packets: count, bytes: count }),
+  z.strictObject({
     type: z.literal('stats'),
     iface: z.string(),
     received: count,
@@ -33,8 +35,8 @@ export const helperMessage = z.discriminatedUnion('type', [
     buffered_bytes: count,
     store_full: z.boolean(),
   }),
-  z.object({ type: z.literal('error'), iface: z.string(), code: z.string(), message: z.string(), fatal: z.boolean() }),
-  z.object({ type: z.literal('done'), iface: z.string(), exit_code: count }),
+  z.strictObject({ type: z.literal('error'), iface: z.string(), code: z.string(), message: z.string(), fatal: z.boolean() }),
+  z.strictObject({ type: z.literal('done'), iface: z.string(), exit_code: count }),
 ]);
 
 export type HelperMessage = z.output<typeof helperMessage>;
@@ -54,13 +56,37 @@ export interface HelperSettings {
   filter: string;
 }
 
-export function settingCommands(s: HelperSettings): string {
-  return [
-    `set file_size ${s.fileSizeBytes}`,
-    `set file_duration_ms ${s.fileDurationMs}`,
-    `set flush_ms ${s.flushIntervalMs}`,
-    `set filter ${s.filter.replace(/[\r\n]+/g, ' ')}`,
-  ].join('\n') + '\n';
+/** A command line for qe-capture, built only by `helperCommand` (the type keeps hand-written ones out). */
+export type HelperCommand = string & { readonly __helperCommand: unique symbol };
+
+/**
+ * Every command qe-capture reads on stdin (`apply_command` in qe-capture.c), in the form the docs
+ * name it; the builders below fill in the argument, so the forms and the lines cannot differ.
+ */
+export const HELPER_COMMANDS = {
+  fileSize: 'set file_size N',
+  fileDurationMs: 'set file_duration_ms N',
+  flushMs: 'set flush_ms N',
+  filter: 'set filter EXPR',
+  /** Linear retention: the cumulative appended_bytes the helper may reach; `none` lifts it. */
+  quota: 'set quota N|none',
+  stop: 'stop',
+} as const;
+
+const withArg = (form: string, arg: string | number) => `${form.slice(0, form.lastIndexOf(' '))} ${arg}` as HelperCommand;
+
+export const helperCommand = {
+  fileSize: (bytes: number) => withArg(HELPER_COMMANDS.fileSize, bytes),
+  fileDurationMs: (ms: number) => withArg(HELPER_COMMANDS.fileDurationMs, ms),
+  flushMs: (ms: number) => withArg(HELPER_COMMANDS.flushMs, ms),
+  /** One line: a filter is a single expression, so line breaks in it are only whitespace. */
+  filter: (expr: string) => withArg(HELPER_COMMANDS.filter, expr.replace(/[\r\n]+/g, ' ')),
+  quota: (bytes: number | 'none') => withArg(HELPER_COMMANDS.quota, bytes),
+  stop: () => HELPER_COMMANDS.stop as HelperCommand,
+} as const;
+
+export function settingCommands(s: HelperSettings): HelperCommand[] {
+  return [helperCommand.fileSize(s.fileSizeBytes), helperCommand.fileDurationMs(s.fileDurationMs), helperCommand.flushMs(s.flushIntervalMs), helperCommand.filter(s.filter)];
 }
 
 /** Exit codes of qe-capture (see the comment at the top of qe-capture.c). */

@@ -2,8 +2,8 @@
 // the others keep capturing, and keeps the per-interface counters across restarts.
 import { EventEmitter } from 'node:events';
 import type { Config, InterfaceConfig } from '../config/config.js';
-import { Helper, helperArgs, helperSettings } from './helper.js';
-import { HelperExit, type FileClosedMessage, type HelperMessage, type StatsMessage } from './protocol.js';
+import { helperArgs, helperSettings, launchProcess, type HelperLauncher, type RunningHelper } from './helper.js';
+import { HelperExit, type FileClosedMessage, type HelperCommand, type HelperMessage, type StatsMessage } from './protocol.js';
 
 export const COUNTER_NAMES = ['received', 'written', 'written_bytes', 'filtered', 'kernel_drops', 'if_drops', 'writer_drops', 'write_errors', 'store_full_drops', 'cpu_us'] as const;
 export type Counters = Record<(typeof COUNTER_NAMES)[number], number>;
@@ -43,7 +43,7 @@ export interface SupervisorEvents {
 }
 
 export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
-  private helpers = new Map<string, Helper>();
+  private helpers = new Map<string, RunningHelper>();
   private states = new Map<string, InterfaceState>();
   private timers = new Map<string, NodeJS.Timeout>();
   private stopping = false;
@@ -56,12 +56,14 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     private config: Config,
     /** Extra helper arguments decided at each start (the linear-retention quota). */
     private extraArgs: (iface: string) => Promise<string[]> | string[] = () => [],
+    /** Starts each helper: a process, or a fake where reload is tested without one. */
+    private readonly launch: HelperLauncher = launchProcess,
   ) {
     super();
   }
 
   /** Sends a control line to one interface's running helper. */
-  command(iface: string, line: string): void {
+  command(iface: string, line: HelperCommand): void {
     this.helpers.get(iface)?.sendLine(line);
   }
 
@@ -109,7 +111,7 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     this.states.set(itf.name, state);
     const extra = await this.extraArgs(itf.name);
     if (this.stopping) return;
-    const helper = new Helper([...helperArgs(this.config, { live: itf.name, bufferBytes: itf.bufferBytes }), ...extra]);
+    const helper = this.launch([...helperArgs(this.config, { live: itf.name, bufferBytes: itf.bufferBytes }), ...extra]);
     let lastStats: StatsMessage | undefined;
     const startedAt = Date.now();
     this.helpers.set(itf.name, helper);

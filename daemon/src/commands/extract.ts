@@ -4,7 +4,7 @@
 import { accessSync, constants, realpathSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { ExitCode } from '../extract/exit-codes.js';
-import { runExtractor, type ExtractCounts } from '../extract/run-extractor.js';
+import { runExtractor, type ExtractCounts, type ExtractOutcome } from '../extract/run-extractor.js';
 import { scanCatalog, type CatalogEntry } from '../store/catalog.js';
 import { selectFiles, unknownInterfaces } from '../store/select-files.js';
 import { formatIsoNs, nowNs } from '../time/format-time.js';
@@ -18,76 +18,117 @@ const PROGRESS_MS = 150;
 // More problems than this are summarised: a badly damaged store should not bury the result.
 const MAX_PROBLEMS_SHOWN = 5;
 
-export async function extractCommand(argv: string[]): Promise<number> {
-  const stderr = process.stderr;
-  const say = (text: string) => stderr.write(`${PREFIX}: ${text}\n`);
+/** A request refused before or instead of extracting: what to say, and the exit status. */
+class Refusal extends Error {
+  constructor(
+    readonly exitCode: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
 
-  let req: ExtractRequest;
+type Say = (text: string) => void;
+
+export async function extractCommand(argv: string[]): Promise<number> {
+  const say: Say = (text) => process.stderr.write(`${PREFIX}: ${text}\n`);
   try {
-    req = parseExtractArgs(argv, nowNs());
+    const req = readRequest(argv);
+    if (req.help) {
+      process.stdout.write(`${EXTRACT_USAGE}\n`);
+      return ExitCode.ok;
+    }
+    checkDestination(req.output);
+    const paths = await storePaths(req);
+    const catalog = await readCatalog(paths, say);
+    const chosen = chooseFiles(catalog.entries, req);
+    const outcome = await extract(req, chosen, say);
+    reportOutcome(req, chosen.selection.files, outcome, say);
+    return outcome.exitCode;
+  } catch (e) {
+    if (!(e instanceof Refusal)) throw e;
+    say(e.message);
+    return e.exitCode;
+  }
+}
+
+function readRequest(argv: string[]): ExtractRequest {
+  try {
+    return parseExtractArgs(argv, nowNs());
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
-    say(e.message);
-    return ExitCode.usage;
+    throw new Refusal(ExitCode.usage, e.message);
   }
-  if (req.help) {
-    process.stdout.write(`${EXTRACT_USAGE}\n`);
-    return ExitCode.ok;
-  }
-  if (req.output === '-' && process.stdout.isTTY) {
-    say('refusing to write a binary pcap to a terminal: pipe it (-w - | wireshark -k -i -) or give -w FILE');
-    return ExitCode.usage;
-  }
-  const outputProblem = checkOutput(req.output);
-  if (outputProblem) {
-    say(outputProblem);
-    return ExitCode.output;
-  }
+}
 
+function checkDestination(output: string): void {
+  if (output === '-' && process.stdout.isTTY) {
+    throw new Refusal(ExitCode.usage, 'refusing to write a binary pcap to a terminal: pipe it (-w - | wireshark -k -i -) or give -w FILE');
+  }
+  const outputProblem = checkOutput(output);
+  if (outputProblem) throw new Refusal(ExitCode.output, outputProblem);
+}
+
+/** The store's directories from the configuration; the output must not be one of them. */
+async function storePaths(req: ExtractRequest): Promise<string[]> {
   let paths: string[];
   try {
     paths = (await loadConfigFile(req.configPath)).storage.paths;
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
-    say(`invalid configuration\n${e.message}`);
-    return ExitCode.usage;
+    throw new Refusal(ExitCode.usage, `invalid configuration\n${e.message}`);
   }
-
   const intoStore = storeDirHolding(req.output, paths);
   if (intoStore) {
-    say(`-w ${req.output} is inside the capture store (${intoStore}): write the extract somewhere else, so it can never replace or mix with captures`);
-    return ExitCode.output;
+    throw new Refusal(ExitCode.output, `-w ${req.output} is inside the capture store (${intoStore}): write the extract somewhere else, so it can never replace or mix with captures`);
   }
+  return paths;
+}
 
+async function readCatalog(paths: string[], say: Say) {
   const catalog = await scanCatalog(paths);
   const problems = catalog.problems;
   for (const p of problems.slice(0, MAX_PROBLEMS_SHOWN)) say(`warning: ${p.path}: ${p.message}`);
   if (problems.length > MAX_PROBLEMS_SHOWN) say(`warning: ${problems.length - MAX_PROBLEMS_SHOWN} more files could not be read`);
+  return catalog;
+}
 
-  const unknown = unknownInterfaces(catalog.entries, req.ifaces);
+interface Chosen {
+  selection: ReturnType<typeof selectFiles>;
+  /** The output's link type and snaplen. */
+  linktype: number;
+  snaplen: number;
+}
+
+/** The files of the range and interfaces, all of one link type. */
+function chooseFiles(entries: CatalogEntry[], req: ExtractRequest): Chosen {
+  const unknown = unknownInterfaces(entries, req.ifaces);
   if (unknown.length > 0) {
-    const known = [...new Set(catalog.entries.map((e) => e.iface))].sort();
-    say(
+    const known = [...new Set(entries.map((e) => e.iface))].sort();
+    throw new Refusal(
+      ExitCode.usage,
       `--iface ${unknown.join(',')}: no capture files for ${unknown.length > 1 ? 'these interfaces' : 'that interface'} in the store` +
         ` (${known.length ? `interfaces in the store: ${known.join(', ')}` : 'the store is empty'})`,
     );
-    return ExitCode.usage;
   }
-
-  const selection = selectFiles(catalog.entries, { fromNs: req.fromNs, toNs: req.toNs, ifaces: req.ifaces });
+  const selection = selectFiles(entries, { fromNs: req.fromNs, toNs: req.toNs, ifaces: req.ifaces });
   const selected = selection.streams.flatMap((s) => s.files);
   const linktypes = linktypesOf(selected);
   if (linktypes.size > 1) {
     const parts = [...linktypes].map(([lt, ifaces]) => `link type ${lt} on ${[...ifaces].sort().join(', ')}`);
-    say(`the range holds files of different link types (${parts.join('; ')}): extract them separately with --iface`);
-    return ExitCode.input;
+    throw new Refusal(ExitCode.input, `the range holds files of different link types (${parts.join('; ')}): extract them separately with --iface`);
   }
-  const candidates = req.ifaces.length ? catalog.entries.filter((e) => req.ifaces.includes(e.iface)) : catalog.entries;
+  const candidates = req.ifaces.length ? entries.filter((e) => req.ifaces.includes(e.iface)) : entries;
   const linktype = selected[0]?.linktype ?? candidates[0]?.linktype ?? 1;
   const snaplen = selected.reduce((m, f) => Math.max(m, f.snaplen), 0) || candidates[0]?.snaplen || 262144;
+  return { selection, linktype, snaplen };
+}
 
+/** Runs qe-extract, with a progress bar on a terminal. */
+async function extract(req: ExtractRequest, { selection, linktype, snaplen }: Chosen, say: Say): Promise<ExtractOutcome> {
+  const stderr = process.stderr;
   const bar = stderr.isTTY ? new ProgressBar(stderr, { total: selection.size, columns: stderr.columns }) : undefined;
-  let outcome;
+  let outcome: ExtractOutcome;
   try {
     outcome = await runExtractor(
       {
@@ -107,8 +148,7 @@ export async function extractCommand(argv: string[]): Promise<number> {
     );
   } catch (e) {
     // qe-extract missing or not executable: an installation problem, said plainly.
-    say((e as Error).message);
-    return ExitCode.internal;
+    throw new Refusal(ExitCode.internal, (e as Error).message);
   }
   if (bar && (outcome.exitCode === ExitCode.ok || outcome.exitCode === ExitCode.empty)) {
     bar.update(outcome.counts?.bytes_read ?? 0, outcome.counts?.packets ?? 0);
@@ -116,14 +156,17 @@ export async function extractCommand(argv: string[]): Promise<number> {
   } else if (bar) {
     stderr.write('\r\x1b[K');
   }
+  return outcome;
+}
 
+function reportOutcome(req: ExtractRequest, files: number, outcome: ExtractOutcome, say: Say): void {
   const where = req.output === '-' ? 'standard output' : req.output;
   switch (outcome.exitCode) {
     case ExitCode.ok:
-      say(`wrote ${countText(outcome.counts)} from ${selection.files} file${selection.files === 1 ? '' : 's'} to ${where}`);
+      say(`wrote ${countText(outcome.counts)} from ${files} file${files === 1 ? '' : 's'} to ${where}`);
       break;
     case ExitCode.empty:
-      say(`${emptyText(req, selection.files)}; wrote an empty pcap to ${where}`);
+      say(`${emptyText(req, files)}; wrote an empty pcap to ${where}`);
       break;
     case ExitCode.pipeClosed:
     case ExitCode.interrupted:
@@ -131,7 +174,6 @@ export async function extractCommand(argv: string[]): Promise<number> {
     default:
       say(outcome.error ?? `qe-extract failed with exit status ${outcome.exitCode}`);
   }
-  return outcome.exitCode;
 }
 
 /** Fails fast, before a possibly long scan, on an output that cannot be written. */

@@ -52,7 +52,7 @@ export function formatStatus(r: StatusReport): string {
   const s = f.store;
   const share = s.capacityBytes ? ` (${((s.usedBytes / s.capacityBytes) * 100).toFixed(1)}%)` : '';
   out.push(`  store      ${s.mode}, ${formatSize(s.usedBytes)} of ${formatSize(s.capacityBytes)} used${share}${s.full ? ', FULL' : ''}; ${formatSize(s.freeBytes)} free on disk`);
-  out.push(`  retention  ${s.retentionSeconds === undefined ? 'no packets kept yet' : `${formatDuration(s.retentionSeconds * 1000)} (oldest packet ${formatIsoNs(BigInt(s.oldestNs!))})`}`);
+  out.push(`  retention  ${s.retentionSeconds === undefined ? 'no packets kept yet' : `${formatDuration(s.retentionSeconds * 1000)} (oldest packet ${formatIsoNs(s.oldestNs!)})`}`);
   if (s.mode === 'circular') out.push(`  deleted    ${num(s.filesDeleted)} files (${formatSize(s.bytesDeleted)}) by circular retention since start`);
   return `${out.join('\n')}\n`;
 }

@@ -1,6 +1,7 @@
 // Asks a running daemon over its control socket.
 import { request } from 'node:http';
 import type { StatusReport } from '../health/figures.js';
+import { parseStatusReport } from './report.js';
 
 export class DaemonUnreachable extends Error {}
 
@@ -13,7 +14,7 @@ export function fetchStatus(socketPath: string, timeoutMs = 5000): Promise<Statu
       res.on('end', () => {
         if (res.statusCode !== 200) return reject(new Error(`the daemon answered ${res.statusCode}: ${body.trim()}`));
         try {
-          resolve(JSON.parse(body) as StatusReport);
+          resolve(parseStatusReport(body));
         } catch (e) {
           reject(new Error(`unreadable answer from the daemon: ${(e as Error).message}`));
         }

@@ -7,6 +7,7 @@ import type { Readable } from 'node:stream';
 import type { ExtractStream } from '../store/select-files.js';
 import { nativeTool } from '../util/native.js';
 import { ExitCode } from './exit-codes.js';
+import { countsOf, parseExtractStatus, whyUnreadable, type ExtractCounts, type ExtractStatus } from './status.js';
 
 export interface ExtractJob {
   streams: readonly ExtractStream[];
@@ -21,19 +22,7 @@ export interface ExtractJob {
   snaplen: number;
 }
 
-/** qe-extract's counters, as its status lines carry them. */
-export interface ExtractCounts {
-  packets: number;
-  bytes: number;
-  records_read: number;
-  out_of_range: number;
-  filtered_out: number;
-  bytes_read: number;
-  files_opened: number;
-  files_missing: number;
-  partial_tails: number;
-  damaged_files: number;
-}
+export type { ExtractCounts };
 
 export interface ExtractOutcome {
   exitCode: number;
@@ -104,21 +93,17 @@ export async function runExtractor(job: ExtractJob, hooks: ExtractHooks = {}): P
   let final: { exit: number; message?: string; counts: ExtractCounts } | undefined;
   const status = createInterface({ input: statusStream });
   status.on('line', (line) => {
-    let msg: Record<string, unknown>;
+    let msg: ExtractStatus;
     try {
-      msg = JSON.parse(line) as Record<string, unknown>;
-    } catch {
+      msg = parseExtractStatus(line);
+    } catch (e) {
+      // Not the helper's own words: say so rather than lose them (the outcome still comes from its exit).
+      hooks.onWarning?.(`unreadable status line from qe-extract (${whyUnreadable(e)}): ${line.slice(0, 200)}`);
       return;
     }
-    if (msg.type === 'progress') hooks.onProgress?.(msg as unknown as ExtractCounts);
-    else if (msg.type === 'warning') hooks.onWarning?.(String(msg.message));
-    else if (msg.type === 'done' || msg.type === 'error') {
-      final = {
-        exit: Number(msg.exit),
-        counts: msg as unknown as ExtractCounts,
-        ...(typeof msg.message === 'string' ? { message: msg.message } : {}),
-      };
-    }
+    if (msg.type === 'progress') hooks.onProgress?.(countsOf(msg));
+    else if (msg.type === 'warning') hooks.onWarning?.(msg.message);
+    else final = { exit: msg.exit, counts: countsOf(msg), ...(msg.type === 'error' ? { message: msg.message } : {}) };
   });
 
   try {

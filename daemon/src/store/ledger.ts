@@ -26,6 +26,16 @@ interface Account {
  */
 const MIN_GRANT = 2 ** 30;
 
+/** What the ledger needs from the outside world, injected so its rules can be tested without a disk or a wall clock. */
+export interface LedgerDeps {
+  /** Milliseconds, for the rate of each helper. */
+  now(): number;
+  /** Deletes one closed file. Rejects with the errno error; ENOENT means it is already gone. */
+  remove(path: string): Promise<void>;
+}
+
+const realDeps: LedgerDeps = { now: () => Date.now(), remove: (path) => unlink(path) };
+
 export class StoreLedger {
   private accounts = new Map<string, Account>();
   /** Closed files, oldest first. */
@@ -44,6 +54,7 @@ export class StoreLedger {
     private readonly physicalFree: () => Promise<number> = async () => Number.MAX_SAFE_INTEGER,
     /** A file retention could not delete (it stays counted; the next oldest goes instead). */
     private readonly onUndeletable: (f: StoredFile, e: NodeJS.ErrnoException) => void = () => {},
+    private readonly deps: LedgerDeps = realDeps,
   ) {}
 
   /** Bytes waiting in helpers' buffers for the disk. */
@@ -111,7 +122,7 @@ export class StoreLedger {
     const need = this.diskNeed();
     while (this.files.length && (this.unreserved() < bytes || (await this.physicalFree()) < need)) {
       const f = this.files.shift()!;
-      const failed = await unlink(f.path).then(
+      const failed = await this.deps.remove(f.path).then(
         () => undefined,
         (e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : e), // ENOENT: removed by hand, already gone
       );
@@ -157,7 +168,7 @@ export class StoreLedger {
 
   /** A helper starts: its first quota, passed as --quota. */
   async open(iface: string): Promise<number> {
-    const a: Account = { granted: 0, appended: 0, buffered: 0, freed: 0, rate: 0, lastAppended: 0, lastAt: Date.now(), paths: new Set() };
+    const a: Account = { granted: 0, appended: 0, buffered: 0, freed: 0, rate: 0, lastAppended: 0, lastAt: this.deps.now(), paths: new Set() };
     this.accounts.set(iface, a);
     const want = this.targetOf(a);
     await this.makeRoom(want);
@@ -169,7 +180,7 @@ export class StoreLedger {
   async update(iface: string, appended: number, buffered: number): Promise<number | undefined> {
     const a = this.accounts.get(iface);
     if (!a) return undefined;
-    const now = Date.now();
+    const now = this.deps.now();
     const dt = (now - a.lastAt) / 1000;
     if (dt > 0) a.rate = Math.max(0, appended - a.lastAppended) / dt;
     a.lastAppended = appended;

@@ -3,6 +3,7 @@
 // mode stops granting at the capacity. The store is re-measured from disk every
 // storage.rescan_interval, so nothing done behind the daemon's back misleads it.
 import { EventEmitter } from 'node:events';
+import { helperCommand, type HelperCommand } from '../capture/protocol.js';
 import type { SupervisorEvents } from '../capture/supervisor.js';
 import type { Config } from '../config/config.js';
 import { outsideStore } from './filename.js';
@@ -23,7 +24,7 @@ export interface RetentionState {
 }
 
 /** What retention listens to: the supervisor of live helpers, or one import's helper. */
-export type HelperSource = EventEmitter<SupervisorEvents> & { command(iface: string, line: string): void };
+export type HelperSource = EventEmitter<SupervisorEvents> & { command(iface: string, line: HelperCommand): void };
 
 export interface RetentionEvents {
   deleted: [StoredFile];
@@ -91,7 +92,7 @@ export class StoreRetention extends EventEmitter<RetentionEvents> {
     sup.on('stats', (iface, s) => {
       void this.serial(async () => {
         const quota = await this.ledger.update(iface, s.appended_bytes, s.buffered_bytes);
-        if (quota !== undefined) sup.command(iface, `set quota ${quota}`);
+        if (quota !== undefined) sup.command(iface, helperCommand.quota(quota));
         if (this.config.storage.mode === 'circular') {
           const deleted = await this.ledger.keepDiskRoom();
           // Grants count against the capacity only: this is the disk itself running short.
@@ -129,7 +130,7 @@ export class StoreRetention extends EventEmitter<RetentionEvents> {
       await this.remeasure();
       await this.ledger.diskFull();
     } else {
-      sup.command(iface, 'set quota 0');
+      sup.command(iface, helperCommand.quota(0));
       this.emit('log', 'error', `${iface}: the filesystem is full (linear mode): writing stopped, packets are counted as store_full`);
     }
   }
@@ -153,7 +154,7 @@ export class StoreRetention extends EventEmitter<RetentionEvents> {
     if (this.unreadable) this.emit('log', 'info', `store directory ${this.unreadable.path} can be read again`);
     this.unreadable = undefined;
     this.applyMeasurement(u);
-    for (const [iface, quota] of await this.ledger.regrant()) this.sup?.command(iface, `set quota ${quota}`);
+    for (const [iface, quota] of await this.ledger.regrant()) this.sup?.command(iface, helperCommand.quota(quota));
     if (!this.ledger.full) this.fullReported = false;
   }
 

@@ -1,0 +1,235 @@
+// The capture daemon as an object: start, reload, stop. The command (commands/capture.ts) wires it
+// to signals; tests drive it directly, with fake helpers where reload is what they look at.
+import type { Server } from 'node:http';
+import { launchProcess, type HelperLauncher } from '../capture/helper.js';
+import type { FileClosedMessage } from '../capture/protocol.js';
+import { CaptureSupervisor, type Counters } from '../capture/supervisor.js';
+import { capacityBytes, checkEnvironment } from '../config/check-environment.js';
+import type { Config } from '../config/config.js';
+import { loadConfigFile } from '../config/load.js';
+import { formatSize } from '../config/units.js';
+import { DaemonUnreachable, fetchStatus } from '../control/client.js';
+import { serveControl } from '../control/server.js';
+import { CaptureMonitor } from '../health/monitor.js';
+import { scanCatalog } from '../store/catalog.js';
+import { repairStore } from '../store/repair.js';
+import { StoreRetention, type RetentionState } from '../store/retention.js';
+import { systemdNotifier, type Notifier } from '../systemd/notify.js';
+import { SystemdService } from '../systemd/service.js';
+import { log } from '../util/log.js';
+
+export interface CaptureSummary {
+  interfaces: Record<string, Counters>;
+  files: FileClosedMessage[];
+  store?: RetentionState;
+}
+
+export function describeCounters(name: string, c: Counters): string {
+  const lost = c.kernel_drops + c.if_drops + c.writer_drops;
+  return `${name}: ${c.written} packets (${formatSize(c.written_bytes)}) written, ${lost} lost (kernel ${c.kernel_drops}, interface ${c.if_drops}, writer ${c.writer_drops})`;
+}
+
+/** Before any helper starts: crashed files repaired and kept, retention measured from the store. */
+export async function openStore(config: Config): Promise<StoreRetention> {
+  for (const r of repairStore(config.storage.paths)) {
+    if (r.outcome === 'repaired') log('warn', `repaired ${r.finalPath ?? r.path}: kept ${r.packets} packets, cut ${r.cutBytes} bytes of a torn last record (${r.reason})`);
+    else if (r.outcome === 'removed') log('warn', `removed ${r.path}: it held no whole packet (${r.reason})`);
+    else if (r.outcome === 'busy') log('info', `left ${r.path} alone: ${r.reason}`);
+    else log('warn', `left ${r.path} alone: ${r.reason}`);
+  }
+  const retention = new StoreRetention(config, await capacityBytes(config));
+  retention.on('log', (level, text) => log(level, text));
+  await retention.prepare();
+  return retention;
+}
+
+/** The control socket and /metrics; an error names the setting to change. */
+async function openEndpoints(config: Config, monitor: CaptureMonitor): Promise<Server[]> {
+  const servers: Server[] = [];
+  const socket = config.control.socket;
+  // Any answer is a live daemon, one of another version (a reply this one cannot read) included:
+  // only a socket nobody answers on may be replaced.
+  const other = await fetchStatus(socket, 1000).then(() => true, (e) => !(e instanceof DaemonUnreachable));
+  if (other)
+    throw new Error(`control.socket ${socket}: another qe-packets daemon is running and answers there; stop it first (two daemons must not share a store), or give this one its own control.socket and storage.paths`);
+  try {
+    servers.push(await serveControl(socket, () => monitor.report()));
+  } catch (e) {
+    throw new Error(`control.socket ${socket}: cannot listen (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); choose a path in a writable directory, e.g. /run/qe-packets/control.sock`);
+  }
+  const listen = config.metrics.listen;
+  if (listen) {
+    // prom-client loads only where metrics are served: an import or a check starts faster.
+    const [{ createMetrics }, { serveMetrics }] = await Promise.all([import('../metrics/registry.js'), import('../metrics/server.js')]);
+    const metrics = createMetrics(() => monitor.report());
+    try {
+      const server = await serveMetrics(metrics, listen);
+      servers.push(server);
+      const addr = server.address();
+      const port = addr && typeof addr === 'object' ? addr.port : listen.port;
+      const host = listen.host.includes(':') ? `[${listen.host}]` : listen.host;
+      log('info', `metrics: http://${host}:${port}/metrics`);
+    } catch (e) {
+      for (const s of servers) s.close();
+      const code = (e as NodeJS.ErrnoException).code;
+      const why = code === 'EADDRINUSE' ? 'the port is in use' : code === 'EADDRNOTAVAIL' ? 'no interface has this address' : (code ?? (e as Error).message);
+      throw new Error(`metrics.listen ${listen.host}:${listen.port}: cannot listen (${why}); choose a free port or an address of this machine, or set metrics.listen: false`);
+    }
+  }
+  return servers;
+}
+
+/** The control socket or /metrics could not be opened: a configuration error (its cause names the key). */
+export class EndpointError extends Error {
+  constructor(override readonly cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause));
+  }
+}
+
+/** What the daemon takes from the outside world; each defaults to the real one. */
+export interface DaemonDeps {
+  launchHelper?: HelperLauncher;
+  /** Reads the configuration a reload applies. */
+  loadConfig?: (path: string) => Promise<Config>;
+  /** Checks a reloaded configuration against this machine (interfaces, store directories). */
+  checkEnvironment?: (config: Config) => Promise<void>;
+  notifier?: Notifier;
+}
+
+export type ReloadOutcome = { applied: true; restartNeeded: string[] } | { applied: false; error: string };
+
+export class CaptureDaemon {
+  private current: Config;
+  private retention?: StoreRetention;
+  private sup?: CaptureSupervisor;
+  private monitor?: CaptureMonitor;
+  private systemd?: SystemdService;
+  private servers: Server[] = [];
+  private statusTimer?: NodeJS.Timeout;
+  private reloading: Promise<unknown> = Promise.resolve();
+  private readonly deps: Required<DaemonDeps>;
+
+  constructor(
+    config: Config,
+    /** The file SIGHUP re-reads. */
+    private readonly configPath: string,
+    /** Keep every closed file for the summary (--summary): a daemon running for months closes millions. */
+    private readonly keepClosedFiles = false,
+    deps: DaemonDeps = {},
+  ) {
+    this.current = config;
+    this.deps = {
+      launchHelper: deps.launchHelper ?? launchProcess,
+      loadConfig: deps.loadConfig ?? loadConfigFile,
+      checkEnvironment: deps.checkEnvironment ?? ((c) => checkEnvironment(c, { needInterfaces: true })),
+      notifier: deps.notifier ?? systemdNotifier(),
+    };
+  }
+
+  /** The configuration in force (the last one a reload applied). */
+  get config(): Config {
+    return this.current;
+  }
+
+  get supervisor(): CaptureSupervisor {
+    if (!this.sup) throw new Error('the daemon has not started');
+    return this.sup;
+  }
+
+  /**
+   * Store measured, helpers started, endpoints open. Throws StoreUnreadableError before any helper
+   * starts, and EndpointError (everything already started stopped again) when a socket cannot open.
+   */
+  async start(): Promise<void> {
+    const config = this.current;
+    const retention = (this.retention = await openStore(config));
+    const st = retention.state();
+    log('info', `store: ${config.storage.paths.join(', ')} (${config.storage.mode}, ${formatSize(st.usedBytes)} of ${formatSize(st.capacityBytes)} used)`);
+    const sup = (this.sup = new CaptureSupervisor(config, retention.argsFor, this.deps.launchHelper));
+    sup.keepClosedFiles = this.keepClosedFiles;
+    retention.attach(sup);
+    const monitor = (this.monitor = new CaptureMonitor(config, sup, retention));
+    await monitor.start();
+    try {
+      this.servers = await openEndpoints(config, monitor);
+    } catch (e) {
+      monitor.stop();
+      await retention.stop();
+      throw new EndpointError(e);
+    }
+    const systemd = (this.systemd = new SystemdService(this.deps.notifier, () => monitor.report(), config));
+    sup.on('log', (level, text) => log(level, text));
+    sup.on('file_closed', (f) => log('info', `${f.iface}: closed ${f.path} (${f.packets} packets, ${formatSize(f.bytes)})`));
+    sup.on('capturing', () => {
+      const up = new Set(sup.interfaces().filter((i) => i.capturing).map((i) => i.name));
+      // The store was found writable before any helper started (checkEnvironment).
+      if (this.current.capture.interfaces.every((i) => up.has(i.name))) systemd.ready();
+    });
+    sup.start();
+    systemd.start();
+    // The catalog cache is refreshed in the background so extraction starts fast; capture does not wait.
+    void scanCatalog(config.storage.paths).then(
+      (c) => log('info', `catalog: ${c.entries.length} files (${c.stats.cached} from cache) in ${c.stats.elapsedMs} ms`),
+      (e: unknown) => log('warn', `catalog scan failed: ${e instanceof Error ? e.message : String(e)}`),
+    );
+    this.statusTimer = setInterval(() => {
+      for (const s of sup.interfaces()) log('info', describeCounters(s.name, sup.totals(s.name)));
+    }, 60_000);
+    this.statusTimer.unref();
+  }
+
+  /**
+   * Re-reads the configuration and applies what can change without stopping capture. A
+   * configuration that does not load or does not fit this machine is refused whole: capture goes
+   * on with the previous one. Reloads run one at a time, in the order asked.
+   */
+  reload(): Promise<ReloadOutcome> {
+    const run = this.reloading.then(() => this.applyReload());
+    this.reloading = run;
+    return run;
+  }
+
+  private async applyReload(): Promise<ReloadOutcome> {
+    const sup = this.supervisor;
+    try {
+      const next = await this.deps.loadConfig(this.configPath);
+      await this.deps.checkEnvironment(next);
+      const restart = await sup.reload(next);
+      if (JSON.stringify(next.metrics) !== JSON.stringify(this.current.metrics)) restart.push('metrics.listen');
+      if (next.control.socket !== this.current.control.socket) restart.push('control.socket');
+      this.current = next;
+      this.monitor!.reload(next);
+      this.systemd!.reload(next);
+      log('info', `configuration reloaded${restart.length ? `; takes effect at the next restart: ${restart.join(', ')}` : ''}`);
+      return { applied: true, restartNeeded: restart };
+    } catch (e) {
+      const error = e instanceof Error ? e.message : String(e);
+      log('error', `reload refused, capture goes on with the previous configuration:\n${error}`);
+      return { applied: false, error };
+    }
+  }
+
+  /** Helpers stopped (files closed and renamed), the store measured a last time; what this run did. */
+  async stop(): Promise<CaptureSummary> {
+    const sup = this.supervisor;
+    log('info', 'stopping: closing files');
+    this.systemd!.stopping();
+    clearInterval(this.statusTimer);
+    await this.reloading;
+    await sup.stop();
+    await this.retention!.stop();
+    this.monitor!.stop();
+    for (const s of this.servers) {
+      s.closeAllConnections();
+      s.close();
+    }
+    const rs = this.retention!.state();
+    log('info', `store: ${formatSize(rs.usedBytes)} of ${formatSize(rs.capacityBytes)} used; ${rs.filesDeleted} files (${formatSize(rs.bytesDeleted)}) deleted by circular retention this run`);
+    const interfaces: Record<string, Counters> = {};
+    for (const s of sup.interfaces()) {
+      interfaces[s.name] = sup.totals(s.name);
+      log('info', describeCounters(s.name, interfaces[s.name]!));
+    }
+    return { interfaces, files: sup.closedFiles, store: rs };
+  }
+}

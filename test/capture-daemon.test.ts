@@ -1,0 +1,160 @@
+// The daemon object driven start → reload → stop with fake helpers: what a reload sends to the
+// helpers that stay, which it stops and starts, and that a configuration it cannot use changes
+// nothing. The real processes are in capture-live, systemd and health; this is the logic alone.
+import { EventEmitter } from 'node:events';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { HelperEvents, RunningHelper } from '../daemon/src/capture/helper.js';
+import { settingCommands, type HelperCommand, type HelperSettings } from '../daemon/src/capture/protocol.js';
+import { loadConfigFile } from '../daemon/src/config/load.js';
+import { CaptureDaemon } from '../daemon/src/daemon/daemon.js';
+import type { Notifier } from '../daemon/src/systemd/notify.js';
+import { type ConfigInput, sleep, tempDir, writeConfig } from './lib/cli.js';
+
+const MiB = 2 ** 20;
+
+class FakeHelper extends EventEmitter<HelperEvents> implements RunningHelper {
+  readonly lines: string[] = [];
+  stopped = false;
+  constructor(readonly args: string[]) {
+    super();
+  }
+  get iface(): string {
+    return this.args[this.args.indexOf('--iface') + 1]!;
+  }
+  arg(name: string): string | undefined {
+    const i = this.args.indexOf(name);
+    return i < 0 ? undefined : this.args[i + 1];
+  }
+  send(s: HelperSettings): void {
+    this.lines.push(...settingCommands(s));
+  }
+  sendLine(line: HelperCommand): void {
+    this.lines.push(line);
+  }
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.emit('exit', { code: 0, signal: null, stderr: '' });
+  }
+}
+
+const daemons: CaptureDaemon[] = [];
+afterEach(async () => {
+  for (const d of daemons.splice(0)) await d.stop().catch(() => {});
+});
+
+async function until(what: string, cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 500; i++, await sleep(10)) if (cond()) return;
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function setup(first: Partial<ConfigInput>) {
+  const dir = await tempDir();
+  const store = join(dir, 'store');
+  await mkdir(store);
+  const base: ConfigInput = { paths: [store], capacity: '256MiB', file_size: '8MiB', metrics_listen: false };
+  const write = (c: Partial<ConfigInput>) => writeConfig(dir, { ...base, ...c });
+  const path = await write(first);
+  const helpers: FakeHelper[] = [];
+  const ready: number[] = [];
+  const notifier: Notifier = { active: false, ready: () => ready.push(Date.now()), stopping() {}, watchdog() {}, watchdogIntervalMs: () => 0, status() {} };
+  const daemon = new CaptureDaemon(await loadConfigFile(path), path, false, {
+    launchHelper: (args) => {
+      const h = new FakeHelper(args);
+      helpers.push(h);
+      // As the real helper does once its capture is open.
+      setImmediate(() => h.emit('message', { type: 'started', iface: h.iface, linktype: 1, snaplen: 65535, source: 'live', pid: 1 }));
+      return h;
+    },
+    // The interfaces are fakes: this machine has none of them. One name stands for a missing one.
+    checkEnvironment: async (c) => {
+      const missing = c.capture.interfaces.find((i) => i.name === 'missing0');
+      if (missing) throw new Error(`capture.interfaces: ${missing.name} does not exist on this machine`);
+    },
+    notifier,
+  });
+  daemons.push(daemon);
+  const running = (name: string) => helpers.filter((h) => h.iface === name && !h.stopped);
+  return { daemon, helpers, ready, write, running };
+}
+
+describe('the capture daemon, start → reload → stop, with fake helpers', () => {
+  it('starts one helper per interface with the configured settings and its quota, and is ready once all capture', async () => {
+    const { daemon, helpers, ready } = await setup({ interfaces: ['eth0', 'eth1'], filter: 'udp' });
+    await daemon.start();
+    await until('both helpers', () => helpers.length === 2 && ready.length === 1);
+    expect(helpers.map((h) => h.iface).sort()).toEqual(['eth0', 'eth1']);
+    for (const h of helpers) {
+      expect(h.arg('--filter')).toBe('udp');
+      expect(h.arg('--file-size')).toBe(String(8 * MiB));
+      expect(Number(h.arg('--quota'))).toBeGreaterThan(0);
+    }
+  });
+
+  it('a reload sends the new filter and file size to the helpers that stay, stops the removed interface and starts the added one', async () => {
+    const { daemon, helpers, write, running } = await setup({ interfaces: ['eth0', 'eth1'], filter: 'udp' });
+    await daemon.start();
+    await until('both helpers', () => helpers.length === 2);
+    const [eth0] = running('eth0');
+    const [eth1] = running('eth1');
+    await write({ interfaces: ['eth0', 'eth2'], filter: 'tcp port 80', file_size: '16MiB' });
+    expect(await daemon.reload()).toEqual({ applied: true, restartNeeded: [] });
+    expect(eth0!.lines).toEqual([`set file_size ${16 * MiB}`, 'set file_duration_ms 0', 'set flush_ms 1000', 'set filter tcp port 80']);
+    expect(eth0!.stopped).toBe(false);
+    expect(eth1!.stopped).toBe(true);
+    await until('eth2 started', () => running('eth2').length === 1);
+    expect(running('eth2')[0]!.arg('--filter')).toBe('tcp port 80');
+    expect(running('eth2')[0]!.arg('--file-size')).toBe(String(16 * MiB));
+    expect(daemon.config.capture.filter).toBe('tcp port 80');
+    expect(daemon.supervisor.interfaces().map((i) => i.name).sort()).toEqual(['eth0', 'eth2']);
+  });
+
+  it('says which changes wait for a restart (snaplen, buffer), and applies the rest', async () => {
+    const { daemon, helpers, write } = await setup({ interfaces: ['eth0'] });
+    await daemon.start();
+    await until('the helper', () => helpers.length === 1);
+    await write({ interfaces: ['eth0'], snaplen: 128, buffer: '64MiB', filter: 'icmp' });
+    expect(await daemon.reload()).toEqual({ applied: true, restartNeeded: ['capture.snaplen', 'capture.buffer (eth0)'] });
+    expect(helpers[0]!.lines.at(-1)).toBe('set filter icmp');
+  });
+
+  for (const [what, bad, error] of [
+    ['does not load (a bad value)', { interfaces: ['eth0'], file_size: 'banana' }, /file_size/],
+    ['names an interface this machine lacks', { interfaces: ['eth0', 'missing0'], filter: 'tcp' }, /missing0 does not exist/],
+  ] as const) {
+    it(`a configuration that ${what} is refused whole: nothing is sent, stopped or started`, async () => {
+      const { daemon, helpers, write } = await setup({ interfaces: ['eth0', 'eth1'], filter: 'udp' });
+      await daemon.start();
+      await until('both helpers', () => helpers.length === 2);
+      await write(bad);
+      const outcome = await daemon.reload();
+      expect(outcome.applied).toBe(false);
+      expect(outcome.applied === false && outcome.error).toMatch(error);
+      await sleep(50);
+      expect(helpers.map((h) => [h.iface, h.lines, h.stopped]).sort()).toEqual([
+        ['eth0', [], false],
+        ['eth1', [], false],
+      ]);
+      expect(daemon.config.capture.filter).toBe('udp');
+      // The next good configuration is applied as usual.
+      await write({ interfaces: ['eth0', 'eth1'], filter: 'udp port 53' });
+      expect((await daemon.reload()).applied).toBe(true);
+      expect(helpers.every((h) => h.lines.at(-1) === 'set filter udp port 53')).toBe(true);
+    });
+  }
+
+  it('stop stops every helper and sums up what each interface did', async () => {
+    const { daemon, helpers } = await setup({ interfaces: ['eth0', 'eth1'] });
+    await daemon.start();
+    await until('both helpers', () => helpers.length === 2);
+    helpers[0]!.emit('message', {
+      type: 'stats', iface: helpers[0]!.iface, received: 10, written: 9, written_bytes: 900, filtered: 1, kernel_drops: 0, if_drops: 0, writer_drops: 0,
+      write_errors: 0, store_full_drops: 0, cpu_us: 5, appended_bytes: 900, open_file_bytes: 924, buffered_bytes: 0, store_full: false,
+    });
+    const summary = await daemons.pop()!.stop();
+    expect(helpers.every((h) => h.stopped)).toBe(true);
+    expect(Object.keys(summary.interfaces).sort()).toEqual(['eth0', 'eth1']);
+    expect(summary.interfaces[helpers[0]!.iface]).toMatchObject({ received: 10, written: 9 });
+  });
+});
