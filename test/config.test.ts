@@ -55,6 +55,26 @@ describe('schema', () => {
     expect(p).toMatchObject({ key: 'storage.file_sise', message: 'unknown key' });
     expect(p!.fix).toMatch(/did you mean "file_size"/);
   });
+  it('suggests the right key in every section and depth, from the schema', () => {
+    const cases: [string, string, string][] = [
+      ['helth: {}', 'helth', 'health'],
+      ['health: {windw: 5s}', 'health.windw', 'window'],
+      ['metrics: {listn: "127.0.0.1:1"}', 'metrics.listn', 'listen'],
+      ['control: {sockt: /x}', 'control.sockt', 'socket'],
+      ['capture: {snaplenn: 100}', 'capture.snaplenn', 'snaplen'],
+      ['capture: {interfaces: [eth1, {name: eth2, bufer: 1GiB}]}', 'capture.interfaces[1].bufer', 'buffer'],
+    ];
+    for (const [text, key, guess] of cases) {
+      const [p] = problems(text);
+      expect(p, text).toMatchObject({ key, message: 'unknown key' });
+      expect(p!.fix, text).toMatch(new RegExp(`did you mean "${guess}"`));
+    }
+  });
+  it('gives the fix written beside the key in the schema, also inside list entries', () => {
+    expect(problems('capture: {interfaces: [{name: eth2, buffer: 1GBx}]}')[0]).toMatchObject({ key: 'capture.interfaces[0].buffer', fix: expect.stringMatching(/^write a number with a unit/) });
+    expect(problems('health: {window: soon}')[0]).toMatchObject({ key: 'health.window', fix: expect.stringMatching(/^write a number with a unit, e.g. 500ms/) });
+    expect(problems('storage: {fsync: 3}')[0]).toMatchObject({ key: 'storage.fsync', fix: 'write true or false' });
+  });
   it('names a wrong unit with its value and the fix', () => {
     const [p] = problems('storage:\n  file_size: 1GB2\n');
     expect(p).toMatchObject({ key: 'storage.file_size', value: '1GB2' });
