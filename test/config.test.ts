@@ -7,7 +7,7 @@ import { ConfigError } from '../daemon/src/config/errors.js';
 import { parseConfigText } from '../daemon/src/config/load.js';
 import { configJsonSchema } from '../daemon/src/config/schema.js';
 import { helperArgs } from '../daemon/src/capture/helper.js';
-import { parseDuration, parseSize } from '../daemon/src/config/units.js';
+import { formatSize, formatSizeBoth, parseDuration, parseSize } from '../daemon/src/config/units.js';
 import { cli, root, tempDir } from './lib/cli.js';
 
 describe('units', () => {
@@ -20,6 +20,22 @@ describe('units', () => {
     expect(parseSize(4096)).toBe(4096);
     expect(parseSize('1GB2')).toBeUndefined();
     expect(parseSize('10 parsecs')).toBeUndefined();
+  });
+  it('shows sizes one way, as the config writes them, in IEC or SI units', () => {
+    expect(formatSize(1.5 * 2 ** 30)).toBe('1.5GiB');
+    expect(formatSize(256 * 2 ** 20)).toBe('256MiB');
+    expect(formatSize(1.5e9, 'si')).toBe('1.5GB');
+    expect(formatSize(1023)).toBe('1023B');
+    expect(formatSizeBoth(40e12)).toBe('40TB (36.4TiB)');
+    for (const n of [4096, 123_456_789, 7.92e12, 2 ** 40 * 3.3]) {
+      expect(parseSize(formatSize(n))! / n).toBeCloseTo(1, 2);
+      expect(parseSize(formatSize(n, 'si'))! / n).toBeCloseTo(1, 2);
+    }
+  });
+  it('no module formats sizes by hand beside formatSize', async () => {
+    const { execa: run } = await import('execa');
+    const hits = await run('grep', ['-rnE', String.raw`toFixed\([0-9]\)\}? ?[kMGTP]i?B`, 'daemon/src', 'bench', 'image/src', 'package/src'], { cwd: root, reject: false });
+    expect(hits.stdout).toBe('');
   });
   it('reads durations', () => {
     expect(parseDuration('1s')).toBe(1000);
