@@ -90,6 +90,7 @@ describe('schema', () => {
     expect(problems('capture: {interfaces: [{name: eth2, buffer: 1GBx}]}')[0]).toMatchObject({ key: 'capture.interfaces[0].buffer', fix: expect.stringMatching(/^write a number with a unit/) });
     expect(problems('health: {window: soon}')[0]).toMatchObject({ key: 'health.window', fix: expect.stringMatching(/^write a number with a unit, e.g. 500ms/) });
     expect(problems('storage: {fsync: 3}')[0]).toMatchObject({ key: 'storage.fsync', fix: 'write true or false' });
+    expect(problems('health: 5')[0]).toMatchObject({ key: 'health', fix: 'write a mapping of drops_warning, drops_critical, window, retention_target, store_full_warning' });
   });
   it('names a wrong unit with its value and the fix', () => {
     const [p] = problems('storage:\n  file_size: 1GB2\n');

@@ -55,6 +55,8 @@ export function knownKeysAt(path: readonly PropertyKey[]): string[] {
 export function fixAt(path: readonly PropertyKey[]): string | undefined {
   const fix = schemasAt(path).map(fixOf).find(Boolean);
   if (fix) return fix;
+  const keys = knownKeysAt(path);
+  if (keys.length) return `write a mapping of ${keys.join(', ')}`;
   // A bad element of a list: the fix of the list.
   const i = path.map((p) => typeof p).lastIndexOf('number');
   return i >= 0 ? fixAt(path.slice(0, i)) : undefined;
