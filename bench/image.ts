@@ -11,10 +11,11 @@ import { outputNames } from '../image/src/appliance.js';
 import { imageDir } from '../image/src/build-base.js';
 import { kvmUsable } from '../image/src/boot.js';
 import { repoRoot } from '../image/src/cache.js';
+import { packageVersion } from '../daemon/src/util/version.js';
 import { adminKey, deployOnKvm, FRAMES } from '../image/test/appliance-lib.js';
 
 const root = repoRoot();
-const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
+const version = packageVersion(root);
 const out = outputNames(join(root, 'dist'), version);
 for (const f of Object.values(out)) if (!existsSync(f)) throw new Error(`${f} is missing: run npm run appliance first`);
 const stagesFile = join(imageDir(), 'stages.json');

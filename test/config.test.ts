@@ -7,7 +7,7 @@ import { ConfigError } from '../daemon/src/config/errors.js';
 import { parseConfigText } from '../daemon/src/config/load.js';
 import { configJsonSchema } from '../daemon/src/config/schema.js';
 import { helperArgs } from '../daemon/src/capture/helper.js';
-import { parseDuration, parseSize } from '../daemon/src/config/units.js';
+import { formatSize, formatSizeBoth, parseDuration, parseSize } from '../daemon/src/config/units.js';
 import { cli, root, tempDir } from './lib/cli.js';
 
 describe('units', () => {
@@ -20,6 +20,22 @@ describe('units', () => {
     expect(parseSize(4096)).toBe(4096);
     expect(parseSize('1GB2')).toBeUndefined();
     expect(parseSize('10 parsecs')).toBeUndefined();
+  });
+  it('shows sizes one way, as the config writes them, in IEC or SI units', () => {
+    expect(formatSize(1.5 * 2 ** 30)).toBe('1.5GiB');
+    expect(formatSize(256 * 2 ** 20)).toBe('256MiB');
+    expect(formatSize(1.5e9, 'si')).toBe('1.5GB');
+    expect(formatSize(1023)).toBe('1023B');
+    expect(formatSizeBoth(40e12)).toBe('40TB (36.4TiB)');
+    for (const n of [4096, 123_456_789, 7.92e12, 2 ** 40 * 3.3]) {
+      expect(parseSize(formatSize(n))! / n).toBeCloseTo(1, 2);
+      expect(parseSize(formatSize(n, 'si'))! / n).toBeCloseTo(1, 2);
+    }
+  });
+  it('no module formats sizes by hand beside formatSize', async () => {
+    const { execa: run } = await import('execa');
+    const hits = await run('grep', ['-rnE', String.raw`toFixed\([0-9]\)\}? ?[kMGTP]i?B`, 'daemon/src', 'bench', 'image/src', 'package/src'], { cwd: root, reject: false });
+    expect(hits.stdout).toBe('');
   });
   it('reads durations', () => {
     expect(parseDuration('1s')).toBe(1000);
@@ -54,6 +70,27 @@ describe('schema', () => {
     const [p] = problems('storage:\n  file_sise: 1GiB\n');
     expect(p).toMatchObject({ key: 'storage.file_sise', message: 'unknown key' });
     expect(p!.fix).toMatch(/did you mean "file_size"/);
+  });
+  it('suggests the right key in every section and depth, from the schema', () => {
+    const cases: [string, string, string][] = [
+      ['helth: {}', 'helth', 'health'],
+      ['health: {windw: 5s}', 'health.windw', 'window'],
+      ['metrics: {listn: "127.0.0.1:1"}', 'metrics.listn', 'listen'],
+      ['control: {sockt: /x}', 'control.sockt', 'socket'],
+      ['capture: {snaplenn: 100}', 'capture.snaplenn', 'snaplen'],
+      ['capture: {interfaces: [eth1, {name: eth2, bufer: 1GiB}]}', 'capture.interfaces[1].bufer', 'buffer'],
+    ];
+    for (const [text, key, guess] of cases) {
+      const [p] = problems(text);
+      expect(p, text).toMatchObject({ key, message: 'unknown key' });
+      expect(p!.fix, text).toMatch(new RegExp(`did you mean "${guess}"`));
+    }
+  });
+  it('gives the fix written beside the key in the schema, also inside list entries', () => {
+    expect(problems('capture: {interfaces: [{name: eth2, buffer: 1GBx}]}')[0]).toMatchObject({ key: 'capture.interfaces[0].buffer', fix: expect.stringMatching(/^write a number with a unit/) });
+    expect(problems('health: {window: soon}')[0]).toMatchObject({ key: 'health.window', fix: expect.stringMatching(/^write a number with a unit, e.g. 500ms/) });
+    expect(problems('storage: {fsync: 3}')[0]).toMatchObject({ key: 'storage.fsync', fix: 'write true or false' });
+    expect(problems('health: 5')[0]).toMatchObject({ key: 'health', fix: 'write a mapping of drops_warning, drops_critical, window, retention_target, store_full_warning' });
   });
   it('names a wrong unit with its value and the fix', () => {
     const [p] = problems('storage:\n  file_size: 1GB2\n');

@@ -5,6 +5,7 @@
 
 import { readFile } from 'node:fs/promises';
 import { onCleanup } from './cleanup.js';
+import { linkNumber } from '../../daemon/src/util/sys-class-net.js';
 import { run } from './proc.js';
 
 export const NAMESPACE = 'qe-bench-gen';
@@ -78,7 +79,9 @@ export function delta(a: LinkCounters, b: LinkCounters): LinkCounters {
 }
 
 export async function ifindex(ifname: string): Promise<number> {
-  return Number((await readFile(`/sys/class/net/${ifname}/ifindex`, 'utf8')).trim());
+  const index = await linkNumber(ifname, 'ifindex');
+  if (index === undefined) throw new Error(`${ifname}: no such interface (the kernel has no ifindex for it)`);
+  return index;
 }
 
 /** Packet sockets bound to an interface (root namespace): a capture is armed once its appears. */

@@ -26,7 +26,7 @@ struct writer_config {
 	uint32_t linktype;
 	uint64_t file_size;        /* rotate before a file would pass this many bytes */
 	uint64_t file_duration_ns; /* 0: no rotation by time */
-	int fsync;                 /* fdatasync open files every flush and closed files before rename */
+	int fsync;                 /* one syncfs per store filesystem per flush interval (sync thread) */
 	int direct;                /* write whole blocks with O_DIRECT: no page-cache copy per byte */
 	uint64_t flush_ms;
 };

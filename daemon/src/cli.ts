@@ -1,9 +1,7 @@
 #!/usr/bin/env node
 // qe-packets: one command, one subcommand per job.
-import { readFileSync } from 'node:fs';
 import module from 'node:module';
-import { join } from 'node:path';
-import { packageRoot } from './util/native.js';
+import { packageVersion } from './util/version.js';
 
 // Node.js 22.1+ (the appliance's runtime) keeps compiled modules between runs: scripts and boot
 // call the command often, and compiling is a good part of a start. Older Node.js has no such cache.
@@ -29,15 +27,12 @@ const commands: Record<string, Command> = {
   demo: { summary: 'capture mixed traffic on a throw-away veth pair and show it in tshark', load: async () => { const m = await import('./commands/demo.js'); return { help: m.demoHelp, run: m.demoCommand }; } },
 };
 
-function version(): string {
-  return (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
-}
 
 function usage(): string {
   const width = Math.max(...Object.keys(commands).map((c) => c.length));
   return `usage: qe-packets <command> [options]   (qe-packets <command> --help for more)
 
-Qe-Packets ${version()}: full packet capture to standard pcap files.
+Qe-Packets ${packageVersion()}: full packet capture to standard pcap files.
 
 commands:
 ${Object.entries(commands).map(([n, c]) => `  ${n.padEnd(width)}  ${c.summary}`).join('\n')}
@@ -51,7 +46,7 @@ async function main(argv: string[]): Promise<number> {
     return name ? 0 : 1;
   }
   if (name === '--version' || name === '-V') {
-    process.stdout.write(`${version()}\n`);
+    process.stdout.write(`${packageVersion()}\n`);
     return 0;
   }
   const entry = commands[name];

@@ -8,11 +8,12 @@
 //   sbom      CycloneDX SBOM of the image's packages and the npm dependencies
 //   sums      SHA256SUMS over everything in dist/
 import { execSync } from 'node:child_process';
-import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rename, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { buildOva } from '../../ova/src/pack.js';
 import { sha256File } from '../../ova/src/manifest.js';
 import { buildDeb } from '../../package/src/build-deb.js';
+import { packageVersion } from '../../daemon/src/util/version.js';
 import { buildBase, imageDir } from './build-base.js';
 import { repoRoot } from './cache.js';
 import { toImgZst, toQcow2, toStreamOptimizedVmdk, sizeMiB } from './convert.js';
@@ -69,7 +70,7 @@ function sourceDateEpoch(root: string): number {
 
 export async function appliance(): Promise<Outputs> {
   const root = repoRoot();
-  const { version } = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as { version: string };
+  const version = packageVersion(root);
   if (!/^\d+\.\d+\.\d+([-+][\w.-]+)?$/.test(version)) throw new Error(`package.json version "${version}" is not a semver version: output names are built from it`);
   const epoch = sourceDateEpoch(root);
   process.env.SOURCE_DATE_EPOCH = String(epoch);

@@ -1,11 +1,12 @@
 // `npm run package`: builds dist/qe-packets_VERSION_amd64.deb from the built checkout.
 //   node build/package/src/build-deb.js [--version V] [--out DIR] [--compress xz|gzip|zstd]
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execa } from 'execa';
 import { packageRoot } from '../../daemon/src/util/native.js';
+import { packageVersion } from '../../daemon/src/util/version.js';
 import { checkVersion, controlFile } from './control.js';
 import { shlibDepends } from './shlibdeps.js';
 import { stageDebian, stageTree } from './stage.js';
@@ -22,7 +23,7 @@ export interface BuildOptions {
 export async function buildDeb(opts: BuildOptions = {}): Promise<string> {
   const compress = opts.compress ?? 'xz';
   if (!COMPRESSORS.includes(compress)) throw new Error(`--compress '${compress}' is not supported: use one of ${COMPRESSORS.join(', ')}`);
-  const version = checkVersion(opts.version ?? (JSON.parse(await readFile(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version);
+  const version = checkVersion(opts.version ?? packageVersion());
   const outDir = resolve(opts.outDir ?? join(packageRoot, 'dist'));
   const stage = await mkdtemp(join(tmpdir(), 'qe-deb-'));
   try {

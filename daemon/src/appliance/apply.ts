@@ -1,29 +1,20 @@
 // First boot: the appliance settings written where the system reads them. Everything goes under
 // `root`, so the same code configures a running appliance (/) or an image mounted elsewhere.
-import { chown, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { chown, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { Document, isMap, parseDocument } from 'yaml';
 import { parseConfigText } from '../config/load.js';
 import { writeFileAtomic } from '../provision/write-file.js';
+import { physicalLinks } from '../util/sys-class-net.js';
 import type { ApplianceSettings } from './settings.js';
 
 export const ADMIN_USER = 'admin';
 export const ADMIN_GROUPS = ['qe-packets', 'adm', 'systemd-journal', 'sudo'];
 export const DONE_STAMP = 'var/lib/qe-packets/firstboot.done';
 
-/** Physical NICs in the order the hardware presents them (virtual links have no device). */
-export async function physicalNics(sysClassNet = '/sys/class/net'): Promise<string[]> {
-  const out: { name: string; index: number }[] = [];
-  for (const name of await readdir(sysClassNet).catch(() => [] as string[])) {
-    if (name === 'lo') continue;
-    const hasDevice = await readdir(join(sysClassNet, name, 'device')).then(() => true, () => false);
-    if (!hasDevice) continue;
-    const index = Number(await readFile(join(sysClassNet, name, 'ifindex'), 'utf8').catch(() => '0'));
-    out.push({ name, index });
-  }
-  return out.sort((a, b) => a.index - b.index).map((n) => n.name);
-}
+/** Physical NICs in hardware order (first: management). */
+export const physicalNics = physicalLinks;
 
 export interface FirstBootPlan {
   management: string;

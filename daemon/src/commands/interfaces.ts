@@ -1,6 +1,6 @@
-import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
+import { linkInfo } from '../util/sys-class-net.js';
 
 export const interfacesHelp = `usage: qe-packets interfaces [--json]
 
@@ -13,14 +13,6 @@ interface CapDevice {
   flags?: string;
 }
 
-async function sysfs(name: string, file: string): Promise<string | undefined> {
-  try {
-    return (await readFile(`/sys/class/net/${name}/${file}`, 'utf8')).trim();
-  } catch {
-    return undefined;
-  }
-}
-
 export async function interfacesCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean' } } });
   const require = createRequire(import.meta.url);
@@ -29,12 +21,12 @@ export async function interfacesCommand(argv: string[]): Promise<number> {
     Cap.deviceList()
       .filter((d) => !['any', 'bluetooth-monitor', 'nflog', 'nfqueue', 'dbus-system', 'dbus-session'].includes(d.name))
       .map(async (d) => {
-        const speed = Number(await sysfs(d.name, 'speed'));
+        const link = await linkInfo(d.name);
         return {
           name: d.name,
-          state: (await sysfs(d.name, 'operstate')) ?? 'unknown',
-          speedMbps: Number.isFinite(speed) && speed > 0 ? speed : null,
-          mac: (await sysfs(d.name, 'address')) ?? null,
+          state: link.state,
+          speedMbps: link.speedMbps ?? null,
+          mac: link.mac ?? null,
           addresses: d.addresses.map((a) => a.addr),
         };
       }),

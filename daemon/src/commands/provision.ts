@@ -2,6 +2,7 @@ import { realpath } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { DEFAULT_CONFIG_PATH } from '../config/config.js';
 import { ConfigError } from '../config/errors.js';
+import { formatSize } from '../config/units.js';
 import { applyPlan } from '../provision/apply.js';
 import { formatPlan } from '../provision/format.js';
 import { InventoryError, readInventoryFile, readLocalInventory } from '../provision/inventory.js';
@@ -103,7 +104,7 @@ export async function provisionCommand(argv: string[]): Promise<number> {
     else {
       if (result.changes.length) process.stdout.write(`done:\n${result.changes.map((c) => `  ${c}`).join('\n')}\n`);
       else process.stdout.write('nothing to do: the disks, mounts, fstab and config already match the plan\n');
-      for (const f of result.filesystems) process.stdout.write(`  ${f.mountPoint}: ${f.label} UUID=${f.uuid}, ${(f.availBytes / 1e9).toFixed(2)} GB free\n`);
+      for (const f of result.filesystems) process.stdout.write(`  ${f.mountPoint}: ${f.label} UUID=${f.uuid}, ${formatSize(f.availBytes, 'si')} free\n`);
     }
     for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
     return EXIT.ok;

@@ -1,24 +1,19 @@
 // The checks a schema cannot make: does the machine match the config? Run before anything
 // starts, so a bad config never leaves capture half-configured.
 import { execFile } from 'node:child_process';
-import { access, mkdtemp, readdir, rmdir, stat, statfs } from 'node:fs/promises';
+import { access, mkdtemp, rmdir, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { HelperExit } from '../capture/protocol.js';
 import { nativeTool } from '../util/native.js';
+import { linkNames } from '../util/sys-class-net.js';
 import type { Config } from './config.js';
 import { ConfigError, type ConfigProblem } from './errors.js';
 import { formatSize } from './units.js';
 
 const run = promisify(execFile);
 
-export async function listSystemInterfaces(): Promise<string[]> {
-  try {
-    return (await readdir('/sys/class/net')).sort();
-  } catch {
-    return [];
-  }
-}
+export const listSystemInterfaces = linkNames;
 
 /**
  * The capture helper's verdict on a filter: libpcap's, and whether it fits the helper's control

@@ -1,5 +1,10 @@
 // The validated, normalised configuration the rest of the daemon uses: numbers, not strings.
-export type StorageMode = 'circular' | 'linear';
+// Values that pass through unchanged take their type from the schema; the others are converted
+// by load.ts, and the check at the end makes every schema key reach a field here.
+import type { ParsedRawConfig } from './schema.js';
+
+type Raw = ParsedRawConfig;
+export type StorageMode = Raw['storage']['mode'];
 
 export interface InterfaceConfig {
   name: string;
@@ -11,13 +16,13 @@ export interface Config {
   source: string;
   capture: {
     interfaces: InterfaceConfig[];
-    filter: string;
-    snaplen: number;
+    filter: Raw['capture']['filter'];
+    snaplen: Raw['capture']['snaplen'];
     bufferBytes: number;
-    promiscuous: boolean;
+    promiscuous: Raw['capture']['promiscuous'];
   };
   storage: {
-    paths: string[];
+    paths: Raw['storage']['paths'];
     /** As written: a size, or a share of the filesystems. */
     capacity: { bytes: number } | { percent: number };
     mode: StorageMode;
@@ -26,14 +31,14 @@ export interface Config {
     fileDurationMs: number;
     flushIntervalMs: number;
     rescanIntervalMs: number;
-    directIo: boolean;
-    fsync: boolean;
+    directIo: Raw['storage']['direct_io'];
+    fsync: Raw['storage']['fsync'];
   };
   metrics: {
     /** undefined when turned off. */
     listen?: { host: string; port: number };
   };
-  control: { socket: string };
+  control: { socket: Raw['control']['socket'] };
   health: {
     /** Fractions, not percentages: 0.001 for 0.1%. */
     dropsWarning: number;
@@ -44,5 +49,15 @@ export interface Config {
     storeFullWarning: number;
   };
 }
+
+// A schema key with no field here (as file_size → fileSizeBytes, window → windowMs) fails the build.
+type Camel<S extends string> = S extends `${infer H}_${infer T}` ? `${H}${Capitalize<Camel<T>>}` : S;
+type Unreached<R, C> = {
+  [K in keyof R & string]: Extract<Camel<K> | `${Camel<K>}Bytes` | `${Camel<K>}Ms`, keyof C> extends never ? K : never;
+}[keyof R & string];
+type NoneOf<T extends never> = T;
+export type EverySchemaKeyReachesConfig = NoneOf<
+  Unreached<Raw, Config> | { [S in keyof Raw & keyof Config]: Unreached<Raw[S], Config[S]> }[keyof Raw & keyof Config]
+>;
 
 export const DEFAULT_CONFIG_PATH = '/etc/qe-packets/config.yaml';

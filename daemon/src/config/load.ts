@@ -5,38 +5,11 @@ import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import type { Config } from './config.js';
 import { ConfigError, type ConfigProblem } from './errors.js';
+import { fixAt, knownKeysAt, parseKeyPath } from './keys.js';
 import { configSchema, type ParsedRawConfig } from './schema.js';
 import { DURATION_HELP, PERCENT_RE, SIZE_HELP, parseDuration, parseSize } from './units.js';
 
-const KNOWN_KEYS: Record<string, string[]> = {
-  '': ['capture', 'storage'],
-  capture: Object.keys(configSchema.shape.capture.unwrap().shape),
-  storage: Object.keys(configSchema.shape.storage.unwrap().shape),
-};
-
-const FIXES: Record<string, string> = {
-  'capture.interfaces': 'list interface names, e.g. interfaces: [eth1, eth2] (see `qe-packets interfaces`)',
-  'capture.filter': 'write a BPF filter in tcpdump syntax, e.g. "not port 22"',
-  'capture.snaplen': 'use a whole number of bytes from 64 to 262144',
-  'capture.buffer': `write ${SIZE_HELP}`,
-  'capture.promiscuous': 'write true or false',
-  'storage.paths': 'list store directories, e.g. paths: [/var/lib/qe-packets/store]',
-  'storage.capacity': `write ${SIZE_HELP}, or a share of the filesystems such as 90%`,
-  'storage.mode': 'write circular or linear',
-  'storage.file_size': `write ${SIZE_HELP}`,
-  'storage.file_duration': `write ${DURATION_HELP}, or remove the key to rotate by size only`,
-  'storage.flush_interval': `write ${DURATION_HELP}`,
-  'storage.fsync': 'write true or false',
-  'storage.direct_io': 'write true or false',
-  'storage.rescan_interval': `write ${DURATION_HELP}`,
-  'metrics.listen': 'write host:port, e.g. 127.0.0.1:9464 (the management address on an appliance), or false to turn it off',
-  'control.socket': 'write a socket path, e.g. /run/qe-packets/control.sock',
-  'health.drops_warning': 'write a percentage in quotes or plain, e.g. 0.1%',
-  'health.drops_critical': 'write a percentage, e.g. 5%',
-  'health.store_full_warning': 'write a percentage, e.g. 90%',
-  'health.window': `write ${DURATION_HELP}`,
-  'health.retention_target': `write ${DURATION_HELP}, e.g. 7d, or remove the key`,
-};
+const fixOf = (key: string, otherwise: string) => fixAt(parseKeyPath(key)) ?? otherwise;
 
 function closest(word: string, candidates: string[]): string | undefined {
   const dist = (a: string, b: string) => {
@@ -70,7 +43,7 @@ function schemaProblems(raw: unknown, error: z.ZodError): ConfigProblem[] {
     const parent = keyName(issue.path);
     if (issue.code === 'unrecognized_keys') {
       for (const k of issue.keys) {
-        const known = KNOWN_KEYS[parent] ?? [];
+        const known = knownKeysAt(issue.path);
         const guess = closest(k, known);
         problems.push({
           key: parent ? `${parent}.${k}` : k,
@@ -80,7 +53,6 @@ function schemaProblems(raw: unknown, error: z.ZodError): ConfigProblem[] {
       }
       continue;
     }
-    const fieldKey = keyName(issue.path.filter((p) => typeof p === 'string'));
     const message =
       issue.code === 'invalid_union' && issue.errors.length
         ? (issue.errors.flat().find((e) => e.code !== 'invalid_type')?.message ?? 'has the wrong type')
@@ -89,7 +61,7 @@ function schemaProblems(raw: unknown, error: z.ZodError): ConfigProblem[] {
       key: parent || '(top level)',
       value: valueAt(raw, issue.path),
       message,
-      fix: FIXES[fieldKey] ?? 'see the configuration reference in README.md',
+      fix: fixAt(issue.path) ?? 'see the configuration reference in README.md',
     });
   }
   return problems;
@@ -103,12 +75,12 @@ export function normalizeConfig(raw: unknown, source: string): Config {
   const problems: ConfigProblem[] = [];
   const sizeOf = (key: string, v: string | number) => {
     const n = parseSize(v);
-    if (n === undefined || n === 0) problems.push({ key, value: v, message: 'not a usable size', fix: FIXES[key] ?? `write ${SIZE_HELP}` });
+    if (n === undefined || n === 0) problems.push({ key, value: v, message: 'not a usable size', fix: fixOf(key, `write ${SIZE_HELP}`) });
     return n ?? 0;
   };
   const durationOf = (key: string, v: string | number) => {
     const n = parseDuration(v);
-    if (n === undefined) problems.push({ key, value: v, message: 'not a duration', fix: FIXES[key] ?? DURATION_HELP });
+    if (n === undefined) problems.push({ key, value: v, message: 'not a duration', fix: fixOf(key, `write ${DURATION_HELP}`) });
     return n ?? 0;
   };
 

@@ -1,67 +1,108 @@
-// The configuration schema: written once, used to validate config.yaml, to type the daemon,
-// and published as JSON Schema for editors (build/config.schema.json, docs/config.schema.json).
+// The configuration schema: written once, used to validate config.yaml, to type the daemon, to
+// suggest keys and fixes (keys.ts), and published as JSON Schema for editors
+// (build/config.schema.json, docs/config.schema.json).
 import { z } from 'zod';
 import { DURATION_HELP, DURATION_PATTERN, SIZE_HELP, SIZE_PATTERN } from './units.js';
 
-const size = (description: string) =>
-  z.union([z.string().regex(new RegExp(SIZE_PATTERN), { error: `not a size: write ${SIZE_HELP}` }), z.number().int().nonnegative()])
-    .meta({ description });
+/** The `fix:` line check-config prints for a bad value, kept next to the key it is about. It lives
+ *  in its own registry, not in .meta(), so it stays out of the JSON Schema. */
+export const configFixes = z.registry<{ fix: string }>();
 
-const duration = (description: string) =>
-  z.union([z.string().regex(new RegExp(DURATION_PATTERN), { error: `not a duration: write ${DURATION_HELP}` }), z.number().nonnegative()])
-    .meta({ description });
+function keyed<T extends z.ZodType>(schema: T, description: string, fix: string): T {
+  configFixes.add(schema, { fix });
+  return schema.meta({ description });
+}
+
+const size = (description: string, fix = `write ${SIZE_HELP}`) =>
+  keyed(
+    z.union([z.string().regex(new RegExp(SIZE_PATTERN), { error: `not a size: write ${SIZE_HELP}` }), z.number().int().nonnegative()]),
+    description,
+    fix,
+  );
+
+const duration = (description: string, fix = `write ${DURATION_HELP}`) =>
+  keyed(
+    z.union([z.string().regex(new RegExp(DURATION_PATTERN), { error: `not a duration: write ${DURATION_HELP}` }), z.number().nonnegative()]),
+    description,
+    fix,
+  );
+
+const flag = (description: string) => keyed(z.boolean(), description, 'write true or false');
+
+const percent = (description: string, fix: string) =>
+  keyed(z.string().regex(/^\s*\d+(\.\d+)?\s*%\s*$/, { error: 'not a share: write a percentage such as 0.1%' }), description, fix);
+
+const interfaceName = () => keyed(z.string().min(1), 'Interface name, e.g. eth1', 'write an interface name, e.g. eth1 (see `qe-packets interfaces`)');
 
 const interfaceEntry = z.union([
-  z.string().min(1).meta({ description: 'Interface name, e.g. eth1' }),
+  interfaceName(),
   z.strictObject({
-    name: z.string().min(1).meta({ description: 'Interface name, e.g. eth1' }),
+    name: interfaceName(),
     buffer: size('Kernel ring for this interface (overrides capture.buffer)').optional(),
   }),
 ]);
 
-const percent = (description: string) =>
-  z.string().regex(/^\s*\d+(\.\d+)?\s*%\s*$/, { error: 'not a share: write a percentage such as 0.1%' }).meta({ description });
-
 export const configSchema = z.strictObject({
   capture: z.strictObject({
-    interfaces: z.array(interfaceEntry).default([])
-      .meta({ description: 'Interfaces to capture, each with its own kernel ring and file stream (the two directions of a tap are two interfaces)' }),
-    filter: z.string().default('').meta({ description: 'BPF filter (tcpdump syntax) compiled by libpcap; empty keeps everything' }),
-    snaplen: z.number().int().min(64).max(262144).default(262144).meta({ description: 'Bytes kept of each packet' }),
+    interfaces: keyed(
+      z.array(interfaceEntry),
+      'Interfaces to capture, each with its own kernel ring and file stream (the two directions of a tap are two interfaces)',
+      'list interface names, e.g. interfaces: [eth1, eth2] (see `qe-packets interfaces`)',
+    ).default([]),
+    filter: keyed(z.string(), 'BPF filter (tcpdump syntax) compiled by libpcap; empty keeps everything', 'write a BPF filter in tcpdump syntax, e.g. "not port 22"').default(''),
+    snaplen: keyed(z.number().int().min(64).max(262144), 'Bytes kept of each packet', 'use a whole number of bytes from 64 to 262144').default(262144),
     buffer: size('Kernel capture ring per interface').default('256MiB'),
-    promiscuous: z.boolean().default(true).meta({ description: 'Put capture interfaces in promiscuous mode (a mirror port needs it)' }),
+    promiscuous: flag('Put capture interfaces in promiscuous mode (a mirror port needs it)').default(true),
   }).prefault({}),
   storage: z.strictObject({
-    paths: z.array(z.string().min(1)).min(1).default(['/var/lib/qe-packets/store'])
-      .meta({ description: 'Store directories, one per disk; new files go where there is most room' }),
-    capacity: z.union([
-      z.string().regex(new RegExp(`${SIZE_PATTERN}|^\\s*\\d+(\\.\\d+)?\\s*%\\s*$`), { error: `not a capacity: write ${SIZE_HELP}, or a share of the filesystems such as 90%` }),
-      z.number().int().positive(),
-    ]).default('90%').meta({ description: 'Total volume of the store across all paths: a size (10TB, 20TiB) or a share of the filesystems (90%)' }),
-    mode: z.enum(['circular', 'linear'], { error: 'must be circular (delete oldest files) or linear (stop when full)' })
-      .default('circular').meta({ description: 'circular deletes the oldest whole files; linear stops writing when full and never deletes' }),
+    paths: keyed(
+      z.array(z.string().min(1)).min(1),
+      'Store directories, one per disk; new files go where there is most room',
+      'list store directories, e.g. paths: [/var/lib/qe-packets/store]',
+    ).default(['/var/lib/qe-packets/store']),
+    capacity: keyed(
+      z.union([
+        z.string().regex(new RegExp(`${SIZE_PATTERN}|^\\s*\\d+(\\.\\d+)?\\s*%\\s*$`), { error: `not a capacity: write ${SIZE_HELP}, or a share of the filesystems such as 90%` }),
+        z.number().int().positive(),
+      ]),
+      'Total volume of the store across all paths: a size (10TB, 20TiB) or a share of the filesystems (90%)',
+      `write ${SIZE_HELP}, or a share of the filesystems such as 90%`,
+    ).default('90%'),
+    mode: keyed(
+      z.enum(['circular', 'linear'], { error: 'must be circular (delete oldest files) or linear (stop when full)' }),
+      'circular deletes the oldest whole files; linear stops writing when full and never deletes',
+      'write circular or linear',
+    ).default('circular'),
     file_size: size('Size at which a pcap file is closed and the next one started').default('1GiB'),
-    file_duration: z.union([duration('Also close files after this long (0 or absent: size only)'), z.null()]).optional(),
+    file_duration: z.union([
+      duration('Also close files after this long (0 or absent: size only)', `write ${DURATION_HELP}, or remove the key to rotate by size only`),
+      z.null(),
+    ]).optional(),
     flush_interval: duration('Open files are written to disk at least this often: a crash loses at most this much').default('1s'),
     rescan_interval: duration('How often the store is re-measured from disk (files removed by hand, imports)').default('10s'),
-    direct_io: z.boolean().default(true).meta({ description: 'Live capture writes whole blocks with O_DIRECT, skipping the page-cache copy (falls back to buffered writes where the filesystem refuses it)' }),
-    fsync: z.boolean().default(true).meta({ description: 'fdatasync open files every flush and closed files before they are renamed (survives power loss)' }),
+    direct_io: flag('Live capture writes whole blocks with O_DIRECT, skipping the page-cache copy (falls back to buffered writes where the filesystem refuses it)').default(true),
+    fsync: flag('Make the store durable every flush_interval: one syncfs per store filesystem (open file, files closed since, their names), so a power loss loses at most that interval').default(true),
   }).prefault({}),
   metrics: z.strictObject({
-    listen: z.union([z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, { error: 'not an address: write host:port, e.g. 127.0.0.1:9464 or [::1]:9464' }), z.literal(false)])
-      .default('127.0.0.1:9464')
-      .meta({ description: 'Address of the Prometheus /metrics endpoint (host:port); false turns it off. Open it on the management address only' }),
+    listen: keyed(
+      z.union([z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, { error: 'not an address: write host:port, e.g. 127.0.0.1:9464 or [::1]:9464' }), z.literal(false)]),
+      'Address of the Prometheus /metrics endpoint (host:port); false turns it off. Open it on the management address only',
+      'write host:port, e.g. 127.0.0.1:9464 (the management address on an appliance), or false to turn it off',
+    ).default('127.0.0.1:9464'),
   }).prefault({}),
   control: z.strictObject({
-    socket: z.string().min(1).default('/run/qe-packets/control.sock')
-      .meta({ description: 'Local socket on which `qe-packets status` asks the running daemon' }),
+    socket: keyed(z.string().min(1), 'Local socket on which `qe-packets status` asks the running daemon', 'write a socket path, e.g. /run/qe-packets/control.sock')
+      .default('/run/qe-packets/control.sock'),
   }).prefault({}),
   health: z.strictObject({
-    drops_warning: percent('Share of packets dropped (any reason) over health.window above which the state is warning').default('0.1%'),
-    drops_critical: percent('Share of packets dropped over health.window above which the state is critical').default('5%'),
+    drops_warning: percent('Share of packets dropped (any reason) over health.window above which the state is warning', 'write a percentage in quotes or plain, e.g. 0.1%').default('0.1%'),
+    drops_critical: percent('Share of packets dropped over health.window above which the state is critical', 'write a percentage, e.g. 5%').default('5%'),
     window: duration('Span over which drop shares and rates are computed').default('60s'),
-    retention_target: z.union([duration('Packets should be kept at least this long; less is a warning once the store is at capacity'), z.null()]).optional(),
-    store_full_warning: percent('Linear mode: share of the capacity used above which the state is warning (full is critical)').default('90%'),
+    retention_target: z.union([
+      duration('Packets should be kept at least this long; less is a warning once the store is at capacity', `write ${DURATION_HELP}, e.g. 7d, or remove the key`),
+      z.null(),
+    ]).optional(),
+    store_full_warning: percent('Linear mode: share of the capacity used above which the state is warning (full is critical)', 'write a percentage, e.g. 90%').default('90%'),
   }).prefault({}),
 }).meta({ title: 'Qe-Packets configuration', description: '/etc/qe-packets/config.yaml' });
 

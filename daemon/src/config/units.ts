@@ -24,15 +24,28 @@ export function parseSize(v: string | number): number | undefined {
   return Math.floor(Number(m[1]) * unit);
 }
 
-export function formatSize(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+const FORMAT_UNITS = {
+  iec: { step: 1024, names: ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'] },
+  si: { step: 1000, names: ['B', 'kB', 'MB', 'GB', 'TB', 'PB'] },
+};
+
+/** The one way sizes are shown: three significant digits, written as config.yaml takes them
+ *  ("1.5GiB", "20TB", "209MB"), so a size read in a message can be pasted into the config. */
+export function formatSize(bytes: number, units: keyof typeof FORMAT_UNITS = 'iec'): string {
+  const { step, names } = FORMAT_UNITS[units];
   let v = bytes;
   let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
+  while (v >= step && i < names.length - 1) {
+    v /= step;
     i++;
   }
-  return `${v >= 100 || i === 0 ? Math.round(v) : v.toFixed(1)}${units[i]}`;
+  const digits = i === 0 || v >= 100 ? 0 : v >= 10 ? 1 : 2;
+  return `${Number(v.toFixed(digits))}${names[i]}`;
+}
+
+/** Disks and filesystems are sold in SI units and shown by tools in IEC units: both. */
+export function formatSizeBoth(bytes: number): string {
+  return `${formatSize(bytes, 'si')} (${formatSize(bytes)})`;
 }
 
 export const DURATION_PATTERN = '^\\s*\\d+(\\.\\d+)?\\s*(ms|s|m|h|d)?\\s*$';

@@ -1,13 +1,11 @@
 // Collects the figures of a running capture from the supervisor's once-a-second helper reports and
 // the retention ledger. Nothing here runs per packet, and reading the figures (a scrape, a status
 // request) costs the same whatever the packet rate.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { COUNTER_NAMES, type CaptureSupervisor, type Counters } from '../capture/supervisor.js';
 import type { Config } from '../config/config.js';
 import { filesystemFree } from '../store/free-space.js';
 import type { StoreRetention } from '../store/retention.js';
-import { packageRoot } from '../util/native.js';
+import { packageVersion } from '../util/version.js';
 import { evaluateHealth } from './evaluate.js';
 import type { Figures, InterfaceFigures, StatusReport } from './figures.js';
 
@@ -24,9 +22,6 @@ interface Track {
   openFirstNs?: bigint;
 }
 
-export function packageVersion(): string {
-  return (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
-}
 
 const delta = (a: Counters, b: Counters, n: (typeof COUNTER_NAMES)[number]) => Math.max(0, b[n] - a[n]);
 

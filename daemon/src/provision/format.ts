@@ -1,6 +1,6 @@
 // The plan as people read it.
-import { formatSize } from '../config/units.js';
-import { formatBytesBoth as both, type StoragePlan } from './plan.js';
+import { formatSize, formatSizeBoth as both } from '../config/units.js';
+import type { StoragePlan } from './plan.js';
 
 export function formatDuration(seconds: number): string {
   if (seconds < 120) return `${seconds} s`;

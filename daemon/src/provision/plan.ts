@@ -1,7 +1,7 @@
 // The storage plan: a pure function of (inventory, options). Which disks, which layout, which
 // filesystems where, how much they hold, what storage.capacity becomes, how long that lasts.
 // No I/O here, so every sizing decision is testable without root or disks.
-import { formatSize } from '../config/units.js';
+import { formatSize, formatSizeBoth as both } from '../config/units.js';
 import type { BlockDevice, Inventory } from './inventory.js';
 import { ProvisionError, type Profile, type RaidLevel } from './options.js';
 
@@ -164,11 +164,6 @@ function classify(d: BlockDevice): DiskKind {
   return { kind: 'blank' };
 }
 
-function both(bytes: number): string {
-  const si = bytes >= 1e12 ? `${(bytes / 1e12).toFixed(2)} TB` : bytes >= 1e9 ? `${(bytes / 1e9).toFixed(2)} GB` : `${(bytes / 1e6).toFixed(1)} MB`;
-  return `${si} (${formatSize(bytes)})`;
-}
-export { both as formatBytesBoth };
 
 function findDevice(inv: Inventory, path: string): { device?: BlockDevice; parent?: BlockDevice } {
   const walk = (list: BlockDevice[], parent?: BlockDevice): { device?: BlockDevice; parent?: BlockDevice } => {

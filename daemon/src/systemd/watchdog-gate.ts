@@ -4,19 +4,13 @@
 // An interface that is down while others capture does not: the supervisor retries it, and a restart
 // of the whole service could not bring the link back but would interrupt the healthy ones. If no
 // interface at all has captured for `allDownMs`, the ping stops too.
-import { readFileSync } from 'node:fs';
+import { rxPackets } from '../util/sys-class-net.js';
 import type { Figures } from '../health/figures.js';
 
 export type LinkRx = (iface: string) => number | undefined;
 
 /** The kernel's receive counter of an interface: it advances whenever the link carries packets. */
-export const sysfsRxPackets: LinkRx = (iface) => {
-  try {
-    return Number(readFileSync(`/sys/class/net/${iface}/statistics/rx_packets`, 'utf8'));
-  } catch {
-    return undefined;
-  }
-};
+export const sysfsRxPackets: LinkRx = (iface) => rxPackets(iface);
 
 interface Progress {
   offered: number;
