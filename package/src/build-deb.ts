@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { execa } from 'execa';
+import { $ } from 'zx';
 import { packageRoot } from '../../daemon/src/util/native.js';
 import { packageVersion } from '../../daemon/src/util/version.js';
 import { checkVersion, controlFile } from './control.js';
@@ -29,11 +29,11 @@ export async function buildDeb(opts: BuildOptions = {}): Promise<string> {
   try {
     const { elfFiles } = await stageTree(stage, version);
     const shlibs = await shlibDepends(elfFiles);
-    const kib = Number((await execa('du', ['-sk', '--apparent-size', stage])).stdout.split('\t')[0]);
+    const kib = Number((await $`du -sk --apparent-size ${stage}`).stdout.split('\t')[0]);
     await stageDebian(stage, controlFile({ version, shlibDepends: shlibs, installedSizeKiB: kib }));
-    await execa('mkdir', ['-p', outDir]);
+    await $`mkdir -p ${outDir}`;
     const deb = join(outDir, `qe-packets_${version}_amd64.deb`);
-    await execa('dpkg-deb', ['--root-owner-group', `-Z${compress}`, '--build', stage, deb]);
+    await $`dpkg-deb --root-owner-group -Z${compress} --build ${stage} ${deb}`;
     return deb;
   } finally {
     await rm(stage, { recursive: true, force: true });

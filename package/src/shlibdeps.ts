@@ -3,7 +3,7 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
+import { $ } from 'zx';
 
 export async function shlibDepends(elfFiles: string[]): Promise<string[]> {
   // dpkg-shlibdeps wants to run in a source tree with debian/control; a minimal one suffices.
@@ -11,7 +11,7 @@ export async function shlibDepends(elfFiles: string[]): Promise<string[]> {
   try {
     await mkdir(join(src, 'debian'));
     await writeFile(join(src, 'debian', 'control'), 'Source: qe-packets\n\nPackage: qe-packets\nArchitecture: amd64\n');
-    const { stdout } = await execa('dpkg-shlibdeps', ['-O', ...elfFiles], { cwd: src });
+    const { stdout } = await $({ cwd: src })`dpkg-shlibdeps -O ${elfFiles}`;
     const line = stdout.split('\n').find((l) => l.startsWith('shlibs:Depends='));
     if (!line) throw new Error(`dpkg-shlibdeps printed no shlibs:Depends for ${elfFiles.join(' ')}`);
     return line.slice('shlibs:Depends='.length).split(',').map((d) => d.trim()).filter(Boolean);

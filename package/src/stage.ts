@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { chmod, copyFile, cp, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
+import { $ } from 'zx';
 import { renderUnit } from '../../daemon/src/systemd/unit.js';
 import { packageRoot } from '../../daemon/src/util/native.js';
 import { nodeTarball, rebuildAddons, unpackNode } from './node-runtime.js';
@@ -22,15 +22,16 @@ async function productionModules(target: string, nodeTgz: string): Promise<void>
     for (const f of ['package.json', 'package-lock.json']) await copyFile(join(packageRoot, f), join(work, f));
     // Hard links make the copy instant; prune only unlinks, and the one file npm would rewrite
     // (the hidden lockfile) is unlinked first so the checkout's own copy is never written through.
-    await execa('cp', ['-al', join(packageRoot, 'node_modules'), join(work, 'node_modules')]);
-    await rm(join(work, 'node_modules', '.package-lock.json'), { force: true });
-    await execa('npm', ['prune', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: work });
-    await rebuildAddons(join(work, 'node_modules'), nodeTgz);
+    const modules = join(work, 'node_modules');
+    await $`cp -al ${join(packageRoot, 'node_modules')} ${modules}`;
+    await rm(join(modules, '.package-lock.json'), { force: true });
+    await $({ cwd: work })`npm prune --omit=dev --ignore-scripts --no-audit --no-fund`;
+    await rebuildAddons(modules, nodeTgz);
     // Compiler leftovers of node-gyp (only build/Release/*.node is loaded) and the scopes prune emptied.
-    await execa('find', [join(work, 'node_modules'), '-depth', '(', '-name', 'obj.target', '-o', '-name', '.deps', ')', '-type', 'd', '-exec', 'rm', '-rf', '{}', '+']);
-    await execa('find', [join(work, 'node_modules'), '-depth', '-type', 'd', '-empty', '-delete']);
+    await $`find ${modules} -depth '(' -name obj.target -o -name .deps ')' -type d -exec rm -rf '{}' +`;
+    await $`find ${modules} -depth -type d -empty -delete`;
     // A real copy: the staging tree's modes are normalised, which must not reach the checkout through links.
-    await execa('cp', ['-a', join(work, 'node_modules'), target]);
+    await $`cp -a ${modules} ${target}`;
   } finally {
     await rm(work, { recursive: true, force: true });
   }
@@ -84,9 +85,9 @@ export async function stageTree(stage: string, version: string): Promise<StagedT
   await cp(join(packageRoot, 'daemon', 'monitoring'), join(stage, 'usr', 'share', 'qe-packets', 'monitoring'), { recursive: true });
 
   // Whatever the umask of the build: directories 0755, files 0644 or 0755 if executable.
-  await execa('chmod', ['-R', 'u+rwX,go+rX,go-w', stage]);
+  await $`chmod -R u+rwX,go+rX,go-w ${stage}`;
   // Every file time at SOURCE_DATE_EPOCH when it is set, so the same tree packs into the same .deb.
-  if (process.env.SOURCE_DATE_EPOCH) await execa('find', [stage, '-exec', 'touch', '--no-dereference', `--date=@${process.env.SOURCE_DATE_EPOCH}`, '{}', '+']);
+  if (process.env.SOURCE_DATE_EPOCH) await $`find ${stage} -exec touch --no-dereference --date=@${process.env.SOURCE_DATE_EPOCH} '{}' +`;
   return {
     elfFiles: [join(lib, 'node', 'bin', 'node'), ...NATIVE_TOOLS.map((t) => join(lib, 'build', 'native', t)), ...(await findFiles(join(lib, 'node_modules'), '.node'))],
   };
