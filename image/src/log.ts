@@ -1,5 +1,5 @@
 // Small process helpers shared by the image build. Every step is logged with its duration so the
-// README's timings can be re-measured from a build log.
+// image timings in README.md and docs/BENCHMARKS.md can be re-measured from a build log.
 import { execa, type Options } from 'execa';
 
 export function log(msg: string): void {

@@ -16,7 +16,7 @@ export interface Profile {
 }
 
 // The profiles are the capture volume promised (storage.capacity), in SI terabytes (10^12 bytes):
-// what disks are sold in. Every profile defaults to one filesystem per disk (see README,
+// what disks are sold in. Every profile defaults to one filesystem per disk (see docs/PROVISIONING.md,
 // "Provisioning storage"): the daemon already spreads files over several paths, choosing the one
 // with the most room, so RAID adds no throughput; RAID 6 costs a read-modify-write on every
 // partial stripe and a long degraded rebuild at full capture rate; and a lost disk loses only
