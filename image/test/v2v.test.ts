@@ -57,7 +57,8 @@ describe('virt-v2v -i ova', () => {
     console.log(`virt-v2v -i ova under ${accel}: ${((Date.now() - t0) / 1000).toFixed(0)} s (log ${logFile})`);
     expect(r.exitCode, `virt-v2v failed (${logFile}):\n${log.split('\n').slice(-30).join('\n')}`).toBe(0);
     // What it found in the guest.
-    expect(log).toMatch(/Converting Debian GNU\/Linux 12/);
+    // (virt-v2v 2.2 names a Debian guest by its /etc/debian_version: "Converting 12.x to run on KVM".)
+    expect(log).toMatch(/Converting 12\.\d+ to run on KVM/);
 
     const xml = await readFile(join(work, 'out', `${name}.xml`), 'utf8');
     // UEFI firmware and virtio disks in the domain it wrote for libvirt.
