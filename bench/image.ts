@@ -9,7 +9,6 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { outputNames } from '../image/src/appliance.js';
 import { imageDir } from '../image/src/build-base.js';
-import { kvmUsable } from '../image/src/boot.js';
 import { repoRoot } from '../image/src/cache.js';
 import { packageVersion } from '../daemon/src/util/version.js';
 import { adminKey, deployOnKvm, FRAMES } from '../image/test/appliance-lib.js';
@@ -30,7 +29,7 @@ const v = await deployOnKvm({ name: 'bench', qcow2: out.qcow2, key });
 const mb = (f: string) => Math.round(statSync(f).size / 1e5) / 10;
 const result = {
   date: new Date().toISOString(),
-  accel: kvmUsable() ? 'kvm' : 'tcg',
+  accel: v.accel,
   stages,
   buildSecondsTotal: stages.reduce((s, x) => s + x.seconds, 0),
   sizesMB: { ova: mb(out.ova), qcow2: mb(out.qcow2), imgZst: mb(out.imgZst), deb: mb(out.deb) },

@@ -25,7 +25,10 @@ source "qemu" "appliance" {
     ["-drive", "file=${var.output_directory}/${local.image_name}.raw,if=virtio,format=raw,cache=unsafe,discard=unmap"],
     ["-drive", "if=pflash,format=raw,readonly=on,file=${var.ovmf_code}"],
     ["-drive", "if=pflash,format=raw,file=${var.ovmf_vars}"],
-    ["-serial", "file:${var.output_directory}/serial.log"],
+    ["-serial", "file:${var.serial_log}"],
+    # The build script watches the guest's run state here: a guest QEMU has stopped (KVM internal
+    # error) never answers SSH, and Packer would wait for it until ssh_timeout.
+    ["-qmp", "unix:${var.qmp_socket},server=on,wait=off"],
   ]
   communicator         = "ssh"
   ssh_username         = "root"

@@ -28,7 +28,19 @@ variable "output_directory" {
 variable "accelerator" {
   type        = string
   default     = "tcg"
-  description = "kvm where /dev/kvm exists, tcg otherwise (set by the build script)"
+  description = "kvm where a short probe of this guest ran under KVM, tcg otherwise (set by the build script, image/src/accel.ts)"
+}
+
+variable "serial_log" {
+  type        = string
+  default     = "build/packer-serial.log"
+  description = "The guest's serial console, outside output_directory so it outlives a failed build"
+}
+
+variable "qmp_socket" {
+  type        = string
+  default     = "build/packer-qmp.sock"
+  description = "QEMU's QMP socket: the build script reads the guest's run state from it"
 }
 
 variable "disk_size" {
@@ -69,5 +81,5 @@ variable "boot_wait" {
 variable "ssh_timeout" {
   type        = string
   default     = "30m"
-  description = "Generous: a TCG boot takes minutes"
+  description = "Generous: a TCG boot takes minutes; the build script stops a stuck guest long before (console-watch.ts)"
 }

@@ -1,6 +1,7 @@
 // The OVA as VMware expects it: the descriptor valid against the DMTF OVF schema (DMTF's .xsd files,
 // unchanged, in test/fixtures/ovf-schema: a plain clone has everything the test reads), the descriptor first in a GNU tar, then the manifest in VMware's exact
-// line form, then a streamOptimized VMDK; the appliance's settings in a ProductSection.
+// line form, then the streamOptimized VMDKs (every disk has one, as virt-v2v requires); the
+// appliance's settings in a ProductSection.
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -45,6 +46,34 @@ describe('OVA', () => {
     expect(res.exitCode).toBe(0);
   });
 
+  it('gives every disk a file in the OVA, the store disk an empty streamOptimized VMDK of its capacity (virt-v2v refuses a disk without one)', async () => {
+    const { ova, ovf, dir } = await smallOva();
+    const xml = await readFile(ovf, 'utf8');
+    const files = new Map([...xml.matchAll(/<File ovf:id="([^"]+)" ovf:href="([^"]+)" ovf:size="(\d+)"\/>/g)].map((m) => [m[1]!, { href: m[2]!, size: Number(m[3]) }]));
+    const disks = [...xml.matchAll(/<Disk [^>]*\/>/g)].map((m) => m[0]);
+    expect(disks).toHaveLength(2);
+    const members = (await execa('tar', ['-tvf', ova])).stdout.split('\n');
+    for (const d of disks) {
+      const ref = /ovf:fileRef="([^"]+)"/.exec(d)?.[1];
+      expect(ref, `${d} has no ovf:fileRef`).toBeDefined();
+      const file = files.get(ref!);
+      expect(file, `${d}: no <File> with id ${ref}`).toBeDefined();
+      // In the archive, with the size the References give.
+      expect(members.some((l) => l.endsWith(` ${file!.href}`) && l.split(/\s+/)[2] === String(file!.size)), `${file!.href} of size ${file!.size} in ${members.join('; ')}`).toBe(true);
+    }
+    // The store disk: streamOptimized, 64 GiB, no data, and small.
+    const store = join(dir, files.get('store-disk')!.href);
+    await checkStreamOptimized(store);
+    const info = JSON.parse((await execa('qemu-img', ['info', '--output=json', store])).stdout) as { 'virtual-size': number };
+    expect(info['virtual-size']).toBe(64 * 2 ** 30);
+    expect(files.get('store-disk')!.size).toBeLessThan(16 * 2 ** 20);
+    const map = JSON.parse((await execa('qemu-img', ['map', '--output=json', store])).stdout) as { data: boolean }[];
+    expect(map.every((e) => !e.data)).toBe(true);
+    // Both disks are in the manifest, in the tar order after it.
+    const mf = (await execa('tar', ['-xOf', ova, 'qe-packets-9.9.9.mf'])).stdout;
+    expect(mf).toContain(`SHA256(${files.get('store-disk')!.href})= ${await sha256File(store)}`);
+  });
+
   it('describes two NICs, a system and an empty store disk, EFI and the appliance settings', async () => {
     const { ovf } = await smallOva();
     const xml = await readFile(ovf, 'utf8');
@@ -53,7 +82,9 @@ describe('OVA', () => {
     expect(xml).toContain('<rasd:Connection>Management</rasd:Connection>');
     expect(xml).toContain('<rasd:Connection>Capture</rasd:Connection>');
     expect(xml).toContain('<rasd:ResourceSubType>VirtualSCSI</rasd:ResourceSubType>');
-    expect(xml).toMatch(/<Disk ovf:diskId="store" ovf:capacity="64" ovf:capacityAllocationUnits="byte \* 2\^30"/);
+    expect(xml).toMatch(/<Disk ovf:diskId="store" ovf:fileRef="store-disk" ovf:capacity="64" ovf:capacityAllocationUnits="byte \* 2\^30"/);
+    // A capacity that is not whole GiB is given in bytes, not rounded up.
+    expect(xml).toMatch(/<Disk ovf:diskId="system" ovf:fileRef="system-disk" ovf:capacity="67108864" ovf:format=/);
     expect(xml).toContain('vmw:key="firmware" vmw:value="efi"');
     for (const key of ['hostname', 'mgmt_address', 'mgmt_gateway', 'dns_servers', 'admin_ssh_key', 'capture_interface', 'storage_profile'])
       expect(xml).toContain(`ovf:key="${key}"`);
@@ -64,14 +95,16 @@ describe('OVA', () => {
     expect(xml).not.toMatch(/ovf:password="true"|ovf:key="[^"]*pass/i);
   });
 
-  it('is a GNU tar with the descriptor first, then the manifest, then the disk', async () => {
-    const { ova, ovf, vmdk } = await smallOva();
+  it('is a GNU tar with the descriptor first, then the manifest, then the disks', async () => {
+    const { ova, ovf, vmdk, storeVmdk } = await smallOva();
     const list = (await execa('tar', ['-tf', ova])).stdout.split('\n');
-    expect(list).toEqual(['qe-packets-9.9.9.ovf', 'qe-packets-9.9.9.mf', 'qe-packets-9.9.9-disk1.vmdk']);
+    expect(list).toEqual(['qe-packets-9.9.9.ovf', 'qe-packets-9.9.9.mf', 'qe-packets-9.9.9-disk1.vmdk', 'qe-packets-9.9.9-store.vmdk']);
     const header = (await readFile(ova)).subarray(257, 265);
     expect(header.toString('latin1')).toBe('ustar  \0'); // GNU: sizes past 8 GiB are encoded in base-256
     const mf = (await execa('tar', ['-xOf', ova, 'qe-packets-9.9.9.mf'])).stdout;
-    expect(mf).toBe(`SHA256(qe-packets-9.9.9.ovf)= ${await sha256File(ovf)}\nSHA256(qe-packets-9.9.9-disk1.vmdk)= ${await sha256File(vmdk)}`);
+    expect(mf).toBe(
+      `SHA256(qe-packets-9.9.9.ovf)= ${await sha256File(ovf)}\nSHA256(qe-packets-9.9.9-disk1.vmdk)= ${await sha256File(vmdk)}\nSHA256(qe-packets-9.9.9-store.vmdk)= ${await sha256File(storeVmdk)}`,
+    );
     expect(mf).toMatch(/^(SHA256\([^)]+\)= [0-9a-f]{64}\n?)+$/);
   });
 

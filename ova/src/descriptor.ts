@@ -1,6 +1,9 @@
 // The OVF 1.1 descriptor of the appliance (DMTF DSP0243; validated in the tests against the DSP8023
 // schema). Two NICs (management, capture) and two disks (system, capture store), VMware
-// paravirtual devices, EFI firmware, and the appliance settings in a ProductSection.
+// paravirtual devices, EFI firmware, and the appliance settings in a ProductSection. Every disk
+// has a file: the store disk an empty streamOptimized VMDK of its capacity. VMware creates a disk
+// of the capacity either way, but virt-v2v (2.2) refuses a <Disk> without ovf:fileRef
+// ("error parsing disk fileRef"), so an OVA with a file-less disk cannot be imported into KVM.
 import { APPLIANCE_PROPERTIES } from '../../daemon/src/appliance/properties.js';
 
 /**
@@ -9,11 +12,21 @@ import { APPLIANCE_PROPERTIES } from '../../daemon/src/appliance/properties.js';
  */
 export const VIRTUAL_HARDWARE = 'vmx-14';
 
+export interface DiskFile {
+  /** The VMDK's name in the OVA. */
+  file: string;
+  /** Its size in bytes (the References' ovf:size). */
+  fileBytes: number;
+  /** The disk's virtual size. */
+  capacityBytes: number;
+  populatedBytes?: number;
+}
+
 export interface DescriptorInput {
   name: string;
   version: string;
-  systemDisk: { file: string; fileBytes: number; capacityBytes: number; populatedBytes?: number };
-  storeDiskBytes: number;
+  systemDisk: DiskFile;
+  storeDisk: DiskFile;
   cpus: number;
   memoryMiB: number;
 }
@@ -48,8 +61,15 @@ function property(p: (typeof APPLIANCE_PROPERTIES)[number]): string {
   ].join('\n');
 }
 
+/** A Disk of whole GiB when the capacity is one (VMware shows it so), of bytes otherwise. */
+function disk(id: string, fileId: string, f: DiskFile): string {
+  const whole = f.capacityBytes % 2 ** 30 === 0;
+  const capacity = whole ? `ovf:capacity="${f.capacityBytes / 2 ** 30}" ovf:capacityAllocationUnits="byte * 2^30"` : `ovf:capacity="${f.capacityBytes}"`;
+  const populated = f.populatedBytes ? ` ovf:populatedSize="${f.populatedBytes}"` : '';
+  return `    <Disk ovf:diskId="${id}" ovf:fileRef="${fileId}" ${capacity}${populated} ovf:format="${STREAM_OPTIMIZED}"/>`;
+}
+
 export function ovfDescriptor(d: DescriptorInput): string {
-  const gib = (b: number) => Math.ceil(b / 2 ** 30);
   const scsi = 3;
   return `<?xml version="1.0" encoding="UTF-8"?>
 <Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1"
@@ -60,11 +80,12 @@ export function ovfDescriptor(d: DescriptorInput): string {
     xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
   <References>
     <File ovf:id="system-disk" ovf:href="${esc(d.systemDisk.file)}" ovf:size="${d.systemDisk.fileBytes}"/>
+    <File ovf:id="store-disk" ovf:href="${esc(d.storeDisk.file)}" ovf:size="${d.storeDisk.fileBytes}"/>
   </References>
   <DiskSection>
     <Info>The system disk, and an empty disk for the capture store (grow it before first boot)</Info>
-    <Disk ovf:diskId="system" ovf:fileRef="system-disk" ovf:capacity="${gib(d.systemDisk.capacityBytes)}" ovf:capacityAllocationUnits="byte * 2^30"${d.systemDisk.populatedBytes ? ` ovf:populatedSize="${d.systemDisk.populatedBytes}"` : ''} ovf:format="${STREAM_OPTIMIZED}"/>
-    <Disk ovf:diskId="store" ovf:capacity="${gib(d.storeDiskBytes)}" ovf:capacityAllocationUnits="byte * 2^30" ovf:format="${STREAM_OPTIMIZED}"/>
+${disk('system', 'system-disk', d.systemDisk)}
+${disk('store', 'store-disk', d.storeDisk)}
   </DiskSection>
   <NetworkSection>
     <Info>Management and capture networks</Info>
