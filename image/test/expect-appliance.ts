@@ -15,7 +15,7 @@ export function expectCapturingAppliance(v: Observed, hostname: string): void {
   // Every frame sent into the capture NIC is in the store, once, and the capture timestamps give
   // the order they were sent in. The file order itself may swap a VLAN-tagged frame with an
   // untagged one next to it: that is the guest kernel's delivery order to packet sockets when a
-  // NAPI poll hands several frames over at once (README, Appliance images), what tcpdump sees too.
+  // NAPI poll hands several frames over at once (docs/IMAGES.md), what tcpdump sees too.
   expect(v.capinfos).toMatch(/Number of packets:\s+\d+/);
   const sent = Array.from({ length: FRAMES }, (_, i) => i);
   expect([...v.seqs].sort((a, b) => a - b)).toEqual(sent);
