@@ -17,8 +17,9 @@ import { PART } from '../src/disk.js';
 import { outputNames } from '../src/appliance.js';
 import { adminKey, deployAndObserve, deployOnKvm, fullMatrix, ovfEnvIso } from './appliance-lib.js';
 import { expectCapturingAppliance } from './expect-appliance.js';
+import { packageVersion } from '../../daemon/src/util/version.js';
 
-const version = (JSON.parse(await readFile(join(repoRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+const version = packageVersion();
 const dist = join(repoRoot(), 'dist');
 const out = outputNames(dist, version);
 

@@ -13,8 +13,9 @@ import { imageDir } from '../src/build-base.js';
 import { repoRoot } from '../src/cache.js';
 import { adminKey, deployAndObserve } from './appliance-lib.js';
 import { expectCapturingAppliance } from './expect-appliance.js';
+import { packageVersion } from '../../daemon/src/util/version.js';
 
-const version = (JSON.parse(await readFile(join(repoRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+const version = packageVersion();
 const out = outputNames(join(repoRoot(), 'dist'), version);
 /** Generous: 9 to 16 minutes under TCG here, 25 on a loaded machine (README, Tests). */
 const V2V_TIMEOUT_MS = 35 * 60_000;
