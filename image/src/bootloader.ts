@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, writeFile, readdir, rm, readFile, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chroot } from './debootstrap.js';
-import { run, type Cleanup } from './log.js';
+import { sh, type Cleanup } from './log.js';
 import type { Disk } from './disk.js';
 
 /** Serial first in the list for grub, last on the kernel line: the kernel's last console= becomes
@@ -84,8 +84,8 @@ async function ensureByUuidLink(uuid: string, dev: string, cleanup: Cleanup): Pr
 async function copyToFat(dev: string, dir: string): Promise<void> {
   const entries = await readdir(dir);
   // MTOOLS_SKIP_CHECK: the partition is not a floppy geometry mtools recognises.
-  const env = { MTOOLS_SKIP_CHECK: '1' };
-  await run('mcopy', ['-s', '-o', '-i', dev, ...entries.map((e) => join(dir, e)), '::/'], { env });
-  const listing = await run('mdir', ['-b', '-/', '-i', dev, '::/'], { env });
+  const mtools = sh.with({ env: { ...process.env, MTOOLS_SKIP_CHECK: '1' } });
+  await mtools`mcopy -s -o -i ${dev} ${entries.map((e) => join(dir, e))} ::/`;
+  const listing = await mtools`mdir -b -/ -i ${dev} ::/`;
   if (!/BOOTX64\.EFI/i.test(listing)) throw new Error(`BOOTX64.EFI is not on the ESP ${dev} after mcopy:\n${listing}`);
 }

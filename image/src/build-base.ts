@@ -6,7 +6,7 @@ import { mkdir, rename, rm, rmdir, writeFile, readdir, stat } from 'node:fs/prom
 import { join } from 'node:path';
 import { findMirrors, DISK_SIZE_MIB, PACKAGES } from './config.js';
 import { baseInputs, hashInputs, repoRoot } from './cache.js';
-import { Cleanup, killRunning, log, run, timed } from './log.js';
+import { Cleanup, killRunning, log, sh, timed } from './log.js';
 import { createDiskFile, attachAndFormat, mount } from './disk.js';
 import { debootstrapCached, mountChrootFs, writeAptSources, aptInstall, enterBuildMode, leaveBuildMode, chroot } from './debootstrap.js';
 import { installNode } from './node.js';
@@ -32,7 +32,7 @@ async function checkHost(): Promise<void> {
   }
   const missing: string[] = [];
   for (const t of REQUIRED_TOOLS) {
-    if (!(await run('sh', ['-c', `command -v ${t}`]).then(() => true, () => false))) missing.push(t);
+    if (!(await sh`command -v ${t}`.then(() => true, () => false))) missing.push(t);
   }
   if (missing.length) throw new Error(`missing tools: ${missing.join(', ')}; run scripts/install-deps (it installs the image build's apt packages)`);
 }
@@ -109,7 +109,7 @@ export async function buildBase(opts: { rebuild?: boolean } = {}): Promise<BaseI
     await clean(mnt);
     await writeFile(join(mnt, 'etc/qe-packets-base'), `${JSON.stringify({ hash, built: new Date().toISOString(), ...inputs }, null, 1)}\n`);
     // Hands the free blocks back to the sparse file: smaller copies and compressed outputs.
-    await run('fstrim', [mnt]);
+    await sh`fstrim ${mnt}`;
     await cleanup.runAll();
     await rename(tmp, path);
   } catch (e) {

@@ -2,7 +2,7 @@
 // (the disk format an OVA carries) and a zstd-compressed raw image with a block map for
 // `bmaptool copy` to hardware.
 import { rename, rm, stat } from 'node:fs/promises';
-import { run, timed } from './log.js';
+import { sh, timed } from './log.js';
 
 async function atomically(out: string, make: (tmp: string) => Promise<void>): Promise<string> {
   const tmp = `${out}.partial`;
@@ -20,7 +20,7 @@ export function toQcow2(raw: string, out: string): Promise<string> {
   return timed(`qcow2 ${out}`, () =>
     // Compressed clusters: the file holds only the data, and qcow2 stays writable (new writes are
     // stored uncompressed).
-    atomically(out, (tmp) => run('qemu-img', ['convert', '-q', '-f', 'raw', '-O', 'qcow2', '-c', '-o', 'compat=1.1', raw, tmp]).then(() => undefined)),
+    atomically(out, (tmp) => sh`qemu-img convert -q -f raw -O qcow2 -c -o compat=1.1 ${raw} ${tmp}`.then(() => undefined)),
   );
 }
 
@@ -32,7 +32,7 @@ export function toQcow2(raw: string, out: string): Promise<string> {
 export function toStreamOptimizedVmdk(raw: string, out: string): Promise<string> {
   return timed(`vmdk ${out}`, () =>
     atomically(out, (tmp) =>
-      run('qemu-img', ['convert', '-q', '-f', 'raw', '-O', 'vmdk', '-o', 'subformat=streamOptimized,adapter_type=lsilogic', raw, tmp]).then(() => undefined),
+      sh`qemu-img convert -q -f raw -O vmdk -o subformat=streamOptimized,adapter_type=lsilogic ${raw} ${tmp}`.then(() => undefined),
     ),
   );
 }
@@ -44,11 +44,11 @@ export function toStreamOptimizedVmdk(raw: string, out: string): Promise<string>
  */
 export async function toImgZst(raw: string, outZst: string, outBmap: string, level = Number(process.env.QE_IMAGE_ZSTD_LEVEL ?? 10)): Promise<string[]> {
   if (!Number.isInteger(level) || level < 1 || level > 19) throw new Error(`QE_IMAGE_ZSTD_LEVEL=${process.env.QE_IMAGE_ZSTD_LEVEL}: use an integer from 1 to 19`);
-  await timed(`bmap ${outBmap}`, () => atomically(outBmap, (tmp) => run('bmaptool', ['create', '-o', tmp, raw]).then(() => undefined)));
+  await timed(`bmap ${outBmap}`, () => atomically(outBmap, (tmp) => sh`bmaptool create -o ${tmp} ${raw}`.then(() => undefined)));
   await timed(`zstd -${level} ${outZst}`, () =>
     // The holes read as zeros, which cost next to nothing compressed; bmaptool skips them when
     // writing, by the map.
-    atomically(outZst, (tmp) => run('zstd', ['-q', '-f', `-${level}`, '-T0', raw, '-o', tmp]).then(() => undefined)),
+    atomically(outZst, (tmp) => sh`zstd -q -f -${level} -T0 ${raw} -o ${tmp}`.then(() => undefined)),
   );
   return [outZst, outBmap];
 }

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile, rm, rename, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { run, Cleanup, log } from './log.js';
+import { sh, Cleanup, log } from './log.js';
 import { ARCH, SUITE, type Mirrors } from './config.js';
 import { mount } from './disk.js';
 
@@ -22,23 +22,19 @@ export async function debootstrapCached(root: string, mirrors: Mirrors, cacheDir
   const tarball = join(cacheDir, `debootstrap-${SUITE}-${key}.tar`);
   if (existsSync(tarball)) {
     log(`debootstrap: unpacking cached ${tarball}`);
-    await run('tar', ['-xpf', tarball, '-C', root, '--numeric-owner', '--xattrs', '--xattrs-include=*']);
+    await sh`tar -xpf ${tarball} -C ${root} --numeric-owner --xattrs '--xattrs-include=*'`;
     return;
   }
   await debootstrap(root, mirrors, join(cacheDir, 'debs'));
   const tmp = `${tarball}.partial`;
-  await run('tar', ['-cpf', tmp, '-C', root, '--numeric-owner', '--xattrs', '--xattrs-include=*', '--one-file-system', '--exclude=./lost+found', '.']);
+  await sh`tar -cpf ${tmp} -C ${root} --numeric-owner --xattrs '--xattrs-include=*' --one-file-system --exclude=./lost+found .`;
   await rename(tmp, tarball);
 }
 
 async function debootstrap(root: string, mirrors: Mirrors, debCache: string): Promise<void> {
   await mkdir(debCache, { recursive: true });
-  await run('debootstrap', [
-    ...DEBOOTSTRAP_ARGS,
-    // Downloaded .debs are kept between builds: only what changed on the mirror is fetched again.
-    `--cache-dir=${debCache}`,
-    SUITE, root, mirrors.debian,
-  ]).catch((e: Error) => {
+  // Downloaded .debs are kept between builds: only what changed on the mirror is fetched again.
+  await sh`debootstrap ${DEBOOTSTRAP_ARGS} --cache-dir=${debCache} ${SUITE} ${root} ${mirrors.debian}`.catch((e: Error) => {
     throw new Error(`${e.message}\ndebootstrap of ${SUITE} from ${mirrors.debian} failed: check that the mirror is reachable (apt-get update on this machine) or set QE_IMAGE_MIRROR`);
   });
 }
@@ -86,7 +82,7 @@ const CHROOT_ENV = {
 };
 
 export function chroot(root: string, args: string[], input?: string): Promise<string> {
-  return run('chroot', [root, ...args], { env: CHROOT_ENV, extendEnv: false, ...(input !== undefined ? { input } : {}) });
+  return sh.with({ env: CHROOT_ENV, ...(input !== undefined ? { input } : {}) })`chroot ${root} ${args}`;
 }
 
 /** Apt sources inside the image: the same mirror, with updates and security, in deb822 form as

@@ -11,7 +11,7 @@ import { OVMF_CODE, OVMF_VARS } from './boot.js';
 import { repoRoot } from './cache.js';
 import { ConsoleWatch, consoleTail, DEFAULT_STALL_MS } from './console-watch.js';
 import { ensurePartitionNodes, PART } from './disk.js';
-import { Cleanup, log, run, timed } from './log.js';
+import { Cleanup, log, sh, timed } from './log.js';
 
 export interface PackerInputs {
   base: string;
@@ -24,13 +24,13 @@ export interface PackerInputs {
 async function addBuildKey(disk: string, publicKey: string, mnt: string): Promise<void> {
   const cleanup = new Cleanup();
   try {
-    const loop = await run('losetup', ['--find', '--show', '--partscan', disk]);
-    cleanup.push('detach', () => run('losetup', ['-d', loop]).then(() => undefined));
+    const loop = await sh`losetup --find --show --partscan ${disk}`;
+    cleanup.push('detach', () => sh`losetup -d ${loop}`.then(() => undefined));
     await ensurePartitionNodes(loop, [PART.root]);
     const part = `${loop}p${PART.root}`;
     await mkdir(mnt, { recursive: true });
-    await run('mount', [part, mnt]);
-    cleanup.push('unmount', () => run('umount', [mnt]).then(() => undefined));
+    await sh`mount ${part} ${mnt}`;
+    cleanup.push('unmount', () => sh`umount ${mnt}`.then(() => undefined));
     await mkdir(join(mnt, 'root/.ssh'), { recursive: true, mode: 0o700 });
     await writeFile(join(mnt, 'root/.ssh/authorized_keys'), publicKey, { mode: 0o600 });
   } finally {
@@ -45,9 +45,9 @@ export async function packerBuild(o: PackerInputs): Promise<string> {
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   const key = join(dir, 'build-key');
-  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'qe-packets-image-build', '-f', key]);
+  await sh`ssh-keygen -q -t ed25519 -N '' -C qe-packets-image-build -f ${key}`;
   const copy = join(dir, 'base-with-build-key.raw');
-  await run('cp', ['--sparse=always', o.base, copy]);
+  await sh`cp --sparse=always ${o.base} ${copy}`;
   await addBuildKey(copy, await readFile(`${key}.pub`, 'utf8'), join(dir, 'mnt'));
   const vars = join(dir, 'OVMF_VARS.fd');
   await copyFile(OVMF_VARS, vars);

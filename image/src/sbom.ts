@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { NODE } from '../../package/src/node-runtime.js';
 import { ensurePartitionNodes, PART } from './disk.js';
-import { Cleanup, run } from './log.js';
+import { Cleanup, sh } from './log.js';
 
 export interface DebPackage {
   name: string;
@@ -30,10 +30,10 @@ export function parseDpkgStatus(text: string): DebPackage[] {
 export async function imageDpkgStatus(raw: string): Promise<string> {
   const cleanup = new Cleanup();
   try {
-    const loop = await run('losetup', ['--find', '--show', '--partscan', '--read-only', raw]);
-    cleanup.push(`losetup -d ${loop}`, () => run('losetup', ['-d', loop]).then(() => undefined));
+    const loop = await sh`losetup --find --show --partscan --read-only ${raw}`;
+    cleanup.push(`losetup -d ${loop}`, () => sh`losetup -d ${loop}`.then(() => undefined));
     await ensurePartitionNodes(loop, [PART.root]);
-    return await run('debugfs', ['-R', 'cat /var/lib/dpkg/status', `${loop}p${PART.root}`]);
+    return await sh`debugfs -R ${'cat /var/lib/dpkg/status'} ${loop}p${PART.root}`;
   } finally {
     await cleanup.runAll();
   }
