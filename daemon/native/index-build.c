@@ -538,7 +538,8 @@ static int write_segment(const struct qe_idx_builder *b, uint32_t *ids, uint32_t
 			 struct qe_idx_out *out)
 {
 	struct key *keys = b->keys;
-	qsort_r(ids, n, sizeof *ids, key_cmp, keys);
+	if (n) /* a segment whose records carry no key has no list to sort (and ids may be NULL) */
+		qsort_r(ids, n, sizeof *ids, key_cmp, keys);
 	uint64_t postings = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		const struct key *k = &keys[ids[i]];
