@@ -161,6 +161,52 @@ describe('qe-index', () => {
     expect(covered(idx, keyOf.vlan(99), offsets[lldp]!)).toBe(true);
   });
 
+  it.each([
+    ['raw IP', 101],
+    ['Linux cooked (SLL)', 113],
+    ['Linux cooked v2 (SLL2)', 276],
+  ] as const)('indexes %s captures (link type %i) as tshark reads them', (_name, linktype) => {
+    const converted = pkts.flatMap((p) => {
+      if (p.data.length < 14) return [];
+      const type = p.data.readUInt16BE(12);
+      const src = p.data.subarray(6, 12);
+      const rest = p.data.subarray(14);
+      if (linktype === 101) return type === 0x0800 || type === 0x86dd ? [{ ...p, data: rest }] : [];
+      const h = Buffer.alloc(linktype === 113 ? 16 : 20);
+      if (linktype === 113) {
+        h.writeUInt16BE(1, 2); // ARPHRD_ETHER
+        h.writeUInt16BE(6, 4);
+        src.copy(h, 6);
+        h.writeUInt16BE(type, 14);
+      } else {
+        h.writeUInt16BE(type, 0);
+        h.writeUInt32BE(3, 4);
+        h.writeUInt16BE(1, 8);
+        h[11] = 6;
+        src.copy(h, 12);
+      }
+      return [{ ...p, data: Buffer.concat([h, rest]), ...(p.origlen ? { origlen: p.origlen - 14 + h.length } : {}) }];
+    });
+    const path = writePcap(`linktype-${linktype}.pcap`, converted);
+    const b = readFileSync(path);
+    b.writeUInt32LE(linktype, 20);
+    writeFileSync(path, b);
+    const idx = indexOf(path, 'vlan,ip,port,proto');
+    expect(idx.linktype).toBe(linktype);
+    const v = tsharkView(path);
+    const offs = parsePcap(b).records.map((r) => r.offset);
+    expect(v.length).toBe(converted.length);
+    let checked = 0;
+    v.forEach((pv, i) => {
+      for (const k of pv.outer) {
+        if (k.startsWith('1:')) continue; // MACs not chosen
+        checked++;
+        expect(covered(idx, k, offs[i]!), `${_name} packet ${i + 1} (${converted[i]!.kind}): ${k}`).toBe(true);
+      }
+    });
+    expect(checked).toBeGreaterThan(converted.length * 2);
+  });
+
   it('reads microsecond and byte-swapped files to the same index', () => {
     const some = pkts.slice(0, 800).map((p) => ({ ...p, tsNs: (p.tsNs / 1000n) * 1000n }));
     const a = indexOf(writePcap('nano.pcap', some));
