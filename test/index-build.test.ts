@@ -12,7 +12,7 @@ import { buildPcap, GLOBAL_HEADER_LEN, parsePcap } from '../daemon/src/pcap/form
 import { root } from './lib/cli.js';
 import { tempDir } from './lib/fixture.js';
 import { decodeIndex, keyOf, tsharkView, type DecodedIndex, type TsharkPacket } from './lib/index-check.js';
-import { indexTraffic, type TrafficPacket } from './lib/index-traffic.js';
+import { ether, indexTraffic, ipv4, udp, type TrafficPacket } from './lib/index-traffic.js';
 
 const qeIndex = join(root, 'build', 'native', 'qe-index');
 const { dir: work, cleanup } = tempDir('index-build');
@@ -205,6 +205,23 @@ describe('qe-index', () => {
       }
     });
     expect(checked).toBeGreaterThan(converted.length * 2);
+  });
+
+  it('holds tens of thousands of distinct keys (the key table grows) without losing or repeating one', () => {
+    const many: TrafficPacket[] = [];
+    for (let i = 0; i < 20000; i++) {
+      const a = `10.${(i >> 8) & 255}.${i & 255}.1`;
+      const b = `172.16.${(i * 7) & 255}.${(i * 13) & 255}`;
+      many.push({ tsNs: 1_714_557_600_000_000_000n + BigInt(i) * 1000n, kind: 'many', data: ether(i & 0xfff, 0xfff, [], 0x0800, ipv4(a, b, 17, udp(1024 + (i % 30000), 53, 4))) });
+    }
+    const path = writePcap('many-keys.pcap', many);
+    const idx = indexOf(path, 'ip,port'); // decodeIndex fails on a repeated or unsorted key
+    const v = tsharkView(path);
+    const offs = parsePcap(readFileSync(path)).records.map((r) => r.offset);
+    expect(idx.segments[0]!.keys.size).toBeGreaterThan(40000);
+    v.forEach((pv, i) => {
+      for (const k of pv.outer) if (!k.startsWith('1:') && !k.startsWith('6:')) expect(covered(idx, k, offs[i]!), `packet ${i + 1}: ${k}`).toBe(true);
+    });
   });
 
   it('reads microsecond and byte-swapped files to the same index', () => {

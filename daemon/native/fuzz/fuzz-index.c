@@ -46,6 +46,11 @@ static void check_segments(const unsigned char *p, size_t len)
 		const unsigned char *e = h + QE_IDX_SEGMENT_HEADER_LEN, *area = e + nkeys * QE_IDX_ENTRY_LEN;
 		uint64_t area_len = body - nkeys * QE_IDX_ENTRY_LEN;
 		for (uint64_t i = 0; i < nkeys; i++, e += QE_IDX_ENTRY_LEN) {
+			/* sorted by (type, value), no key twice */
+			if (i && (e[-QE_IDX_ENTRY_LEN] > e[0] ||
+				  (e[-QE_IDX_ENTRY_LEN] == e[0] &&
+				   memcmp(e - QE_IDX_ENTRY_LEN + QE_IDX_E_VALUE, e + QE_IDX_E_VALUE, QE_IDX_VALUE_LEN) >= 0)))
+				abort();
 			uint64_t off = le64(e + QE_IDX_E_OFF), n = le32(e + QE_IDX_E_LEN), count = le32(e + QE_IDX_E_COUNT);
 			if (off + n > area_len || count == 0)
 				abort();
