@@ -119,6 +119,30 @@ describe('the capture daemon, start → reload → stop, with fake helpers', () 
     expect(helpers[0]!.lines.at(-1)).toBe('set filter icmp');
   });
 
+  it('passes index.fields to each helper, and a reload that changes them restarts the helpers with the new fields', async () => {
+    const { daemon, helpers, write, running } = await setup({ interfaces: ['eth0'] });
+    await daemon.start();
+    await until('the helper', () => helpers.length === 1);
+    expect(helpers[0]!.arg('--index-fields')).toBe('ip,port,proto,vlan');
+    expect(helpers[0]!.arg('--index-block-size')).toBe('16384');
+    await write({ interfaces: ['eth0'], index_fields: ['mac', 'ip'] });
+    expect(await daemon.reload()).toEqual({ applied: true, restartNeeded: [] });
+    expect(helpers[0]!.stopped).toBe(true);
+    await until('eth0 restarted', () => running('eth0').length === 1);
+    expect(running('eth0')[0]!.arg('--index-fields')).toBe('mac,ip');
+    // Turned off: an empty list, so the helper's own default never decides.
+    await write({ interfaces: ['eth0'], index_fields: [] });
+    await daemon.reload();
+    await until('eth0 restarted again', () => helpers.length === 3 && running('eth0').length === 1);
+    expect(running('eth0')[0]!.arg('--index-fields')).toBe('');
+    expect(running('eth0')[0]!.arg('--index-block-size')).toBeUndefined();
+    // Unchanged fields: no restart.
+    await write({ interfaces: ['eth0'], index_fields: [], filter: 'udp' });
+    await daemon.reload();
+    await sleep(50);
+    expect(helpers.length).toBe(3);
+  });
+
   for (const [what, bad, error] of [
     ['does not load (a bad value)', { interfaces: ['eth0'], file_size: 'banana' }, /file_size/],
     ['names an interface this machine lacks', { interfaces: ['eth0', 'missing0'], filter: 'tcp' }, /missing0 does not exist/],

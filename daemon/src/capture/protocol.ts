@@ -27,8 +27,10 @@ export const helperMessage = z.discriminatedUnion('type', [
     write_errors: count,
     store_full_drops: count,
     cpu_us: count,
-    /** Bytes put into files since the helper started (the linear-retention quota counts these). */
+    /** Bytes put into files since the helper started, index files included (the quota counts these). */
     appended_bytes: count,
+    /** The part of appended_bytes written to index files (`<pcap>.qeidx`). */
+    index_bytes: count,
     /** Size of the open file, its unflushed buffer included (0 when none is open). */
     open_file_bytes: count,
     /** The part of it still in the helper's buffer, not yet in the file. */
