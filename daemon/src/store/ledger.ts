@@ -2,7 +2,7 @@
 // the bytes it has been granted, and grants come out of the room left under the capacity, so the
 // store can never pass its capacity whatever the timing of messages. Circular mode makes the room
 // by deleting the oldest whole files before it grants; linear mode simply stops granting.
-import { unlink } from 'node:fs/promises';
+import { removeCaptureFile } from './index-files.js';
 import { byAge, type StoredFile } from './usage.js';
 
 interface Account {
@@ -30,11 +30,11 @@ const MIN_GRANT = 2 ** 30;
 export interface LedgerDeps {
   /** Milliseconds, for the rate of each helper. */
   now(): number;
-  /** Deletes one closed file. Rejects with the errno error; ENOENT means it is already gone. */
+  /** Deletes one closed file and its index. Rejects with the errno error; ENOENT means it is already gone. */
   remove(path: string): Promise<void>;
 }
 
-const realDeps: LedgerDeps = { now: () => Date.now(), remove: (path) => unlink(path) };
+const realDeps: LedgerDeps = { now: () => Date.now(), remove: removeCaptureFile };
 
 export class StoreLedger {
   private accounts = new Map<string, Account>();
