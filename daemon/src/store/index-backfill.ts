@@ -5,7 +5,7 @@
 import { closeSync, constants, openSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CatalogEntry } from './catalog.js';
-import { checkIndex, describeState, type IndexState, type IndexWant } from './index-check.js';
+import { checkIndex, describeState, type IndexState, type IndexVerify, type IndexWant } from './index-check.js';
 import { tryFlock } from './part-lock.js';
 import { runQeIndex } from './run-qe-index.js';
 
@@ -32,18 +32,22 @@ export interface PlanOptions {
   fromNs?: bigint;
   toNs?: bigint;
   rebuild?: boolean;
+  verify?: IndexVerify;
 }
 
-export function planIndexing(entries: readonly CatalogEntry[], want: IndexWant, opts: PlanOptions = {}): IndexPlan {
+/** Checks every closed file's index (giving the event loop a turn now and then: a daemon plans too). */
+export async function planIndexing(entries: readonly CatalogEntry[], want: IndexWant, opts: PlanOptions = {}): Promise<IndexPlan> {
   const plan: IndexPlan = { considered: 0, todo: [], upToDate: 0, refused: [], bytes: 0 };
+  let n = 0;
   for (const entry of entries) {
+    if (++n % 500 === 0) await new Promise((r) => setImmediate(r));
     if (entry.partial) continue;
     if (opts.fromNs !== undefined && entry.lastNs < opts.fromNs) continue;
     if (opts.toNs !== undefined && entry.firstNs > opts.toNs) continue;
     plan.considered++;
     let state: IndexState;
     try {
-      state = checkIndex(entry.path, want);
+      state = checkIndex(entry.path, want, opts.verify);
     } catch (e) {
       // Retention took the file since the catalog listed it.
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
