@@ -10,6 +10,7 @@ import { loadConfigFile } from '../config/load.js';
 import { formatSize } from '../config/units.js';
 import { DaemonUnreachable, fetchStatus } from '../control/client.js';
 import { serveControl } from '../control/server.js';
+import type { IndexFigures } from '../health/figures.js';
 import { CaptureMonitor } from '../health/monitor.js';
 import { scanCatalog } from '../store/catalog.js';
 import { removeOrphanIndexes, repairStore } from '../store/repair.js';
@@ -132,6 +133,12 @@ export class CaptureDaemon {
   /** The configuration in force (the last one a reload applied). */
   get config(): Config {
     return this.current;
+  }
+
+  /** The background indexing's figures (also in the status report). */
+  indexFigures(): IndexFigures {
+    if (!this.indexer) throw new Error('the daemon has not started');
+    return this.indexer.figures();
   }
 
   get supervisor(): CaptureSupervisor {
