@@ -302,7 +302,7 @@ static int frag_ports(struct qe_idx_builder *b, const struct qe_pf_ip *ip, uint1
 	size_t alen = ip->version == 4 ? 4 : 16;
 	struct frag *f = &b->frags[frag_slot(ip->version, ip->proto, ip->frag_id, ip->src, ip->dst, alen)];
 	if (ip->frag == QE_PF_FRAG_FIRST) {
-		if (!ip->has_ports)
+		if (ip->has_ports != (QE_PF_SPORT | QE_PF_DPORT))
 			return 0;
 		f->used = 1;
 		f->version = ip->version;
@@ -369,29 +369,29 @@ void qe_idx_add(struct qe_idx_builder *b, uint64_t off, uint64_t ts_ns, const un
 		if (fields & QE_IDX_FIELD_IP) {
 			uint8_t type = ip->version == 4 ? QE_IDX_KEY_IPV4 : QE_IDX_KEY_IPV6;
 			uint8_t len = ip->version == 4 ? 4 : 16;
-			post(b, type, ip->src, len, off, block);
-			post(b, type, ip->dst, len, off, block);
+			if (ip->src)
+				post(b, type, ip->src, len, off, block);
+			if (ip->dst)
+				post(b, type, ip->dst, len, off, block);
 		}
 		/* The protocol of the outer header only: that is what `ip proto` and `tcp` test. IPv6
 		 * gets every next-header value of its chain, so `ip6 proto 0` and `ip6 protochain`
 		 * narrow too. */
 		if ((fields & QE_IDX_FIELD_PROTO) && i == 0) {
-			if (ip->version == 4)
+			if (ip->has_proto)
 				post(b, QE_IDX_KEY_PROTO, &ip->proto, 1, off, block);
 			for (int j = 0; j < ip->nchain; j++)
 				post(b, QE_IDX_KEY_PROTO, &ip->chain[j], 1, off, block);
-			if (ip->version == 6)
-				post(b, QE_IDX_KEY_PROTO, &ip->proto, 1, off, block);
 		}
 		if (fields & QE_IDX_FIELD_PORT) {
 			uint16_t sport = ip->sport, dport = ip->dport;
 			int has = ip->has_ports;
-			if (ip->frag != QE_PF_FRAG_NONE)
-				has = frag_ports(b, ip, &sport, &dport) || has;
-			if (has) {
+			if (ip->frag != QE_PF_FRAG_NONE && ip->src && ip->dst && frag_ports(b, ip, &sport, &dport))
+				has = QE_PF_SPORT | QE_PF_DPORT;
+			if (has & QE_PF_SPORT)
 				post_port(b, sport, off, block);
+			if (has & QE_PF_DPORT)
 				post_port(b, dport, off, block);
-			}
 		}
 	}
 }

@@ -54,12 +54,14 @@ static void truncated(struct pctx *c)
 
 static void parse_ether(struct pctx *c, uint32_t off, uint32_t end, int outer, uint8_t tunnel)
 {
+	if (outer) {
+		if (fits(off, 6, end))
+			c->f->dst_mac = c->d + off;
+		if (fits(off, 12, end))
+			c->f->src_mac = c->d + off + 6;
+	}
 	if (!fits(off, 14, end))
 		return truncated(c);
-	if (outer) {
-		c->f->dst_mac = c->d + off;
-		c->f->src_mac = c->d + off + 6;
-	}
 	/* Below 0x0600 the field is an 802.3 length (LLC follows): nothing indexed beyond the MACs. */
 	uint16_t et = rd16(c->d + off + 12);
 	if (et >= 0x0600)
@@ -142,11 +144,16 @@ static void parse_l4(struct pctx *c, struct qe_pf_ip *ip, uint32_t off, uint32_t
 	case 6:   /* TCP */
 	case 17:  /* UDP */
 	case 132: /* SCTP */
-		if (!fits(off, 4, end))
+		if (!fits(off, 4, end)) {
+			if (fits(off, 2, end)) {
+				ip->sport = rd16(p);
+				ip->has_ports = QE_PF_SPORT;
+			}
 			return truncated(c);
+		}
 		ip->sport = rd16(p);
 		ip->dport = rd16(p + 2);
-		ip->has_ports = 1;
+		ip->has_ports = QE_PF_SPORT | QE_PF_DPORT;
 		if (ip->proto == 6 && fits(off, 14, end)) {
 			ip->tcp_flags = p[13];
 			ip->tcp_flags_ok = 1;
@@ -200,6 +207,7 @@ static void parse_ipv6(struct pctx *c, struct qe_pf_ip *ip, uint32_t off, uint32
 	ip->end = end;
 	ip->src = h + 8;
 	ip->dst = h + 24;
+	ip->has_proto = 1;
 	uint8_t nh = h[6];
 	chain_add(ip, nh);
 	uint32_t p = off + 40;
@@ -272,13 +280,26 @@ static void parse_ip(struct pctx *c, uint32_t off, uint32_t end, uint8_t tunnel)
 	uint32_t need = v == 4 ? 20 : v == 6 ? 40 : 0;
 	if (!need)
 		return;
-	if (!fits(off, need, end))
-		return truncated(c);
 	struct qe_pf_ip *ip = &f->ip[f->nip++];
 	memset(ip, 0, sizeof *ip);
 	ip->version = v;
 	ip->tunnel = tunnel;
 	ip->l3_off = off;
+	ip->end = end;
+	if (!fits(off, need, end)) {
+		/* What a cut header still holds: protocol, source, destination (in header order). */
+		const uint8_t *h = c->d + off;
+		uint32_t at_proto = v == 4 ? 9 : 6, at_src = v == 4 ? 12 : 8, alen = v == 4 ? 4 : 16;
+		if (fits(off, at_proto + 1, end)) {
+			ip->proto = h[at_proto];
+			ip->has_proto = 1;
+			if (v == 6)
+				chain_add(ip, ip->proto);
+		}
+		if (fits(off, at_src + alen, end))
+			ip->src = h + at_src;
+		return truncated(c);
+	}
 	if (v == 6)
 		return parse_ipv6(c, ip, off, end);
 
@@ -287,6 +308,7 @@ static void parse_ip(struct pctx *c, uint32_t off, uint32_t end, uint8_t tunnel)
 	ip->src = h + 12;
 	ip->dst = h + 16;
 	ip->proto = h[9];
+	ip->has_proto = 1;
 	ip->frag_id = rd16(h + 4);
 	uint16_t fo = rd16(h + 6);
 	ip->frag_offset = (uint32_t)(fo & 0x1fff) * 8;
@@ -320,13 +342,14 @@ static void parse_ethertype(struct pctx *c, uint16_t et, uint32_t off, uint32_t 
 		case ET_QINQ:
 		case ET_QINQ_OLD1:
 		case ET_QINQ_OLD2:
-			if (!fits(off, 4, end))
-				return truncated(c);
 			if (outer) {
 				if (f->nvlan == QE_PF_MAX_VLAN)
 					return;
-				f->vlan[f->nvlan++] = rd16(c->d + off) & 0x0fff;
+				if (fits(off, 2, end))
+					f->vlan[f->nvlan++] = rd16(c->d + off) & 0x0fff;
 			}
+			if (!fits(off, 4, end))
+				return truncated(c);
 			et = rd16(c->d + off + 2);
 			off += 4;
 			continue;

@@ -28,6 +28,9 @@ enum qe_pf_frag {
 	QE_PF_FRAG_LATER = 2, /* offset > 0: no transport header */
 };
 
+#define QE_PF_SPORT 1
+#define QE_PF_DPORT 2
+
 enum qe_pf_tunnel {
 	QE_PF_TUNNEL_NONE = 0,
 	QE_PF_TUNNEL_VXLAN,
@@ -41,7 +44,8 @@ struct qe_pf_ip {
 	uint8_t version;   /* 4 or 6 */
 	uint8_t proto;     /* IPv4 protocol; IPv6: the last next-header reached (the upper layer) */
 	uint8_t frag;      /* enum qe_pf_frag */
-	uint8_t has_ports; /* TCP, UDP or SCTP with its ports inside caplen */
+	uint8_t has_proto; /* proto was read (a header cut short may lack it) */
+	uint8_t has_ports; /* TCP, UDP or SCTP: QE_PF_SPORT | QE_PF_DPORT, the ports inside caplen */
 	uint8_t has_icmp;  /* ICMP or ICMPv6 with type and code inside caplen */
 	uint8_t tcp_flags; /* valid when proto is TCP and has_ports and tcp_flags_ok */
 	uint8_t tcp_flags_ok;
@@ -52,14 +56,17 @@ struct qe_pf_ip {
 	uint16_t sport, dport;
 	uint32_t frag_id;     /* IPv4: the 16-bit identification; IPv6: the fragment header's 32 bits */
 	uint32_t frag_offset; /* in bytes */
-	const uint8_t *src, *dst; /* 4 or 16 bytes inside the frame */
+	/* 4 or 16 bytes inside the frame; NULL when caplen cuts the header before it. A filter reads
+	 * what is there (libpcap's `src host X` matches a header cut after its source address), so
+	 * what is there is kept. */
+	const uint8_t *src, *dst;
 	uint32_t l3_off;  /* where the IP header starts in the frame */
 	uint32_t l4_off;  /* where the upper-layer header starts (0: not reached) */
 	uint32_t end;     /* where the datagram ends in the frame (caplen when cut short) */
 };
 
 struct qe_packet_fields {
-	const uint8_t *dst_mac, *src_mac; /* 6 bytes inside the frame, or NULL */
+	const uint8_t *dst_mac, *src_mac; /* 6 bytes inside the frame, or NULL (a frame cut short too) */
 	uint16_t ethertype;               /* of the outer payload after tags (0: none reached) */
 	uint8_t nvlan;
 	uint8_t nip;

@@ -27,14 +27,14 @@ export const helperMessage = z.discriminatedUnion('type', [
     write_errors: count,
     store_full_drops: count,
     cpu_us: count,
-    /** Bytes put into files since the helper started, index files included (the quota counts these). */
+    /** Bytes put into files since the helper started (the linear-retention quota counts these). */
     appended_bytes: count,
-    /** The part of appended_bytes written to index files (`<pcap>.qeidx`). */
-    index_bytes: count,
     /** Size of the open file, its unflushed buffer included (0 when none is open). */
     open_file_bytes: count,
     /** The part of it still in the helper's buffer, not yet in the file. */
     buffered_bytes: count,
+    /** Bytes written to index files (open files' segments, closed files' complete indexes); counted in appended_bytes too. */
+    index_bytes: count,
     store_full: z.boolean(),
   }),
   z.strictObject({ type: z.literal('error'), iface: z.string(), code: z.string(), message: z.string(), fatal: z.boolean() }),
