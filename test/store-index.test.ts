@@ -11,6 +11,8 @@ import { removeCaptureFile } from '../daemon/src/store/index-files.js';
 import { StoreLedger } from '../daemon/src/store/ledger.js';
 import { removeOrphanIndexes, repairStore } from '../daemon/src/store/repair.js';
 import { measureStore } from '../daemon/src/store/usage.js';
+import { runQeIndex } from '../daemon/src/store/run-qe-index.js';
+import { lockIndexing } from '../daemon/src/store/index-backfill.js';
 import { crc32 } from 'node:zlib';
 import { BASE_NS, MS, tempDir, traffic, writeCaptureFile, type FixtureFile } from './lib/fixture.js';
 import { cli, root } from './lib/cli.js';
@@ -95,6 +97,29 @@ describe('index files in the store', () => {
     expect(checkIndex(r!.finalPath!, want)).toEqual({ state: 'missing' });
     expect(removeOrphanIndexes([d])).toEqual([orphan]);
     expect(existsSync(tmp)).toBe(true);
+  });
+});
+
+describe('runQeIndex', () => {
+  it('runs qe-index at the lowest CPU priority (nice 19) and best-effort I/O priority 7', async () => {
+    const d = dir();
+    // qe-index waits on the FIFO's open: long enough to look at it.
+    const fifo = join(d, '20240501T100000.000000000Z_fifo.pcap');
+    execFileSync('mkfifo', [fifo]);
+    const messages: string[] = [];
+    const done = runQeIndex({ fields: ['ip'], blockSizeBytes: 16384, files: [fifo], onMessage: (m) => messages.push(m.type) });
+    let pid = '';
+    for (let i = 0; i < 100 && !pid; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      pid = execFileSync('pgrep', ['-f', `qe-index .*${fifo}`], { encoding: 'utf8' }).trim().split('\n').find((p) => readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'qe-index') ?? '';
+    }
+    expect(pid).not.toBe('');
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    expect(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])).toBe(19);
+    expect(execFileSync('ionice', ['-p', pid], { encoding: 'utf8' }).trim()).toBe('best-effort: prio 7');
+    writeFileSync(fifo, ''); // opens, writes nothing, closes: qe-index reads an empty "file" and refuses it
+    expect((await done).code).toBe(4);
+    expect(messages).toEqual(['error', 'done']);
   });
 });
 
@@ -243,6 +268,22 @@ describe('qe-packets index', () => {
     const off = await cli(['index', '--config', config(d, store, '[]')]);
     expect(off.exitCode).toBe(2);
     expect(off.stderr).toMatch(/index\.fields is \[\] in .*: the index is turned off/);
+  });
+
+  it('never two indexing runs on a store at once: a second one stops, saying who holds it', async () => {
+    const d = dir();
+    const store = join(d, 'store');
+    closedFiles(store, 1);
+    const held = lockIndexing([store])!;
+    try {
+      const r = await cli(['index', '--config', config(d, store)]);
+      expect(r.exitCode).toBe(3);
+      expect(r.stderr).toMatch(/another indexing run holds the store \(.*\.qe-index\.lock\): the daemon's background indexing or another `qe-packets index`/);
+      expect(lockIndexing([store])).toBeUndefined();
+    } finally {
+      held.release();
+    }
+    expect((await cli(['index', '--config', config(d, store)])).exitCode).toBe(0);
   });
 
   it('a store that is not writable is refused: the path, why, and the fix; nothing is written', async () => {

@@ -35,7 +35,9 @@ export interface QeIndexRun {
 /** Resolves with qe-index's exit code once it has ended and every status line has been read. */
 export function runQeIndex(run: QeIndexRun): Promise<{ code: number | null; stderr: string }> {
   const tool = [nativeTool('qe-index'), '--fields', run.fields.join(','), '--block-size', String(run.blockSizeBytes), '--status-fd', '3', '--progress-ms', String(run.progressMs ?? 500), '--', ...run.files];
-  const argv = run.lowPriority === false ? tool : ['ionice', '-c', '2', '-n', '7', 'nice', '-n', '19', ...tool];
+  // Where lowering a priority is refused (a sandbox without these calls) qe-index runs all the
+  // same: nice goes on after a warning, ionice is told to (-t).
+  const argv = run.lowPriority === false ? tool : ['ionice', '-t', '-c', '2', '-n', '7', 'nice', '-n', '19', ...tool];
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe', 'pipe'], ...(run.signal ? { signal: run.signal } : {}) });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => {
