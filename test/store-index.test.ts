@@ -11,6 +11,7 @@ import { removeCaptureFile } from '../daemon/src/store/index-files.js';
 import { StoreLedger } from '../daemon/src/store/ledger.js';
 import { removeOrphanIndexes, repairStore } from '../daemon/src/store/repair.js';
 import { measureStore } from '../daemon/src/store/usage.js';
+import { scanCatalog } from '../daemon/src/store/catalog.js';
 import { runQeIndex } from '../daemon/src/store/run-qe-index.js';
 import { lockIndexing } from '../daemon/src/store/index-backfill.js';
 import { crc32 } from 'node:zlib';
@@ -52,6 +53,10 @@ describe('index files in the store', () => {
     expect(u.indexBytes).toBe(size(indexPathFor(a!.path)) + size(indexPathFor(b!.path)) + 800);
     const onDisk = readdirSync(d).reduce((n, f) => n + size(join(d, f)), 0);
     expect(u.totalBytes).toBe(onDisk);
+    // The catalog lists the capture files only, and finds nothing wrong with the rest.
+    const catalog = await scanCatalog([d], { writeCache: false });
+    expect(catalog.entries.map((e) => e.path)).toEqual([a!.path, b!.path, c!.path]);
+    expect(catalog.problems).toEqual([]);
   });
 
   it('circular retention deletes a file with its index, its `.part` index and a stray temporary one', async () => {
