@@ -74,9 +74,13 @@ export async function indexCommand(argv: string[]): Promise<number> {
     return refuse(INDEX_EXIT.busy, `another indexing run holds the store (${config.storage.paths[0]}/.qe-index.lock): the daemon's background indexing or another \`qe-packets index\`; wait for it (\`qe-packets status\` shows the daemon's) and run again`);
   try {
     const catalog = await scanCatalog(config.storage.paths);
+    // Files the catalog cannot read are not indexed either: said once each, as extract says them.
+    for (const p of catalog.problems.slice(0, 5)) say(`warning: ${p.path}: ${p.message}`);
+    if (catalog.problems.length > 5) say(`warning: ${catalog.problems.length - 5} more files could not be read`);
     const plan = await planIndexing(catalog.entries, want, { ...(fromNs !== undefined ? { fromNs } : {}), ...(toNs !== undefined ? { toNs } : {}), rebuild: Boolean(v.rebuild) });
     for (const r of plan.refused) say(`${r.entry.path}: ${describeState(r.state)}: left alone (extraction scans this file); upgrade qe-packets, or --rebuild to replace it with a version ${IDX_VERSION} index`);
     for (const t of plan.todo) if (t.state.state !== 'missing' && t.state.state !== 'current') say(`${t.entry.path}: ${describeState(t.state)}: rebuilding it`);
+    if (plan.todo.length && !v.json) say(`indexing ${plan.todo.length} of ${plan.considered} files (${formatSize(plan.bytes)} of pcap) with ${want.fields.join(', ')}`);
     const summary = await run(plan, want, Boolean(v.json));
     if (v.json) process.stdout.write(`${JSON.stringify(jsonSummary(plan, summary))}\n`);
     else
