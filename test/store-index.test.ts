@@ -15,10 +15,10 @@ import { scanCatalog } from '../daemon/src/store/catalog.js';
 import { runQeIndex } from '../daemon/src/store/run-qe-index.js';
 import { lockIndexing } from '../daemon/src/store/index-backfill.js';
 import { crc32 } from 'node:zlib';
-import { BASE_NS, MS, tempDir, traffic, writeCaptureFile, type FixtureFile } from './lib/fixture.js';
-import { cli, root } from './lib/cli.js';
+import { BASE_NS, MS, tempDir, traffic, writeCaptureFile } from './lib/fixture.js';
+import { cli } from './lib/cli.js';
+import { DEFAULT_INDEX, closedFiles, indexFiles } from './lib/index-fixture.js';
 
-const qeIndex = join(root, 'build', 'native', 'qe-index');
 const cleanups: (() => void)[] = [];
 afterEach(() => cleanups.splice(0).forEach((c) => c()));
 function dir(): string {
@@ -27,16 +27,8 @@ function dir(): string {
   return t.dir;
 }
 
-/** `n` closed files of 40 packets, one a minute apart. */
-function closedFiles(d: string, n: number, iface = 'eth0'): FixtureFile[] {
-  return Array.from({ length: n }, (_, i) => writeCaptureFile(d, iface, traffic(BASE_NS + BigInt(i) * 60_000n * MS, 40, i + 1)));
-}
-
-function index(files: string[], fields = 'ip,port,proto,vlan'): void {
-  execFileSync(qeIndex, ['--fields', fields, ...files], { stdio: 'ignore' });
-}
-
-const want = { fields: ['ip', 'port', 'proto', 'vlan'] as const, blockSizeBytes: 16384 };
+const want = DEFAULT_INDEX;
+const index = indexFiles;
 const size = (p: string) => statSync(p).size;
 
 describe('index files in the store', () => {
@@ -59,50 +51,8 @@ describe('index files in the store', () => {
     expect(catalog.problems).toEqual([]);
   });
 
-  it('circular retention deletes a file with its index, its `.part` index and a stray temporary one', async () => {
-    const d = dir();
-    const files = closedFiles(d, 3);
-    index(files.map((f) => f.path));
-    const old = files[0]!.path;
-    writeFileSync(indexPathFor(old) + '.tmp', 'x');
-    writeFileSync(indexPathFor(`${old}.part`), 'y');
-    const u = await measureStore([d]);
-    // The capacity holds two of the three files and their indexes: the oldest must go, index and all.
-    const l = new StoreLedger(true, u.totalBytes - 1, 4096);
-    l.measured(u.closed, u.totalBytes);
-    await l.open('eth1');
-    expect(l.deletedFiles).toBeGreaterThanOrEqual(1);
-    expect(l.deletedBytes).toBeGreaterThanOrEqual(u.closed[0]!.size);
-    const left = readdirSync(d);
-    expect(left.filter((n) => n.startsWith(old.slice(d.length + 1)))).toEqual([]);
-    expect(left.filter((n) => n.endsWith('.qeidx')).length).toBe(3 - l.deletedFiles);
-  });
 
-  it('a capture file removed by hand: its index still goes, and the caller hears ENOENT', async () => {
-    const d = dir();
-    const [f] = closedFiles(d, 1);
-    index([f!.path]);
-    execFileSync('rm', [f!.path]);
-    await expect(removeCaptureFile(f!.path)).rejects.toMatchObject({ code: 'ENOENT' });
-    expect(readdirSync(d)).toEqual([]);
-  });
 
-  it('repair drops the index of a repaired `.part` (the closed file is indexed afresh) and removes orphans, never a temporary index beside its pcap', () => {
-    const d = dir();
-    const [closed] = closedFiles(d, 1);
-    const part = writeCaptureFile(d, 'eth1', traffic(BASE_NS + 3_600_000n * MS, 30, 9), { partial: true, partialTail: 11 });
-    writeFileSync(indexPathFor(part.path), Buffer.alloc(200)); // what the writer flushed before the crash
-    const tmp = indexPathFor(closed!.path) + '.tmp';
-    writeFileSync(tmp, 'being written');
-    const orphan = join(d, '20240501T090000.000000000Z_eth9.pcap.qeidx');
-    writeFileSync(orphan, 'z');
-    const [r] = repairStore([d]);
-    expect(r).toMatchObject({ outcome: 'repaired', packets: 30 });
-    expect(existsSync(indexPathFor(part.path))).toBe(false);
-    expect(checkIndex(r!.finalPath!, want)).toEqual({ state: 'missing' });
-    expect(removeOrphanIndexes([d])).toEqual([orphan]);
-    expect(existsSync(tmp)).toBe(true);
-  });
 });
 
 describe('runQeIndex', () => {
