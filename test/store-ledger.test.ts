@@ -194,6 +194,27 @@ describe('linear mode stops granting at the capacity', () => {
   });
 });
 
+describe('a full linear store', () => {
+  it('resumes for a file of room, not for the bytes its own indexes give back', async () => {
+    const s = new MemoryStore();
+    const { l } = ledger(s, 'linear', 8 * MiB);
+    expect(await l.open('eth0')).toBe(4 * MiB);
+    s.t = 1000;
+    expect(await l.update('eth0', 4 * MiB, 0)).toBe(8 * MiB);
+    s.t = 2000;
+    expect(await l.update('eth0', 8 * MiB, 0)).toBeUndefined(); // full
+    // A closed file's complete index replaced its open file's larger one: 20 KiB less on disk.
+    s.add('/a/eth0-1', 1n, 8 * MiB - 20 * 1024);
+    l.measured(...s.measure());
+    expect(await l.regrant()).toEqual(new Map());
+    // A file removed by hand: a file's worth of room, granted.
+    s.files.delete('/a/eth0-1');
+    s.add('/a/eth0-1', 1n, 7 * MiB - 20 * 1024);
+    l.measured(...s.measure());
+    expect(await l.regrant()).toEqual(new Map([['eth0', 8 * MiB + MiB + 20 * 1024]]));
+  });
+});
+
 describe('files removed by hand', () => {
   it("a helper's files removed behind the ledger's back free room at the next measurement", async () => {
     const s = new MemoryStore();
