@@ -34,7 +34,7 @@ export function buildIndex(pcap: Buffer, o: BuildOptions = {}): Buffer {
   const blockSize = o.blockSize ?? IDX_BLOCK_SIZE_DEFAULT;
   const g = decodeGlobalHeader(pcap);
   const recs = [...records(pcap, g)];
-  const keysOf = o.keysOf ?? referenceKeys;
+  const keysOf = o.keysOf ?? referenceKeyer();
   const h = Buffer.alloc(IDX_HEADER_LEN);
   IDX_MAGIC.copy(h, 0);
   h.writeUInt16LE(o.version ?? IDX_VERSION, 8);
@@ -123,46 +123,82 @@ function pad(v: Buffer): Buffer {
   return b;
 }
 
-/** Keys of an Ethernet frame: MACs, VLAN IDs, outer IPs (ARP's too), proto, ports (first fragments). */
+/**
+ * Keys of an Ethernet frame as docs/INDEX.md says the builder writes them: MACs, every VLAN ID,
+ * the outer IPs (ARP's too), the protocol (IPv6: after the extension headers), TCP/UDP/SCTP ports,
+ * and a later fragment under its first fragment's ports (a table per index, as the builder keeps).
+ */
+export function referenceKeyer(): (d: Buffer, fields: ReadonlySet<IndexField>) => Key[] {
+  const firstPorts = new Map<string, Buffer>();
+  return (d, fields) => {
+    const keys: Key[] = [];
+    const add = (f: IndexField, type: number, v: Buffer) => fields.has(f) && keys.push([type, Buffer.from(v)]);
+    if (d.length < 14) return keys;
+    add('mac', IDX_KEY.mac, d.subarray(0, 6));
+    add('mac', IDX_KEY.mac, d.subarray(6, 12));
+    let p = 12;
+    let et = d.readUInt16BE(p);
+    while ((et === 0x8100 || et === 0x88a8 || et === 0x9100) && p + 6 <= d.length) {
+      const id = d.readUInt16BE(p + 2) & 0xfff;
+      add('vlan', IDX_KEY.vlan, Buffer.from([id >> 8, id & 0xff]));
+      p += 4;
+      et = d.readUInt16BE(p);
+    }
+    p += 2;
+    const ports = (proto: number, l4: number, frag: 'none' | 'first' | 'later', fragId: string) => {
+      if (!(proto === 6 || proto === 17 || proto === 132)) return;
+      if (frag === 'later') {
+        const pp = firstPorts.get(fragId);
+        if (pp) {
+          add('port', IDX_KEY.port, pp.subarray(0, 2));
+          add('port', IDX_KEY.port, pp.subarray(2, 4));
+        }
+        return;
+      }
+      if (l4 + 4 > d.length) return;
+      add('port', IDX_KEY.port, d.subarray(l4, l4 + 2));
+      add('port', IDX_KEY.port, d.subarray(l4 + 2, l4 + 4));
+      if (frag === 'first') firstPorts.set(fragId, Buffer.from(d.subarray(l4, l4 + 4)));
+    };
+    if (et === 0x0800 && p + 20 <= d.length) {
+      add('ip', IDX_KEY.ipv4, d.subarray(p + 12, p + 16));
+      add('ip', IDX_KEY.ipv4, d.subarray(p + 16, p + 20));
+      const proto = d[p + 9]!;
+      add('proto', IDX_KEY.proto, Buffer.from([proto]));
+      const fo = d.readUInt16BE(p + 6);
+      const frag = (fo & 0x1fff) !== 0 ? 'later' : fo & 0x2000 ? 'first' : 'none';
+      ports(proto, p + (d[p]! & 0xf) * 4, frag, `4:${d.subarray(p + 12, p + 20).toString('hex')}:${proto}:${d.readUInt16BE(p + 4)}`);
+    } else if (et === 0x86dd && p + 40 <= d.length) {
+      add('ip', IDX_KEY.ipv6, d.subarray(p + 8, p + 24));
+      add('ip', IDX_KEY.ipv6, d.subarray(p + 24, p + 40));
+      let nh = d[p + 6]!;
+      let q = p + 40;
+      let frag: 'none' | 'first' | 'later' = 'none';
+      let fragId = '';
+      while ((nh === 0 || nh === 43 || nh === 60 || nh === 44) && q + 8 <= d.length) {
+        if (nh === 44) {
+          const off = d.readUInt16BE(q + 2);
+          frag = off >> 3 ? 'later' : off & 1 ? 'first' : 'none';
+          fragId = `6:${d.subarray(p + 8, p + 40).toString('hex')}:${d[q]}:${d.readUInt32BE(q + 4)}`;
+          nh = d[q]!;
+          q += 8;
+          if (frag === 'later') break;
+        } else {
+          nh = d[q]!;
+          q += 8 + d[q + 1]! * 8;
+        }
+      }
+      add('proto', IDX_KEY.proto, Buffer.from([nh]));
+      ports(nh, q, frag, fragId);
+    } else if ((et === 0x0806 || et === 0x8035) && p + 28 <= d.length) {
+      add('ip', IDX_KEY.ipv4, d.subarray(p + 14, p + 18));
+      add('ip', IDX_KEY.ipv4, d.subarray(p + 24, p + 28));
+    }
+    return keys;
+  };
+}
+
+/** One frame's keys, without fragment state. */
 export function referenceKeys(d: Buffer, fields: ReadonlySet<IndexField>): Key[] {
-  const keys: Key[] = [];
-  const add = (f: IndexField, type: number, v: Buffer) => fields.has(f) && keys.push([type, Buffer.from(v)]);
-  if (d.length < 14) return keys;
-  add('mac', IDX_KEY.mac, d.subarray(0, 6));
-  add('mac', IDX_KEY.mac, d.subarray(6, 12));
-  let p = 12;
-  let et = d.readUInt16BE(p);
-  while ((et === 0x8100 || et === 0x88a8 || et === 0x9100) && p + 6 <= d.length) {
-    const id = d.readUInt16BE(p + 2) & 0xfff;
-    add('vlan', IDX_KEY.vlan, Buffer.from([id >> 8, id & 0xff]));
-    p += 4;
-    et = d.readUInt16BE(p);
-  }
-  p += 2;
-  if (et === 0x0800 && p + 20 <= d.length) {
-    add('ip', IDX_KEY.ipv4, d.subarray(p + 12, p + 16));
-    add('ip', IDX_KEY.ipv4, d.subarray(p + 16, p + 20));
-    const proto = d[p + 9]!;
-    add('proto', IDX_KEY.proto, Buffer.from([proto]));
-    const frag = d.readUInt16BE(p + 6) & 0x1fff;
-    const l4 = p + (d[p]! & 0xf) * 4;
-    if (frag === 0 && (proto === 6 || proto === 17 || proto === 132) && l4 + 4 <= d.length) {
-      add('port', IDX_KEY.port, d.subarray(l4, l4 + 2));
-      add('port', IDX_KEY.port, d.subarray(l4 + 2, l4 + 4));
-    }
-  } else if (et === 0x86dd && p + 40 <= d.length) {
-    add('ip', IDX_KEY.ipv6, d.subarray(p + 8, p + 24));
-    add('ip', IDX_KEY.ipv6, d.subarray(p + 24, p + 40));
-    const nh = d[p + 6]!;
-    add('proto', IDX_KEY.proto, Buffer.from([nh]));
-    const l4 = p + 40;
-    if ((nh === 6 || nh === 17 || nh === 132) && l4 + 4 <= d.length) {
-      add('port', IDX_KEY.port, d.subarray(l4, l4 + 2));
-      add('port', IDX_KEY.port, d.subarray(l4 + 2, l4 + 4));
-    }
-  } else if ((et === 0x0806 || et === 0x8035) && p + 28 <= d.length) {
-    add('ip', IDX_KEY.ipv4, d.subarray(p + 14, p + 18));
-    add('ip', IDX_KEY.ipv4, d.subarray(p + 24, p + 28));
-  }
-  return keys;
+  return referenceKeyer()(d, fields);
 }

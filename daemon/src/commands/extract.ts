@@ -11,6 +11,8 @@ import { formatIsoNs, nowNs } from '../time/format-time.js';
 import { EXTRACT_USAGE, UsageError, parseExtractArgs, type ExtractRequest } from './extract-args.js';
 import { ProgressBar, humanBytes } from './progress-bar.js';
 import { ConfigError } from '../config/errors.js';
+import { encodeRanges, planReads, type FileRead } from '../extract/read-plan.js';
+import { explain, explainText } from '../extract/explain.js';
 import { loadConfigFile } from '../config/load.js';
 
 const PREFIX = 'qe-packets extract';
@@ -38,11 +40,18 @@ export async function extractCommand(argv: string[]): Promise<number> {
       process.stdout.write(`${EXTRACT_USAGE}\n`);
       return ExitCode.ok;
     }
-    checkDestination(req.output);
+    if (!req.explain) checkDestination(req.output);
     const paths = await storePaths(req);
     const catalog = await readCatalog(paths, say);
     const chosen = chooseFiles(catalog.entries, req);
-    const outcome = await extract(req, chosen, say);
+    const reads = planReads(chosen.selection.streams.flatMap((s) => s.files), req.filter, !req.noIndex);
+    if (req.explain) {
+      const e = explain(reads, req.filter, req.fromNs, req.toNs);
+      process.stdout.write(req.json ? `${JSON.stringify(e)}\n` : `${explainText(e)}\n`);
+      return ExitCode.ok;
+    }
+    noteScans(reads, say);
+    const outcome = await extract(req, chosen, reads, say);
     reportOutcome(req, chosen.selection.files, outcome, say);
     return outcome.exitCode;
   } catch (e) {
@@ -125,9 +134,11 @@ function chooseFiles(entries: CatalogEntry[], req: ExtractRequest): Chosen {
 }
 
 /** Runs qe-extract, with a progress bar on a terminal. */
-async function extract(req: ExtractRequest, { selection, linktype, snaplen }: Chosen, say: Say): Promise<ExtractOutcome> {
+async function extract(req: ExtractRequest, { selection, linktype, snaplen }: Chosen, reads: readonly FileRead[], say: Say): Promise<ExtractOutcome> {
   const stderr = process.stderr;
-  const bar = stderr.isTTY ? new ProgressBar(stderr, { total: selection.size, columns: stderr.columns }) : undefined;
+  const ranges = encodeRanges(reads);
+  const total = reads.reduce((n, r) => n + r.bytes, 0);
+  const bar = stderr.isTTY ? new ProgressBar(stderr, { total, columns: stderr.columns }) : undefined;
   let outcome: ExtractOutcome;
   try {
     outcome = await runExtractor(
@@ -139,6 +150,7 @@ async function extract(req: ExtractRequest, { selection, linktype, snaplen }: Ch
         output: req.output,
         linktype,
         snaplen,
+        ...(ranges.spans.size ? { ranges } : {}),
       },
       {
         progressMs: bar ? PROGRESS_MS : 0,
@@ -174,6 +186,19 @@ function reportOutcome(req: ExtractRequest, files: number, outcome: ExtractOutco
     default:
       say(outcome.error ?? `qe-extract failed with exit status ${outcome.exitCode}`);
   }
+}
+
+/** Says why files of the range are scanned when a filter could have used their index. */
+function noteScans(reads: readonly FileRead[], say: Say): void {
+  const unusable = reads.filter((r) => r.why === 'index-unusable');
+  for (const r of unusable.slice(0, MAX_PROBLEMS_SHOWN)) say(`warning: ${r.note}`);
+  if (unusable.length > MAX_PROBLEMS_SHOWN) say(`warning: ${unusable.length - MAX_PROBLEMS_SHOWN} more indexes could not be used`);
+  const count = (why: FileRead['why']) => reads.filter((r) => r.why === why).length;
+  const n = (k: number) => `${k} file${k === 1 ? '' : 's'}`;
+  if (count('not-narrowed')) say(`note: the filter cannot be narrowed by an index (not X, lengths, names...): scanning ${n(count('not-narrowed'))} of the range`);
+  if (count('fields')) say(`note: ${n(count('fields'))} of the range ${count('fields') === 1 ? 'has an index' : 'have indexes'} without a field the filter needs: scanning ${count('fields') === 1 ? 'it' : 'them'}`);
+  const through = count('index');
+  if (through && count('no-index')) say(`note: ${n(count('no-index'))} of the range ${count('no-index') === 1 ? 'has' : 'have'} no index yet: scanning ${count('no-index') === 1 ? 'it' : 'them'} (qe-packets index builds them)`);
 }
 
 /** Fails fast, before a possibly long scan, on an output that cannot be written. */
