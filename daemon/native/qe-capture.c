@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "index-build.h"
 #include "pcap-format.h"
 #include "proto.h"
 #include "writer.h"
@@ -85,7 +86,8 @@ static void usage(void)
 		"       qe-capture --read FILE --iface LABEL --dir DIR [options]\n"
 		"       qe-capture --check-filter EXPR [--linktype N] [--snaplen N]\n"
 		"options: --snaplen N --buffer BYTES --filter EXPR --file-size BYTES --file-duration-ms N\n"
-		"         --flush-ms N --no-promisc --no-fsync --direct-io --quota BYTES\n");
+		"         --flush-ms N --no-promisc --no-fsync --direct-io --quota BYTES\n"
+		"         --index-fields LIST (mac,vlan,ip,port,proto,tunnel; empty: no index) --index-block-size N\n");
 }
 
 static uint64_t parse_u64(const char *name, const char *val)
@@ -158,6 +160,7 @@ static void send_stats(struct capture *c)
 	msg_u64(&m, "appended_bytes", ws.appended_bytes);
 	msg_u64(&m, "open_file_bytes", ws.open_file_bytes);
 	msg_u64(&m, "buffered_bytes", ws.buffered_bytes);
+	msg_u64(&m, "index_bytes", ws.index_bytes);
 	msg_bool(&m, "store_full", ws.store_full);
 	msg_u64(&m, "cpu_us", cpu_us());
 	msg_send(&m);
@@ -889,6 +892,7 @@ int main(int argc, char **argv)
 	o.wcfg.file_size = 1u << 30;
 	o.wcfg.flush_ms = 1000;
 	o.wcfg.fsync = 1;
+	o.wcfg.index_block_size = QE_IDX_BLOCK_SIZE_DEFAULT;
 
 	static const struct option longopts[] = {
 		{ "iface", required_argument, 0, 'i' },	     { "dir", required_argument, 0, 'd' },
@@ -899,6 +903,7 @@ int main(int argc, char **argv)
 		{ "no-fsync", no_argument, 0, 'n' },	     { "check-filter", required_argument, 0, 'k' },
 		{ "linktype", required_argument, 0, 'l' },   { "help", no_argument, 0, 'h' },
 		{ "quota", required_argument, 0, 'Q' },	     { "direct-io", no_argument, 0, 'D' },
+		{ "index-fields", required_argument, 0, 'X' }, { "index-block-size", required_argument, 0, 'K' },
 		{ 0, 0, 0, 0 },
 	};
 	int ch;
@@ -925,6 +930,28 @@ int main(int argc, char **argv)
 		case 'k': o.check_filter = optarg; break;
 		case 'l': o.linktype = (int)parse_u64("--linktype", optarg); break;
 		case 'Q': o.quota = parse_u64("--quota", optarg); o.have_quota = 1; break;
+		case 'X': {
+			const char *bad;
+			size_t bad_len;
+			int64_t bits = qe_idx_parse_fields(optarg, &bad, &bad_len);
+			if (bits < 0) {
+				fprintf(stderr, "qe-capture: --index-fields: unknown field '%.*s' (known: mac, vlan, ip, port, proto, tunnel)\n",
+					(int)bad_len, bad);
+				return 1;
+			}
+			o.wcfg.index_fields = (uint32_t)bits;
+			break;
+		}
+		case 'K': {
+			uint64_t bs = parse_u64("--index-block-size", optarg);
+			if (!qe_idx_block_size_ok(bs)) {
+				fprintf(stderr, "qe-capture: --index-block-size %s is not a power of two from %u to %u\n", optarg,
+					QE_IDX_BLOCK_SIZE_MIN, QE_IDX_BLOCK_SIZE_MAX);
+				return 1;
+			}
+			o.wcfg.index_block_size = (uint32_t)bs;
+			break;
+		}
 		case 'h': usage(); return 0;
 		default: usage(); return 1;
 		}

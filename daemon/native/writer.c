@@ -17,6 +17,7 @@
 #include <immintrin.h>
 #endif
 
+#include "index-build.h"
 #include "proto.h"
 
 #define HUGE_PAGE (2u << 20)
@@ -63,6 +64,17 @@ struct writer {
 	 * sync thread then finds the whole records that did reach it and moves them back to written. */
 	uint64_t recovered;       /* atomic: packets */
 	uint64_t recovered_bytes; /* atomic */
+
+	/* The open file's index: its builder, and `<part>.qeidx`, written segment by segment at each
+	 * flush (opened at the first one). A failed index write drops the file's index, never data. */
+	struct qe_idx_builder *idx;
+	int idx_fd;
+	uint64_t idx_len;
+	char idx_path[PATH_MAX];
+	struct qe_idx_out idx_out;
+	uint64_t index_bytes;       /* written by this thread (segments) */
+	uint64_t index_async_bytes; /* atomic: written by the sync thread (complete indexes) */
+	uint64_t last_index_error_ns;
 
 	struct syncer *syncer;
 };
@@ -135,6 +147,8 @@ struct closed_file {
 	char base[PATH_MAX];
 	int collision;
 	uint64_t first_ns, last_ns, packets, bytes;
+	struct qe_idx_builder *idx; /* the whole file's postings: its complete index is written here */
+	char idx_part[PATH_MAX];    /* the open file's index, removed once the file is closed */
 	struct closed_file *next;
 };
 
@@ -215,6 +229,31 @@ static void close_file(struct closed_file *c)
 	close(c->fd);
 }
 
+static void drop_closed_index(struct closed_file *c)
+{
+	if (c->idx_part[0])
+		unlink(c->idx_part);
+	qe_idx_builder_free(c->idx);
+	c->idx = NULL;
+}
+
+/* The closed file's complete index goes beside it (temporary name, then rename), and the open
+ * file's segments go: a reader finds one or the other, never an index of another file. */
+static void write_closed_index(struct syncer *s, struct closed_file *c, const char *final)
+{
+	if (c->idx) {
+		char path[PATH_MAX];
+		snprintf(path, sizeof path, "%s%s", final, QE_IDX_EXT);
+		int64_t n = qe_idx_write_complete(c->idx, path, 0);
+		if (n < 0)
+			send_error(s->w->cfg.iface, "index_failed", 0, "cannot write %s: %s (the file is scanned until it is indexed again)",
+				   path, strerror(errno));
+		else
+			__atomic_add_fetch(&s->w->index_async_bytes, (uint64_t)n, __ATOMIC_RELAXED);
+	}
+	drop_closed_index(c);
+}
+
 /* Cuts a torn file, renames it into place and reports it. */
 static void finish_file(struct syncer *s, struct closed_file *c)
 {
@@ -233,6 +272,7 @@ static void finish_file(struct syncer *s, struct closed_file *c)
 		/* Every record failed to reach the disk: a header alone holds nothing worth keeping. */
 		unlink(c->part);
 		close_file(c);
+		drop_closed_index(c);
 		return;
 	}
 	char final[PATH_MAX];
@@ -242,8 +282,10 @@ static void finish_file(struct syncer *s, struct closed_file *c)
 	if (renamed < 0) {
 		send_error(s->w->cfg.iface, "rename_failed", 0, "cannot rename %s: %s (it stays as a .part file and is repaired at the next start)",
 			   c->part, strerror(err));
+		qe_idx_builder_free(c->idx); /* the .part keeps its segment index, which the repair rebuilds */
 		return;
 	}
+	write_closed_index(s, c, final);
 	struct msg m;
 	msg_begin(&m, "file_closed", s->w->cfg.iface);
 	msg_str(&m, "path", final);
@@ -329,7 +371,14 @@ struct writer *writer_new(const struct writer_config *cfg)
 	encode_iface(w->iface_name, sizeof w->iface_name, cfg->iface);
 	w->fd = -1;
 	w->dfd = -1;
+	w->idx_fd = -1;
 	w->quota = UINT64_MAX;
+	if (w->cfg.index_fields && !qe_idx_linktype_ok(w->cfg.linktype)) {
+		send_error(cfg->iface, "index_unsupported", 0,
+			   "link type %u is not indexed (Ethernet, raw IP and Linux cooked captures are): files are written without an index and scanned",
+			   cfg->linktype);
+		w->cfg.index_fields = 0;
+	}
 	/* Huge pages for the buffer: the copy into it takes no TLB misses and an O_DIRECT write pins
 	 * two pages instead of a thousand (where transparent huge pages are on, as madvise allows). */
 	if (posix_memalign((void **)&w->buf, HUGE_PAGE, WRITER_BUF_SIZE) != 0)
@@ -415,6 +464,79 @@ static int open_part(const char *path)
 	return fd;
 }
 
+/* Bytes put into files, the complete indexes the sync thread wrote included: what the quota counts. */
+static inline uint64_t appended(const struct writer *w)
+{
+	return w->appended_bytes + __atomic_load_n(&w->index_async_bytes, __ATOMIC_RELAXED);
+}
+
+static void index_drop(struct writer *w, int remove)
+{
+	if (w->idx_fd >= 0)
+		close(w->idx_fd);
+	if (remove && (w->idx_fd >= 0 || w->idx_len))
+		unlink(w->idx_path);
+	w->idx_fd = -1;
+	w->idx_len = 0;
+	qe_idx_builder_free(w->idx);
+	w->idx = NULL;
+}
+
+/* The open file goes on without an index (a reader scans it): capture never waits for one. */
+static void index_failed(struct writer *w, const char *what, int err)
+{
+	uint64_t now = now_monotonic_ns();
+	if (!w->last_index_error_ns || now - w->last_index_error_ns >= 1000000000u) {
+		w->last_index_error_ns = now;
+		send_error(w->cfg.iface, "index_failed", 0, "%s %s: %s (the file is written without an index and scanned until it is indexed again)",
+			   what, w->idx_path, strerror(err));
+	}
+	index_drop(w, 1);
+}
+
+static void index_open(struct writer *w)
+{
+	if (!w->cfg.index_fields)
+		return;
+	snprintf(w->idx_path, sizeof w->idx_path, "%s%s", w->part_path, QE_IDX_EXT);
+	w->idx = qe_idx_builder_new(w->cfg.index_fields, w->cfg.index_block_size, w->cfg.linktype);
+	if (!w->idx)
+		index_failed(w, "cannot build", ENOMEM);
+}
+
+static int pwrite_all(struct writer *w, int fd, const unsigned char *p, size_t len, uint64_t off, int *err);
+
+/* After the records reached the file: the next segment of its index, so they are found through it. */
+static void index_flush(struct writer *w)
+{
+	if (!w->idx || !qe_idx_pending_records(w->idx))
+		return;
+	int err;
+	if (w->idx_fd < 0) {
+		unsigned char h[QE_IDX_HEADER_LEN];
+		w->idx_fd = open(w->idx_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+		if (w->idx_fd < 0)
+			return index_failed(w, "cannot create", errno);
+		qe_idx_header(w->idx, 0, h);
+		if (pwrite_all(w, w->idx_fd, h, sizeof h, 0, &err) < 0)
+			return index_failed(w, "cannot write", err);
+		w->idx_len = sizeof h;
+		w->index_bytes += sizeof h;
+		w->appended_bytes += sizeof h;
+		w->counted_appended += sizeof h;
+	}
+	w->idx_out.len = 0;
+	if (qe_idx_next_segment(w->idx, &w->idx_out) < 0)
+		return index_failed(w, "out of memory for", ENOMEM);
+	if (pwrite_all(w, w->idx_fd, w->idx_out.p, w->idx_out.len, w->idx_len, &err) < 0)
+		return index_failed(w, "cannot write", err);
+	w->idx_len += w->idx_out.len;
+	w->index_bytes += w->idx_out.len;
+	/* Index bytes count for the quota, not as written packets' bytes. */
+	w->appended_bytes += w->idx_out.len;
+	w->counted_appended += w->idx_out.len;
+}
+
 static int writer_open_file(struct writer *w, uint64_t ts_ns)
 {
 	uint64_t now = now_monotonic_ns();
@@ -453,6 +575,7 @@ static int writer_open_file(struct writer *w, uint64_t ts_ns)
 	w->buf_len = PCAP_GLOBAL_LEN;
 	w->buf_packets = 0;
 	w->appended_bytes += PCAP_GLOBAL_LEN;
+	index_open(w);
 
 	struct msg m;
 	msg_begin(&m, "file_opened", w->cfg.iface);
@@ -518,30 +641,35 @@ static int may_write(struct writer *w, uint64_t now)
 	return w->fd >= 0 && !(w->write_retry_after_ns && now < w->write_retry_after_ns);
 }
 
+static int flush_buffer(struct writer *w);
+
 void writer_drain(struct writer *w)
 {
 	uint64_t now = now_monotonic_ns();
 	if (w->dfd < 0)
-		writer_flush(w);
+		flush_buffer(w);
 	else if (may_write(w, now) && write_aligned(w, now) == 0)
 		w->write_retry_after_ns = 0;
 }
 
-void writer_flush(struct writer *w)
+/* Pushes the buffered records into the file; 0 when every record added so far is in it. */
+static int flush_buffer(struct writer *w)
 {
-	if (w->fd < 0 || w->buf_packets == 0)
-		return;
+	if (w->fd < 0)
+		return -1;
+	if (w->buf_packets == 0)
+		return 0;
 	uint64_t now = now_monotonic_ns();
 	if (!may_write(w, now))
-		return;
+		return -1;
 	if (w->dfd >= 0 && write_aligned(w, now) < 0)
-		return;
+		return -1;
 	/* What is left (all of it in buffered mode, a partial block in direct mode) goes through the
 	 * page cache, so that a crash of this process loses nothing flushed. */
 	int err;
 	if (pwrite_all(w, w->fd, w->buf, w->buf_len, w->file_bytes, &err) < 0) {
 		write_failed(w, err, now);
-		return;
+		return -1;
 	}
 	if (w->dfd < 0) {
 		w->file_bytes += w->buf_len;
@@ -557,12 +685,21 @@ void writer_flush(struct writer *w)
 	w->counted_appended = w->appended_bytes;
 	w->last_ns = w->buf_last_ns;
 	w->buf_packets = 0;
+	return 0;
+}
+
+/* The index gets a segment per flush interval, not per buffer written: a segment repeats the keys
+ * of its records, so fewer, larger ones keep the open file's index small. */
+void writer_flush(struct writer *w)
+{
+	if (flush_buffer(w) == 0)
+		index_flush(w);
 }
 
 int writer_add_run(struct writer *w, const unsigned char *records, size_t len, uint64_t packets, uint64_t last_ns)
 {
 	uint64_t now = now_monotonic_ns();
-	writer_flush(w);
+	flush_buffer(w);
 	if (w->buf_packets)
 		return -1; /* the buffer could not be written: the records queue behind it */
 	int err;
@@ -579,6 +716,13 @@ int writer_add_run(struct writer *w, const unsigned char *records, size_t len, u
 		write_failed(w, err, now);
 		return -1;
 	}
+	if (w->idx)
+		for (size_t off = 0; off < len;) {
+			struct qe_pcap_record r;
+			qe_pcap_record_decode(records + off, 0, &r);
+			qe_idx_add(w->idx, w->file_bytes + off, qe_pcap_record_ns(&r, 1), records + off + PCAP_RECORD_LEN, r.caplen);
+			off += PCAP_RECORD_LEN + r.caplen;
+		}
 	w->file_bytes += len;
 	w->counted_end = w->file_bytes;
 	w->appended_bytes += len;
@@ -604,8 +748,16 @@ static void writer_close_file(struct writer *w)
 		w->appended_bytes = w->counted_appended;
 		w->buf_len = w->buf_counted;
 		torn = w->dfd >= 0;
+		/* Its builder holds records the file does not: the file is indexed again from disk. */
+		index_drop(w, 1);
 	}
 	struct closed_file *c = calloc(1, sizeof *c);
+	if (!c)
+		index_drop(w, 1);
+	if (w->idx_fd >= 0) {
+		close(w->idx_fd);
+		w->idx_fd = -1;
+	}
 	if (!c) {
 		if (w->dfd >= 0)
 			close(w->dfd);
@@ -624,6 +776,11 @@ static void writer_close_file(struct writer *w)
 	c->last_ns = w->last_ns;
 	c->packets = w->file_packets;
 	c->bytes = w->file_bytes + w->buf_len;
+	c->idx = w->idx;
+	if (w->idx_len)
+		snprintf(c->idx_part, sizeof c->idx_part, "%s", w->idx_path);
+	w->idx = NULL;
+	w->idx_len = 0;
 
 	struct syncer *s = w->syncer;
 	pthread_mutex_lock(&s->mu);
@@ -653,9 +810,9 @@ void writer_set_store_full(struct writer *w)
 void writer_set_quota(struct writer *w, uint64_t quota)
 {
 	w->quota = quota;
-	w->quota_low_water = quota > w->appended_bytes ? (quota - w->appended_bytes) / 2 : 0;
+	w->quota_low_water = quota > appended(w) ? (quota - appended(w)) / 2 : 0;
 	w->quota_asked = 0;
-	if (w->store_full && quota > w->appended_bytes + PCAP_GLOBAL_LEN + PCAP_RECORD_LEN)
+	if (w->store_full && quota > appended(w) + PCAP_GLOBAL_LEN + PCAP_RECORD_LEN)
 		w->store_full = 0;
 }
 
@@ -672,13 +829,15 @@ void writer_add(struct writer *w, uint64_t ts_ns, uint32_t caplen, uint32_t orig
 
 	if (w->fd >= 0) {
 		uint64_t in_file = w->file_bytes + w->buf_len;
-		int full = in_file + rec > w->cfg.file_size && w->file_packets + w->buf_packets > 0;
+		/* A file whose index holds all the builder may hold ends here, so every file has one. */
+		int full = (in_file + rec > w->cfg.file_size || (w->idx && qe_idx_full(w->idx))) &&
+			   w->file_packets + w->buf_packets > 0;
 		int aged = w->cfg.file_duration_ns && ts_ns >= w->first_ns &&
 			   ts_ns - w->first_ns >= w->cfg.file_duration_ns;
 		if (full || aged || qe_pcap_too_far(w->first_ns, ts_ns))
 			writer_close_file(w);
 	}
-	if (w->appended_bytes + rec + (w->fd < 0 ? PCAP_GLOBAL_LEN : 0) > w->quota) {
+	if (appended(w) + rec + (w->fd < 0 ? PCAP_GLOBAL_LEN : 0) > w->quota) {
 		writer_set_store_full(w);
 		w->store_full_drops++;
 		return;
@@ -696,6 +855,8 @@ void writer_add(struct writer *w, uint64_t ts_ns, uint32_t caplen, uint32_t orig
 		}
 	}
 
+	if (w->idx)
+		qe_idx_add(w->idx, w->file_bytes + w->buf_len, ts_ns, data, caplen);
 	unsigned char *p = w->buf + w->buf_len;
 	uint32_t hdr[4] = { (uint32_t)(ts_ns / 1000000000u), (uint32_t)(ts_ns % 1000000000u), caplen, origlen };
 	memcpy(p, hdr, sizeof hdr);
@@ -712,7 +873,7 @@ int writer_run_fits(const struct writer *w, uint64_t bytes, uint64_t ts_ns)
 	       w->file_bytes + w->buf_len + bytes <= w->cfg.file_size && !qe_pcap_too_far(w->first_ns, ts_ns) &&
 	       (!w->cfg.file_duration_ns ||
 		(ts_ns >= w->first_ns && ts_ns - w->first_ns < w->cfg.file_duration_ns)) &&
-	       w->appended_bytes + bytes <= w->quota;
+	       appended(w) + bytes <= w->quota;
 }
 
 void writer_tick(struct writer *w, uint64_t now_ns)
@@ -739,13 +900,15 @@ void writer_free(struct writer *w)
 {
 	if (!w)
 		return;
+	index_drop(w, 0);
+	qe_idx_out_free(&w->idx_out);
 	free(w->buf);
 	free(w);
 }
 
 int writer_write_refused(const struct writer *w)
 {
-	return w->write_retry_after_ns && !w->store_full && w->appended_bytes < w->quota;
+	return w->write_retry_after_ns && !w->store_full && appended(w) < w->quota;
 }
 
 int writer_retry_due(const struct writer *w, uint64_t now_ns)
@@ -782,14 +945,14 @@ int writer_has_quota(const struct writer *w)
 int writer_short_of_quota(const struct writer *w, uint32_t caplen)
 {
 	uint64_t rec = PCAP_RECORD_LEN + (uint64_t)(caplen < w->cfg.snaplen ? caplen : w->cfg.snaplen) + PCAP_GLOBAL_LEN;
-	return w->appended_bytes + rec > w->quota;
+	return appended(w) + rec > w->quota;
 }
 
 int writer_wants_quota(struct writer *w)
 {
 	if (w->quota == UINT64_MAX || w->quota_asked)
 		return 0;
-	if (w->appended_bytes + w->quota_low_water < w->quota)
+	if (appended(w) + w->quota_low_water < w->quota)
 		return 0;
 	w->quota_asked = 1;
 	return 1;
@@ -797,7 +960,7 @@ int writer_wants_quota(struct writer *w)
 
 uint64_t writer_appended_bytes(const struct writer *w)
 {
-	return w->appended_bytes;
+	return appended(w);
 }
 
 /* Records found in files cut after a failed write move from lost to written (the sync thread
@@ -810,7 +973,8 @@ void writer_stats(const struct writer *w, struct writer_stats *s)
 	s->lost = w->writer_drops - recovered;
 	s->write_errors = w->write_errors;
 	s->store_full_drops = w->store_full_drops;
-	s->appended_bytes = w->appended_bytes;
+	s->appended_bytes = appended(w);
+	s->index_bytes = w->index_bytes + __atomic_load_n(&w->index_async_bytes, __ATOMIC_RELAXED);
 	s->open_file_bytes = w->fd >= 0 ? w->file_bytes + w->buf_len : 0;
 	s->buffered_bytes = w->fd >= 0 ? w->buf_len : 0;
 	s->store_full = w->store_full;

@@ -4,7 +4,10 @@
  *
  * The writer is opaque to its callers: they hand it packets and settings through these functions
  * and read its counters as a writer_stats, so that what happens to a record on its way to the file
- * (an index, a later issue, hooks in here) is the writer's business alone. */
+ * is the writer's business alone: with index fields set, each record is also fed to the file's index
+ * builder (index-build.h) from the writer's memory, a segment of the open file's index
+ * (`X.pcap.part.qeidx`) is appended at each flush, and the sync thread writes the closed file's
+ * complete index (`X.pcap.qeidx`, through a temporary name) after renaming the file. */
 #ifndef QE_WRITER_H
 #define QE_WRITER_H
 #include <stddef.h>
@@ -29,6 +32,8 @@ struct writer_config {
 	int fsync;                 /* one syncfs per store filesystem per flush interval (sync thread) */
 	int direct;                /* write whole blocks with O_DIRECT: no page-cache copy per byte */
 	uint64_t flush_ms;
+	uint32_t index_fields;     /* enum qe_idx_field bits; 0: no index */
+	uint32_t index_block_size; /* of the index (index-format.h) */
 };
 
 /* The counters reported in stats messages, cumulative since the writer started. Records found
@@ -42,6 +47,7 @@ struct writer_stats {
 	uint64_t appended_bytes;   /* every byte put into files (headers included), for the quota */
 	uint64_t open_file_bytes;  /* the open file with its unflushed buffer; 0 when none is open */
 	uint64_t buffered_bytes;   /* the part of it still in the buffer */
+	uint64_t index_bytes;      /* bytes written to index files (counted in appended_bytes too) */
 	int store_full;
 };
 

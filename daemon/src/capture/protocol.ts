@@ -33,6 +33,8 @@ export const helperMessage = z.discriminatedUnion('type', [
     open_file_bytes: count,
     /** The part of it still in the helper's buffer, not yet in the file. */
     buffered_bytes: count,
+    /** Bytes written to index files (open files' segments, closed files' complete indexes); counted in appended_bytes too. */
+    index_bytes: count,
     store_full: z.boolean(),
   }),
   z.strictObject({ type: z.literal('error'), iface: z.string(), code: z.string(), message: z.string(), fatal: z.boolean() }),
