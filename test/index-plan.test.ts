@@ -28,12 +28,12 @@ describe('filter planner', () => {
     ['net 192.168.4.0 mask 255.255.252.0', 'ipv4 192.168.4.0..192.168.7.255'],
     ['src net 10.0.0.0/32', 'ipv4 10.0.0.0'],
     ['net 2001:db8::/32', 'ipv6 2001:db8::..2001:db8:ffff:ffff:ffff:ffff:ffff:ffff'],
-    ['port 53', 'port 53'],
-    ['src port 53', 'port 53'],
-    ['tcp port 443', '(port 443 and proto 6)'],
-    ['udp dst port 53', '(port 53 and proto 17)'],
-    ['portrange 1000-1010', 'port 1000..1010'],
-    ['tcp portrange 10-1', '(port 1..10 and proto 6)'],
+    ['port 53', '(port 53 or port 0)'],
+    ['src port 53', '(port 53 or port 0)'],
+    ['tcp port 443', '((port 443 or port 0) and proto 6)'],
+    ['udp dst port 53', '((port 53 or port 0) and proto 17)'],
+    ['portrange 1000-1010', '(port 1000..1010 or port 0)'],
+    ['tcp portrange 10-1', '((port 1..10 or port 0) and proto 6)'],
     ['ip proto 17', 'proto 17'],
     ['ip6 proto 58', 'proto 58'],
     ['proto \\tcp', 'proto 6'],
@@ -48,19 +48,19 @@ describe('filter planner', () => {
     ['ether host 02:00:00:00:00:01', 'mac 02:00:00:00:00:01'],
     ['ether src 2:0:0:0:0:1', 'mac 02:00:00:00:00:01'],
     ['ether dst 0200.0000.0001', 'mac 02:00:00:00:00:01'],
-    ['host 10.0.0.1 and port 80', '(ipv4 10.0.0.1 and port 80)'],
-    ['host 10.0.0.1 && port 80', '(ipv4 10.0.0.1 and port 80)'],
+    ['host 10.0.0.1 and port 80', '(ipv4 10.0.0.1 and (port 80 or port 0))'],
+    ['host 10.0.0.1 && port 80', '(ipv4 10.0.0.1 and (port 80 or port 0))'],
     ['host 10.0.0.1 or host 10.0.0.2', '(ipv4 10.0.0.1 or ipv4 10.0.0.2)'],
     ['host 10.0.0.1 || 10.0.0.2', '(ipv4 10.0.0.1 or ipv4 10.0.0.2)'],
     // libpcap carries the qualifiers of the primitive before a bare value.
     ['host 10.0.0.1 or 10.0.0.2 or 10.0.0.3', '(ipv4 10.0.0.1 or ipv4 10.0.0.2 or ipv4 10.0.0.3)'],
-    ['tcp port 80 or 443', '(port 80 and proto 6 or (port 443 and proto 6))'.replace('(port 80 and proto 6 or', '((port 80 and proto 6) or')],
-    ['port 53 and (10.0.0.1 or 10.0.0.2)', 'port 53'], // `port 10.0.0.1`: not understood
+    ['tcp port 80 or 443', '(((port 80 or port 0) and proto 6) or ((port 443 or port 0) and proto 6))'],
+    ['port 53 and (10.0.0.1 or 10.0.0.2)', '(port 53 or port 0)'], // `port 10.0.0.1`: not understood
     ['host 10.0.0.1 and (10.0.0.2 or 10.0.0.3)', '(ipv4 10.0.0.1 and (ipv4 10.0.0.2 or ipv4 10.0.0.3))'],
     // `and` and `or` have one precedence and group to the left.
-    ['host 10.0.0.1 or host 10.0.0.2 and port 80', '((ipv4 10.0.0.1 or ipv4 10.0.0.2) and port 80)'],
-    ['port 80 and host 10.0.0.1 or host 10.0.0.2', '((port 80 and ipv4 10.0.0.1) or ipv4 10.0.0.2)'],
-    ['(host 10.0.0.1 or host 10.0.0.2) and (port 80 or port 443)', '((ipv4 10.0.0.1 or ipv4 10.0.0.2) and (port 80 or port 443))'],
+    ['host 10.0.0.1 or host 10.0.0.2 and port 80', '((ipv4 10.0.0.1 or ipv4 10.0.0.2) and (port 80 or port 0))'],
+    ['port 80 and host 10.0.0.1 or host 10.0.0.2', '(((port 80 or port 0) and ipv4 10.0.0.1) or ipv4 10.0.0.2)'],
+    ['(host 10.0.0.1 or host 10.0.0.2) and (port 80 or port 443)', '((ipv4 10.0.0.1 or ipv4 10.0.0.2) and (port 80 or port 0 or port 443))'],
     // `not X` may hold any block.
     ['not host 10.0.0.1', ALL],
     ['! port 22', ALL],
@@ -107,7 +107,7 @@ describe('filter planner', () => {
     expect(plan('ether host 02:00:00:00:00:01', DEFAULT)).toBe(ALL);
     expect(plan('ether host 02:00:00:00:00:01 and host 10.0.0.1', DEFAULT)).toBe('ipv4 10.0.0.1');
     expect(plan('ether host 02:00:00:00:00:01 or host 10.0.0.1', DEFAULT)).toBe(ALL);
-    expect(plan('host 10.0.0.1 and port 80', ['port'])).toBe('port 80');
+    expect(plan('host 10.0.0.1 and port 80', ['port'])).toBe('(port 80 or port 0)');
     expect(plan('host 10.0.0.1', [])).toBe(ALL);
   });
 

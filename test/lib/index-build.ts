@@ -126,7 +126,8 @@ function pad(v: Buffer): Buffer {
 /**
  * Keys of an Ethernet frame as docs/INDEX.md says the builder writes them: MACs, every VLAN ID,
  * the outer IPs (ARP's too), the protocol (IPv6: after the extension headers), TCP/UDP/SCTP ports,
- * and a later fragment under its first fragment's ports (a table per index, as the builder keeps).
+ * and a later fragment under its first fragment's ports (a table per index, as the builder keeps),
+ * or port 0 when that table does not hold it.
  */
 export function referenceKeyer(): (d: Buffer, fields: ReadonlySet<IndexField>) => Key[] {
   const firstPorts = new Map<string, Buffer>();
@@ -148,11 +149,10 @@ export function referenceKeyer(): (d: Buffer, fields: ReadonlySet<IndexField>) =
     const ports = (proto: number, l4: number, frag: 'none' | 'first' | 'later', fragId: string) => {
       if (!(proto === 6 || proto === 17 || proto === 132)) return;
       if (frag === 'later') {
-        const pp = firstPorts.get(fragId);
-        if (pp) {
-          add('port', IDX_KEY.port, pp.subarray(0, 2));
-          add('port', IDX_KEY.port, pp.subarray(2, 4));
-        }
+        // Port 0: a later fragment whose first fragment this index did not see.
+        const pp = firstPorts.get(fragId) ?? Buffer.alloc(4);
+        add('port', IDX_KEY.port, pp.subarray(0, 2));
+        add('port', IDX_KEY.port, pp.subarray(2, 4));
         return;
       }
       if (l4 + 4 > d.length) return;

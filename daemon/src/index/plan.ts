@@ -267,15 +267,26 @@ function fieldsPresent(l: Lookup, have: ReadonlySet<IndexField>): boolean {
   return true;
 }
 
+/** Drops repeated operands (`port 80 or port 443` holds `port 0` twice). */
+function unique(args: Lookup[]): Lookup[] {
+  const seen = new Set<string>();
+  return args.filter((a) => {
+    const k = describePlan(a);
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
 export function and(args: Lookup[]): Lookup {
-  const kept = args.flatMap((a) => (a.op === 'and' ? a.args : a.op === 'all' ? [] : [a]));
+  const kept = unique(args.flatMap((a) => (a.op === 'and' ? a.args : a.op === 'all' ? [] : [a])));
   if (kept.length === 0) return ALL;
   return kept.length === 1 ? kept[0]! : { op: 'and', args: kept };
 }
 
 export function or(args: Lookup[]): Lookup {
   if (args.some((a) => a.op === 'all')) return ALL;
-  const kept = args.flatMap((a) => (a.op === 'or' ? a.args : [a]));
+  const kept = unique(args.flatMap((a) => (a.op === 'or' ? a.args : [a])));
   return kept.length === 1 ? kept[0]! : { op: 'or', args: kept };
 }
 
@@ -343,6 +354,9 @@ function primitive(words: string[]): Lookup {
       if (b > 65535) return ALL;
       l = { op: 'range', type: 'port', lo: Buffer.from([a >> 8, a & 0xff]), hi: Buffer.from([b >> 8, b & 0xff]) };
     }
+    // Port 0 holds the later fragments whose first fragment the builder did not hold (it came in
+    // another file, or was pushed out of the builder's table): qe-extract may still keep them.
+    l = or([l, key('port', [0, 0])]);
     return proto ? and([l, key('proto', [PROTO_NUM[proto]!])]) : l;
   }
   if (type === 'host' || type === 'net' || (type === undefined && (dir || proto === 'ip' || proto === 'ip6' || proto === 'arp' || proto === 'rarp' || proto === undefined))) {
