@@ -379,7 +379,10 @@ function pcapFacts(pcapPath: string): { linktype: number; size: number; firstNs:
   try {
     fd = openSync(pcapPath, 'r');
   } catch (e) {
-    throw new IndexUnusable('mismatch', `${pcapPath}: ${(e as Error).message}`);
+    // A .part renamed on close since the catalog was read: qe-extract finds it under its closed
+    // name and reads it whole, as for any file without an index.
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new IndexUnusable(code === 'ENOENT' ? 'missing' : 'mismatch', `${pcapPath}: ${(e as Error).message}`);
   }
   try {
     const size = fstatSync(fd).size;
