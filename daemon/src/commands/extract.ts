@@ -220,7 +220,7 @@ function checkOutput(output: string): string | undefined {
 
 /** The store directory the output would land in, if any. */
 function storeDirHolding(output: string, storePaths: readonly string[]): string | undefined {
-  if (output === '-') return undefined;
+  if (output === '-' || output === '') return undefined; // stdout, or --explain (no output)
   const real = (p: string) => {
     try {
       return realpathSync(p);
