@@ -87,6 +87,7 @@ describe('extract through the index', () => {
     expect(e.files_read_through_index).toBe(6);
     expect(e.bytes_to_read).toBeLessThan(e.bytes_full_scan);
     expect(withIndex.stderr).not.toMatch(/note|warning/);
+    expect(withIndex.stderr).toMatch(/wrote .* packets? .*; read .* of .* \(6 of 6 files through their index\)/);
   });
 
   it('returns every fragment of a datagram a port query matches, through the index and without', () => {
