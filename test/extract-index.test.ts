@@ -142,6 +142,20 @@ describe('extract through the index', () => {
     }
   });
 
+  it('refuses an index of a newer format version, naming both, and scans that file', () => {
+    const victim = indexPathFor(files[3]!.path);
+    const good = readFileSync(victim);
+    try {
+      writeFileSync(victim, buildIndex(readFileSync(files[3]!.path), { fields: FIELDS, blockSize: 4096, version: 2 }));
+      const r = extract('port 53');
+      expect(r.stderr).toMatch(new RegExp(`warning: ${victim}: index format version 2, this qe-packets reads version 1: the pcap file is scanned instead`));
+      expect(r.out.equals(extract('port 53', ['--no-index']).out)).toBe(true);
+      expect(explainJson('port 53').per_file.filter((f) => f.read === 'index-unusable').length).toBe(1);
+    } finally {
+      writeFileSync(victim, good);
+    }
+  });
+
   it('reads an open file through its whole segments and scans past them (a torn last segment too)', () => {
     const part = files.find((f) => f.partial)!;
     const ix = indexPathFor(part.path);
