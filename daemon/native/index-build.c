@@ -196,6 +196,13 @@ static inline uint32_t key_hash(uint8_t type, uint64_t v0, uint64_t v1)
 	return (uint32_t)(h >> 32);
 }
 
+/* The low bits of a hash pick the recent-keys slot; the large table takes the bits above them, so
+ * the two do not collide together. Every probe of the large table starts here (post, grow_slots). */
+static inline uint32_t slot_of(uint32_t hash, uint32_t mask)
+{
+	return (hash >> 8) & mask;
+}
+
 static int grow_slots(struct qe_idx_builder *b)
 {
 	uint32_t cap = (b->slots_mask + 1) * 2;
@@ -203,7 +210,7 @@ static int grow_slots(struct qe_idx_builder *b)
 	if (!s)
 		return -1;
 	for (uint32_t i = 0; i < b->nkeys; i++) {
-		uint32_t h = key_hash(b->keys[i].type, b->keys[i].v0, b->keys[i].v1) & (cap - 1);
+		uint32_t h = slot_of(key_hash(b->keys[i].type, b->keys[i].v0, b->keys[i].v1), cap - 1);
 		while (s[h])
 			h = (h + 1) & (cap - 1);
 		s[h] = i + 1;
@@ -261,7 +268,7 @@ static void post(struct qe_idx_builder *b, uint8_t type, uint64_t v0, uint64_t v
 	r->v0 = v0;
 	r->v1 = v1;
 	r->type = type;
-	uint32_t h = (hash >> 8) & b->slots_mask;
+	uint32_t h = slot_of(hash, b->slots_mask);
 	struct key *k;
 	for (;;) {
 		uint32_t s = b->slots[h];
@@ -545,7 +552,8 @@ static int write_segment(const struct qe_idx_builder *b, uint32_t *ids, uint32_t
 			 struct qe_idx_out *out)
 {
 	struct key *keys = b->keys;
-	qsort_r(ids, n, sizeof *ids, key_cmp, keys);
+	if (n) /* a segment whose records carry no key has no list to sort (and ids may be NULL) */
+		qsort_r(ids, n, sizeof *ids, key_cmp, keys);
 	uint64_t postings = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		const struct key *k = &keys[ids[i]];
