@@ -12,7 +12,7 @@ import { buildPcap, GLOBAL_HEADER_LEN, parsePcap } from '../daemon/src/pcap/form
 import { root } from './lib/cli.js';
 import { tempDir } from './lib/fixture.js';
 import { decodeIndex, keyOf, tsharkView, type DecodedIndex, type TsharkPacket } from './lib/index-check.js';
-import { indexTraffic, type TrafficPacket } from './lib/index-traffic.js';
+import { ether, indexTraffic, ipv4, udp, type TrafficPacket } from './lib/index-traffic.js';
 
 const qeIndex = join(root, 'build', 'native', 'qe-index');
 const { dir: work, cleanup } = tempDir('index-build');
@@ -159,6 +159,69 @@ describe('qe-index', () => {
     expect(idx.segments[0]!.keys.has(keyOf.vlan(99))).toBe(true); // tagged LLDP
     const lldp = pkts.findIndex((p) => p.kind === 'lldp' && p.data.readUInt16BE(12) === 0x8100);
     expect(covered(idx, keyOf.vlan(99), offsets[lldp]!)).toBe(true);
+  });
+
+  it.each([
+    ['raw IP', 101],
+    ['Linux cooked (SLL)', 113],
+    ['Linux cooked v2 (SLL2)', 276],
+  ] as const)('indexes %s captures (link type %i) as tshark reads them', (_name, linktype) => {
+    const converted = pkts.flatMap((p) => {
+      if (p.data.length < 14) return [];
+      const type = p.data.readUInt16BE(12);
+      const src = p.data.subarray(6, 12);
+      const rest = p.data.subarray(14);
+      if (linktype === 101) return type === 0x0800 || type === 0x86dd ? [{ ...p, data: rest }] : [];
+      const h = Buffer.alloc(linktype === 113 ? 16 : 20);
+      if (linktype === 113) {
+        h.writeUInt16BE(1, 2); // ARPHRD_ETHER
+        h.writeUInt16BE(6, 4);
+        src.copy(h, 6);
+        h.writeUInt16BE(type, 14);
+      } else {
+        h.writeUInt16BE(type, 0);
+        h.writeUInt32BE(3, 4);
+        h.writeUInt16BE(1, 8);
+        h[11] = 6;
+        src.copy(h, 12);
+      }
+      return [{ ...p, data: Buffer.concat([h, rest]), ...(p.origlen ? { origlen: p.origlen - 14 + h.length } : {}) }];
+    });
+    const path = writePcap(`linktype-${linktype}.pcap`, converted);
+    const b = readFileSync(path);
+    b.writeUInt32LE(linktype, 20);
+    writeFileSync(path, b);
+    const idx = indexOf(path, 'vlan,ip,port,proto');
+    expect(idx.linktype).toBe(linktype);
+    const v = tsharkView(path);
+    const offs = parsePcap(b).records.map((r) => r.offset);
+    expect(v.length).toBe(converted.length);
+    let checked = 0;
+    v.forEach((pv, i) => {
+      for (const k of pv.outer) {
+        if (k.startsWith('1:')) continue; // MACs not chosen
+        checked++;
+        expect(covered(idx, k, offs[i]!), `${_name} packet ${i + 1} (${converted[i]!.kind}): ${k}`).toBe(true);
+      }
+    });
+    expect(checked).toBeGreaterThan(converted.length * 2);
+  });
+
+  it('holds tens of thousands of distinct keys (the key table grows) without losing or repeating one', () => {
+    const many: TrafficPacket[] = [];
+    for (let i = 0; i < 20000; i++) {
+      const a = `10.${(i >> 8) & 255}.${i & 255}.1`;
+      const b = `172.16.${(i * 7) & 255}.${(i * 13) & 255}`;
+      many.push({ tsNs: 1_714_557_600_000_000_000n + BigInt(i) * 1000n, kind: 'many', data: ether(i & 0xfff, 0xfff, [], 0x0800, ipv4(a, b, 17, udp(1024 + (i % 30000), 53, 4))) });
+    }
+    const path = writePcap('many-keys.pcap', many);
+    const idx = indexOf(path, 'ip,port'); // decodeIndex fails on a repeated or unsorted key
+    const v = tsharkView(path);
+    const offs = parsePcap(readFileSync(path)).records.map((r) => r.offset);
+    expect(idx.segments[0]!.keys.size).toBeGreaterThan(40000);
+    v.forEach((pv, i) => {
+      for (const k of pv.outer) if (!k.startsWith('1:') && !k.startsWith('6:')) expect(covered(idx, k, offs[i]!), `packet ${i + 1}: ${k}`).toBe(true);
+    });
   });
 
   it('reads microsecond and byte-swapped files to the same index', () => {

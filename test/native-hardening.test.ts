@@ -12,7 +12,7 @@ const readelf = (args: string[], file: string) => execFileSync('readelf', [...ar
 
 describe('the native build', () => {
   it('builds every tool', () => {
-    expect(tools.sort()).toEqual(['qe-capture', 'qe-extract', 'qe-privsep']);
+    expect(tools.sort()).toEqual(['qe-capture', 'qe-extract', 'qe-index', 'qe-privsep']);
   });
 
   it('compiles with warnings as errors, fortify, the stack protector and PIE, and links with full RELRO', () => {

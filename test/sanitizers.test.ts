@@ -4,7 +4,7 @@
 // a short live capture; any sanitizer report fails. The ordinary tests keep the fast build.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildPcap } from '../daemon/src/pcap/format.js';
@@ -20,6 +20,7 @@ const env = {
   ASAN_OPTIONS: `halt_on_error=1:detect_leaks=1:exitcode=${SANITIZER_EXIT}`,
   UBSAN_OPTIONS: `halt_on_error=1:print_stacktrace=1:exitcode=${SANITIZER_EXIT}`,
 };
+const INDEX_ALL = 'mac,vlan,ip,port,proto,tunnel';
 const REPORT = /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: \w+Sanitizer/;
 
 const { dir: work, cleanup } = tempDir('asan');
@@ -46,6 +47,7 @@ function parserInputs(): string[] {
     join(root, 'test', 'fixtures', 'hostile'),
     join(root, 'daemon', 'native', 'fuzz', 'corpus', 'classic'),
     join(root, 'daemon', 'native', 'fuzz', 'corpus', 'pcapng'),
+    join(root, 'daemon', 'native', 'fuzz', 'corpus', 'index'),
   ];
   const regressions = join(root, 'daemon', 'native', 'fuzz', 'regressions');
   if (existsSync(regressions)) for (const t of readdirSync(regressions)) dirs.push(join(regressions, t));
@@ -70,7 +72,7 @@ function trafficInputs(): string[] {
 describe('the sanitizer build', () => {
   const store = join(work, 'store');
 
-  it.each(['qe-capture', 'qe-extract'])('instruments %s with both sanitizers', (tool) => {
+  it.each(['qe-capture', 'qe-extract', 'qe-index'])('instruments %s with both sanitizers', (tool) => {
     const symbols = execFileSync('nm', [join(asan, tool)], { encoding: 'utf8' });
     expect(symbols).toMatch(/\b__asan_init\b/);
     expect(symbols).toMatch(/\b__ubsan_handle_\w+/);
@@ -81,7 +83,7 @@ describe('the sanitizer build', () => {
     const inputs = [...parserInputs(), ...trafficInputs()];
     expect(inputs.length).toBeGreaterThan(30);
     for (const input of inputs) {
-      for (const filter of [[], ['--filter', 'udp or vlan']]) {
+      for (const filter of [[], ['--filter', 'udp or vlan'], ['--index-fields', INDEX_ALL, '--index-block-size', '4096']]) {
         const r = run('qe-capture', ['--read', input, '--iface', 'imp', '--dir', store, '--no-fsync', '--file-size', '65536', ...filter]);
         clean(`qe-capture --read ${input} ${filter.join(' ')}`, r);
         expect(r.stdout, input).toMatch(/"type":"done"/);
@@ -99,10 +101,28 @@ describe('the sanitizer build', () => {
     }
   });
 
+  it('indexes every parser fixture and the imported files with qe-index, with no sanitizer report', () => {
+    const copies = join(work, 'index-inputs');
+    mkdirSync(copies);
+    // qe-index writes beside each file: copies keep the repository's fixtures as they are.
+    const inputs = [...parserInputs(), ...readdirSync(store).filter((f) => f.endsWith('.pcap')).map((f) => join(store, f))].map((f, i) => {
+      const c = join(copies, `${i}.pcap`);
+      copyFileSync(f, c);
+      return c;
+    });
+    for (const fields of [INDEX_ALL, 'ip,port,tunnel']) {
+      const r = run('qe-index', ['--fields', fields, '--block-size', '4096', '--progress-ms', '1', ...inputs]);
+      clean(`qe-index --fields ${fields}`, r);
+      expect([0, 4], r.stderr).toContain(r.status);
+      expect(r.stdout).toMatch(/"type":"done"/);
+      expect((r.stdout.match(/"type":"indexed"/g) ?? []).length).toBeGreaterThan(20);
+    }
+  });
+
   it('captures live (lo) with no sanitizer report', async () => {
     const dir = join(work, 'live');
     mkdirSync(dir);
-    const helper = spawn(join(asan, 'qe-capture'), ['--iface', 'lo', '--dir', dir, '--buffer', '4194304', '--flush-ms', '100', '--filter', 'udp port 9', '--no-fsync'], {
+    const helper = spawn(join(asan, 'qe-capture'), ['--iface', 'lo', '--dir', dir, '--buffer', '4194304', '--flush-ms', '100', '--filter', 'udp port 9', '--no-fsync', '--index-fields', INDEX_ALL], {
       env,
       stdio: ['pipe', 'pipe', 'pipe'],
     });

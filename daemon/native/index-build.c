@@ -11,6 +11,10 @@
 #include "packet-fields.h"
 #include "pcap-format.h"
 
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "keys are held as the words their bytes load into on a little-endian machine (struct key)"
+#endif
+
 #define FRAG_SLOTS 1024 /* datagrams being reassembled at once, as far as their ports go */
 #define LIST_INLINE 16
 #define NO_BLOCK UINT32_MAX
@@ -19,8 +23,8 @@
  * (the complete index's list as it is); the current segment's part starts at seg_pos, after its
  * first posting, which a segment writes absolute (seg_first). */
 struct key {
+	uint64_t v0, v1; /* the value's 16 bytes as they lie in memory (network order, zero-padded) */
 	uint8_t type, len;
-	uint8_t value[QE_IDX_VALUE_LEN];
 	uint32_t count;
 	uint32_t last_block;
 	uint32_t seg_count;
@@ -40,6 +44,15 @@ struct frag {
 	uint32_t id;
 	uint8_t src[16], dst[16];
 	uint16_t sport, dport;
+};
+
+/* The keys posted lately in the current block: most keys of a block repeat, and this small table
+ * (in the first-level cache) answers for them without a lookup in the large one. */
+#define RECENT_SLOTS 256
+struct recent {
+	uint64_t v0, v1;
+	uint32_t block; /* NO_BLOCK: empty */
+	uint8_t type;
 };
 
 struct qe_idx_builder {
@@ -62,6 +75,7 @@ struct qe_idx_builder {
 	uint64_t file_lo, end; /* first record's offset, and just past the last */
 	uint64_t pending, seg_lo, seg_first_ns;
 
+	struct recent recent[RECENT_SLOTS];
 	struct frag frags[FRAG_SLOTS];
 };
 
@@ -151,6 +165,8 @@ struct qe_idx_builder *qe_idx_builder_new(uint32_t fields, uint32_t block_size, 
 	}
 	b->mem = sizeof *b + (b->slots_mask + 1) * sizeof *b->slots;
 	b->file_lo = b->end = b->seg_lo = QE_PCAP_GLOBAL_LEN;
+	for (int i = 0; i < RECENT_SLOTS; i++)
+		b->recent[i].block = NO_BLOCK;
 	return b;
 }
 
@@ -172,15 +188,19 @@ void qe_idx_builder_free(struct qe_idx_builder *b)
 	free(b);
 }
 
-static inline uint32_t key_hash(uint8_t type, const uint8_t value[QE_IDX_VALUE_LEN])
+static inline uint32_t key_hash(uint8_t type, uint64_t v0, uint64_t v1)
 {
-	uint64_t a, c;
-	memcpy(&a, value, 8);
-	memcpy(&c, value + 8, 8);
-	uint64_t h = (a ^ (uint64_t)type << 56) * 0x9e3779b97f4a7c15ull ^ c * 0xc2b2ae3d27d4eb4full;
+	uint64_t h = (v0 ^ (uint64_t)type << 56) * 0x9e3779b97f4a7c15ull ^ v1 * 0xc2b2ae3d27d4eb4full;
 	h ^= h >> 32;
 	h *= 0x165667b19e3779f9ull;
 	return (uint32_t)(h >> 32);
+}
+
+/* The low bits of a hash pick the recent-keys slot; the large table takes the bits above them, so
+ * the two do not collide together. Every probe of the large table starts here (post, grow_slots). */
+static inline uint32_t slot_of(uint32_t hash, uint32_t mask)
+{
+	return (hash >> 8) & mask;
 }
 
 static int grow_slots(struct qe_idx_builder *b)
@@ -190,7 +210,7 @@ static int grow_slots(struct qe_idx_builder *b)
 	if (!s)
 		return -1;
 	for (uint32_t i = 0; i < b->nkeys; i++) {
-		uint32_t h = key_hash(b->keys[i].type, b->keys[i].value) & (cap - 1);
+		uint32_t h = slot_of(key_hash(b->keys[i].type, b->keys[i].v0, b->keys[i].v1), cap - 1);
 		while (s[h])
 			h = (h + 1) & (cap - 1);
 		s[h] = i + 1;
@@ -237,19 +257,25 @@ static int list_append(struct qe_idx_builder *b, struct key *k, uint64_t v)
 	return 0;
 }
 
-/* A posting for the key in this block, unless it has one. */
-static void post(struct qe_idx_builder *b, uint8_t type, const uint8_t *val, uint8_t len, uint64_t off, uint32_t block)
+/* A posting for the key (its value as two words, see struct key) in this block, unless it has one. */
+static void post(struct qe_idx_builder *b, uint8_t type, uint64_t v0, uint64_t v1, uint8_t len, uint64_t off, uint32_t block)
 {
-	uint8_t value[QE_IDX_VALUE_LEN] = { 0 };
-	memcpy(value, val, len);
-	uint32_t h = key_hash(type, value) & b->slots_mask;
+	uint32_t hash = key_hash(type, v0, v1);
+	struct recent *r = &b->recent[hash & (RECENT_SLOTS - 1)];
+	if (r->block == block && r->v0 == v0 && r->v1 == v1 && r->type == type)
+		return;
+	r->block = block;
+	r->v0 = v0;
+	r->v1 = v1;
+	r->type = type;
+	uint32_t h = slot_of(hash, b->slots_mask);
 	struct key *k;
 	for (;;) {
 		uint32_t s = b->slots[h];
 		if (!s)
 			break;
 		k = &b->keys[s - 1];
-		if (k->type == type && memcmp(k->value, value, QE_IDX_VALUE_LEN) == 0)
+		if (k->v0 == v0 && k->v1 == v1 && k->type == type)
 			goto found;
 		h = (h + 1) & b->slots_mask;
 	}
@@ -259,7 +285,8 @@ static void post(struct qe_idx_builder *b, uint8_t type, const uint8_t *val, uin
 	memset(k, 0, sizeof *k);
 	k->type = type;
 	k->len = len;
-	memcpy(k->value, value, QE_IDX_VALUE_LEN);
+	k->v0 = v0;
+	k->v1 = v1;
 	k->last_block = NO_BLOCK;
 	k->list_cap = LIST_INLINE;
 	b->slots[h] = ++b->nkeys;
@@ -284,6 +311,44 @@ found:
 	return;
 oom:
 	b->broken = 1;
+}
+
+/* Values as post() takes them: loads of the bytes as they are, no byte-by-byte copy. */
+static inline void post16(struct qe_idx_builder *b, uint8_t type, const uint8_t *p, uint64_t off, uint32_t block)
+{
+	uint64_t v0, v1;
+	memcpy(&v0, p, 8);
+	memcpy(&v1, p + 8, 8);
+	post(b, type, v0, v1, 16, off, block);
+}
+
+static inline void post4(struct qe_idx_builder *b, uint8_t type, const uint8_t *p, uint64_t off, uint32_t block)
+{
+	uint32_t x;
+	memcpy(&x, p, 4);
+	post(b, type, x, 0, 4, off, block);
+}
+
+static inline void post6(struct qe_idx_builder *b, uint8_t type, const uint8_t *p, uint64_t off, uint32_t block)
+{
+	uint32_t x;
+	uint16_t y;
+	memcpy(&x, p, 4);
+	memcpy(&y, p + 4, 2);
+	uint64_t v0 = 0;
+	memcpy(&v0, &x, 4); /* byte order kept: x then y as they were in the packet */
+	uint64_t yy = y;
+	v0 |= yy << 32;
+	post(b, type, v0, 0, 6, off, block);
+}
+
+/* A 16-bit or 8-bit value, in network order in the key. */
+static inline void post_be16(struct qe_idx_builder *b, uint8_t type, uint16_t v, uint64_t off, uint32_t block)
+{
+	uint8_t bytes[2] = { (uint8_t)(v >> 8), (uint8_t)v };
+	uint16_t x;
+	memcpy(&x, bytes, 2);
+	post(b, type, x, 0, 2, off, block);
 }
 
 static uint32_t frag_slot(uint8_t version, uint8_t proto, uint32_t id, const uint8_t *src, const uint8_t *dst, size_t alen)
@@ -325,8 +390,7 @@ static int frag_ports(struct qe_idx_builder *b, const struct qe_pf_ip *ip, uint1
 
 static void post_port(struct qe_idx_builder *b, uint16_t port, uint64_t off, uint32_t block)
 {
-	uint8_t v[2] = { (uint8_t)(port >> 8), (uint8_t)port };
-	post(b, QE_IDX_KEY_PORT, v, 2, off, block);
+	post_be16(b, QE_IDX_KEY_PORT, port, off, block);
 }
 
 void qe_idx_add(struct qe_idx_builder *b, uint64_t off, uint64_t ts_ns, const unsigned char *data, uint32_t caplen)
@@ -349,45 +413,55 @@ void qe_idx_add(struct qe_idx_builder *b, uint64_t off, uint64_t ts_ns, const un
 
 	if (fields & QE_IDX_FIELD_MAC) {
 		if (f.src_mac)
-			post(b, QE_IDX_KEY_MAC, f.src_mac, 6, off, block);
+			post6(b, QE_IDX_KEY_MAC, f.src_mac, off, block);
 		if (f.dst_mac)
-			post(b, QE_IDX_KEY_MAC, f.dst_mac, 6, off, block);
+			post6(b, QE_IDX_KEY_MAC, f.dst_mac, off, block);
 	}
 	if (fields & QE_IDX_FIELD_VLAN)
-		for (int i = 0; i < f.nvlan; i++) {
-			uint8_t v[2] = { (uint8_t)(f.vlan[i] >> 8), (uint8_t)f.vlan[i] };
-			post(b, QE_IDX_KEY_VLAN, v, 2, off, block);
-		}
+		for (int i = 0; i < f.nvlan; i++)
+			post_be16(b, QE_IDX_KEY_VLAN, f.vlan[i], off, block);
 	if (fields & QE_IDX_FIELD_IP) {
 		if (f.arp_spa)
-			post(b, QE_IDX_KEY_IPV4, f.arp_spa, 4, off, block);
+			post4(b, QE_IDX_KEY_IPV4, f.arp_spa, off, block);
 		if (f.arp_tpa)
-			post(b, QE_IDX_KEY_IPV4, f.arp_tpa, 4, off, block);
+			post4(b, QE_IDX_KEY_IPV4, f.arp_tpa, off, block);
 	}
 	for (int i = 0; i < f.nip; i++) {
 		const struct qe_pf_ip *ip = &f.ip[i];
 		if (fields & QE_IDX_FIELD_IP) {
-			uint8_t type = ip->version == 4 ? QE_IDX_KEY_IPV4 : QE_IDX_KEY_IPV6;
-			uint8_t len = ip->version == 4 ? 4 : 16;
-			if (ip->src)
-				post(b, type, ip->src, len, off, block);
-			if (ip->dst)
-				post(b, type, ip->dst, len, off, block);
+			if (ip->version == 4) {
+				if (ip->src)
+					post4(b, QE_IDX_KEY_IPV4, ip->src, off, block);
+				if (ip->dst)
+					post4(b, QE_IDX_KEY_IPV4, ip->dst, off, block);
+			} else {
+				if (ip->src)
+					post16(b, QE_IDX_KEY_IPV6, ip->src, off, block);
+				if (ip->dst)
+					post16(b, QE_IDX_KEY_IPV6, ip->dst, off, block);
+			}
 		}
 		/* The protocol of the outer header only: that is what `ip proto` and `tcp` test. IPv6
 		 * gets every next-header value of its chain, so `ip6 proto 0` and `ip6 protochain`
 		 * narrow too. */
 		if ((fields & QE_IDX_FIELD_PROTO) && i == 0) {
 			if (ip->has_proto)
-				post(b, QE_IDX_KEY_PROTO, &ip->proto, 1, off, block);
+				post(b, QE_IDX_KEY_PROTO, ip->proto, 0, 1, off, block);
 			for (int j = 0; j < ip->nchain; j++)
-				post(b, QE_IDX_KEY_PROTO, &ip->chain[j], 1, off, block);
+				post(b, QE_IDX_KEY_PROTO, ip->chain[j], 0, 1, off, block);
 		}
 		if (fields & QE_IDX_FIELD_PORT) {
 			uint16_t sport = ip->sport, dport = ip->dport;
 			int has = ip->has_ports;
 			if (ip->frag != QE_PF_FRAG_NONE && ip->src && ip->dst && frag_ports(b, ip, &sport, &dport))
 				has = QE_PF_SPORT | QE_PF_DPORT;
+			else if (ip->frag == QE_PF_FRAG_LATER) {
+				/* Its first fragment is not in the table (another file, or pushed out): port 0
+				 * stands for "ports unknown", which every port lookup adds
+				 * (daemon/src/index/plan.ts), so qe-extract keeping a whole datagram never outruns the index. */
+				sport = 0;
+				has = QE_PF_SPORT;
+			}
 			if (has & QE_PF_SPORT)
 				post_port(b, sport, off, block);
 			if (has & QE_PF_DPORT)
@@ -461,7 +535,12 @@ static int key_cmp(const void *x, const void *y, void *ctx)
 	const struct key *a = &keys[*(const uint32_t *)x], *c = &keys[*(const uint32_t *)y];
 	if (a->type != c->type)
 		return a->type < c->type ? -1 : 1;
-	return memcmp(a->value, c->value, QE_IDX_VALUE_LEN);
+	uint8_t va[QE_IDX_VALUE_LEN], vc[QE_IDX_VALUE_LEN];
+	memcpy(va, &a->v0, 8);
+	memcpy(va + 8, &a->v1, 8);
+	memcpy(vc, &c->v0, 8);
+	memcpy(vc + 8, &c->v1, 8);
+	return memcmp(va, vc, QE_IDX_VALUE_LEN);
 }
 
 struct span {
@@ -473,7 +552,8 @@ static int write_segment(const struct qe_idx_builder *b, uint32_t *ids, uint32_t
 			 struct qe_idx_out *out)
 {
 	struct key *keys = b->keys;
-	qsort_r(ids, n, sizeof *ids, key_cmp, keys);
+	if (n) /* a segment whose records carry no key has no list to sort (and ids may be NULL) */
+		qsort_r(ids, n, sizeof *ids, key_cmp, keys);
 	uint64_t postings = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		const struct key *k = &keys[ids[i]];
@@ -502,7 +582,8 @@ static int write_segment(const struct qe_idx_builder *b, uint32_t *ids, uint32_t
 		put32(e + QE_IDX_E_COUNT, whole ? k->count : k->seg_count);
 		put64(e + QE_IDX_E_OFF, (uint64_t)(start - area));
 		put32(e + QE_IDX_E_LEN, (uint32_t)(p - start));
-		memcpy(e + QE_IDX_E_VALUE, k->value, QE_IDX_VALUE_LEN);
+		memcpy(e + QE_IDX_E_VALUE, &k->v0, 8);
+		memcpy(e + QE_IDX_E_VALUE + 8, &k->v1, 8);
 	}
 	memset(h, 0, QE_IDX_SEGMENT_HEADER_LEN);
 	put32(h + QE_IDX_S_MAGIC, QE_IDX_SEGMENT_MAGIC);

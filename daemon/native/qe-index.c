@@ -129,12 +129,10 @@ static int index_records(const struct opts *o, const char *path, int fd, const s
 			break;
 		struct qe_pcap_record r;
 		qe_pcap_record_decode(buf + at, g->swapped, &r);
-		/* The span a record's time must lie in is the first record's, as a repair takes it. */
-		if (first) {
+		/* The span a record's time must lie in: a day around the file's first record and its last
+		 * write, as a repair takes it (the first record stands for the time in the file's name). */
+		if (first)
 			qe_pcap_plausible_span(qe_pcap_record_ns(&r, g->nanos), mtime_ns, &lo, &hi);
-			if (qe_pcap_record_ns(&r, g->nanos) > hi)
-				hi = qe_pcap_record_ns(&r, g->nanos);
-		}
 		if (!qe_pcap_record_whole(&r, g, off, size, lo, hi) || have - at < QE_PCAP_RECORD_LEN + (size_t)r.caplen)
 			break;
 		first = 0;

@@ -641,34 +641,35 @@ static int may_write(struct writer *w, uint64_t now)
 	return w->fd >= 0 && !(w->write_retry_after_ns && now < w->write_retry_after_ns);
 }
 
+static int flush_buffer(struct writer *w);
+
 void writer_drain(struct writer *w)
 {
 	uint64_t now = now_monotonic_ns();
 	if (w->dfd < 0)
-		writer_flush(w);
+		flush_buffer(w);
 	else if (may_write(w, now) && write_aligned(w, now) == 0)
 		w->write_retry_after_ns = 0;
 }
 
-void writer_flush(struct writer *w)
+/* Pushes the buffered records into the file; 0 when every record added so far is in it. */
+static int flush_buffer(struct writer *w)
 {
 	if (w->fd < 0)
-		return;
-	if (w->buf_packets == 0) {
-		index_flush(w); /* records written as runs (writer_add_run) */
-		return;
-	}
+		return -1;
+	if (w->buf_packets == 0)
+		return 0;
 	uint64_t now = now_monotonic_ns();
 	if (!may_write(w, now))
-		return;
+		return -1;
 	if (w->dfd >= 0 && write_aligned(w, now) < 0)
-		return;
+		return -1;
 	/* What is left (all of it in buffered mode, a partial block in direct mode) goes through the
 	 * page cache, so that a crash of this process loses nothing flushed. */
 	int err;
 	if (pwrite_all(w, w->fd, w->buf, w->buf_len, w->file_bytes, &err) < 0) {
 		write_failed(w, err, now);
-		return;
+		return -1;
 	}
 	if (w->dfd < 0) {
 		w->file_bytes += w->buf_len;
@@ -684,13 +685,21 @@ void writer_flush(struct writer *w)
 	w->counted_appended = w->appended_bytes;
 	w->last_ns = w->buf_last_ns;
 	w->buf_packets = 0;
-	index_flush(w);
+	return 0;
+}
+
+/* The index gets a segment per flush interval, not per buffer written: a segment repeats the keys
+ * of its records, so fewer, larger ones keep the open file's index small. */
+void writer_flush(struct writer *w)
+{
+	if (flush_buffer(w) == 0)
+		index_flush(w);
 }
 
 int writer_add_run(struct writer *w, const unsigned char *records, size_t len, uint64_t packets, uint64_t last_ns)
 {
 	uint64_t now = now_monotonic_ns();
-	writer_flush(w);
+	flush_buffer(w);
 	if (w->buf_packets)
 		return -1; /* the buffer could not be written: the records queue behind it */
 	int err;
