@@ -11,6 +11,10 @@ import { loadConfigFile } from '../daemon/src/config/load.js';
 import { CaptureDaemon } from '../daemon/src/daemon/daemon.js';
 import type { Notifier } from '../daemon/src/systemd/notify.js';
 import { type ConfigInput, sleep, tempDir, writeConfig } from './lib/cli.js';
+import { BASE_NS, MS, traffic, writeCaptureFile } from './lib/fixture.js';
+import { checkIndex } from '../daemon/src/store/index-check.js';
+import { fetchStatus } from '../daemon/src/control/client.js';
+import { formatStatus } from '../daemon/src/commands/status.js';
 
 const MiB = 2 ** 20;
 
@@ -76,7 +80,7 @@ async function setup(first: Partial<ConfigInput>) {
   });
   daemons.push(daemon);
   const running = (name: string) => helpers.filter((h) => h.iface === name && !h.stopped);
-  return { daemon, helpers, ready, write, running };
+  return { daemon, helpers, ready, write, running, store, dir };
 }
 
 describe('the capture daemon, start → reload → stop, with fake helpers', () => {
@@ -119,6 +123,30 @@ describe('the capture daemon, start → reload → stop, with fake helpers', () 
     expect(helpers[0]!.lines.at(-1)).toBe('set filter icmp');
   });
 
+  it('passes index.fields to each helper, and a reload that changes them restarts the helpers with the new fields', async () => {
+    const { daemon, helpers, write, running } = await setup({ interfaces: ['eth0'] });
+    await daemon.start();
+    await until('the helper', () => helpers.length === 1);
+    expect(helpers[0]!.arg('--index-fields')).toBe('ip,port,proto,vlan');
+    expect(helpers[0]!.arg('--index-block-size')).toBe('16384');
+    await write({ interfaces: ['eth0'], index_fields: ['mac', 'ip'] });
+    expect(await daemon.reload()).toEqual({ applied: true, restartNeeded: [] });
+    expect(helpers[0]!.stopped).toBe(true);
+    await until('eth0 restarted', () => running('eth0').length === 1);
+    expect(running('eth0')[0]!.arg('--index-fields')).toBe('mac,ip');
+    // Turned off: an empty list, so the helper's own default never decides.
+    await write({ interfaces: ['eth0'], index_fields: [] });
+    await daemon.reload();
+    await until('eth0 restarted again', () => helpers.length === 3 && running('eth0').length === 1);
+    expect(running('eth0')[0]!.arg('--index-fields')).toBe('');
+    expect(running('eth0')[0]!.arg('--index-block-size')).toBeUndefined();
+    // Unchanged fields: no restart.
+    await write({ interfaces: ['eth0'], index_fields: [], filter: 'udp' });
+    await daemon.reload();
+    await sleep(50);
+    expect(helpers.length).toBe(3);
+  });
+
   for (const [what, bad, error] of [
     ['does not load (a bad value)', { interfaces: ['eth0'], file_size: 'banana' }, /file_size/],
     ['names an interface this machine lacks', { interfaces: ['eth0', 'missing0'], filter: 'tcp' }, /missing0 does not exist/],
@@ -144,13 +172,31 @@ describe('the capture daemon, start → reload → stop, with fake helpers', () 
     });
   }
 
+  it('once capture has started, indexes the closed files that need it in the background (real qe-index), shown in status; a reload changing index.fields rebuilds them', async () => {
+    const { daemon, helpers, write, store, dir } = await setup({ interfaces: ['eth0'] });
+    const files = [0, 1, 2].map((i) => writeCaptureFile(store, 'eth9', traffic(BASE_NS + BigInt(i) * 60_000n * MS, 50, i + 1)).path);
+    const want = { fields: ['ip', 'port', 'proto', 'vlan'] as const, blockSizeBytes: 16384 };
+    expect(files.map((f) => checkIndex(f, want).state)).toEqual(['missing', 'missing', 'missing']);
+    await daemon.start();
+    await until('the helper', () => helpers.length === 1);
+    await until('the files indexed', () => files.every((f) => checkIndex(f, want).state === 'current'));
+    const report = await fetchStatus(join(dir, 'control.sock'));
+    expect(report.figures.index).toMatchObject({ fields: ['ip', 'port', 'proto', 'vlan'], indexedFiles: 3, failedFiles: 0 });
+    await until('the run ended', () => daemon.indexFigures().running === false);
+    expect(formatStatus(await fetchStatus(join(dir, 'control.sock')))).toMatch(/^  index {6}ip, port, proto, vlan; every closed file indexed$/m);
+    await write({ interfaces: ['eth0'], index_fields: ['mac'] });
+    await daemon.reload();
+    const mac = { fields: ['mac'] as const, blockSizeBytes: 16384 };
+    await until('the files re-indexed with the new fields', () => files.every((f) => checkIndex(f, mac).state === 'current'));
+  });
+
   it('stop stops every helper and sums up what each interface did', async () => {
     const { daemon, helpers } = await setup({ interfaces: ['eth0', 'eth1'] });
     await daemon.start();
     await until('both helpers', () => helpers.length === 2);
     helpers[0]!.emit('message', {
       type: 'stats', iface: helpers[0]!.iface, received: 10, written: 9, written_bytes: 900, filtered: 1, kernel_drops: 0, if_drops: 0, writer_drops: 0,
-      write_errors: 0, store_full_drops: 0, cpu_us: 5, appended_bytes: 900, open_file_bytes: 924, buffered_bytes: 0, store_full: false,
+      write_errors: 0, store_full_drops: 0, cpu_us: 5, appended_bytes: 900, index_bytes: 0, open_file_bytes: 924, buffered_bytes: 0, store_full: false,
     });
     const summary = await daemons.pop()!.stop();
     expect(helpers.every((h) => h.stopped)).toBe(true);

@@ -1,5 +1,5 @@
 // `capture --read`: existing pcap and pcapng files through the same write path.
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { beforeEach, describe, expect, it } from 'vitest';
@@ -7,6 +7,7 @@ import { parseHelperLine } from '../daemon/src/capture/protocol.js';
 import { buildPcap, parsePcap } from '../daemon/src/pcap/format.js';
 import { cli, helperPath, readRecords, storeFiles, tempDir, writeConfig } from './lib/cli.js';
 import { testFrames } from './lib/frames.js';
+import { checkIndex } from '../daemon/src/store/index-check.js';
 
 let dir: string;
 let store: string;
@@ -67,6 +68,21 @@ describe('capture --read', () => {
       expect(files.every((f) => /_import(~\d+)?\.pcap$/.test(f))).toBe(true);
     });
   }
+
+  it('indexes what it imports with the configured index.fields; index.fields: [] writes no index', async () => {
+    config = await writeConfig(dir, { paths: [store], file_size: '256KiB', capacity: '64MiB', index_fields: ['mac', 'vlan'] });
+    await importAndRead(await writeInput());
+    const files = await storeFiles([store]);
+    expect(files.length).toBeGreaterThan(3);
+    for (const f of files) expect(checkIndex(f, { fields: ['mac', 'vlan'], blockSizeBytes: 16384 }), f).toMatchObject({ state: 'current' });
+    const off = join(dir, 'store-off');
+    await mkdir(off);
+    config = await writeConfig(dir, { paths: [off], file_size: '256KiB', capacity: '64MiB', index_fields: [] });
+    await cli(['capture', '--read', await writeInput(), '--config', config]);
+    const names = await readdir(off);
+    expect(names.filter((n) => n.endsWith('.pcap')).length).toBeGreaterThan(3);
+    expect(names.filter((n) => n.includes('.qeidx'))).toEqual([]);
+  });
 
   // Nanosecond pcap in host byte order is written in runs straight from the input; these cover
   // where a run must end: a file's duration, a record cut by the snaplen, and input from a pipe.

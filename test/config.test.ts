@@ -92,6 +92,19 @@ describe('schema', () => {
     expect(problems('storage: {fsync: 3}')[0]).toMatchObject({ key: 'storage.fsync', fix: 'write true or false' });
     expect(problems('health: 5')[0]).toMatchObject({ key: 'health', fix: 'write a mapping of drops_warning, drops_critical, window, retention_target, store_full_warning' });
   });
+  it('index.fields: the default, [] for off, and an unknown field refused with the key, the value and the known fields', () => {
+    expect(parseConfigText('', 'c').index).toEqual({ fields: ['ip', 'port', 'proto', 'vlan'], blockSizeBytes: 16384 });
+    expect(parseConfigText('index: {fields: []}', 'c').index.fields).toEqual([]);
+    expect(parseConfigText('index: {fields: [mac, tunnel], block_size: 64KiB}', 'c').index).toEqual({ fields: ['mac', 'tunnel'], blockSizeBytes: 65536 });
+    const [p] = problems('index:\n  fields: [ip, host]\n');
+    expect(p).toMatchObject({ key: 'index.fields[1]', value: 'host', message: 'unknown index field: known fields are mac, vlan, ip, port, proto, tunnel' });
+    expect(p!.fix).toMatch(/^list fields from mac, vlan, ip, port, proto, tunnel/);
+    expect(problems('index: {fields: ip}')[0]).toMatchObject({ key: 'index.fields', value: 'ip', fix: expect.stringMatching(/^list fields from mac, vlan/) });
+    expect(problems('index: {fields: [ip, ip]}')[0]).toMatchObject({ key: 'index.fields[1]', value: 'ip', message: 'listed twice' });
+    expect(problems('index: {feilds: [ip]}')[0]).toMatchObject({ key: 'index.feilds', fix: expect.stringMatching(/did you mean "fields"/) });
+    expect(problems('index: {block_size: 10000}')[0]).toMatchObject({ key: 'index.block_size', value: 10000, message: 'not a power of two from 4KiB to 16MiB' });
+    expect(problems('index: {block_size: 1KiB}')[0]).toMatchObject({ key: 'index.block_size', value: '1KiB' });
+  });
   it('names a wrong unit with its value and the fix', () => {
     const [p] = problems('storage:\n  file_size: 1GB2\n');
     expect(p).toMatchObject({ key: 'storage.file_size', value: '1GB2' });

@@ -494,5 +494,12 @@ describe('parseExtractArgs', () => {
     expect(msg(['--from', '1h ago', '-w', 'x', '--iface', 'eth0,'])).toContain('empty interface name');
     expect(msg(['--from', '1h ago', '-w', 'x', '--filter', ' '])).toContain('--filter is empty');
     expect(msg(['--from', 'now', '--to', '1h ago', '-w', 'x'])).toContain('swap them');
+    expect(msg(['--from', '1h ago', '-w', 'x', '--json'])).toContain('--json goes with --explain');
+    expect(msg(['--from', '1h ago', '-w', 'x', '--explain'])).toContain('--explain extracts nothing');
+  });
+
+  it('reads --explain (no -w needed), --json and --no-index', () => {
+    expect(parse(['--from', '1h ago', '--explain', '--json', '--filter', 'port 53'])).toMatchObject({ explain: true, json: true, noIndex: false, output: '' });
+    expect(parse(['--from', '1h ago', '-w', 'x', '--no-index'])).toMatchObject({ explain: false, noIndex: true, output: 'x' });
   });
 });

@@ -9,6 +9,7 @@ import { writeTrafgenConfig } from '../daemon/src/traffic/generate.js';
 import { type ConfigInput, cli, readRecords, RunningCapture, sleep, startCapture, storeFiles, tempDir, writeConfig } from './lib/cli.js';
 import { seqOf, seqOffset, testFrames } from './lib/frames.js';
 import { Lab, captureLink, sendFrames } from './lib/lab.js';
+import { checkIndex } from '../daemon/src/store/index-check.js';
 
 let lab: Lab;
 let dir: string;
@@ -30,11 +31,22 @@ afterEach(async () => {
 
 const start = (config: ConfigInput) => startCapture(dir, config, running);
 
+/** Capture files and their indexes: what the capacity covers. */
 async function storeBytes(dirs: string[]): Promise<number> {
   let total = 0;
-  for (const d of dirs) for (const f of await readdir(d)) if (/\.pcap(\.part)?$/.test(f)) total += (await stat(join(d, f)).catch(() => ({ size: 0 }))).size;
+  for (const d of dirs) for (const f of await readdir(d)) if (/\.pcap(\.part)?(\.qeidx(\.tmp)?)?$/.test(f)) total += (await stat(join(d, f)).catch(() => ({ size: 0 }))).size;
   return total;
 }
+
+/** Every closed file has its complete index of the default fields, and no index is left without its file. */
+async function everyFileIndexed(store: string): Promise<void> {
+  const names = await readdir(store);
+  const pcaps = names.filter((n) => n.endsWith('.pcap'));
+  expect(names.filter((n) => n.includes('.qeidx')).sort()).toEqual(pcaps.map((n) => `${n}.qeidx`).sort());
+  for (const n of pcaps) expect(checkIndex(join(store, n), DEFAULT_INDEX), n).toMatchObject({ state: 'current' });
+}
+
+const DEFAULT_INDEX = { fields: ['ip', 'port', 'proto', 'vlan'] as const, blockSizeBytes: 16384 };
 
 /** Samples the store's size until stopped; returns the largest seen. */
 function watchSize(dirs: string[]) {
@@ -89,6 +101,8 @@ describe('circular retention', () => {
     expect(summary.interfaces[link.capDev].written, JSON.stringify(summary.interfaces[link.capDev])).toBe(frames.length);
     expect(summary.store.filesDeleted).toBeGreaterThan(50);
     await allWhole([store]);
+    // Retention took each deleted file's index with it; the capacity above counted the indexes.
+    await everyFileIndexed(store);
   });
 
   it('a burst at full speed from an idle link is never cut short waiting for a grant', async () => {
@@ -307,8 +321,17 @@ describe('crash repair', () => {
       expect((await readdir(store)).some((f) => f.endsWith('.pcap.part'))).toBe(true);
     }
     const cap = await start(config);
+    // The repaired files are indexed in the background once capture runs.
+    for (let i = 0; i < 300; i++) {
+      const names = await readdir(store);
+      const closed = names.filter((n) => n.endsWith('.pcap'));
+      if (closed.length >= rounds && closed.every((n) => checkIndex(join(store, n), DEFAULT_INDEX).state === 'current')) break;
+      await sleep(100);
+    }
     await cap.stop();
+    expect(cap.output).toMatch(/index: \d+ files indexed in the background, 0 failed/);
     expect((await readdir(store)).filter((f) => f.endsWith('.part'))).toEqual([]);
+    await everyFileIndexed(store);
     await allWhole([store]);
     const seqs = new Set((await readRecords(await storeFiles([store]))).map((r) => seqOf(r.data)));
     for (const s of mustHave) expect(seqs.has(s), `packet ${s}`).toBe(true);

@@ -1,6 +1,13 @@
 // The space ledger on its own: what it grants and what it deletes, driven by a fake clock and an
 // in-memory store, so its rules can change with a fast, unprivileged guard next to the live tests.
-import { describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { readdirSync, writeFileSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { indexPathFor } from '../daemon/src/index/format.js';
+import { removeCaptureFile } from '../daemon/src/store/index-files.js';
+import { measureStore } from '../daemon/src/store/usage.js';
+import { tempDir } from './lib/fixture.js';
+import { closedFiles, indexFiles } from './lib/index-fixture.js';
 import { StoreLedger, type LedgerDeps } from '../daemon/src/store/ledger.js';
 import type { StoredFile } from '../daemon/src/store/usage.js';
 
@@ -187,6 +194,27 @@ describe('linear mode stops granting at the capacity', () => {
   });
 });
 
+describe('a full linear store', () => {
+  it('resumes for a file of room, not for the bytes its own indexes give back', async () => {
+    const s = new MemoryStore();
+    const { l } = ledger(s, 'linear', 8 * MiB);
+    expect(await l.open('eth0')).toBe(4 * MiB);
+    s.t = 1000;
+    expect(await l.update('eth0', 4 * MiB, 0)).toBe(8 * MiB);
+    s.t = 2000;
+    expect(await l.update('eth0', 8 * MiB, 0)).toBeUndefined(); // full
+    // A closed file's complete index replaced its open file's larger one: 20 KiB less on disk.
+    s.add('/a/eth0-1', 1n, 8 * MiB - 20 * 1024);
+    l.measured(...s.measure());
+    expect(await l.regrant()).toEqual(new Map());
+    // A file removed by hand: a file's worth of room, granted.
+    s.files.delete('/a/eth0-1');
+    s.add('/a/eth0-1', 1n, 7 * MiB - 20 * 1024);
+    l.measured(...s.measure());
+    expect(await l.regrant()).toEqual(new Map([['eth0', 8 * MiB + MiB + 20 * 1024]]));
+  });
+});
+
 describe('files removed by hand', () => {
   it("a helper's files removed behind the ledger's back free room at the next measurement", async () => {
     const s = new MemoryStore();
@@ -262,5 +290,43 @@ describe('a file that cannot be deleted', () => {
     // A second helper needs 2 MiB of a store with no room left: the file refused before goes first.
     expect(await l.open('eth1')).toBe(2 * MiB);
     expect(s.removed.slice(4)).toEqual(['/a/eth0-1', '/a/eth0-6']);
+  });
+});
+
+describe('with real files: a file goes with its index', () => {
+  const cleanups: (() => void)[] = [];
+  afterEach(() => cleanups.splice(0).forEach((c) => c()));
+  function dir(): string {
+    const t = tempDir('ledger');
+    cleanups.push(t.cleanup);
+    return t.dir;
+  }
+  const index = indexFiles;
+
+  it('circular retention deletes a file with its index, its `.part` index and a stray temporary one', async () => {
+    const d = dir();
+    const files = closedFiles(d, 3);
+    index(files.map((f) => f.path));
+    const old = files[0]!.path;
+    writeFileSync(indexPathFor(old) + '.tmp', 'x');
+    writeFileSync(indexPathFor(`${old}.part`), 'y');
+    const u = await measureStore([d]);
+    // The capacity holds two of the three files and their indexes: the oldest must go, index and all.
+    const l = new StoreLedger(true, u.totalBytes - 1, 4096);
+    l.measured(u.closed, u.totalBytes);
+    await l.open('eth1');
+    expect(l.deletedFiles).toBeGreaterThanOrEqual(1);
+    expect(l.deletedBytes).toBeGreaterThanOrEqual(u.closed[0]!.size);
+    const left = readdirSync(d);
+    expect(left.filter((n) => n.startsWith(old.slice(d.length + 1)))).toEqual([]);
+    expect(left.filter((n) => n.endsWith('.qeidx')).length).toBe(3 - l.deletedFiles);
+  });
+  it('a capture file removed by hand: its index still goes, and the caller hears ENOENT', async () => {
+    const d = dir();
+    const [f] = closedFiles(d, 1);
+    index([f!.path]);
+    execFileSync('rm', [f!.path]);
+    await expect(removeCaptureFile(f!.path)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(readdirSync(d)).toEqual([]);
   });
 });

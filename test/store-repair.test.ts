@@ -5,7 +5,10 @@ import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildPcap, encodeRecordHeader, GLOBAL_HEADER_LEN } from '../daemon/src/pcap/format.js';
 import { formatFileName } from '../daemon/src/store/filename.js';
-import { repairStore } from '../daemon/src/store/repair.js';
+import { removeOrphanIndexes, repairStore } from '../daemon/src/store/repair.js';
+import { indexPathFor } from '../daemon/src/index/format.js';
+import { checkIndex } from '../daemon/src/store/index-check.js';
+import { DEFAULT_INDEX, closedFiles } from './lib/index-fixture.js';
 import { BASE_NS, MS, recordEnds, tempDir, traffic, writeCaptureFile } from './lib/fixture.js';
 import { root } from './lib/cli.js';
 
@@ -241,3 +244,23 @@ function swap(b: Buffer, off: number, size: number): void {
 function rmFile(p: string): void {
   unlinkSync(p);
 }
+
+describe('repair and index files', () => {
+  const want = DEFAULT_INDEX;
+  it('repair drops the index of a repaired `.part` (the closed file is indexed afresh) and removes orphans, never a temporary index beside its pcap', () => {
+    const d = dir();
+    const [closed] = closedFiles(d, 1);
+    const part = writeCaptureFile(d, 'eth1', traffic(BASE_NS + 3_600_000n * MS, 30, 9), { partial: true, partialTail: 11 });
+    writeFileSync(indexPathFor(part.path), Buffer.alloc(200)); // what the writer flushed before the crash
+    const tmp = indexPathFor(closed!.path) + '.tmp';
+    writeFileSync(tmp, 'being written');
+    const orphan = join(d, '20240501T090000.000000000Z_eth9.pcap.qeidx');
+    writeFileSync(orphan, 'z');
+    const [r] = repairStore([d]);
+    expect(r).toMatchObject({ outcome: 'repaired', packets: 30 });
+    expect(existsSync(indexPathFor(part.path))).toBe(false);
+    expect(checkIndex(r!.finalPath!, want)).toEqual({ state: 'missing' });
+    expect(removeOrphanIndexes([d])).toEqual([orphan]);
+    expect(existsSync(tmp)).toBe(true);
+  });
+});

@@ -133,7 +133,8 @@ describe('privilege separation (qe-privsep)', () => {
     const res = await cap.stop();
     expect(res.exitCode).toBe(0);
     // The killed helper's file stays .part until the next start repairs it; its flushed packets are all there.
-    const names = (await readdir(store)).sort();
+    // Capture files only: each has its index beside it (`.qeidx`).
+    const names = (await readdir(store)).filter((f) => /\.pcap(\.part)?$/.test(f)).sort();
     expect(names.filter((f) => f.endsWith('.part'))).toHaveLength(1);
     const got = await readRecords(names.map((n) => join(store, n)));
     expect(got.map((r) => r.data)).toEqual(frames);

@@ -455,6 +455,13 @@ void qe_idx_add(struct qe_idx_builder *b, uint64_t off, uint64_t ts_ns, const un
 			int has = ip->has_ports;
 			if (ip->frag != QE_PF_FRAG_NONE && ip->src && ip->dst && frag_ports(b, ip, &sport, &dport))
 				has = QE_PF_SPORT | QE_PF_DPORT;
+			else if (ip->frag == QE_PF_FRAG_LATER) {
+				/* Its first fragment is not in the table (another file, or pushed out): port 0
+				 * stands for "ports unknown", which every port lookup adds
+				 * (daemon/src/index/plan.ts), so qe-extract keeping a whole datagram never outruns the index. */
+				sport = 0;
+				has = QE_PF_SPORT;
+			}
 			if (has & QE_PF_SPORT)
 				post_port(b, sport, off, block);
 			if (has & QE_PF_DPORT)

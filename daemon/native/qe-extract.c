@@ -18,8 +18,22 @@
 //                 one after another in the order given (their time spans must follow one
 //                 another); streams are merged by timestamp. <sorted> is 1 when every record of
 //                 that file is known to be no older than the previous one: reading it then stops
-//                 at the first record past --to.
+//                 at the first record past --to. `<stream> <sorted>:<first>+<count> <path>` reads
+//                 only the records starting in <count> ranges of the --ranges file from range
+//                 <first> on (what the file's index says may match, and its unindexed tail).
+//   --ranges FILE binary ranges for --list: pairs of little-endian u64 (start, stop), ascending and
+//                 not overlapping, each start a record's offset: the records starting in
+//                 [start, stop) are read (the last one to its end). stop = 2^64-1 reads to the end.
 //   FILE...       each a stream of its own (for use by hand).
+//
+// The filter means what it meant live (docs/EXTRACT.md, "Filters and VLAN tags"): the kernel takes
+// a frame's outer 802.1Q/802.1ad tag off before a capture filter runs, and libpcap puts it back in
+// what is stored. So a filter without the `vlan` keyword is applied to an Ethernet frame with its
+// outer tag taken out (`host X` finds X's tagged packets, `not ip6` drops tagged IPv6 as live);
+// a filter with `vlan` is applied to the frame as stored, which is what libpcap's `vlan` expects.
+// And a datagram is kept whole: a later IPv4/IPv6 fragment passes when its first fragment (same
+// file, same link header, addresses, protocol and ID, within FRAG_WINDOW_NS) passed, so `port 53`
+// returns every fragment of a matching DNS answer (libpcap's `port` sees ports in first fragments only).
 //   --status-fd   where JSON status lines go (default 2): `progress` lines every --progress-ms
 //                 (0 = none), `warning` lines, and one final `done` or `error` line.
 //
@@ -33,6 +47,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -72,6 +87,8 @@ enum {
 struct input_file {
   char *path;
   bool sorted;
+  bool ranged;
+  size_t first_range, nranges;
 };
 
 struct stream {
@@ -83,6 +100,11 @@ struct stream {
   const char *path;
   bool sorted, part, swapped, nanos;
   uint32_t max_caplen;
+  size_t file_no; // which of the stream's files is open, for the fragment table
+  // Ranged reading (an indexed file): the records starting in ranges[range_i - 1] are being read.
+  bool ranged;
+  size_t range_i, range_end;
+  uint64_t range_stop;
   off_t limit; // file size when opened: a part file is read as far as it was written then
   off_t file_pos; // file offset of the byte after buf[len - 1]
 
@@ -116,6 +138,11 @@ static int linktype = -1;
 static const char *linktype_source;
 static struct bpf_program filter_prog;
 static bool have_filter;
+static bool strip_outer_tag; // the filter has no `vlan`: it sees frames as the kernel showed them live
+static uint8_t *strip_buf;
+static size_t strip_cap;
+static uint64_t *ranges; // --ranges: (start, stop) pairs
+static size_t nranges;
 
 static int out_fd = -1;
 static uint8_t *out_buf;
@@ -337,6 +364,13 @@ static bool fill(struct stream *s, size_t need) {
   while (s->len < need && s->file_pos < s->limit) {
     size_t want = s->cap - s->len;
     if ((off_t)want > s->limit - s->file_pos) want = (size_t)(s->limit - s->file_pos);
+    if (s->ranged) {
+      // Read what the range holds (and the rest of a record that crosses its end), not a chunk.
+      uint64_t in_range = s->range_stop > (uint64_t)s->file_pos ? s->range_stop - (uint64_t)s->file_pos : 0;
+      size_t still = need - (s->len - s->off);
+      uint64_t w = in_range > still ? in_range : still;
+      if (w < want) want = (size_t)w;
+    }
     ssize_t r = read(s->fd, s->buf + s->len, want);
     if (r < 0) {
       if (errno == EINTR) continue;
@@ -376,6 +410,7 @@ static int open_input(const char *path, const char **opened) {
 // Opens the stream's next file that exists and checks its global header; false when none is left.
 static bool open_next_file(struct stream *s) {
   while (s->next_file < s->nfiles) {
+    s->file_no = s->next_file;
     struct input_file *f = &s->files[s->next_file++];
     const char *opened;
     int fd = open_input(f->path, &opened);
@@ -389,7 +424,12 @@ static bool open_next_file(struct stream *s) {
     }
     struct stat st;
     if (fstat(fd, &st) != 0) die(EXIT_INPUT, "cannot stat %s: %s", f->path, strerror(errno));
-    posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    // An indexed file is read in pieces: readahead past a piece would read what is not asked for.
+    posix_fadvise(fd, 0, 0, f->ranged ? POSIX_FADV_RANDOM : POSIX_FADV_SEQUENTIAL);
+    s->ranged = f->ranged;
+    s->range_i = f->first_range;
+    s->range_end = f->first_range + f->nranges;
+    s->range_stop = GLOBAL_HEADER_LEN;
     count.files_opened++;
     size_t n = strlen(f->path);
     s->fd = fd;
@@ -432,10 +472,172 @@ static bool open_next_file(struct stream *s) {
   return false;
 }
 
+// Positions a ranged stream at its next record to read; false when its ranges are done.
+static bool next_in_range(struct stream *s) {
+  uint64_t pos = (uint64_t)s->file_pos - (uint64_t)(s->len - s->off);
+  while (pos >= s->range_stop) {
+    if (s->range_i >= s->range_end) return false;
+    uint64_t start = ranges[2 * s->range_i], stop = ranges[2 * s->range_i + 1];
+    s->range_i++;
+    if (stop <= pos) continue; // inside what was read already
+    s->range_stop = stop;
+    if (start > pos) {
+      if (start >= (uint64_t)s->limit) return false;
+      // Buffered bytes up to the start are skipped; past them, the file is read from the start.
+      if (start < (uint64_t)s->file_pos) s->off += (size_t)(start - pos);
+      else {
+        s->off = s->len = 0;
+        s->file_pos = (off_t)start;
+        if (lseek(s->fd, (off_t)start, SEEK_SET) < 0) die(EXIT_INTERNAL, "seeking in %s: %s", s->path, strerror(errno));
+      }
+      pos = start;
+    }
+    // Ask for the next few pieces ahead, so a cold disk works on them while this one is filtered.
+    for (size_t k = s->range_i; k < s->range_end && k < s->range_i + 8; k++) {
+      uint64_t a = ranges[2 * k], b = ranges[2 * k + 1];
+      if (a >= (uint64_t)s->limit) break;
+      if (b > (uint64_t)s->limit) b = (uint64_t)s->limit;
+      posix_fadvise(s->fd, (off_t)a, (off_t)(b - a), POSIX_FADV_WILLNEED);
+    }
+  }
+  return true;
+}
+
+// ---- fragments ------------------------------------------------------------------------------
+
+#define FRAG_SLOTS 1024
+#define FRAG_WINDOW_NS (30ull * NS_PER_S) // Linux keeps a datagram's fragments 30 s (ipfrag_time)
+#define FRAG_L2_MAX 32
+struct frag_key {
+  uint32_t stream, file;
+  uint8_t l2len, version, proto, pad;
+  uint8_t l2[FRAG_L2_MAX];
+  uint8_t addrs[32];
+  uint32_t id;
+};
+static struct {
+  struct frag_key key[FRAG_SLOTS];
+  uint64_t ts[FRAG_SLOTS];
+  uint32_t hash[FRAG_SLOTS];
+  size_t next, used;
+} frags;
+
+// Where a frame's fragment facts are: 1 first fragment of several, 2 a later one, 0 neither.
+static int frag_of(const struct stream *s, const uint8_t *d, uint32_t caplen, struct frag_key *k) {
+  if (linktype != DLT_EN10MB || caplen < 14) return 0;
+  size_t p = 12;
+  uint16_t et = (uint16_t)(d[p] << 8 | d[p + 1]);
+  while ((et == 0x8100 || et == 0x88a8 || et == 0x9100) && p + 6 <= caplen) {
+    p += 4;
+    et = (uint16_t)(d[p] << 8 | d[p + 1]);
+  }
+  p += 2;
+  if (p > FRAG_L2_MAX) return 0;
+  memset(k, 0, sizeof *k);
+  k->stream = (uint32_t)s->index;
+  k->file = (uint32_t)s->file_no;
+  k->l2len = (uint8_t)p;
+  memcpy(k->l2, d, p);
+  if (et == 0x0800 && p + 20 <= caplen && (d[p] >> 4) == 4) {
+    uint16_t fo = (uint16_t)(d[p + 6] << 8 | d[p + 7]);
+    bool more = fo & 0x2000;
+    fo &= 0x1fff;
+    if (!more && fo == 0) return 0;
+    k->version = 4;
+    k->proto = d[p + 9];
+    memcpy(k->addrs, d + p + 12, 8);
+    k->id = (uint32_t)(d[p + 4] << 8 | d[p + 5]);
+    return fo == 0 ? 1 : 2;
+  }
+  if (et == 0x86dd && p + 40 <= caplen) {
+    uint8_t nh = d[p + 6];
+    memcpy(k->addrs, d + p + 8, 32);
+    size_t q = p + 40;
+    for (int n = 0; n < 8; n++) {
+      if (nh == 44) {
+        if (q + 8 > caplen) return 0;
+        uint16_t fo = (uint16_t)(d[q + 2] << 8 | d[q + 3]);
+        bool more = fo & 1;
+        fo >>= 3;
+        if (!more && fo == 0) return 0;
+        k->version = 6;
+        k->proto = d[q];
+        k->id = (uint32_t)d[q + 4] << 24 | (uint32_t)d[q + 5] << 16 | (uint32_t)d[q + 6] << 8 | d[q + 7];
+        return fo == 0 ? 1 : 2;
+      }
+      if (nh != 0 && nh != 43 && nh != 60) return 0;
+      if (q + 8 > caplen) return 0;
+      nh = d[q];
+      q += 8 + (size_t)d[q + 1] * 8;
+    }
+  }
+  return 0;
+}
+
+static uint32_t frag_hash(const struct frag_key *k) {
+  uint32_t h = 2166136261u;
+  const uint8_t *b = (const uint8_t *)k;
+  for (size_t i = 0; i < sizeof *k; i++) h = (h ^ b[i]) * 16777619u;
+  return h;
+}
+
+// Whether a record is kept: the filter as live saw the frame, or its datagram's first fragment was.
+static bool selected(const struct stream *s, uint64_t ts, const uint8_t *d, uint32_t caplen, uint32_t origlen) {
+  struct pcap_pkthdr ph = {.caplen = caplen, .len = origlen};
+  const uint8_t *view = d;
+  if (strip_outer_tag && caplen >= 18 && ((d[12] == 0x81 && d[13] == 0x00) || (d[12] == 0x88 && d[13] == 0xa8))) {
+    if (strip_cap < caplen) {
+      free(strip_buf);
+      strip_cap = caplen > READ_CHUNK ? caplen : READ_CHUNK;
+      strip_buf = malloc(strip_cap);
+      if (!strip_buf) die(EXIT_INTERNAL, "out of memory");
+    }
+    memcpy(strip_buf, d, 12);
+    memcpy(strip_buf + 12, d + 16, caplen - 16);
+    ph.caplen = caplen - 4;
+    ph.len = origlen >= 4 ? origlen - 4 : 0;
+    view = strip_buf;
+  }
+  bool match = pcap_offline_filter(&filter_prog, &ph, view) != 0;
+  struct frag_key k;
+  int frag = frag_of(s, d, caplen, &k);
+  if (frag == 0) return match;
+  uint32_t h = frag_hash(&k);
+  if (match) {
+    if (frag == 1) {
+      frags.key[frags.next] = k;
+      frags.ts[frags.next] = ts;
+      frags.hash[frags.next] = h;
+      frags.next = (frags.next + 1) % FRAG_SLOTS;
+      if (frags.used < FRAG_SLOTS) frags.used++;
+    }
+    return true;
+  }
+  if (frag != 2) return false;
+  for (size_t i = 0; i < frags.used; i++)
+    if (frags.hash[i] == h && ts >= frags.ts[i] && ts - frags.ts[i] <= FRAG_WINDOW_NS && memcmp(&frags.key[i], &k, sizeof k) == 0)
+      return true;
+  return false;
+}
+
+// Whether the filter names `vlan` (as a word of its own: not in `vlan.example.com` or `myvlan`).
+static bool mentions_vlan(const char *f) {
+  for (const char *p = strstr(f, "vlan"); p; p = strstr(p + 1, "vlan")) {
+    bool before = p == f || !(isalnum((unsigned char)p[-1]) || strchr("_.-:\\", p[-1]));
+    bool after = !(isalnum((unsigned char)p[4]) || (p[4] && strchr("_.-:", p[4])));
+    if (before && after) return true;
+  }
+  return false;
+}
+
 // Moves the stream to its next record that is in range and passes the filter; false at its end.
 static bool advance(struct stream *s) {
   for (;;) {
     if (s->fd < 0 && !open_next_file(s)) return false;
+    if (s->ranged && !next_in_range(s)) {
+      close_file(s);
+      continue;
+    }
     if (!fill(s, RECORD_HEADER_LEN)) {
       if (s->len > s->off) {
         count.partial_tails++;
@@ -471,12 +673,9 @@ static bool advance(struct stream *s) {
       if (ts > opt.to_ns && s->sorted) close_file(s);
       continue;
     }
-    if (have_filter) {
-      struct pcap_pkthdr ph = {.caplen = caplen, .len = origlen};
-      if (pcap_offline_filter(&filter_prog, &ph, h + RECORD_HEADER_LEN) == 0) {
-        count.filtered_out++;
-        continue;
-      }
+    if (have_filter && !selected(s, ts, h + RECORD_HEADER_LEN, caplen, origlen)) {
+      count.filtered_out++;
+      continue;
     }
     s->ts = ts;
     s->caplen = caplen;
@@ -598,12 +797,69 @@ static void read_list(const char *list_path) {
     char *end;
     errno = 0;
     unsigned long idx = strtoul(line, &end, 10);
-    if (errno || end == line || *end != ' ' || idx > 1000000 || (end[1] != '0' && end[1] != '1') || end[2] != ' ' || !end[3])
-      die(EXIT_USAGE, "--list line %lu: expected \"<stream> <0|1> <path>\", got \"%s\"", lineno, line);
-    add_file(idx, end + 3, end[1] == '1');
+    bool bad = errno || end == line || *end != ' ' || idx > 1000000 || (end[1] != '0' && end[1] != '1');
+    bool sorted = !bad && end[1] == '1';
+    char *rest = bad ? NULL : end + 2;
+    bool ranged = false;
+    unsigned long long first = 0, n_r = 0;
+    if (rest && *rest == ':') {
+      char *e2;
+      errno = 0;
+      first = strtoull(rest + 1, &e2, 10);
+      if (errno || e2 == rest + 1 || *e2 != '+') bad = true;
+      else {
+        char *e3;
+        n_r = strtoull(e2 + 1, &e3, 10);
+        if (errno || e3 == e2 + 1 || first > nranges || n_r > nranges - first) bad = true;
+        rest = e3;
+        ranged = true;
+      }
+    }
+    if (bad || *rest != ' ' || !rest[1])
+      die(EXIT_USAGE, "--list line %lu: expected \"<stream> <0|1>[:<first>+<count>] <path>\" (ranges within the %zu of --ranges), got \"%s\"", lineno, nranges, line);
+    add_file(idx, rest + 1, sorted);
+    struct input_file *fl = &stream_at(idx)->files[stream_at(idx)->nfiles - 1];
+    fl->ranged = ranged;
+    fl->first_range = (size_t)first;
+    fl->nranges = (size_t)n_r;
   }
   free(line);
   if (f != stdin) fclose(f);
+}
+
+static void read_ranges(const char *path) {
+  // /dev/fd/N is read as the descriptor itself: the daemon hands a socket, which open() refuses.
+  int fd, inherited;
+  char tail;
+  if (sscanf(path, "/dev/fd/%d%c", &inherited, &tail) == 1 && inherited > 2) fd = inherited;
+  else fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) die(EXIT_USAGE, "cannot read --ranges %s: %s", path, strerror(errno));
+  size_t cap = 4096, len = 0;
+  uint8_t *b = malloc(cap);
+  for (;;) {
+    if (!b) die(EXIT_INTERNAL, "out of memory");
+    if (len == cap) b = realloc(b, cap *= 2);
+    if (!b) die(EXIT_INTERNAL, "out of memory");
+    ssize_t r = read(fd, b + len, cap - len);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) die(EXIT_USAGE, "reading --ranges %s: %s", path, strerror(errno));
+    if (r == 0) break;
+    len += (size_t)r;
+  }
+  close(fd);
+  if (len % 16) die(EXIT_USAGE, "--ranges %s holds %zu bytes, not whole (start, stop) pairs of 8-byte numbers", path, len);
+  nranges = len / 16;
+  ranges = malloc(len ? len : 1);
+  if (!ranges) die(EXIT_INTERNAL, "out of memory");
+  for (size_t i = 0; i < 2 * nranges; i++) {
+    uint64_t v = 0;
+    for (int k = 7; k >= 0; k--) v = v << 8 | b[i * 8 + (size_t)k];
+    ranges[i] = v;
+  }
+  free(b);
+  for (size_t i = 0; i < nranges; i++)
+    if (ranges[2 * i] >= ranges[2 * i + 1] || ranges[2 * i] < GLOBAL_HEADER_LEN)
+      die(EXIT_USAGE, "--ranges %s: range %zu [%" PRIu64 ", %" PRIu64 ") is empty or starts in the pcap header", path, i, ranges[2 * i], ranges[2 * i + 1]);
 }
 
 static uint64_t parse_u64(const char *name, const char *v) {
@@ -617,7 +873,7 @@ static uint64_t parse_u64(const char *name, const char *v) {
 
 static void usage(void) {
   fputs("usage: qe-extract -w OUT|- [--from NS] [--to NS] [--filter EXPR] [--linktype N] [--snaplen N]\n"
-        "                  [--list FILE|-] [--status-fd N] [--progress-ms N] [FILE...]\n",
+        "                  [--list FILE|-] [--ranges FILE] [--status-fd N] [--progress-ms N] [FILE...]\n",
         stderr);
 }
 
@@ -629,9 +885,10 @@ int main(int argc, char **argv) {
       {"linktype", required_argument, 0, 'l'},   {"snaplen", required_argument, 0, 's'},
       {"list", required_argument, 0, 'L'},       {"status-fd", required_argument, 0, 'S'},
       {"progress-ms", required_argument, 0, 'p'}, {"help", no_argument, 0, 'h'},
+      {"ranges", required_argument, 0, 'R'},
       {0, 0, 0, 0},
   };
-  const char *list_path = NULL;
+  const char *list_path = NULL, *ranges_path = NULL;
   int c;
   while ((c = getopt_long(argc, argv, "w:h", longopts, NULL)) != -1) {
     switch (c) {
@@ -642,6 +899,7 @@ int main(int argc, char **argv) {
     case 'l': opt.linktype = (long)parse_u64("--linktype", optarg); break;
     case 's': opt.snaplen = (long)parse_u64("--snaplen", optarg); break;
     case 'L': list_path = optarg; break;
+    case 'R': ranges_path = optarg; break;
     case 'p': opt.progress_ms = (long)parse_u64("--progress-ms", optarg); break;
     case 'S': {
       int fd = (int)parse_u64("--status-fd", optarg);
@@ -672,6 +930,7 @@ int main(int argc, char **argv) {
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGHUP, &sa, NULL);
 
+  if (ranges_path) read_ranges(ranges_path);
   if (list_path) read_list(list_path);
   size_t first_positional = nstreams;
   for (int i = optind; i < argc; i++) add_file(first_positional + (size_t)(i - optind), argv[i], false);
@@ -700,6 +959,7 @@ int main(int argc, char **argv) {
       die(EXIT_USAGE, "bad filter \"%s\": %s", opt.filter, pcap_geterr(dead));
     pcap_close(dead);
     have_filter = true;
+    strip_outer_tag = linktype == DLT_EN10MB && !mentions_vlan(opt.filter);
   }
 
   out_buf = malloc(WRITE_CHUNK);

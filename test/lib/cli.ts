@@ -33,6 +33,9 @@ export interface ConfigInput {
   rescan_interval?: string;
   fsync?: boolean;
   direct_io?: boolean;
+  /** index.fields (default: the schema's); [] turns the index off. */
+  index_fields?: string[];
+  index_block_size?: string;
   /** Default: any free port on loopback, so tests never collide. */
   metrics_listen?: string | false;
   /** Default: control.sock in the test's directory. */
@@ -58,6 +61,9 @@ export async function writeConfig(dir: string, c: ConfigInput): Promise<string> 
     ...(c.rescan_interval ? [`  rescan_interval: ${c.rescan_interval}`] : []),
     ...(c.fsync !== undefined ? [`  fsync: ${c.fsync}`] : []),
     ...(c.direct_io !== undefined ? [`  direct_io: ${c.direct_io}`] : []),
+    ...(c.index_fields || c.index_block_size
+      ? ['index:', ...(c.index_fields ? [`  fields: [${c.index_fields.join(', ')}]`] : []), ...(c.index_block_size ? [`  block_size: ${c.index_block_size}`] : [])]
+      : []),
     'metrics:',
     `  listen: ${c.metrics_listen === false ? 'false' : JSON.stringify(c.metrics_listen ?? '127.0.0.1:0')}`,
     'control:',

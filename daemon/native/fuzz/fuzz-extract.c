@@ -69,6 +69,37 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	add_file(0, path, true);
 	add_file(0, path, false);
 	add_file(1, path, false);
+	/* The first file is read through ranges taken from the input, as a hostile index would give
+	 * them (any offsets, not record starts), and every record meets a filter, so the outer-tag
+	 * view and the fragment table run on hostile frames too. */
+	static uint64_t fuzz_ranges[8];
+	size_t nr = 0;
+	uint64_t at = QE_PCAP_GLOBAL_LEN;
+	for (size_t k = 0; k < 4 && size >= 64 + 4 * (k + 1); k++) {
+		uint16_t skip, len;
+		memcpy(&skip, data + size - 4 * (k + 1), 2);
+		memcpy(&len, data + size - 4 * (k + 1) + 2, 2);
+		fuzz_ranges[2 * nr] = at + skip % 512;
+		fuzz_ranges[2 * nr + 1] = k == 3 ? UINT64_MAX : fuzz_ranges[2 * nr] + 1 + len % 4096;
+		at = fuzz_ranges[2 * nr + 1];
+		nr++;
+	}
+	ranges = fuzz_ranges;
+	nranges = nr;
+	streams[0].files[0].ranged = nr > 0;
+	streams[0].files[0].first_range = 0;
+	streams[0].files[0].nranges = nr;
+	static int compiled;
+	if (!compiled) {
+		pcap_t *dead = pcap_open_dead(DLT_EN10MB, 262144);
+		if (!dead || pcap_compile(dead, &filter_prog, "port 53 or host 10.0.0.1 or ip6", 1, PCAP_NETMASK_UNKNOWN) != 0)
+			abort();
+		pcap_close(dead);
+		compiled = 1;
+	}
+	have_filter = true;
+	strip_outer_tag = size & 1;
+	memset(&frags, 0, sizeof frags);
 	if (setjmp(fuzz_exit) == 0) {
 		for (size_t i = 0; i < nstreams; i++) {
 			streams[i].cap = READ_CHUNK;

@@ -30,6 +30,9 @@ export function helperArgs(config: Config, source: HelperSource): string[] {
   if (config.capture.filter) args.push('--filter', config.capture.filter);
   if (!config.capture.promiscuous) args.push('--no-promisc');
   if (!s.fsync) args.push('--no-fsync');
+  // Always passed, `[]` as an empty list: the helper's own default (no index) must not decide.
+  args.push('--index-fields', config.index.fields.join(','));
+  if (config.index.fields.length) args.push('--index-block-size', String(config.index.blockSizeBytes));
   // Imports stay buffered: they are measured against page-cache copies and gain nothing from it.
   if (s.directIo && 'live' in source) args.push('--direct-io');
   return args;

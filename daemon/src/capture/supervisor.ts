@@ -47,6 +47,8 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
   private states = new Map<string, InterfaceState>();
   private timers = new Map<string, NodeJS.Timeout>();
   private stopping = false;
+  /** Interfaces stopped to start again at once with new arguments (a changed index.fields). */
+  private restarting = new Set<string>();
   /** Files closed this run, kept only when asked for (--summary): a daemon running for months closes millions. */
   readonly closedFiles: FileClosedMessage[] = [];
   closedCount = 0;
@@ -152,6 +154,11 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
       this.helpers.delete(itf.name);
       this.emit('helper_exit', itf.name, lastStats);
       if (this.stopping) return;
+      if (this.restarting.delete(itf.name)) {
+        const now = this.config.capture.interfaces.find((i) => i.name === itf.name);
+        if (now) void this.startInterface(now);
+        return;
+      }
       const why = state.lastError ?? (stderr.trim() || `helper ended (${signal ?? `exit ${code}`})`);
       this.emit('down', itf.name, why);
       if (code === HelperExit.badSetting || code === HelperExit.permission || code === HelperExit.usage) {
@@ -179,12 +186,19 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     if (JSON.stringify(prev.storage.paths) !== JSON.stringify(next.storage.paths)) needsRestart.push('storage.paths');
     if (prev.storage.fsync !== next.storage.fsync) needsRestart.push('storage.fsync');
     if (prev.storage.directIo !== next.storage.directIo) needsRestart.push('storage.direct_io');
+    // The helper takes its index settings only at start: it closes its file (and that file's
+    // complete index) and the next file is indexed the new way, a second's gap in capture at most.
+    const indexChanged = JSON.stringify(prev.index) !== JSON.stringify(next.index);
     const names = new Set(next.capture.interfaces.map((i) => i.name));
     for (const [name, helper] of this.helpers) {
       if (!names.has(name)) {
         this.emit('log', 'info', `${name}: removed from the config, stopping`);
         await helper.stop();
         this.states.delete(name);
+      } else if (indexChanged) {
+        this.emit('log', 'info', `${name}: index.fields or index.block_size changed, restarting the helper (its open file is closed)`);
+        this.restarting.add(name);
+        await helper.stop();
       } else {
         helper.send(helperSettings(next));
         const before = prev.capture.interfaces.find((i) => i.name === name);

@@ -19,8 +19,9 @@ export const captureHelp = `usage: qe-packets capture [--config FILE] [--summary
 
 Captures the configured interfaces into the store until SIGTERM or SIGINT (files are closed
 cleanly); SIGHUP reloads the config (filter, file size and duration, flush interval, interfaces)
-without stopping capture. With --read, sends an existing pcap or pcapng file through the same
-write path (BPF filter, snaplen, rotation) and exits when done.
+without stopping capture, and restarts the helpers for a new index.fields. Closed files that need
+an index are indexed in the background once capture runs. With --read, sends an existing pcap or
+pcapng file through the same write path (BPF filter, snaplen, rotation, index) and exits when done.
 
   --config FILE    configuration (default /etc/qe-packets/config.yaml)
   --read FILE      import FILE instead of capturing live

@@ -25,7 +25,8 @@ export async function checkConfigCommand(argv: string[]): Promise<number> {
       `  capture: ${config.capture.interfaces.map((i) => `${i.name} (ring ${formatSize(i.bufferBytes)})`).join(', ')}` +
       `${config.capture.filter ? `, filter "${config.capture.filter}"` : ''}, snaplen ${config.capture.snaplen}\n` +
       `  storage: ${s.paths.join(', ')}; ${s.mode}, capacity ${formatSize(await capacityBytes(config))}, files of ${formatSize(s.fileSizeBytes)}` +
-      `${s.fileDurationMs ? ` or ${s.fileDurationMs / 1000}s` : ''}, flushed every ${s.flushIntervalMs} ms\n`,
+      `${s.fileDurationMs ? ` or ${s.fileDurationMs / 1000}s` : ''}, flushed every ${s.flushIntervalMs} ms\n` +
+      `  index: ${config.index.fields.length ? `${config.index.fields.join(', ')} (blocks of ${formatSize(config.index.blockSizeBytes)})` : 'off'}\n`,
   );
   return EXIT.ok;
 }

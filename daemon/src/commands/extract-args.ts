@@ -6,6 +6,7 @@ import { TIME_FORMS, TimeParseError, parseTime, type TimeZoneRule } from '../tim
 import { DEFAULT_CONFIG_PATH } from '../config/config.js';
 
 export const EXTRACT_USAGE = `usage: qe-packets extract --from TIME [--to TIME] [--filter BPF] [--iface NAME]... -w OUT|- [--config FILE]
+       qe-packets extract --explain [--json] --from TIME [--to TIME] [--filter BPF] [--iface NAME]...
 
   --from TIME      start of the range (inclusive)
   --to TIME        end of the range (inclusive; default: now)
@@ -13,6 +14,12 @@ export const EXTRACT_USAGE = `usage: qe-packets extract --from TIME [--to TIME] 
   --iface NAME     only these interfaces (repeat, or separate with commas; default: all)
   -w, --write OUT  output pcap file, or - for standard output (| wireshark -k -i -)
   --config FILE    daemon configuration for storage.paths (default ${DEFAULT_CONFIG_PATH})
+  --no-index       scan every file of the range instead of reading through their indexes
+  --explain        print the plan (files, index lookups, bytes to read, estimated time), extract nothing
+  --json           with --explain: the plan as JSON
+
+A filter means what it meant as capture.filter: a filter without the vlan keyword sees a tagged
+frame without its outer tag, as the kernel showed it live (host X finds X's tagged packets too).
 
 TIME is ${TIME_FORMS}.
 An ISO time without Z or an offset is local time (TZ). Exit status: 0 packets written,
@@ -29,6 +36,9 @@ export interface ExtractRequest {
   ifaces: string[];
   output: string;
   configPath: string;
+  noIndex: boolean;
+  explain: boolean;
+  json: boolean;
 }
 
 export function parseExtractArgs(argv: readonly string[], nowNs: bigint, zone: TimeZoneRule = 'local'): ExtractRequest {
@@ -45,6 +55,9 @@ export function parseExtractArgs(argv: readonly string[], nowNs: bigint, zone: T
         iface: { type: 'string', multiple: true },
         write: { type: 'string', short: 'w' },
         config: { type: 'string' },
+        'no-index': { type: 'boolean' },
+        explain: { type: 'boolean' },
+        json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -53,11 +66,13 @@ export function parseExtractArgs(argv: readonly string[], nowNs: bigint, zone: T
     throw new UsageError(`${(e as Error).message}\n\n${EXTRACT_USAGE}`);
   }
   const v = parsed.values;
-  const base = { ifaces: [], configPath: v.config ?? DEFAULT_CONFIG_PATH };
+  const base = { ifaces: [], configPath: v.config ?? DEFAULT_CONFIG_PATH, noIndex: !!v['no-index'], explain: !!v.explain, json: !!v.json };
   if (v.help) return { help: true, fromNs: 0n, toNs: 0n, output: '', ...base };
 
   if (v.from === undefined) throw new UsageError('--from is required: the start of the range, e.g. --from "15m ago"');
-  if (v.write === undefined || v.write === '') {
+  if (v.json && !v.explain) throw new UsageError('--json goes with --explain (the plan as JSON); extracted packets are written with -w');
+  if (v.explain && v.write !== undefined) throw new UsageError('--explain extracts nothing: leave out -w (or drop --explain to extract)');
+  if (!v.explain && (v.write === undefined || v.write === '')) {
     throw new UsageError('-w is required: an output file, or -w - for standard output');
   }
   const fromNs = time('--from', v.from, nowNs, zone);
@@ -79,8 +94,11 @@ export function parseExtractArgs(argv: readonly string[], nowNs: bigint, zone: T
     toNs,
     ...(v.filter !== undefined ? { filter: v.filter } : {}),
     ifaces: [...new Set(ifaces)],
-    output: v.write,
+    output: v.write ?? '',
     configPath: base.configPath,
+    noIndex: base.noIndex,
+    explain: base.explain,
+    json: base.json,
   };
 }
 

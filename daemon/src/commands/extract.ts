@@ -11,6 +11,8 @@ import { formatIsoNs, nowNs } from '../time/format-time.js';
 import { EXTRACT_USAGE, UsageError, parseExtractArgs, type ExtractRequest } from './extract-args.js';
 import { ProgressBar, humanBytes } from './progress-bar.js';
 import { ConfigError } from '../config/errors.js';
+import { encodeRanges, planReads, type FileRead } from '../extract/read-plan.js';
+import { explain, explainText } from '../extract/explain.js';
 import { loadConfigFile } from '../config/load.js';
 
 const PREFIX = 'qe-packets extract';
@@ -38,12 +40,19 @@ export async function extractCommand(argv: string[]): Promise<number> {
       process.stdout.write(`${EXTRACT_USAGE}\n`);
       return ExitCode.ok;
     }
-    checkDestination(req.output);
+    if (!req.explain) checkDestination(req.output);
     const paths = await storePaths(req);
     const catalog = await readCatalog(paths, say);
     const chosen = chooseFiles(catalog.entries, req);
-    const outcome = await extract(req, chosen, say);
-    reportOutcome(req, chosen.selection.files, outcome, say);
+    const reads = planReads(chosen.selection.streams.flatMap((s) => s.files), req.filter, !req.noIndex);
+    if (req.explain) {
+      const e = explain(reads, req.filter, req.fromNs, req.toNs);
+      process.stdout.write(req.json ? `${JSON.stringify(e)}\n` : `${explainText(e)}\n`);
+      return ExitCode.ok;
+    }
+    noteScans(reads, say);
+    const outcome = await extract(req, chosen, reads, say);
+    reportOutcome(req, chosen.selection.files, outcome, say, indexedText(reads, outcome));
     return outcome.exitCode;
   } catch (e) {
     if (!(e instanceof Refusal)) throw e;
@@ -125,9 +134,11 @@ function chooseFiles(entries: CatalogEntry[], req: ExtractRequest): Chosen {
 }
 
 /** Runs qe-extract, with a progress bar on a terminal. */
-async function extract(req: ExtractRequest, { selection, linktype, snaplen }: Chosen, say: Say): Promise<ExtractOutcome> {
+async function extract(req: ExtractRequest, { selection, linktype, snaplen }: Chosen, reads: readonly FileRead[], say: Say): Promise<ExtractOutcome> {
   const stderr = process.stderr;
-  const bar = stderr.isTTY ? new ProgressBar(stderr, { total: selection.size, columns: stderr.columns }) : undefined;
+  const ranges = encodeRanges(reads);
+  const total = reads.reduce((n, r) => n + r.bytes, 0);
+  const bar = stderr.isTTY ? new ProgressBar(stderr, { total, columns: stderr.columns }) : undefined;
   let outcome: ExtractOutcome;
   try {
     outcome = await runExtractor(
@@ -139,6 +150,7 @@ async function extract(req: ExtractRequest, { selection, linktype, snaplen }: Ch
         output: req.output,
         linktype,
         snaplen,
+        ...(ranges.spans.size ? { ranges } : {}),
       },
       {
         progressMs: bar ? PROGRESS_MS : 0,
@@ -159,11 +171,19 @@ async function extract(req: ExtractRequest, { selection, linktype, snaplen }: Ch
   return outcome;
 }
 
-function reportOutcome(req: ExtractRequest, files: number, outcome: ExtractOutcome, say: Say): void {
+/** How much the index saved, for the closing line: "; read 2MB of 40GB (3 of 3 files through their index)". */
+function indexedText(reads: readonly FileRead[], outcome: ExtractOutcome): string {
+  const through = reads.filter((r) => r.why === 'index').length;
+  if (!through || !outcome.counts) return '';
+  const total = reads.reduce((n, r) => n + r.file.size, 0);
+  return `; read ${humanBytes(outcome.counts.bytes_read)} of ${humanBytes(total)} (${through} of ${reads.length} file${reads.length === 1 ? '' : 's'} through their index)`;
+}
+
+function reportOutcome(req: ExtractRequest, files: number, outcome: ExtractOutcome, say: Say, indexed = ''): void {
   const where = req.output === '-' ? 'standard output' : req.output;
   switch (outcome.exitCode) {
     case ExitCode.ok:
-      say(`wrote ${countText(outcome.counts)} from ${files} file${files === 1 ? '' : 's'} to ${where}`);
+      say(`wrote ${countText(outcome.counts)} from ${files} file${files === 1 ? '' : 's'} to ${where}${indexed}`);
       break;
     case ExitCode.empty:
       say(`${emptyText(req, files)}; wrote an empty pcap to ${where}`);
@@ -174,6 +194,19 @@ function reportOutcome(req: ExtractRequest, files: number, outcome: ExtractOutco
     default:
       say(outcome.error ?? `qe-extract failed with exit status ${outcome.exitCode}`);
   }
+}
+
+/** Says why files of the range are scanned when a filter could have used their index. */
+function noteScans(reads: readonly FileRead[], say: Say): void {
+  const unusable = reads.filter((r) => r.why === 'index-unusable');
+  for (const r of unusable.slice(0, MAX_PROBLEMS_SHOWN)) say(`warning: ${r.note}`);
+  if (unusable.length > MAX_PROBLEMS_SHOWN) say(`warning: ${unusable.length - MAX_PROBLEMS_SHOWN} more indexes could not be used`);
+  const count = (why: FileRead['why']) => reads.filter((r) => r.why === why).length;
+  const n = (k: number) => `${k} file${k === 1 ? '' : 's'}`;
+  if (count('not-narrowed')) say(`note: the filter cannot be narrowed by an index (not X, lengths, names...): scanning ${n(count('not-narrowed'))} of the range`);
+  if (count('fields')) say(`note: ${n(count('fields'))} of the range ${count('fields') === 1 ? 'has an index' : 'have indexes'} without a field the filter needs: scanning ${count('fields') === 1 ? 'it' : 'them'}`);
+  const through = count('index');
+  if (through && count('no-index')) say(`note: ${n(count('no-index'))} of the range ${count('no-index') === 1 ? 'has' : 'have'} no index yet: scanning ${count('no-index') === 1 ? 'it' : 'them'} (qe-packets index builds them)`);
 }
 
 /** Fails fast, before a possibly long scan, on an output that cannot be written. */
@@ -195,7 +228,7 @@ function checkOutput(output: string): string | undefined {
 
 /** The store directory the output would land in, if any. */
 function storeDirHolding(output: string, storePaths: readonly string[]): string | undefined {
-  if (output === '-') return undefined;
+  if (output === '-' || output === '') return undefined; // stdout, or --explain (no output)
   const real = (p: string) => {
     try {
       return realpathSync(p);

@@ -54,6 +54,13 @@ export function formatStatus(r: StatusReport): string {
   out.push(`  store      ${s.mode}, ${formatSize(s.usedBytes)} of ${formatSize(s.capacityBytes)} used${share}${s.full ? ', FULL' : ''}; ${formatSize(s.freeBytes)} free on disk`);
   out.push(`  retention  ${s.retentionSeconds === undefined ? 'no packets kept yet' : `${formatDuration(s.retentionSeconds * 1000)} (oldest packet ${formatIsoNs(s.oldestNs!)})`}`);
   if (s.mode === 'circular') out.push(`  deleted    ${num(s.filesDeleted)} files (${formatSize(s.bytesDeleted)}) by circular retention since start`);
+  const x = f.index;
+  if (x)
+    out.push(
+      `  index      ${x.fields.length ? x.fields.join(', ') : 'off'}` +
+        (x.pendingFiles ? `; indexing ${num(x.pendingFiles)} files (${formatSize(x.pendingBytes)}) in the background` : x.running ? '; checking the indexes' : x.fields.length && !x.failedFiles ? '; every closed file indexed' : '') +
+        (x.failedFiles ? `; ${num(x.failedFiles)} failed (last: ${x.lastError ?? '?'})` : ''),
+    );
   return `${out.join('\n')}\n`;
 }
 

@@ -54,7 +54,7 @@ export async function capacityBytes(config: Config): Promise<number> {
   return Math.floor((total * cap.percent) / 100);
 }
 
-async function checkPath(key: string, path: string): Promise<ConfigProblem | undefined> {
+export async function checkPath(key: string, path: string): Promise<ConfigProblem | undefined> {
   let st;
   try {
     st = await stat(path);

@@ -34,6 +34,11 @@ export interface Config {
     directIo: Raw['storage']['direct_io'];
     fsync: Raw['storage']['fsync'];
   };
+  index: {
+    /** Empty: no index is written. Each name once, as written. */
+    fields: Raw['index']['fields'];
+    blockSizeBytes: number;
+  };
   metrics: {
     /** undefined when turned off. */
     listen?: { host: string; port: number };

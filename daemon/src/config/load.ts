@@ -6,6 +6,7 @@ import type { z } from 'zod';
 import type { Config } from './config.js';
 import { ConfigError, type ConfigProblem } from './errors.js';
 import { fixAt, knownKeysAt, parseKeyPath } from './keys.js';
+import { IDX_BLOCK_SIZE_MAX, IDX_BLOCK_SIZE_MIN } from '../index/format.js';
 import { configSchema, type ParsedRawConfig } from './schema.js';
 import { DURATION_HELP, PERCENT_RE, SIZE_HELP, parseDuration, parseSize } from './units.js';
 
@@ -134,6 +135,15 @@ export function normalizeConfig(raw: unknown, source: string): Config {
       message: `holds fewer than two files of storage.file_size (${String(c.storage.file_size)})`,
       fix: 'raise storage.capacity to at least twice storage.file_size, or lower storage.file_size',
     });
+  const indexSeen = new Set<string>();
+  c.index.fields.forEach((f, i) => {
+    if (indexSeen.has(f)) problems.push({ key: `index.fields[${i}]`, value: f, message: 'listed twice', fix: 'list each field once' });
+    indexSeen.add(f);
+  });
+  const blockSizeBytes = sizeOf('index.block_size', c.index.block_size);
+  // The index format's own bounds (index-format.h): a reader refuses any other block size.
+  if (blockSizeBytes && (blockSizeBytes & (blockSizeBytes - 1) || blockSizeBytes < IDX_BLOCK_SIZE_MIN || blockSizeBytes > IDX_BLOCK_SIZE_MAX))
+    problems.push({ key: 'index.block_size', value: c.index.block_size, message: 'not a power of two from 4KiB to 16MiB', fix: fixOf('index.block_size', 'write e.g. 16KiB') });
   let listen: Config['metrics']['listen'];
   if (c.metrics.listen !== false) {
     const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(c.metrics.listen)!;
@@ -175,6 +185,7 @@ export function normalizeConfig(raw: unknown, source: string): Config {
       directIo: c.storage.direct_io,
       fsync: c.storage.fsync,
     },
+    index: { fields: c.index.fields, blockSizeBytes },
     metrics: listen ? { listen } : {},
     control: { socket: c.control.socket },
     health,

@@ -2,7 +2,8 @@
 // suggest keys and fixes (keys.ts), and published as JSON Schema for editors
 // (build/config.schema.json, docs/config.schema.json).
 import { z } from 'zod';
-import { DURATION_HELP, DURATION_PATTERN, SIZE_HELP, SIZE_PATTERN } from './units.js';
+import { IDX_BLOCK_SIZE_DEFAULT, IDX_FIELDS, type IndexField } from '../index/format.js';
+import { DURATION_HELP, DURATION_PATTERN, SIZE_HELP, SIZE_PATTERN, formatSize } from './units.js';
 
 /** The `fix:` line check-config prints for a bad value, kept next to the key it is about. It lives
  *  in its own registry, not in .meta(), so it stays out of the JSON Schema. */
@@ -41,6 +42,10 @@ const interfaceEntry = z.union([
     buffer: size('Kernel ring for this interface (overrides capture.buffer)').optional(),
   }),
 ]);
+
+/** index.fields names, in the order the docs list them (the format's own list). */
+export const INDEX_FIELD_NAMES = Object.keys(IDX_FIELDS) as [IndexField, ...IndexField[]];
+const INDEX_FIELDS_FIX = `list fields from ${INDEX_FIELD_NAMES.join(', ')}, e.g. fields: [ip, port, proto, vlan]; fields: [] turns the index off`;
 
 export const configSchema = z.strictObject({
   capture: z.strictObject({
@@ -82,6 +87,17 @@ export const configSchema = z.strictObject({
     rescan_interval: duration('How often the store is re-measured from disk (files removed by hand, imports)').default('10s'),
     direct_io: flag('Live capture writes whole blocks with O_DIRECT, skipping the page-cache copy (falls back to buffered writes where the filesystem refuses it)').default(true),
     fsync: flag('Make the store durable every flush_interval: one syncfs per store filesystem (open file, files closed since, their names), so a power loss loses at most that interval').default(true),
+  }).prefault({}),
+  index: z.strictObject({
+    fields: keyed(
+      z.array(keyed(z.enum(INDEX_FIELD_NAMES, { error: `unknown index field: known fields are ${INDEX_FIELD_NAMES.join(', ')}` }), 'An index field', INDEX_FIELDS_FIX)),
+      `Fields of each packet indexed while capturing, so extraction reads only what matches: any of ${INDEX_FIELD_NAMES.join(', ')}; [] turns the index off`,
+      INDEX_FIELDS_FIX,
+    ).default(['ip', 'port', 'proto', 'vlan']),
+    block_size: size(
+      'Bytes of pcap file per index block: an index entry points into a block, so a query reads about one block per match; smaller blocks make bigger indexes',
+      'write a power of two from 4KiB to 16MiB, e.g. 16KiB',
+    ).default(formatSize(IDX_BLOCK_SIZE_DEFAULT)),
   }).prefault({}),
   metrics: z.strictObject({
     listen: keyed(

@@ -47,6 +47,16 @@ const storeFigures = z.strictObject({
   unreadable: z.string().optional(),
 });
 
+const indexFigures = z.strictObject({
+  fields: z.array(z.string()),
+  running: z.boolean(),
+  pendingFiles: num,
+  pendingBytes: num,
+  indexedFiles: num,
+  failedFiles: num,
+  lastError: z.string().optional(),
+});
+
 export const statusReport = z.strictObject({
   state: z.enum(['ok', 'warning', 'critical']),
   reasons: z.array(
@@ -63,6 +73,7 @@ export const statusReport = z.strictObject({
     startedAt: num,
     interfaces: z.array(interfaceFigures),
     store: storeFigures,
+    index: indexFigures.optional(),
   }),
 });
 

@@ -10,13 +10,15 @@ import { loadConfigFile } from '../config/load.js';
 import { formatSize } from '../config/units.js';
 import { DaemonUnreachable, fetchStatus } from '../control/client.js';
 import { serveControl } from '../control/server.js';
+import type { IndexFigures } from '../health/figures.js';
 import { CaptureMonitor } from '../health/monitor.js';
 import { scanCatalog } from '../store/catalog.js';
-import { repairStore } from '../store/repair.js';
+import { removeOrphanIndexes, repairStore } from '../store/repair.js';
 import { StoreRetention, type RetentionState } from '../store/retention.js';
 import { systemdNotifier, type Notifier } from '../systemd/notify.js';
 import { SystemdService } from '../systemd/service.js';
 import { log } from '../util/log.js';
+import { BackgroundIndexer } from './background-index.js';
 
 export interface CaptureSummary {
   interfaces: Record<string, Counters>;
@@ -37,6 +39,7 @@ export async function openStore(config: Config): Promise<StoreRetention> {
     else if (r.outcome === 'busy') log('info', `left ${r.path} alone: ${r.reason}`);
     else log('warn', `left ${r.path} alone: ${r.reason}`);
   }
+  for (const p of removeOrphanIndexes(config.storage.paths)) log('warn', `removed ${p}: an index whose capture file is gone`);
   const retention = new StoreRetention(config, await capacityBytes(config));
   retention.on('log', (level, text) => log(level, text));
   await retention.prepare();
@@ -106,6 +109,7 @@ export class CaptureDaemon {
   private systemd?: SystemdService;
   private servers: Server[] = [];
   private statusTimer?: NodeJS.Timeout;
+  private indexer?: BackgroundIndexer;
   private reloading: Promise<unknown> = Promise.resolve();
   private readonly deps: Required<DaemonDeps>;
 
@@ -131,6 +135,12 @@ export class CaptureDaemon {
     return this.current;
   }
 
+  /** The background indexing's figures (also in the status report). */
+  indexFigures(): IndexFigures {
+    if (!this.indexer) throw new Error('the daemon has not started');
+    return this.indexer.figures();
+  }
+
   get supervisor(): CaptureSupervisor {
     if (!this.sup) throw new Error('the daemon has not started');
     return this.sup;
@@ -148,7 +158,8 @@ export class CaptureDaemon {
     const sup = (this.sup = new CaptureSupervisor(config, retention.argsFor, this.deps.launchHelper));
     sup.keepClosedFiles = this.keepClosedFiles;
     retention.attach(sup);
-    const monitor = (this.monitor = new CaptureMonitor(config, sup, retention));
+    const indexer = (this.indexer = new BackgroundIndexer(config, log));
+    const monitor = (this.monitor = new CaptureMonitor(config, sup, retention, () => indexer.figures()));
     await monitor.start();
     try {
       this.servers = await openEndpoints(config, monitor);
@@ -167,6 +178,16 @@ export class CaptureDaemon {
     });
     sup.start();
     systemd.start();
+    // Indexing reads the store: it waits until capture has started (or could not), so it never
+    // delays it, and runs at low priority.
+    const startIndexing = () => {
+      clearTimeout(indexAfter);
+      sup.off('capturing', startIndexing);
+      indexer.kick();
+    };
+    const indexAfter = setTimeout(startIndexing, 10_000);
+    indexAfter.unref();
+    sup.on('capturing', startIndexing);
     // The catalog cache is refreshed in the background so extraction starts fast; capture does not wait.
     void scanCatalog(config.storage.paths).then(
       (c) => log('info', `catalog: ${c.entries.length} files (${c.stats.cached} from cache) in ${c.stats.elapsedMs} ms`),
@@ -199,6 +220,7 @@ export class CaptureDaemon {
       if (next.control.socket !== this.current.control.socket) restart.push('control.socket');
       this.current = next;
       this.monitor!.reload(next);
+      this.indexer!.reload(next);
       this.systemd!.reload(next);
       log('info', `configuration reloaded${restart.length ? `; takes effect at the next restart: ${restart.join(', ')}` : ''}`);
       return { applied: true, restartNeeded: restart };
@@ -216,6 +238,7 @@ export class CaptureDaemon {
     this.systemd!.stopping();
     clearInterval(this.statusTimer);
     await this.reloading;
+    await this.indexer!.stop();
     await sup.stop();
     await this.retention!.stop();
     this.monitor!.stop();

@@ -20,6 +20,8 @@ export interface ExtractJob {
   /** The output's link type and snaplen (used as they are when no file is selected). */
   linktype: number;
   snaplen: number;
+  /** Files read through their index: the --ranges bytes and each file's span of them. */
+  ranges?: { bytes: Buffer; spans: ReadonlyMap<string, readonly [number, number]> };
 }
 
 export type { ExtractCounts };
@@ -50,25 +52,31 @@ export function extractorArgs(job: ExtractJob, progressMs: number): string[] {
     '--progress-ms', String(progressMs),
   ];
   if (job.filter !== undefined && job.filter.trim() !== '') args.push('--filter', job.filter);
+  if (job.ranges?.spans.size) args.push('--ranges', `/dev/fd/${RANGES_FD}`);
   return args;
 }
 
-/** The `--list` text: `<stream> <sorted> <path>` per file. */
-export function extractorList(streams: readonly ExtractStream[]): string {
+// The --ranges bytes travel on this descriptor of the child (a pipe: nothing left on disk).
+const RANGES_FD = 4;
+
+/** The `--list` text: `<stream> <sorted>[:<first>+<count>] <path>` per file. */
+export function extractorList(streams: readonly ExtractStream[], spans?: ReadonlyMap<string, readonly [number, number]>): string {
   const lines: string[] = [];
   streams.forEach((s, i) => {
     for (const f of s.files) {
       if (f.path.includes('\n')) throw new Error(`cannot pass a path containing a newline to qe-extract: ${JSON.stringify(f.path)}`);
       // Only a closed file is known to stay sorted: a part file may have grown since the scan.
-      lines.push(`${i} ${f.sorted && !f.partial ? 1 : 0} ${f.path}`);
+      const span = spans?.get(f.path);
+      lines.push(`${i} ${f.sorted && !f.partial ? 1 : 0}${span ? `:${span[0]}+${span[1]}` : ''} ${f.path}`);
     }
   });
   return lines.length ? lines.join('\n') + '\n' : '';
 }
 
 export async function runExtractor(job: ExtractJob, hooks: ExtractHooks = {}): Promise<ExtractOutcome> {
+  const ranged = !!job.ranges?.spans.size;
   const child = spawn(nativeTool('qe-extract'), extractorArgs(job, hooks.progressMs ?? 0), {
-    stdio: ['pipe', job.output === '-' ? 'inherit' : 'ignore', 'pipe', 'pipe'],
+    stdio: ['pipe', job.output === '-' ? 'inherit' : 'ignore', 'pipe', 'pipe', ...(ranged ? ['pipe' as const] : [])],
   });
   // A child that exits early (a bad filter) closes stdin before the list is written: not an error.
   // All four were asked for as pipes (or inherited) above, so none is null.
@@ -76,7 +84,12 @@ export async function runExtractor(job: ExtractJob, hooks: ExtractHooks = {}): P
   const errStream = child.stderr!;
   const statusStream = child.stdio[3] as Readable;
   stdin.on('error', () => {});
-  stdin.end(extractorList(job.streams));
+  if (ranged) {
+    const rangesIn = child.stdio[RANGES_FD] as NodeJS.WritableStream & { on: (e: 'error', f: () => void) => void };
+    rangesIn.on('error', () => {});
+    rangesIn.end(job.ranges!.bytes);
+  }
+  stdin.end(extractorList(job.streams, job.ranges?.spans));
 
   let stderr = '';
   errStream.setEncoding('utf8');

@@ -50,6 +50,21 @@ export interface StoreFigures {
   unreadable?: string;
 }
 
+/** The daemon's background indexing of closed files (daemon/background-index.ts). */
+export interface IndexFigures {
+  /** index.fields in force; empty when the index is off. */
+  fields: string[];
+  /** Checking the store's indexes, or building them. */
+  running: boolean;
+  /** Closed files this run has still to index (0 when none is running). */
+  pendingFiles: number;
+  pendingBytes: number;
+  /** Since the daemon started. */
+  indexedFiles: number;
+  failedFiles: number;
+  lastError?: string;
+}
+
 export interface Figures {
   /** When these were taken (ms since the epoch). */
   at: number;
@@ -57,6 +72,7 @@ export interface Figures {
   startedAt: number;
   interfaces: InterfaceFigures[];
   store: StoreFigures;
+  index?: IndexFigures;
 }
 
 export type HealthLevel = 'ok' | 'warning' | 'critical';

@@ -7,7 +7,7 @@ import { filesystemFree } from '../store/free-space.js';
 import type { StoreRetention } from '../store/retention.js';
 import { packageVersion } from '../util/version.js';
 import { evaluateHealth } from './evaluate.js';
-import type { Figures, InterfaceFigures, StatusReport } from './figures.js';
+import type { Figures, IndexFigures, InterfaceFigures, StatusReport } from './figures.js';
 
 interface Sample {
   at: number;
@@ -36,6 +36,7 @@ export class CaptureMonitor {
     private config: Config,
     private readonly sup: CaptureSupervisor,
     private readonly retention: StoreRetention,
+    private readonly index?: () => IndexFigures,
   ) {
     sup.on('stats', (iface) => {
       const t = this.track(iface);
@@ -149,6 +150,7 @@ export class CaptureMonitor {
         ...(this.config.health.retentionTargetMs ? { retentionTargetSeconds: this.config.health.retentionTargetMs / 1000 } : {}),
         ...(r.unreadable ? { unreadable: r.unreadable } : {}),
       },
+      ...(this.index ? { index: this.index() } : {}),
     };
   }
 

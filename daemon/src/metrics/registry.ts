@@ -84,6 +84,18 @@ export function createMetrics(report: () => StatusReport): CaptureMetrics {
   gauge('qe_packets_retention_target_seconds', 'health.retention_target: how long packets should be kept (absent when not set)', [], (r) =>
     r.figures.store.retentionTargetSeconds === undefined ? [] : [[{}, r.figures.store.retentionTargetSeconds]],
   );
+  gauge('qe_packets_index_pending_files', 'Closed files the daemon is still to index in the background (0 when all have an index of index.fields)', [], (r) =>
+    r.figures.index ? [[{}, r.figures.index.pendingFiles]] : [],
+  );
+  gauge('qe_packets_index_pending_bytes', 'Bytes of pcap files the background indexing is still to read', [], (r) => (r.figures.index ? [[{}, r.figures.index.pendingBytes]] : []));
+  mirror('qe_packets_index_files_total', 'Closed files indexed in the background since the daemon started, by result', ['result'], (r) =>
+    r.figures.index
+      ? [
+          [{ result: 'indexed' }, r.figures.index.indexedFiles],
+          [{ result: 'failed' }, r.figures.index.failedFiles],
+        ]
+      : [],
+  );
   gauge('qe_packets_storage_mode_info', 'Retention mode of the store (storage.mode), as a label', ['mode'], (r) => [[{ mode: r.figures.store.mode }, 1]]);
   gauge('qe_packets_state', 'Health: 0 ok, 1 warning, 2 critical (qe-packets status gives the reasons)', [], (r) => [[{}, HEALTH_VALUE[r.state]]]);
   gauge('qe_packets_build_info', 'Version of the running daemon', ['version'], (r) => [[{ version: r.figures.version }, 1]]);

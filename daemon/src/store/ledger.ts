@@ -2,7 +2,7 @@
 // the bytes it has been granted, and grants come out of the room left under the capacity, so the
 // store can never pass its capacity whatever the timing of messages. Circular mode makes the room
 // by deleting the oldest whole files before it grants; linear mode simply stops granting.
-import { unlink } from 'node:fs/promises';
+import { removeCaptureFile } from './index-files.js';
 import { byAge, type StoredFile } from './usage.js';
 
 interface Account {
@@ -15,6 +15,8 @@ interface Account {
   lastAppended: number;
   lastAt: number;
   paths: Set<string>;
+  /** Linear mode: was refused a grant for want of room (the store is full for it). */
+  starved: boolean;
 }
 
 /**
@@ -30,11 +32,11 @@ const MIN_GRANT = 2 ** 30;
 export interface LedgerDeps {
   /** Milliseconds, for the rate of each helper. */
   now(): number;
-  /** Deletes one closed file. Rejects with the errno error; ENOENT means it is already gone. */
+  /** Deletes one closed file and its index. Rejects with the errno error; ENOENT means it is already gone. */
   remove(path: string): Promise<void>;
 }
 
-const realDeps: LedgerDeps = { now: () => Date.now(), remove: (path) => unlink(path) };
+const realDeps: LedgerDeps = { now: () => Date.now(), remove: removeCaptureFile };
 
 export class StoreLedger {
   private accounts = new Map<string, Account>();
@@ -168,7 +170,7 @@ export class StoreLedger {
 
   /** A helper starts: its first quota, passed as --quota. */
   async open(iface: string): Promise<number> {
-    const a: Account = { granted: 0, appended: 0, buffered: 0, freed: 0, rate: 0, lastAppended: 0, lastAt: this.deps.now(), paths: new Set() };
+    const a: Account = { granted: 0, appended: 0, buffered: 0, freed: 0, rate: 0, lastAppended: 0, lastAt: this.deps.now(), paths: new Set(), starved: false };
     this.accounts.set(iface, a);
     const want = this.targetOf(a);
     await this.makeRoom(want);
@@ -194,7 +196,16 @@ export class StoreLedger {
     const wanting = [...this.accounts.values()].filter((x) => x.granted - x.appended < this.targetOf(x) / 2).length;
     const room = this.unreserved();
     const more = Math.min(target - left, Math.floor(room / Math.max(1, wanting)));
-    if (more <= 0) return undefined;
+    // A full linear store resumes when a file's worth of room is back (files removed by hand),
+    // not for the few kilobytes a closed file's index gives back when it replaces the open file's
+    // (a measurement finds less on disk than was appended): those would let a handful of packets
+    // in after the ones already dropped, a hole in what linear mode promises to keep.
+    if (!this.circular && a.starved && more < Math.min(this.fileSizeBytes, target - left)) return undefined;
+    if (more <= 0) {
+      a.starved = true;
+      return undefined;
+    }
+    a.starved = false;
     a.granted += more;
     return a.granted;
   }

@@ -34,13 +34,21 @@ export function lockPart(path: string): PartLock {
     if (code === 'ELOOP') return { state: 'unknown', reason: 'it is a symbolic link, not a file a writer left' };
     return { state: 'unknown', reason: `cannot open it to check for a writer (${code ?? (e as Error).message})` };
   }
+  const r = tryFlock(fd);
+  if (r === 'locked') return { state: 'locked', release: () => closeSync(fd) };
+  closeSync(fd);
+  if (r === 'held') return { state: 'held' };
+  return { state: 'unknown', reason: r.reason };
+}
+
+/** flock(LOCK_EX | LOCK_NB) on our descriptor, through flock(1) (see the top of this file). */
+export function tryFlock(fd: number): 'locked' | 'held' | { reason: string } {
   const r = spawnSync('flock', ['--exclusive', '--nonblock', '--conflict-exit-code', String(HELD), '3'], {
     stdio: ['ignore', 'ignore', 'pipe', fd],
     encoding: 'utf8',
   });
-  if (r.status === 0) return { state: 'locked', release: () => closeSync(fd) };
-  closeSync(fd);
-  if (r.status === HELD) return { state: 'held' };
+  if (r.status === 0) return 'locked';
+  if (r.status === HELD) return 'held';
   const why = r.error ? r.error.message : (r.stderr.trim() || `exit ${r.status ?? r.signal}`);
-  return { state: 'unknown', reason: `cannot check whether another process is writing it: flock(1) from util-linux failed (${why})` };
+  return { reason: `cannot check whether another process is writing it: flock(1) from util-linux failed (${why})` };
 }

@@ -19,6 +19,7 @@ import { basename, dirname, join } from 'node:path';
 import { PcapFormatError, plausibleSpan, recordProblem } from '../pcap/format.js';
 import { PART_EXT, formatFileName, parseFileName } from './filename.js';
 import { lockPart } from './part-lock.js';
+import { parseIndexName, removeIndexesOfSync } from './index-files.js';
 import { StoreUnreadableError } from './usage.js';
 import { NotRegularFileError, PcapTooShortError, fileKind, openRegular, summarizeFd, type RecordCheck } from './pcap-summary.js';
 
@@ -73,6 +74,41 @@ export function repairStore(paths: readonly string[]): RepairResult[] {
     }
   }
   return results;
+}
+
+/**
+ * Removes the index files whose capture file is gone (a crash between retention's two deletions,
+ * a pcap removed by hand). An index of a `.part` since closed still belongs to the closed file
+ * (its writer replaces it); a temporary index beside its pcap file may be one being written, and
+ * stays (retention deletes it with the file). Returns the paths removed.
+ */
+export function removeOrphanIndexes(paths: readonly string[]): string[] {
+  const removed: string[] = [];
+  for (const dir of paths) {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      continue; // repairStore has said why
+    }
+    const all = new Set(names);
+    for (const name of names) {
+      const idx = parseIndexName(name);
+      if (!idx || all.has(idx.pcapName) || all.has(idx.pcapName.replace(/\.part$/, ''))) continue;
+      const path = join(dir, name);
+      // Only regular files: never a link's target.
+      if (!lstatSync(path, { throwIfNoEntry: false })?.isFile()) continue;
+      // Its pcap file may have appeared since the readdir (a writer starting, a part renamed on close).
+      if ([idx.pcapName, idx.pcapName.replace(/\.part$/, '')].some((n) => lstatSync(join(dir, n), { throwIfNoEntry: false }))) continue;
+      try {
+        unlinkSync(path);
+        removed.push(path);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+    }
+  }
+  return removed;
 }
 
 /** Repairs a part file holding its writer's lock, so no writer can start on it meanwhile. */
@@ -132,6 +168,9 @@ function repairOpen(path: string, fd: number, parsed: { firstNs: bigint; iface: 
   // disk before the file takes its closed name.
   fsyncSync(fd);
   const finalPath = renameNoClobber(path, st, parsed.firstNs, parsed.iface, parsed.collision ?? 0);
+  // The open file's index stopped at its last flush and may end in a torn segment: it goes, and
+  // the closed file gets a complete one from qe-index (the daemon's indexing after start).
+  removeIndexesOfSync(path);
   fsyncDir(dirname(path));
   return {
     path,
@@ -170,6 +209,7 @@ function plausibleRecord(nameNs: bigint, mtimeNs: bigint): RecordCheck {
 function remove(path: string, st: Stats, why: string): RepairResult {
   if (!sameFile(path, st)) return { path, outcome: 'skipped', packets: 0, keptBytes: 0, cutBytes: 0, reason: 'replaced by another file during repair' };
   unlinkSync(path);
+  removeIndexesOfSync(path);
   fsyncDir(dirname(path));
   return { path, outcome: 'removed', packets: 0, keptBytes: 0, cutBytes: st.size, reason: why };
 }

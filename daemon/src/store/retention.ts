@@ -8,6 +8,7 @@ import type { SupervisorEvents } from '../capture/supervisor.js';
 import type { Config } from '../config/config.js';
 import { outsideStore } from './filename.js';
 import { filesystemFree } from './free-space.js';
+import { indexBytesOf } from './index-files.js';
 import { StoreLedger } from './ledger.js';
 import { StoreUnreadableError, measureStore, type StoreUsage, type StoredFile } from './usage.js';
 
@@ -87,7 +88,8 @@ export class StoreRetention extends EventEmitter<RetentionEvents> {
       // Retention deletes what it is given: never a path the helper (which parses hostile input)
       // names outside the store.
       if (this.refuseOutside(f.iface, f.path, false)) return;
-      this.ledger.fileClosed(f.iface, { path: f.path, firstNs: f.first_ns, size: f.bytes });
+      // Its index was written before the helper reported the close: retention frees both.
+      this.ledger.fileClosed(f.iface, { path: f.path, firstNs: f.first_ns, size: f.bytes + indexBytesOf(f.path) });
     });
     sup.on('stats', (iface, s) => {
       void this.serial(async () => {

@@ -1,0 +1,114 @@
+// Which bytes of each file `extract` reads: from the file's index when it has a usable one that
+// holds the fields the filter's plan needs, else all of it. Ranges go to qe-extract (--ranges),
+// which reads the records starting in them and applies the exact filter to each: an index only
+// narrows, so the result is the scan's whatever this module decides.
+import type { CatalogEntry } from '../store/catalog.js';
+import { indexPathFor } from '../index/format.js';
+import { IndexReader, IndexUnusable } from '../index/reader.js';
+import { describePlan, fieldsNeeded, planFilter, type Lookup } from '../index/plan.js';
+import { GLOBAL_HEADER_LEN } from '../pcap/format.js';
+
+/** Reads to the end of the file (qe-extract's "no stop"). */
+export const TO_END = 2n ** 64n - 1n;
+
+export type Range = [start: number, stop: number | 'end'];
+
+export type Why =
+  /** Read through the index. */
+  | 'index'
+  /** --no-index, or no filter to narrow by. */
+  | 'scan-asked'
+  | 'no-index'
+  /** Version, damage, another file's index: said in `note`. */
+  | 'index-unusable'
+  /** The index lacks a field the plan needs. */
+  | 'fields'
+  /** The expression cannot be narrowed (`not X`, `len > 100`, a host name...). */
+  | 'not-narrowed';
+
+export interface FileRead {
+  file: CatalogEntry;
+  why: Why;
+  note?: string;
+  /** Only with an index: what to read. */
+  ranges?: Range[];
+  plan?: string;
+  /** Candidate blocks from the index. */
+  blocks: number;
+  /** Bytes qe-extract reads (an estimate for a growing file). */
+  bytes: number;
+  /** Records those bytes hold (estimated from the index's records per byte). */
+  records: number;
+  /** Bytes of the index read to plan. */
+  indexBytes: number;
+}
+
+export function planReads(files: readonly CatalogEntry[], filter: string | undefined, useIndex: boolean): FileRead[] {
+  return files.map((f) => planFile(f, filter, useIndex));
+}
+
+function planFile(file: CatalogEntry, filter: string | undefined, useIndex: boolean): FileRead {
+  const scan = (why: Why, note?: string): FileRead => ({ file, why, ...(note ? { note } : {}), blocks: 0, bytes: file.size, records: file.packets, indexBytes: 0 });
+  if (!useIndex || filter === undefined || filter.trim() === '') return scan('scan-asked');
+  let ix: IndexReader;
+  try {
+    ix = IndexReader.open(indexPathFor(file.path), file.path);
+  } catch (e) {
+    if (!(e instanceof IndexUnusable)) throw e;
+    return e.kind === 'missing' ? scan('no-index') : scan('index-unusable', e.message);
+  }
+  try {
+    const full = planFilter(filter, ['mac', 'vlan', 'ip', 'port', 'proto', 'tunnel']);
+    const plan: Lookup = planFilter(filter, ix.fields);
+    if (plan.op === 'all') {
+      if (full.op === 'all') return scan('not-narrowed');
+      const missing = [...fieldsNeeded(full)].filter((f) => !ix.fields.has(f));
+      return scan('fields', `its index holds ${[...ix.fields].join(', ') || 'no fields'}, the filter needs ${missing.join(', ')}`);
+    }
+    let c;
+    try {
+      c = ix.lookup(plan);
+    } catch (e) {
+      if (!(e instanceof IndexUnusable)) throw e;
+      return { ...scan('index-unusable', e.message), indexBytes: ix.bytesRead };
+    }
+    if (c.all) return scan('not-narrowed');
+    const covered = ix.coveredEnd;
+    const ranges: Range[] = [];
+    let bytes = 0;
+    for (const start of c.starts) {
+      const stop = Math.min((Math.floor(start / ix.blockSize) + 1) * ix.blockSize, covered);
+      const last = ranges[ranges.length - 1];
+      if (last && last[1] === start) last[1] = stop;
+      else ranges.push([start, stop]);
+      bytes += stop - start;
+    }
+    // Past what the index covers (an open file's newest packets, a torn segment), everything is read.
+    const tail = Math.max(0, file.size - covered);
+    if (tail > 0 || file.partial) {
+      const last = ranges[ranges.length - 1];
+      if (last && last[1] === covered) last[1] = 'end';
+      else ranges.push([Math.max(covered, GLOBAL_HEADER_LEN), 'end']);
+      bytes += tail;
+    }
+    const perRecord = covered > GLOBAL_HEADER_LEN && ix.records > 0 ? (covered - GLOBAL_HEADER_LEN) / ix.records : 0;
+    const records = perRecord > 0 ? Math.ceil(bytes / perRecord) : file.packets;
+    return { file, why: 'index', ranges, plan: describePlan(plan), blocks: c.starts.length, bytes, records: Math.min(records, file.packets || records), indexBytes: ix.bytesRead };
+  } finally {
+    ix.close();
+  }
+}
+
+/** The --ranges bytes and each ranged file's `:first+count` for the --list. */
+export function encodeRanges(reads: readonly FileRead[]): { bytes: Buffer; spans: Map<string, [number, number]> } {
+  const spans = new Map<string, [number, number]>();
+  const pairs: bigint[] = [];
+  for (const r of reads) {
+    if (!r.ranges) continue;
+    spans.set(r.file.path, [pairs.length / 2, r.ranges.length]);
+    for (const [a, b] of r.ranges) pairs.push(BigInt(a), b === 'end' ? TO_END : BigInt(b));
+  }
+  const bytes = Buffer.alloc(pairs.length * 8);
+  pairs.forEach((v, i) => bytes.writeBigUInt64LE(v, i * 8));
+  return { bytes, spans };
+}

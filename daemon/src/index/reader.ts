@@ -1,0 +1,402 @@
+// Reads a capture file's index (docs/INDEX.md) to answer a plan (./plan.ts): the blocks of the
+// pcap file where a candidate record starts, and from which offset in each. Only the headers, the
+// directory entries a lookup's binary search touches and the posting lists it needs are read, with
+// positioned reads: a store is tens of terabytes and its indexes are never read whole for a query.
+//
+// An index is trusted only after its file header and every segment header pass their CRCs, its
+// version is the one this reader knows and it names its pcap file's first record; a torn last
+// segment (a crash while the .part file was open) is dropped and what it covered is scanned.
+// Whatever the index covers ends at `coveredEnd`; the records past that are read in full.
+// Segment bodies are checked against their CRC by verify() (what `qe-packets index` and repair do)
+// and, on the query path, by structure: entries sorted and inside the body, posting lists that
+// decode to exactly `count` ascending offsets within the segment's range, one per block.
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { crc32 } from 'node:zlib';
+import { decodeGlobalHeader, decodeRecordHeader, GLOBAL_HEADER_LEN, PcapFormatError, RECORD_HEADER_LEN } from '../pcap/format.js';
+import {
+  IDX_BLOCK_SIZE_MAX,
+  IDX_BLOCK_SIZE_MIN,
+  IDX_E,
+  IDX_ENTRY_LEN,
+  IDX_FIELDS,
+  IDX_FIELDS_KNOWN,
+  IDX_FLAG_COMPLETE,
+  IDX_H,
+  IDX_HEADER_LEN,
+  IDX_KEY,
+  IDX_MAGIC,
+  IDX_S,
+  IDX_SEGMENT_HEADER_LEN,
+  IDX_SEGMENT_MAGIC,
+  IDX_VALUE_LEN,
+  IDX_VERSION,
+  type IndexField,
+} from './format.js';
+import type { KeyType, Lookup } from './plan.js';
+
+/** Why an index is not used: the file falls back to a scan. */
+export class IndexUnusable extends Error {
+  constructor(
+    readonly kind: 'missing' | 'version' | 'damaged' | 'mismatch',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface Segment {
+  /** File offset of the segment header. */
+  at: number;
+  nkeys: number;
+  bodyLen: number;
+  offLo: number;
+  offHi: number;
+  records: number;
+  firstNs: bigint;
+  lastNs: bigint;
+}
+
+/** Candidate record starts, one per block, ascending: read from each to the end of the last record starting in its block. */
+export type Postings = number[];
+
+/** A lookup's answer: `all` (the plan cannot narrow) or the candidate starts. */
+export type Candidates = { all: true } | { all: false; starts: Postings };
+
+export class IndexReader {
+  /** Bytes of the index read so far (headers, entries, postings). */
+  bytesRead = 0;
+
+  private constructor(
+    readonly path: string,
+    private fd: number,
+    readonly blockSize: number,
+    readonly fields: ReadonlySet<IndexField>,
+    readonly linktype: number,
+    readonly builder: number,
+    readonly pcapFirstNs: bigint,
+    readonly complete: boolean,
+    readonly segments: readonly Segment[],
+    /** Segments dropped (torn or past what the header promised): what they covered is scanned. */
+    readonly droppedSegments: number,
+    readonly fileSize: number,
+  ) {}
+
+  /** The pcap offset up to which the index answers; records starting at or after it are scanned. */
+  get coveredEnd(): number {
+    return this.segments.length ? this.segments[this.segments.length - 1]!.offHi : GLOBAL_HEADER_LEN;
+  }
+
+  get records(): number {
+    return this.segments.reduce((n, s) => n + s.records, 0);
+  }
+
+  /**
+   * Opens the index at `path` for the pcap file at `pcapPath`. Throws IndexUnusable (with a
+   * message naming the file, what is wrong and what happens) when it must not be trusted.
+   */
+  static open(path: string, pcapPath: string): IndexReader {
+    let fd: number;
+    try {
+      fd = openSync(path, 'r');
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new IndexUnusable(code === 'ENOENT' ? 'missing' : 'damaged', `${path}: ${code === 'ENOENT' ? 'no index' : (e as Error).message}`);
+    }
+    try {
+      return IndexReader.read(path, fd, pcapPath);
+    } catch (e) {
+      closeSync(fd);
+      throw e;
+    }
+  }
+
+  private static read(path: string, fd: number, pcapPath: string): IndexReader {
+    const size = fstatSync(fd).size;
+    const damaged = (why: string) => new IndexUnusable('damaged', `${path}: ${why}: the index is not used, its pcap file is scanned (qe-packets index --rebuild rebuilds it)`);
+    const h = pread(fd, 0, IDX_HEADER_LEN);
+    if (h.length < IDX_HEADER_LEN) throw damaged(`${size} bytes, shorter than the ${IDX_HEADER_LEN}-byte header`);
+    if (!h.subarray(0, IDX_MAGIC.length).equals(IDX_MAGIC)) throw damaged(`bad magic ${h.subarray(0, 8).toString('hex')}`);
+    // The version is read before the CRC: a newer writer may lay out the header differently.
+    const version = h.readUInt16LE(IDX_H.version);
+    if (version !== IDX_VERSION) {
+      throw new IndexUnusable('version', `${path}: index format version ${version}, this qe-packets reads version ${IDX_VERSION}: the pcap file is scanned instead (qe-packets index --rebuild writes a version ${IDX_VERSION} index)`);
+    }
+    if (crc32(h.subarray(0, IDX_H.crc)) !== h.readUInt32LE(IDX_H.crc)) throw damaged('file header fails its checksum');
+    const headerLen = h.readUInt16LE(IDX_H.headerLen);
+    const flags = h.readUInt32LE(IDX_H.flags);
+    const blockSize = h.readUInt32LE(IDX_H.blockSize);
+    const fieldBits = h.readUInt32LE(IDX_H.fields);
+    if (headerLen < IDX_HEADER_LEN) throw damaged(`header_len ${headerLen} < ${IDX_HEADER_LEN}`);
+    if (blockSize < IDX_BLOCK_SIZE_MIN || blockSize > IDX_BLOCK_SIZE_MAX || (blockSize & (blockSize - 1)) !== 0) throw damaged(`block_size ${blockSize} is not a power of two in [${IDX_BLOCK_SIZE_MIN}, ${IDX_BLOCK_SIZE_MAX}]`);
+    if ((fieldBits & ~IDX_FIELDS_KNOWN) !== 0) throw damaged(`unknown field bits 0x${fieldBits.toString(16)}`);
+    const fields = new Set((Object.keys(IDX_FIELDS) as IndexField[]).filter((f) => fieldBits & IDX_FIELDS[f]));
+    const pcapFirstNs = h.readBigUInt64LE(IDX_H.pcapFirstNs);
+    const linktype = h.readUInt32LE(IDX_H.linktype);
+
+    const pcap = pcapFacts(pcapPath);
+    if (pcap.linktype !== linktype) throw new IndexUnusable('mismatch', `${path}: index of link type ${linktype}, its pcap file has ${pcap.linktype}: not this file's index, the file is scanned`);
+    if (pcap.firstNs !== pcapFirstNs) {
+      throw new IndexUnusable('mismatch', `${path}: index of a pcap file whose first record is at ${pcapFirstNs} ns, ${pcapPath} starts at ${pcap.firstNs} ns: not this file's index, the file is scanned`);
+    }
+
+    const segments: Segment[] = [];
+    let at = headerLen;
+    let dropped = 0;
+    let expectLo = GLOBAL_HEADER_LEN;
+    while (at + IDX_SEGMENT_HEADER_LEN <= size) {
+      const s = pread(fd, at, IDX_SEGMENT_HEADER_LEN);
+      const ok = s.readUInt32LE(IDX_S.magic) === IDX_SEGMENT_MAGIC && crc32(s.subarray(0, IDX_S.crc)) === s.readUInt32LE(IDX_S.crc);
+      const seg: Segment = {
+        at,
+        nkeys: s.readUInt32LE(IDX_S.nkeys),
+        bodyLen: Number(s.readBigUInt64LE(IDX_S.bodyLen)),
+        offLo: Number(s.readBigUInt64LE(IDX_S.offLo)),
+        offHi: Number(s.readBigUInt64LE(IDX_S.offHi)),
+        records: Number(s.readBigUInt64LE(IDX_S.records)),
+        firstNs: s.readBigUInt64LE(IDX_S.firstNs),
+        lastNs: s.readBigUInt64LE(IDX_S.lastNs),
+      };
+      const end = at + IDX_SEGMENT_HEADER_LEN + seg.bodyLen;
+      // A header that fails, or a body cut short, is a torn write: only ever the last segment.
+      if (!ok || end > size || seg.bodyLen < seg.nkeys * IDX_ENTRY_LEN) {
+        dropped = 1;
+        break;
+      }
+      if (seg.offLo !== expectLo || seg.offHi < seg.offLo) throw damaged(`segment at ${at} covers [${seg.offLo}, ${seg.offHi}), expected to start at ${expectLo}`);
+      // An index may reach the disk before the packets it covers (an open file): what the pcap
+      // file does not hold yet is not trusted, it is scanned when it is there.
+      if (seg.offHi > pcap.size) {
+        if (flagsComplete(h)) throw new IndexUnusable('mismatch', `${path}: covers up to offset ${seg.offHi}, past the end of ${pcapPath} (${pcap.size} bytes): not this file's index, the file is scanned`);
+        dropped = 1;
+        break;
+      }
+      segments.push(seg);
+      expectLo = seg.offHi;
+      at = end;
+    }
+    if (dropped === 0 && at !== size && at + IDX_SEGMENT_HEADER_LEN > size) dropped = 1; // a torn header
+    const complete = (flags & IDX_FLAG_COMPLETE) !== 0;
+    if (complete && (segments.length !== 1 || dropped)) throw damaged(`marked complete but holds ${segments.length} whole segment(s)${dropped ? ' and a torn one' : ''}`);
+    const r = new IndexReader(path, fd, blockSize, fields, linktype, h.readUInt32LE(IDX_H.builder), pcapFirstNs, complete, segments, dropped, size);
+    r.bytesRead = IDX_HEADER_LEN + (segments.length + dropped) * IDX_SEGMENT_HEADER_LEN;
+    return r;
+  }
+
+  close(): void {
+    if (this.fd >= 0) closeSync(this.fd);
+    this.fd = -1;
+  }
+
+  /** Checks every segment body against its CRC (reads the whole index). Throws IndexUnusable. */
+  verify(): void {
+    for (const s of this.segments) {
+      let crc = 0;
+      const chunk = 1 << 20;
+      for (let o = 0; o < s.bodyLen; o += chunk) {
+        const b = this.pread(s.at + IDX_SEGMENT_HEADER_LEN + o, Math.min(chunk, s.bodyLen - o));
+        crc = crc32(b, crc);
+      }
+      const want = this.pread(s.at + IDX_S.bodyCrc, 4).readUInt32LE(0);
+      if (crc !== want) throw new IndexUnusable('damaged', `${this.path}: segment at ${s.at} fails its checksum: the index is not used, its pcap file is scanned (qe-packets index --rebuild rebuilds it)`);
+    }
+  }
+
+  /** The candidate record starts for a plan, over every segment. */
+  lookup(plan: Lookup): Candidates {
+    if (plan.op === 'all') return { all: true };
+    const starts: Postings = [];
+    // A block cut by a segment boundary has a posting in each: the earlier one reads it all.
+    for (const s of this.segments) {
+      for (const o of this.evaluate(plan, s)) {
+        const last = starts[starts.length - 1];
+        if (last === undefined || Math.floor(last / this.blockSize) !== Math.floor(o / this.blockSize)) starts.push(o);
+      }
+    }
+    return { all: false, starts };
+  }
+
+  private evaluate(l: Lookup, s: Segment): Postings {
+    switch (l.op) {
+      case 'all':
+        throw new Error('ALL inside a plan: the planner folds it away');
+      case 'key':
+        return this.postingsOf(s, l.type, l.value, l.value);
+      case 'range':
+        return this.postingsOf(s, l.type, l.lo, l.hi);
+      case 'and':
+        return l.args.map((a) => this.evaluate(a, s)).reduce((x, y) => this.intersect(x, y));
+      case 'or':
+        return l.args.map((a) => this.evaluate(a, s)).reduce((x, y) => this.union(x, y));
+    }
+  }
+
+  /** The union of the posting lists of every key of `type` in [lo, hi]. */
+  private postingsOf(s: Segment, type: KeyType, lo: Buffer, hi: Buffer): Postings {
+    const t = IDX_KEY[type];
+    const loKey = sortKey(t, lo);
+    const hiKey = sortKey(t, hi);
+    // Binary search for the first entry >= lo, reading one entry per probe.
+    let a = 0;
+    let b = s.nkeys;
+    while (a < b) {
+      const m = (a + b) >>> 1;
+      if (Buffer.compare(sortKey(...this.entryKey(s, m)), loKey) < 0) a = m + 1;
+      else b = m;
+    }
+    let out: Postings = [];
+    let prev: Buffer | undefined;
+    for (let i = a; i < s.nkeys; i++) {
+      const e = this.entry(s, i);
+      const k = sortKey(e.type, e.value);
+      if (Buffer.compare(k, hiKey) > 0) break;
+      if (prev && Buffer.compare(prev, k) >= 0) throw this.damaged(s, `directory entry ${i} is out of order`);
+      prev = k;
+      const list = this.postingList(s, e, i);
+      out = out.length ? this.union(out, list) : list;
+    }
+    return out;
+  }
+
+  private entryKey(s: Segment, i: number): [number, Buffer] {
+    const e = this.entry(s, i);
+    return [e.type, e.value];
+  }
+
+  private entry(s: Segment, i: number): { type: number; value: Buffer; count: number; off: number; len: number } {
+    const b = this.pread(s.at + IDX_SEGMENT_HEADER_LEN + i * IDX_ENTRY_LEN, IDX_ENTRY_LEN);
+    const valueLen = b[IDX_E.valueLen]!;
+    if (valueLen > IDX_VALUE_LEN) throw this.damaged(s, `directory entry ${i} has value_len ${valueLen}`);
+    return {
+      type: b[IDX_E.type]!,
+      value: Buffer.from(b.subarray(IDX_E.value, IDX_E.value + valueLen)),
+      count: b.readUInt32LE(IDX_E.count),
+      off: Number(b.readBigUInt64LE(IDX_E.off)),
+      len: b.readUInt32LE(IDX_E.len),
+    };
+  }
+
+  private postingList(s: Segment, e: { count: number; off: number; len: number }, i: number): Postings {
+    const area = s.nkeys * IDX_ENTRY_LEN;
+    if (e.off + e.len > s.bodyLen - area || e.count === 0 || e.len < e.count) throw this.damaged(s, `directory entry ${i} points outside the postings`);
+    const b = this.pread(s.at + IDX_SEGMENT_HEADER_LEN + area + e.off, e.len);
+    const out: Postings = [];
+    let p = 0;
+    let v = 0;
+    for (let n = 0; n < e.count; n++) {
+      let x = 0;
+      let mul = 1;
+      for (;;) {
+        if (p >= b.length || mul > 2 ** 56) throw this.damaged(s, `posting list of entry ${i} is cut short`);
+        const byte = b[p++]!;
+        x += (byte & 0x7f) * mul;
+        mul *= 128;
+        if ((byte & 0x80) === 0) break;
+      }
+      v = n === 0 ? x : v + x;
+      if (v < s.offLo || v >= s.offHi || (n > 0 && Math.floor(v / this.blockSize) <= Math.floor(out[n - 1]! / this.blockSize))) {
+        throw this.damaged(s, `posting list of entry ${i} holds offset ${v}, out of order or outside [${s.offLo}, ${s.offHi})`);
+      }
+      out.push(v);
+    }
+    if (p !== b.length) throw this.damaged(s, `posting list of entry ${i} is longer than its ${e.count} postings`);
+    return out;
+  }
+
+  /** Blocks in both; a record carrying both keys starts at or after both firsts. */
+  private intersect(x: Postings, y: Postings): Postings {
+    const out: Postings = [];
+    let i = 0;
+    let j = 0;
+    while (i < x.length && j < y.length) {
+      const bx = Math.floor(x[i]! / this.blockSize);
+      const by = Math.floor(y[j]! / this.blockSize);
+      if (bx < by) i++;
+      else if (by < bx) j++;
+      else {
+        out.push(Math.max(x[i++]!, y[j++]!));
+      }
+    }
+    return out;
+  }
+
+  /** Blocks in either, from the earlier first. */
+  private union(x: Postings, y: Postings): Postings {
+    const out: Postings = [];
+    let i = 0;
+    let j = 0;
+    while (i < x.length || j < y.length) {
+      if (j >= y.length) out.push(x[i++]!);
+      else if (i >= x.length) out.push(y[j++]!);
+      else {
+        const bx = Math.floor(x[i]! / this.blockSize);
+        const by = Math.floor(y[j]! / this.blockSize);
+        if (bx < by) out.push(x[i++]!);
+        else if (by < bx) out.push(y[j++]!);
+        else out.push(Math.min(x[i++]!, y[j++]!));
+      }
+    }
+    return out;
+  }
+
+  private damaged(s: Segment, why: string): IndexUnusable {
+    return new IndexUnusable('damaged', `${this.path}: segment at ${s.at}: ${why}: the index is not used, its pcap file is scanned (qe-packets index --rebuild rebuilds it)`);
+  }
+
+  private pread(pos: number, len: number): Buffer {
+    const b = pread(this.fd, pos, len);
+    this.bytesRead += b.length;
+    if (b.length < len) throw new IndexUnusable('damaged', `${this.path}: cut short at ${pos + b.length} bytes: the index is not used, its pcap file is scanned`);
+    return b;
+  }
+}
+
+function flagsComplete(h: Buffer): boolean {
+  return (h.readUInt32LE(IDX_H.flags) & IDX_FLAG_COMPLETE) !== 0;
+}
+
+/** Entries sort by (type, value) as bytes, values left-aligned and zero-padded to 16 bytes. */
+function sortKey(type: number, value: Buffer): Buffer {
+  const k = Buffer.alloc(1 + IDX_VALUE_LEN);
+  k[0] = type;
+  value.copy(k, 1, 0, Math.min(value.length, IDX_VALUE_LEN));
+  return k;
+}
+
+function pread(fd: number, pos: number, len: number): Buffer {
+  const b = Buffer.alloc(len);
+  let got = 0;
+  while (got < len) {
+    const n = readSync(fd, b, got, len - got, pos + got);
+    if (n === 0) break;
+    got += n;
+  }
+  return got === len ? b : b.subarray(0, got);
+}
+
+/** What an index is checked against: its pcap file's link type, size and first record. */
+function pcapFacts(pcapPath: string): { linktype: number; size: number; firstNs: bigint } {
+  let fd: number;
+  try {
+    fd = openSync(pcapPath, 'r');
+  } catch (e) {
+    // A .part renamed on close since the catalog was read: qe-extract finds it under its closed
+    // name and reads it whole, as for any file without an index.
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new IndexUnusable(code === 'ENOENT' ? 'missing' : 'mismatch', `${pcapPath}: ${(e as Error).message}`);
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const b = pread(fd, 0, GLOBAL_HEADER_LEN + RECORD_HEADER_LEN);
+    let g;
+    try {
+      g = decodeGlobalHeader(b);
+    } catch (e) {
+      if (e instanceof PcapFormatError) throw new IndexUnusable('mismatch', `${pcapPath}: ${e.message}`);
+      throw e;
+    }
+    const firstNs = b.length === GLOBAL_HEADER_LEN + RECORD_HEADER_LEN ? decodeRecordHeader(b, GLOBAL_HEADER_LEN, g).tsNs : 0n;
+    return { linktype: g.linktype, size, firstNs };
+  } finally {
+    closeSync(fd);
+  }
+}
