@@ -29,7 +29,7 @@ beforeAll(() => {
   for (const [k, iface] of ['eth0', 'eth1'].entries()) {
     let t = BASE_NS + BigInt(k) * 7n;
     for (let f = 0; f < 3; f++) {
-      const frames = mixedTraffic(700, 100 * k + f + 1);
+      const frames = mixedTraffic(3000, 100 * k + f + 1, 0.95);
       const packets = frames.map((data, i) => ({ tsNs: t + BigInt(i) * MS, data }));
       t = packets[packets.length - 1]!.tsNs + MS;
       const file = writeCaptureFile(dir, iface, packets, { partial: f === 2 });
