@@ -2,14 +2,15 @@
 // bytes read, a note when the filter cannot be narrowed, damaged indexes never trusted, --explain.
 // Indexes come from the test-side writer (test/lib/index-build.ts); test/index-agreement.test.ts
 // does the same over the native builder's indexes.
-import { spawnSync } from 'node:child_process';
-import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { indexPathFor, type IndexField } from '../daemon/src/index/format.js';
-import { parsePcap } from '../daemon/src/pcap/format.js';
+import { buildPcap, parsePcap } from '../daemon/src/pcap/format.js';
+import { IndexReader } from '../daemon/src/index/reader.js';
 import { formatIsoNs } from '../daemon/src/time/format-time.js';
-import { cliPath } from './lib/cli.js';
+import { cliPath, helperPath, sleep } from './lib/cli.js';
 import { BASE_NS, MS, tempDir, writeCaptureFile, writeConfig, type FixtureFile } from './lib/fixture.js';
 import { buildIndex } from './lib/index-build.js';
 import { mixedTraffic } from './lib/mixed-traffic.js';
@@ -29,7 +30,7 @@ beforeAll(() => {
   for (const [k, iface] of ['eth0', 'eth1'].entries()) {
     let t = BASE_NS + BigInt(k) * 7n;
     for (let f = 0; f < 3; f++) {
-      const frames = mixedTraffic(700, 100 * k + f + 1);
+      const frames = mixedTraffic(3000, 100 * k + f + 1, 0.95);
       const packets = frames.map((data, i) => ({ tsNs: t + BigInt(i) * MS, data }));
       t = packets[packets.length - 1]!.tsNs + MS;
       const file = writeCaptureFile(dir, iface, packets, { partial: f === 2 });
@@ -185,4 +186,60 @@ describe('extract through the index', () => {
       writeFileSync(ix, good);
     }
   });
+});
+
+describe('extract through the index of a file qe-capture is writing', () => {
+  it('reads the open file through its flushed segments and the rest whole, then the closed file through its complete index', async () => {
+    const { dir, cleanup: done } = tempDir('extract-open');
+    try {
+      const packets = mixedTraffic(4000, 77, 0.95).map((data, i) => ({ tsNs: BASE_NS + BigInt(i) * MS, data }));
+      const whole = buildPcap(packets);
+      const recs = parsePcap(whole).records;
+      const cut = recs[2500]!.offset;
+      const store = join(dir, 'store');
+      mkdirSync(store);
+      const cfg = join(dir, 'config.yaml');
+      writeConfig(cfg, [store]);
+      const fifo = join(dir, 'in.fifo');
+      execFileSync('mkfifo', [fifo]);
+      const child = spawn(helperPath, ['--read', fifo, '--iface', 'eth9', '--dir', store, '--no-fsync', '--flush-ms', '100', '--index-fields', 'ip,port,proto,vlan', '--index-block-size', '4096'], { stdio: ['ignore', 'ignore', 'inherit'] });
+      const exited = new Promise((r) => child.once('exit', r));
+      const fd = openSync(fifo, 'w');
+      writeSync(fd, whole.subarray(0, cut));
+      // Until the open file's index covers what was written.
+      let covered = 0;
+      for (const t0 = Date.now(); Date.now() - t0 < 5000 && covered !== cut; await sleep(20)) {
+        const part = readdirSync(store).find((f) => f.endsWith('.pcap.part'));
+        if (!part || !readdirSync(store).includes(`${part}.qeidx`)) continue;
+        try {
+          const ix = IndexReader.open(join(store, `${part}.qeidx`), join(store, part));
+          covered = ix.coveredEnd;
+          ix.close();
+        } catch {
+          // not there yet
+        }
+      }
+      expect(covered).toBe(cut);
+      const run = (extra: string[]) => {
+        const out = join(dir, `o-${Math.random().toString(36).slice(2)}.pcap`);
+        const r = spawnSync('node', [cliPath, 'extract', '--config', cfg, '--from', FROM, '--to', TO, '--filter', 'host 10.0.0.1 or port 443', '-w', out, ...extra], { encoding: 'utf8' });
+        expect(r.status, r.stderr).toBe(0);
+        return readFileSync(out);
+      };
+      const explainOpen = JSON.parse(spawnSync('node', [cliPath, 'extract', '--config', cfg, '--from', FROM, '--to', TO, '--filter', 'host 10.0.0.1 or port 443', '--explain', '--json'], { encoding: 'utf8' }).stdout);
+      expect(explainOpen.files_read_through_index).toBe(1);
+      const open = run([]);
+      expect(open.equals(run(['--no-index']))).toBe(true);
+      expect(parsePcap(open).records.length).toBeGreaterThan(10);
+      writeSync(fd, whole.subarray(cut));
+      closeSync(fd);
+      await exited;
+      expect(readdirSync(store).filter((f) => f.endsWith('.qeidx')).length).toBe(1);
+      const closed = run([]);
+      expect(closed.equals(run(['--no-index']))).toBe(true);
+      expect(parsePcap(closed).records.length).toBeGreaterThan(parsePcap(open).records.length);
+    } finally {
+      done();
+    }
+  }, 60_000);
 });

@@ -103,7 +103,7 @@ struct stream {
   size_t file_no; // which of the stream's files is open, for the fragment table
   // Ranged reading (an indexed file): the records starting in ranges[range_i - 1] are being read.
   bool ranged;
-  size_t range_i, range_end;
+  size_t range_i, range_end, range_advised;
   uint64_t range_stop;
   off_t limit; // file size when opened: a part file is read as far as it was written then
   off_t file_pos; // file offset of the byte after buf[len - 1]
@@ -429,6 +429,7 @@ static bool open_next_file(struct stream *s) {
     s->ranged = f->ranged;
     s->range_i = f->first_range;
     s->range_end = f->first_range + f->nranges;
+    s->range_advised = f->first_range;
     s->range_stop = GLOBAL_HEADER_LEN;
     count.files_opened++;
     size_t n = strlen(f->path);
@@ -493,12 +494,17 @@ static bool next_in_range(struct stream *s) {
       pos = start;
     }
     // Ask for the next few pieces ahead, so a cold disk works on them while this one is filtered.
-    for (size_t k = s->range_i; k < s->range_end && k < s->range_i + 8; k++) {
-      uint64_t a = ranges[2 * k], b = ranges[2 * k + 1];
+    if (s->range_advised < s->range_i - 1) s->range_advised = s->range_i - 1;
+    for (; s->range_advised < s->range_end && s->range_advised < s->range_i + 8; s->range_advised++) {
+      uint64_t a = ranges[2 * s->range_advised], b = ranges[2 * s->range_advised + 1];
       if (a >= (uint64_t)s->limit) break;
       if (b > (uint64_t)s->limit) b = (uint64_t)s->limit;
+      if (b - a > READ_CHUNK) b = a + READ_CHUNK; // a long range is read ahead as it is read
       posix_fadvise(s->fd, (off_t)a, (off_t)(b - a), POSIX_FADV_WILLNEED);
     }
+    // A long range (the unindexed tail, a run of candidate blocks) is read like a scan.
+    uint64_t end = s->range_stop < (uint64_t)s->limit ? s->range_stop : (uint64_t)s->limit;
+    posix_fadvise(s->fd, 0, 0, end - pos >= 4 * READ_CHUNK ? POSIX_FADV_SEQUENTIAL : POSIX_FADV_RANDOM);
   }
   return true;
 }

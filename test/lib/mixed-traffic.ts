@@ -97,13 +97,25 @@ function fragHdr(nh: number, off: number, more: boolean, id: number): Buffer {
   return f;
 }
 
-/** `count` frames (a fragmented datagram counts as one), seeded. */
-export function mixedTraffic(count: number, seed: number): Buffer[] {
+/**
+ * `count` frames (a fragmented datagram counts as one), seeded. A `background` share of them is
+ * untagged plain TCP/UDP between random hosts and ports outside the pools, so what a filter over
+ * the pools matches is sparse, as a query for one host in a real store is.
+ */
+export function mixedTraffic(count: number, seed: number, background = 0): Buffer[] {
   const r = rng(seed);
   const pick = <T>(a: readonly T[]): T => a[Math.floor(r() * a.length)]!;
   const out: Buffer[] = [];
   let id = 1;
   for (let i = 0; i < count; i++) {
+    if (r() < background) {
+      const proto = r() < 0.5 ? 6 : 17;
+      const host = () => `10.200.${Math.floor(r() * 250)}.${1 + Math.floor(r() * 250)}`;
+      const port = () => 10000 + Math.floor(r() * 50000);
+      const body = l4(proto, port(), port(), Buffer.alloc(Math.floor(r() * 400), i & 0xff));
+      out.push(Buffer.concat([l2('02:00:00:00:00:0a', '02:00:00:00:00:0b', [], 0x0800), ipv4(host(), host(), proto, body, id++)]));
+      continue;
+    }
     const tagKind = r();
     const tags = tagKind < 0.55 ? [] : tagKind < 0.85 ? [[0x8100, pick(VLANS)]] : [[0x88a8, pick(VLANS)], [0x8100, pick(VLANS)]];
     const sm = pick(MACS);

@@ -43,7 +43,7 @@ export function explain(reads: readonly FileRead[], filter: string | undefined, 
     to: formatIsoNs(toNs),
     plan: plans.length ? plans.join(' | ') : null,
     files: reads.length,
-    files_with_index: reads.filter((r) => r.why === 'index' || r.why === 'fields' || r.why === 'not-narrowed').length,
+    files_with_index: reads.filter((r) => r.why === 'index' || r.why === 'fields' || r.why === 'not-narrowed' || r.why === 'dense').length,
     files_read_through_index: reads.filter((r) => r.why === 'index').length,
     files_scanned: scanned,
     candidate_blocks: sum((r) => r.blocks),
@@ -76,6 +76,7 @@ const WHY_TEXT: Record<Why, string> = {
   'index-unusable': 'scanned: index not usable',
   fields: 'scanned: index lacks a field the filter needs',
   'not-narrowed': 'scanned: the filter cannot be narrowed by an index',
+  dense: 'read whole: candidates in most of the file, a sequential read is faster',
 };
 
 export function explainText(e: Explained): string {

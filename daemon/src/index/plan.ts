@@ -71,7 +71,7 @@ class PlanSyntax extends Error {}
 export type Node =
   | { k: 'and' | 'or'; a: Node; b: Node }
   | { k: 'not'; a: Node }
-  | { k: 'prim'; words: string[]; opaque: boolean; shifted: boolean; shifter: boolean };
+  | { k: 'prim'; words: string[]; opaque: boolean; shifted: boolean; shifter: boolean; tunnelShifted: boolean };
 
 /** Qualifiers a bare value after and/or/not takes from the primitive before it (`host a or b`). */
 interface Quals {
@@ -83,14 +83,18 @@ interface Quals {
 const PROTOS = new Set(['ether', 'fddi', 'tr', 'wlan', 'ip', 'ip6', 'arp', 'rarp', 'decnet', 'sctp', 'tcp', 'udp', 'icmp', 'icmp6', 'igmp', 'igrp', 'pim', 'vrrp', 'carp', 'ah', 'esp', 'atalk', 'aarp', 'lat', 'moprc', 'mopdl', 'iso', 'esis', 'isis', 'clnp', 'stp', 'ipx', 'netbeui', 'link', 'ppp', 'slip', 'radio']);
 const DIRS = new Set(['src', 'dst']);
 const TYPES = new Set(['host', 'net', 'port', 'portrange', 'gateway', 'proto', 'protochain']);
-// Keywords after which libpcap reads what follows at shifted offsets.
-const SHIFTERS = new Set(['vlan', 'mpls', 'pppoes', 'pppoed', 'geneve', 'vxlan']);
+// Keywords after which libpcap reads what follows at shifted offsets. After the link-layer ones the
+// builder indexes what follows too (it walks VLAN, MPLS and PPPoE to the IP header); after a
+// tunnel's, libpcap reads the inner packet, which the index may not hold (Geneve never).
+const LINK_SHIFTERS = new Set(['vlan', 'mpls', 'pppoes']);
+const SHIFTERS = new Set([...LINK_SHIFTERS, 'pppoed', 'geneve', 'vxlan']);
 const CONJ = new Set(['and', '&&', 'or', '||']);
 
 class Parser {
   private i = 0;
   private last: Quals | undefined;
   private shifted = false;
+  private tunnelShifted = false;
   constructor(private readonly toks: Tok[]) {}
 
   parse(): Node {
@@ -128,6 +132,7 @@ class Parser {
       const save = this.i;
       const saveLast = this.last;
       const saveShift = this.shifted;
+      const saveTunnel = this.tunnelShifted;
       try {
         this.i++;
         const n = this.expr();
@@ -141,6 +146,7 @@ class Parser {
         this.i = save;
         this.last = saveLast;
         this.shifted = saveShift;
+        this.tunnelShifted = saveTunnel;
         return this.primitive();
       }
     }
@@ -168,8 +174,9 @@ class Parser {
     }
     if (words.length === 0) throw new PlanSyntax('empty primitive');
     const shifter = words.some((w) => SHIFTERS.has(w));
-    const node: Node = { k: 'prim', words: this.withQuals(words), opaque, shifted: this.shifted, shifter };
+    const node: Node = { k: 'prim', words: this.withQuals(words), opaque, shifted: this.shifted, shifter, tunnelShifted: this.tunnelShifted };
     if (shifter) this.shifted = true;
+    if (words.some((w) => SHIFTERS.has(w) && !LINK_SHIFTERS.has(w))) this.tunnelShifted = true;
     return node;
   }
 
@@ -244,7 +251,7 @@ export function planFilter(filter: string | undefined, fields: ReadonlySet<Index
       case 'not':
         return ALL; // a block holding X may hold non-X packets too
       case 'prim': {
-        if (n.shifted && !(shiftersOnTop && top.has(n))) return ALL;
+        if (n.tunnelShifted || (n.shifted && !(shiftersOnTop && top.has(n)))) return ALL;
         const l = n.opaque ? ALL : primitive(n.words);
         return l.op === 'all' || fieldsPresent(l, have) ? l : ALL;
       }
