@@ -129,8 +129,8 @@ uint64_t now_monotonic_ns(void)
 
 /* ---- sync thread: sync, close, rename and report finished files off the capture thread ----
  *
- * A closed file is renamed at once. With fsync on, the thread makes the store durable once per
- * flush interval with one syncfs() per store filesystem: that covers the open file, the files
+ * A closed file is renamed at once by one thread. With fsync on, a second thread makes the store
+ * durable once per flush interval with one syncfs() per store filesystem: that covers the open file, the files
  * closed since the last round and their renames. A device cache flush is the expensive part of a
  * sync (on a virtual disk it flushes the host's cache too), and the fdatasync per closed file plus
  * one for its directory that this replaces cost a flush each: with 100 MB files at 1500-byte line
@@ -152,14 +152,21 @@ struct closed_file {
 	struct closed_file *next;
 };
 
+/* Two threads: one finishes closed files (cut, rename, complete index, file_closed), the other
+ * makes the store durable once per flush interval. A syncfs can take seconds on a busy filesystem;
+ * finishing files apart from it keeps file_closed, and so the daemon's retention and quota grants,
+ * from waiting on it. */
 struct syncer {
-	pthread_t thread;
+	pthread_t thread;         /* finishes closed files */
+	pthread_t durable_thread; /* one syncfs per store filesystem per interval */
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
+	pthread_cond_t cv;         /* a closed file or the stop for the finishing thread */
+	pthread_cond_t durable_cv; /* the stop for the durability thread */
 	struct closed_file *head, *tail;
 	int stop;
+	int durable_stop;
 	int dirty; /* atomic: something was written since the last round */
-	struct writer *w; /* this thread reads its cfg and adds to its atomic recovered counters */
+	struct writer *w; /* these threads read its cfg and add to its atomic recovered counters */
 };
 
 /* One syncfs() per filesystem holding a store directory. */
@@ -299,22 +306,10 @@ static void finish_file(struct syncer *s, struct closed_file *c)
 static void *syncer_main(void *arg)
 {
 	struct syncer *s = arg;
-	uint64_t interval = s->w->cfg.flush_ms * 1000000u;
-	uint64_t next_round = now_monotonic_ns() + interval;
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
-		while (!s->stop && !s->head && now_monotonic_ns() < next_round) {
-			uint64_t wait_ns = next_round - now_monotonic_ns();
-			struct timespec until;
-			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_sec += (time_t)(wait_ns / 1000000000u);
-			until.tv_nsec += (long)(wait_ns % 1000000000u);
-			if (until.tv_nsec >= 1000000000L) {
-				until.tv_sec++;
-				until.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&s->cv, &s->mu, &until);
-		}
+		while (!s->stop && !s->head)
+			pthread_cond_wait(&s->cv, &s->mu);
 		struct closed_file *list = s->head;
 		s->head = s->tail = NULL;
 		int stopping = s->stop;
@@ -328,16 +323,43 @@ static void *syncer_main(void *arg)
 			free(list);
 			list = next;
 		}
-		/* At a stop the last files and their names are made durable before the helper exits. */
-		uint64_t now = now_monotonic_ns();
-		if (now >= next_round || stopping) {
-			if (s->w->cfg.fsync && __atomic_exchange_n(&s->dirty, 0, __ATOMIC_ACQ_REL))
-				sync_store(&s->w->cfg);
-			next_round = now + interval;
-		}
 
 		pthread_mutex_lock(&s->mu);
 		if (stopping && !s->head)
+			break;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+static void *durable_main(void *arg)
+{
+	struct syncer *s = arg;
+	uint64_t interval = s->w->cfg.flush_ms * 1000000u;
+	uint64_t next_round = now_monotonic_ns() + interval;
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		while (!s->durable_stop && now_monotonic_ns() < next_round) {
+			uint64_t wait_ns = next_round - now_monotonic_ns();
+			struct timespec until;
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += (time_t)(wait_ns / 1000000000u);
+			until.tv_nsec += (long)(wait_ns % 1000000000u);
+			if (until.tv_nsec >= 1000000000L) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&s->durable_cv, &s->mu, &until);
+		}
+		int stopping = s->durable_stop;
+		pthread_mutex_unlock(&s->mu);
+		/* At a stop (after the last files were finished) their data and names are made durable
+		 * before the helper exits. */
+		if (s->w->cfg.fsync && __atomic_exchange_n(&s->dirty, 0, __ATOMIC_ACQ_REL))
+			sync_store(&s->w->cfg);
+		next_round = now_monotonic_ns() + interval;
+		pthread_mutex_lock(&s->mu);
+		if (stopping)
 			break;
 	}
 	pthread_mutex_unlock(&s->mu);
@@ -389,8 +411,18 @@ struct writer *writer_new(const struct writer_config *cfg)
 		goto fail;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
+	pthread_cond_init(&s->durable_cv, NULL);
 	s->w = w;
 	if (pthread_create(&s->thread, NULL, syncer_main, s) != 0) {
+		free(s);
+		goto fail;
+	}
+	if (pthread_create(&s->durable_thread, NULL, durable_main, s) != 0) {
+		pthread_mutex_lock(&s->mu);
+		s->stop = 1;
+		pthread_cond_signal(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+		pthread_join(s->thread, NULL);
 		free(s);
 		goto fail;
 	}
@@ -892,6 +924,12 @@ void writer_finish(struct writer *w)
 	pthread_cond_signal(&s->cv);
 	pthread_mutex_unlock(&s->mu);
 	pthread_join(s->thread, NULL);
+	/* Only now: the last round's syncfs covers the last files' renames and indexes. */
+	pthread_mutex_lock(&s->mu);
+	s->durable_stop = 1;
+	pthread_cond_signal(&s->durable_cv);
+	pthread_mutex_unlock(&s->mu);
+	pthread_join(s->durable_thread, NULL);
 	free(s);
 	w->syncer = NULL;
 }
