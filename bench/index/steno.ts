@@ -5,7 +5,7 @@
 
 import { chmod, chown, mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { runGenerator } from '../capture/generators.js';
 import { CAPTURE_IF, GENERATOR_IF, NAMESPACE, packetSockets } from '../capture/netns.js';
 import { TimedProcess, run, sleep } from '../capture/proc.js';
@@ -56,8 +56,8 @@ export async function startStenographer(workDir: string, ifindex: number, cpu: n
   const pkt = join(dir, 'packets');
   const idx = join(dir, 'index');
   for (const d of [dir, pkt, idx]) await mkdir(d, { recursive: true });
-  // Its user must reach the folders: open every folder above for traversal.
-  for (let d = dir; d !== '/' && d !== dirname(d); d = dirname(d)) await chmod(d, 0o755).catch(() => undefined);
+  // Its user must reach the folders: the bench's work folder is opened for traversal (index.ts);
+  // folders above it are left as they are.
   const uid = Number((await run('id', ['-u', 'stenographer'])).stdout.trim());
   const gid = Number((await run('id', ['-g', 'stenographer'])).stdout.trim());
   for (const d of [dir, pkt, idx]) await chown(d, uid, gid);
@@ -80,7 +80,8 @@ export async function startStenographer(workDir: string, ifindex: number, cpu: n
   await chmod(config, 0o644);
   const before = await packetSockets(ifindex);
   const proc = TimedProcess.start(
-    ['setpriv', '--reuid', 'stenographer', '--regid', 'stenographer', '--init-groups', 'stenographer', `--config=${config}`, '--syslog=false'],
+    // Its server makes a temporary folder of links to the thread folders: in one it owns.
+    ['env', `TMPDIR=${dir}`, 'setpriv', '--reuid', 'stenographer', '--regid', 'stenographer', '--init-groups', 'stenographer', `--config=${config}`, '--syslog=false'],
     { cpu, timeFile: join(workDir, 'steno-time.txt') },
   );
   const until = Date.now() + 30_000;
