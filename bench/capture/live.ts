@@ -70,6 +70,9 @@ export interface LiveTrial {
     windowS: number;
     /** The same window from schedstat (nanoseconds, live threads only): finer than ticks. */
     schedWindowS?: number;
+    /** The helper process alone (tools with a helperComm), from schedstat. */
+    helperWindowS?: number;
+    perMpktWrittenHelperS?: number;
     perMpktWrittenS?: number;
     perMpktWrittenSchedS?: number;
     lifetimePerMpktWrittenS?: number;
@@ -99,6 +102,7 @@ export interface LiveSummary {
   unaccounted?: number;
   cpuPerMpktS?: number;
   cpuPerMpktSchedS?: number;
+  cpuPerMpktHelperS?: number;
 }
 
 export function conditionLabel(c: LiveCondition): string {
@@ -138,6 +142,7 @@ export async function runLiveTrial(tool: LiveTool, c: LiveCondition, rep: number
     const receiverBefore = await counters(CAPTURE_IF);
     const ticksBefore = await proc.treeCpuTicks();
     const nsBefore = await proc.treeCpuNs();
+    const helperBefore = tool.helperComm ? await proc.treeCpuNs(tool.helperComm) : 0;
     let exitedEarly = false;
     void proc.done.then(() => (exitedEarly = true), () => (exitedEarly = true));
     const gen = await runGenerator(c.generator, env.inputs[c.profile], env.seconds, env.generatorCpu);
@@ -164,6 +169,7 @@ export async function runLiveTrial(tool: LiveTool, c: LiveCondition, rep: number
     }
     const windowTicks = (await proc.treeCpuTicks()) - ticksBefore;
     const windowNs = (await proc.treeCpuNs()) - nsBefore;
+    const helperNs = tool.helperComm ? (await proc.treeCpuNs(tool.helperComm)) - helperBefore : undefined;
     const m = await proc.stop(tool.stopSignal, tool.stopGraceMs);
     trial.killed = m.killed;
     trial.exitCode = m.exitCode;
@@ -188,6 +194,8 @@ export async function runLiveTrial(tool: LiveTool, c: LiveCondition, rep: number
       totalS: round(totalS, 3)!,
       windowS: round(windowS, 3)!,
       schedWindowS: round(windowNs / 1e9, 4)!,
+      ...(helperNs !== undefined ? { helperWindowS: round(helperNs / 1e9, 4)! } : {}),
+      ...(helperNs !== undefined && trial.written > 0 ? { perMpktWrittenHelperS: round(helperNs / 1e9 / (trial.written / 1e6), 4)! } : {}),
       ...(trial.written > 0
         ? {
             perMpktWrittenS: round(windowS / (trial.written / 1e6), 4)!,
@@ -252,6 +260,7 @@ export function summarizeLive(tool: ToolName, trials: readonly LiveTrial[], seco
     ...def('unaccounted', pick((t) => t.unaccounted)),
     ...def('cpuPerMpktS', round(pick((t) => t.cpu?.perMpktWrittenS), 4)),
     ...def('cpuPerMpktSchedS', round(pick((t) => t.cpu?.perMpktWrittenSchedS), 4)),
+    ...def('cpuPerMpktHelperS', round(pick((t) => t.cpu?.perMpktWrittenHelperS), 4)),
   };
 }
 

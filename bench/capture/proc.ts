@@ -111,9 +111,9 @@ export class TimedProcess {
    * (/proc/PID/task/TID/schedstat): 10 ms ticks are too coarse for a short trial at a low rate.
    * Children already reaped are not counted; a capture's helper lives as long as the capture.
    */
-  async treeCpuNs(): Promise<number> {
+  async treeCpuNs(comm?: string): Promise<number> {
     const pid = await this.programPid(0);
-    return pid === undefined ? 0 : treeNs(pid);
+    return pid === undefined ? 0 : treeNs(pid, comm);
   }
 
   /**
@@ -207,13 +207,17 @@ async function treeTicks(pid: number): Promise<number> {
   return ticks;
 }
 
-async function treeNs(pid: number): Promise<number> {
+/** `comm`: count only the processes of that name in the tree (e.g. the capture helper alone). */
+async function treeNs(pid: number, comm?: string): Promise<number> {
   let ns = 0;
-  for (const t of await readdir(`/proc/${pid}/task`).catch(() => [] as string[])) {
-    const text = await readFile(`/proc/${pid}/task/${t}/schedstat`, 'utf8').catch(() => '');
-    ns += Number(text.split(' ')[0] ?? 0) || 0;
+  const name = comm === undefined ? undefined : (await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')).trim();
+  if (comm === undefined || name === comm) {
+    for (const t of await readdir(`/proc/${pid}/task`).catch(() => [] as string[])) {
+      const text = await readFile(`/proc/${pid}/task/${t}/schedstat`, 'utf8').catch(() => '');
+      ns += Number(text.split(' ')[0] ?? 0) || 0;
+    }
   }
-  for (const c of await children(pid)) ns += await treeNs(c);
+  for (const c of await children(pid)) ns += await treeNs(c, comm);
   return ns;
 }
 

@@ -54,6 +54,8 @@ export interface LiveTool {
   count(ctx: LiveContext): Promise<FileCount[]>;
   /** True if the ring may have overwritten files, making the file count too low. */
   ringFull(files: FileCount[], ctx: LiveContext): boolean;
+  /** The process that does the packet work, when the tool is more than one (the daemon's helper). */
+  helperComm?: string;
   notes?: string;
 }
 
@@ -88,6 +90,7 @@ function linesMatching(text: string, re: RegExp): string {
 
 export const daemon: LiveTool = {
   name: 'daemon',
+  helperComm: 'qe-capture',
   async unavailable() {
     return existsSync(DAEMON_CLI) ? undefined : `${DAEMON_CLI} does not exist (daemon not built or not merged yet)`;
   },
