@@ -60,9 +60,10 @@ function diskPlan(o: IndexBenchOptions) {
   const store = o.storeBytes * 1.03;
   const chunks = 2 * o.chunkBytes;
   const steno = o.steno ? 3 * o.chunkBytes + 256e6 : 0;
+  // The live trials run last, after the store is emptied: they need their own room, not more.
   const live = o.live ? o.liveSeconds * o.livePps * 1600 + 2e9 : 0;
   const margin = 1e9;
-  return { storeBytes: store, chunkBytes: chunks, stenoBytes: steno, liveBytes: live, marginBytes: margin, needBytes: store + chunks + steno + live + margin };
+  return { storeBytes: store, chunkBytes: chunks, stenoBytes: steno, liveBytes: live, marginBytes: margin, needBytes: Math.max(store + chunks + steno, live) + margin };
 }
 
 async function preflight(o: IndexBenchOptions): Promise<void> {
@@ -150,7 +151,8 @@ async function main(): Promise<number> {
   const free = await freeBytes(o.workDir);
   log(
     `disk: needs about ${GB(plan.needBytes)} free in ${o.workDir} (store and its index ${GB(plan.storeBytes)}, input chunk and ` +
-      `its copy ${GB(plan.chunkBytes)}, Stenographer's slice ×3 ${GB(plan.stenoBytes)}, live trials ${GB(plan.liveBytes)}, margin ${GB(plan.marginBytes)}); ${GB(free)} free`,
+      `its copy ${GB(plan.chunkBytes)}, Stenographer's slice ×3 ${GB(plan.stenoBytes)}, margin ${GB(plan.marginBytes)}; the live trials, ` +
+      `run after the store is emptied, ${GB(plan.liveBytes)}); ${GB(free)} free`,
   );
   if (free < plan.needBytes) {
     throw new Error(
@@ -359,6 +361,7 @@ async function main(): Promise<number> {
       }
     }
     if (o.live) {
+      await emptyDir(main.dir);
       const idx = await ifindex(CAPTURE_IF);
       log('live: how soon a packet sent is found');
       const f = await findability({ workDir, ifindex: idx, probes: o.quick ? 2 : 5, bgPps: 20_000, generatorCpu: o.generatorCpu, captureCpu: o.captureCpu, seed: o.seed }, log);

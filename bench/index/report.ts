@@ -145,6 +145,11 @@ export function targets(x: Figures): Target[] {
   if (x.half) judge('double the store: under 1.2× the time', ids.map((q) => ratio(qTime(x.full, 'extract', q)?.wallS, qTime(x.half!, 'extract', q)?.wallS)), (v) => v < 1.2, (v) => `${v.toFixed(2)}×`);
   if (x.slice) {
     const st = x.queries.filter((q) => qTime(x.slice!.steno, 'stenoread', q.id));
+    t.push({
+      target: 'stenoread returns the packets extract returns (slice)',
+      status: st.length > 0 && st.every((q) => qTime(x.slice!.steno, 'stenoread', q.id)?.packets === qTime(x.slice!.ours, 'extract', q.id)?.packets) ? 'pass' : 'fail',
+      detail: st.map((q) => `${q.id}: ${qTime(x.slice!.steno, 'stenoread', q.id)?.packets ?? '?'} vs ${qTime(x.slice!.ours, 'extract', q.id)?.packets ?? '?'}`).join('; '),
+    });
     judge('faster than stenoread for the same answer', st.map((q) => ratio(qTime(x.slice!.steno, 'stenoread', q.id)?.wallS, qTime(x.slice!.ours, 'extract', q.id)?.wallS)), (v) => v > 1, (v) => `stenoread ${v.toFixed(2)}× our time`);
   }
   judge('findable within 2 s of capture', x.findableS ?? [undefined], (v) => v <= 2, (v) => `${v} s`);
