@@ -130,7 +130,7 @@ async function startup(store: Store, range: Range, firstNs: bigint, o: IndexBenc
   await dropCaches();
   const explainColdS = round((await timed(explain, o.captureCpu, scratch)).wallS, 4);
   return {
-    method: `${reps} runs each after one warm-up, page cache warm (start-up is CPU: Node.js, the config, the catalog); --explain once more from a cold cache`,
+    method: `medians of ${reps} runs each, page cache warm (start-up is CPU: Node.js, the config, the catalog); --explain also once from a cold cache, first`,
     nodeS: await times([process.execPath, '-e', '0']),
     emptyRangeS: await times([process.execPath, DAEMON_CLI, 'extract', '--config', store.config, '--from', before, '--to', String(Number(before) + 1), '-w', '/dev/null']),
     explainS: await times(explain),
@@ -172,7 +172,9 @@ async function main(): Promise<number> {
       ...plan,
       freeBytes: free,
       stenographer: o.steno
-        ? `Stenographer captures a ${GB(o.chunkBytes)} slice (the first chunk) replayed live, compared with a store of that same slice: a full second copy of the ${GB(o.storeBytes)} store would not fit beside it`
+        ? `Stenographer captures a ${GB(o.chunkBytes)} slice (the first chunk) replayed live, and is compared with a store of that same ` +
+          `slice file, not with the ${GB(o.storeBytes)} store: its own copy of the whole traffic would need about ${GB(o.storeBytes * 1.1)} more ` +
+          `(${free >= plan.needBytes + o.storeBytes * 1.1 ? 'which this disk has, but the bench does not use it' : 'which this disk does not have'})`
         : 'skipped (--skip-steno)',
     },
     notes,
