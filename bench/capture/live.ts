@@ -68,7 +68,13 @@ export interface LiveTrial {
     sysS: number;
     totalS: number;
     windowS: number;
+    /** The same window from schedstat (nanoseconds, live threads only): finer than ticks. */
+    schedWindowS?: number;
+    /** The helper process alone (tools with a helperComm), from schedstat. */
+    helperWindowS?: number;
+    perMpktWrittenHelperS?: number;
     perMpktWrittenS?: number;
+    perMpktWrittenSchedS?: number;
     lifetimePerMpktWrittenS?: number;
     perMpktOfferedS?: number;
   };
@@ -95,6 +101,8 @@ export interface LiveSummary {
   reportedDropped?: number;
   unaccounted?: number;
   cpuPerMpktS?: number;
+  cpuPerMpktSchedS?: number;
+  cpuPerMpktHelperS?: number;
 }
 
 export function conditionLabel(c: LiveCondition): string {
@@ -133,6 +141,8 @@ export async function runLiveTrial(tool: LiveTool, c: LiveCondition, rep: number
     const senderBefore = await counters(GENERATOR_IF, NAMESPACE);
     const receiverBefore = await counters(CAPTURE_IF);
     const ticksBefore = await proc.treeCpuTicks();
+    const nsBefore = await proc.treeCpuNs();
+    const helperBefore = tool.helperComm ? await proc.treeCpuNs(tool.helperComm) : 0;
     let exitedEarly = false;
     void proc.done.then(() => (exitedEarly = true), () => (exitedEarly = true));
     const gen = await runGenerator(c.generator, env.inputs[c.profile], env.seconds, env.generatorCpu);
@@ -158,6 +168,8 @@ export async function runLiveTrial(tool: LiveTool, c: LiveCondition, rep: number
       await proc.waitIdle(500, 10_000);
     }
     const windowTicks = (await proc.treeCpuTicks()) - ticksBefore;
+    const windowNs = (await proc.treeCpuNs()) - nsBefore;
+    const helperNs = tool.helperComm ? (await proc.treeCpuNs(tool.helperComm)) - helperBefore : undefined;
     const m = await proc.stop(tool.stopSignal, tool.stopGraceMs);
     trial.killed = m.killed;
     trial.exitCode = m.exitCode;
@@ -181,9 +193,13 @@ export async function runLiveTrial(tool: LiveTool, c: LiveCondition, rep: number
       sysS: m.cpuSysS,
       totalS: round(totalS, 3)!,
       windowS: round(windowS, 3)!,
+      schedWindowS: round(windowNs / 1e9, 4)!,
+      ...(helperNs !== undefined ? { helperWindowS: round(helperNs / 1e9, 4)! } : {}),
+      ...(helperNs !== undefined && trial.written > 0 ? { perMpktWrittenHelperS: round(helperNs / 1e9 / (trial.written / 1e6), 4)! } : {}),
       ...(trial.written > 0
         ? {
             perMpktWrittenS: round(windowS / (trial.written / 1e6), 4)!,
+            perMpktWrittenSchedS: round(windowNs / 1e9 / (trial.written / 1e6), 4)!,
             lifetimePerMpktWrittenS: round(totalS / (trial.written / 1e6), 4)!,
           }
         : {}),
@@ -243,6 +259,8 @@ export function summarizeLive(tool: ToolName, trials: readonly LiveTrial[], seco
     ...def('reportedDropped', pick((t) => t.reported?.dropped)),
     ...def('unaccounted', pick((t) => t.unaccounted)),
     ...def('cpuPerMpktS', round(pick((t) => t.cpu?.perMpktWrittenS), 4)),
+    ...def('cpuPerMpktSchedS', round(pick((t) => t.cpu?.perMpktWrittenSchedS), 4)),
+    ...def('cpuPerMpktHelperS', round(pick((t) => t.cpu?.perMpktWrittenHelperS), 4)),
   };
 }
 

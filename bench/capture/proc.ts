@@ -107,6 +107,16 @@ export class TimedProcess {
   }
 
   /**
+   * Nanoseconds on CPU so far of every thread of the program and its live descendants
+   * (/proc/PID/task/TID/schedstat): 10 ms ticks are too coarse for a short trial at a low rate.
+   * Children already reaped are not counted; a capture's helper lives as long as the capture.
+   */
+  async treeCpuNs(comm?: string): Promise<number> {
+    const pid = await this.programPid(0);
+    return pid === undefined ? 0 : treeNs(pid, comm);
+  }
+
+  /**
    * Waits until the program has used (almost) no CPU for `quietMs`, i.e. has written out what it
    * had buffered. Returns false if it was still busy after `maxMs`.
    */
@@ -195,6 +205,20 @@ async function treeTicks(pid: number): Promise<number> {
   let ticks = Number(f[11] ?? 0) + Number(f[12] ?? 0) + Number(f[13] ?? 0) + Number(f[14] ?? 0);
   for (const c of await children(pid)) ticks += await treeTicks(c);
   return ticks;
+}
+
+/** `comm`: count only the processes of that name in the tree (e.g. the capture helper alone). */
+async function treeNs(pid: number, comm?: string): Promise<number> {
+  let ns = 0;
+  const name = comm === undefined ? undefined : (await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')).trim();
+  if (comm === undefined || name === comm) {
+    for (const t of await readdir(`/proc/${pid}/task`).catch(() => [] as string[])) {
+      const text = await readFile(`/proc/${pid}/task/${t}/schedstat`, 'utf8').catch(() => '');
+      ns += Number(text.split(' ')[0] ?? 0) || 0;
+    }
+  }
+  for (const c of await children(pid)) ns += await treeNs(c, comm);
+  return ns;
 }
 
 export function ticksToSeconds(t: number): number {

@@ -54,6 +54,8 @@ export interface LiveTool {
   count(ctx: LiveContext): Promise<FileCount[]>;
   /** True if the ring may have overwritten files, making the file count too low. */
   ringFull(files: FileCount[], ctx: LiveContext): boolean;
+  /** The process that does the packet work, when the tool is more than one (the daemon's helper). */
+  helperComm?: string;
   notes?: string;
 }
 
@@ -88,6 +90,7 @@ function linesMatching(text: string, re: RegExp): string {
 
 export const daemon: LiveTool = {
   name: 'daemon',
+  helperComm: 'qe-capture',
   async unavailable() {
     return existsSync(DAEMON_CLI) ? undefined : `${DAEMON_CLI} does not exist (daemon not built or not merged yet)`;
   },
@@ -136,6 +139,8 @@ export interface DaemonConfigOptions {
   snaplen: number;
   /** The product default is true; offline rows turn it off because no peer there syncs (dd, cat, tcpdump). */
   fsync?: boolean;
+  /** `index.fields`; absent: the product default (the index on). */
+  indexFields?: readonly string[];
 }
 
 /** The daemon's YAML config for one benchmark run (the shape the daemon's docs give). */
@@ -153,7 +158,20 @@ export function daemonConfig(o: DaemonConfigOptions): string {
     // Never a fixed port or the appliance's socket: a bench must not collide with a running daemon.
     metrics: { listen: '127.0.0.1:0' },
     control: { socket: `${o.outDir}.control.sock` },
+    ...(o.indexFields ? { index: { fields: [...o.indexFields] } } : {}),
   });
+}
+
+/** The daemon row with a chosen `index.fields` (the index benchmark compares on against off). */
+export function daemonWithIndex(indexFields: readonly string[]): LiveTool {
+  return {
+    ...daemon,
+    async command(ctx) {
+      const config = join(ctx.workDir, 'qe-packets.yaml');
+      await writeFile(config, daemonConfig({ ...ctx, capacityMB: ctx.ringFiles * ctx.fileSizeMB, indexFields }));
+      return [process.execPath, DAEMON_CLI, 'capture', '--config', config, '--summary', join(ctx.workDir, 'summary.json')];
+    },
+  };
 }
 
 export const tcpdump: LiveTool = {

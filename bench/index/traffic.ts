@@ -18,6 +18,9 @@ export interface TrafficOptions {
   rateBps: number;
   clients?: number;
   servers?: number;
+  /** Plant the needles (default true). The scaling step adds a second half without them, so the
+   * answer stays the same while the store doubles. */
+  needles?: boolean;
 }
 
 /** What the needles are, to query for. */
@@ -74,17 +77,21 @@ export function writeTraffic(o: TrafficOptions): TrafficResult {
   const newFlow = (): Flow => {
     const kind = r();
     const needleRoll = r();
-    const needle = needleRoll < 0.0002 ? 'pair' : needleRoll < 0.0004 ? 'port' : needleRoll < 0.0006 ? 'vlan' : undefined;
+    const needle = o.needles === false ? undefined : needleRoll < 0.0002 ? 'pair' : needleRoll < 0.0004 ? 'port' : needleRoll < 0.0006 ? 'vlan' : undefined;
     const proto: Flow['proto'] = kind < 0.82 ? 6 : kind < 0.985 ? 17 : 1;
     const vlanRoll = r();
     let vlans: number[] = vlanRoll < 0.25 ? [10 + zipf(60) * 10] : vlanRoll < 0.28 ? [100 + zipf(8), 10 + zipf(60) * 10] : [];
     if (needle === 'vlan') vlans = [NEEDLES.vlan];
+    // Host and port needles untagged: `tcpdump -r` (stored-file semantics) and extract (live
+    // semantics, tags looked through) then mean the same packets by the same filter.
+    if (needle === 'pair' || needle === 'port') vlans = [];
     const f: Flow = {
       client: Math.floor(r() * clients),
       server: zipf(servers),
       v6: r() < 0.12,
       proto,
-      cport: 1024 + Math.floor(r() * 64000),
+      // Never the needle port by chance: its answer is known exactly.
+      cport: ((p) => (p === NEEDLES.port ? p + 1 : p))(1024 + Math.floor(r() * 64000)),
       sport: proto === 17 ? (r() < 0.7 ? 53 : [123, 161, 514, 5060][zipf(4)]!) : serverPorts[zipf(serverPorts.length)]!,
       vlans,
       // Heavy-tailed: most flows are a handful of packets, a few carry most of the bytes.
@@ -156,7 +163,7 @@ export function writeTraffic(o: TrafficOptions): TrafficResult {
       else if (f.stage === 1) tcpFlags = 0x12;
       else if (f.stage === 3) {
         tcpFlags = 0x18;
-        payload = fromClient ? (r() < 0.7 ? 0 : 40 + Math.floor(r() * 400)) : r() < 0.75 ? 1448 : Math.floor(r() * 1448);
+        payload = fromClient ? (r() < 0.7 ? 0 : 40 + Math.floor(r() * 400)) : r() < 0.4 ? 1448 : Math.floor(r() * r() * 1448);
       } else if (f.stage === 4) tcpFlags = 0x11;
     } else if (f.proto === 17) payload = f.sport === 53 ? (fromClient ? 30 + Math.floor(r() * 30) : 60 + Math.floor(r() * 200)) : 40 + Math.floor(r() * 900);
     else payload = 56;
