@@ -9,7 +9,8 @@ import { scanCatalog, type CatalogEntry } from '../store/catalog.js';
 import { selectFiles, unknownInterfaces } from '../store/select-files.js';
 import { formatIsoNs, nowNs } from '../time/format-time.js';
 import { EXTRACT_USAGE, UsageError, parseExtractArgs, type ExtractRequest } from './extract-args.js';
-import { ProgressBar, humanBytes } from './progress-bar.js';
+import { ProgressBar } from './progress-bar.js';
+import { formatSize } from '../config/units.js';
 import { ConfigError } from '../config/errors.js';
 import { encodeRanges, planReads, type FileRead } from '../extract/read-plan.js';
 import { explain, explainText } from '../extract/explain.js';
@@ -176,7 +177,7 @@ function indexedText(reads: readonly FileRead[], outcome: ExtractOutcome): strin
   const through = reads.filter((r) => r.why === 'index').length;
   if (!through || !outcome.counts) return '';
   const total = reads.reduce((n, r) => n + r.file.size, 0);
-  return `; read ${humanBytes(outcome.counts.bytes_read)} of ${humanBytes(total)} (${through} of ${reads.length} file${reads.length === 1 ? '' : 's'} through their index)`;
+  return `; read ${formatSize(outcome.counts.bytes_read)} of ${formatSize(total)} (${through} of ${reads.length} file${reads.length === 1 ? '' : 's'} through their index)`;
 }
 
 function reportOutcome(req: ExtractRequest, files: number, outcome: ExtractOutcome, say: Say, indexed = ''): void {
@@ -252,7 +253,7 @@ function linktypesOf(files: readonly CatalogEntry[]): Map<number, Set<string>> {
 
 function countText(c: ExtractCounts | undefined): string {
   if (!c) return 'the packets';
-  return `${c.packets.toLocaleString('en-US')} packet${c.packets === 1 ? '' : 's'} (${humanBytes(c.bytes)})`;
+  return `${c.packets.toLocaleString('en-US')} packet${c.packets === 1 ? '' : 's'} (${formatSize(c.bytes)})`;
 }
 
 function emptyText(req: ExtractRequest, files: number): string {

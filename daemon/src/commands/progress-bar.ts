@@ -1,6 +1,8 @@
 // A one-line progress bar for a terminal: redrawn in place with \r, cleared before other messages
 // so they do not land in the middle of it. Callers create one only when stderr is a TTY.
 
+import { formatSize } from '../config/units.js';
+
 export interface ProgressBarOptions {
   /** Bytes to go through (the selected files' size); progress past it shows as 100%. */
   total: number;
@@ -41,21 +43,10 @@ export class ProgressBar {
     const fraction = complete ? 1 : Math.min(done / total, 1);
     const pct = `${Math.floor(fraction * 100)}%`.padStart(4);
     const secs = Math.round((performance.now() - this.started) / 1000);
-    const info = ` ${pct}  ${humanBytes(complete ? Math.max(done, this.opts.total) : done)} of ${humanBytes(this.opts.total)}  ${packets.toLocaleString('en-US')} packets  ${Math.floor(secs / 60)}:${String(secs % 60).padStart(2, '0')}`;
+    const info = ` ${pct}  ${formatSize(complete ? Math.max(done, this.opts.total) : done)} of ${formatSize(this.opts.total)}  ${packets.toLocaleString('en-US')} packets  ${Math.floor(secs / 60)}:${String(secs % 60).padStart(2, '0')}`;
     const width = Math.max(10, Math.min(40, (this.opts.columns ?? 80) - info.length - 3));
     const filled = Math.round(fraction * width);
     this.out.write(`\r[${'#'.repeat(filled)}${'-'.repeat(width - filled)}]${info}\x1b[K`);
     this.drawn = true;
   }
-}
-
-export function humanBytes(n: number): string {
-  const units = ['B', 'KB', 'MB', 'GB', 'TB', 'PB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return i === 0 ? `${v} B` : `${v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)} ${units[i]}`;
 }

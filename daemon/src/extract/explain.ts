@@ -1,5 +1,5 @@
 // `extract --explain`: what an extraction would read, file by file, and how long it should take.
-import { humanBytes } from '../commands/progress-bar.js';
+import { formatSize } from '../config/units.js';
 import { formatIsoNs } from '../time/format-time.js';
 import type { FileRead, Why } from './read-plan.js';
 
@@ -84,13 +84,13 @@ export function explainText(e: Explained): string {
   const lines = [
     `range: ${e.from} .. ${e.to}${e.filter !== null ? `, filter: ${e.filter}` : ''}`,
     `index lookups: ${e.plan ?? 'none (every file is scanned)'}`,
-    `files in range: ${e.files} (${humanBytes(e.bytes_full_scan)}), with an index: ${e.files_with_index}, read through it: ${e.files_read_through_index}`,
+    `files in range: ${e.files} (${formatSize(e.bytes_full_scan)}), with an index: ${e.files_with_index}, read through it: ${e.files_read_through_index}`,
   ];
   for (const [why, n] of Object.entries(e.files_scanned)) lines.push(`  ${n} file${n === 1 ? '' : 's'} ${WHY_TEXT[why as Why]}`);
   for (const f of e.per_file.filter((x) => x.note).slice(0, 5)) lines.push(`  ${f.path}: ${f.note}`);
   lines.push(
     `candidate blocks: ${e.candidate_blocks.toLocaleString('en-US')}, records to read: ~${e.records_to_read.toLocaleString('en-US')} of ${e.records_in_range_files.toLocaleString('en-US')}`,
-    `bytes to read: ${humanBytes(e.bytes_to_read)} of ${humanBytes(e.bytes_full_scan)}${pct(e.bytes_to_read, e.bytes_full_scan)}, and ${humanBytes(e.index_bytes_read)} of index`,
+    `bytes to read: ${formatSize(e.bytes_to_read)} of ${formatSize(e.bytes_full_scan)}${pct(e.bytes_to_read, e.bytes_full_scan)}, and ${formatSize(e.index_bytes_read)} of index`,
     `estimated time: ${fmtS(e.estimated_s)} (a full scan: ${fmtS(e.full_scan_estimated_s)}; ${e.estimate_model})`,
   );
   return lines.join('\n');
