@@ -121,7 +121,9 @@ enum qe_idx_key_type {
  *   4  u32 count         postings (blocks) in the list
  *   8  u64 off           of the list, from the start of the segment's postings area
  *  16  u32 len           bytes of the list
- *  20  u32 reserved      0
+ *  20  u32 crc           CRC-32 of the entry (this field taken as 0) and then of its posting list:
+ *                        a query reads a few entries and lists, never the whole body its
+ *                        body_crc covers, so each entry and list carries its own check
  *  24  u8  value[16]
  * A posting list is `count` unsigned LEB128 numbers: the pcap offset of the first record carrying
  * the key in each block, ascending, the first absolute and each next one as the difference from
@@ -131,6 +133,7 @@ enum qe_idx_key_type {
 #define QE_IDX_E_COUNT 4
 #define QE_IDX_E_OFF 8
 #define QE_IDX_E_LEN 16
+#define QE_IDX_E_CRC 20
 #define QE_IDX_E_VALUE 24
 
 #endif

@@ -81,6 +81,9 @@ export function decodeIndex(b: Buffer): DecodedIndex {
       const lo = area + Number(e.readBigUInt64LE(IDX_E.off));
       const len = e.readUInt32LE(IDX_E.len);
       if (lo + len > body.length) fail(`posting list of entry ${i} past the body`);
+      const zeroed = Buffer.from(e);
+      zeroed.writeUInt32LE(0, IDX_E.crc);
+      if (e.readUInt32LE(IDX_E.crc) !== crc32(body.subarray(lo, lo + len), crc32(zeroed))) fail(`entry ${i} checksum`);
       const postings: number[] = [];
       let p = lo;
       let prev = 0;

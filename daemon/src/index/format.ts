@@ -73,6 +73,7 @@ export const IDX_E = {
   count: 4,
   off: 8,
   len: 16,
+  crc: 20,
   value: 24,
 } as const;
 
