@@ -48,7 +48,8 @@ struct frag {
 
 /* The keys posted lately in the current block: most keys of a block repeat, and this small table
  * (in the first-level cache) answers for them without a lookup in the large one. */
-#define RECENT_SLOTS 256
+#define RECENT_BITS 8
+#define RECENT_SLOTS (1u << RECENT_BITS)
 struct recent {
 	uint64_t v0, v1;
 	uint32_t block; /* NO_BLOCK: empty */
@@ -165,7 +166,7 @@ struct qe_idx_builder *qe_idx_builder_new(uint32_t fields, uint32_t block_size, 
 	}
 	b->mem = sizeof *b + (b->slots_mask + 1) * sizeof *b->slots;
 	b->file_lo = b->end = b->seg_lo = QE_PCAP_GLOBAL_LEN;
-	for (int i = 0; i < RECENT_SLOTS; i++)
+	for (uint32_t i = 0; i < RECENT_SLOTS; i++)
 		b->recent[i].block = NO_BLOCK;
 	return b;
 }
@@ -196,8 +197,7 @@ static inline uint32_t key_hash(uint8_t type, uint64_t v0, uint64_t v1)
 	return (uint32_t)(h >> 32);
 }
 
-/* The low bits of a hash pick the recent-keys slot; the large table takes the bits above them, so
- * the two do not collide together. Every probe of the large table starts here (post, grow_slots). */
+/* Every probe of the large table starts here (post_slow, grow_slots): both must agree. */
 static inline uint32_t slot_of(uint32_t hash, uint32_t mask)
 {
 	return (hash >> 8) & mask;
@@ -257,18 +257,37 @@ static int list_append(struct qe_idx_builder *b, struct key *k, uint64_t v)
 	return 0;
 }
 
-/* A posting for the key (its value as two words, see struct key) in this block, unless it has one. */
-static void post(struct qe_idx_builder *b, uint8_t type, uint64_t v0, uint64_t v1, uint8_t len, uint64_t off, uint32_t block)
+/* The recent-keys slot: one multiply whose top bits depend on every bit of the key. Most keys of a
+ * packet were posted in its block already and stop here, so this is the per-key cost of a packet;
+ * the stronger key_hash is paid only by the keys it misses. */
+static inline uint32_t recent_slot(uint8_t type, uint64_t v0, uint64_t v1)
 {
-	uint32_t hash = key_hash(type, v0, v1);
-	struct recent *r = &b->recent[hash & (RECENT_SLOTS - 1)];
+	uint64_t x = v0 ^ (v1 << 17 | v1 >> 47) ^ (uint64_t)type << 59;
+	return (uint32_t)((x * 0x9e3779b97f4a7c15ull) >> (64 - RECENT_BITS));
+}
+
+static void post_slow(struct qe_idx_builder *b, uint8_t type, uint64_t v0, uint64_t v1, uint8_t len, uint64_t off, uint32_t block);
+
+/* A posting for the key (its value as two words, see struct key) in this block, unless it has one.
+ * Inlined into qe_idx_add: the common case (the key was posted lately in this block) is a few
+ * instructions without a call. */
+static inline __attribute__((always_inline)) void post(struct qe_idx_builder *b, uint8_t type, uint64_t v0, uint64_t v1,
+							uint8_t len, uint64_t off, uint32_t block)
+{
+	struct recent *r = &b->recent[recent_slot(type, v0, v1)];
 	if (r->block == block && r->v0 == v0 && r->v1 == v1 && r->type == type)
 		return;
 	r->block = block;
 	r->v0 = v0;
 	r->v1 = v1;
 	r->type = type;
-	uint32_t h = slot_of(hash, b->slots_mask);
+	post_slow(b, type, v0, v1, len, off, block);
+}
+
+static __attribute__((noinline)) void post_slow(struct qe_idx_builder *b, uint8_t type, uint64_t v0, uint64_t v1, uint8_t len,
+						 uint64_t off, uint32_t block)
+{
+	uint32_t h = slot_of(key_hash(type, v0, v1), b->slots_mask);
 	struct key *k;
 	for (;;) {
 		uint32_t s = b->slots[h];
