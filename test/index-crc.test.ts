@@ -1,5 +1,6 @@
 // A bit flipped in an index (a bad disk, a stray write) that leaves its structure valid is caught by
-// the query that reads it, through each directory entry's own CRC (docs/INDEX.md): the query warns
+// the query that reads it, through each directory entry's own checks (docs/INDEX.md: key_crc for
+// the entry, checked on every entry read; crc for the entry and its list, checked with the list): the query warns
 // naming the index and scans that file, so its answer is still the scan's; `qe-packets index`
 // reports the index damaged and rebuilds it. The index is the native builder's (qe-index).
 import { spawnSync } from 'node:child_process';
@@ -8,7 +9,8 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IDX_E, IDX_ENTRY_LEN, IDX_HEADER_LEN, IDX_KEY, IDX_S, IDX_SEGMENT_HEADER_LEN, indexPathFor } from '../daemon/src/index/format.js';
-import { IndexReader, IndexUnusable } from '../daemon/src/index/reader.js';
+import { planFilter } from '../daemon/src/index/plan.js';
+import { IndexReader, IndexUnusable, keyCrc } from '../daemon/src/index/reader.js';
 import { parsePcap } from '../daemon/src/pcap/format.js';
 import { formatIsoNs } from '../daemon/src/time/format-time.js';
 import { cli, cliPath } from './lib/cli.js';
@@ -120,6 +122,39 @@ describe('index: each directory entry and posting list carries its own check', (
     const want = entry.readUInt32LE(IDX_E.crc);
     entry.writeUInt32LE(0, IDX_E.crc);
     expect(crc32(good.subarray(e.list, e.list + e.len), crc32(entry))).toBe(want);
+    const wantKey = entry.readUInt16LE(IDX_E.keyCrc);
+    entry.writeUInt16LE(0, IDX_E.keyCrc);
+    expect(crc32(entry) & 0xffff).toBe(wantKey);
+  });
+
+  it('key_crc catches a flip of any one bit of an entry outside its crc field (which covers the list and is checked with it)', () => {
+    const e = pickHost(good);
+    const entry = Buffer.from(good.subarray(e.at, e.at + IDX_ENTRY_LEN));
+    expect(keyCrc(entry)).toBe(entry.readUInt16LE(IDX_E.keyCrc));
+    let caught = 0;
+    for (let bit = 0; bit < IDX_ENTRY_LEN * 8; bit++) {
+      const byte = bit >> 3;
+      if (byte >= IDX_E.crc && byte < IDX_E.crc + 4) continue;
+      const bad = Buffer.from(entry);
+      bad[byte]! ^= 1 << (bit & 7);
+      if (keyCrc(bad) !== bad.readUInt16LE(IDX_E.keyCrc)) caught++;
+    }
+    expect(caught).toBe((IDX_ENTRY_LEN - 4) * 8);
+  });
+
+  it('a lookup reads the entries its binary search probes and the lists it uses, not the probes\' lists', () => {
+    const e = pickHost(good);
+    const r = IndexReader.open(ix, pcap);
+    try {
+      const before = r.bytesRead;
+      const c = r.lookup(planFilter(`host ${hostOf(e)}`, r.fields));
+      expect(c.all ? -1 : c.starts.length).toBe(e.count);
+      const nkeys = good.readUInt32LE(IDX_HEADER_LEN + IDX_S.nkeys);
+      // The probes, the entry found, the one after it (the end of the range) and the found list.
+      expect(r.bytesRead - before).toBeLessThanOrEqual((Math.ceil(Math.log2(nkeys)) + 2) * IDX_ENTRY_LEN + e.len);
+    } finally {
+      r.close();
+    }
   });
 
   const cases: [what: string, damage: (b: Buffer, e: Found) => void][] = [

@@ -603,6 +603,7 @@ static int write_segment(const struct qe_idx_builder *b, uint32_t *ids, uint32_t
 		put32(e + QE_IDX_E_LEN, (uint32_t)(p - start));
 		memcpy(e + QE_IDX_E_VALUE, &k->v0, 8);
 		memcpy(e + QE_IDX_E_VALUE + 8, &k->v1, 8);
+		put16(e + QE_IDX_E_KEY_CRC, (uint16_t)crc(e, QE_IDX_ENTRY_LEN));
 		put32(e + QE_IDX_E_CRC, (uint32_t)crc32(crc(e, QE_IDX_ENTRY_LEN), start, (uInt)(p - start)));
 	}
 	memset(h, 0, QE_IDX_SEGMENT_HEADER_LEN);

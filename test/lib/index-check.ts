@@ -84,6 +84,8 @@ export function decodeIndex(b: Buffer): DecodedIndex {
       const zeroed = Buffer.from(e);
       zeroed.writeUInt32LE(0, IDX_E.crc);
       if (e.readUInt32LE(IDX_E.crc) !== crc32(body.subarray(lo, lo + len), crc32(zeroed))) fail(`entry ${i} checksum`);
+      zeroed.writeUInt16LE(0, IDX_E.keyCrc);
+      if (e.readUInt16LE(IDX_E.keyCrc) !== (crc32(zeroed) & 0xffff)) fail(`entry ${i} key checksum`);
       const postings: number[] = [];
       let p = lo;
       let prev = 0;

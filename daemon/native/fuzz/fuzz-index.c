@@ -60,6 +60,9 @@ static void check_segments(const unsigned char *p, size_t len)
 			memset(ent + QE_IDX_E_CRC, 0, 4);
 			if (le32(e + QE_IDX_E_CRC) != (uint32_t)crc32(crc32(0, ent, QE_IDX_ENTRY_LEN), area + off, (uInt)n))
 				abort();
+			memset(ent + QE_IDX_E_KEY_CRC, 0, 2);
+			if ((uint32_t)(e[QE_IDX_E_KEY_CRC] | e[QE_IDX_E_KEY_CRC + 1] << 8) != (crc32(0, ent, QE_IDX_ENTRY_LEN) & 0xffff))
+				abort();
 			uint64_t v = 0, got = 0;
 			for (uint64_t q = off; q < off + n;) {
 				uint64_t x = 0;
