@@ -20,22 +20,28 @@
 #define NO_BLOCK UINT32_MAX
 
 /* A key and its posting list for the whole file: the first posting absolute, then differences
- * (the complete index's list as it is); the current segment's part starts at seg_pos, after its
- * first posting, which a segment writes absolute (seg_first). */
+ * (the complete index's list as it is). What a posting touches fits one cache line: with many
+ * hosts most postings go to keys out of the cache, and a line is one miss. */
 struct key {
 	uint64_t v0, v1; /* the value's 16 bytes as they lie in memory (network order, zero-padded) */
 	uint8_t type, len;
 	uint32_t count;
 	uint32_t last_block;
 	uint32_t seg_count;
-	uint32_t seg_pos;
 	uint32_t list_len, list_cap;
 	uint64_t last_off;
-	uint64_t seg_first;
 	union {
 		uint8_t inl[LIST_INLINE];
 		uint8_t *heap;
 	} list;
+} __attribute__((aligned(64)));
+_Static_assert(sizeof(struct key) == 64, "a key is one cache line");
+
+/* A key's part in the pending segment, used once per key and segment: the segment's part of its
+ * list starts at pos, after its first posting, which a segment writes absolute (first). */
+struct key_seg {
+	uint64_t first;
+	uint32_t pos;
 };
 
 /* What a datagram's first fragment said about its ports, for its later fragments. */
@@ -64,7 +70,8 @@ struct qe_idx_builder {
 	int tunnels;
 	int broken; /* out of memory once: postings were lost, no index may be written */
 
-	struct key *keys;
+	struct key *keys; /* 64-byte aligned (grow_keys) */
+	struct key_seg *kseg; /* beside keys, same index */
 	uint32_t nkeys, keys_cap;
 	uint32_t *slots; /* open addressing: key index + 1, 0 empty */
 	uint32_t slots_mask;
@@ -184,6 +191,7 @@ void qe_idx_builder_free(struct qe_idx_builder *b)
 		if (b->keys[i].list_cap > LIST_INLINE)
 			free(b->keys[i].list.heap);
 	free(b->keys);
+	free(b->kseg);
 	free(b->slots);
 	free(b->seg_keys);
 	free(b);
@@ -231,6 +239,28 @@ static int grow_array(void **p, uint32_t *cap, size_t elem, size_t *mem)
 	*mem += (size_t)(n - *cap) * elem;
 	*p = q;
 	*cap = n;
+	return 0;
+}
+
+/* keys[] grows with its alignment kept (realloc keeps 16 bytes), kseg[] with it. */
+static int grow_keys(struct qe_idx_builder *b)
+{
+	uint32_t n = b->keys_cap ? b->keys_cap * 2 : 256;
+	struct key *k = aligned_alloc(64, (size_t)n * sizeof *k);
+	if (!k)
+		return -1;
+	struct key_seg *ks = realloc(b->kseg, (size_t)n * sizeof *ks);
+	if (!ks) {
+		free(k);
+		return -1;
+	}
+	b->kseg = ks;
+	if (b->nkeys)
+		memcpy(k, b->keys, (size_t)b->nkeys * sizeof *k);
+	free(b->keys);
+	b->keys = k;
+	b->mem += (size_t)(n - b->keys_cap) * (sizeof *k + sizeof *ks);
+	b->keys_cap = n;
 	return 0;
 }
 
@@ -298,7 +328,7 @@ static __attribute__((noinline)) void post_slow(struct qe_idx_builder *b, uint8_
 			goto found;
 		h = (h + 1) & b->slots_mask;
 	}
-	if (b->nkeys == b->keys_cap && grow_array((void **)&b->keys, &b->keys_cap, sizeof *b->keys, &b->mem) < 0)
+	if (b->nkeys == b->keys_cap && grow_keys(b) < 0)
 		goto oom;
 	k = &b->keys[b->nkeys];
 	memset(k, 0, sizeof *k);
@@ -323,8 +353,7 @@ found:
 	k->last_off = off;
 	k->last_block = block;
 	if (k->seg_count++ == 0) {
-		k->seg_first = off;
-		k->seg_pos = k->list_len;
+		b->kseg[k - b->keys] = (struct key_seg){ off, k->list_len };
 		b->seg_keys[b->nseg_keys++] = (uint32_t)(k - b->keys);
 	}
 	return;
@@ -576,7 +605,8 @@ static int write_segment(const struct qe_idx_builder *b, uint32_t *ids, uint32_t
 	uint64_t postings = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		const struct key *k = &keys[ids[i]];
-		postings += whole ? k->list_len : leb_len(k->seg_first) + (k->list_len - k->seg_pos);
+		const struct key_seg *ks = &b->kseg[ids[i]];
+		postings += whole ? k->list_len : leb_len(ks->first) + (k->list_len - ks->pos);
 	}
 	uint64_t body = (uint64_t)n * QE_IDX_ENTRY_LEN + postings;
 	if (reserve(out, QE_IDX_SEGMENT_HEADER_LEN + body) < 0)
@@ -591,9 +621,10 @@ static int write_segment(const struct qe_idx_builder *b, uint32_t *ids, uint32_t
 			memcpy(p, list, k->list_len);
 			p += k->list_len;
 		} else {
-			p += leb_put(p, k->seg_first);
-			memcpy(p, list + k->seg_pos, k->list_len - k->seg_pos);
-			p += k->list_len - k->seg_pos;
+			const struct key_seg *ks = &b->kseg[ids[i]];
+			p += leb_put(p, ks->first);
+			memcpy(p, list + ks->pos, k->list_len - ks->pos);
+			p += k->list_len - ks->pos;
 		}
 		memset(e, 0, QE_IDX_ENTRY_LEN);
 		e[QE_IDX_E_TYPE] = k->type;
