@@ -20,22 +20,28 @@
 #define NO_BLOCK UINT32_MAX
 
 /* A key and its posting list for the whole file: the first posting absolute, then differences
- * (the complete index's list as it is); the current segment's part starts at seg_pos, after its
- * first posting, which a segment writes absolute (seg_first). */
+ * (the complete index's list as it is). What a posting touches fits one cache line: with many
+ * hosts most postings go to keys out of the cache, and a line is one miss. */
 struct key {
 	uint64_t v0, v1; /* the value's 16 bytes as they lie in memory (network order, zero-padded) */
 	uint8_t type, len;
 	uint32_t count;
 	uint32_t last_block;
 	uint32_t seg_count;
-	uint32_t seg_pos;
 	uint32_t list_len, list_cap;
 	uint64_t last_off;
-	uint64_t seg_first;
 	union {
 		uint8_t inl[LIST_INLINE];
 		uint8_t *heap;
 	} list;
+} __attribute__((aligned(64)));
+_Static_assert(sizeof(struct key) == 64, "a key is one cache line");
+
+/* A key's part in the pending segment, used once per key and segment: the segment's part of its
+ * list starts at pos, after its first posting, which a segment writes absolute (first). */
+struct key_seg {
+	uint64_t first;
+	uint32_t pos;
 };
 
 /* What a datagram's first fragment said about its ports, for its later fragments. */
@@ -48,7 +54,8 @@ struct frag {
 
 /* The keys posted lately in the current block: most keys of a block repeat, and this small table
  * (in the first-level cache) answers for them without a lookup in the large one. */
-#define RECENT_SLOTS 256
+#define RECENT_BITS 8
+#define RECENT_SLOTS (1u << RECENT_BITS)
 struct recent {
 	uint64_t v0, v1;
 	uint32_t block; /* NO_BLOCK: empty */
@@ -63,7 +70,8 @@ struct qe_idx_builder {
 	int tunnels;
 	int broken; /* out of memory once: postings were lost, no index may be written */
 
-	struct key *keys;
+	struct key *keys; /* 64-byte aligned (grow_keys) */
+	struct key_seg *kseg; /* beside keys, same index */
 	uint32_t nkeys, keys_cap;
 	uint32_t *slots; /* open addressing: key index + 1, 0 empty */
 	uint32_t slots_mask;
@@ -165,7 +173,7 @@ struct qe_idx_builder *qe_idx_builder_new(uint32_t fields, uint32_t block_size, 
 	}
 	b->mem = sizeof *b + (b->slots_mask + 1) * sizeof *b->slots;
 	b->file_lo = b->end = b->seg_lo = QE_PCAP_GLOBAL_LEN;
-	for (int i = 0; i < RECENT_SLOTS; i++)
+	for (uint32_t i = 0; i < RECENT_SLOTS; i++)
 		b->recent[i].block = NO_BLOCK;
 	return b;
 }
@@ -183,6 +191,7 @@ void qe_idx_builder_free(struct qe_idx_builder *b)
 		if (b->keys[i].list_cap > LIST_INLINE)
 			free(b->keys[i].list.heap);
 	free(b->keys);
+	free(b->kseg);
 	free(b->slots);
 	free(b->seg_keys);
 	free(b);
@@ -196,8 +205,7 @@ static inline uint32_t key_hash(uint8_t type, uint64_t v0, uint64_t v1)
 	return (uint32_t)(h >> 32);
 }
 
-/* The low bits of a hash pick the recent-keys slot; the large table takes the bits above them, so
- * the two do not collide together. Every probe of the large table starts here (post, grow_slots). */
+/* Every probe of the large table starts here (post_slow, grow_slots): both must agree. */
 static inline uint32_t slot_of(uint32_t hash, uint32_t mask)
 {
 	return (hash >> 8) & mask;
@@ -234,6 +242,28 @@ static int grow_array(void **p, uint32_t *cap, size_t elem, size_t *mem)
 	return 0;
 }
 
+/* keys[] grows with its alignment kept (realloc keeps 16 bytes), kseg[] with it. */
+static int grow_keys(struct qe_idx_builder *b)
+{
+	uint32_t n = b->keys_cap ? b->keys_cap * 2 : 256;
+	struct key *k = aligned_alloc(64, (size_t)n * sizeof *k);
+	if (!k)
+		return -1;
+	struct key_seg *ks = realloc(b->kseg, (size_t)n * sizeof *ks);
+	if (!ks) {
+		free(k);
+		return -1;
+	}
+	b->kseg = ks;
+	if (b->nkeys)
+		memcpy(k, b->keys, (size_t)b->nkeys * sizeof *k);
+	free(b->keys);
+	b->keys = k;
+	b->mem += (size_t)(n - b->keys_cap) * (sizeof *k + sizeof *ks);
+	b->keys_cap = n;
+	return 0;
+}
+
 static int list_append(struct qe_idx_builder *b, struct key *k, uint64_t v)
 {
 	if (k->list_len + 10 > k->list_cap) {
@@ -257,18 +287,37 @@ static int list_append(struct qe_idx_builder *b, struct key *k, uint64_t v)
 	return 0;
 }
 
-/* A posting for the key (its value as two words, see struct key) in this block, unless it has one. */
-static void post(struct qe_idx_builder *b, uint8_t type, uint64_t v0, uint64_t v1, uint8_t len, uint64_t off, uint32_t block)
+/* The recent-keys slot: one multiply whose top bits depend on every bit of the key. Most keys of a
+ * packet were posted in its block already and stop here, so this is the per-key cost of a packet;
+ * the stronger key_hash is paid only by the keys it misses. */
+static inline uint32_t recent_slot(uint8_t type, uint64_t v0, uint64_t v1)
 {
-	uint32_t hash = key_hash(type, v0, v1);
-	struct recent *r = &b->recent[hash & (RECENT_SLOTS - 1)];
+	uint64_t x = v0 ^ (v1 << 17 | v1 >> 47) ^ (uint64_t)type << 59;
+	return (uint32_t)((x * 0x9e3779b97f4a7c15ull) >> (64 - RECENT_BITS));
+}
+
+static void post_slow(struct qe_idx_builder *b, uint8_t type, uint64_t v0, uint64_t v1, uint8_t len, uint64_t off, uint32_t block);
+
+/* A posting for the key (its value as two words, see struct key) in this block, unless it has one.
+ * Inlined into qe_idx_add: the common case (the key was posted lately in this block) is a few
+ * instructions without a call. */
+static inline __attribute__((always_inline)) void post(struct qe_idx_builder *b, uint8_t type, uint64_t v0, uint64_t v1,
+							uint8_t len, uint64_t off, uint32_t block)
+{
+	struct recent *r = &b->recent[recent_slot(type, v0, v1)];
 	if (r->block == block && r->v0 == v0 && r->v1 == v1 && r->type == type)
 		return;
 	r->block = block;
 	r->v0 = v0;
 	r->v1 = v1;
 	r->type = type;
-	uint32_t h = slot_of(hash, b->slots_mask);
+	post_slow(b, type, v0, v1, len, off, block);
+}
+
+static __attribute__((noinline)) void post_slow(struct qe_idx_builder *b, uint8_t type, uint64_t v0, uint64_t v1, uint8_t len,
+						 uint64_t off, uint32_t block)
+{
+	uint32_t h = slot_of(key_hash(type, v0, v1), b->slots_mask);
 	struct key *k;
 	for (;;) {
 		uint32_t s = b->slots[h];
@@ -279,7 +328,7 @@ static void post(struct qe_idx_builder *b, uint8_t type, uint64_t v0, uint64_t v
 			goto found;
 		h = (h + 1) & b->slots_mask;
 	}
-	if (b->nkeys == b->keys_cap && grow_array((void **)&b->keys, &b->keys_cap, sizeof *b->keys, &b->mem) < 0)
+	if (b->nkeys == b->keys_cap && grow_keys(b) < 0)
 		goto oom;
 	k = &b->keys[b->nkeys];
 	memset(k, 0, sizeof *k);
@@ -304,8 +353,7 @@ found:
 	k->last_off = off;
 	k->last_block = block;
 	if (k->seg_count++ == 0) {
-		k->seg_first = off;
-		k->seg_pos = k->list_len;
+		b->kseg[k - b->keys] = (struct key_seg){ off, k->list_len };
 		b->seg_keys[b->nseg_keys++] = (uint32_t)(k - b->keys);
 	}
 	return;
@@ -557,7 +605,8 @@ static int write_segment(const struct qe_idx_builder *b, uint32_t *ids, uint32_t
 	uint64_t postings = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		const struct key *k = &keys[ids[i]];
-		postings += whole ? k->list_len : leb_len(k->seg_first) + (k->list_len - k->seg_pos);
+		const struct key_seg *ks = &b->kseg[ids[i]];
+		postings += whole ? k->list_len : leb_len(ks->first) + (k->list_len - ks->pos);
 	}
 	uint64_t body = (uint64_t)n * QE_IDX_ENTRY_LEN + postings;
 	if (reserve(out, QE_IDX_SEGMENT_HEADER_LEN + body) < 0)
@@ -572,9 +621,10 @@ static int write_segment(const struct qe_idx_builder *b, uint32_t *ids, uint32_t
 			memcpy(p, list, k->list_len);
 			p += k->list_len;
 		} else {
-			p += leb_put(p, k->seg_first);
-			memcpy(p, list + k->seg_pos, k->list_len - k->seg_pos);
-			p += k->list_len - k->seg_pos;
+			const struct key_seg *ks = &b->kseg[ids[i]];
+			p += leb_put(p, ks->first);
+			memcpy(p, list + ks->pos, k->list_len - ks->pos);
+			p += k->list_len - ks->pos;
 		}
 		memset(e, 0, QE_IDX_ENTRY_LEN);
 		e[QE_IDX_E_TYPE] = k->type;
@@ -584,6 +634,8 @@ static int write_segment(const struct qe_idx_builder *b, uint32_t *ids, uint32_t
 		put32(e + QE_IDX_E_LEN, (uint32_t)(p - start));
 		memcpy(e + QE_IDX_E_VALUE, &k->v0, 8);
 		memcpy(e + QE_IDX_E_VALUE + 8, &k->v1, 8);
+		put16(e + QE_IDX_E_KEY_CRC, (uint16_t)crc(e, QE_IDX_ENTRY_LEN));
+		put32(e + QE_IDX_E_CRC, (uint32_t)crc32(crc(e, QE_IDX_ENTRY_LEN), start, (uInt)(p - start)));
 	}
 	memset(h, 0, QE_IDX_SEGMENT_HEADER_LEN);
 	put32(h + QE_IDX_S_MAGIC, QE_IDX_SEGMENT_MAGIC);

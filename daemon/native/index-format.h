@@ -117,20 +117,25 @@ enum qe_idx_key_type {
 /* Directory entry, QE_IDX_ENTRY_LEN bytes, sorted by (type, value) with no duplicates:
  *   0  u8  type          enum qe_idx_key_type
  *   1  u8  value_len     bytes of value used
- *   2  u16 reserved      0
+ *   2  u16 key_crc       the low 16 bits of the CRC-32 of the entry with key_crc and crc as 0: what
+ *                        a binary search checks of each entry it probes without reading its list
  *   4  u32 count         postings (blocks) in the list
  *   8  u64 off           of the list, from the start of the segment's postings area
  *  16  u32 len           bytes of the list
- *  20  u32 reserved      0
+ *  20  u32 crc           CRC-32 of the entry (this field taken as 0) and then of its posting list,
+ *                        checked when the list is read: a query reads a few entries and lists,
+ *                        never the whole body its body_crc covers, so each carries its own check
  *  24  u8  value[16]
  * A posting list is `count` unsigned LEB128 numbers: the pcap offset of the first record carrying
  * the key in each block, ascending, the first absolute and each next one as the difference from
  * the one before. Each falls in [off_lo, off_hi) and in a different block. */
 #define QE_IDX_E_TYPE 0
 #define QE_IDX_E_VALUE_LEN 1
+#define QE_IDX_E_KEY_CRC 2
 #define QE_IDX_E_COUNT 4
 #define QE_IDX_E_OFF 8
 #define QE_IDX_E_LEN 16
+#define QE_IDX_E_CRC 20
 #define QE_IDX_E_VALUE 24
 
 #endif

@@ -90,6 +90,9 @@ function segment(recs: { offset: number; keys: Key[] }[], offLo: number, offHi: 
     dir.writeBigUInt64LE(BigInt(off), e + 8);
     dir.writeUInt32LE(p.length, e + 16);
     l.value.copy(dir, e + 24);
+    // The entry's checks: of its 40 bytes with both fields still 0 (key_crc), then of them and its list.
+    dir.writeUInt16LE(crc32(dir.subarray(e, e + IDX_ENTRY_LEN)) & 0xffff, e + 2);
+    dir.writeUInt32LE(crc32(p, crc32(dir.subarray(e, e + IDX_ENTRY_LEN))), e + 20);
     posts.push(p);
     off += p.length;
   });

@@ -81,6 +81,11 @@ export function decodeIndex(b: Buffer): DecodedIndex {
       const lo = area + Number(e.readBigUInt64LE(IDX_E.off));
       const len = e.readUInt32LE(IDX_E.len);
       if (lo + len > body.length) fail(`posting list of entry ${i} past the body`);
+      const zeroed = Buffer.from(e);
+      zeroed.writeUInt32LE(0, IDX_E.crc);
+      if (e.readUInt32LE(IDX_E.crc) !== crc32(body.subarray(lo, lo + len), crc32(zeroed))) fail(`entry ${i} checksum`);
+      zeroed.writeUInt16LE(0, IDX_E.keyCrc);
+      if (e.readUInt16LE(IDX_E.keyCrc) !== (crc32(zeroed) & 0xffff)) fail(`entry ${i} key checksum`);
       const postings: number[] = [];
       let p = lo;
       let prev = 0;

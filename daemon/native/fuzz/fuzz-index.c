@@ -29,7 +29,7 @@ static uint64_t le64(const unsigned char *p)
 	return le32(p) | (uint64_t)le32(p + 4) << 32;
 }
 
-/* A run of segments: checksums, directory inside the body, postings inside [off_lo, off_hi). */
+/* A run of segments: checksums (each entry's too), directory inside the body, postings inside [off_lo, off_hi). */
 static void check_segments(const unsigned char *p, size_t len)
 {
 	for (size_t at = 0; at < len;) {
@@ -53,6 +53,15 @@ static void check_segments(const unsigned char *p, size_t len)
 				abort();
 			uint64_t off = le64(e + QE_IDX_E_OFF), n = le32(e + QE_IDX_E_LEN), count = le32(e + QE_IDX_E_COUNT);
 			if (off + n > area_len || count == 0)
+				abort();
+			/* the entry's own check: itself with its crc field as 0, then its list */
+			unsigned char ent[QE_IDX_ENTRY_LEN];
+			memcpy(ent, e, QE_IDX_ENTRY_LEN);
+			memset(ent + QE_IDX_E_CRC, 0, 4);
+			if (le32(e + QE_IDX_E_CRC) != (uint32_t)crc32(crc32(0, ent, QE_IDX_ENTRY_LEN), area + off, (uInt)n))
+				abort();
+			memset(ent + QE_IDX_E_KEY_CRC, 0, 2);
+			if ((uint32_t)(e[QE_IDX_E_KEY_CRC] | e[QE_IDX_E_KEY_CRC + 1] << 8) != (crc32(0, ent, QE_IDX_ENTRY_LEN) & 0xffff))
 				abort();
 			uint64_t v = 0, got = 0;
 			for (uint64_t q = off; q < off + n;) {

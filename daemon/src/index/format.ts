@@ -70,9 +70,11 @@ export const IDX_S = {
 export const IDX_E = {
   type: 0,
   valueLen: 1,
+  keyCrc: 2,
   count: 4,
   off: 8,
   len: 16,
+  crc: 20,
   value: 24,
 } as const;
 

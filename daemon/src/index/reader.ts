@@ -7,9 +7,12 @@
 // version is the one this reader knows and it names its pcap file's first record; a torn last
 // segment (a crash while the .part file was open) is dropped and what it covered is scanned.
 // Whatever the index covers ends at `coveredEnd`; the records past that are read in full.
-// Segment bodies are checked against their CRC by verify() (what `qe-packets index` and repair do)
-// and, on the query path, by structure: entries sorted and inside the body, posting lists that
-// decode to exactly `count` ascending offsets within the segment's range, one per block.
+// A query never reads a segment body whole, so it cannot check the body's CRC; instead every
+// directory entry it reads is checked against its key_crc (each probe of a binary search
+// included), every posting list it decodes with its entry against the entry's CRC, and then by
+// structure: entries sorted and
+// inside the body, posting lists that decode to exactly `count` ascending offsets within the
+// segment's range, one per block. verify() (`qe-packets index`) reads everything and checks it all.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { decodeGlobalHeader, decodeRecordHeader, GLOBAL_HEADER_LEN, PcapFormatError, RECORD_HEADER_LEN } from '../pcap/format.js';
@@ -187,17 +190,32 @@ export class IndexReader {
     this.fd = -1;
   }
 
-  /** Checks every segment body against its CRC (reads the whole index). Throws IndexUnusable. */
+  /**
+   * Reads the whole index and checks everything a query could meet: each segment body against its
+   * CRC, then each directory entry (order, bounds, its own CRC) and each posting list as a query
+   * decodes it. Throws IndexUnusable.
+   */
   verify(): void {
     for (const s of this.segments) {
-      let crc = 0;
-      const chunk = 1 << 20;
-      for (let o = 0; o < s.bodyLen; o += chunk) {
-        const b = this.pread(s.at + IDX_SEGMENT_HEADER_LEN + o, Math.min(chunk, s.bodyLen - o));
-        crc = crc32(b, crc);
-      }
+      const body = this.pread(s.at + IDX_SEGMENT_HEADER_LEN, s.bodyLen);
       const want = this.pread(s.at + IDX_S.bodyCrc, 4).readUInt32LE(0);
-      if (crc !== want) throw new IndexUnusable('damaged', `${this.path}: segment at ${s.at} fails its checksum: the index is not used, its pcap file is scanned (qe-packets index --rebuild rebuilds it)`);
+      if (crc32(body) !== want) throw new IndexUnusable('damaged', `${this.path}: segment at ${s.at} fails its checksum: the index is not used, its pcap file is scanned (qe-packets index --rebuild rebuilds it)`);
+      // The body is in memory now: entries are checked from it, not read again.
+      const area = s.nkeys * IDX_ENTRY_LEN;
+      let prev: Buffer | undefined;
+      for (let i = 0; i < s.nkeys; i++) {
+        const at = s.at + IDX_SEGMENT_HEADER_LEN + i * IDX_ENTRY_LEN;
+        const e = decodeEntry(body.subarray(i * IDX_ENTRY_LEN, (i + 1) * IDX_ENTRY_LEN));
+        if (e.valueLen > IDX_VALUE_LEN || e.off + e.len > s.bodyLen - area || e.count === 0 || e.len < e.count) {
+          throw this.damaged(s, `directory entry ${i} (at ${at}) is malformed (value_len ${e.valueLen}, count ${e.count}, list of ${e.len} bytes at ${e.off})`);
+        }
+        const list = body.subarray(area + e.off, area + e.off + e.len);
+        if (keyCrc(e.raw) !== e.keyCrc || entryCrc(e.raw, list) !== e.crc) throw this.damaged(s, `directory entry ${i} (at ${at}) or its posting list fails its checksum`);
+        const k = sortKey(e.type, e.value);
+        if (prev && Buffer.compare(prev, k) >= 0) throw this.damaged(s, `directory entry ${i} is out of order`);
+        prev = k;
+        this.postingList(s, { ...e, list }, i);
+      }
     }
   }
 
@@ -235,50 +253,54 @@ export class IndexReader {
     const t = IDX_KEY[type];
     const loKey = sortKey(t, lo);
     const hiKey = sortKey(t, hi);
-    // Binary search for the first entry >= lo, reading one entry per probe.
+    // Binary search for the first entry >= lo, reading one entry (40 bytes) per probe, each checked
+    // against its key_crc: its CRC proper covers its posting list too, and the probes of a search
+    // land on popular keys (a common port, a busy server) whose lists are tens of kilobytes.
     let a = 0;
     let b = s.nkeys;
     while (a < b) {
       const m = (a + b) >>> 1;
-      if (Buffer.compare(sortKey(...this.entryKey(s, m)), loKey) < 0) a = m + 1;
+      const e = this.entryHead(s, m);
+      if (Buffer.compare(sortKey(e.type, e.value), loKey) < 0) a = m + 1;
       else b = m;
     }
     let out: Postings = [];
     let prev: Buffer | undefined;
     for (let i = a; i < s.nkeys; i++) {
-      const e = this.entry(s, i);
-      const k = sortKey(e.type, e.value);
+      const head = this.entryHead(s, i);
+      const k = sortKey(head.type, head.value);
       if (Buffer.compare(k, hiKey) > 0) break;
       if (prev && Buffer.compare(prev, k) >= 0) throw this.damaged(s, `directory entry ${i} is out of order`);
       prev = k;
-      const list = this.postingList(s, e, i);
+      const list = this.postingList(s, this.withList(s, head, i), i);
       out = out.length ? this.union(out, list) : list;
     }
     return out;
   }
 
-  private entryKey(s: Segment, i: number): [number, Buffer] {
-    const e = this.entry(s, i);
-    return [e.type, e.value];
+  /** Entry `i`, checked against its key_crc: enough to trust its key, not its list. */
+  private entryHead(s: Segment, i: number): Omit<Entry, 'list'> {
+    const at = s.at + IDX_SEGMENT_HEADER_LEN + i * IDX_ENTRY_LEN;
+    const e = decodeEntry(this.pread(at, IDX_ENTRY_LEN));
+    if (keyCrc(e.raw) !== e.keyCrc) throw this.damaged(s, `directory entry ${i} (at ${at}) fails its checksum`);
+    return e;
   }
 
-  private entry(s: Segment, i: number): { type: number; value: Buffer; count: number; off: number; len: number } {
-    const b = this.pread(s.at + IDX_SEGMENT_HEADER_LEN + i * IDX_ENTRY_LEN, IDX_ENTRY_LEN);
-    const valueLen = b[IDX_E.valueLen]!;
-    if (valueLen > IDX_VALUE_LEN) throw this.damaged(s, `directory entry ${i} has value_len ${valueLen}`);
-    return {
-      type: b[IDX_E.type]!,
-      value: Buffer.from(b.subarray(IDX_E.value, IDX_E.value + valueLen)),
-      count: b.readUInt32LE(IDX_E.count),
-      off: Number(b.readBigUInt64LE(IDX_E.off)),
-      len: b.readUInt32LE(IDX_E.len),
-    };
-  }
-
-  private postingList(s: Segment, e: { count: number; off: number; len: number }, i: number): Postings {
+  /** The entry's posting list, checked with the entry against its CRC before anything in either is used. */
+  private withList(s: Segment, e: Omit<Entry, 'list'>, i: number): Entry {
+    const at = s.at + IDX_SEGMENT_HEADER_LEN + i * IDX_ENTRY_LEN;
     const area = s.nkeys * IDX_ENTRY_LEN;
-    if (e.off + e.len > s.bodyLen - area || e.count === 0 || e.len < e.count) throw this.damaged(s, `directory entry ${i} points outside the postings`);
-    const b = this.pread(s.at + IDX_SEGMENT_HEADER_LEN + area + e.off, e.len);
+    // Bounds first: a flipped offset or length must not make us read (or allocate) past the segment.
+    if (e.valueLen > IDX_VALUE_LEN || e.off + e.len > s.bodyLen - area || e.count === 0 || e.len < e.count) {
+      throw this.damaged(s, `directory entry ${i} (at ${at}) is malformed (value_len ${e.valueLen}, count ${e.count}, list of ${e.len} bytes at ${e.off})`);
+    }
+    const list = this.pread(s.at + IDX_SEGMENT_HEADER_LEN + area + e.off, e.len);
+    if (entryCrc(e.raw, list) !== e.crc) throw this.damaged(s, `directory entry ${i} (at ${at}) or its posting list fails its checksum`);
+    return { ...e, list };
+  }
+
+  private postingList(s: Segment, e: Entry, i: number): Postings {
+    const b = e.list;
     const out: Postings = [];
     let p = 0;
     let v = 0;
@@ -348,6 +370,51 @@ export class IndexReader {
     if (b.length < len) throw new IndexUnusable('damaged', `${this.path}: cut short at ${pos + b.length} bytes: the index is not used, its pcap file is scanned`);
     return b;
   }
+}
+
+interface Entry {
+  type: number;
+  valueLen: number;
+  value: Buffer;
+  count: number;
+  off: number;
+  len: number;
+  crc: number;
+  keyCrc: number;
+  /** The entry's 40 bytes as read. */
+  raw: Buffer;
+  /** Its posting list, once checked. */
+  list: Buffer;
+}
+
+function decodeEntry(b: Buffer): Omit<Entry, 'list'> {
+  const valueLen = b[IDX_E.valueLen]!;
+  return {
+    type: b[IDX_E.type]!,
+    valueLen,
+    value: Buffer.from(b.subarray(IDX_E.value, IDX_E.value + Math.min(valueLen, IDX_VALUE_LEN))),
+    count: b.readUInt32LE(IDX_E.count),
+    off: Number(b.readBigUInt64LE(IDX_E.off)),
+    len: b.readUInt32LE(IDX_E.len),
+    crc: b.readUInt32LE(IDX_E.crc),
+    keyCrc: b.readUInt16LE(IDX_E.keyCrc),
+    raw: b,
+  };
+}
+
+/** An entry's key_crc: the low 16 bits of the CRC-32 of the entry with key_crc and crc as 0 (docs/INDEX.md). */
+export function keyCrc(entry: Buffer): number {
+  const e = Buffer.from(entry);
+  e.writeUInt16LE(0, IDX_E.keyCrc);
+  e.writeUInt32LE(0, IDX_E.crc);
+  return crc32(e) & 0xffff;
+}
+
+/** An entry's CRC: the entry with its crc field as 0, then its posting list (docs/INDEX.md). */
+export function entryCrc(entry: Buffer, list: Buffer): number {
+  const e = Buffer.from(entry);
+  e.writeUInt32LE(0, IDX_E.crc);
+  return crc32(list, crc32(e));
 }
 
 function flagsComplete(h: Buffer): boolean {
