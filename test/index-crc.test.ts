@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IDX_E, IDX_ENTRY_LEN, IDX_HEADER_LEN, IDX_KEY, IDX_S, IDX_SEGMENT_HEADER_LEN, indexPathFor } from '../daemon/src/index/format.js';
+import { IDX_BT_GROUP, IDX_E, IDX_ENTRY_LEN, IDX_HEADER_LEN, IDX_KEY, IDX_S, IDX_SEGMENT_HEADER_LEN, blockTableBlocks, blockTableLen, indexPathFor } from '../daemon/src/index/format.js';
 import { planFilter } from '../daemon/src/index/plan.js';
 import { IndexReader, IndexUnusable, keyCrc } from '../daemon/src/index/reader.js';
 import { parsePcap } from '../daemon/src/pcap/format.js';
@@ -91,7 +91,7 @@ function extract(filter: string, extra: string[] = []): { status: number | null;
   return { status: r.status, out: readFileSync(out), stderr: r.stderr };
 }
 
-/** The postings a list decodes to, and whether the reader's structure checks would take them. */
+/** The postings (blocks) a list decodes to, and whether the reader's structure checks would take them. */
 function decodeList(b: Buffer, e: Found): { offs: number[]; wellFormed: boolean } {
   const offs: number[] = [];
   let p = e.list;
@@ -110,8 +110,17 @@ function decodeList(b: Buffer, e: Found): { offs: number[]; wellFormed: boolean 
   }
   const hi = Number(b.readBigUInt64LE(IDX_HEADER_LEN + IDX_S.offHi));
   const lo = Number(b.readBigUInt64LE(IDX_HEADER_LEN + IDX_S.offLo));
-  const wellFormed = offs.length === e.count && offs.every((o, i) => o >= lo && o < hi && (i === 0 || Math.floor(o / BLOCK) > Math.floor(offs[i - 1]! / BLOCK)));
+  const wellFormed = offs.length === e.count && offs.every((o, i) => o >= Math.floor(lo / BLOCK) && o <= Math.floor((hi - 1) / BLOCK) && (i === 0 || o > offs[i - 1]!));
   return { offs, wellFormed };
+}
+
+/** Byte position in the index of the block table entry of block `blk` (the one segment's). */
+function tableEntryAt(b: Buffer, blk: number): number {
+  const lo = Number(b.readBigUInt64LE(IDX_HEADER_LEN + IDX_S.offLo));
+  const hi = Number(b.readBigUInt64LE(IDX_HEADER_LEN + IDX_S.offHi));
+  const end = IDX_HEADER_LEN + IDX_SEGMENT_HEADER_LEN + Number(b.readBigUInt64LE(IDX_HEADER_LEN + IDX_S.bodyLen));
+  const i = blk - Math.floor(lo / BLOCK);
+  return end - blockTableLen(blockTableBlocks(lo, hi, BLOCK)) + Math.floor(i / IDX_BT_GROUP) * (IDX_BT_GROUP + 1) * 4 + (i % IDX_BT_GROUP) * 4;
 }
 
 describe('index: each directory entry and posting list carries its own check', () => {
@@ -150,8 +159,10 @@ describe('index: each directory entry and posting list carries its own check', (
       const c = r.lookup(planFilter(`host ${hostOf(e)}`, r.fields));
       expect(c.all ? -1 : c.starts.length).toBe(e.count);
       const nkeys = good.readUInt32LE(IDX_HEADER_LEN + IDX_S.nkeys);
-      // The probes, the entry found, the one after it (the end of the range) and the found list.
-      expect(r.bytesRead - before).toBeLessThanOrEqual((Math.ceil(Math.log2(nkeys)) + 2) * IDX_ENTRY_LEN + e.len);
+      // The probes, the entry found, the one after it (the end of the range), the found list and
+      // the block table groups of its blocks.
+      const groups = new Set(decodeList(good, e).offs.map((blk) => Math.floor(blk / IDX_BT_GROUP))).size;
+      expect(r.bytesRead - before).toBeLessThanOrEqual((Math.ceil(Math.log2(nkeys)) + 2) * IDX_ENTRY_LEN + e.len + groups * (IDX_BT_GROUP + 1) * 4);
     } finally {
       r.close();
     }
@@ -162,7 +173,7 @@ describe('index: each directory entry and posting list carries its own check', (
     [
       'a posting list (still well formed)',
       (b, e) => {
-        // The first posting moves by one byte: still ascending, in range, one per block.
+        // The first posting moves by one block: still ascending, in range.
         b[e.list]! ^= 0x01;
         expect(decodeList(b, e).wellFormed).toBe(true);
         expect(decodeList(b, e).offs).not.toEqual(decodeList(good, e).offs);
@@ -170,6 +181,9 @@ describe('index: each directory entry and posting list carries its own check', (
     ],
     ['an entry count', (b, e) => void (b[e.at + IDX_E.count]! ^= 0x01)],
     ['an entry offset', (b, e) => void (b[e.at + IDX_E.off]! ^= 0x01)],
+    // The first record of a candidate block moves by one byte: still inside the block and the
+    // segment, so only the group's CRC tells.
+    ['a block table entry', (b, e) => void (b[tableEntryAt(b, decodeList(b, e).offs[0]!)]! ^= 0x01)],
   ];
 
   for (const [what, damage] of cases) {
@@ -185,7 +199,7 @@ describe('index: each directory entry and posting list carries its own check', (
         expect(parsePcap(scan.out).records.length).toBeGreaterThanOrEqual(e.count);
         const r = extract(filter);
         expect(r.status, r.stderr).toBe(0);
-        expect(r.stderr).toMatch(new RegExp(`warning: ${ix}: segment at ${IDX_HEADER_LEN}: .*(entry|posting list).*: the index is not used, its pcap file is scanned`));
+        expect(r.stderr).toMatch(new RegExp(`warning: ${ix}: segment at ${IDX_HEADER_LEN}: .*(entry|posting list|block table).*: the index is not used, its pcap file is scanned`));
         expect(r.out.equals(scan.out)).toBe(true);
         // The full check `qe-packets index` makes finds it too, and the rebuilt index is the original.
         const idx = await cli(['index', '--config', cfg, '--json']);

@@ -1,7 +1,9 @@
 // Reads a capture file's index (docs/INDEX.md) to answer a plan (./plan.ts): the blocks of the
-// pcap file where a candidate record starts, and from which offset in each. Only the headers, the
-// directory entries a lookup's binary search touches and the posting lists it needs are read, with
-// positioned reads: a store is tens of terabytes and its indexes are never read whole for a query.
+// pcap file where a candidate record starts, and from which offset in each (the first record
+// starting in the block, from the segment's block table). Only the headers, the directory entries
+// a lookup's binary search touches, the posting lists it needs and the block table groups of its
+// candidate blocks are read, with positioned reads: a store is tens of terabytes and its indexes
+// are never read whole for a query.
 //
 // An index is trusted only after its file header and every segment header pass their CRCs, its
 // version is the one this reader knows and it names its pcap file's first record; a torn last
@@ -11,14 +13,16 @@
 // directory entry it reads is checked against its key_crc (each probe of a binary search
 // included), every posting list it decodes with its entry against the entry's CRC, and then by
 // structure: entries sorted and
-// inside the body, posting lists that decode to exactly `count` ascending offsets within the
-// segment's range, one per block. verify() (`qe-packets index`) reads everything and checks it all.
+// inside the body, posting lists that decode to exactly `count` ascending blocks within the
+// segment's range; each block table group it reads is checked against its CRC. verify() (`qe-packets index`) reads everything and checks it all.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { decodeGlobalHeader, decodeRecordHeader, GLOBAL_HEADER_LEN, PcapFormatError, RECORD_HEADER_LEN } from '../pcap/format.js';
 import {
   IDX_BLOCK_SIZE_MAX,
   IDX_BLOCK_SIZE_MIN,
+  IDX_BT_GROUP,
+  IDX_BT_NONE,
   IDX_E,
   IDX_ENTRY_LEN,
   IDX_FIELDS,
@@ -34,6 +38,8 @@ import {
   IDX_VALUE_LEN,
   IDX_VERSION,
   type IndexField,
+  blockTableBlocks,
+  blockTableLen,
 } from './format.js';
 import type { KeyType, Lookup } from './plan.js';
 
@@ -57,7 +63,15 @@ export interface Segment {
   records: number;
   firstNs: bigint;
   lastNs: bigint;
+  /** The first block the segment touches, and how many (its block table's entries). */
+  block0: number;
+  nblocks: number;
+  /** File offset of its block table (the end of its body). */
+  tableAt: number;
 }
+
+/** A segment's blocks, ascending (a posting list, or what a plan makes of several). */
+type Blocks = number[];
 
 /** Candidate record starts, one per block, ascending: read from each to the end of the last record starting in its block. */
 export type Postings = number[];
@@ -158,12 +172,21 @@ export class IndexReader {
         records: Number(s.readBigUInt64LE(IDX_S.records)),
         firstNs: s.readBigUInt64LE(IDX_S.firstNs),
         lastNs: s.readBigUInt64LE(IDX_S.lastNs),
+        block0: 0,
+        nblocks: 0,
+        tableAt: 0,
       };
       const end = at + IDX_SEGMENT_HEADER_LEN + seg.bodyLen;
       // A header that fails, or a body cut short, is a torn write: only ever the last segment.
-      if (!ok || end > size || seg.bodyLen < seg.nkeys * IDX_ENTRY_LEN) {
+      if (!ok || end > size) {
         dropped = 1;
         break;
+      }
+      seg.block0 = Math.floor(seg.offLo / blockSize);
+      seg.nblocks = blockTableBlocks(seg.offLo, seg.offHi, blockSize);
+      seg.tableAt = end - blockTableLen(seg.nblocks);
+      if (seg.bodyLen < seg.nkeys * IDX_ENTRY_LEN + blockTableLen(seg.nblocks)) {
+        throw damaged(`segment at ${at}: body of ${seg.bodyLen} bytes cannot hold its ${seg.nkeys} entries and the block table of [${seg.offLo}, ${seg.offHi})`);
       }
       if (seg.offLo !== expectLo || seg.offHi < seg.offLo) throw damaged(`segment at ${at} covers [${seg.offLo}, ${seg.offHi}), expected to start at ${expectLo}`);
       // An index may reach the disk before the packets it covers (an open file): what the pcap
@@ -200,13 +223,18 @@ export class IndexReader {
       const body = this.pread(s.at + IDX_SEGMENT_HEADER_LEN, s.bodyLen);
       const want = this.pread(s.at + IDX_S.bodyCrc, 4).readUInt32LE(0);
       if (crc32(body) !== want) throw new IndexUnusable('damaged', `${this.path}: segment at ${s.at} fails its checksum: the index is not used, its pcap file is scanned (qe-packets index --rebuild rebuilds it)`);
-      // The body is in memory now: entries are checked from it, not read again.
+      // The body is in memory now: entries and the table are checked from it, not read again.
       const area = s.nkeys * IDX_ENTRY_LEN;
+      const tableOff = s.tableAt - s.at - IDX_SEGMENT_HEADER_LEN;
+      const table = new Map<number, number[]>();
+      for (let g = 0; g * IDX_BT_GROUP < s.nblocks; g++) {
+        table.set(g, this.checkGroup(s, g, body.subarray(tableOff + g * (IDX_BT_GROUP + 1) * 4, tableOff + g * (IDX_BT_GROUP + 1) * 4 + groupLen(s, g))));
+      }
       let prev: Buffer | undefined;
       for (let i = 0; i < s.nkeys; i++) {
         const at = s.at + IDX_SEGMENT_HEADER_LEN + i * IDX_ENTRY_LEN;
         const e = decodeEntry(body.subarray(i * IDX_ENTRY_LEN, (i + 1) * IDX_ENTRY_LEN));
-        if (e.valueLen > IDX_VALUE_LEN || e.off + e.len > s.bodyLen - area || e.count === 0 || e.len < e.count) {
+        if (e.valueLen > IDX_VALUE_LEN || e.off + e.len > tableOff - area || e.count === 0 || e.len < e.count) {
           throw this.damaged(s, `directory entry ${i} (at ${at}) is malformed (value_len ${e.valueLen}, count ${e.count}, list of ${e.len} bytes at ${e.off})`);
         }
         const list = body.subarray(area + e.off, area + e.off + e.len);
@@ -214,7 +242,7 @@ export class IndexReader {
         const k = sortKey(e.type, e.value);
         if (prev && Buffer.compare(prev, k) >= 0) throw this.damaged(s, `directory entry ${i} is out of order`);
         prev = k;
-        this.postingList(s, { ...e, list }, i);
+        for (const blk of this.postingList(s, { ...e, list }, i)) this.blockStart(s, blk, table);
       }
     }
   }
@@ -223,17 +251,48 @@ export class IndexReader {
   lookup(plan: Lookup): Candidates {
     if (plan.op === 'all') return { all: true };
     const starts: Postings = [];
-    // A block cut by a segment boundary has a posting in each: the earlier one reads it all.
+    // A block cut by a segment boundary may be a candidate in each: the earlier segment's start
+    // reads it to its end, the later segment's records included.
     for (const s of this.segments) {
-      for (const o of this.evaluate(plan, s)) {
+      const groups = new Map<number, number[]>();
+      for (const blk of this.evaluate(plan, s)) {
         const last = starts[starts.length - 1];
-        if (last === undefined || Math.floor(last / this.blockSize) !== Math.floor(o / this.blockSize)) starts.push(o);
+        if (last === undefined || Math.floor(last / this.blockSize) !== blk) starts.push(this.blockStart(s, blk, groups));
       }
     }
     return { all: false, starts };
   }
 
-  private evaluate(l: Lookup, s: Segment): Postings {
+  /** Where the first record of segment `s` in block `blk` starts: the block table's entry, read by group (cached in `groups`). */
+  private blockStart(s: Segment, blk: number, groups: Map<number, number[]>): number {
+    const i = blk - s.block0;
+    const g = Math.floor(i / IDX_BT_GROUP);
+    let group = groups.get(g);
+    if (!group) {
+      group = this.checkGroup(s, g, this.pread(s.tableAt + g * (IDX_BT_GROUP + 1) * 4, groupLen(s, g)));
+      groups.set(g, group);
+    }
+    const v = group[i % IDX_BT_GROUP]!;
+    if (v === IDX_BT_NONE) throw this.damaged(s, `a posting for block ${blk}, where its block table has no record start`);
+    return blk * this.blockSize + v;
+  }
+
+  /** A block table group (its entries, then their CRC), checked: each entry NONE or a start within the segment and its block. */
+  private checkGroup(s: Segment, g: number, b: Buffer): number[] {
+    const n = b.length / 4 - 1;
+    if (crc32(b.subarray(0, n * 4)) !== b.readUInt32LE(n * 4)) throw this.damaged(s, `block table group ${g} fails its checksum`);
+    const out: number[] = [];
+    for (let j = 0; j < n; j++) {
+      const v = b.readUInt32LE(j * 4);
+      const blk = s.block0 + g * IDX_BT_GROUP + j;
+      const at = blk * this.blockSize + v;
+      if (v !== IDX_BT_NONE && (v >= this.blockSize || at < s.offLo || at >= s.offHi)) throw this.damaged(s, `block table entry of block ${blk} is ${v}, not a start inside the block and [${s.offLo}, ${s.offHi})`);
+      out.push(v);
+    }
+    return out;
+  }
+
+  private evaluate(l: Lookup, s: Segment): Blocks {
     switch (l.op) {
       case 'all':
         throw new Error('ALL inside a plan: the planner folds it away');
@@ -249,7 +308,7 @@ export class IndexReader {
   }
 
   /** The union of the posting lists of every key of `type` in [lo, hi]. */
-  private postingsOf(s: Segment, type: KeyType, lo: Buffer, hi: Buffer): Postings {
+  private postingsOf(s: Segment, type: KeyType, lo: Buffer, hi: Buffer): Blocks {
     const t = IDX_KEY[type];
     const loKey = sortKey(t, lo);
     const hiKey = sortKey(t, hi);
@@ -264,7 +323,7 @@ export class IndexReader {
       if (Buffer.compare(sortKey(e.type, e.value), loKey) < 0) a = m + 1;
       else b = m;
     }
-    let out: Postings = [];
+    let out: Blocks = [];
     let prev: Buffer | undefined;
     for (let i = a; i < s.nkeys; i++) {
       const head = this.entryHead(s, i);
@@ -291,7 +350,7 @@ export class IndexReader {
     const at = s.at + IDX_SEGMENT_HEADER_LEN + i * IDX_ENTRY_LEN;
     const area = s.nkeys * IDX_ENTRY_LEN;
     // Bounds first: a flipped offset or length must not make us read (or allocate) past the segment.
-    if (e.valueLen > IDX_VALUE_LEN || e.off + e.len > s.bodyLen - area || e.count === 0 || e.len < e.count) {
+    if (e.valueLen > IDX_VALUE_LEN || e.off + e.len > s.tableAt - s.at - IDX_SEGMENT_HEADER_LEN - area || e.count === 0 || e.len < e.count) {
       throw this.damaged(s, `directory entry ${i} (at ${at}) is malformed (value_len ${e.valueLen}, count ${e.count}, list of ${e.len} bytes at ${e.off})`);
     }
     const list = this.pread(s.at + IDX_SEGMENT_HEADER_LEN + area + e.off, e.len);
@@ -299,9 +358,9 @@ export class IndexReader {
     return { ...e, list };
   }
 
-  private postingList(s: Segment, e: Entry, i: number): Postings {
+  private postingList(s: Segment, e: Entry, i: number): Blocks {
     const b = e.list;
-    const out: Postings = [];
+    const out: Blocks = [];
     let p = 0;
     let v = 0;
     for (let n = 0; n < e.count; n++) {
@@ -315,8 +374,8 @@ export class IndexReader {
         if ((byte & 0x80) === 0) break;
       }
       v = n === 0 ? x : v + x;
-      if (v < s.offLo || v >= s.offHi || (n > 0 && Math.floor(v / this.blockSize) <= Math.floor(out[n - 1]! / this.blockSize))) {
-        throw this.damaged(s, `posting list of entry ${i} holds offset ${v}, out of order or outside [${s.offLo}, ${s.offHi})`);
+      if (v < s.block0 || v >= s.block0 + s.nblocks || (n > 0 && x === 0)) {
+        throw this.damaged(s, `posting list of entry ${i} holds block ${v}, out of order or outside blocks [${s.block0}, ${s.block0 + s.nblocks})`);
       }
       out.push(v);
     }
@@ -324,37 +383,35 @@ export class IndexReader {
     return out;
   }
 
-  /** Blocks in both; a record carrying both keys starts at or after both firsts. */
-  private intersect(x: Postings, y: Postings): Postings {
-    const out: Postings = [];
+  /** Blocks in both. */
+  private intersect(x: Blocks, y: Blocks): Blocks {
+    const out: Blocks = [];
     let i = 0;
     let j = 0;
     while (i < x.length && j < y.length) {
-      const bx = Math.floor(x[i]! / this.blockSize);
-      const by = Math.floor(y[j]! / this.blockSize);
-      if (bx < by) i++;
-      else if (by < bx) j++;
+      if (x[i]! < y[j]!) i++;
+      else if (y[j]! < x[i]!) j++;
       else {
-        out.push(Math.max(x[i++]!, y[j++]!));
+        out.push(x[i++]!);
+        j++;
       }
     }
     return out;
   }
 
-  /** Blocks in either, from the earlier first. */
-  private union(x: Postings, y: Postings): Postings {
-    const out: Postings = [];
+  /** Blocks in either. */
+  private union(x: Blocks, y: Blocks): Blocks {
+    const out: Blocks = [];
     let i = 0;
     let j = 0;
     while (i < x.length || j < y.length) {
       if (j >= y.length) out.push(x[i++]!);
       else if (i >= x.length) out.push(y[j++]!);
+      else if (x[i]! < y[j]!) out.push(x[i++]!);
+      else if (y[j]! < x[i]!) out.push(y[j++]!);
       else {
-        const bx = Math.floor(x[i]! / this.blockSize);
-        const by = Math.floor(y[j]! / this.blockSize);
-        if (bx < by) out.push(x[i++]!);
-        else if (by < bx) out.push(y[j++]!);
-        else out.push(Math.min(x[i++]!, y[j++]!));
+        out.push(x[i++]!);
+        j++;
       }
     }
     return out;
@@ -415,6 +472,11 @@ export function entryCrc(entry: Buffer, list: Buffer): number {
   const e = Buffer.from(entry);
   e.writeUInt32LE(0, IDX_E.crc);
   return crc32(list, crc32(e));
+}
+
+/** Bytes of block table group `g` of a segment: its entries and their CRC. */
+function groupLen(s: Segment, g: number): number {
+  return (Math.min(IDX_BT_GROUP, s.nblocks - g * IDX_BT_GROUP) + 1) * 4;
 }
 
 function flagsComplete(h: Buffer): boolean {
