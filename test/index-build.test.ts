@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IDX_FIELDS, IDX_FLAG_COMPLETE, indexPathFor } from '../daemon/src/index/format.js';
 import { buildPcap, GLOBAL_HEADER_LEN, parsePcap } from '../daemon/src/pcap/format.js';
 import { root } from './lib/cli.js';
-import { tempDir } from './lib/fixture.js';
+import { BASE_NS, MS, frame, tempDir } from './lib/fixture.js';
 import { decodeIndex, keyOf, tsharkView, type DecodedIndex, type TsharkPacket } from './lib/index-check.js';
 import { ether, indexTraffic, ipv4, udp, type TrafficPacket } from './lib/index-traffic.js';
 
@@ -231,6 +231,30 @@ describe('qe-index', () => {
     const c = indexOf(writePcap('swapped.pcap', some, { nanos: false, swap: true }));
     expect(b).toEqual(a);
     expect(c).toEqual(a);
+  });
+
+  it('writes each block\'s first record start in the block table, none where a jumbo record spans the block, and postings as blocks', () => {
+    // Small frames between 9000-byte ones: at 4096-byte blocks a jumbo record covers whole blocks
+    // in which no record starts.
+    const jumbo = Array.from({ length: 60 }, (_, i) => ({
+      tsNs: BASE_NS + BigInt(i) * MS,
+      data: frame({ src: `10.0.0.${1 + (i % 3)}`, dst: '10.9.9.9', proto: 'udp', sport: 1000 + i, dport: 53, payload: i % 4 === 3 ? 9000 : 100 }),
+    }));
+    const path = writePcap('jumbo.pcap', jumbo);
+    const idx = indexOf(path, 'ip,port');
+    const seg = idx.segments[0]!;
+    const starts = parsePcap(readFileSync(path)).records.map((r) => r.offset);
+    const lastBlock = Math.floor((seg.offHi - 1) / BLOCK);
+    const want = Array.from({ length: lastBlock + 1 }, (_, blk) => starts.find((o) => Math.floor(o / BLOCK) === blk));
+    expect(seg.table).toEqual(want);
+    expect(want.filter((o) => o === undefined).length).toBeGreaterThan(10);
+    // 10.0.0.1 is in every third frame: its postings are the blocks where one starts.
+    const host = starts.filter((_, i) => i % 3 === 0).map((o) => Math.floor(o / BLOCK));
+    expect(seg.blocks.get(keyOf.ipv4('10.0.0.1'))).toEqual([...new Set(host)]);
+    // A port in one frame only: one posting, its block; the start given is the block's first record.
+    const blk = Math.floor(starts[7]! / BLOCK);
+    expect(seg.blocks.get(keyOf.port(1007))).toEqual([blk]);
+    expect(seg.keys.get(keyOf.port(1007))).toEqual([want[blk]]);
   });
 
   it('indexes a .part up to its last whole record', () => {

@@ -19,23 +19,28 @@
 #define LIST_INLINE 16
 #define NO_BLOCK UINT32_MAX
 
-/* A key and its posting list for the whole file: the first posting absolute, then differences
- * (the complete index's list as it is); the current segment's part starts at seg_pos, after its
- * first posting, which a segment writes absolute (seg_first). */
+/* A key and its posting list for the whole file: block numbers, the first absolute, then
+ * differences (the complete index's list as it is). What a posting touches fits one cache line: with many
+ * hosts most postings go to keys out of the cache, and a line is one miss. */
 struct key {
 	uint64_t v0, v1; /* the value's 16 bytes as they lie in memory (network order, zero-padded) */
 	uint8_t type, len;
 	uint32_t count;
 	uint32_t last_block;
 	uint32_t seg_count;
-	uint32_t seg_pos;
 	uint32_t list_len, list_cap;
-	uint64_t last_off;
-	uint64_t seg_first;
 	union {
 		uint8_t inl[LIST_INLINE];
 		uint8_t *heap;
 	} list;
+} __attribute__((aligned(64)));
+_Static_assert(sizeof(struct key) == 64, "a key is one cache line");
+
+/* A key's part in the pending segment, used once per key and segment: the segment's part of its
+ * list starts at pos, after its first posting, which a segment writes absolute (first). */
+struct key_seg {
+	uint32_t first;
+	uint32_t pos;
 };
 
 /* What a datagram's first fragment said about its ports, for its later fragments. */
@@ -48,7 +53,8 @@ struct frag {
 
 /* The keys posted lately in the current block: most keys of a block repeat, and this small table
  * (in the first-level cache) answers for them without a lookup in the large one. */
-#define RECENT_SLOTS 256
+#define RECENT_BITS 8
+#define RECENT_SLOTS (1u << RECENT_BITS)
 struct recent {
 	uint64_t v0, v1;
 	uint32_t block; /* NO_BLOCK: empty */
@@ -63,7 +69,8 @@ struct qe_idx_builder {
 	int tunnels;
 	int broken; /* out of memory once: postings were lost, no index may be written */
 
-	struct key *keys;
+	struct key *keys; /* 64-byte aligned (grow_keys) */
+	struct key_seg *kseg; /* beside keys, same index */
 	uint32_t nkeys, keys_cap;
 	uint32_t *slots; /* open addressing: key index + 1, 0 empty */
 	uint32_t slots_mask;
@@ -73,7 +80,11 @@ struct qe_idx_builder {
 
 	uint64_t records, first_ns, last_ns;
 	uint64_t file_lo, end; /* first record's offset, and just past the last */
-	uint64_t pending, seg_lo, seg_first_ns;
+	uint64_t pending, seg_lo, seg_first_ns, seg_first_off;
+	/* For each block of the file, where its first record starts (offset in the block), or
+	 * QE_IDX_BT_NONE: the block tables are cut from it. */
+	uint32_t *bfirst;
+	uint32_t nbfirst, bfirst_cap;
 
 	struct recent recent[RECENT_SLOTS];
 	struct frag frags[FRAG_SLOTS];
@@ -165,7 +176,7 @@ struct qe_idx_builder *qe_idx_builder_new(uint32_t fields, uint32_t block_size, 
 	}
 	b->mem = sizeof *b + (b->slots_mask + 1) * sizeof *b->slots;
 	b->file_lo = b->end = b->seg_lo = QE_PCAP_GLOBAL_LEN;
-	for (int i = 0; i < RECENT_SLOTS; i++)
+	for (uint32_t i = 0; i < RECENT_SLOTS; i++)
 		b->recent[i].block = NO_BLOCK;
 	return b;
 }
@@ -183,8 +194,10 @@ void qe_idx_builder_free(struct qe_idx_builder *b)
 		if (b->keys[i].list_cap > LIST_INLINE)
 			free(b->keys[i].list.heap);
 	free(b->keys);
+	free(b->kseg);
 	free(b->slots);
 	free(b->seg_keys);
+	free(b->bfirst);
 	free(b);
 }
 
@@ -196,8 +209,7 @@ static inline uint32_t key_hash(uint8_t type, uint64_t v0, uint64_t v1)
 	return (uint32_t)(h >> 32);
 }
 
-/* The low bits of a hash pick the recent-keys slot; the large table takes the bits above them, so
- * the two do not collide together. Every probe of the large table starts here (post, grow_slots). */
+/* Every probe of the large table starts here (post_slow, grow_slots): both must agree. */
 static inline uint32_t slot_of(uint32_t hash, uint32_t mask)
 {
 	return (hash >> 8) & mask;
@@ -234,6 +246,28 @@ static int grow_array(void **p, uint32_t *cap, size_t elem, size_t *mem)
 	return 0;
 }
 
+/* keys[] grows with its alignment kept (realloc keeps 16 bytes), kseg[] with it. */
+static int grow_keys(struct qe_idx_builder *b)
+{
+	uint32_t n = b->keys_cap ? b->keys_cap * 2 : 256;
+	struct key *k = aligned_alloc(64, (size_t)n * sizeof *k);
+	if (!k)
+		return -1;
+	struct key_seg *ks = realloc(b->kseg, (size_t)n * sizeof *ks);
+	if (!ks) {
+		free(k);
+		return -1;
+	}
+	b->kseg = ks;
+	if (b->nkeys)
+		memcpy(k, b->keys, (size_t)b->nkeys * sizeof *k);
+	free(b->keys);
+	b->keys = k;
+	b->mem += (size_t)(n - b->keys_cap) * (sizeof *k + sizeof *ks);
+	b->keys_cap = n;
+	return 0;
+}
+
 static int list_append(struct qe_idx_builder *b, struct key *k, uint64_t v)
 {
 	if (k->list_len + 10 > k->list_cap) {
@@ -257,18 +291,37 @@ static int list_append(struct qe_idx_builder *b, struct key *k, uint64_t v)
 	return 0;
 }
 
-/* A posting for the key (its value as two words, see struct key) in this block, unless it has one. */
-static void post(struct qe_idx_builder *b, uint8_t type, uint64_t v0, uint64_t v1, uint8_t len, uint64_t off, uint32_t block)
+/* The recent-keys slot: one multiply whose top bits depend on every bit of the key. Most keys of a
+ * packet were posted in its block already and stop here, so this is the per-key cost of a packet;
+ * the stronger key_hash is paid only by the keys it misses. */
+static inline uint32_t recent_slot(uint8_t type, uint64_t v0, uint64_t v1)
 {
-	uint32_t hash = key_hash(type, v0, v1);
-	struct recent *r = &b->recent[hash & (RECENT_SLOTS - 1)];
+	uint64_t x = v0 ^ (v1 << 17 | v1 >> 47) ^ (uint64_t)type << 59;
+	return (uint32_t)((x * 0x9e3779b97f4a7c15ull) >> (64 - RECENT_BITS));
+}
+
+static void post_slow(struct qe_idx_builder *b, uint8_t type, uint64_t v0, uint64_t v1, uint8_t len, uint32_t block);
+
+/* A posting for the key (its value as two words, see struct key) in this block, unless it has one.
+ * Inlined into qe_idx_add: the common case (the key was posted lately in this block) is a few
+ * instructions without a call. */
+static inline __attribute__((always_inline)) void post(struct qe_idx_builder *b, uint8_t type, uint64_t v0, uint64_t v1,
+							uint8_t len, uint32_t block)
+{
+	struct recent *r = &b->recent[recent_slot(type, v0, v1)];
 	if (r->block == block && r->v0 == v0 && r->v1 == v1 && r->type == type)
 		return;
 	r->block = block;
 	r->v0 = v0;
 	r->v1 = v1;
 	r->type = type;
-	uint32_t h = slot_of(hash, b->slots_mask);
+	post_slow(b, type, v0, v1, len, block);
+}
+
+static __attribute__((noinline)) void post_slow(struct qe_idx_builder *b, uint8_t type, uint64_t v0, uint64_t v1, uint8_t len,
+						 uint32_t block)
+{
+	uint32_t h = slot_of(key_hash(type, v0, v1), b->slots_mask);
 	struct key *k;
 	for (;;) {
 		uint32_t s = b->slots[h];
@@ -279,7 +332,7 @@ static void post(struct qe_idx_builder *b, uint8_t type, uint64_t v0, uint64_t v
 			goto found;
 		h = (h + 1) & b->slots_mask;
 	}
-	if (b->nkeys == b->keys_cap && grow_array((void **)&b->keys, &b->keys_cap, sizeof *b->keys, &b->mem) < 0)
+	if (b->nkeys == b->keys_cap && grow_keys(b) < 0)
 		goto oom;
 	k = &b->keys[b->nkeys];
 	memset(k, 0, sizeof *k);
@@ -298,14 +351,12 @@ found:
 	if (k->seg_count == 0 && b->nseg_keys == b->seg_keys_cap &&
 	    grow_array((void **)&b->seg_keys, &b->seg_keys_cap, sizeof *b->seg_keys, &b->mem) < 0)
 		goto oom;
-	if (list_append(b, k, k->count ? off - k->last_off : off) < 0)
+	if (list_append(b, k, k->count ? block - k->last_block : block) < 0)
 		goto oom;
 	k->count++;
-	k->last_off = off;
 	k->last_block = block;
 	if (k->seg_count++ == 0) {
-		k->seg_first = off;
-		k->seg_pos = k->list_len;
+		b->kseg[k - b->keys] = (struct key_seg){ block, k->list_len };
 		b->seg_keys[b->nseg_keys++] = (uint32_t)(k - b->keys);
 	}
 	return;
@@ -314,22 +365,22 @@ oom:
 }
 
 /* Values as post() takes them: loads of the bytes as they are, no byte-by-byte copy. */
-static inline void post16(struct qe_idx_builder *b, uint8_t type, const uint8_t *p, uint64_t off, uint32_t block)
+static inline void post16(struct qe_idx_builder *b, uint8_t type, const uint8_t *p, uint32_t block)
 {
 	uint64_t v0, v1;
 	memcpy(&v0, p, 8);
 	memcpy(&v1, p + 8, 8);
-	post(b, type, v0, v1, 16, off, block);
+	post(b, type, v0, v1, 16, block);
 }
 
-static inline void post4(struct qe_idx_builder *b, uint8_t type, const uint8_t *p, uint64_t off, uint32_t block)
+static inline void post4(struct qe_idx_builder *b, uint8_t type, const uint8_t *p, uint32_t block)
 {
 	uint32_t x;
 	memcpy(&x, p, 4);
-	post(b, type, x, 0, 4, off, block);
+	post(b, type, x, 0, 4, block);
 }
 
-static inline void post6(struct qe_idx_builder *b, uint8_t type, const uint8_t *p, uint64_t off, uint32_t block)
+static inline void post6(struct qe_idx_builder *b, uint8_t type, const uint8_t *p, uint32_t block)
 {
 	uint32_t x;
 	uint16_t y;
@@ -339,16 +390,16 @@ static inline void post6(struct qe_idx_builder *b, uint8_t type, const uint8_t *
 	memcpy(&v0, &x, 4); /* byte order kept: x then y as they were in the packet */
 	uint64_t yy = y;
 	v0 |= yy << 32;
-	post(b, type, v0, 0, 6, off, block);
+	post(b, type, v0, 0, 6, block);
 }
 
 /* A 16-bit or 8-bit value, in network order in the key. */
-static inline void post_be16(struct qe_idx_builder *b, uint8_t type, uint16_t v, uint64_t off, uint32_t block)
+static inline void post_be16(struct qe_idx_builder *b, uint8_t type, uint16_t v, uint32_t block)
 {
 	uint8_t bytes[2] = { (uint8_t)(v >> 8), (uint8_t)v };
 	uint16_t x;
 	memcpy(&x, bytes, 2);
-	post(b, type, x, 0, 2, off, block);
+	post(b, type, x, 0, 2, block);
 }
 
 static uint32_t frag_slot(uint8_t version, uint8_t proto, uint32_t id, const uint8_t *src, const uint8_t *dst, size_t alen)
@@ -388,9 +439,32 @@ static int frag_ports(struct qe_idx_builder *b, const struct qe_pf_ip *ip, uint1
 	return 0;
 }
 
-static void post_port(struct qe_idx_builder *b, uint16_t port, uint64_t off, uint32_t block)
+static void post_port(struct qe_idx_builder *b, uint16_t port, uint32_t block)
 {
-	post_be16(b, QE_IDX_KEY_PORT, port, off, block);
+	post_be16(b, QE_IDX_KEY_PORT, port, block);
+}
+
+/* The first record starting in a block: records come in file order, so a block's first is the
+ * first record seen in a block past those already known (the blocks between hold no start). */
+static void block_start(struct qe_idx_builder *b, uint64_t off, uint32_t block)
+{
+	if (block >= b->bfirst_cap) {
+		uint32_t cap = b->bfirst_cap ? b->bfirst_cap : 256;
+		while (cap <= block)
+			cap *= 2;
+		uint32_t *p = realloc(b->bfirst, (size_t)cap * sizeof *p);
+		if (!p) {
+			b->broken = 1;
+			return;
+		}
+		b->mem += (size_t)(cap - b->bfirst_cap) * sizeof *p;
+		b->bfirst = p;
+		b->bfirst_cap = cap;
+	}
+	for (uint32_t i = b->nbfirst; i < block; i++)
+		b->bfirst[i] = QE_IDX_BT_NONE;
+	b->bfirst[block] = (uint32_t)(off & (b->block_size - 1));
+	b->nbfirst = block + 1;
 }
 
 void qe_idx_add(struct qe_idx_builder *b, uint64_t off, uint64_t ts_ns, const unsigned char *data, uint32_t caplen)
@@ -399,46 +473,50 @@ void qe_idx_add(struct qe_idx_builder *b, uint64_t off, uint64_t ts_ns, const un
 		b->file_lo = b->seg_lo = off;
 		b->first_ns = ts_ns;
 	}
-	if (b->pending++ == 0)
+	if (b->pending++ == 0) {
 		b->seg_first_ns = ts_ns;
+		b->seg_first_off = off;
+	}
 	b->last_ns = ts_ns;
 	b->end = off + QE_PCAP_RECORD_LEN + caplen;
+	uint32_t block = (uint32_t)(off >> b->block_shift);
+	if (block >= b->nbfirst && !b->broken)
+		block_start(b, off, block);
 	if (b->broken)
 		return;
 
-	uint32_t block = (uint32_t)(off >> b->block_shift);
 	uint32_t fields = b->fields;
 	struct qe_packet_fields f;
 	qe_packet_parse(b->linktype, data, caplen, b->tunnels, &f);
 
 	if (fields & QE_IDX_FIELD_MAC) {
 		if (f.src_mac)
-			post6(b, QE_IDX_KEY_MAC, f.src_mac, off, block);
+			post6(b, QE_IDX_KEY_MAC, f.src_mac, block);
 		if (f.dst_mac)
-			post6(b, QE_IDX_KEY_MAC, f.dst_mac, off, block);
+			post6(b, QE_IDX_KEY_MAC, f.dst_mac, block);
 	}
 	if (fields & QE_IDX_FIELD_VLAN)
 		for (int i = 0; i < f.nvlan; i++)
-			post_be16(b, QE_IDX_KEY_VLAN, f.vlan[i], off, block);
+			post_be16(b, QE_IDX_KEY_VLAN, f.vlan[i], block);
 	if (fields & QE_IDX_FIELD_IP) {
 		if (f.arp_spa)
-			post4(b, QE_IDX_KEY_IPV4, f.arp_spa, off, block);
+			post4(b, QE_IDX_KEY_IPV4, f.arp_spa, block);
 		if (f.arp_tpa)
-			post4(b, QE_IDX_KEY_IPV4, f.arp_tpa, off, block);
+			post4(b, QE_IDX_KEY_IPV4, f.arp_tpa, block);
 	}
 	for (int i = 0; i < f.nip; i++) {
 		const struct qe_pf_ip *ip = &f.ip[i];
 		if (fields & QE_IDX_FIELD_IP) {
 			if (ip->version == 4) {
 				if (ip->src)
-					post4(b, QE_IDX_KEY_IPV4, ip->src, off, block);
+					post4(b, QE_IDX_KEY_IPV4, ip->src, block);
 				if (ip->dst)
-					post4(b, QE_IDX_KEY_IPV4, ip->dst, off, block);
+					post4(b, QE_IDX_KEY_IPV4, ip->dst, block);
 			} else {
 				if (ip->src)
-					post16(b, QE_IDX_KEY_IPV6, ip->src, off, block);
+					post16(b, QE_IDX_KEY_IPV6, ip->src, block);
 				if (ip->dst)
-					post16(b, QE_IDX_KEY_IPV6, ip->dst, off, block);
+					post16(b, QE_IDX_KEY_IPV6, ip->dst, block);
 			}
 		}
 		/* The protocol of the outer header only: that is what `ip proto` and `tcp` test. IPv6
@@ -446,9 +524,9 @@ void qe_idx_add(struct qe_idx_builder *b, uint64_t off, uint64_t ts_ns, const un
 		 * narrow too. */
 		if ((fields & QE_IDX_FIELD_PROTO) && i == 0) {
 			if (ip->has_proto)
-				post(b, QE_IDX_KEY_PROTO, ip->proto, 0, 1, off, block);
+				post(b, QE_IDX_KEY_PROTO, ip->proto, 0, 1, block);
 			for (int j = 0; j < ip->nchain; j++)
-				post(b, QE_IDX_KEY_PROTO, ip->chain[j], 0, 1, off, block);
+				post(b, QE_IDX_KEY_PROTO, ip->chain[j], 0, 1, block);
 		}
 		if (fields & QE_IDX_FIELD_PORT) {
 			uint16_t sport = ip->sport, dport = ip->dport;
@@ -463,9 +541,9 @@ void qe_idx_add(struct qe_idx_builder *b, uint64_t off, uint64_t ts_ns, const un
 				has = QE_PF_SPORT;
 			}
 			if (has & QE_PF_SPORT)
-				post_port(b, sport, off, block);
+				post_port(b, sport, block);
 			if (has & QE_PF_DPORT)
-				post_port(b, dport, off, block);
+				post_port(b, dport, block);
 		}
 	}
 }
@@ -545,7 +623,30 @@ static int key_cmp(const void *x, const void *y, void *ctx)
 
 struct span {
 	uint64_t off_lo, off_hi, records, first_ns, last_ns;
+	uint64_t first_off; /* the first record's offset (a block cut by off_lo has an earlier one) */
 };
+
+/* The segment's block table (index-format.h) at p: the file's first record of each block, but
+ * for the block off_lo cuts, the segment's own first record. */
+static void write_block_table(const struct qe_idx_builder *b, const struct span *s, unsigned char *p)
+{
+	uint64_t n = qe_idx_bt_blocks(s->off_lo, s->off_hi, b->block_shift);
+	uint32_t b0 = (uint32_t)(s->off_lo >> b->block_shift);
+	unsigned char *group = p;
+	for (uint64_t i = 0; i < n; i++) {
+		uint32_t blk = b0 + (uint32_t)i, v = blk < b->nbfirst ? b->bfirst[blk] : QE_IDX_BT_NONE;
+		if (i == 0)
+			v = s->records && (s->first_off >> b->block_shift) == blk ? (uint32_t)(s->first_off & (b->block_size - 1))
+									       : QE_IDX_BT_NONE;
+		put32(p, v);
+		p += 4;
+		if ((i + 1) % QE_IDX_BT_GROUP == 0 || i + 1 == n) {
+			put32(p, crc(group, (size_t)(p - group)));
+			p += 4;
+			group = p;
+		}
+	}
+}
 
 /* One segment of the keys `ids` (sorted here): the whole file's lists, or the pending part. */
 static int write_segment(const struct qe_idx_builder *b, uint32_t *ids, uint32_t n, int whole, const struct span *s,
@@ -557,9 +658,11 @@ static int write_segment(const struct qe_idx_builder *b, uint32_t *ids, uint32_t
 	uint64_t postings = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		const struct key *k = &keys[ids[i]];
-		postings += whole ? k->list_len : leb_len(k->seg_first) + (k->list_len - k->seg_pos);
+		const struct key_seg *ks = &b->kseg[ids[i]];
+		postings += whole ? k->list_len : leb_len(ks->first) + (k->list_len - ks->pos);
 	}
-	uint64_t body = (uint64_t)n * QE_IDX_ENTRY_LEN + postings;
+	uint64_t table = qe_idx_bt_len(qe_idx_bt_blocks(s->off_lo, s->off_hi, b->block_shift));
+	uint64_t body = (uint64_t)n * QE_IDX_ENTRY_LEN + postings + table;
 	if (reserve(out, QE_IDX_SEGMENT_HEADER_LEN + body) < 0)
 		return -1;
 	unsigned char *h = out->p + out->len, *e = h + QE_IDX_SEGMENT_HEADER_LEN;
@@ -572,9 +675,10 @@ static int write_segment(const struct qe_idx_builder *b, uint32_t *ids, uint32_t
 			memcpy(p, list, k->list_len);
 			p += k->list_len;
 		} else {
-			p += leb_put(p, k->seg_first);
-			memcpy(p, list + k->seg_pos, k->list_len - k->seg_pos);
-			p += k->list_len - k->seg_pos;
+			const struct key_seg *ks = &b->kseg[ids[i]];
+			p += leb_put(p, ks->first);
+			memcpy(p, list + ks->pos, k->list_len - ks->pos);
+			p += k->list_len - ks->pos;
 		}
 		memset(e, 0, QE_IDX_ENTRY_LEN);
 		e[QE_IDX_E_TYPE] = k->type;
@@ -584,7 +688,10 @@ static int write_segment(const struct qe_idx_builder *b, uint32_t *ids, uint32_t
 		put32(e + QE_IDX_E_LEN, (uint32_t)(p - start));
 		memcpy(e + QE_IDX_E_VALUE, &k->v0, 8);
 		memcpy(e + QE_IDX_E_VALUE + 8, &k->v1, 8);
+		put16(e + QE_IDX_E_KEY_CRC, (uint16_t)crc(e, QE_IDX_ENTRY_LEN));
+		put32(e + QE_IDX_E_CRC, (uint32_t)crc32(crc(e, QE_IDX_ENTRY_LEN), start, (uInt)(p - start)));
 	}
+	write_block_table(b, s, p);
 	memset(h, 0, QE_IDX_SEGMENT_HEADER_LEN);
 	put32(h + QE_IDX_S_MAGIC, QE_IDX_SEGMENT_MAGIC);
 	put32(h + QE_IDX_S_NKEYS, n);
@@ -606,7 +713,7 @@ int qe_idx_next_segment(struct qe_idx_builder *b, struct qe_idx_out *out)
 		return -1;
 	if (!b->pending)
 		return 0;
-	struct span s = { b->seg_lo, b->end, b->pending, b->seg_first_ns, b->last_ns };
+	struct span s = { b->seg_lo, b->end, b->pending, b->seg_first_ns, b->last_ns, b->seg_first_off };
 	if (write_segment(b, b->seg_keys, b->nseg_keys, 0, &s, out) < 0)
 		return -1;
 	for (uint32_t i = 0; i < b->nseg_keys; i++)
@@ -629,7 +736,7 @@ int qe_idx_complete(const struct qe_idx_builder *b, struct qe_idx_out *out)
 	size_t at = out->len;
 	qe_idx_header(b, 1, out->p + out->len);
 	out->len += QE_IDX_HEADER_LEN;
-	struct span s = { b->file_lo, b->end, b->records, b->records ? b->first_ns : 0, b->records ? b->last_ns : 0 };
+	struct span s = { b->file_lo, b->end, b->records, b->records ? b->first_ns : 0, b->records ? b->last_ns : 0, b->file_lo };
 	int rc = write_segment(b, ids, b->nkeys, 1, &s, out);
 	free(ids);
 	if (rc < 0)

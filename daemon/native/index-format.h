@@ -1,16 +1,16 @@
 /* The on-disk format of a capture file's index (docs/INDEX.md), version 1. Its one other copy is
  * daemon/src/index/format.ts, which test/index-format.test.ts holds to this header.
  *
- * An index answers "in which blocks of this pcap file does a record carrying this key start, and
- * where is the first such record in each block". A block is block_size bytes of the pcap file
- * (offset / block_size); a reader reads a block's candidates from the posting's record offset to
- * the end of the last record that starts inside the block, then applies the exact filter to each
- * record. One posting per key per block keeps the index small (most keys repeat within a block)
- * while a cold read is never more than a block or so per posting.
+ * An index answers "in which blocks of this pcap file does a record carrying this key start".
+ * A block is block_size bytes of the pcap file (offset / block_size); each segment's block table
+ * says where the first record starting in each block is, and a reader reads a candidate block from
+ * there to the end of the last record that starts inside it, then applies the exact filter to each
+ * record. One posting (a block number) per key per block keeps the index small (most keys repeat
+ * within a block) while a cold read is never more than a block or so per posting.
  *
  * Layout (all integers little-endian):
  *   file header (QE_IDX_HEADER_LEN bytes)
- *   segment*            each: segment header, key directory, postings
+ *   segment*            each: segment header, key directory, postings, block table
  * A closed pcap file's index has one segment covering the whole file, and its header says
  * complete. The index of an open file (.part) grows by one segment per flush; a torn last segment
  * (crash) fails its checksum and is ignored, and what it would have covered is scanned. Whatever a
@@ -91,10 +91,11 @@ enum qe_idx_key_type {
 #define QE_IDX_H_PCAP_FIRST_NS 32
 #define QE_IDX_H_CRC 60
 
-/* Segment header, QE_IDX_SEGMENT_HEADER_LEN bytes, then nkeys directory entries, then postings:
+/* Segment header, QE_IDX_SEGMENT_HEADER_LEN bytes, then nkeys directory entries, then postings,
+ * then the block table:
  *   0  u32 magic         QE_IDX_SEGMENT_MAGIC
  *   4  u32 nkeys
- *   8  u64 body_len      bytes after this header: nkeys * QE_IDX_ENTRY_LEN + postings
+ *   8  u64 body_len      bytes after this header: nkeys * QE_IDX_ENTRY_LEN + postings + block table
  *  16  u64 off_lo        pcap offset of the first record this segment covers
  *  24  u64 off_hi        pcap offset just past the last record it covers (the next segment's off_lo)
  *  32  u64 records       records in [off_lo, off_hi)
@@ -117,20 +118,48 @@ enum qe_idx_key_type {
 /* Directory entry, QE_IDX_ENTRY_LEN bytes, sorted by (type, value) with no duplicates:
  *   0  u8  type          enum qe_idx_key_type
  *   1  u8  value_len     bytes of value used
- *   2  u16 reserved      0
+ *   2  u16 key_crc       the low 16 bits of the CRC-32 of the entry with key_crc and crc as 0: what
+ *                        a binary search checks of each entry it probes without reading its list
  *   4  u32 count         postings (blocks) in the list
  *   8  u64 off           of the list, from the start of the segment's postings area
  *  16  u32 len           bytes of the list
- *  20  u32 reserved      0
+ *  20  u32 crc           CRC-32 of the entry (this field taken as 0) and then of its posting list,
+ *                        checked when the list is read: a query reads a few entries and lists,
+ *                        never the whole body its body_crc covers, so each carries its own check
  *  24  u8  value[16]
- * A posting list is `count` unsigned LEB128 numbers: the pcap offset of the first record carrying
- * the key in each block, ascending, the first absolute and each next one as the difference from
- * the one before. Each falls in [off_lo, off_hi) and in a different block. */
+ * A posting list is `count` unsigned LEB128 numbers: the blocks (pcap offset / block_size) in
+ * which a record of [off_lo, off_hi) carrying the key starts, ascending, the first absolute and
+ * each next one as the difference from the one before (at least 1). Block numbers, not offsets:
+ * with many interleaved flows most keys are rare (a client, an ephemeral port) and their next
+ * record is a megabyte on, tens of blocks (one byte) but millions of bytes (three or four). */
 #define QE_IDX_E_TYPE 0
 #define QE_IDX_E_VALUE_LEN 1
+#define QE_IDX_E_KEY_CRC 2
 #define QE_IDX_E_COUNT 4
 #define QE_IDX_E_OFF 8
 #define QE_IDX_E_LEN 16
+#define QE_IDX_E_CRC 20
 #define QE_IDX_E_VALUE 24
+
+/* Block table: the last bytes of a segment's body, after the posting lists. It has one entry for
+ * each block the segment touches, floor(off_lo / block_size) .. floor((off_hi - 1) / block_size)
+ * (none when off_hi == off_lo): a u32, the offset from the block's start of the first record that
+ * starts in that block within [off_lo, off_hi), or QE_IDX_BT_NONE when none does (a record that
+ * spans whole blocks). A block cut by a segment boundary has an entry in each segment. Entries
+ * come in groups of QE_IDX_BT_GROUP (the last group may be shorter), each group followed by the
+ * u32 CRC-32 of its entries: a query reads and checks only the groups of its candidate blocks.
+ * A reader turns a posting's block into a read from that first record to the end of the last
+ * record starting in the block. */
+#define QE_IDX_BT_NONE 0xffffffffu
+#define QE_IDX_BT_GROUP 64u
+/* Bytes of the block table of a segment covering [off_lo, off_hi) with blocks of 1 << shift. */
+static inline uint64_t qe_idx_bt_blocks(uint64_t off_lo, uint64_t off_hi, unsigned shift)
+{
+	return off_hi > off_lo ? ((off_hi - 1) >> shift) - (off_lo >> shift) + 1 : 0;
+}
+static inline uint64_t qe_idx_bt_len(uint64_t nblocks)
+{
+	return nblocks * 4 + (nblocks + QE_IDX_BT_GROUP - 1) / QE_IDX_BT_GROUP * 4;
+}
 
 #endif

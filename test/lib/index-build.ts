@@ -5,6 +5,8 @@ import { crc32 } from 'node:zlib';
 import { decodeGlobalHeader, records } from '../../daemon/src/pcap/format.js';
 import {
   IDX_BLOCK_SIZE_DEFAULT,
+  IDX_BT_GROUP,
+  IDX_BT_NONE,
   IDX_ENTRY_LEN,
   IDX_FIELDS,
   IDX_FLAG_COMPLETE,
@@ -15,6 +17,7 @@ import {
   IDX_SEGMENT_MAGIC,
   IDX_VERSION,
   type IndexField,
+  blockTableBlocks,
 } from '../../daemon/src/index/format.js';
 
 export type Key = [type: number, value: Buffer];
@@ -61,14 +64,17 @@ export function buildIndex(pcap: Buffer, o: BuildOptions = {}): Buffer {
 }
 
 function segment(recs: { offset: number; keys: Key[] }[], offLo: number, offHi: number, firstNs: bigint, lastNs: bigint, blockSize: number): Buffer {
-  const lists = new Map<string, { type: number; value: Buffer; offs: number[] }>();
+  const lists = new Map<string, { type: number; value: Buffer; blocks: number[] }>();
+  const block0 = Math.floor(offLo / blockSize);
+  const firsts: number[] = Array(blockTableBlocks(offLo, offHi, blockSize)).fill(IDX_BT_NONE);
   for (const r of recs) {
+    const blk = Math.floor(r.offset / blockSize);
+    if (firsts[blk - block0] === IDX_BT_NONE) firsts[blk - block0] = r.offset - blk * blockSize;
     for (const [type, value] of r.keys) {
       const id = `${type}:${value.toString('hex')}`;
       let l = lists.get(id);
-      if (!l) lists.set(id, (l = { type, value, offs: [] }));
-      const prev = l.offs[l.offs.length - 1];
-      if (prev === undefined || Math.floor(prev / blockSize) !== Math.floor(r.offset / blockSize)) l.offs.push(r.offset);
+      if (!l) lists.set(id, (l = { type, value, blocks: [] }));
+      if (l.blocks[l.blocks.length - 1] !== blk) l.blocks.push(blk);
     }
   }
   const sorted = [...lists.values()].sort((a, b) => a.type - b.type || Buffer.compare(pad(a.value), pad(b.value)));
@@ -78,22 +84,34 @@ function segment(recs: { offset: number; keys: Key[] }[], offLo: number, offHi: 
   sorted.forEach((l, i) => {
     const bytes: number[] = [];
     let prev = 0;
-    for (const o of l.offs) {
-      leb(o - prev, bytes);
-      prev = o;
+    for (const blk of l.blocks) {
+      leb(blk - prev, bytes);
+      prev = blk;
     }
     const p = Buffer.from(bytes);
     const e = i * IDX_ENTRY_LEN;
     dir[e] = l.type;
     dir[e + 1] = l.value.length;
-    dir.writeUInt32LE(l.offs.length, e + 4);
+    dir.writeUInt32LE(l.blocks.length, e + 4);
     dir.writeBigUInt64LE(BigInt(off), e + 8);
     dir.writeUInt32LE(p.length, e + 16);
     l.value.copy(dir, e + 24);
+    // The entry's checks: of its 40 bytes with both fields still 0 (key_crc), then of them and its list.
+    dir.writeUInt16LE(crc32(dir.subarray(e, e + IDX_ENTRY_LEN)) & 0xffff, e + 2);
+    dir.writeUInt32LE(crc32(p, crc32(dir.subarray(e, e + IDX_ENTRY_LEN))), e + 20);
     posts.push(p);
     off += p.length;
   });
-  const body = Buffer.concat([dir, ...posts]);
+  // The block table: groups of entries, each followed by their CRC.
+  const table: Buffer[] = [];
+  for (let g = 0; g < firsts.length; g += IDX_BT_GROUP) {
+    const group = Buffer.alloc(Math.min(IDX_BT_GROUP, firsts.length - g) * 4);
+    firsts.slice(g, g + IDX_BT_GROUP).forEach((v, j) => group.writeUInt32LE(v, j * 4));
+    const c = Buffer.alloc(4);
+    c.writeUInt32LE(crc32(group));
+    table.push(group, c);
+  }
+  const body = Buffer.concat([dir, ...posts, ...table]);
   const s = Buffer.alloc(IDX_SEGMENT_HEADER_LEN);
   s.writeUInt32LE(IDX_SEGMENT_MAGIC, 0);
   s.writeUInt32LE(sorted.length, 4);

@@ -3,7 +3,22 @@
 // header promises, and the keys tshark sees in each packet, to hold the native builder against.
 import { execFileSync } from 'node:child_process';
 import { crc32 } from 'node:zlib';
-import { IDX_E, IDX_ENTRY_LEN, IDX_H, IDX_HEADER_LEN, IDX_KEY, IDX_MAGIC, IDX_S, IDX_SEGMENT_HEADER_LEN, IDX_SEGMENT_MAGIC, IDX_VERSION } from '../../daemon/src/index/format.js';
+import {
+  IDX_BT_GROUP,
+  IDX_BT_NONE,
+  IDX_E,
+  IDX_ENTRY_LEN,
+  IDX_H,
+  IDX_HEADER_LEN,
+  IDX_KEY,
+  IDX_MAGIC,
+  IDX_S,
+  IDX_SEGMENT_HEADER_LEN,
+  IDX_SEGMENT_MAGIC,
+  IDX_VERSION,
+  blockTableBlocks,
+  blockTableLen,
+} from '../../daemon/src/index/format.js';
 
 export interface DecodedSegment {
   offLo: number;
@@ -11,8 +26,12 @@ export interface DecodedSegment {
   records: number;
   firstNs: bigint;
   lastNs: bigint;
-  /** `type:hexvalue` to its postings (absolute offsets, ascending). */
+  /** `type:hexvalue` to its postings as record starts: of each posting's block, the first record starting in it within the segment (its block table entry), ascending. */
   keys: Map<string, number[]>;
+  /** `type:hexvalue` to its postings as they are: block numbers, ascending. */
+  blocks: Map<string, number[]>;
+  /** The block table: for each block the segment touches, from its first, the offset of its first record start in the segment, or undefined. */
+  table: (number | undefined)[];
 }
 
 export interface DecodedIndex {
@@ -67,8 +86,25 @@ export function decodeIndex(b: Buffer): DecodedIndex {
       firstNs: h.readBigUInt64LE(IDX_S.firstNs),
       lastNs: h.readBigUInt64LE(IDX_S.lastNs),
       keys: new Map(),
+      blocks: new Map(),
+      table: [],
     };
     const area = nkeys * IDX_ENTRY_LEN;
+    const block0 = Math.floor(seg.offLo / blockSize);
+    const nblocks = blockTableBlocks(seg.offLo, seg.offHi, blockSize);
+    const tableOff = bodyLen - blockTableLen(nblocks);
+    if (tableOff < area) fail(`segment at ${off}: body too short for its block table`);
+    for (let g = 0; g < nblocks; g += IDX_BT_GROUP) {
+      const at = tableOff + (g / IDX_BT_GROUP) * (IDX_BT_GROUP + 1) * 4;
+      const n = Math.min(IDX_BT_GROUP, nblocks - g);
+      if (body.readUInt32LE(at + n * 4) !== crc32(body.subarray(at, at + n * 4))) fail(`block table group ${g / IDX_BT_GROUP} checksum`);
+      for (let j = 0; j < n; j++) {
+        const v = body.readUInt32LE(at + j * 4);
+        const start = (block0 + g + j) * blockSize + v;
+        if (v !== IDX_BT_NONE && (v >= blockSize || start < seg.offLo || start >= seg.offHi)) fail(`block table entry ${g + j}: ${v} is not a start in its block and the segment`);
+        seg.table.push(v === IDX_BT_NONE ? undefined : start);
+      }
+    }
     let prevKey: Buffer | undefined;
     for (let i = 0; i < nkeys; i++) {
       const e = body.subarray(i * IDX_ENTRY_LEN, (i + 1) * IDX_ENTRY_LEN);
@@ -80,7 +116,12 @@ export function decodeIndex(b: Buffer): DecodedIndex {
       const count = e.readUInt32LE(IDX_E.count);
       const lo = area + Number(e.readBigUInt64LE(IDX_E.off));
       const len = e.readUInt32LE(IDX_E.len);
-      if (lo + len > body.length) fail(`posting list of entry ${i} past the body`);
+      if (lo + len > tableOff) fail(`posting list of entry ${i} past the postings`);
+      const zeroed = Buffer.from(e);
+      zeroed.writeUInt32LE(0, IDX_E.crc);
+      if (e.readUInt32LE(IDX_E.crc) !== crc32(body.subarray(lo, lo + len), crc32(zeroed))) fail(`entry ${i} checksum`);
+      zeroed.writeUInt16LE(0, IDX_E.keyCrc);
+      if (e.readUInt16LE(IDX_E.keyCrc) !== (crc32(zeroed) & 0xffff)) fail(`entry ${i} key checksum`);
       const postings: number[] = [];
       let p = lo;
       let prev = 0;
@@ -97,12 +138,18 @@ export function decodeIndex(b: Buffer): DecodedIndex {
         postings.push(prev);
       }
       if (postings.length !== count) fail(`entry ${i}: count ${count}, ${postings.length} postings`);
+      const starts: number[] = [];
       for (let j = 0; j < postings.length; j++) {
         const q = postings[j]!;
-        if (q < seg.offLo || q >= seg.offHi) fail(`posting ${q} outside [${seg.offLo}, ${seg.offHi})`);
-        if (j && Math.floor(q / blockSize) <= Math.floor(postings[j - 1]! / blockSize)) fail(`postings ${postings[j - 1]} and ${q} not in ascending blocks`);
+        if (q < block0 || q >= block0 + nblocks) fail(`posting for block ${q} outside blocks [${block0}, ${block0 + nblocks})`);
+        if (j && q <= postings[j - 1]!) fail(`postings ${postings[j - 1]} and ${q} not ascending blocks`);
+        const start = seg.table[q - block0];
+        if (start === undefined) fail(`posting for block ${q}, where the block table has no record start`);
+        starts.push(start!);
       }
-      seg.keys.set(`${type}:${e.subarray(IDX_E.value, IDX_E.value + valueLen).toString('hex')}`, postings);
+      const id = `${type}:${e.subarray(IDX_E.value, IDX_E.value + valueLen).toString('hex')}`;
+      seg.keys.set(id, starts);
+      seg.blocks.set(id, postings);
     }
     out.segments.push(seg);
     off += IDX_SEGMENT_HEADER_LEN + bodyLen;

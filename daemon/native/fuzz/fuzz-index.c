@@ -29,8 +29,10 @@ static uint64_t le64(const unsigned char *p)
 	return le32(p) | (uint64_t)le32(p + 4) << 32;
 }
 
-/* A run of segments: checksums, directory inside the body, postings inside [off_lo, off_hi). */
-static void check_segments(const unsigned char *p, size_t len)
+/* A run of segments: checksums (each entry's and each block table group's too), directory inside
+ * the body, postings ascending blocks of [off_lo, off_hi), each where the block table has a record
+ * start inside its block and the segment. */
+static void check_segments(const unsigned char *p, size_t len, unsigned shift)
 {
 	for (size_t at = 0; at < len;) {
 		if (len - at < QE_IDX_SEGMENT_HEADER_LEN)
@@ -43,8 +45,24 @@ static void check_segments(const unsigned char *p, size_t len)
 		    nkeys * QE_IDX_ENTRY_LEN > body)
 			abort();
 		uint64_t lo = le64(h + QE_IDX_S_OFF_LO), hi = le64(h + QE_IDX_S_OFF_HI);
+		uint64_t b0 = lo >> shift, nblocks = qe_idx_bt_blocks(lo, hi, shift), table_len = qe_idx_bt_len(nblocks);
+		if (nkeys * QE_IDX_ENTRY_LEN + table_len > body)
+			abort();
 		const unsigned char *e = h + QE_IDX_SEGMENT_HEADER_LEN, *area = e + nkeys * QE_IDX_ENTRY_LEN;
-		uint64_t area_len = body - nkeys * QE_IDX_ENTRY_LEN;
+		uint64_t area_len = body - nkeys * QE_IDX_ENTRY_LEN - table_len;
+		const unsigned char *table = area + area_len;
+		for (uint64_t g = 0; g < nblocks; g += QE_IDX_BT_GROUP) {
+			const unsigned char *grp = table + g / QE_IDX_BT_GROUP * (QE_IDX_BT_GROUP + 1) * 4;
+			uint64_t n = nblocks - g < QE_IDX_BT_GROUP ? nblocks - g : QE_IDX_BT_GROUP;
+			if (le32(grp + n * 4) != (uint32_t)crc32(0, grp, (uInt)(n * 4)))
+				abort();
+			for (uint64_t j = 0; j < n; j++) {
+				uint32_t v = le32(grp + j * 4);
+				uint64_t start = ((b0 + g + j) << shift) + v;
+				if (v != QE_IDX_BT_NONE && (v >> shift || start < lo || start >= hi))
+					abort();
+			}
+		}
 		for (uint64_t i = 0; i < nkeys; i++, e += QE_IDX_ENTRY_LEN) {
 			/* sorted by (type, value), no key twice */
 			if (i && (e[-QE_IDX_ENTRY_LEN] > e[0] ||
@@ -53,6 +71,15 @@ static void check_segments(const unsigned char *p, size_t len)
 				abort();
 			uint64_t off = le64(e + QE_IDX_E_OFF), n = le32(e + QE_IDX_E_LEN), count = le32(e + QE_IDX_E_COUNT);
 			if (off + n > area_len || count == 0)
+				abort();
+			/* the entry's own check: itself with its crc field as 0, then its list */
+			unsigned char ent[QE_IDX_ENTRY_LEN];
+			memcpy(ent, e, QE_IDX_ENTRY_LEN);
+			memset(ent + QE_IDX_E_CRC, 0, 4);
+			if (le32(e + QE_IDX_E_CRC) != (uint32_t)crc32(crc32(0, ent, QE_IDX_ENTRY_LEN), area + off, (uInt)n))
+				abort();
+			memset(ent + QE_IDX_E_KEY_CRC, 0, 2);
+			if ((uint32_t)(e[QE_IDX_E_KEY_CRC] | e[QE_IDX_E_KEY_CRC + 1] << 8) != (crc32(0, ent, QE_IDX_ENTRY_LEN) & 0xffff))
 				abort();
 			uint64_t v = 0, got = 0;
 			for (uint64_t q = off; q < off + n;) {
@@ -64,8 +91,13 @@ static void check_segments(const unsigned char *p, size_t len)
 					if (!(area[q++] & 0x80))
 						break;
 				}
+				if (got && x == 0)
+					abort();
 				v = got++ ? v + x : x;
-				if (v < lo || v >= hi)
+				if (v < b0 || v >= b0 + nblocks)
+					abort();
+				uint64_t i = v - b0;
+				if (le32(table + i / QE_IDX_BT_GROUP * (QE_IDX_BT_GROUP + 1) * 4 + i % QE_IDX_BT_GROUP * 4) == QE_IDX_BT_NONE)
 					abort();
 			}
 			if (got != count)
@@ -122,10 +154,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (qe_idx_next_segment(b, &segs) < 0 || qe_idx_complete(b, &whole) < 0)
 		abort();
-	check_segments(segs.p, segs.len);
+	unsigned shift = (unsigned)__builtin_ctz(QE_IDX_BLOCK_SIZE_MIN);
+	check_segments(segs.p, segs.len, shift);
 	if (whole.len < QE_IDX_HEADER_LEN || le32(whole.p + QE_IDX_H_CRC) != (uint32_t)crc32(0, whole.p, QE_IDX_H_CRC))
 		abort();
-	check_segments(whole.p + QE_IDX_HEADER_LEN, whole.len - QE_IDX_HEADER_LEN);
+	check_segments(whole.p + QE_IDX_HEADER_LEN, whole.len - QE_IDX_HEADER_LEN, shift);
 	qe_idx_out_free(&segs);
 	qe_idx_out_free(&whole);
 	qe_idx_builder_free(b);

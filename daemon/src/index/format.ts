@@ -70,11 +70,28 @@ export const IDX_S = {
 export const IDX_E = {
   type: 0,
   valueLen: 1,
+  keyCrc: 2,
   count: 4,
   off: 8,
   len: 16,
+  crc: 20,
   value: 24,
 } as const;
+
+/** Block table entry of a block in which no record of the segment starts. */
+export const IDX_BT_NONE = 0xffffffff;
+/** Block table entries per group; each group is followed by the CRC-32 of its entries. */
+export const IDX_BT_GROUP = 64;
+
+/** Blocks a segment covering [offLo, offHi) touches: its block table's entries. */
+export function blockTableBlocks(offLo: number, offHi: number, blockSize: number): number {
+  return offHi > offLo ? Math.floor((offHi - 1) / blockSize) - Math.floor(offLo / blockSize) + 1 : 0;
+}
+
+/** Bytes of a block table of `nblocks` entries: the entries and one CRC per group. */
+export function blockTableLen(nblocks: number): number {
+  return nblocks * 4 + Math.ceil(nblocks / IDX_BT_GROUP) * 4;
+}
 
 /** The index of a capture file (closed `X.pcap` or open `X.pcap.part`) is `<name>.qeidx`. */
 export function indexPathFor(pcapPath: string): string {

@@ -1,21 +1,28 @@
 // Reads a capture file's index (docs/INDEX.md) to answer a plan (./plan.ts): the blocks of the
-// pcap file where a candidate record starts, and from which offset in each. Only the headers, the
-// directory entries a lookup's binary search touches and the posting lists it needs are read, with
-// positioned reads: a store is tens of terabytes and its indexes are never read whole for a query.
+// pcap file where a candidate record starts, and from which offset in each (the first record
+// starting in the block, from the segment's block table). Only the headers, the directory entries
+// a lookup's binary search touches, the posting lists it needs and the block table groups of its
+// candidate blocks are read, with positioned reads: a store is tens of terabytes and its indexes
+// are never read whole for a query.
 //
 // An index is trusted only after its file header and every segment header pass their CRCs, its
 // version is the one this reader knows and it names its pcap file's first record; a torn last
 // segment (a crash while the .part file was open) is dropped and what it covered is scanned.
 // Whatever the index covers ends at `coveredEnd`; the records past that are read in full.
-// Segment bodies are checked against their CRC by verify() (what `qe-packets index` and repair do)
-// and, on the query path, by structure: entries sorted and inside the body, posting lists that
-// decode to exactly `count` ascending offsets within the segment's range, one per block.
+// A query never reads a segment body whole, so it cannot check the body's CRC; instead every
+// directory entry it reads is checked against its key_crc (each probe of a binary search
+// included), every posting list it decodes with its entry against the entry's CRC, and then by
+// structure: entries sorted and
+// inside the body, posting lists that decode to exactly `count` ascending blocks within the
+// segment's range; each block table group it reads is checked against its CRC. verify() (`qe-packets index`) reads everything and checks it all.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { decodeGlobalHeader, decodeRecordHeader, GLOBAL_HEADER_LEN, PcapFormatError, RECORD_HEADER_LEN } from '../pcap/format.js';
 import {
   IDX_BLOCK_SIZE_MAX,
   IDX_BLOCK_SIZE_MIN,
+  IDX_BT_GROUP,
+  IDX_BT_NONE,
   IDX_E,
   IDX_ENTRY_LEN,
   IDX_FIELDS,
@@ -31,6 +38,8 @@ import {
   IDX_VALUE_LEN,
   IDX_VERSION,
   type IndexField,
+  blockTableBlocks,
+  blockTableLen,
 } from './format.js';
 import type { KeyType, Lookup } from './plan.js';
 
@@ -54,7 +63,15 @@ export interface Segment {
   records: number;
   firstNs: bigint;
   lastNs: bigint;
+  /** The first block the segment touches, and how many (its block table's entries). */
+  block0: number;
+  nblocks: number;
+  /** File offset of its block table (the end of its body). */
+  tableAt: number;
 }
+
+/** A segment's blocks, ascending (a posting list, or what a plan makes of several). */
+type Blocks = number[];
 
 /** Candidate record starts, one per block, ascending: read from each to the end of the last record starting in its block. */
 export type Postings = number[];
@@ -155,12 +172,21 @@ export class IndexReader {
         records: Number(s.readBigUInt64LE(IDX_S.records)),
         firstNs: s.readBigUInt64LE(IDX_S.firstNs),
         lastNs: s.readBigUInt64LE(IDX_S.lastNs),
+        block0: 0,
+        nblocks: 0,
+        tableAt: 0,
       };
       const end = at + IDX_SEGMENT_HEADER_LEN + seg.bodyLen;
       // A header that fails, or a body cut short, is a torn write: only ever the last segment.
-      if (!ok || end > size || seg.bodyLen < seg.nkeys * IDX_ENTRY_LEN) {
+      if (!ok || end > size) {
         dropped = 1;
         break;
+      }
+      seg.block0 = Math.floor(seg.offLo / blockSize);
+      seg.nblocks = blockTableBlocks(seg.offLo, seg.offHi, blockSize);
+      seg.tableAt = end - blockTableLen(seg.nblocks);
+      if (seg.bodyLen < seg.nkeys * IDX_ENTRY_LEN + blockTableLen(seg.nblocks)) {
+        throw damaged(`segment at ${at}: body of ${seg.bodyLen} bytes cannot hold its ${seg.nkeys} entries and the block table of [${seg.offLo}, ${seg.offHi})`);
       }
       if (seg.offLo !== expectLo || seg.offHi < seg.offLo) throw damaged(`segment at ${at} covers [${seg.offLo}, ${seg.offHi}), expected to start at ${expectLo}`);
       // An index may reach the disk before the packets it covers (an open file): what the pcap
@@ -187,17 +213,37 @@ export class IndexReader {
     this.fd = -1;
   }
 
-  /** Checks every segment body against its CRC (reads the whole index). Throws IndexUnusable. */
+  /**
+   * Reads the whole index and checks everything a query could meet: each segment body against its
+   * CRC, then each directory entry (order, bounds, its own CRC) and each posting list as a query
+   * decodes it. Throws IndexUnusable.
+   */
   verify(): void {
     for (const s of this.segments) {
-      let crc = 0;
-      const chunk = 1 << 20;
-      for (let o = 0; o < s.bodyLen; o += chunk) {
-        const b = this.pread(s.at + IDX_SEGMENT_HEADER_LEN + o, Math.min(chunk, s.bodyLen - o));
-        crc = crc32(b, crc);
-      }
+      const body = this.pread(s.at + IDX_SEGMENT_HEADER_LEN, s.bodyLen);
       const want = this.pread(s.at + IDX_S.bodyCrc, 4).readUInt32LE(0);
-      if (crc !== want) throw new IndexUnusable('damaged', `${this.path}: segment at ${s.at} fails its checksum: the index is not used, its pcap file is scanned (qe-packets index --rebuild rebuilds it)`);
+      if (crc32(body) !== want) throw new IndexUnusable('damaged', `${this.path}: segment at ${s.at} fails its checksum: the index is not used, its pcap file is scanned (qe-packets index --rebuild rebuilds it)`);
+      // The body is in memory now: entries and the table are checked from it, not read again.
+      const area = s.nkeys * IDX_ENTRY_LEN;
+      const tableOff = s.tableAt - s.at - IDX_SEGMENT_HEADER_LEN;
+      const table = new Map<number, number[]>();
+      for (let g = 0; g * IDX_BT_GROUP < s.nblocks; g++) {
+        table.set(g, this.checkGroup(s, g, body.subarray(tableOff + g * (IDX_BT_GROUP + 1) * 4, tableOff + g * (IDX_BT_GROUP + 1) * 4 + groupLen(s, g))));
+      }
+      let prev: Buffer | undefined;
+      for (let i = 0; i < s.nkeys; i++) {
+        const at = s.at + IDX_SEGMENT_HEADER_LEN + i * IDX_ENTRY_LEN;
+        const e = decodeEntry(body.subarray(i * IDX_ENTRY_LEN, (i + 1) * IDX_ENTRY_LEN));
+        if (e.valueLen > IDX_VALUE_LEN || e.off + e.len > tableOff - area || e.count === 0 || e.len < e.count) {
+          throw this.damaged(s, `directory entry ${i} (at ${at}) is malformed (value_len ${e.valueLen}, count ${e.count}, list of ${e.len} bytes at ${e.off})`);
+        }
+        const list = body.subarray(area + e.off, area + e.off + e.len);
+        if (keyCrc(e.raw) !== e.keyCrc || entryCrc(e.raw, list) !== e.crc) throw this.damaged(s, `directory entry ${i} (at ${at}) or its posting list fails its checksum`);
+        const k = sortKey(e.type, e.value);
+        if (prev && Buffer.compare(prev, k) >= 0) throw this.damaged(s, `directory entry ${i} is out of order`);
+        prev = k;
+        for (const blk of this.postingList(s, { ...e, list }, i)) this.blockStart(s, blk, table);
+      }
     }
   }
 
@@ -205,17 +251,48 @@ export class IndexReader {
   lookup(plan: Lookup): Candidates {
     if (plan.op === 'all') return { all: true };
     const starts: Postings = [];
-    // A block cut by a segment boundary has a posting in each: the earlier one reads it all.
+    // A block cut by a segment boundary may be a candidate in each: the earlier segment's start
+    // reads it to its end, the later segment's records included.
     for (const s of this.segments) {
-      for (const o of this.evaluate(plan, s)) {
+      const groups = new Map<number, number[]>();
+      for (const blk of this.evaluate(plan, s)) {
         const last = starts[starts.length - 1];
-        if (last === undefined || Math.floor(last / this.blockSize) !== Math.floor(o / this.blockSize)) starts.push(o);
+        if (last === undefined || Math.floor(last / this.blockSize) !== blk) starts.push(this.blockStart(s, blk, groups));
       }
     }
     return { all: false, starts };
   }
 
-  private evaluate(l: Lookup, s: Segment): Postings {
+  /** Where the first record of segment `s` in block `blk` starts: the block table's entry, read by group (cached in `groups`). */
+  private blockStart(s: Segment, blk: number, groups: Map<number, number[]>): number {
+    const i = blk - s.block0;
+    const g = Math.floor(i / IDX_BT_GROUP);
+    let group = groups.get(g);
+    if (!group) {
+      group = this.checkGroup(s, g, this.pread(s.tableAt + g * (IDX_BT_GROUP + 1) * 4, groupLen(s, g)));
+      groups.set(g, group);
+    }
+    const v = group[i % IDX_BT_GROUP]!;
+    if (v === IDX_BT_NONE) throw this.damaged(s, `a posting for block ${blk}, where its block table has no record start`);
+    return blk * this.blockSize + v;
+  }
+
+  /** A block table group (its entries, then their CRC), checked: each entry NONE or a start within the segment and its block. */
+  private checkGroup(s: Segment, g: number, b: Buffer): number[] {
+    const n = b.length / 4 - 1;
+    if (crc32(b.subarray(0, n * 4)) !== b.readUInt32LE(n * 4)) throw this.damaged(s, `block table group ${g} fails its checksum`);
+    const out: number[] = [];
+    for (let j = 0; j < n; j++) {
+      const v = b.readUInt32LE(j * 4);
+      const blk = s.block0 + g * IDX_BT_GROUP + j;
+      const at = blk * this.blockSize + v;
+      if (v !== IDX_BT_NONE && (v >= this.blockSize || at < s.offLo || at >= s.offHi)) throw this.damaged(s, `block table entry of block ${blk} is ${v}, not a start inside the block and [${s.offLo}, ${s.offHi})`);
+      out.push(v);
+    }
+    return out;
+  }
+
+  private evaluate(l: Lookup, s: Segment): Blocks {
     switch (l.op) {
       case 'all':
         throw new Error('ALL inside a plan: the planner folds it away');
@@ -231,55 +308,59 @@ export class IndexReader {
   }
 
   /** The union of the posting lists of every key of `type` in [lo, hi]. */
-  private postingsOf(s: Segment, type: KeyType, lo: Buffer, hi: Buffer): Postings {
+  private postingsOf(s: Segment, type: KeyType, lo: Buffer, hi: Buffer): Blocks {
     const t = IDX_KEY[type];
     const loKey = sortKey(t, lo);
     const hiKey = sortKey(t, hi);
-    // Binary search for the first entry >= lo, reading one entry per probe.
+    // Binary search for the first entry >= lo, reading one entry (40 bytes) per probe, each checked
+    // against its key_crc: its CRC proper covers its posting list too, and the probes of a search
+    // land on popular keys (a common port, a busy server) whose lists are tens of kilobytes.
     let a = 0;
     let b = s.nkeys;
     while (a < b) {
       const m = (a + b) >>> 1;
-      if (Buffer.compare(sortKey(...this.entryKey(s, m)), loKey) < 0) a = m + 1;
+      const e = this.entryHead(s, m);
+      if (Buffer.compare(sortKey(e.type, e.value), loKey) < 0) a = m + 1;
       else b = m;
     }
-    let out: Postings = [];
+    let out: Blocks = [];
     let prev: Buffer | undefined;
     for (let i = a; i < s.nkeys; i++) {
-      const e = this.entry(s, i);
-      const k = sortKey(e.type, e.value);
+      const head = this.entryHead(s, i);
+      const k = sortKey(head.type, head.value);
       if (Buffer.compare(k, hiKey) > 0) break;
       if (prev && Buffer.compare(prev, k) >= 0) throw this.damaged(s, `directory entry ${i} is out of order`);
       prev = k;
-      const list = this.postingList(s, e, i);
+      const list = this.postingList(s, this.withList(s, head, i), i);
       out = out.length ? this.union(out, list) : list;
     }
     return out;
   }
 
-  private entryKey(s: Segment, i: number): [number, Buffer] {
-    const e = this.entry(s, i);
-    return [e.type, e.value];
+  /** Entry `i`, checked against its key_crc: enough to trust its key, not its list. */
+  private entryHead(s: Segment, i: number): Omit<Entry, 'list'> {
+    const at = s.at + IDX_SEGMENT_HEADER_LEN + i * IDX_ENTRY_LEN;
+    const e = decodeEntry(this.pread(at, IDX_ENTRY_LEN));
+    if (keyCrc(e.raw) !== e.keyCrc) throw this.damaged(s, `directory entry ${i} (at ${at}) fails its checksum`);
+    return e;
   }
 
-  private entry(s: Segment, i: number): { type: number; value: Buffer; count: number; off: number; len: number } {
-    const b = this.pread(s.at + IDX_SEGMENT_HEADER_LEN + i * IDX_ENTRY_LEN, IDX_ENTRY_LEN);
-    const valueLen = b[IDX_E.valueLen]!;
-    if (valueLen > IDX_VALUE_LEN) throw this.damaged(s, `directory entry ${i} has value_len ${valueLen}`);
-    return {
-      type: b[IDX_E.type]!,
-      value: Buffer.from(b.subarray(IDX_E.value, IDX_E.value + valueLen)),
-      count: b.readUInt32LE(IDX_E.count),
-      off: Number(b.readBigUInt64LE(IDX_E.off)),
-      len: b.readUInt32LE(IDX_E.len),
-    };
-  }
-
-  private postingList(s: Segment, e: { count: number; off: number; len: number }, i: number): Postings {
+  /** The entry's posting list, checked with the entry against its CRC before anything in either is used. */
+  private withList(s: Segment, e: Omit<Entry, 'list'>, i: number): Entry {
+    const at = s.at + IDX_SEGMENT_HEADER_LEN + i * IDX_ENTRY_LEN;
     const area = s.nkeys * IDX_ENTRY_LEN;
-    if (e.off + e.len > s.bodyLen - area || e.count === 0 || e.len < e.count) throw this.damaged(s, `directory entry ${i} points outside the postings`);
-    const b = this.pread(s.at + IDX_SEGMENT_HEADER_LEN + area + e.off, e.len);
-    const out: Postings = [];
+    // Bounds first: a flipped offset or length must not make us read (or allocate) past the segment.
+    if (e.valueLen > IDX_VALUE_LEN || e.off + e.len > s.tableAt - s.at - IDX_SEGMENT_HEADER_LEN - area || e.count === 0 || e.len < e.count) {
+      throw this.damaged(s, `directory entry ${i} (at ${at}) is malformed (value_len ${e.valueLen}, count ${e.count}, list of ${e.len} bytes at ${e.off})`);
+    }
+    const list = this.pread(s.at + IDX_SEGMENT_HEADER_LEN + area + e.off, e.len);
+    if (entryCrc(e.raw, list) !== e.crc) throw this.damaged(s, `directory entry ${i} (at ${at}) or its posting list fails its checksum`);
+    return { ...e, list };
+  }
+
+  private postingList(s: Segment, e: Entry, i: number): Blocks {
+    const b = e.list;
+    const out: Blocks = [];
     let p = 0;
     let v = 0;
     for (let n = 0; n < e.count; n++) {
@@ -293,8 +374,8 @@ export class IndexReader {
         if ((byte & 0x80) === 0) break;
       }
       v = n === 0 ? x : v + x;
-      if (v < s.offLo || v >= s.offHi || (n > 0 && Math.floor(v / this.blockSize) <= Math.floor(out[n - 1]! / this.blockSize))) {
-        throw this.damaged(s, `posting list of entry ${i} holds offset ${v}, out of order or outside [${s.offLo}, ${s.offHi})`);
+      if (v < s.block0 || v >= s.block0 + s.nblocks || (n > 0 && x === 0)) {
+        throw this.damaged(s, `posting list of entry ${i} holds block ${v}, out of order or outside blocks [${s.block0}, ${s.block0 + s.nblocks})`);
       }
       out.push(v);
     }
@@ -302,37 +383,35 @@ export class IndexReader {
     return out;
   }
 
-  /** Blocks in both; a record carrying both keys starts at or after both firsts. */
-  private intersect(x: Postings, y: Postings): Postings {
-    const out: Postings = [];
+  /** Blocks in both. */
+  private intersect(x: Blocks, y: Blocks): Blocks {
+    const out: Blocks = [];
     let i = 0;
     let j = 0;
     while (i < x.length && j < y.length) {
-      const bx = Math.floor(x[i]! / this.blockSize);
-      const by = Math.floor(y[j]! / this.blockSize);
-      if (bx < by) i++;
-      else if (by < bx) j++;
+      if (x[i]! < y[j]!) i++;
+      else if (y[j]! < x[i]!) j++;
       else {
-        out.push(Math.max(x[i++]!, y[j++]!));
+        out.push(x[i++]!);
+        j++;
       }
     }
     return out;
   }
 
-  /** Blocks in either, from the earlier first. */
-  private union(x: Postings, y: Postings): Postings {
-    const out: Postings = [];
+  /** Blocks in either. */
+  private union(x: Blocks, y: Blocks): Blocks {
+    const out: Blocks = [];
     let i = 0;
     let j = 0;
     while (i < x.length || j < y.length) {
       if (j >= y.length) out.push(x[i++]!);
       else if (i >= x.length) out.push(y[j++]!);
+      else if (x[i]! < y[j]!) out.push(x[i++]!);
+      else if (y[j]! < x[i]!) out.push(y[j++]!);
       else {
-        const bx = Math.floor(x[i]! / this.blockSize);
-        const by = Math.floor(y[j]! / this.blockSize);
-        if (bx < by) out.push(x[i++]!);
-        else if (by < bx) out.push(y[j++]!);
-        else out.push(Math.min(x[i++]!, y[j++]!));
+        out.push(x[i++]!);
+        j++;
       }
     }
     return out;
@@ -348,6 +427,56 @@ export class IndexReader {
     if (b.length < len) throw new IndexUnusable('damaged', `${this.path}: cut short at ${pos + b.length} bytes: the index is not used, its pcap file is scanned`);
     return b;
   }
+}
+
+interface Entry {
+  type: number;
+  valueLen: number;
+  value: Buffer;
+  count: number;
+  off: number;
+  len: number;
+  crc: number;
+  keyCrc: number;
+  /** The entry's 40 bytes as read. */
+  raw: Buffer;
+  /** Its posting list, once checked. */
+  list: Buffer;
+}
+
+function decodeEntry(b: Buffer): Omit<Entry, 'list'> {
+  const valueLen = b[IDX_E.valueLen]!;
+  return {
+    type: b[IDX_E.type]!,
+    valueLen,
+    value: Buffer.from(b.subarray(IDX_E.value, IDX_E.value + Math.min(valueLen, IDX_VALUE_LEN))),
+    count: b.readUInt32LE(IDX_E.count),
+    off: Number(b.readBigUInt64LE(IDX_E.off)),
+    len: b.readUInt32LE(IDX_E.len),
+    crc: b.readUInt32LE(IDX_E.crc),
+    keyCrc: b.readUInt16LE(IDX_E.keyCrc),
+    raw: b,
+  };
+}
+
+/** An entry's key_crc: the low 16 bits of the CRC-32 of the entry with key_crc and crc as 0 (docs/INDEX.md). */
+export function keyCrc(entry: Buffer): number {
+  const e = Buffer.from(entry);
+  e.writeUInt16LE(0, IDX_E.keyCrc);
+  e.writeUInt32LE(0, IDX_E.crc);
+  return crc32(e) & 0xffff;
+}
+
+/** An entry's CRC: the entry with its crc field as 0, then its posting list (docs/INDEX.md). */
+export function entryCrc(entry: Buffer, list: Buffer): number {
+  const e = Buffer.from(entry);
+  e.writeUInt32LE(0, IDX_E.crc);
+  return crc32(list, crc32(e));
+}
+
+/** Bytes of block table group `g` of a segment: its entries and their CRC. */
+function groupLen(s: Segment, g: number): number {
+  return (Math.min(IDX_BT_GROUP, s.nblocks - g * IDX_BT_GROUP) + 1) * 4;
 }
 
 function flagsComplete(h: Buffer): boolean {
