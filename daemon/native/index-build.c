@@ -16,31 +16,35 @@
 #endif
 
 #define FRAG_SLOTS 1024 /* datagrams being reassembled at once, as far as their ports go */
-#define LIST_INLINE 16
 #define NO_BLOCK UINT32_MAX
+#define LOG_MARK UINT32_MAX /* in the posting log: the next word is a block number */
+/* Postings logged before they are sorted into a run (spill): bounds the log between flushes. */
+#define LOG_SPILL (8u << 20)
 
-/* A key and its posting list for the whole file: block numbers, the first absolute, then
- * differences (the complete index's list as it is). What a posting touches fits one cache line: with many
- * hosts most postings go to keys out of the cache, and a line is one miss. */
+/* A key of the file. A posting is a compare with the key's last block and, the first time in a
+ * block, a word appended to the posting log: the postings' lists are put together later, in
+ * sequential passes (spill, merge), not by a write to a list somewhere in memory per posting. Two
+ * keys share a cache line: with many hosts most postings go to keys out of the cache. */
 struct key {
 	uint64_t v0, v1; /* the value's 16 bytes as they lie in memory (network order, zero-padded) */
 	uint8_t type, len;
-	uint32_t count;
+	uint16_t pad;
 	uint32_t last_block;
-	uint32_t seg_count;
-	uint32_t list_len, list_cap;
-	union {
-		uint8_t inl[LIST_INLINE];
-		uint8_t *heap;
-	} list;
-} __attribute__((aligned(64)));
-_Static_assert(sizeof(struct key) == 64, "a key is one cache line");
+	uint32_t seg_count; /* postings in the log (spill: then where its blocks go) */
+	uint32_t pad2;
+};
+_Static_assert(sizeof(struct key) == 32, "two keys per cache line");
 
-/* A key's part in the pending segment, used once per key and segment: the segment's part of its
- * list starts at pos, after its first posting, which a segment writes absolute (first). */
-struct key_seg {
-	uint32_t first;
-	uint32_t pos;
+/* A key's postings in one run: the sorted lists of a spill, kept until the complete index is
+ * written. `off` is where its list's tail (the postings after the first, as LEB128 differences)
+ * starts in the pool; it ends where the next entry's starts. */
+struct run_entry {
+	uint32_t key, count, first, last, off;
+};
+
+/* A run: entries [ent_lo, ent_hi), sorted by key value. */
+struct run {
+	uint32_t ent_lo, ent_hi;
 };
 
 /* What a datagram's first fragment said about its ports, for its later fragments. */
@@ -69,13 +73,31 @@ struct qe_idx_builder {
 	int tunnels;
 	int broken; /* out of memory once: postings were lost, no index may be written */
 
-	struct key *keys; /* 64-byte aligned (grow_keys) */
-	struct key_seg *kseg; /* beside keys, same index */
-	uint32_t nkeys, keys_cap;
-	uint32_t *slots; /* open addressing: key index + 1, 0 empty */
-	uint32_t slots_mask;
-	uint32_t *seg_keys; /* keys with postings in the pending segment */
+	/* The keys, in an open-addressing table (linear probing, type 0: empty), 64-byte aligned: a
+	 * lookup is one cache line. A key is named by its slot; growing the table renames them all
+	 * (grow_keys). */
+	struct key *keys;
+	uint32_t nkeys, keys_mask;
+	/* This packet's keys that missed the recent table: looked up after all of them are known,
+	 * their slots prefetched meanwhile, so their cache misses overlap. */
+	struct cand {
+		uint64_t v0, v1;
+		uint32_t hash;
+		uint8_t type, len;
+	} cands[64];
+	uint32_t ncands;
+	uint32_t *seg_keys; /* keys with postings in the log */
 	uint32_t nseg_keys, seg_keys_cap;
+	uint32_t *log; /* key indexes, in file order; LOG_MARK, block before each new block */
+	uint32_t nlog, log_cap, log_block;
+	uint32_t log_spill; /* LOG_SPILL, smaller in the fuzz target so every path runs */
+	struct run_entry *ents;
+	uint32_t nents, ents_cap;
+	uint8_t *pool;
+	uint32_t pool_len, pool_cap;
+	struct run *runs;
+	uint32_t nruns, runs_cap;
+	uint32_t emitted_runs; /* runs already in a segment of the open file's index */
 	size_t mem;
 
 	uint64_t records, first_ns, last_ns;
@@ -122,16 +144,6 @@ static uint32_t crc(const unsigned char *p, size_t n)
 	return (uint32_t)c;
 }
 
-static size_t leb_len(uint64_t v)
-{
-	size_t n = 1;
-	while (v >= 0x80) {
-		v >>= 7;
-		n++;
-	}
-	return n;
-}
-
 static size_t leb_put(unsigned char *p, uint64_t v)
 {
 	size_t n = 0;
@@ -168,35 +180,37 @@ struct qe_idx_builder *qe_idx_builder_new(uint32_t fields, uint32_t block_size, 
 	b->block_shift = (uint32_t)__builtin_ctz(block_size);
 	b->linktype = linktype;
 	b->tunnels = (fields & QE_IDX_FIELD_TUNNEL) && (fields & (QE_IDX_FIELD_IP | QE_IDX_FIELD_PORT));
-	b->slots_mask = 1023;
-	b->slots = calloc(b->slots_mask + 1, sizeof *b->slots);
-	if (!b->slots) {
+	b->keys_mask = 1023;
+	b->keys = aligned_alloc(64, (size_t)(b->keys_mask + 1) * sizeof *b->keys);
+	if (!b->keys) {
 		free(b);
 		return NULL;
 	}
-	b->mem = sizeof *b + (b->slots_mask + 1) * sizeof *b->slots;
+	memset(b->keys, 0, (size_t)(b->keys_mask + 1) * sizeof *b->keys);
+	b->mem = sizeof *b + (size_t)(b->keys_mask + 1) * sizeof *b->keys;
 	b->file_lo = b->end = b->seg_lo = QE_PCAP_GLOBAL_LEN;
+	b->log_block = NO_BLOCK;
+	b->log_spill = LOG_SPILL;
 	for (uint32_t i = 0; i < RECENT_SLOTS; i++)
 		b->recent[i].block = NO_BLOCK;
 	return b;
 }
 
-static uint8_t *list_bytes(struct key *k)
+void qe_idx_set_log_spill(struct qe_idx_builder *b, uint32_t words)
 {
-	return k->list_cap > LIST_INLINE ? k->list.heap : k->list.inl;
+	b->log_spill = words < 8 ? 8 : words;
 }
 
 void qe_idx_builder_free(struct qe_idx_builder *b)
 {
 	if (!b)
 		return;
-	for (uint32_t i = 0; i < b->nkeys; i++)
-		if (b->keys[i].list_cap > LIST_INLINE)
-			free(b->keys[i].list.heap);
 	free(b->keys);
-	free(b->kseg);
-	free(b->slots);
 	free(b->seg_keys);
+	free(b->log);
+	free(b->ents);
+	free(b->pool);
+	free(b->runs);
 	free(b->bfirst);
 	free(b);
 }
@@ -209,29 +223,10 @@ static inline uint32_t key_hash(uint8_t type, uint64_t v0, uint64_t v1)
 	return (uint32_t)(h >> 32);
 }
 
-/* Every probe of the large table starts here (post_slow, grow_slots): both must agree. */
+/* Every probe of the key table starts here (post_slow, grow_keys): both must agree. */
 static inline uint32_t slot_of(uint32_t hash, uint32_t mask)
 {
 	return (hash >> 8) & mask;
-}
-
-static int grow_slots(struct qe_idx_builder *b)
-{
-	uint32_t cap = (b->slots_mask + 1) * 2;
-	uint32_t *s = calloc(cap, sizeof *s);
-	if (!s)
-		return -1;
-	for (uint32_t i = 0; i < b->nkeys; i++) {
-		uint32_t h = slot_of(key_hash(b->keys[i].type, b->keys[i].v0, b->keys[i].v1), cap - 1);
-		while (s[h])
-			h = (h + 1) & (cap - 1);
-		s[h] = i + 1;
-	}
-	b->mem += (size_t)(cap - b->slots_mask - 1) * sizeof *s;
-	free(b->slots);
-	b->slots = s;
-	b->slots_mask = cap - 1;
-	return 0;
 }
 
 static int grow_array(void **p, uint32_t *cap, size_t elem, size_t *mem)
@@ -246,49 +241,57 @@ static int grow_array(void **p, uint32_t *cap, size_t elem, size_t *mem)
 	return 0;
 }
 
-/* keys[] grows with its alignment kept (realloc keeps 16 bytes), kseg[] with it. */
+/* Doubles the key table. Keys move, so every place a key is named by its slot (the log, the
+ * pending segment's keys, the runs) is renamed. */
 static int grow_keys(struct qe_idx_builder *b)
 {
-	uint32_t n = b->keys_cap ? b->keys_cap * 2 : 256;
-	struct key *k = aligned_alloc(64, (size_t)n * sizeof *k);
-	if (!k)
-		return -1;
-	struct key_seg *ks = realloc(b->kseg, (size_t)n * sizeof *ks);
-	if (!ks) {
+	uint32_t cap = (b->keys_mask + 1) * 2, mask = cap - 1;
+	struct key *k = aligned_alloc(64, (size_t)cap * sizeof *k);
+	uint32_t *moved = malloc((size_t)(b->keys_mask + 1) * sizeof *moved);
+	if (!k || !moved) {
 		free(k);
+		free(moved);
 		return -1;
 	}
-	b->kseg = ks;
-	if (b->nkeys)
-		memcpy(k, b->keys, (size_t)b->nkeys * sizeof *k);
+	memset(k, 0, (size_t)cap * sizeof *k);
+	for (uint32_t i = 0; i <= b->keys_mask; i++) {
+		const struct key *o = &b->keys[i];
+		if (!o->type)
+			continue;
+		uint32_t h = slot_of(key_hash(o->type, o->v0, o->v1), mask);
+		while (k[h].type)
+			h = (h + 1) & mask;
+		k[h] = *o;
+		moved[i] = h;
+	}
+	for (uint32_t i = 0; i < b->nlog; i++) {
+		if (b->log[i] == LOG_MARK)
+			i++;
+		else
+			b->log[i] = moved[b->log[i]];
+	}
+	for (uint32_t i = 0; i < b->nseg_keys; i++)
+		b->seg_keys[i] = moved[b->seg_keys[i]];
+	for (uint32_t i = 0; i < b->nents; i++)
+		b->ents[i].key = moved[b->ents[i].key];
+	free(moved);
 	free(b->keys);
 	b->keys = k;
-	b->mem += (size_t)(n - b->keys_cap) * (sizeof *k + sizeof *ks);
-	b->keys_cap = n;
+	b->mem += (size_t)(cap - b->keys_mask - 1) * sizeof *k;
+	b->keys_mask = mask;
 	return 0;
 }
 
-static int list_append(struct qe_idx_builder *b, struct key *k, uint64_t v)
+static int spill(struct qe_idx_builder *b);
+
+/* Room for `n` more words in the log; a full log is sorted into a run first. */
+static inline int log_room(struct qe_idx_builder *b, uint32_t n)
 {
-	if (k->list_len + 10 > k->list_cap) {
-		uint32_t cap = k->list_cap * 2;
-		uint8_t *p;
-		if (k->list_cap > LIST_INLINE) {
-			p = realloc(k->list.heap, cap);
-			if (!p)
-				return -1;
-		} else {
-			p = malloc(cap);
-			if (!p)
-				return -1;
-			memcpy(p, k->list.inl, k->list_len);
-		}
-		b->mem += cap - (k->list_cap > LIST_INLINE ? k->list_cap : 0);
-		k->list.heap = p;
-		k->list_cap = cap;
-	}
-	k->list_len += (uint32_t)leb_put(list_bytes(k) + k->list_len, v);
-	return 0;
+	if (b->nlog + n > b->log_spill && b->nlog && spill(b) < 0)
+		return -1;
+	if (b->nlog + n <= b->log_cap)
+		return 0;
+	return grow_array((void **)&b->log, &b->log_cap, sizeof *b->log, &b->mem);
 }
 
 /* The recent-keys slot: one multiply whose top bits depend on every bit of the key. Most keys of a
@@ -300,11 +303,9 @@ static inline uint32_t recent_slot(uint8_t type, uint64_t v0, uint64_t v1)
 	return (uint32_t)((x * 0x9e3779b97f4a7c15ull) >> (64 - RECENT_BITS));
 }
 
-static void post_slow(struct qe_idx_builder *b, uint8_t type, uint64_t v0, uint64_t v1, uint8_t len, uint32_t block);
-
 /* A posting for the key (its value as two words, see struct key) in this block, unless it has one.
  * Inlined into qe_idx_add: the common case (the key was posted lately in this block) is a few
- * instructions without a call. */
+ * instructions without a call; the others wait in cands[] for post_cands. */
 static inline __attribute__((always_inline)) void post(struct qe_idx_builder *b, uint8_t type, uint64_t v0, uint64_t v1,
 							uint8_t len, uint32_t block)
 {
@@ -315,53 +316,66 @@ static inline __attribute__((always_inline)) void post(struct qe_idx_builder *b,
 	r->v0 = v0;
 	r->v1 = v1;
 	r->type = type;
-	post_slow(b, type, v0, v1, len, block);
+	if (b->ncands == sizeof b->cands / sizeof b->cands[0])
+		return; /* cannot happen: a packet has fewer keys (qe_packet_fields' bounds) */
+	uint32_t h = key_hash(type, v0, v1);
+	__builtin_prefetch(&b->keys[slot_of(h, b->keys_mask)], 1);
+	b->cands[b->ncands++] = (struct cand){ v0, v1, h, type, len };
 }
 
-static __attribute__((noinline)) void post_slow(struct qe_idx_builder *b, uint8_t type, uint64_t v0, uint64_t v1, uint8_t len,
-						 uint32_t block)
+static void post_slow(struct qe_idx_builder *b, const struct cand *c, uint32_t block)
 {
-	uint32_t h = slot_of(key_hash(type, v0, v1), b->slots_mask);
+	uint32_t h = slot_of(c->hash, b->keys_mask);
 	struct key *k;
 	for (;;) {
-		uint32_t s = b->slots[h];
-		if (!s)
+		k = &b->keys[h];
+		if (!k->type)
 			break;
-		k = &b->keys[s - 1];
-		if (k->v0 == v0 && k->v1 == v1 && k->type == type)
+		if (k->v0 == c->v0 && k->v1 == c->v1 && k->type == c->type)
 			goto found;
-		h = (h + 1) & b->slots_mask;
+		h = (h + 1) & b->keys_mask;
 	}
-	if (b->nkeys == b->keys_cap && grow_keys(b) < 0)
-		goto oom;
-	k = &b->keys[b->nkeys];
-	memset(k, 0, sizeof *k);
-	k->type = type;
-	k->len = len;
-	k->v0 = v0;
-	k->v1 = v1;
+	if ((b->nkeys + 1) * 2 > b->keys_mask) {
+		if (grow_keys(b) < 0)
+			goto oom;
+		post_slow(b, c, block); /* into the grown table */
+		return;
+	}
+	k->type = c->type;
+	k->len = c->len;
+	k->v0 = c->v0;
+	k->v1 = c->v1;
 	k->last_block = NO_BLOCK;
-	k->list_cap = LIST_INLINE;
-	b->slots[h] = ++b->nkeys;
-	if (b->nkeys * 2 > b->slots_mask && grow_slots(b) < 0)
-		goto oom;
+	k->seg_count = 0;
+	b->nkeys++;
 found:
 	if (k->last_block == block)
 		return;
 	if (k->seg_count == 0 && b->nseg_keys == b->seg_keys_cap &&
 	    grow_array((void **)&b->seg_keys, &b->seg_keys_cap, sizeof *b->seg_keys, &b->mem) < 0)
 		goto oom;
-	if (list_append(b, k, k->count ? block - k->last_block : block) < 0)
+	if (log_room(b, 3) < 0)
 		goto oom;
-	k->count++;
-	k->last_block = block;
-	if (k->seg_count++ == 0) {
-		b->kseg[k - b->keys] = (struct key_seg){ block, k->list_len };
-		b->seg_keys[b->nseg_keys++] = (uint32_t)(k - b->keys);
+	if (b->log_block != block) {
+		b->log[b->nlog++] = LOG_MARK;
+		b->log[b->nlog++] = block;
+		b->log_block = block;
 	}
+	uint32_t ki = (uint32_t)(k - b->keys);
+	b->log[b->nlog++] = ki;
+	k->last_block = block;
+	if (k->seg_count++ == 0)
+		b->seg_keys[b->nseg_keys++] = ki;
 	return;
 oom:
 	b->broken = 1;
+}
+
+static __attribute__((noinline)) void post_cands(struct qe_idx_builder *b, uint32_t block)
+{
+	for (uint32_t i = 0; i < b->ncands && !b->broken; i++)
+		post_slow(b, &b->cands[i], block);
+	b->ncands = 0;
 }
 
 /* Values as post() takes them: loads of the bytes as they are, no byte-by-byte copy. */
@@ -546,6 +560,8 @@ void qe_idx_add(struct qe_idx_builder *b, uint64_t off, uint64_t ts_ns, const un
 				post_port(b, dport, block);
 		}
 	}
+	if (b->ncands)
+		post_cands(b, block);
 }
 
 int qe_idx_full(const struct qe_idx_builder *b)
@@ -607,18 +623,168 @@ void qe_idx_out_free(struct qe_idx_out *o)
 	o->len = o->cap = 0;
 }
 
-static int key_cmp(const void *x, const void *y, void *ctx)
+/* Directory order, (type, value bytes), as three integers: sorting compares words, not bytes
+ * through a callback (a spill sorts every key of the segment). */
+struct sort_key {
+	uint64_t a, b;
+	uint32_t c, id;
+};
+
+static inline int sk_less(const struct sort_key *x, const struct sort_key *y)
 {
-	const struct key *keys = ctx;
-	const struct key *a = &keys[*(const uint32_t *)x], *c = &keys[*(const uint32_t *)y];
-	if (a->type != c->type)
-		return a->type < c->type ? -1 : 1;
-	uint8_t va[QE_IDX_VALUE_LEN], vc[QE_IDX_VALUE_LEN];
-	memcpy(va, &a->v0, 8);
-	memcpy(va + 8, &a->v1, 8);
-	memcpy(vc, &c->v0, 8);
-	memcpy(vc + 8, &c->v1, 8);
-	return memcmp(va, vc, QE_IDX_VALUE_LEN);
+	if (x->a != y->a)
+		return x->a < y->a;
+	if (x->b != y->b)
+		return x->b < y->b;
+	return x->c < y->c;
+}
+
+static void sk_sort(struct sort_key *v, size_t n)
+{
+	while (n > 16) {
+		struct sort_key *m = &v[n / 2], *l = &v[n - 1], t;
+		/* median of three to v[0] */
+		if (sk_less(m, v)) { t = *m; *m = *v; *v = t; }
+		if (sk_less(l, v)) { t = *l; *l = *v; *v = t; }
+		if (sk_less(l, m)) { t = *l; *l = *m; *m = t; }
+		t = *m; *m = *v; *v = t;
+		struct sort_key pivot = v[0];
+		size_t i = 0, j = n;
+		for (;;) {
+			do i++; while (i < n && sk_less(&v[i], &pivot));
+			do j--; while (sk_less(&pivot, &v[j]));
+			if (i >= j)
+				break;
+			t = v[i]; v[i] = v[j]; v[j] = t;
+		}
+		t = v[0]; v[0] = v[j]; v[j] = t;
+		/* recurse into the smaller side, loop on the larger: the stack stays logarithmic */
+		if (j < n - j - 1) {
+			sk_sort(v, j);
+			v += j + 1;
+			n -= j + 1;
+		} else {
+			sk_sort(v + j + 1, n - j - 1);
+			n = j;
+		}
+	}
+	for (size_t i = 1; i < n; i++) {
+		struct sort_key x = v[i];
+		size_t j = i;
+		for (; j > 0 && sk_less(&x, &v[j - 1]); j--)
+			v[j] = v[j - 1];
+		v[j] = x;
+	}
+}
+
+/* Sorts key ids into directory order; -1 out of memory. */
+static int sort_keys(const struct qe_idx_builder *b, uint32_t *ids, uint32_t n)
+{
+	struct sort_key *v = malloc((size_t)(n ? n : 1) * sizeof *v);
+	if (!v)
+		return -1;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct key *k = &b->keys[ids[i]];
+		uint64_t h = __builtin_bswap64(k->v0), l = __builtin_bswap64(k->v1);
+		v[i] = (struct sort_key){ (uint64_t)k->type << 56 | h >> 8, h << 56 | l >> 8, (uint32_t)(l & 0xff), ids[i] };
+	}
+	sk_sort(v, n);
+	for (uint32_t i = 0; i < n; i++)
+		ids[i] = v[i].id;
+	free(v);
+	return 0;
+}
+
+static int reserve_bytes(uint8_t **p, uint32_t *cap, uint64_t need, size_t *mem)
+{
+	if (need <= *cap)
+		return 0;
+	if (need > UINT32_MAX / 2)
+		return -1;
+	uint32_t n = *cap ? *cap : 4096;
+	while (n < need)
+		n *= 2;
+	uint8_t *q = realloc(*p, n);
+	if (!q)
+		return -1;
+	*mem += n - *cap;
+	*p = q;
+	*cap = n;
+	return 0;
+}
+
+/* Sorts the log into a run: the logged keys in value order, each with its blocks (the log is in
+ * file order, so a counting scatter keeps each key's blocks ascending). */
+static int spill(struct qe_idx_builder *b)
+{
+	uint32_t n = b->nseg_keys;
+	if (!n) {
+		b->nlog = 0;
+		b->log_block = NO_BLOCK;
+		return 0;
+	}
+	uint32_t postings = 0;
+	for (uint32_t i = 0; i < n; i++)
+		postings += b->keys[b->seg_keys[i]].seg_count;
+	uint32_t *blocks = malloc((size_t)postings * sizeof *blocks);
+	if (!blocks)
+		return -1;
+	while (b->nents + n > b->ents_cap)
+		if (grow_array((void **)&b->ents, &b->ents_cap, sizeof *b->ents, &b->mem) < 0)
+			goto fail;
+	if (b->nruns == b->runs_cap && grow_array((void **)&b->runs, &b->runs_cap, sizeof *b->runs, &b->mem) < 0)
+		goto fail;
+	/* A tail is at most 5 bytes a posting (block numbers are u32). */
+	if (reserve_bytes(&b->pool, &b->pool_cap, (uint64_t)b->pool_len + (uint64_t)postings * 5, &b->mem) < 0)
+		goto fail;
+	if (sort_keys(b, b->seg_keys, n) < 0)
+		goto fail;
+	uint32_t at = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		struct key *k = &b->keys[b->seg_keys[i]];
+		uint32_t c = k->seg_count;
+		k->seg_count = at; /* now where its next block goes */
+		b->ents[b->nents + i] = (struct run_entry){ .key = b->seg_keys[i], .count = c };
+		at += c;
+	}
+	uint32_t block = 0;
+	for (uint32_t i = 0; i < b->nlog; i++) {
+		uint32_t v = b->log[i];
+		if (v == LOG_MARK) {
+			block = b->log[++i];
+			continue;
+		}
+		blocks[b->keys[v].seg_count++] = block;
+	}
+	at = 0;
+	uint8_t *p = b->pool + b->pool_len;
+	for (uint32_t i = 0; i < n; i++) {
+		struct run_entry *e = &b->ents[b->nents + i];
+		const uint32_t *bl = blocks + at;
+		e->first = bl[0];
+		e->last = bl[e->count - 1];
+		e->off = (uint32_t)(p - b->pool);
+		for (uint32_t j = 1; j < e->count; j++)
+			p += leb_put(p, bl[j] - bl[j - 1]);
+		at += e->count;
+		b->keys[e->key].seg_count = 0;
+	}
+	b->runs[b->nruns++] = (struct run){ b->nents, b->nents + n };
+	b->nents += n;
+	b->pool_len = (uint32_t)(p - b->pool);
+	b->nseg_keys = 0;
+	b->nlog = 0;
+	b->log_block = NO_BLOCK;
+	free(blocks);
+	return 0;
+fail:
+	free(blocks);
+	return -1;
+}
+
+static uint32_t tail_end(const struct qe_idx_builder *b, uint32_t e)
+{
+	return e + 1 < b->nents ? b->ents[e + 1].off : b->pool_len;
 }
 
 struct span {
@@ -648,42 +814,38 @@ static void write_block_table(const struct qe_idx_builder *b, const struct span 
 	}
 }
 
-/* One segment of the keys `ids` (sorted here): the whole file's lists, or the pending part. */
-static int write_segment(const struct qe_idx_builder *b, uint32_t *ids, uint32_t n, int whole, const struct span *s,
-			 struct qe_idx_out *out)
+/* One segment of the runs [r_lo, r_hi): each key's entries of those runs (`order`: entry
+ * indexes grouped by key in value order, each key's in run order; `nkeys_out` keys) make one list,
+ * the first posting absolute and the rest as differences, as if one run had held them all. */
+static int write_segment(const struct qe_idx_builder *b, const uint32_t *order, uint32_t nents, uint32_t nkeys_out,
+			 const struct span *s, struct qe_idx_out *out)
 {
-	struct key *keys = b->keys;
-	if (n) /* a segment whose records carry no key has no list to sort (and ids may be NULL) */
-		qsort_r(ids, n, sizeof *ids, key_cmp, keys);
-	uint64_t postings = 0;
-	for (uint32_t i = 0; i < n; i++) {
-		const struct key *k = &keys[ids[i]];
-		const struct key_seg *ks = &b->kseg[ids[i]];
-		postings += whole ? k->list_len : leb_len(ks->first) + (k->list_len - ks->pos);
-	}
+	uint64_t bound = 0;
+	for (uint32_t i = 0; i < nents; i++)
+		bound += 5 + (tail_end(b, order[i]) - b->ents[order[i]].off);
 	uint64_t table = qe_idx_bt_len(qe_idx_bt_blocks(s->off_lo, s->off_hi, b->block_shift));
-	uint64_t body = (uint64_t)n * QE_IDX_ENTRY_LEN + postings + table;
-	if (reserve(out, QE_IDX_SEGMENT_HEADER_LEN + body) < 0)
+	if (reserve(out, QE_IDX_SEGMENT_HEADER_LEN + (uint64_t)nkeys_out * QE_IDX_ENTRY_LEN + bound + table) < 0)
 		return -1;
 	unsigned char *h = out->p + out->len, *e = h + QE_IDX_SEGMENT_HEADER_LEN;
-	unsigned char *area = e + (size_t)n * QE_IDX_ENTRY_LEN, *p = area;
-	for (uint32_t i = 0; i < n; i++, e += QE_IDX_ENTRY_LEN) {
-		struct key *k = &keys[ids[i]];
-		const uint8_t *list = k->list_cap > LIST_INLINE ? k->list.heap : k->list.inl;
+	unsigned char *area = e + (size_t)nkeys_out * QE_IDX_ENTRY_LEN, *p = area;
+	for (uint32_t i = 0; i < nents; e += QE_IDX_ENTRY_LEN) {
+		const struct run_entry *first = &b->ents[order[i]];
+		const struct key *k = &b->keys[first->key];
 		unsigned char *start = p;
-		if (whole) {
-			memcpy(p, list, k->list_len);
-			p += k->list_len;
-		} else {
-			const struct key_seg *ks = &b->kseg[ids[i]];
-			p += leb_put(p, ks->first);
-			memcpy(p, list + ks->pos, k->list_len - ks->pos);
-			p += k->list_len - ks->pos;
+		uint32_t count = 0, prev = 0;
+		for (; i < nents && b->ents[order[i]].key == first->key; i++) {
+			const struct run_entry *r = &b->ents[order[i]];
+			p += leb_put(p, count ? r->first - prev : r->first);
+			uint32_t tl = tail_end(b, order[i]) - r->off;
+			memcpy(p, b->pool + r->off, tl);
+			p += tl;
+			count += r->count;
+			prev = r->last;
 		}
 		memset(e, 0, QE_IDX_ENTRY_LEN);
 		e[QE_IDX_E_TYPE] = k->type;
 		e[QE_IDX_E_VALUE_LEN] = k->len;
-		put32(e + QE_IDX_E_COUNT, whole ? k->count : k->seg_count);
+		put32(e + QE_IDX_E_COUNT, count);
 		put64(e + QE_IDX_E_OFF, (uint64_t)(start - area));
 		put32(e + QE_IDX_E_LEN, (uint32_t)(p - start));
 		memcpy(e + QE_IDX_E_VALUE, &k->v0, 8);
@@ -692,9 +854,10 @@ static int write_segment(const struct qe_idx_builder *b, uint32_t *ids, uint32_t
 		put32(e + QE_IDX_E_CRC, (uint32_t)crc32(crc(e, QE_IDX_ENTRY_LEN), start, (uInt)(p - start)));
 	}
 	write_block_table(b, s, p);
+	uint64_t body = (uint64_t)(p - (h + QE_IDX_SEGMENT_HEADER_LEN)) + table;
 	memset(h, 0, QE_IDX_SEGMENT_HEADER_LEN);
 	put32(h + QE_IDX_S_MAGIC, QE_IDX_SEGMENT_MAGIC);
-	put32(h + QE_IDX_S_NKEYS, n);
+	put32(h + QE_IDX_S_NKEYS, nkeys_out);
 	put64(h + QE_IDX_S_BODY_LEN, body);
 	put64(h + QE_IDX_S_OFF_LO, s->off_lo);
 	put64(h + QE_IDX_S_OFF_HI, s->off_hi);
@@ -707,44 +870,86 @@ static int write_segment(const struct qe_idx_builder *b, uint32_t *ids, uint32_t
 	return 0;
 }
 
+/* The segment of runs [r_lo, r_hi). One run is in key order already; several are merged by a
+ * counting sort on the key's rank (keys sorted once), which keeps each key's entries in run
+ * order. */
+static int write_runs(const struct qe_idx_builder *b, uint32_t r_lo, uint32_t r_hi, const struct span *s, struct qe_idx_out *out)
+{
+	uint32_t e_lo = r_lo < r_hi ? b->runs[r_lo].ent_lo : 0, e_hi = r_lo < r_hi ? b->runs[r_hi - 1].ent_hi : 0;
+	uint32_t n = e_hi - e_lo;
+	uint32_t *order = malloc((size_t)(n ? n : 1) * sizeof *order);
+	if (!order)
+		return -1;
+	uint32_t nk = n;
+	if (r_hi - r_lo <= 1) {
+		for (uint32_t i = 0; i < n; i++)
+			order[i] = e_lo + i;
+	} else {
+		uint32_t *pos = calloc((size_t)b->keys_mask + 1, sizeof *pos), *ids = malloc((size_t)n * sizeof *ids);
+		if (!pos || !ids) {
+			free(pos);
+			free(ids);
+			free(order);
+			return -1;
+		}
+		nk = 0;
+		for (uint32_t i = e_lo; i < e_hi; i++)
+			if (pos[b->ents[i].key]++ == 0)
+				ids[nk++] = b->ents[i].key;
+		if (sort_keys(b, ids, nk) < 0) {
+			free(pos);
+			free(ids);
+			free(order);
+			return -1;
+		}
+		uint32_t at = 0;
+		for (uint32_t i = 0; i < nk; i++) {
+			uint32_t c = pos[ids[i]];
+			pos[ids[i]] = at;
+			at += c;
+		}
+		for (uint32_t i = e_lo; i < e_hi; i++)
+			order[pos[b->ents[i].key]++] = i;
+		free(pos);
+		free(ids);
+	}
+	int rc = write_segment(b, order, n, nk, s, out);
+	free(order);
+	return rc;
+}
+
 int qe_idx_next_segment(struct qe_idx_builder *b, struct qe_idx_out *out)
 {
 	if (b->broken)
 		return -1;
 	if (!b->pending)
 		return 0;
-	struct span s = { b->seg_lo, b->end, b->pending, b->seg_first_ns, b->last_ns, b->seg_first_off };
-	if (write_segment(b, b->seg_keys, b->nseg_keys, 0, &s, out) < 0)
+	if (spill(b) < 0)
 		return -1;
-	for (uint32_t i = 0; i < b->nseg_keys; i++)
-		b->keys[b->seg_keys[i]].seg_count = 0;
-	b->nseg_keys = 0;
+	struct span s = { b->seg_lo, b->end, b->pending, b->seg_first_ns, b->last_ns, b->seg_first_off };
+	if (write_runs(b, b->emitted_runs, b->nruns, &s, out) < 0)
+		return -1;
+	b->emitted_runs = b->nruns;
 	b->pending = 0;
 	b->seg_lo = b->end;
 	return 1;
 }
 
-int qe_idx_complete(const struct qe_idx_builder *b, struct qe_idx_out *out)
+int qe_idx_complete(struct qe_idx_builder *b, struct qe_idx_out *out)
 {
-	if (b->broken || reserve(out, QE_IDX_HEADER_LEN) < 0)
+	if (b->broken || spill(b) < 0 || reserve(out, QE_IDX_HEADER_LEN) < 0)
 		return -1;
-	uint32_t *ids = malloc((size_t)(b->nkeys ? b->nkeys : 1) * sizeof *ids);
-	if (!ids)
-		return -1;
-	for (uint32_t i = 0; i < b->nkeys; i++)
-		ids[i] = i;
 	size_t at = out->len;
 	qe_idx_header(b, 1, out->p + out->len);
 	out->len += QE_IDX_HEADER_LEN;
 	struct span s = { b->file_lo, b->end, b->records, b->records ? b->first_ns : 0, b->records ? b->last_ns : 0, b->file_lo };
-	int rc = write_segment(b, ids, b->nkeys, 1, &s, out);
-	free(ids);
+	int rc = write_runs(b, 0, b->nruns, &s, out);
 	if (rc < 0)
 		out->len = at;
 	return rc;
 }
 
-int64_t qe_idx_write_complete(const struct qe_idx_builder *b, const char *path, int durable)
+int64_t qe_idx_write_complete(struct qe_idx_builder *b, const char *path, int durable)
 {
 	struct qe_idx_out out = { 0 };
 	char tmp[4096];

@@ -1,8 +1,8 @@
 /* Builds the index of one pcap file (index-format.h, docs/INDEX.md) in memory from its records as
- * they are written: per record a parse (packet-fields.h) and one hash lookup per key; a key gets
- * a posting the first time it appears in a block. The postings of the whole file are kept (the
- * closed file's index is one segment), and those added since the last segment can be emitted as
- * the next segment of the open file's index.
+ * they are written: per record a parse (packet-fields.h) and, for each key new to its block, one
+ * lookup in the key table and a word appended to a posting log. The log is sorted into runs (at
+ * each segment, or when it fills); the runs since the last segment are emitted as the next
+ * segment of the open file's index, and all of them merge into the closed file's index.
  *
  * Memory is bounded: qe_idx_full() says when the builder has reached QE_IDX_BUILD_MEM_MAX (the
  * writer then starts a new file; qe-index fails the file). */
@@ -30,6 +30,9 @@ struct qe_idx_out {
  * NULL when out of memory. */
 struct qe_idx_builder *qe_idx_builder_new(uint32_t fields, uint32_t block_size, uint32_t linktype);
 void qe_idx_builder_free(struct qe_idx_builder *b);
+/* Postings are logged and sorted into runs of at most this many log words (default 8 Mi): the fuzz
+ * target sets it small, so a segment made of several runs is built as often as one of one. */
+void qe_idx_set_log_spill(struct qe_idx_builder *b, uint32_t words);
 int qe_idx_block_size_ok(uint64_t block_size);
 /* A link type the parser reads: only those are indexed. An index of another would hold no keys and
  * say that no record matches anything; its files are scanned instead. */
@@ -51,10 +54,10 @@ void qe_idx_header(const struct qe_idx_builder *b, int complete, unsigned char o
  * pending); 0 when there were none to emit, -1 out of memory (nothing appended, nothing lost). */
 int qe_idx_next_segment(struct qe_idx_builder *b, struct qe_idx_out *out);
 /* Appends to `out` the header and one segment of every record: a closed file's index. */
-int qe_idx_complete(const struct qe_idx_builder *b, struct qe_idx_out *out);
+int qe_idx_complete(struct qe_idx_builder *b, struct qe_idx_out *out);
 /* Writes the complete index to `path` through `path`.tmp and a rename; the bytes written, or -1
  * with errno set (no file left behind). `durable`: fdatasync before the rename. */
-int64_t qe_idx_write_complete(const struct qe_idx_builder *b, const char *path, int durable);
+int64_t qe_idx_write_complete(struct qe_idx_builder *b, const char *path, int durable);
 
 void qe_idx_out_free(struct qe_idx_out *o);
 
