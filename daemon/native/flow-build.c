@@ -234,12 +234,20 @@ static void tcp_events(struct flow *fl, struct counts *c, int dir, uint8_t tcp, 
 		c->rst++;
 }
 
+/* An address as two words, as its zero-padded 16 bytes lie in memory (little-endian: an IPv4
+ * address is the low half of the first). Loaded straight from the frame: a copy into a padded
+ * buffer and a wide load back would stall on store forwarding, twice a packet. */
 static inline void load_addr(const uint8_t *p, size_t alen, uint64_t *w0, uint64_t *w1)
 {
-	uint8_t a[16] = { 0 };
-	memcpy(a, p, alen);
-	memcpy(w0, a, 8);
-	memcpy(w1, a + 8, 8);
+	if (alen == 4) {
+		uint32_t x;
+		memcpy(&x, p, 4);
+		*w0 = x;
+		*w1 = 0;
+	} else {
+		memcpy(w0, p, 8);
+		memcpy(w1, p + 8, 8);
+	}
 }
 
 void qe_flow_add(struct qe_flow_builder *b, uint64_t off, uint64_t ts_ns, uint32_t caplen, uint32_t origlen,
