@@ -305,3 +305,58 @@ describe('qe-capture --flows', () => {
     }
   });
 });
+
+describe('the bound on flows', () => {
+  /** `n` one-packet UDP flows, raw IPv4 (link type 101), written straight into a pcap buffer. */
+  function manyFlows(n: number): Buffer {
+    const rec = 16 + 28;
+    const b = Buffer.alloc(24 + n * rec);
+    b.writeUInt32LE(0xa1b23c4d, 0);
+    b.writeUInt16LE(2, 4);
+    b.writeUInt16LE(4, 6);
+    b.writeUInt32LE(65535, 16);
+    b.writeUInt32LE(101, 20);
+    const t0 = 1_714_557_600;
+    for (let i = 0; i < n; i++) {
+      const at = 24 + i * rec;
+      b.writeUInt32LE(t0 + Math.floor(i / 1_000_000), at);
+      b.writeUInt32LE((i % 1_000_000) * 1000, at + 4);
+      b.writeUInt32LE(28, at + 8);
+      b.writeUInt32LE(28, at + 12);
+      const ip = at + 16;
+      b[ip] = 0x45;
+      b.writeUInt16BE(28, ip + 2);
+      b[ip + 8] = 64;
+      b[ip + 9] = 17;
+      b.writeUInt32BE(0x0a000000 + (i >>> 8), ip + 12);
+      b.writeUInt32BE(0xc0a80001, ip + 16);
+      b.writeUInt16BE(1024 + (i & 0xff), ip + 20);
+      b.writeUInt16BE(53, ip + 22);
+      b.writeUInt16BE(8, ip + 24);
+    }
+    return b;
+  }
+
+  it('a file with more flows than a table holds: the writer starts a new file at the bound, qe-index fails the file', () => {
+    const max = 2 ** 20; // QE_FLOW_BUILD_MAX_FLOWS
+    const { dir, cleanup: done } = tempDir('flow-bound');
+    try {
+      const input = join(dir, 'many.pcap');
+      writeFileSync(input, manyFlows(max + 1000));
+      const store = join(dir, 'store');
+      execFileSync('mkdir', [store]);
+      const msgs = capture(['--read', input, '--iface', 'many', '--dir', store, '--no-fsync', '--flows']);
+      expect(msgs.at(-1)).toMatchObject({ type: 'done', exit_code: 0 });
+      const pcaps = readdirSync(store).filter((f) => f.endsWith('.pcap')).sort();
+      expect(pcaps.length).toBe(2);
+      const counts = pcaps.map((f) => decodeFlowTable(readFileSync(join(store, f + '.qeflow'))).segments[0]!.records.length);
+      expect(counts).toEqual([max, 1000]);
+      const r = run(['--flows', input]);
+      expect(r.status).toBe(4);
+      expect(statusLines(r.stdout).find((l) => l.type === 'error')?.message).toMatch(new RegExp(`this file reaches ${max} flows \\(at byte \\d+\\), all a flow table holds`));
+      expect(existsSync(input + '.qeflow')).toBe(false);
+    } finally {
+      done();
+    }
+  }, 120_000);
+});

@@ -12,9 +12,9 @@
 #define TCP_RST 0x04
 #define TCP_ACK 0x10
 
-/* Flows one file's builder keeps: its arrays at this size (about 220 bytes a flow) stay within
- * QE_FLOW_BUILD_MEM_MAX, and they grow by doubling, so the cap is a power of two. */
-#define MAX_FLOWS (1u << 20)
+/* The arrays at this size (about 210 bytes a flow) stay within QE_FLOW_BUILD_MEM_MAX; they grow
+ * by doubling, so the cap is a power of two. */
+#define MAX_FLOWS QE_FLOW_BUILD_MAX_FLOWS
 _Static_assert((uint64_t)MAX_FLOWS * (128 + 64 + 2 * 8 + 4) <= QE_FLOW_BUILD_MEM_MAX, "MAX_FLOWS fits the memory bound");
 
 /* A flow's key: the ends in a fixed order (a before b, whatever sent first), each an address as
@@ -367,6 +367,11 @@ void qe_flow_add(struct qe_flow_builder *b, uint64_t off, uint64_t ts_ns, uint32
 int qe_flow_full(const struct qe_flow_builder *b)
 {
 	return b->broken || b->nflows >= MAX_FLOWS || b->mem >= QE_FLOW_BUILD_MEM_MAX;
+}
+
+int qe_flow_room(const struct qe_flow_builder *b, uint64_t records)
+{
+	return !qe_flow_full(b) && records <= MAX_FLOWS - b->nflows;
 }
 
 uint64_t qe_flow_packets(const struct qe_flow_builder *b)

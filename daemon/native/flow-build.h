@@ -21,6 +21,8 @@
  * of an older builder (header field `builder`). */
 #define QE_FLOW_BUILDER_REVISION 1
 #define QE_FLOW_BUILD_MEM_MAX (256u << 20)
+/* Flows a file's builder keeps (about 210 MiB of tables at most, within QE_FLOW_BUILD_MEM_MAX). */
+#define QE_FLOW_BUILD_MAX_FLOWS (1u << 20)
 
 struct qe_flow_builder;
 
@@ -33,8 +35,11 @@ void qe_flow_builder_free(struct qe_flow_builder *b);
  * 0, f) gives them. */
 void qe_flow_add(struct qe_flow_builder *b, uint64_t off, uint64_t ts_ns, uint32_t caplen, uint32_t origlen,
 		 const struct qe_packet_fields *f);
-/* The builder holds as much as it may (or ran out of memory): the file should end here. */
+/* The builder holds QE_FLOW_BUILD_MAX_FLOWS flows (or ran out of memory): the file should end here. */
 int qe_flow_full(const struct qe_flow_builder *b);
+/* The builder can take `records` more records whatever flows they start: a run of them may go in
+ * without a check between records. */
+int qe_flow_room(const struct qe_flow_builder *b, uint64_t records);
 /* Records added so far, and since the last segment; flows of the whole file. */
 uint64_t qe_flow_packets(const struct qe_flow_builder *b);
 uint64_t qe_flow_pending_packets(const struct qe_flow_builder *b);

@@ -215,8 +215,8 @@ static int walk_records(const struct opts *o, const char *path, int fd, const st
 				file_error(path, "the index of this file needs more than %u MiB of memory (at byte %" PRIu64
 						 "); it is left without one and is scanned", QE_IDX_BUILD_MEM_MAX >> 20, off);
 			else
-				file_error(path, "the flow table of this file needs more than %u MiB of memory (at byte %" PRIu64
-						 "); it is left without one and its flows are counted from its packets", QE_FLOW_BUILD_MEM_MAX >> 20, off);
+				file_error(path, "this file reaches %u flows (at byte %" PRIu64 "), all a flow table holds; it is left without one and its flows are counted from its packets",
+					   QE_FLOW_BUILD_MAX_FLOWS, off);
 			rc = -1;
 			break;
 		}

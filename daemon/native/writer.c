@@ -1034,7 +1034,9 @@ int writer_run_fits(const struct writer *w, uint64_t bytes, uint64_t ts_ns)
 	       w->file_bytes + w->buf_len + bytes <= w->cfg.file_size && !qe_pcap_too_far(w->first_ns, ts_ns) &&
 	       (!w->cfg.file_duration_ns ||
 		(ts_ns >= w->first_ns && ts_ns - w->first_ns < w->cfg.file_duration_ns)) &&
-	       appended(w) + bytes <= w->quota;
+	       appended(w) + bytes <= w->quota &&
+	       /* a run near the flow bound goes record by record, so the file ends at the bound */
+	       (!w->flows || qe_flow_room(w->flows, bytes / PCAP_RECORD_LEN));
 }
 
 void writer_tick(struct writer *w, uint64_t now_ns)
