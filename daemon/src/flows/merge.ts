@@ -1,0 +1,93 @@
+// Merging flow records into flows. A flow that spans flushes has one record per segment of its
+// open file's table, and one per file once it spans files; the records of one flow (same
+// interface, VLAN stack, IP version, protocol and unordered pair of ends) become one: counts
+// summed, TCP flags ORed, the earliest first and latest last time, the round trip of the earliest
+// record that measured one. `src` is the end that sent the flow's first packet: a record whose
+// first packet came from the other end is swapped before it is added.
+import { FLOW_RF, type FlowRecord } from './format.js';
+
+export interface Flow extends FlowRecord {
+  iface: string;
+  /** Records merged into it. */
+  records: number;
+  /** first_ns of the record the round trip came from (the earliest that measured one). */
+  rttFromNs?: bigint;
+}
+
+/** A record seen from its other end: src and dst, and each per-direction figure, exchanged. */
+export function swapped<T extends FlowRecord>(r: T): T {
+  return {
+    ...r,
+    src: r.dst,
+    dst: r.src,
+    sport: r.dport,
+    dport: r.sport,
+    packets: r.packetsRev,
+    packetsRev: r.packets,
+    bytes: r.bytesRev,
+    bytesRev: r.bytes,
+    tcpFlagsFwd: r.tcpFlagsRev,
+    tcpFlagsRev: r.tcpFlagsFwd,
+  };
+}
+
+function endText(addr: Buffer, port: number): string {
+  return `${addr.toString('hex')}/${port}`;
+}
+
+/** The identity of a flow, the same for its records in either orientation. */
+export function flowKey(iface: string, r: FlowRecord): string {
+  const a = endText(r.src, r.sport);
+  const b = endText(r.dst, r.dport);
+  // Non-IP records are keyed by EtherType (sport) and VLAN stack only: there are no ends.
+  const ends = r.ipVersion === 0 ? `eth/${r.sport}` : a < b ? `${a} ${b}` : `${b} ${a}`;
+  return `${iface} ${r.vlan.join('.')} ${r.ipVersion} ${r.proto} ${ends}`;
+}
+
+function sameOrientation(a: FlowRecord, b: FlowRecord): boolean {
+  return a.sport === b.sport && a.src.equals(b.src);
+}
+
+export class FlowMerger {
+  readonly flows = new Map<string, Flow>();
+
+  add(iface: string, r: FlowRecord): void {
+    const key = flowKey(iface, r);
+    const m = this.flows.get(key);
+    if (!m) {
+      this.flows.set(key, { ...r, iface, records: 1, ...(r.flags & FLOW_RF.rtt ? { rttFromNs: r.firstNs } : {}) });
+      return;
+    }
+    let x = r;
+    if (!sameOrientation(m, r)) {
+      if (r.firstNs < m.firstNs) {
+        // The new record saw the flow's first packet: its src is the flow's. Turn what is merged so far.
+        Object.assign(m, swapped(m));
+      } else x = swapped(r);
+    }
+    m.records++;
+    m.packets += x.packets;
+    m.packetsRev += x.packetsRev;
+    m.bytes += x.bytes;
+    m.bytesRev += x.bytesRev;
+    m.tcpFlagsFwd |= x.tcpFlagsFwd;
+    m.tcpFlagsRev |= x.tcpFlagsRev;
+    m.syn += x.syn;
+    m.synack += x.synack;
+    m.fin += x.fin;
+    m.rst += x.rst;
+    m.flags |= x.flags & ~FLOW_RF.rtt;
+    if (x.firstNs < m.firstNs) m.firstNs = x.firstNs;
+    if (x.lastNs > m.lastNs) m.lastNs = x.lastNs;
+    if (x.flags & FLOW_RF.rtt && (m.rttFromNs === undefined || x.firstNs < m.rttFromNs)) {
+      m.rttUs = x.rttUs;
+      m.rttFromNs = x.firstNs;
+      m.flags |= FLOW_RF.rtt;
+    }
+  }
+
+  /** The flows, earliest first. */
+  sorted(): Flow[] {
+    return [...this.flows.values()].sort((a, b) => (a.firstNs < b.firstNs ? -1 : a.firstNs > b.firstNs ? 1 : 0));
+  }
+}
