@@ -39,8 +39,8 @@ export async function statsCommand(argv: string[]): Promise<number> {
       process.stdout.write(`${JSON.stringify(statsJson(req, total, rows, series))}\n`);
     } else {
       process.stdout.write(statsText(req, total, rows, series));
-      say(`from ${sourcesText(result.plans, result.read)}`);
     }
+    say(`from ${sourcesText(result.plans, result.read)}`);
     return ExitCode.ok;
   } catch (e) {
     if (!(e instanceof Refusal)) throw e;

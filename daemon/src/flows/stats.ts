@@ -1,6 +1,6 @@
 // Statistics from merged flows: totals and top-N tables by host, source, destination,
 // conversation, port, protocol, VLAN stack or interface. A flow's packets and bytes are both
-// directions'. Frames that are not IP are in the totals and in the `proto` (by EtherType: arp,
+// directions' (a host's: sent plus received). Frames that are not IP are in the totals and in the `proto` (by EtherType: arp,
 // lldp...), `vlan` and `iface` tables; they have no address or port, so the host, src, dst,
 // conversation and port tables leave them out (as they leave out ICMP and other portless
 // protocols in `port`).
@@ -32,9 +32,9 @@ function keysOf(f: Flow, by: StatsBy): (string | number)[] {
   switch (by) {
     case 'host': {
       if (!ip) return [];
-      const a = addressText(f.src);
-      const b = addressText(f.dst);
-      return a === b ? [a] : [a, b];
+      // What a host sent plus what it received, as tshark's endpoints count: a packet a host sent
+      // to itself counts twice in its row (its flow once).
+      return [addressText(f.src), addressText(f.dst)];
     }
     case 'src':
       return ip ? [addressText(f.src)] : [];
@@ -73,13 +73,14 @@ export function statsRows(flows: Iterable<Flow>, by: StatsBy, top?: number): Sta
   for (const f of flows) {
     const packets = f.packets + f.packetsRev;
     const bytes = Number(f.bytes + f.bytesRev);
-    for (const key of keysOf(f, by)) {
+    const keys = keysOf(f, by);
+    keys.forEach((key, i) => {
       let r = rows.get(key);
       if (!r) rows.set(key, (r = { key, packets: 0, bytes: 0, flows: 0 }));
       r.packets += packets;
       r.bytes += bytes;
-      r.flows++;
-    }
+      if (keys.indexOf(key) === i) r.flows++;
+    });
   }
   const sorted = [...rows.values()].sort((a, b) => b.bytes - a.bytes || b.packets - a.packets || String(a.key).localeCompare(String(b.key), 'en', { numeric: true }));
   return top === undefined ? sorted : sorted.slice(0, top);
