@@ -200,8 +200,9 @@ export function decodeFlowRecord(b: Buffer, off = 0): FlowRecord {
     sport: b.readUInt16LE(off + FLOW_R.sport),
     dport: b.readUInt16LE(off + FLOW_R.dport),
     vlan,
-    src: Buffer.from(b.subarray(off + FLOW_R.src, off + FLOW_R.src + alen)),
-    dst: Buffer.from(b.subarray(off + FLOW_R.dst, off + FLOW_R.dst + alen)),
+    // Views into the table's bytes, not copies: a query decodes millions of records.
+    src: b.subarray(off + FLOW_R.src, off + FLOW_R.src + alen),
+    dst: b.subarray(off + FLOW_R.dst, off + FLOW_R.dst + alen),
     firstNs: b.readBigUInt64LE(off + FLOW_R.firstNs),
     lastNs: b.readBigUInt64LE(off + FLOW_R.lastNs),
     bytes: b.readBigUInt64LE(off + FLOW_R.bytes),

@@ -32,16 +32,28 @@ export function swapped<T extends FlowRecord>(r: T): T {
 }
 
 function endText(addr: Buffer, port: number): string {
-  return `${addr.toString('hex')}/${port}`;
+  // latin1: one character per byte, the cheapest string a Buffer makes (a key is built per record).
+  return addr.toString('latin1') + String.fromCharCode(port >> 8, port & 0xff);
 }
 
 /** The identity of a flow, the same for its records in either orientation. */
 export function flowKey(iface: string, r: FlowRecord): string {
-  const a = endText(r.src, r.sport);
-  const b = endText(r.dst, r.dport);
   // Non-IP records are keyed by EtherType (sport) and VLAN stack only: there are no ends.
-  const ends = r.ipVersion === 0 ? `eth/${r.sport}` : a < b ? `${a} ${b}` : `${b} ${a}`;
-  return `${iface} ${r.vlan.join('.')} ${r.ipVersion} ${r.proto} ${ends}`;
+  let ends: string;
+  if (r.ipVersion === 0) ends = `e${r.sport}`;
+  else {
+    const a = endText(r.src, r.sport);
+    const b = endText(r.dst, r.dport);
+    ends = a < b ? a + b : b + a;
+  }
+  return `${iface}\0${r.vlan.join('.')}\0${r.ipVersion}\0${r.proto}\0${ends}`;
+}
+
+/** swapped(), in place. */
+function turn(m: FlowRecord): void {
+  [m.src, m.dst, m.sport, m.dport] = [m.dst, m.src, m.dport, m.sport];
+  [m.packets, m.packetsRev, m.bytes, m.bytesRev] = [m.packetsRev, m.packets, m.bytesRev, m.bytes];
+  [m.tcpFlagsFwd, m.tcpFlagsRev] = [m.tcpFlagsRev, m.tcpFlagsFwd];
 }
 
 function sameOrientation(a: FlowRecord, b: FlowRecord): boolean {
@@ -55,23 +67,38 @@ export class FlowMerger {
     const key = flowKey(iface, r);
     const m = this.flows.get(key);
     if (!m) {
-      this.flows.set(key, { ...r, iface, records: 1, ...(r.flags & FLOW_RF.rtt ? { rttFromNs: r.firstNs } : {}) });
+      // Every flow object of one shape (rttFromNs always present): a query merges millions.
+      this.flows.set(key, {
+        iface, ipVersion: r.ipVersion, proto: r.proto, flags: r.flags, tcpFlagsFwd: r.tcpFlagsFwd, tcpFlagsRev: r.tcpFlagsRev, sport: r.sport, dport: r.dport, vlan: r.vlan,
+        src: r.src, dst: r.dst, firstNs: r.firstNs, lastNs: r.lastNs, bytes: r.bytes, bytesRev: r.bytesRev, packets: r.packets, packetsRev: r.packetsRev,
+        syn: r.syn, synack: r.synack, fin: r.fin, rst: r.rst, rttUs: r.rttUs, records: 1, rttFromNs: r.flags & FLOW_RF.rtt ? r.firstNs : undefined,
+      });
       return;
     }
-    let x = r;
+    let rev = false;
     if (!sameOrientation(m, r)) {
       if (r.firstNs < m.firstNs) {
         // The new record saw the flow's first packet: its src is the flow's. Turn what is merged so far.
-        Object.assign(m, swapped(m));
-      } else x = swapped(r);
+        turn(m);
+      } else rev = true;
     }
+    const x = r;
     m.records++;
-    m.packets += x.packets;
-    m.packetsRev += x.packetsRev;
-    m.bytes += x.bytes;
-    m.bytesRev += x.bytesRev;
-    m.tcpFlagsFwd |= x.tcpFlagsFwd;
-    m.tcpFlagsRev |= x.tcpFlagsRev;
+    if (rev) {
+      m.packets += x.packetsRev;
+      m.packetsRev += x.packets;
+      m.bytes += x.bytesRev;
+      m.bytesRev += x.bytes;
+      m.tcpFlagsFwd |= x.tcpFlagsRev;
+      m.tcpFlagsRev |= x.tcpFlagsFwd;
+    } else {
+      m.packets += x.packets;
+      m.packetsRev += x.packetsRev;
+      m.bytes += x.bytes;
+      m.bytesRev += x.bytesRev;
+      m.tcpFlagsFwd |= x.tcpFlagsFwd;
+      m.tcpFlagsRev |= x.tcpFlagsRev;
+    }
     m.syn += x.syn;
     m.synack += x.synack;
     m.fin += x.fin;
