@@ -462,6 +462,12 @@ static void write_record(unsigned char *p, const struct flow *fl, const struct c
 		qe_put32(p + QE_FLOW_R_RTT_US, c->rtt_us);
 }
 
+void qe_flow_set_span(struct qe_flow_builder *b, uint64_t lo, uint64_t hi)
+{
+	b->file_lo = lo;
+	b->end = hi;
+}
+
 void qe_flow_header(const struct qe_flow_builder *b, int complete, unsigned char out[QE_FLOW_HEADER_LEN])
 {
 	memset(out, 0, QE_FLOW_HEADER_LEN);

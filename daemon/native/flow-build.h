@@ -45,6 +45,10 @@ uint64_t qe_flow_packets(const struct qe_flow_builder *b);
 uint64_t qe_flow_pending_packets(const struct qe_flow_builder *b);
 uint64_t qe_flow_count(const struct qe_flow_builder *b);
 
+/* The complete table covers [lo, hi) of its stream, whatever of it was counted: qe-index
+ * --flows-stdout with a time range offers every record but counts some (by default the table covers
+ * its first record to the end of its last). */
+void qe_flow_set_span(struct qe_flow_builder *b, uint64_t lo, uint64_t hi);
 /* The file header; `complete` for a closed file's table. */
 void qe_flow_header(const struct qe_flow_builder *b, int complete, unsigned char out[QE_FLOW_HEADER_LEN]);
 /* Appends to `out` the segment of the records added since the last one and folds them into the

@@ -1,27 +1,24 @@
-// Flow tables in the tests: a decoder of the on-disk format (flow-format.h) driven by the header's
-// own numbers, the reader's merge of a flow's records, and a reference that counts the flows of a
+// Flow tables in the tests: the reader's decoder (daemon/src/flows/format.ts) with the raw checks a
+// reader does not make (reserved and unused bytes 0), records in a shape that holds every byte of
+// the record; the reader's merge of a flow's records; and a reference that counts the flows of a
 // pcap from first principles (its own frame parser, written from docs/INDEX.md "Flow table", not
 // from the native builder), so the builder is held to the format and the rules rather than to its code.
-// The decoder is the test's own until daemon/src/flows/format.ts (the reader) is on this branch.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { crc32 } from 'node:zlib';
+import {
+  FLOW_FLAG_COMPLETE,
+  FLOW_R,
+  FLOW_RECORD_LEN,
+  FLOW_RF,
+  FLOW_SEGMENT_HEADER_LEN,
+  FLOW_VERSION,
+  decodeFlowTable as decodeTable,
+  type FlowRecord as StoredRecord,
+} from '../../daemon/src/flows/format.js';
 import type { PcapRecord } from '../../daemon/src/pcap/format.js';
-import { root } from './cli.js';
 
-/** Every `#define QE_FLOW_X n` of flow-format.h, by X. */
-export const FLOW: Record<string, number> = (() => {
-  const text = readFileSync(join(root, 'daemon', 'native', 'flow-format.h'), 'utf8');
-  const out: Record<string, number> = {};
-  for (const m of text.matchAll(/^#define QE_FLOW_(\w+) (0x[0-9a-f]+|\d+)u?\b/gim)) out[m[1]!] = Number(m[2]);
-  return out;
-})();
-const F = (name: string): number => {
-  const v = FLOW[name];
-  if (v === undefined) throw new Error(`flow-format.h has no QE_FLOW_${name}`);
-  return v;
-};
+export const FLOW = { VERSION: FLOW_VERSION, FLAG_COMPLETE: FLOW_FLAG_COMPLETE, RF_RTT: FLOW_RF.rtt, RF_ICMP: FLOW_RF.icmp, RF_FRAGMENTS: FLOW_RF.fragments };
+const F = (name: string): number => (FLOW as Record<string, number>)[name]!;
 
+/** A record with all three VLAN slots and both addresses as their 16 bytes (hex), as stored. */
 export interface FlowRecord {
   ipVersion: number;
   proto: number;
@@ -65,75 +62,62 @@ export interface FlowTable {
   segments: FlowSegment[];
 }
 
-function decodeRecord(b: Buffer, at: number): FlowRecord {
-  const r = (name: string) => at + F(`R_${name}`);
-  const u32 = (n: string) => b.readUInt32LE(r(n));
-  const addr = (n: string) => b.subarray(r(n), r(n) + 16).toString('hex');
-  if (b.readUInt32LE(at + 108) !== 0) throw new Error(`record at ${at}: reserved field not 0`);
+const pad16 = (b: Buffer) => Buffer.concat([b, Buffer.alloc(16 - b.length)]).toString('hex');
+
+function mine(r: StoredRecord): FlowRecord {
+  const { ipVersion, proto, flags, tcpFlagsFwd, tcpFlagsRev, sport, dport, firstNs, lastNs, bytes, bytesRev, packets, packetsRev, syn, synack, fin, rst, rttUs } = r;
   return {
-    ipVersion: b[r('IP_VERSION')]!,
-    proto: b[r('PROTO')]!,
-    nvlan: b[r('NVLAN')]!,
-    flags: b[r('FLAGS')]!,
-    tcpFlagsFwd: b[r('TCP_FLAGS_FWD')]!,
-    tcpFlagsRev: b[r('TCP_FLAGS_REV')]!,
-    sport: b.readUInt16LE(r('SPORT')),
-    dport: b.readUInt16LE(r('DPORT')),
-    vlan: [0, 1, 2].map((i) => b.readUInt16LE(r('VLAN') + 2 * i)),
-    src: addr('SRC'),
-    dst: addr('DST'),
-    firstNs: b.readBigUInt64LE(r('FIRST_NS')),
-    lastNs: b.readBigUInt64LE(r('LAST_NS')),
-    bytes: b.readBigUInt64LE(r('BYTES')),
-    bytesRev: b.readBigUInt64LE(r('BYTES_REV')),
-    packets: u32('PACKETS'),
-    packetsRev: u32('PACKETS_REV'),
-    syn: u32('SYN'),
-    synack: u32('SYNACK'),
-    fin: u32('FIN'),
-    rst: u32('RST'),
-    rttUs: u32('RTT_US'),
+    ipVersion,
+    proto,
+    nvlan: r.vlan.length,
+    flags,
+    tcpFlagsFwd,
+    tcpFlagsRev,
+    sport,
+    dport,
+    vlan: [...r.vlan, 0, 0, 0].slice(0, 3),
+    src: pad16(r.src),
+    dst: pad16(r.dst),
+    firstNs,
+    lastNs,
+    bytes,
+    bytesRev,
+    packets,
+    packetsRev,
+    syn,
+    synack,
+    fin,
+    rst,
+    rttUs,
   };
 }
 
-/** A flow table, every checksum and length checked (throws on any fault). */
-export function decodeFlowTable(b: Buffer): FlowTable {
-  const hl = F('HEADER_LEN');
-  if (b.length < hl) throw new Error(`${b.length} bytes: shorter than the header`);
-  if (b.subarray(0, F('MAGIC_LEN')).toString('latin1') !== 'QEFLOW\r\n') throw new Error('bad magic');
-  if (b.readUInt32LE(F('H_CRC')) !== crc32(b.subarray(0, F('H_CRC')))) throw new Error('bad header crc');
-  if (b.readUInt16LE(F('H_HEADER_LEN')) !== hl) throw new Error('bad header_len');
-  const t: FlowTable = {
-    version: b.readUInt16LE(F('H_VERSION')),
-    flags: b.readUInt32LE(F('H_FLAGS')),
-    linktype: b.readUInt32LE(F('H_LINKTYPE')),
-    builder: b.readUInt32LE(F('H_BUILDER')),
-    pcapFirstNs: b.readBigUInt64LE(F('H_PCAP_FIRST_NS')),
-    segments: [],
+/** The bytes of a record the decoder does not look at must be 0: what a later version may use. */
+function rawChecks(b: Buffer, at: number): void {
+  const nvlan = b[at + FLOW_R.nvlan]!;
+  const alen = [0, 0, 0, 0, 4, 0, 16][b[at + FLOW_R.ipVersion]!] ?? 0;
+  const fail = (what: string) => {
+    throw new Error(`record at ${at}: ${what}`);
   };
-  const sl = F('SEGMENT_HEADER_LEN');
-  const rl = F('RECORD_LEN');
-  for (let at = hl; at < b.length; ) {
-    if (b.length - at < sl) throw new Error(`segment at ${at}: header cut`);
-    const h = b.subarray(at, at + sl);
-    if (h.readUInt32LE(F('S_MAGIC')) !== F('SEGMENT_MAGIC')) throw new Error(`segment at ${at}: bad magic`);
-    if (h.readUInt32LE(F('S_CRC')) !== crc32(h.subarray(0, F('S_CRC')))) throw new Error(`segment at ${at}: bad crc`);
-    const n = h.readUInt32LE(F('S_NRECORDS'));
-    const bodyLen = Number(h.readBigUInt64LE(F('S_BODY_LEN')));
-    if (bodyLen !== n * rl || at + sl + bodyLen > b.length) throw new Error(`segment at ${at}: bad body_len`);
-    const body = b.subarray(at + sl, at + sl + bodyLen);
-    if (h.readUInt32LE(F('S_BODY_CRC')) !== crc32(body)) throw new Error(`segment at ${at}: bad body crc`);
-    t.segments.push({
-      offLo: Number(h.readBigUInt64LE(F('S_OFF_LO'))),
-      offHi: Number(h.readBigUInt64LE(F('S_OFF_HI'))),
-      packets: Number(h.readBigUInt64LE(F('S_PACKETS'))),
-      firstNs: h.readBigUInt64LE(F('S_FIRST_NS')),
-      lastNs: h.readBigUInt64LE(F('S_LAST_NS')),
-      records: Array.from({ length: n }, (_, i) => decodeRecord(body, i * rl)),
-    });
-    at += sl + bodyLen;
-  }
-  return t;
+  if (nvlan > 3) fail(`nvlan ${nvlan}`);
+  if (b.readUInt32LE(at + FLOW_RECORD_LEN - 4) !== 0) fail('reserved field not 0');
+  for (let i = nvlan; i < 3; i++) if (b.readUInt16LE(at + FLOW_R.vlan + 2 * i) !== 0) fail(`unused VLAN slot ${i} not 0`);
+  for (const f of [FLOW_R.src, FLOW_R.dst]) if (b.subarray(at + f + alen, at + f + 16).some((x) => x !== 0)) fail('address padding not 0');
+}
+
+/** A flow table through the reader's decoder; every segment must pass unless `torn` allows a torn last one. */
+export function decodeFlowTable(b: Buffer, o: { torn?: boolean } = {}): FlowTable {
+  const t = decodeTable(b, 'the table under test');
+  if (t.droppedSegments && !o.torn) throw new Error('the last segment fails its checks');
+  for (const { segment } of t.segments) for (let i = 0; i < segment.nrecords; i++) rawChecks(b, segment.at + FLOW_SEGMENT_HEADER_LEN + i * FLOW_RECORD_LEN);
+  return {
+    version: t.header.version,
+    flags: t.header.flags,
+    linktype: t.header.linktype,
+    builder: t.header.builder,
+    pcapFirstNs: t.header.pcapFirstNs,
+    segments: t.segments.map(({ segment: s, records }) => ({ offLo: s.offLo, offHi: s.offHi, packets: s.packets, firstNs: s.firstNs, lastNs: s.lastNs, records: records.map(mine) })),
+  };
 }
 
 /** What identifies a flow's records within one file (its orientation is the file's). */
@@ -303,8 +287,6 @@ function icmpCounterpart(version: number, type: number): number | undefined {
   }
   return undefined;
 }
-
-const pad16 = (b: Buffer) => Buffer.concat([b, Buffer.alloc(16 - b.length)]).toString('hex');
 
 /**
  * The flow records of a file's records, one per flow in the order of its first packet, counted
