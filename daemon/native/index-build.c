@@ -6,16 +6,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <zlib.h>
-
+#include "frag-table.h"
 #include "packet-fields.h"
 #include "pcap-format.h"
+#include "table-io.h"
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "keys are held as the words their bytes load into on a little-endian machine (struct key)"
 #endif
 
-#define FRAG_SLOTS 1024 /* datagrams being reassembled at once, as far as their ports go */
 #define NO_BLOCK UINT32_MAX
 #define LOG_MARK UINT32_MAX /* in the posting log: the next word is a block number */
 /* Postings logged before they are sorted into a run (spill): bounds the log between flushes. */
@@ -45,14 +44,6 @@ struct run_entry {
 /* A run: entries [ent_lo, ent_hi), sorted by key value. */
 struct run {
 	uint32_t ent_lo, ent_hi;
-};
-
-/* What a datagram's first fragment said about its ports, for its later fragments. */
-struct frag {
-	uint8_t used, version, proto, pad;
-	uint32_t id;
-	uint8_t src[16], dst[16];
-	uint16_t sport, dport;
 };
 
 /* The keys posted lately in the current block: most keys of a block repeat, and this small table
@@ -109,40 +100,8 @@ struct qe_idx_builder {
 	uint32_t nbfirst, bfirst_cap;
 
 	struct recent recent[RECENT_SLOTS];
-	struct frag frags[FRAG_SLOTS];
+	struct qe_frag_table frags;
 };
-
-/* ---- little-endian output ---- */
-
-static void put16(unsigned char *p, uint16_t v)
-{
-	p[0] = (unsigned char)v;
-	p[1] = (unsigned char)(v >> 8);
-}
-
-static void put32(unsigned char *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put64(unsigned char *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t crc(const unsigned char *p, size_t n)
-{
-	uLong c = crc32(0L, Z_NULL, 0);
-	while (n) {
-		uInt chunk = n > (1u << 30) ? (1u << 30) : (uInt)n;
-		c = crc32(c, p, chunk);
-		p += chunk;
-		n -= chunk;
-	}
-	return (uint32_t)c;
-}
 
 static size_t leb_put(unsigned char *p, uint64_t v)
 {
@@ -416,41 +375,17 @@ static inline void post_be16(struct qe_idx_builder *b, uint8_t type, uint16_t v,
 	post(b, type, x, 0, 2, block);
 }
 
-static uint32_t frag_slot(uint8_t version, uint8_t proto, uint32_t id, const uint8_t *src, const uint8_t *dst, size_t alen)
-{
-	uint32_t h = id * 0x9e3779b1u ^ (uint32_t)proto << 8 ^ version;
-	for (size_t i = 0; i < alen; i++)
-		h = (h ^ src[i] ^ (uint32_t)dst[i] << 8) * 0x01000193u;
-	return h & (FRAG_SLOTS - 1);
-}
-
 /* The first fragment's ports are kept for the datagram's later fragments, which carry none: a
  * port lookup then finds every fragment of a matching datagram (fragments that arrive before
  * their first one are found by their addresses only). */
 static int frag_ports(struct qe_idx_builder *b, const struct qe_pf_ip *ip, uint16_t *sport, uint16_t *dport)
 {
-	size_t alen = ip->version == 4 ? 4 : 16;
-	struct frag *f = &b->frags[frag_slot(ip->version, ip->proto, ip->frag_id, ip->src, ip->dst, alen)];
 	if (ip->frag == QE_PF_FRAG_FIRST) {
-		if (ip->has_ports != (QE_PF_SPORT | QE_PF_DPORT))
-			return 0;
-		f->used = 1;
-		f->version = ip->version;
-		f->proto = ip->proto;
-		f->id = ip->frag_id;
-		memcpy(f->src, ip->src, alen);
-		memcpy(f->dst, ip->dst, alen);
-		f->sport = ip->sport;
-		f->dport = ip->dport;
+		if (ip->has_ports == (QE_PF_SPORT | QE_PF_DPORT))
+			qe_frag_remember(&b->frags, ip, ip->sport, ip->dport);
 		return 0;
 	}
-	if (f->used && f->version == ip->version && f->proto == ip->proto && f->id == ip->frag_id &&
-	    memcmp(f->src, ip->src, alen) == 0 && memcmp(f->dst, ip->dst, alen) == 0) {
-		*sport = f->sport;
-		*dport = f->dport;
-		return 1;
-	}
-	return 0;
+	return qe_frag_lookup(&b->frags, ip, sport, dport);
 }
 
 static void post_port(struct qe_idx_builder *b, uint16_t port, uint32_t block)
@@ -481,7 +416,19 @@ static void block_start(struct qe_idx_builder *b, uint64_t off, uint32_t block)
 	b->nbfirst = block + 1;
 }
 
+int qe_idx_tunnels(const struct qe_idx_builder *b)
+{
+	return b->tunnels;
+}
+
 void qe_idx_add(struct qe_idx_builder *b, uint64_t off, uint64_t ts_ns, const unsigned char *data, uint32_t caplen)
+{
+	struct qe_packet_fields f;
+	qe_packet_parse(b->linktype, data, caplen, b->tunnels, &f);
+	qe_idx_add_parsed(b, off, ts_ns, caplen, &f);
+}
+
+void qe_idx_add_parsed(struct qe_idx_builder *b, uint64_t off, uint64_t ts_ns, uint32_t caplen, const struct qe_packet_fields *pf)
 {
 	if (b->records++ == 0) {
 		b->file_lo = b->seg_lo = off;
@@ -500,26 +447,24 @@ void qe_idx_add(struct qe_idx_builder *b, uint64_t off, uint64_t ts_ns, const un
 		return;
 
 	uint32_t fields = b->fields;
-	struct qe_packet_fields f;
-	qe_packet_parse(b->linktype, data, caplen, b->tunnels, &f);
 
 	if (fields & QE_IDX_FIELD_MAC) {
-		if (f.src_mac)
-			post6(b, QE_IDX_KEY_MAC, f.src_mac, block);
-		if (f.dst_mac)
-			post6(b, QE_IDX_KEY_MAC, f.dst_mac, block);
+		if (pf->src_mac)
+			post6(b, QE_IDX_KEY_MAC, pf->src_mac, block);
+		if (pf->dst_mac)
+			post6(b, QE_IDX_KEY_MAC, pf->dst_mac, block);
 	}
 	if (fields & QE_IDX_FIELD_VLAN)
-		for (int i = 0; i < f.nvlan; i++)
-			post_be16(b, QE_IDX_KEY_VLAN, f.vlan[i], block);
+		for (int i = 0; i < pf->nvlan; i++)
+			post_be16(b, QE_IDX_KEY_VLAN, pf->vlan[i], block);
 	if (fields & QE_IDX_FIELD_IP) {
-		if (f.arp_spa)
-			post4(b, QE_IDX_KEY_IPV4, f.arp_spa, block);
-		if (f.arp_tpa)
-			post4(b, QE_IDX_KEY_IPV4, f.arp_tpa, block);
+		if (pf->arp_spa)
+			post4(b, QE_IDX_KEY_IPV4, pf->arp_spa, block);
+		if (pf->arp_tpa)
+			post4(b, QE_IDX_KEY_IPV4, pf->arp_tpa, block);
 	}
-	for (int i = 0; i < f.nip; i++) {
-		const struct qe_pf_ip *ip = &f.ip[i];
+	for (int i = 0; i < pf->nip; i++) {
+		const struct qe_pf_ip *ip = &pf->ip[i];
 		if (fields & QE_IDX_FIELD_IP) {
 			if (ip->version == 4) {
 				if (ip->src)
@@ -590,37 +535,15 @@ void qe_idx_header(const struct qe_idx_builder *b, int complete, unsigned char o
 {
 	memset(out, 0, QE_IDX_HEADER_LEN);
 	memcpy(out, QE_IDX_MAGIC, QE_IDX_MAGIC_LEN);
-	put16(out + QE_IDX_H_VERSION, QE_IDX_VERSION);
-	put16(out + QE_IDX_H_HEADER_LEN, QE_IDX_HEADER_LEN);
-	put32(out + QE_IDX_H_FLAGS, complete ? QE_IDX_FLAG_COMPLETE : 0);
-	put32(out + QE_IDX_H_BLOCK_SIZE, b->block_size);
-	put32(out + QE_IDX_H_FIELDS, b->fields);
-	put32(out + QE_IDX_H_LINKTYPE, b->linktype);
-	put32(out + QE_IDX_H_BUILDER, QE_IDX_BUILDER_REVISION);
-	put64(out + QE_IDX_H_PCAP_FIRST_NS, b->records ? b->first_ns : 0);
-	put32(out + QE_IDX_H_CRC, crc(out, QE_IDX_H_CRC));
-}
-
-static int reserve(struct qe_idx_out *o, size_t more)
-{
-	if (o->len + more <= o->cap)
-		return 0;
-	size_t cap = o->cap ? o->cap : 4096;
-	while (cap < o->len + more)
-		cap *= 2;
-	unsigned char *p = realloc(o->p, cap);
-	if (!p)
-		return -1;
-	o->p = p;
-	o->cap = cap;
-	return 0;
-}
-
-void qe_idx_out_free(struct qe_idx_out *o)
-{
-	free(o->p);
-	o->p = NULL;
-	o->len = o->cap = 0;
+	qe_put16(out + QE_IDX_H_VERSION, QE_IDX_VERSION);
+	qe_put16(out + QE_IDX_H_HEADER_LEN, QE_IDX_HEADER_LEN);
+	qe_put32(out + QE_IDX_H_FLAGS, complete ? QE_IDX_FLAG_COMPLETE : 0);
+	qe_put32(out + QE_IDX_H_BLOCK_SIZE, b->block_size);
+	qe_put32(out + QE_IDX_H_FIELDS, b->fields);
+	qe_put32(out + QE_IDX_H_LINKTYPE, b->linktype);
+	qe_put32(out + QE_IDX_H_BUILDER, QE_IDX_BUILDER_REVISION);
+	qe_put64(out + QE_IDX_H_PCAP_FIRST_NS, b->records ? b->first_ns : 0);
+	qe_put32(out + QE_IDX_H_CRC, qe_crc32(out, QE_IDX_H_CRC));
 }
 
 /* Directory order, (type, value bytes), as three integers: sorting compares words, not bytes
@@ -804,10 +727,10 @@ static void write_block_table(const struct qe_idx_builder *b, const struct span 
 		if (i == 0)
 			v = s->records && (s->first_off >> b->block_shift) == blk ? (uint32_t)(s->first_off & (b->block_size - 1))
 									       : QE_IDX_BT_NONE;
-		put32(p, v);
+		qe_put32(p, v);
 		p += 4;
 		if ((i + 1) % QE_IDX_BT_GROUP == 0 || i + 1 == n) {
-			put32(p, crc(group, (size_t)(p - group)));
+			qe_put32(p, qe_crc32(group, (size_t)(p - group)));
 			p += 4;
 			group = p;
 		}
@@ -818,13 +741,13 @@ static void write_block_table(const struct qe_idx_builder *b, const struct span 
  * indexes grouped by key in value order, each key's in run order; `nkeys_out` keys) make one list,
  * the first posting absolute and the rest as differences, as if one run had held them all. */
 static int write_segment(const struct qe_idx_builder *b, const uint32_t *order, uint32_t nents, uint32_t nkeys_out,
-			 const struct span *s, struct qe_idx_out *out)
+			 const struct span *s, struct qe_out *out)
 {
 	uint64_t bound = 0;
 	for (uint32_t i = 0; i < nents; i++)
 		bound += 5 + (tail_end(b, order[i]) - b->ents[order[i]].off);
 	uint64_t table = qe_idx_bt_len(qe_idx_bt_blocks(s->off_lo, s->off_hi, b->block_shift));
-	if (reserve(out, QE_IDX_SEGMENT_HEADER_LEN + (uint64_t)nkeys_out * QE_IDX_ENTRY_LEN + bound + table) < 0)
+	if (qe_out_reserve(out, QE_IDX_SEGMENT_HEADER_LEN + (uint64_t)nkeys_out * QE_IDX_ENTRY_LEN + bound + table) < 0)
 		return -1;
 	unsigned char *h = out->p + out->len, *e = h + QE_IDX_SEGMENT_HEADER_LEN;
 	unsigned char *area = e + (size_t)nkeys_out * QE_IDX_ENTRY_LEN, *p = area;
@@ -845,27 +768,27 @@ static int write_segment(const struct qe_idx_builder *b, const uint32_t *order, 
 		memset(e, 0, QE_IDX_ENTRY_LEN);
 		e[QE_IDX_E_TYPE] = k->type;
 		e[QE_IDX_E_VALUE_LEN] = k->len;
-		put32(e + QE_IDX_E_COUNT, count);
-		put64(e + QE_IDX_E_OFF, (uint64_t)(start - area));
-		put32(e + QE_IDX_E_LEN, (uint32_t)(p - start));
+		qe_put32(e + QE_IDX_E_COUNT, count);
+		qe_put64(e + QE_IDX_E_OFF, (uint64_t)(start - area));
+		qe_put32(e + QE_IDX_E_LEN, (uint32_t)(p - start));
 		memcpy(e + QE_IDX_E_VALUE, &k->v0, 8);
 		memcpy(e + QE_IDX_E_VALUE + 8, &k->v1, 8);
-		put16(e + QE_IDX_E_KEY_CRC, (uint16_t)crc(e, QE_IDX_ENTRY_LEN));
-		put32(e + QE_IDX_E_CRC, (uint32_t)crc32(crc(e, QE_IDX_ENTRY_LEN), start, (uInt)(p - start)));
+		qe_put16(e + QE_IDX_E_KEY_CRC, (uint16_t)qe_crc32(e, QE_IDX_ENTRY_LEN));
+		qe_put32(e + QE_IDX_E_CRC, qe_crc32_more(qe_crc32(e, QE_IDX_ENTRY_LEN), start, (size_t)(p - start)));
 	}
 	write_block_table(b, s, p);
 	uint64_t body = (uint64_t)(p - (h + QE_IDX_SEGMENT_HEADER_LEN)) + table;
 	memset(h, 0, QE_IDX_SEGMENT_HEADER_LEN);
-	put32(h + QE_IDX_S_MAGIC, QE_IDX_SEGMENT_MAGIC);
-	put32(h + QE_IDX_S_NKEYS, nkeys_out);
-	put64(h + QE_IDX_S_BODY_LEN, body);
-	put64(h + QE_IDX_S_OFF_LO, s->off_lo);
-	put64(h + QE_IDX_S_OFF_HI, s->off_hi);
-	put64(h + QE_IDX_S_RECORDS, s->records);
-	put64(h + QE_IDX_S_FIRST_NS, s->first_ns);
-	put64(h + QE_IDX_S_LAST_NS, s->last_ns);
-	put32(h + QE_IDX_S_BODY_CRC, crc(h + QE_IDX_SEGMENT_HEADER_LEN, body));
-	put32(h + QE_IDX_S_CRC, crc(h, QE_IDX_S_CRC));
+	qe_put32(h + QE_IDX_S_MAGIC, QE_IDX_SEGMENT_MAGIC);
+	qe_put32(h + QE_IDX_S_NKEYS, nkeys_out);
+	qe_put64(h + QE_IDX_S_BODY_LEN, body);
+	qe_put64(h + QE_IDX_S_OFF_LO, s->off_lo);
+	qe_put64(h + QE_IDX_S_OFF_HI, s->off_hi);
+	qe_put64(h + QE_IDX_S_RECORDS, s->records);
+	qe_put64(h + QE_IDX_S_FIRST_NS, s->first_ns);
+	qe_put64(h + QE_IDX_S_LAST_NS, s->last_ns);
+	qe_put32(h + QE_IDX_S_BODY_CRC, qe_crc32(h + QE_IDX_SEGMENT_HEADER_LEN, body));
+	qe_put32(h + QE_IDX_S_CRC, qe_crc32(h, QE_IDX_S_CRC));
 	out->len += QE_IDX_SEGMENT_HEADER_LEN + body;
 	return 0;
 }
@@ -873,7 +796,7 @@ static int write_segment(const struct qe_idx_builder *b, const uint32_t *order, 
 /* The segment of runs [r_lo, r_hi). One run is in key order already; several are merged by a
  * counting sort on the key's rank (keys sorted once), which keeps each key's entries in run
  * order. */
-static int write_runs(const struct qe_idx_builder *b, uint32_t r_lo, uint32_t r_hi, const struct span *s, struct qe_idx_out *out)
+static int write_runs(const struct qe_idx_builder *b, uint32_t r_lo, uint32_t r_hi, const struct span *s, struct qe_out *out)
 {
 	uint32_t e_lo = r_lo < r_hi ? b->runs[r_lo].ent_lo : 0, e_hi = r_lo < r_hi ? b->runs[r_hi - 1].ent_hi : 0;
 	uint32_t n = e_hi - e_lo;
@@ -918,7 +841,7 @@ static int write_runs(const struct qe_idx_builder *b, uint32_t r_lo, uint32_t r_
 	return rc;
 }
 
-int qe_idx_next_segment(struct qe_idx_builder *b, struct qe_idx_out *out)
+int qe_idx_next_segment(struct qe_idx_builder *b, struct qe_out *out)
 {
 	if (b->broken)
 		return -1;
@@ -935,9 +858,9 @@ int qe_idx_next_segment(struct qe_idx_builder *b, struct qe_idx_out *out)
 	return 1;
 }
 
-int qe_idx_complete(struct qe_idx_builder *b, struct qe_idx_out *out)
+int qe_idx_complete(struct qe_idx_builder *b, struct qe_out *out)
 {
-	if (b->broken || spill(b) < 0 || reserve(out, QE_IDX_HEADER_LEN) < 0)
+	if (b->broken || spill(b) < 0 || qe_out_reserve(out, QE_IDX_HEADER_LEN) < 0)
 		return -1;
 	size_t at = out->len;
 	qe_idx_header(b, 1, out->p + out->len);
@@ -951,56 +874,17 @@ int qe_idx_complete(struct qe_idx_builder *b, struct qe_idx_out *out)
 
 int64_t qe_idx_write_complete(struct qe_idx_builder *b, const char *path, int durable)
 {
-	struct qe_idx_out out = { 0 };
-	char tmp[4096];
-	if (snprintf(tmp, sizeof tmp, "%s%s", path, QE_IDX_TMP_EXT) >= (int)sizeof tmp) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
+	struct qe_out out = { 0 };
 	if (qe_idx_complete(b, &out) < 0) {
 		errno = ENOMEM;
 		return -1;
 	}
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	if (fd < 0)
-		goto fail;
-	for (size_t done = 0; done < out.len;) {
-		ssize_t n = write(fd, out.p + done, out.len - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n == 0)
-				errno = ENOSPC;
-			goto fail_fd;
-		}
-		done += (size_t)n;
-	}
-	if (durable && fdatasync(fd) != 0)
-		goto fail_fd;
-	if (close(fd) != 0) {
-		fd = -1;
-		goto fail_fd;
-	}
-	if (rename(tmp, path) != 0) {
-		fd = -1;
-		goto fail_fd;
-	}
+	int rc = qe_write_replace(path, QE_IDX_TMP_EXT, out.p, out.len, durable);
 	int64_t len = (int64_t)out.len;
-	qe_idx_out_free(&out);
-	return len;
-fail_fd: {
 	int err = errno;
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
+	qe_out_free(&out);
 	errno = err;
-}
-fail: {
-	int err = errno;
-	qe_idx_out_free(&out);
-	errno = err;
-	return -1;
-}
+	return rc < 0 ? -1 : len;
 }
 
 static const struct {

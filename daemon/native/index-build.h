@@ -12,6 +12,8 @@
 #include <stdint.h>
 
 #include "index-format.h"
+#include "packet-fields.h"
+#include "table-io.h"
 
 /* Bumped when the builder starts indexing something it did not before: a reader may rebuild
  * indexes of an older builder (header field `builder`). */
@@ -19,12 +21,6 @@
 #define QE_IDX_BUILD_MEM_MAX (256u << 20)
 
 struct qe_idx_builder;
-
-/* A growable output buffer. */
-struct qe_idx_out {
-	unsigned char *p;
-	size_t len, cap;
-};
 
 /* `fields`: enum qe_idx_field bits; `block_size`: a power of two in [MIN, MAX] (qe_idx_block_size_ok).
  * NULL when out of memory. */
@@ -40,6 +36,10 @@ int qe_idx_linktype_ok(uint32_t linktype);
 
 /* One record of the file: its header at pcap offset `off` (records come in file order). */
 void qe_idx_add(struct qe_idx_builder *b, uint64_t off, uint64_t ts_ns, const unsigned char *data, uint32_t caplen);
+/* The same, from the record's fields as qe_packet_parse(linktype, data, caplen, qe_idx_tunnels(b), f)
+ * gives them: a caller that needs the fields for something else too parses once. */
+void qe_idx_add_parsed(struct qe_idx_builder *b, uint64_t off, uint64_t ts_ns, uint32_t caplen, const struct qe_packet_fields *f);
+int qe_idx_tunnels(const struct qe_idx_builder *b);
 /* The builder holds as much as it may: the file should end here. */
 int qe_idx_full(const struct qe_idx_builder *b);
 /* Records added so far, and in the segment not emitted yet. */
@@ -52,14 +52,13 @@ uint64_t qe_idx_keys(const struct qe_idx_builder *b);
 void qe_idx_header(const struct qe_idx_builder *b, int complete, unsigned char out[QE_IDX_HEADER_LEN]);
 /* Appends to `out` the segment of the records added since the last one (and forgets them as
  * pending); 0 when there were none to emit, -1 out of memory (nothing appended, nothing lost). */
-int qe_idx_next_segment(struct qe_idx_builder *b, struct qe_idx_out *out);
+int qe_idx_next_segment(struct qe_idx_builder *b, struct qe_out *out);
 /* Appends to `out` the header and one segment of every record: a closed file's index. */
-int qe_idx_complete(struct qe_idx_builder *b, struct qe_idx_out *out);
+int qe_idx_complete(struct qe_idx_builder *b, struct qe_out *out);
 /* Writes the complete index to `path` through `path`.tmp and a rename; the bytes written, or -1
  * with errno set (no file left behind). `durable`: fdatasync before the rename. */
 int64_t qe_idx_write_complete(struct qe_idx_builder *b, const char *path, int durable);
 
-void qe_idx_out_free(struct qe_idx_out *o);
 
 /* index.fields names ("ip,port") to bits; -1 with *bad pointing at the unknown name. */
 int64_t qe_idx_parse_fields(const char *list, const char **bad, size_t *bad_len);

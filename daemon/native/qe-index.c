@@ -125,13 +125,13 @@ static void feed(struct tables *t, uint64_t off, uint64_t ts_ns, const struct qe
 {
 	if (ts_ns < t->from_ns || ts_ns >= t->to_ns)
 		return;
+	/* One parse for both: the flows read only outer fields, which tunnels do not change. */
+	struct qe_packet_fields f;
+	qe_packet_parse(t->linktype, data, r->caplen, t->idx ? qe_idx_tunnels(t->idx) : 0, &f);
 	if (t->idx)
-		qe_idx_add(t->idx, off, ts_ns, data, r->caplen);
-	if (t->flows) {
-		struct qe_packet_fields f;
-		qe_packet_parse(t->linktype, data, r->caplen, 0, &f);
+		qe_idx_add_parsed(t->idx, off, ts_ns, r->caplen, &f);
+	if (t->flows)
 		qe_flow_add(t->flows, off, ts_ns, r->caplen, r->origlen, &f);
-	}
 }
 
 static int tables_full(const struct tables *t)

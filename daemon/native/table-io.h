@@ -29,6 +29,8 @@ static inline void qe_put64(unsigned char *p, uint64_t v)
 }
 
 uint32_t qe_crc32(const unsigned char *p, size_t n);
+/* The CRC-32 of what `crc` covered followed by these n bytes. */
+uint32_t qe_crc32_more(uint32_t crc, const unsigned char *p, size_t n);
 /* Room for `more` bytes past len: 0, or -1 out of memory (the buffer as it was). */
 int qe_out_reserve(struct qe_out *o, size_t more);
 void qe_out_free(struct qe_out *o);

@@ -73,7 +73,7 @@ struct writer {
 	int idx_fd;
 	uint64_t idx_len;
 	char idx_path[PATH_MAX];
-	struct qe_idx_out idx_out;
+	struct qe_out idx_out;
 	uint64_t index_bytes;       /* written by this thread (segments) */
 	uint64_t index_async_bytes; /* atomic: written by the sync thread (complete indexes) */
 	uint64_t last_index_error_ns;
@@ -672,13 +672,15 @@ static void flows_flush(struct writer *w)
 static inline void tables_add(struct writer *w, uint64_t off, uint64_t ts_ns, uint32_t caplen, uint32_t origlen,
 			      const unsigned char *data)
 {
+	if (!w->idx && !w->flows)
+		return;
+	/* One parse for both: the flows read only outer fields, which tunnels do not change. */
+	struct qe_packet_fields f;
+	qe_packet_parse(w->cfg.linktype, data, caplen, w->idx ? qe_idx_tunnels(w->idx) : 0, &f);
 	if (w->idx)
-		qe_idx_add(w->idx, off, ts_ns, data, caplen);
-	if (w->flows) {
-		struct qe_packet_fields f;
-		qe_packet_parse(w->cfg.linktype, data, caplen, 0, &f);
+		qe_idx_add_parsed(w->idx, off, ts_ns, caplen, &f);
+	if (w->flows)
 		qe_flow_add(w->flows, off, ts_ns, caplen, origlen, &f);
-	}
 }
 
 static int writer_open_file(struct writer *w, uint64_t ts_ns)
@@ -1070,7 +1072,7 @@ void writer_free(struct writer *w)
 	if (!w)
 		return;
 	index_drop(w, 0);
-	qe_idx_out_free(&w->idx_out);
+	qe_out_free(&w->idx_out);
 	flows_drop(w, 0);
 	qe_out_free(&w->flow_out);
 	free(w->buf);

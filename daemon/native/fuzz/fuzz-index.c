@@ -123,7 +123,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!b || !b2)
 		abort();
 	qe_idx_set_log_spill(b2, 8 + (uint32_t)(size % 23));
-	struct qe_idx_out segs = { 0 }, whole = { 0 };
+	struct qe_out segs = { 0 }, whole = { 0 };
 	size_t off = QE_PCAP_GLOBAL_LEN;
 	uint64_t n = 0;
 	while (size - off >= QE_PCAP_RECORD_LEN) {
@@ -164,13 +164,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (whole.len < QE_IDX_HEADER_LEN || le32(whole.p + QE_IDX_H_CRC) != (uint32_t)crc32(0, whole.p, QE_IDX_H_CRC))
 		abort();
 	check_segments(whole.p + QE_IDX_HEADER_LEN, whole.len - QE_IDX_HEADER_LEN, shift);
-	struct qe_idx_out whole2 = { 0 };
+	struct qe_out whole2 = { 0 };
 	if (qe_idx_complete(b2, &whole2) < 0 || whole2.len != whole.len || memcmp(whole2.p, whole.p, whole.len) != 0)
 		abort();
-	qe_idx_out_free(&whole2);
+	qe_out_free(&whole2);
 	qe_idx_builder_free(b2);
-	qe_idx_out_free(&segs);
-	qe_idx_out_free(&whole);
+	qe_out_free(&segs);
+	qe_out_free(&whole);
 	qe_idx_builder_free(b);
 	return 0;
 }
