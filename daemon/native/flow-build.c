@@ -12,9 +12,9 @@
 #define TCP_RST 0x04
 #define TCP_ACK 0x10
 
-/* Flows one file's builder keeps: its arrays at this size (about 220 bytes a flow) stay within
- * QE_FLOW_BUILD_MEM_MAX, and they grow by doubling, so the cap is a power of two. */
-#define MAX_FLOWS (1u << 20)
+/* The arrays at this size (about 210 bytes a flow) stay within QE_FLOW_BUILD_MEM_MAX; they grow
+ * by doubling, so the cap is a power of two. */
+#define MAX_FLOWS QE_FLOW_BUILD_MAX_FLOWS
 _Static_assert((uint64_t)MAX_FLOWS * (128 + 64 + 2 * 8 + 4) <= QE_FLOW_BUILD_MEM_MAX, "MAX_FLOWS fits the memory bound");
 
 /* A flow's key: the ends in a fixed order (a before b, whatever sent first), each an address as
@@ -137,11 +137,12 @@ static int grow_slots(struct qe_flow_builder *b)
 	return 0;
 }
 
-/* flows[] keeps its alignment (realloc keeps 16 bytes), base[] grows with it. */
+/* flows[] keeps its alignment (realloc keeps 16 bytes): 128 bytes, so that a flow is one pair of
+ * lines, which the adjacent-line prefetcher fetches together; base[] grows with it. */
 static int grow_flows(struct qe_flow_builder *b)
 {
 	uint32_t n = b->cap ? b->cap * 2 : 256;
-	struct flow *fl = aligned_alloc(64, (size_t)n * sizeof *fl);
+	struct flow *fl = aligned_alloc(128, (size_t)n * sizeof *fl);
 	if (!fl)
 		return -1;
 	struct counts *base = realloc(b->base, (size_t)n * sizeof *base);
@@ -233,12 +234,20 @@ static void tcp_events(struct flow *fl, struct counts *c, int dir, uint8_t tcp, 
 		c->rst++;
 }
 
+/* An address as two words, as its zero-padded 16 bytes lie in memory (little-endian: an IPv4
+ * address is the low half of the first). Loaded straight from the frame: a copy into a padded
+ * buffer and a wide load back would stall on store forwarding, twice a packet. */
 static inline void load_addr(const uint8_t *p, size_t alen, uint64_t *w0, uint64_t *w1)
 {
-	uint8_t a[16] = { 0 };
-	memcpy(a, p, alen);
-	memcpy(w0, a, 8);
-	memcpy(w1, a + 8, 8);
+	if (alen == 4) {
+		uint32_t x;
+		memcpy(&x, p, 4);
+		*w0 = x;
+		*w1 = 0;
+	} else {
+		memcpy(w0, p, 8);
+		memcpy(w1, p + 8, 8);
+	}
 }
 
 void qe_flow_add(struct qe_flow_builder *b, uint64_t off, uint64_t ts_ns, uint32_t caplen, uint32_t origlen,
@@ -360,6 +369,11 @@ int qe_flow_full(const struct qe_flow_builder *b)
 	return b->broken || b->nflows >= MAX_FLOWS || b->mem >= QE_FLOW_BUILD_MEM_MAX;
 }
 
+int qe_flow_room(const struct qe_flow_builder *b, uint64_t records)
+{
+	return !qe_flow_full(b) && records <= MAX_FLOWS - b->nflows;
+}
+
 uint64_t qe_flow_packets(const struct qe_flow_builder *b)
 {
 	return b->packets;
@@ -446,6 +460,12 @@ static void write_record(unsigned char *p, const struct flow *fl, const struct c
 	qe_put32(p + QE_FLOW_R_RST, c->rst);
 	if (c->rflags & QE_FLOW_RF_RTT)
 		qe_put32(p + QE_FLOW_R_RTT_US, c->rtt_us);
+}
+
+void qe_flow_set_span(struct qe_flow_builder *b, uint64_t lo, uint64_t hi)
+{
+	b->file_lo = lo;
+	b->end = hi;
 }
 
 void qe_flow_header(const struct qe_flow_builder *b, int complete, unsigned char out[QE_FLOW_HEADER_LEN])

@@ -21,6 +21,8 @@
  * of an older builder (header field `builder`). */
 #define QE_FLOW_BUILDER_REVISION 1
 #define QE_FLOW_BUILD_MEM_MAX (256u << 20)
+/* Flows a file's builder keeps (about 210 MiB of tables at most, within QE_FLOW_BUILD_MEM_MAX). */
+#define QE_FLOW_BUILD_MAX_FLOWS (1u << 20)
 
 struct qe_flow_builder;
 
@@ -33,13 +35,20 @@ void qe_flow_builder_free(struct qe_flow_builder *b);
  * 0, f) gives them. */
 void qe_flow_add(struct qe_flow_builder *b, uint64_t off, uint64_t ts_ns, uint32_t caplen, uint32_t origlen,
 		 const struct qe_packet_fields *f);
-/* The builder holds as much as it may (or ran out of memory): the file should end here. */
+/* The builder holds QE_FLOW_BUILD_MAX_FLOWS flows (or ran out of memory): the file should end here. */
 int qe_flow_full(const struct qe_flow_builder *b);
+/* The builder can take `records` more records whatever flows they start: a run of them may go in
+ * without a check between records. */
+int qe_flow_room(const struct qe_flow_builder *b, uint64_t records);
 /* Records added so far, and since the last segment; flows of the whole file. */
 uint64_t qe_flow_packets(const struct qe_flow_builder *b);
 uint64_t qe_flow_pending_packets(const struct qe_flow_builder *b);
 uint64_t qe_flow_count(const struct qe_flow_builder *b);
 
+/* The complete table covers [lo, hi) of its stream, whatever of it was counted: qe-index
+ * --flows-stdout with a time range offers every record but counts some (by default the table covers
+ * its first record to the end of its last). */
+void qe_flow_set_span(struct qe_flow_builder *b, uint64_t lo, uint64_t hi);
 /* The file header; `complete` for a closed file's table. */
 void qe_flow_header(const struct qe_flow_builder *b, int complete, unsigned char out[QE_FLOW_HEADER_LEN]);
 /* Appends to `out` the segment of the records added since the last one and folds them into the

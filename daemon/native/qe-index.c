@@ -18,7 +18,8 @@
  * Exit codes: 0 every file indexed, 2 usage, 4 some file failed (the others are indexed).
  *
  * --flows-stdout reads one pcap stream (qe-extract's output, any pcap) on stdin and writes its one
- * complete flow table to stdout, counting the records with from <= time < to only. A stream is
+ * complete flow table to stdout, counting the records with from <= time < to only (its segment
+ * covers the whole stream, [24, end), and its packets are those counted). A stream is
  * taken whole or not at all: a record that is not valid (pcap-format.h) or cut short exits 2 with
  * its offset and what is wrong on stderr, and nothing on stdout. */
 #include <errno.h>
@@ -215,8 +216,8 @@ static int walk_records(const struct opts *o, const char *path, int fd, const st
 				file_error(path, "the index of this file needs more than %u MiB of memory (at byte %" PRIu64
 						 "); it is left without one and is scanned", QE_IDX_BUILD_MEM_MAX >> 20, off);
 			else
-				file_error(path, "the flow table of this file needs more than %u MiB of memory (at byte %" PRIu64
-						 "); it is left without one and its flows are counted from its packets", QE_FLOW_BUILD_MEM_MAX >> 20, off);
+				file_error(path, "this file reaches %u flows (at byte %" PRIu64 "), all a flow table holds; it is left without one and its flows are counted from its packets",
+					   QE_FLOW_BUILD_MAX_FLOWS, off);
 			rc = -1;
 			break;
 		}
@@ -344,6 +345,9 @@ static int flows_stdout(const struct opts *o, uint64_t from_ns, uint64_t to_ns)
 	errors_to_stderr = 1;
 	if (walk_records(o, "stdin", STDIN_FILENO, &g, UINT64_MAX, 0, 1, &t, &end) < 0)
 		goto done;
+	/* The table is the stream's, whatever the range kept: a reader checks that it starts where
+	 * the records do. */
+	qe_flow_set_span(t.flows, QE_PCAP_GLOBAL_LEN, end);
 	if (qe_flow_complete(t.flows, &out) < 0) {
 		fprintf(stderr, "qe-index: out of memory for the flow table\n");
 		goto done;

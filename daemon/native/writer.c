@@ -666,14 +666,19 @@ static void flows_flush(struct writer *w)
 	w->counted_appended += w->flow_out.len;
 }
 
-/* One record into the open file's flow table (its header at file offset `off`). Parsed here for
- * the flows alone until the index builder takes parsed fields too (then once for both). */
-static inline void flows_add(struct writer *w, uint64_t off, uint64_t ts_ns, uint32_t caplen, uint32_t origlen,
-			     const unsigned char *data)
+/* One record (its header at file offset `off`) into the open file's index and flow table. The
+ * flows read the outer headers only, which the index's tunnel setting does not change, so one parse
+ * can serve both; until the index builder takes parsed fields it parses for itself. */
+static inline void tables_add(struct writer *w, uint64_t off, uint64_t ts_ns, uint32_t caplen, uint32_t origlen,
+			      const unsigned char *data)
 {
-	struct qe_packet_fields f;
-	qe_packet_parse(w->cfg.linktype, data, caplen, 0, &f);
-	qe_flow_add(w->flows, off, ts_ns, caplen, origlen, &f);
+	if (w->idx)
+		qe_idx_add(w->idx, off, ts_ns, data, caplen);
+	if (w->flows) {
+		struct qe_packet_fields f;
+		qe_packet_parse(w->cfg.linktype, data, caplen, 0, &f);
+		qe_flow_add(w->flows, off, ts_ns, caplen, origlen, &f);
+	}
 }
 
 static int writer_open_file(struct writer *w, uint64_t ts_ns)
@@ -858,18 +863,11 @@ int writer_add_run(struct writer *w, const unsigned char *records, size_t len, u
 		write_failed(w, err, now);
 		return -1;
 	}
-	if (w->idx)
+	if (w->idx || w->flows)
 		for (size_t off = 0; off < len;) {
 			struct qe_pcap_record r;
 			qe_pcap_record_decode(records + off, 0, &r);
-			qe_idx_add(w->idx, w->file_bytes + off, qe_pcap_record_ns(&r, 1), records + off + PCAP_RECORD_LEN, r.caplen);
-			off += PCAP_RECORD_LEN + r.caplen;
-		}
-	if (w->flows)
-		for (size_t off = 0; off < len;) {
-			struct qe_pcap_record r;
-			qe_pcap_record_decode(records + off, 0, &r);
-			flows_add(w, w->file_bytes + off, qe_pcap_record_ns(&r, 1), r.caplen, r.origlen, records + off + PCAP_RECORD_LEN);
+			tables_add(w, w->file_bytes + off, qe_pcap_record_ns(&r, 1), r.caplen, r.origlen, records + off + PCAP_RECORD_LEN);
 			off += PCAP_RECORD_LEN + r.caplen;
 		}
 	w->file_bytes += len;
@@ -1018,10 +1016,8 @@ void writer_add(struct writer *w, uint64_t ts_ns, uint32_t caplen, uint32_t orig
 		}
 	}
 
-	if (w->idx)
-		qe_idx_add(w->idx, w->file_bytes + w->buf_len, ts_ns, data, caplen);
-	if (w->flows)
-		flows_add(w, w->file_bytes + w->buf_len, ts_ns, caplen, origlen, data);
+	if (w->idx || w->flows)
+		tables_add(w, w->file_bytes + w->buf_len, ts_ns, caplen, origlen, data);
 	unsigned char *p = w->buf + w->buf_len;
 	uint32_t hdr[4] = { (uint32_t)(ts_ns / 1000000000u), (uint32_t)(ts_ns % 1000000000u), caplen, origlen };
 	memcpy(p, hdr, sizeof hdr);
@@ -1038,7 +1034,9 @@ int writer_run_fits(const struct writer *w, uint64_t bytes, uint64_t ts_ns)
 	       w->file_bytes + w->buf_len + bytes <= w->cfg.file_size && !qe_pcap_too_far(w->first_ns, ts_ns) &&
 	       (!w->cfg.file_duration_ns ||
 		(ts_ns >= w->first_ns && ts_ns - w->first_ns < w->cfg.file_duration_ns)) &&
-	       appended(w) + bytes <= w->quota;
+	       appended(w) + bytes <= w->quota &&
+	       /* a run near the flow bound goes record by record, so the file ends at the bound */
+	       (!w->flows || qe_flow_room(w->flows, bytes / PCAP_RECORD_LEN));
 }
 
 void writer_tick(struct writer *w, uint64_t now_ns)
