@@ -3,7 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { addressBytes, addressText } from '../daemon/src/flows/address.js';
 import { FLOW_RF, type FlowRecord } from '../daemon/src/flows/format.js';
-import { FlowMerger, flowKey, swapped } from '../daemon/src/flows/merge.js';
+import { FlowMerger, flowKey, rawFlowKey, swapped } from '../daemon/src/flows/merge.js';
+import { encodeRecord } from './lib/flow-table.js';
 import { protoLabel, tcpFlagsText } from '../daemon/src/flows/render.js';
 import { PcapRecordWalker } from '../daemon/src/flows/series.js';
 import { buildPcap } from '../daemon/src/pcap/format.js';
@@ -51,6 +52,26 @@ describe('FlowMerger', () => {
     expect(m.flows.size).toBe(7);
     expect(flowKey('eth0', rec({}))).toBe(flowKey('eth0', swapped(rec({}))));
     expect(m.flows.get(flowKey('eth0', rec(arp)))!.packets).toBe(5);
+  });
+
+  it('merging a table body from its bytes gives what merging its decoded records gives', () => {
+    const v6 = { ipVersion: 6, src: addressBytes('2001:db8::9'), dst: addressBytes('2001:db8::1'), proto: 17, vlan: [7, 8] };
+    const recs = [
+      rec({ packets: 2, bytes: 20n, flags: FLOW_RF.rtt, rttUs: 40, firstNs: 50n }),
+      swapped(rec({ packets: 1, packetsRev: 3, firstNs: 10n, lastNs: 300n, tcpFlagsFwd: 2 })),
+      rec({ ...v6, packets: 4 }), swapped(rec({ ...v6, packets: 1, firstNs: 1n })),
+      rec({ ipVersion: 0, proto: 0, sport: 0x0806, dport: 0, src: Buffer.alloc(0), dst: Buffer.alloc(0), vlan: [3] }),
+      rec({ dst: A, sport: 9, dport: 10 }), rec({ dst: A, sport: 10, dport: 9, packets: 6 }),
+    ];
+    const body = Buffer.concat(recs.map(encodeRecord));
+    for (const [i, r] of recs.entries()) expect(rawFlowKey('eth1', body, i * 112)).toBe(flowKey('eth1', r));
+    const fromRecords = new FlowMerger();
+    for (const r of recs) fromRecords.add('eth1', r);
+    const fromBytes = new FlowMerger();
+    fromBytes.addBody('eth1', body);
+    const plain = (m: FlowMerger) => JSON.stringify(m.sorted().map((f) => ({ ...f, src: f.src.toString('hex'), dst: f.dst.toString('hex') })), (_, v) => (typeof v === 'bigint' ? String(v) : v));
+    expect(plain(fromBytes)).toBe(plain(fromRecords));
+    expect(fromBytes.flows.size).toBe(4);
   });
 });
 

@@ -11,7 +11,7 @@ import { encodeRanges, planReads, type FileRead, type Range } from '../extract/r
 import { IndexUnusable, pcapFacts } from '../index/reader.js';
 import type { CatalogEntry } from '../store/catalog.js';
 import type { ExtractStream } from '../store/select-files.js';
-import { FlowTableUnusable, decodeFlowTable, flowPathFor } from './format.js';
+import { FlowTableUnusable, decodeFlowTable, flowPathFor, recordsSpan } from './format.js';
 import { FlowMerger } from './merge.js';
 import { flowsFromPackets } from './read-packets.js';
 import { SeriesCounter } from './series.js';
@@ -91,18 +91,13 @@ function planFile(q: FlowQuery, file: CatalogEntry, merger: FlowMerger): FilePla
   };
   let fromTable = 0;
   let edge = false;
-  for (const { segment, records } of table.segments) {
-    if (!records.length) continue;
+  for (const { segment, body } of table.segments) {
     // The records' own times, not the segment's first/last packet: packets within a flush need not be in time order.
-    let lo = records[0]!.firstNs;
-    let hi = records[0]!.lastNs;
-    for (const r of records) {
-      if (r.firstNs < lo) lo = r.firstNs;
-      if (r.lastNs > hi) hi = r.lastNs;
-    }
-    if (hi < q.fromNs || lo > q.toNs) continue;
-    if (lo >= q.fromNs && hi <= q.toNs) {
-      for (const r of records) merger.add(file.iface, r);
+    const span = recordsSpan(body);
+    if (!span) continue;
+    if (span.lastNs < q.fromNs || span.firstNs > q.toNs) continue;
+    if (span.firstNs >= q.fromNs && span.lastNs <= q.toNs) {
+      merger.addBody(file.iface, body);
       fromTable++;
     } else {
       edge = true;
@@ -169,7 +164,7 @@ export async function collectFlows(q: FlowQuery, hooks: FlowQueryHooks = {}): Pr
       if (outcome.error) result.error = outcome.error;
       return result;
     }
-    for (const seg of outcome.table?.segments ?? []) for (const r of seg.records) merger.add(run.iface, r);
+    for (const seg of outcome.table?.segments ?? []) merger.addBody(run.iface, seg.body);
     if (runSeries) series!.add(runSeries);
   }
   return result;

@@ -140,11 +140,19 @@ export class FlowTableUnusable extends Error {
   }
 }
 
+/** A segment that passed its checks: its records' bytes, and (decoded on first use) the records. */
+export interface FlowTableSegment {
+  segment: FlowSegment;
+  /** nrecords records of FLOW_RECORD_LEN bytes (a view into the table). */
+  body: Buffer;
+  readonly records: FlowRecord[];
+}
+
 /** A decoded table: the segments that passed their checks, with their records. */
 export interface FlowTable {
   header: FlowHeader;
   complete: boolean;
-  segments: { segment: FlowSegment; records: FlowRecord[] }[];
+  segments: FlowTableSegment[];
   /** A torn last segment (crash, or a flush still being written) was left out. */
   droppedSegments: number;
   /** The pcap offset up to which the table answers; the packets past it are read. */
@@ -183,6 +191,35 @@ export function decodeFlowSegment(s: Buffer, at: number): FlowSegment {
     lastNs: s.readBigUInt64LE(FLOW_S.lastNs),
     bodyCrc: s.readUInt32LE(FLOW_S.bodyCrc),
   };
+}
+
+function lazySegment(segment: FlowSegment, body: Buffer): FlowTableSegment {
+  let records: FlowRecord[] | undefined;
+  return {
+    segment,
+    body,
+    get records() {
+      if (!records) {
+        records = [];
+        for (let o = 0; o < body.length; o += FLOW_RECORD_LEN) records.push(decodeFlowRecord(body, o));
+      }
+      return records;
+    },
+  };
+}
+
+/** The earliest first_ns and latest last_ns of a segment's records, undefined when it has none. */
+export function recordsSpan(body: Buffer): { firstNs: bigint; lastNs: bigint } | undefined {
+  if (!body.length) return undefined;
+  // Compared as (high, low) 32-bit halves: no BigInt per record.
+  let fh = Infinity, fl = Infinity, lh = -1, ll = -1;
+  for (let o = 0; o < body.length; o += FLOW_RECORD_LEN) {
+    const ah = body.readUInt32LE(o + FLOW_R.firstNs + 4), al = body.readUInt32LE(o + FLOW_R.firstNs);
+    if (ah < fh || (ah === fh && al < fl)) [fh, fl] = [ah, al];
+    const bh = body.readUInt32LE(o + FLOW_R.lastNs + 4), bl = body.readUInt32LE(o + FLOW_R.lastNs);
+    if (bh > lh || (bh === lh && bl > ll)) [lh, ll] = [bh, bl];
+  }
+  return { firstNs: (BigInt(fh) << 32n) | BigInt(fl), lastNs: (BigInt(lh) << 32n) | BigInt(ll) };
 }
 
 export function decodeFlowRecord(b: Buffer, off = 0): FlowRecord {
@@ -270,15 +307,11 @@ export function decodeFlowTable(buf: Buffer, name: string, pcap?: PcapFacts): Fl
       dropped = 1;
       break;
     }
-    const records: FlowRecord[] = [];
+    const body = buf.subarray(at + FLOW_SEGMENT_HEADER_LEN, end);
     let packets = 0;
-    for (let i = 0; i < seg.nrecords; i++) {
-      const r = decodeFlowRecord(buf, at + FLOW_SEGMENT_HEADER_LEN + i * FLOW_RECORD_LEN);
-      packets += r.packets + r.packetsRev;
-      records.push(r);
-    }
+    for (let o = 0; o < body.length; o += FLOW_RECORD_LEN) packets += body.readUInt32LE(o + FLOW_R.packets) + body.readUInt32LE(o + FLOW_R.packetsRev);
     if (packets !== seg.packets) throw damaged(`segment at ${at}: its records hold ${packets} packets, its header says ${seg.packets}`);
-    segments.push({ segment: seg, records });
+    segments.push(lazySegment(seg, body));
     expectLo = seg.offHi;
     at = end;
   }
