@@ -104,16 +104,16 @@ function planFile(q: FlowQuery, file: CatalogEntry, merger: FlowMerger): FilePla
       read(segment.offLo, segment.offHi);
     }
   }
-  // Past the table: an open file's packets since its last flush (it may still grow), or what a
-  // torn segment covered.
+  // Past the table: an open file's packets since its last flush (it may still grow), and what a
+  // torn last segment covered (a flush being written as we read: only an open file's table can
+  // have one, a closed file's table is complete or refused above, so it is not worth a warning).
   const size = statSync(file.path, { throwIfNoEntry: false })?.size ?? file.size;
   const tail = file.partial || size > table.coveredEnd;
   if (tail) read(table.coveredEnd, 'end');
   const bytes = ranges.reduce((n, [a, b]) => n + (b === 'end' ? Math.max(0, size - a) : b - a), 0);
   if (!ranges.length) return { file, fromTable, bytes: 0 };
-  const note = table.droppedSegments ? `${path}: its last segment is torn (a crash, or a flush being written): the packets it covered are read` : undefined;
-  if (ranges.length === 1 && ranges[0]![0] <= 24 && ranges[0]![1] === 'end') return { ...all(edge ? 'edge' : 'tail', note), fromTable };
-  return { file, fromTable, read: ranges, why: edge ? 'edge' : 'tail', ...(note ? { note } : {}), bytes };
+  if (ranges.length === 1 && ranges[0]![0] <= 24 && ranges[0]![1] === 'end') return { ...all(edge ? 'edge' : 'tail'), fromTable };
+  return { file, fromTable, read: ranges, why: edge ? 'edge' : 'tail', bytes };
 }
 
 /** Runs the query: tables first (fast), then one packet read per interface for the rest. */
