@@ -33,7 +33,7 @@ describe('planFiles on an open file', () => {
     const plan = (fromNs: bigint, toNs: bigint) => {
       const m = new FlowMerger();
       const [p] = planFiles({ streams: [{ iface: 'eth0', files: [entry] }], fromNs, toNs, useIndex: true }, m);
-      return { p: p!, flows: [...m.flows.values()].map((x) => x.src.join('.')) };
+      return { p: p!, flows: [...m.values()].map((x) => x.src.join('.')) };
     };
     // All of it: both whole segments from the table, the rest (the torn third) read.
     let r = plan(BASE_NS - MS, BASE_NS + 3_600_000n * MS);

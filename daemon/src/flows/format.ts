@@ -222,6 +222,34 @@ export function recordsSpan(body: Buffer): { firstNs: bigint; lastNs: bigint } |
   return { firstNs: (BigInt(fh) << 32n) | BigInt(fl), lastNs: (BigInt(lh) << 32n) | BigInt(ll) };
 }
 
+/** A record's bytes (what the builder writes; the merge adds decoded records through it). */
+export function encodeFlowRecord(r: FlowRecord): Buffer {
+  const b = Buffer.alloc(FLOW_RECORD_LEN);
+  b[FLOW_R.ipVersion] = r.ipVersion;
+  b[FLOW_R.proto] = r.proto;
+  b[FLOW_R.nvlan] = r.vlan.length;
+  b[FLOW_R.flags] = r.flags;
+  b[FLOW_R.tcpFlagsFwd] = r.tcpFlagsFwd;
+  b[FLOW_R.tcpFlagsRev] = r.tcpFlagsRev;
+  b.writeUInt16LE(r.sport, FLOW_R.sport);
+  b.writeUInt16LE(r.dport, FLOW_R.dport);
+  r.vlan.forEach((v, i) => b.writeUInt16LE(v, FLOW_R.vlan + 2 * i));
+  r.src.copy(b, FLOW_R.src);
+  r.dst.copy(b, FLOW_R.dst);
+  b.writeBigUInt64LE(r.firstNs, FLOW_R.firstNs);
+  b.writeBigUInt64LE(r.lastNs, FLOW_R.lastNs);
+  b.writeBigUInt64LE(r.bytes, FLOW_R.bytes);
+  b.writeBigUInt64LE(r.bytesRev, FLOW_R.bytesRev);
+  b.writeUInt32LE(r.packets, FLOW_R.packets);
+  b.writeUInt32LE(r.packetsRev, FLOW_R.packetsRev);
+  b.writeUInt32LE(r.syn, FLOW_R.syn);
+  b.writeUInt32LE(r.synack, FLOW_R.synack);
+  b.writeUInt32LE(r.fin, FLOW_R.fin);
+  b.writeUInt32LE(r.rst, FLOW_R.rst);
+  b.writeUInt32LE(r.rttUs, FLOW_R.rttUs);
+  return b;
+}
+
 export function decodeFlowRecord(b: Buffer, off = 0): FlowRecord {
   const ipVersion = b[off + FLOW_R.ipVersion]!;
   const alen = ipVersion === 4 ? 4 : ipVersion === 6 ? 16 : 0;

@@ -7,14 +7,22 @@
 //
 // A query over a store merges millions of records: tables are merged straight from their bytes
 // (addBody), building an object only for each new flow.
-import { FLOW_MAX_VLAN, FLOW_R, FLOW_RECORD_LEN, FLOW_RF, decodeFlowRecord, type FlowRecord } from './format.js';
+import { FLOW_MAX_VLAN, FLOW_R, FLOW_RECORD_LEN, FLOW_RF, decodeFlowRecord, encodeFlowRecord, type FlowRecord } from './format.js';
 
-export interface Flow extends FlowRecord {
+export interface Flow extends Omit<FlowRecord, 'bytes' | 'bytesRev'> {
   iface: string;
+  /** Bytes as numbers: exact to 8 PiB, and no BigInt per record merged. */
+  bytes: number;
+  bytesRev: number;
   /** Records merged into it. */
   records: number;
   /** first_ns of the record the round trip came from (the earliest that measured one). */
   rttFromNs: bigint | undefined;
+  /** firstNs and lastNs as 32-bit halves (high, low): compared per record without a BigInt. */
+  fh: number;
+  fl: number;
+  lh: number;
+  ll: number;
 }
 
 /** A record seen from its other end: src and dst, and each per-direction figure, exchanged. */
@@ -35,7 +43,7 @@ export function swapped<T extends FlowRecord>(r: T): T {
 }
 
 /** swapped(), in place. */
-function turn(m: FlowRecord): void {
+function turn(m: Flow): void {
   [m.src, m.dst, m.sport, m.dport] = [m.dst, m.src, m.dport, m.sport];
   [m.packets, m.packetsRev, m.bytes, m.bytesRev] = [m.packetsRev, m.packets, m.bytesRev, m.bytes];
   [m.tcpFlagsFwd, m.tcpFlagsRev] = [m.tcpFlagsRev, m.tcpFlagsFwd];
@@ -85,88 +93,169 @@ export function rawFlowKey(iface: string, b: Buffer, o: number): string {
 }
 
 function newFlow(iface: string, r: FlowRecord): Flow {
-  // One literal of one shape: a spread with extra keys makes slow dictionary-mode objects.
+  // One literal of one shape: a spread with extra keys makes slow dictionary-mode objects. The
+  // addresses are copied: a view would keep the whole table it came from in memory.
   return {
     iface, ipVersion: r.ipVersion, proto: r.proto, flags: r.flags, tcpFlagsFwd: r.tcpFlagsFwd, tcpFlagsRev: r.tcpFlagsRev, sport: r.sport, dport: r.dport, vlan: r.vlan,
-    src: r.src, dst: r.dst, firstNs: r.firstNs, lastNs: r.lastNs, bytes: r.bytes, bytesRev: r.bytesRev, packets: r.packets, packetsRev: r.packetsRev,
+    src: Buffer.from(r.src), dst: Buffer.from(r.dst), firstNs: r.firstNs, lastNs: r.lastNs, bytes: Number(r.bytes), bytesRev: Number(r.bytesRev), packets: r.packets, packetsRev: r.packetsRev,
     syn: r.syn, synack: r.synack, fin: r.fin, rst: r.rst, rttUs: r.rttUs, records: 1, rttFromNs: r.flags & FLOW_RF.rtt ? r.firstNs : undefined,
+    fh: Number(r.firstNs >> 32n), fl: Number(r.firstNs & 0xffffffffn), lh: Number(r.lastNs >> 32n), ll: Number(r.lastNs & 0xffffffffn),
   };
 }
 
-const u64 = (b: Buffer, o: number) => b.readBigUInt64LE(o);
+/** A u64 field as a number (byte counts: exact far beyond any flow's). */
+const u64n = (b: Buffer, o: number) => b.readUInt32LE(o) + b.readUInt32LE(o + 4) * 4294967296;
+const before = (ah: number, al: number, bh: number, bl: number) => ah < bh || (ah === bh && al < bl);
+
+/** Adds the record at `o` of `b` to flow `m` (`same`: it has the flow's orientation so far). */
+function merge(m: Flow, same: boolean, b: Buffer, o: number): void {
+  const fh = b.readUInt32LE(o + FLOW_R.firstNs + 4);
+  const fl = b.readUInt32LE(o + FLOW_R.firstNs);
+  const lh = b.readUInt32LE(o + FLOW_R.lastNs + 4);
+  const ll = b.readUInt32LE(o + FLOW_R.lastNs);
+  const earlier = before(fh, fl, m.fh, m.fl);
+  let rev = false;
+  if (!same) {
+    // A record that saw the flow's first packet decides its src: turn what is merged so far.
+    if (earlier) turn(m);
+    else rev = true;
+  }
+  const packets = b.readUInt32LE(o + FLOW_R.packets);
+  const packetsRev = b.readUInt32LE(o + FLOW_R.packetsRev);
+  const bytes = u64n(b, o + FLOW_R.bytes);
+  const bytesRev = u64n(b, o + FLOW_R.bytesRev);
+  const flagsFwd = b[o + FLOW_R.tcpFlagsFwd]!;
+  const flagsRev = b[o + FLOW_R.tcpFlagsRev]!;
+  m.records++;
+  if (rev) {
+    m.packets += packetsRev;
+    m.packetsRev += packets;
+    m.bytes += bytesRev;
+    m.bytesRev += bytes;
+    m.tcpFlagsFwd |= flagsRev;
+    m.tcpFlagsRev |= flagsFwd;
+  } else {
+    m.packets += packets;
+    m.packetsRev += packetsRev;
+    m.bytes += bytes;
+    m.bytesRev += bytesRev;
+    m.tcpFlagsFwd |= flagsFwd;
+    m.tcpFlagsRev |= flagsRev;
+  }
+  m.syn += b.readUInt32LE(o + FLOW_R.syn);
+  m.synack += b.readUInt32LE(o + FLOW_R.synack);
+  m.fin += b.readUInt32LE(o + FLOW_R.fin);
+  m.rst += b.readUInt32LE(o + FLOW_R.rst);
+  const flags = b[o + FLOW_R.flags]!;
+  m.flags |= flags & ~FLOW_RF.rtt;
+  if (earlier) {
+    [m.fh, m.fl] = [fh, fl];
+    m.firstNs = b.readBigUInt64LE(o + FLOW_R.firstNs);
+  }
+  if (before(m.lh, m.ll, lh, ll)) {
+    [m.lh, m.ll] = [lh, ll];
+    m.lastNs = b.readBigUInt64LE(o + FLOW_R.lastNs);
+  }
+  if (flags & FLOW_RF.rtt) {
+    const firstNs = b.readBigUInt64LE(o + FLOW_R.firstNs);
+    if (m.rttFromNs === undefined || firstNs < m.rttFromNs) {
+      m.rttUs = b.readUInt32LE(o + FLOW_R.rttUs);
+      m.rttFromNs = firstNs;
+      m.flags |= FLOW_RF.rtt;
+    }
+  }
+}
+
+// Flows found by a 52-bit hash of their identity (both ends summed and multiplied, so either
+// orientation hashes alike), checked against the flow found: a number key costs a fraction of a
+// string key, and a query merges millions of records. Two flows of one hash (rare) go to a map by
+// the full string key.
+const addrWord = (b: Buffer, at: number, i: number) => b.readUInt32LE(at + 4 * i);
+
+function endHash(b: Buffer, at: number, words: number, port: number): number {
+  let h = Math.imul(port + 0x9e3779b9, 0x85ebca6b);
+  for (let i = 0; i < words; i++) {
+    h = Math.imul(h ^ addrWord(b, at, i), 0xcc9e2d51);
+    h = (h << 15) | (h >>> 17);
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  return (h ^ (h >>> 13)) >>> 0;
+}
+
+function sameAddr(a: Buffer, b: Buffer, at: number, words: number): boolean {
+  for (let i = 0; i < words; i++) if (a.readUInt32LE(4 * i) !== addrWord(b, at, i)) return false;
+  return true;
+}
 
 export class FlowMerger {
-  readonly flows = new Map<string, Flow>();
+  private readonly byHash = new Map<number, Flow>();
+  private readonly collided = new Map<string, Flow>();
+  private readonly ifaceHashes = new Map<string, number>();
+
+  get size(): number {
+    return this.byHash.size + this.collided.size;
+  }
+
+  *values(): IterableIterator<Flow> {
+    yield* this.byHash.values();
+    yield* this.collided.values();
+  }
 
   add(iface: string, r: FlowRecord): void {
-    const key = flowKey(iface, r);
-    const m = this.flows.get(key);
-    if (!m) this.flows.set(key, newFlow(iface, r));
-    else this.merge(m, r.sport === m.sport && r.src.equals(m.src), r.firstNs, r.lastNs, r.packets, r.packetsRev, r.bytes, r.bytesRev, r.tcpFlagsFwd, r.tcpFlagsRev, r.syn, r.synack, r.fin, r.rst, r.flags, r.rttUs);
+    this.addBody(iface, encodeFlowRecord(r));
   }
 
   /** Every record of a table segment's body (format.ts FlowTableSegment.body). */
   addBody(iface: string, b: Buffer): void {
+    let ih = this.ifaceHashes.get(iface);
+    if (ih === undefined) {
+      ih = 0;
+      for (let i = 0; i < iface.length; i++) ih = Math.imul(ih ^ iface.charCodeAt(i), 0x01000193);
+      this.ifaceHashes.set(iface, ih >>> 0);
+    }
     for (let o = 0; o < b.length; o += FLOW_RECORD_LEN) {
-      const key = rawFlowKey(iface, b, o);
-      const m = this.flows.get(key);
-      if (!m) {
-        this.flows.set(key, newFlow(iface, decodeFlowRecord(b, o)));
+      const ipVersion = b[o + FLOW_R.ipVersion]!;
+      const words = ipVersion === 4 ? 1 : ipVersion === 6 ? 4 : 0;
+      const sport = b.readUInt16LE(o + FLOW_R.sport);
+      const dport = b.readUInt16LE(o + FLOW_R.dport);
+      const head = ipVersion | (b[o + FLOW_R.proto]! << 8) | (Math.min(b[o + FLOW_R.nvlan]!, FLOW_MAX_VLAN) << 16);
+      const v = b.readUInt32LE(o + FLOW_R.vlan) ^ Math.imul(b.readUInt16LE(o + FLOW_R.vlan + 4), 0x27d4eb2d);
+      // Non-IP records: the EtherType and VLAN stack only.
+      const ea = endHash(b, o + FLOW_R.src, words, sport);
+      const eb = words ? endHash(b, o + FLOW_R.dst, words, dport) : 0;
+      const lo = (ea + eb) >>> 0;
+      const hi = (Math.imul(ea, eb) ^ Math.imul(head ^ v, 0x165667b1) ^ ih) >>> 12;
+      // 30 bits: a small-integer key, no heap number per record (the flow found is checked anyway).
+      const key = (lo ^ Math.imul(hi, 0x9e3779b1)) >>> 2;
+      let m = this.byHash.get(key);
+      let same = true;
+      if (m !== undefined) {
+        let idOk = m.iface === iface && (m.ipVersion | (m.proto << 8) | (m.vlan.length << 16)) === head;
+        for (let i = 0; idOk && i < m.vlan.length; i++) idOk = m.vlan[i] === b.readUInt16LE(o + FLOW_R.vlan + 2 * i);
+        if (idOk && words === 0 && m.sport === sport) same = true;
+        else if (idOk && words && m.sport === sport && m.dport === dport && sameAddr(m.src, b, o + FLOW_R.src, words) && sameAddr(m.dst, b, o + FLOW_R.dst, words)) same = true;
+        else if (idOk && words && m.sport === dport && m.dport === sport && sameAddr(m.src, b, o + FLOW_R.dst, words) && sameAddr(m.dst, b, o + FLOW_R.src, words)) same = false;
+        else {
+          // Another flow of the same hash: this one is found by its full key.
+          const skey = rawFlowKey(iface, b, o);
+          m = this.collided.get(skey);
+          if (m === undefined) {
+            this.collided.set(skey, newFlow(iface, decodeFlowRecord(b, o)));
+            continue;
+          }
+          same = b.readUInt16LE(o + FLOW_R.sport) === m.sport && sameAddr(m.src, b, o + FLOW_R.src, words);
+        }
+      } else {
+        this.byHash.set(key, newFlow(iface, decodeFlowRecord(b, o)));
         continue;
       }
-      const srcAt = o + FLOW_R.src;
-      const same = b.readUInt16LE(o + FLOW_R.sport) === m.sport && b.compare(m.src, 0, m.src.length, srcAt, srcAt + m.src.length) === 0;
-      this.merge(
-        m, same, u64(b, o + FLOW_R.firstNs), u64(b, o + FLOW_R.lastNs), b.readUInt32LE(o + FLOW_R.packets), b.readUInt32LE(o + FLOW_R.packetsRev),
-        u64(b, o + FLOW_R.bytes), u64(b, o + FLOW_R.bytesRev), b[o + FLOW_R.tcpFlagsFwd]!, b[o + FLOW_R.tcpFlagsRev]!,
-        b.readUInt32LE(o + FLOW_R.syn), b.readUInt32LE(o + FLOW_R.synack), b.readUInt32LE(o + FLOW_R.fin), b.readUInt32LE(o + FLOW_R.rst), b[o + FLOW_R.flags]!, b.readUInt32LE(o + FLOW_R.rttUs),
-      );
-    }
-  }
-
-  /** Adds a record's figures (`same`: it has the flow's orientation so far). */
-  private merge(
-    m: Flow, same: boolean, firstNs: bigint, lastNs: bigint, packets: number, packetsRev: number, bytes: bigint, bytesRev: bigint,
-    flagsFwd: number, flagsRev: number, syn: number, synack: number, fin: number, rst: number, flags: number, rttUs: number,
-  ): void {
-    let rev = false;
-    if (!same) {
-      // A record that saw the flow's first packet decides its src: turn what is merged so far.
-      if (firstNs < m.firstNs) turn(m);
-      else rev = true;
-    }
-    m.records++;
-    if (rev) {
-      m.packets += packetsRev;
-      m.packetsRev += packets;
-      m.bytes += bytesRev;
-      m.bytesRev += bytes;
-      m.tcpFlagsFwd |= flagsRev;
-      m.tcpFlagsRev |= flagsFwd;
-    } else {
-      m.packets += packets;
-      m.packetsRev += packetsRev;
-      m.bytes += bytes;
-      m.bytesRev += bytesRev;
-      m.tcpFlagsFwd |= flagsFwd;
-      m.tcpFlagsRev |= flagsRev;
-    }
-    m.syn += syn;
-    m.synack += synack;
-    m.fin += fin;
-    m.rst += rst;
-    m.flags |= flags & ~FLOW_RF.rtt;
-    if (firstNs < m.firstNs) m.firstNs = firstNs;
-    if (lastNs > m.lastNs) m.lastNs = lastNs;
-    if (flags & FLOW_RF.rtt && (m.rttFromNs === undefined || firstNs < m.rttFromNs)) {
-      m.rttUs = rttUs;
-      m.rttFromNs = firstNs;
-      m.flags |= FLOW_RF.rtt;
+      merge(m, same, b, o);
     }
   }
 
   /** The flows, earliest first. */
   sorted(): Flow[] {
-    return [...this.flows.values()].sort((a, b) => (a.firstNs < b.firstNs ? -1 : a.firstNs > b.firstNs ? 1 : 0));
+    return [...this.values()].sort((a, b) => (a.firstNs < b.firstNs ? -1 : a.firstNs > b.firstNs ? 1 : 0));
   }
 }
