@@ -213,10 +213,11 @@ export function recordsSpan(body: Buffer): { firstNs: bigint; lastNs: bigint } |
   if (!body.length) return undefined;
   // Compared as (high, low) 32-bit halves: no BigInt per record.
   let fh = Infinity, fl = Infinity, lh = -1, ll = -1;
+  const dv = new DataView(body.buffer, body.byteOffset, body.length);
   for (let o = 0; o < body.length; o += FLOW_RECORD_LEN) {
-    const ah = body.readUInt32LE(o + FLOW_R.firstNs + 4), al = body.readUInt32LE(o + FLOW_R.firstNs);
+    const ah = dv.getUint32(o + FLOW_R.firstNs + 4, true), al = dv.getUint32(o + FLOW_R.firstNs, true);
     if (ah < fh || (ah === fh && al < fl)) [fh, fl] = [ah, al];
-    const bh = body.readUInt32LE(o + FLOW_R.lastNs + 4), bl = body.readUInt32LE(o + FLOW_R.lastNs);
+    const bh = dv.getUint32(o + FLOW_R.lastNs + 4, true), bl = dv.getUint32(o + FLOW_R.lastNs, true);
     if (bh > lh || (bh === lh && bl > ll)) [lh, ll] = [bh, bl];
   }
   return { firstNs: (BigInt(fh) << 32n) | BigInt(fl), lastNs: (BigInt(lh) << 32n) | BigInt(ll) };
@@ -337,7 +338,8 @@ export function decodeFlowTable(buf: Buffer, name: string, pcap?: PcapFacts): Fl
     }
     const body = buf.subarray(at + FLOW_SEGMENT_HEADER_LEN, end);
     let packets = 0;
-    for (let o = 0; o < body.length; o += FLOW_RECORD_LEN) packets += body.readUInt32LE(o + FLOW_R.packets) + body.readUInt32LE(o + FLOW_R.packetsRev);
+    const dv = new DataView(body.buffer, body.byteOffset, body.length);
+    for (let o = 0; o < body.length; o += FLOW_RECORD_LEN) packets += dv.getUint32(o + FLOW_R.packets, true) + dv.getUint32(o + FLOW_R.packetsRev, true);
     if (packets !== seg.packets) throw damaged(`segment at ${at}: its records hold ${packets} packets, its header says ${seg.packets}`);
     segments.push(lazySegment(seg, body));
     expectLo = seg.offHi;
