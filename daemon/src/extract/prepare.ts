@@ -69,7 +69,7 @@ export function extractorJob(q: ExtractQuery, { chosen, reads }: Prepared, outpu
   };
 }
 
-async function readCatalog(paths: readonly string[], say: Say) {
+export async function readCatalog(paths: readonly string[], say: Say) {
   const catalog = await scanCatalog(paths);
   const problems = catalog.problems;
   for (const p of problems.slice(0, MAX_PROBLEMS_SHOWN)) say(`warning: ${p.path}: ${p.message}`);
@@ -77,9 +77,9 @@ async function readCatalog(paths: readonly string[], say: Say) {
   return catalog;
 }
 
-/** The files of the range and interfaces, all of one link type. */
-function chooseFiles(entries: CatalogEntry[], q: ExtractQuery): Chosen {
-  const unknown = unknownInterfaces(entries, q.ifaces);
+/** Refuses interfaces asked for that no file of the store belongs to (most likely a typo). */
+export function checkInterfaces(entries: readonly CatalogEntry[], ifaces: readonly string[]): void {
+  const unknown = unknownInterfaces(entries, ifaces);
   if (unknown.length > 0) {
     const known = [...new Set(entries.map((e) => e.iface))].sort();
     throw new Refusal(
@@ -88,6 +88,11 @@ function chooseFiles(entries: CatalogEntry[], q: ExtractQuery): Chosen {
         ` (${known.length ? `interfaces in the store: ${known.join(', ')}` : 'the store is empty'})`,
     );
   }
+}
+
+/** The files of the range and interfaces, all of one link type. */
+function chooseFiles(entries: CatalogEntry[], q: ExtractQuery): Chosen {
+  checkInterfaces(entries, q.ifaces);
   const selection = selectFiles(entries, { fromNs: q.fromNs, toNs: q.toNs, ifaces: q.ifaces });
   const selected = selection.streams.flatMap((s) => s.files);
   const linktypes = linktypesOf(selected);
