@@ -147,6 +147,18 @@ describe('the capture daemon, start → reload → stop, with fake helpers', () 
     expect(helpers.length).toBe(3);
   });
 
+  it('passes --flows while flows.enabled (the default); turning it off restarts the helpers without it', async () => {
+    const { daemon, helpers, write, running } = await setup({ interfaces: ['eth0'] });
+    await daemon.start();
+    await until('the helper', () => helpers.length === 1);
+    expect(helpers[0]!.args).toContain('--flows');
+    await write({ interfaces: ['eth0'], flows: false });
+    expect(await daemon.reload()).toEqual({ applied: true, restartNeeded: [] });
+    expect(helpers[0]!.stopped).toBe(true);
+    await until('eth0 restarted', () => running('eth0').length === 1);
+    expect(running('eth0')[0]!.args).not.toContain('--flows');
+  });
+
   for (const [what, bad, error] of [
     ['does not load (a bad value)', { interfaces: ['eth0'], file_size: 'banana' }, /file_size/],
     ['names an interface this machine lacks', { interfaces: ['eth0', 'missing0'], filter: 'tcp' }, /missing0 does not exist/],

@@ -4,7 +4,7 @@
 // a short live capture; any sanitizer report fails. The ordinary tests keep the fast build.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildPcap } from '../daemon/src/pcap/format.js';
@@ -83,7 +83,7 @@ describe('the sanitizer build', () => {
     const inputs = [...parserInputs(), ...trafficInputs()];
     expect(inputs.length).toBeGreaterThan(30);
     for (const input of inputs) {
-      for (const filter of [[], ['--filter', 'udp or vlan'], ['--index-fields', INDEX_ALL, '--index-block-size', '4096']]) {
+      for (const filter of [[], ['--filter', 'udp or vlan'], ['--index-fields', INDEX_ALL, '--index-block-size', '4096', '--flows']]) {
         const r = run('qe-capture', ['--read', input, '--iface', 'imp', '--dir', store, '--no-fsync', '--file-size', '65536', ...filter]);
         clean(`qe-capture --read ${input} ${filter.join(' ')}`, r);
         expect(r.stdout, input).toMatch(/"type":"done"/);
@@ -110,19 +110,25 @@ describe('the sanitizer build', () => {
       copyFileSync(f, c);
       return c;
     });
-    for (const fields of [INDEX_ALL, 'ip,port,tunnel']) {
-      const r = run('qe-index', ['--fields', fields, '--block-size', '4096', '--progress-ms', '1', ...inputs]);
-      clean(`qe-index --fields ${fields}`, r);
+    for (const fields of [INDEX_ALL, 'ip,port,tunnel', '']) {
+      const r = run('qe-index', ['--fields', fields, '--flows', '--block-size', '4096', '--progress-ms', '1', ...inputs]);
+      clean(`qe-index --fields '${fields}' --flows`, r);
       expect([0, 4], r.stderr).toContain(r.status);
       expect(r.stdout).toMatch(/"type":"done"/);
       expect((r.stdout.match(/"type":"indexed"/g) ?? []).length).toBeGreaterThan(20);
+    }
+    // The stream mode on every file: a table, or exit 2 for a stream that is not whole and valid.
+    for (const input of inputs) {
+      const r = spawnSync(join(asan, 'qe-index'), ['--flows-stdout'], { input: readFileSync(input), env, encoding: 'latin1', maxBuffer: 256 << 20 });
+      clean(`qe-index --flows-stdout < ${input}`, r);
+      expect([0, 2], r.stderr).toContain(r.status);
     }
   });
 
   it('captures live (lo) with no sanitizer report', async () => {
     const dir = join(work, 'live');
     mkdirSync(dir);
-    const helper = spawn(join(asan, 'qe-capture'), ['--iface', 'lo', '--dir', dir, '--buffer', '4194304', '--flush-ms', '100', '--filter', 'udp port 9', '--no-fsync', '--index-fields', INDEX_ALL], {
+    const helper = spawn(join(asan, 'qe-capture'), ['--iface', 'lo', '--dir', dir, '--buffer', '4194304', '--flush-ms', '100', '--filter', 'udp port 9', '--no-fsync', '--index-fields', INDEX_ALL, '--flows'], {
       env,
       stdio: ['pipe', 'pipe', 'pipe'],
     });

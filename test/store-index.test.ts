@@ -129,9 +129,10 @@ function withVersion(idx: Buffer, version: number): Buffer {
   return b;
 }
 
-function config(d: string, store: string, fields = '[ip, port, proto, vlan]'): string {
+/** The index alone: flow tables (test/store-flows.test.ts) are off unless asked for. */
+function config(d: string, store: string, fields = '[ip, port, proto, vlan]', flows = false): string {
   const path = join(d, 'config.yaml');
-  writeFileSync(path, `storage:\n  paths: [${store}]\n  capacity: 1GiB\n  file_size: 64MiB\nindex:\n  fields: ${fields}\nmetrics: {listen: false}\n`);
+  writeFileSync(path, `storage:\n  paths: [${store}]\n  capacity: 1GiB\n  file_size: 64MiB\nindex:\n  fields: ${fields}\nflows: {enabled: ${flows}}\nmetrics: {listen: false}\n`);
   return path;
 }
 
@@ -223,7 +224,7 @@ describe('qe-packets index', () => {
     expect(bad.stderr).toContain('index.fields[1] = "hosts": unknown index field: known fields are mac, vlan, ip, port, proto, tunnel');
     const off = await cli(['index', '--config', config(d, store, '[]')]);
     expect(off.exitCode).toBe(2);
-    expect(off.stderr).toMatch(/index\.fields is \[\] in .*: the index is turned off/);
+    expect(off.stderr).toMatch(/index\.fields is \[\] and flows\.enabled is false in .*: the index and flow tables are turned off/);
   });
 
   it('never two indexing runs on a store at once: a second one stops, saying who holds it', async () => {

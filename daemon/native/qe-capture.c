@@ -87,7 +87,8 @@ static void usage(void)
 		"       qe-capture --check-filter EXPR [--linktype N] [--snaplen N]\n"
 		"options: --snaplen N --buffer BYTES --filter EXPR --file-size BYTES --file-duration-ms N\n"
 		"         --flush-ms N --no-promisc --no-fsync --direct-io --quota BYTES\n"
-		"         --index-fields LIST (mac,vlan,ip,port,proto,tunnel; empty: no index) --index-block-size N\n");
+		"         --index-fields LIST (mac,vlan,ip,port,proto,tunnel; empty: no index) --index-block-size N\n"
+		"         --flows (a flow table beside each file)\n");
 }
 
 static uint64_t parse_u64(const char *name, const char *val)
@@ -161,6 +162,7 @@ static void send_stats(struct capture *c)
 	msg_u64(&m, "open_file_bytes", ws.open_file_bytes);
 	msg_u64(&m, "buffered_bytes", ws.buffered_bytes);
 	msg_u64(&m, "index_bytes", ws.index_bytes);
+	msg_u64(&m, "flow_bytes", ws.flow_bytes);
 	msg_bool(&m, "store_full", ws.store_full);
 	msg_u64(&m, "cpu_us", cpu_us());
 	msg_send(&m);
@@ -904,7 +906,7 @@ int main(int argc, char **argv)
 		{ "linktype", required_argument, 0, 'l' },   { "help", no_argument, 0, 'h' },
 		{ "quota", required_argument, 0, 'Q' },	     { "direct-io", no_argument, 0, 'D' },
 		{ "index-fields", required_argument, 0, 'X' }, { "index-block-size", required_argument, 0, 'K' },
-		{ 0, 0, 0, 0 },
+		{ "flows", no_argument, 0, 'W' },	     { 0, 0, 0, 0 },
 	};
 	int ch;
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -952,6 +954,7 @@ int main(int argc, char **argv)
 			o.wcfg.index_block_size = (uint32_t)bs;
 			break;
 		}
+		case 'W': o.wcfg.flows = 1; break;
 		case 'h': usage(); return 0;
 		default: usage(); return 1;
 		}

@@ -17,7 +17,9 @@
 #include <immintrin.h>
 #endif
 
+#include "flow-build.h"
 #include "index-build.h"
+#include "packet-fields.h"
 #include "proto.h"
 
 #define HUGE_PAGE (2u << 20)
@@ -75,6 +77,16 @@ struct writer {
 	uint64_t index_bytes;       /* written by this thread (segments) */
 	uint64_t index_async_bytes; /* atomic: written by the sync thread (complete indexes) */
 	uint64_t last_index_error_ns;
+
+	/* The open file's flow table, the same way: `<part>.qeflow` gets a segment at each flush. */
+	struct qe_flow_builder *flows;
+	int flow_fd;
+	uint64_t flow_len;
+	char flow_path[PATH_MAX];
+	struct qe_out flow_out;
+	uint64_t flow_bytes;       /* written by this thread (segments) */
+	uint64_t flow_async_bytes; /* atomic: written by the sync thread (complete tables) */
+	uint64_t last_flow_error_ns;
 
 	struct syncer *syncer;
 };
@@ -149,6 +161,8 @@ struct closed_file {
 	uint64_t first_ns, last_ns, packets, bytes;
 	struct qe_idx_builder *idx; /* the whole file's postings: its complete index is written here */
 	char idx_part[PATH_MAX];    /* the open file's index, removed once the file is closed */
+	struct qe_flow_builder *flows; /* the same for its flow table */
+	char flow_part[PATH_MAX];
 	struct closed_file *next;
 };
 
@@ -242,6 +256,10 @@ static void drop_closed_index(struct closed_file *c)
 		unlink(c->idx_part);
 	qe_idx_builder_free(c->idx);
 	c->idx = NULL;
+	if (c->flow_part[0])
+		unlink(c->flow_part);
+	qe_flow_builder_free(c->flows);
+	c->flows = NULL;
 }
 
 /* The closed file's complete index goes beside it (temporary name, then rename), and the open
@@ -257,6 +275,17 @@ static void write_closed_index(struct syncer *s, struct closed_file *c, const ch
 				   path, strerror(errno));
 		else
 			__atomic_add_fetch(&s->w->index_async_bytes, (uint64_t)n, __ATOMIC_RELAXED);
+	}
+	if (c->flows) {
+		char path[PATH_MAX];
+		snprintf(path, sizeof path, "%s%s", final, QE_FLOW_EXT);
+		int64_t n = qe_flow_write_complete(c->flows, path, 0);
+		if (n < 0)
+			send_error(s->w->cfg.iface, "flows_failed", 0,
+				   "cannot write %s: %s (the file's flows are counted from its packets until its table is built again)", path,
+				   strerror(errno));
+		else
+			__atomic_add_fetch(&s->w->flow_async_bytes, (uint64_t)n, __ATOMIC_RELAXED);
 	}
 	drop_closed_index(c);
 }
@@ -290,6 +319,7 @@ static void finish_file(struct syncer *s, struct closed_file *c)
 		send_error(s->w->cfg.iface, "rename_failed", 0, "cannot rename %s: %s (it stays as a .part file and is repaired at the next start)",
 			   c->part, strerror(err));
 		qe_idx_builder_free(c->idx); /* the .part keeps its segment index, which the repair rebuilds */
+		qe_flow_builder_free(c->flows); /* and its segment flow table */
 		return;
 	}
 	write_closed_index(s, c, final);
@@ -394,6 +424,7 @@ struct writer *writer_new(const struct writer_config *cfg)
 	w->fd = -1;
 	w->dfd = -1;
 	w->idx_fd = -1;
+	w->flow_fd = -1;
 	w->quota = UINT64_MAX;
 	if (w->cfg.index_fields && !qe_idx_linktype_ok(w->cfg.linktype)) {
 		send_error(cfg->iface, "index_unsupported", 0,
@@ -499,7 +530,8 @@ static int open_part(const char *path)
 /* Bytes put into files, the complete indexes the sync thread wrote included: what the quota counts. */
 static inline uint64_t appended(const struct writer *w)
 {
-	return w->appended_bytes + __atomic_load_n(&w->index_async_bytes, __ATOMIC_RELAXED);
+	return w->appended_bytes + __atomic_load_n(&w->index_async_bytes, __ATOMIC_RELAXED) +
+	       __atomic_load_n(&w->flow_async_bytes, __ATOMIC_RELAXED);
 }
 
 static void index_drop(struct writer *w, int remove)
@@ -569,6 +601,86 @@ static void index_flush(struct writer *w)
 	w->counted_appended += w->idx_out.len;
 }
 
+static void flows_drop(struct writer *w, int remove)
+{
+	if (w->flow_fd >= 0)
+		close(w->flow_fd);
+	if (remove && (w->flow_fd >= 0 || w->flow_len))
+		unlink(w->flow_path);
+	w->flow_fd = -1;
+	w->flow_len = 0;
+	qe_flow_builder_free(w->flows);
+	w->flows = NULL;
+}
+
+/* As for the index: the open file goes on without a flow table (a reader counts its packets). */
+static void flows_failed(struct writer *w, const char *what, int err)
+{
+	uint64_t now = now_monotonic_ns();
+	if (!w->last_flow_error_ns || now - w->last_flow_error_ns >= 1000000000u) {
+		w->last_flow_error_ns = now;
+		send_error(w->cfg.iface, "flows_failed", 0,
+			   "%s %s: %s (the file is written without a flow table; its flows are counted from its packets until it is built again)",
+			   what, w->flow_path, strerror(err));
+	}
+	flows_drop(w, 1);
+}
+
+static void flows_open(struct writer *w)
+{
+	if (!w->cfg.flows)
+		return;
+	snprintf(w->flow_path, sizeof w->flow_path, "%s%s", w->part_path, QE_FLOW_EXT);
+	w->flows = qe_flow_builder_new(w->cfg.linktype);
+	if (!w->flows)
+		flows_failed(w, "cannot build", ENOMEM);
+}
+
+/* After the records reached the file: the next segment of its flow table (the index's way). */
+static void flows_flush(struct writer *w)
+{
+	if (!w->flows || !qe_flow_pending_packets(w->flows))
+		return;
+	int err;
+	if (w->flow_fd < 0) {
+		unsigned char h[QE_FLOW_HEADER_LEN];
+		w->flow_fd = open(w->flow_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+		if (w->flow_fd < 0)
+			return flows_failed(w, "cannot create", errno);
+		qe_flow_header(w->flows, 0, h);
+		if (pwrite_all(w, w->flow_fd, h, sizeof h, 0, &err) < 0)
+			return flows_failed(w, "cannot write", err);
+		w->flow_len = sizeof h;
+		w->flow_bytes += sizeof h;
+		w->appended_bytes += sizeof h;
+		w->counted_appended += sizeof h;
+	}
+	w->flow_out.len = 0;
+	if (qe_flow_next_segment(w->flows, &w->flow_out) < 0)
+		return flows_failed(w, "out of memory for", ENOMEM);
+	if (pwrite_all(w, w->flow_fd, w->flow_out.p, w->flow_out.len, w->flow_len, &err) < 0)
+		return flows_failed(w, "cannot write", err);
+	w->flow_len += w->flow_out.len;
+	w->flow_bytes += w->flow_out.len;
+	w->appended_bytes += w->flow_out.len;
+	w->counted_appended += w->flow_out.len;
+}
+
+/* One record (its header at file offset `off`) into the open file's index and flow table. The
+ * flows read the outer headers only, which the index's tunnel setting does not change, so one parse
+ * can serve both; until the index builder takes parsed fields it parses for itself. */
+static inline void tables_add(struct writer *w, uint64_t off, uint64_t ts_ns, uint32_t caplen, uint32_t origlen,
+			      const unsigned char *data)
+{
+	if (w->idx)
+		qe_idx_add(w->idx, off, ts_ns, data, caplen);
+	if (w->flows) {
+		struct qe_packet_fields f;
+		qe_packet_parse(w->cfg.linktype, data, caplen, 0, &f);
+		qe_flow_add(w->flows, off, ts_ns, caplen, origlen, &f);
+	}
+}
+
 static int writer_open_file(struct writer *w, uint64_t ts_ns)
 {
 	uint64_t now = now_monotonic_ns();
@@ -608,6 +720,7 @@ static int writer_open_file(struct writer *w, uint64_t ts_ns)
 	w->buf_packets = 0;
 	w->appended_bytes += PCAP_GLOBAL_LEN;
 	index_open(w);
+	flows_open(w);
 
 	struct msg m;
 	msg_begin(&m, "file_opened", w->cfg.iface);
@@ -724,8 +837,10 @@ static int flush_buffer(struct writer *w)
  * of its records, so fewer, larger ones keep the open file's index small. */
 void writer_flush(struct writer *w)
 {
-	if (flush_buffer(w) == 0)
+	if (flush_buffer(w) == 0) {
 		index_flush(w);
+		flows_flush(w);
+	}
 }
 
 int writer_add_run(struct writer *w, const unsigned char *records, size_t len, uint64_t packets, uint64_t last_ns)
@@ -748,11 +863,11 @@ int writer_add_run(struct writer *w, const unsigned char *records, size_t len, u
 		write_failed(w, err, now);
 		return -1;
 	}
-	if (w->idx)
+	if (w->idx || w->flows)
 		for (size_t off = 0; off < len;) {
 			struct qe_pcap_record r;
 			qe_pcap_record_decode(records + off, 0, &r);
-			qe_idx_add(w->idx, w->file_bytes + off, qe_pcap_record_ns(&r, 1), records + off + PCAP_RECORD_LEN, r.caplen);
+			tables_add(w, w->file_bytes + off, qe_pcap_record_ns(&r, 1), r.caplen, r.origlen, records + off + PCAP_RECORD_LEN);
 			off += PCAP_RECORD_LEN + r.caplen;
 		}
 	w->file_bytes += len;
@@ -780,15 +895,22 @@ static void writer_close_file(struct writer *w)
 		w->appended_bytes = w->counted_appended;
 		w->buf_len = w->buf_counted;
 		torn = w->dfd >= 0;
-		/* Its builder holds records the file does not: the file is indexed again from disk. */
+		/* Its builders hold records the file does not: the file is indexed again from disk. */
 		index_drop(w, 1);
+		flows_drop(w, 1);
 	}
 	struct closed_file *c = calloc(1, sizeof *c);
-	if (!c)
+	if (!c) {
 		index_drop(w, 1);
+		flows_drop(w, 1);
+	}
 	if (w->idx_fd >= 0) {
 		close(w->idx_fd);
 		w->idx_fd = -1;
+	}
+	if (w->flow_fd >= 0) {
+		close(w->flow_fd);
+		w->flow_fd = -1;
 	}
 	if (!c) {
 		if (w->dfd >= 0)
@@ -813,6 +935,11 @@ static void writer_close_file(struct writer *w)
 		snprintf(c->idx_part, sizeof c->idx_part, "%s", w->idx_path);
 	w->idx = NULL;
 	w->idx_len = 0;
+	c->flows = w->flows;
+	if (w->flow_len)
+		snprintf(c->flow_part, sizeof c->flow_part, "%s", w->flow_path);
+	w->flows = NULL;
+	w->flow_len = 0;
 
 	struct syncer *s = w->syncer;
 	pthread_mutex_lock(&s->mu);
@@ -861,8 +988,10 @@ void writer_add(struct writer *w, uint64_t ts_ns, uint32_t caplen, uint32_t orig
 
 	if (w->fd >= 0) {
 		uint64_t in_file = w->file_bytes + w->buf_len;
-		/* A file whose index holds all the builder may hold ends here, so every file has one. */
-		int full = (in_file + rec > w->cfg.file_size || (w->idx && qe_idx_full(w->idx))) &&
+		/* A file whose index or flow table holds all its builder may hold ends here, so every
+		 * file has both. */
+		int full = (in_file + rec > w->cfg.file_size || (w->idx && qe_idx_full(w->idx)) ||
+			    (w->flows && qe_flow_full(w->flows))) &&
 			   w->file_packets + w->buf_packets > 0;
 		int aged = w->cfg.file_duration_ns && ts_ns >= w->first_ns &&
 			   ts_ns - w->first_ns >= w->cfg.file_duration_ns;
@@ -887,8 +1016,8 @@ void writer_add(struct writer *w, uint64_t ts_ns, uint32_t caplen, uint32_t orig
 		}
 	}
 
-	if (w->idx)
-		qe_idx_add(w->idx, w->file_bytes + w->buf_len, ts_ns, data, caplen);
+	if (w->idx || w->flows)
+		tables_add(w, w->file_bytes + w->buf_len, ts_ns, caplen, origlen, data);
 	unsigned char *p = w->buf + w->buf_len;
 	uint32_t hdr[4] = { (uint32_t)(ts_ns / 1000000000u), (uint32_t)(ts_ns % 1000000000u), caplen, origlen };
 	memcpy(p, hdr, sizeof hdr);
@@ -905,7 +1034,9 @@ int writer_run_fits(const struct writer *w, uint64_t bytes, uint64_t ts_ns)
 	       w->file_bytes + w->buf_len + bytes <= w->cfg.file_size && !qe_pcap_too_far(w->first_ns, ts_ns) &&
 	       (!w->cfg.file_duration_ns ||
 		(ts_ns >= w->first_ns && ts_ns - w->first_ns < w->cfg.file_duration_ns)) &&
-	       appended(w) + bytes <= w->quota;
+	       appended(w) + bytes <= w->quota &&
+	       /* a run near the flow bound goes record by record, so the file ends at the bound */
+	       (!w->flows || qe_flow_room(w->flows, bytes / PCAP_RECORD_LEN));
 }
 
 void writer_tick(struct writer *w, uint64_t now_ns)
@@ -940,6 +1071,8 @@ void writer_free(struct writer *w)
 		return;
 	index_drop(w, 0);
 	qe_idx_out_free(&w->idx_out);
+	flows_drop(w, 0);
+	qe_out_free(&w->flow_out);
 	free(w->buf);
 	free(w);
 }
@@ -1013,6 +1146,7 @@ void writer_stats(const struct writer *w, struct writer_stats *s)
 	s->store_full_drops = w->store_full_drops;
 	s->appended_bytes = appended(w);
 	s->index_bytes = w->index_bytes + __atomic_load_n(&w->index_async_bytes, __ATOMIC_RELAXED);
+	s->flow_bytes = w->flow_bytes + __atomic_load_n(&w->flow_async_bytes, __ATOMIC_RELAXED);
 	s->open_file_bytes = w->fd >= 0 ? w->file_bytes + w->buf_len : 0;
 	s->buffered_bytes = w->fd >= 0 ? w->buf_len : 0;
 	s->store_full = w->store_full;

@@ -7,7 +7,9 @@
  * is the writer's business alone: with index fields set, each record is also fed to the file's index
  * builder (index-build.h) from the writer's memory, a segment of the open file's index
  * (`X.pcap.part.qeidx`) is appended at each flush, and the sync thread writes the closed file's
- * complete index (`X.pcap.qeidx`, through a temporary name) after renaming the file. */
+ * complete index (`X.pcap.qeidx`, through a temporary name) after renaming the file. With flows on,
+ * the flow builder (flow-build.h) gets each record the same way and its table takes the same path:
+ * `X.pcap.part.qeflow` segment by segment, `X.pcap.qeflow` when the file is closed. */
 #ifndef QE_WRITER_H
 #define QE_WRITER_H
 #include <stddef.h>
@@ -34,6 +36,7 @@ struct writer_config {
 	uint64_t flush_ms;
 	uint32_t index_fields;     /* enum qe_idx_field bits; 0: no index */
 	uint32_t index_block_size; /* of the index (index-format.h) */
+	int flows;                 /* a flow table (flow-format.h) beside each file */
 };
 
 /* The counters reported in stats messages, cumulative since the writer started. Records found
@@ -48,6 +51,7 @@ struct writer_stats {
 	uint64_t open_file_bytes;  /* the open file with its unflushed buffer; 0 when none is open */
 	uint64_t buffered_bytes;   /* the part of it still in the buffer */
 	uint64_t index_bytes;      /* bytes written to index files (counted in appended_bytes too) */
+	uint64_t flow_bytes;       /* bytes written to flow tables (counted in appended_bytes too) */
 	int store_full;
 };
 

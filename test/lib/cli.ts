@@ -36,6 +36,8 @@ export interface ConfigInput {
   /** index.fields (default: the schema's); [] turns the index off. */
   index_fields?: string[];
   index_block_size?: string;
+  /** flows.enabled (default: the schema's, true). */
+  flows?: boolean;
   /** Default: any free port on loopback, so tests never collide. */
   metrics_listen?: string | false;
   /** Default: control.sock in the test's directory. */
@@ -64,6 +66,7 @@ export async function writeConfig(dir: string, c: ConfigInput): Promise<string> 
     ...(c.index_fields || c.index_block_size
       ? ['index:', ...(c.index_fields ? [`  fields: [${c.index_fields.join(', ')}]`] : []), ...(c.index_block_size ? [`  block_size: ${c.index_block_size}`] : [])]
       : []),
+    ...(c.flows !== undefined ? ['flows:', `  enabled: ${c.flows}`] : []),
     'metrics:',
     `  listen: ${c.metrics_listen === false ? 'false' : JSON.stringify(c.metrics_listen ?? '127.0.0.1:0')}`,
     'control:',

@@ -33,6 +33,7 @@ export function helperArgs(config: Config, source: HelperSource): string[] {
   // Always passed, `[]` as an empty list: the helper's own default (no index) must not decide.
   args.push('--index-fields', config.index.fields.join(','));
   if (config.index.fields.length) args.push('--index-block-size', String(config.index.blockSizeBytes));
+  if (config.flows.enabled) args.push('--flows');
   // Imports stay buffered: they are measured against page-cache copies and gain nothing from it.
   if (s.directIo && 'live' in source) args.push('--direct-io');
   return args;

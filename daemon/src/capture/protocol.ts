@@ -35,6 +35,8 @@ export const helperMessage = z.discriminatedUnion('type', [
     buffered_bytes: count,
     /** Bytes written to index files (open files' segments, closed files' complete indexes); counted in appended_bytes too. */
     index_bytes: count,
+    /** Bytes written to flow tables (open files' segments, closed files' complete tables); counted in appended_bytes too. */
+    flow_bytes: count,
     store_full: z.boolean(),
   }),
   z.strictObject({ type: z.literal('error'), iface: z.string(), code: z.string(), message: z.string(), fatal: z.boolean() }),

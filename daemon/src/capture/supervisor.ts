@@ -188,7 +188,7 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     if (prev.storage.directIo !== next.storage.directIo) needsRestart.push('storage.direct_io');
     // The helper takes its index settings only at start: it closes its file (and that file's
     // complete index) and the next file is indexed the new way, a second's gap in capture at most.
-    const indexChanged = JSON.stringify(prev.index) !== JSON.stringify(next.index);
+    const indexChanged = JSON.stringify(prev.index) !== JSON.stringify(next.index) || prev.flows.enabled !== next.flows.enabled;
     const names = new Set(next.capture.interfaces.map((i) => i.name));
     for (const [name, helper] of this.helpers) {
       if (!names.has(name)) {
@@ -196,7 +196,7 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
         await helper.stop();
         this.states.delete(name);
       } else if (indexChanged) {
-        this.emit('log', 'info', `${name}: index.fields or index.block_size changed, restarting the helper (its open file is closed)`);
+        this.emit('log', 'info', `${name}: index.fields, index.block_size or flows.enabled changed, restarting the helper (its open file is closed)`);
         this.restarting.add(name);
         await helper.stop();
       } else {

@@ -75,31 +75,44 @@ export function parseExtractArgs(argv: readonly string[], nowNs: bigint, zone: T
   if (!v.explain && (v.write === undefined || v.write === '')) {
     throw new UsageError('-w is required: an output file, or -w - for standard output');
   }
-  const fromNs = time('--from', v.from, nowNs, zone);
-  const toNs = v.to === undefined ? nowNs : time('--to', v.to, nowNs, zone);
-  if (fromNs > toNs) {
-    throw new UsageError(
-      `--from ${v.from} (${formatIsoNs(fromNs)}) is after --to ${v.to ?? 'now'} (${formatIsoNs(toNs)}): swap them`,
-    );
-  }
-  const ifaces = (v.iface ?? []).flatMap((s) => s.split(',')).map((s) => s.trim());
-  const blank = ifaces.findIndex((s) => s === '');
-  if (blank >= 0) throw new UsageError(`--iface ${JSON.stringify(v.iface?.join(','))} has an empty interface name: write e.g. --iface eth0,eth1`);
-  if (v.filter !== undefined && v.filter.trim() === '') {
-    throw new UsageError('--filter is empty: give a BPF expression (e.g. --filter "tcp port 443") or leave the flag out');
-  }
+  const { fromNs, toNs } = parseRange(v.from, v.to, nowNs, zone);
+  const ifaces = parseIfaces(v.iface);
+  checkFilter(v.filter);
   return {
     help: false,
     fromNs,
     toNs,
     ...(v.filter !== undefined ? { filter: v.filter } : {}),
-    ifaces: [...new Set(ifaces)],
+    ifaces,
     output: v.write ?? '',
     configPath: base.configPath,
     noIndex: base.noIndex,
     explain: base.explain,
     json: base.json,
   };
+}
+
+/** --from and --to (default now) as nanoseconds, in order. The same words for every command that takes a range. */
+export function parseRange(from: string, to: string | undefined, nowNs: bigint, zone: TimeZoneRule): { fromNs: bigint; toNs: bigint } {
+  const fromNs = time('--from', from, nowNs, zone);
+  const toNs = to === undefined ? nowNs : time('--to', to, nowNs, zone);
+  if (fromNs > toNs) {
+    throw new UsageError(`--from ${from} (${formatIsoNs(fromNs)}) is after --to ${to ?? 'now'} (${formatIsoNs(toNs)}): swap them`);
+  }
+  return { fromNs, toNs };
+}
+
+/** --iface, repeated or comma-separated, without duplicates. */
+export function parseIfaces(values: readonly string[] | undefined): string[] {
+  const ifaces = (values ?? []).flatMap((s) => s.split(',')).map((s) => s.trim());
+  if (ifaces.some((s) => s === '')) throw new UsageError(`--iface ${JSON.stringify(values?.join(','))} has an empty interface name: write e.g. --iface eth0,eth1`);
+  return [...new Set(ifaces)];
+}
+
+export function checkFilter(filter: string | undefined): void {
+  if (filter !== undefined && filter.trim() === '') {
+    throw new UsageError('--filter is empty: give a BPF expression (e.g. --filter "tcp port 443") or leave the flag out');
+  }
 }
 
 function time(flag: string, text: string, nowNs: bigint, zone: TimeZoneRule): bigint {

@@ -6,8 +6,8 @@ import { DEFAULT_CONFIG_PATH } from '../config/config.js';
 import { formatSize } from '../config/units.js';
 import { IDX_VERSION } from '../index/format.js';
 import { scanCatalog } from '../store/catalog.js';
-import { describeState, type IndexWant } from '../store/index-check.js';
-import { lockIndexing, planIndexing, runIndexing, type IndexPlan, type IndexSummary } from '../store/index-backfill.js';
+import type { IndexWant } from '../store/index-check.js';
+import { describeNeeds, lockIndexing, planIndexing, runIndexing, type IndexPlan, type IndexPlanItem, type IndexSummary } from '../store/index-backfill.js';
 import { formatIsoNs, nowNs } from '../time/format-time.js';
 import { TIME_FORMS, TimeParseError, parseTime } from '../time/parse-time.js';
 import { loadConfigOrReport } from './common.js';
@@ -17,7 +17,8 @@ export const indexHelp = `usage: qe-packets index [--from TIME] [--to TIME] [--r
 
 Builds the index (index.fields of the config) of the closed capture files in the range that have
 none, a damaged one, one of another format version or one built with other fields, e.g. imported
-captures, files from before the index existed, or after index.fields changed. Runs at low CPU and
+captures, files from before the index existed, or after index.fields changed; likewise their flow
+tables (X.pcap.qeflow, for \`flows\` and \`stats\`) when flows.enabled. Runs at low CPU and
 I/O priority; the daemon does the same in the background at start.
 
   --from TIME, --to TIME  only files holding packets in this range (default: the whole store)
@@ -56,9 +57,9 @@ export async function indexCommand(argv: string[]): Promise<number> {
   }
   const config = await loadConfigOrReport(v.config);
   if (!config) return INDEX_EXIT.usage;
-  const want = { fields: config.index.fields, blockSizeBytes: config.index.blockSizeBytes };
-  if (!want.fields.length) {
-    say(`index.fields is [] in ${config.source}: the index is turned off, so there is nothing to build; list the fields to index (e.g. index.fields: [ip, port, proto, vlan]) and run again`);
+  const want = { fields: config.index.fields, blockSizeBytes: config.index.blockSizeBytes, flows: config.flows.enabled };
+  if (!want.fields.length && !want.flows) {
+    say(`index.fields is [] and flows.enabled is false in ${config.source}: the index and flow tables are turned off, so there is nothing to build; list the fields to index (e.g. index.fields: [ip, port, proto, vlan]) or turn flows on, and run again`);
     return INDEX_EXIT.usage;
   }
   for (const dir of config.storage.paths) {
@@ -78,9 +79,9 @@ export async function indexCommand(argv: string[]): Promise<number> {
     for (const p of catalog.problems.slice(0, 5)) say(`warning: ${p.path}: ${p.message}`);
     if (catalog.problems.length > 5) say(`warning: ${catalog.problems.length - 5} more files could not be read`);
     const plan = await planIndexing(catalog.entries, want, { ...(fromNs !== undefined ? { fromNs } : {}), ...(toNs !== undefined ? { toNs } : {}), rebuild: Boolean(v.rebuild) });
-    for (const r of plan.refused) say(`${r.entry.path}: ${describeState(r.state)}: left alone (extraction scans this file); upgrade qe-packets, or --rebuild to replace it with a version ${IDX_VERSION} index`);
-    for (const t of plan.todo) if (t.state.state !== 'missing' && t.state.state !== 'current') say(`${t.entry.path}: ${describeState(t.state)}: rebuilding it`);
-    if (plan.todo.length && !v.json) say(`indexing ${plan.todo.length} of ${plan.considered} files (${formatSize(plan.bytes)} of pcap) with ${want.fields.join(', ')}`);
+    for (const r of plan.refused) say(`${r.entry.path}: ${describeNeeds({ ...r, needs: { index: false, flows: false } })}: left alone (extraction scans this file); upgrade qe-packets, or --rebuild to replace it with a version ${IDX_VERSION} one`);
+    for (const t of plan.todo) if (rebuilt(t)) say(`${t.entry.path}: ${describeNeeds(t)}: rebuilding it`);
+    if (plan.todo.length && !v.json) say(`indexing ${plan.todo.length} of ${plan.considered} files (${formatSize(plan.bytes)} of pcap) with ${[...want.fields, ...(want.flows ? ['flow tables'] : [])].join(', ')}`);
     const summary = await run(plan, want, Boolean(v.json));
     if (v.json) process.stdout.write(`${JSON.stringify(jsonSummary(plan, summary))}\n`);
     else
@@ -118,10 +119,15 @@ function jsonSummary(plan: IndexPlan, s: IndexSummary) {
     failed: s.failed,
     refused: s.refused,
     index_bytes: s.indexBytes,
-    rebuilt: plan.todo.filter((t) => t.state.state !== 'missing').map((t) => ({ path: t.entry.path, reason: describeState(t.state) })),
+    rebuilt: plan.todo.filter(rebuilt).map((t) => ({ path: t.entry.path, reason: describeNeeds(t) })),
     failures: s.failures,
-    refused_files: plan.refused.map((r) => ({ path: r.entry.path, reason: describeState(r.state) })),
+    refused_files: plan.refused.map((r) => ({ path: r.entry.path, reason: describeNeeds({ ...r, needs: { index: false, flows: false } }) })),
   };
+}
+
+/** Something there is replaced (not merely missing). */
+function rebuilt(t: IndexPlanItem): boolean {
+  return (t.needs.index && t.state.state !== 'missing') || (t.needs.flows && t.flowState.state !== 'missing');
 }
 
 function time(flag: string, text: string, now: bigint): bigint {

@@ -34,6 +34,10 @@ export interface Config {
     directIo: Raw['storage']['direct_io'];
     fsync: Raw['storage']['fsync'];
   };
+  flows: {
+    /** Flow tables written while capturing and built by `qe-packets index`. */
+    enabled: boolean;
+  };
   index: {
     /** Empty: no index is written. Each name once, as written. */
     fields: Raw['index']['fields'];

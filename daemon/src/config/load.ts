@@ -186,6 +186,7 @@ export function normalizeConfig(raw: unknown, source: string): Config {
       fsync: c.storage.fsync,
     },
     index: { fields: c.index.fields, blockSizeBytes },
+    flows: { enabled: c.flows.enabled },
     metrics: listen ? { listen } : {},
     control: { socket: c.control.socket },
     health,

@@ -99,6 +99,9 @@ export const configSchema = z.strictObject({
       'write a power of two from 4KiB to 16MiB, e.g. 16KiB',
     ).default(formatSize(IDX_BLOCK_SIZE_DEFAULT)),
   }).prefault({}),
+  flows: z.strictObject({
+    enabled: flag('Flow records (what talked to what, how much) written while capturing beside each pcap file, for `qe-packets flows` and `stats`; without them those commands read the packets').default(true),
+  }).prefault({}),
   metrics: z.strictObject({
     listen: keyed(
       z.union([z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, { error: 'not an address: write host:port, e.g. 127.0.0.1:9464 or [::1]:9464' }), z.literal(false)]),

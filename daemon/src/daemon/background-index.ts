@@ -6,7 +6,7 @@
 import type { Config } from '../config/config.js';
 import type { IndexFigures } from '../health/figures.js';
 import { scanCatalog } from '../store/catalog.js';
-import { lockIndexing, planIndexing, runIndexing } from '../store/index-backfill.js';
+import { describeNeeds, lockIndexing, planIndexing, runIndexing } from '../store/index-backfill.js';
 
 
 type Log = (level: 'info' | 'warn' | 'error', text: string) => void;
@@ -50,7 +50,7 @@ export class BackgroundIndexer {
   }
 
   reload(next: Config): void {
-    const changed = JSON.stringify(next.index) !== JSON.stringify(this.config.index);
+    const changed = JSON.stringify(next.index) !== JSON.stringify(this.config.index) || next.flows.enabled !== this.config.flows.enabled;
     this.config = next;
     this.figs.fields = [...next.index.fields];
     if (changed) {
@@ -75,8 +75,8 @@ export class BackgroundIndexer {
 
   private async run(): Promise<void> {
     const config = this.config;
-    const want = { fields: config.index.fields, blockSizeBytes: config.index.blockSizeBytes };
-    if (!want.fields.length) return;
+    const want = { fields: config.index.fields, blockSizeBytes: config.index.blockSizeBytes, flows: config.flows.enabled };
+    if (!want.fields.length && !want.flows) return;
     let lock;
     try {
       lock = lockIndexing(config.storage.paths);
@@ -95,11 +95,11 @@ export class BackgroundIndexer {
       const catalog = await scanCatalog(config.storage.paths);
       const plan = await planIndexing([...catalog.entries].reverse(), want, { verify: 'headers' });
       if (abort.signal.aborted) return;
-      for (const r of plan.refused) this.log('warn', `index: ${r.entry.path}: index format version ${r.state.state === 'version' ? r.state.found : '?'} is newer than this qe-packets reads: left alone (extraction scans it)`);
+      for (const r of plan.refused) this.log('warn', `index: ${r.entry.path}: ${describeNeeds({ ...r, needs: { index: false, flows: false } })}: newer than this qe-packets reads, left alone (extraction scans it)`);
       if (!plan.todo.length) return;
       this.figs.pendingFiles = plan.todo.length;
       this.figs.pendingBytes = plan.bytes;
-      this.log('info', `index: ${plan.todo.length} of ${plan.considered} closed files need an index (${plan.todo.filter((t) => t.state.state !== 'missing').length} out of date or damaged); indexing them in the background`);
+      this.log('info', `index: ${plan.todo.length} of ${plan.considered} closed files need an index (${plan.todo.filter((t) => (t.needs.index && t.state.state !== 'missing') || (t.needs.flows && t.flowState.state !== 'missing')).length} out of date or damaged); indexing them in the background`);
       let done = 0;
       const s = await runIndexing(plan, want, {
         signal: abort.signal,

@@ -3,7 +3,7 @@
 // writes straight to this process's stdout, so packets never pass through JavaScript.
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import type { Readable } from 'node:stream';
+import type { Readable, Stream } from 'node:stream';
 import type { ExtractStream } from '../store/select-files.js';
 import { nativeTool } from '../util/native.js';
 import { ExitCode } from './exit-codes.js';
@@ -15,8 +15,14 @@ export interface ExtractJob {
   /** Inclusive. */
   toNs: bigint;
   filter?: string;
-  /** A file path, or `-` for this process's stdout. */
+  /** A file path, or `-` for this process's stdout (or for `stdout`). */
   output: string;
+  /**
+   * With output `-`: where the pcap goes instead of this process's stdout. A stream with a
+   * descriptor (another child's stdin: the packets never pass through JavaScript), or 'pipe' to
+   * read it (hooks.onStdout).
+   */
+  stdout?: Stream | 'pipe';
   /** The output's link type and snaplen (used as they are when no file is selected). */
   linktype: number;
   snaplen: number;
@@ -38,6 +44,8 @@ export interface ExtractHooks {
   onWarning?: (message: string) => void;
   /** How often qe-extract reports progress (0 = never). */
   progressMs?: number;
+  /** With job.stdout 'pipe': the pcap stream, given once the helper has started. */
+  onStdout?: (s: Readable) => void;
 }
 
 export function extractorArgs(job: ExtractJob, progressMs: number): string[] {
@@ -76,8 +84,9 @@ export function extractorList(streams: readonly ExtractStream[], spans?: Readonl
 export async function runExtractor(job: ExtractJob, hooks: ExtractHooks = {}): Promise<ExtractOutcome> {
   const ranged = !!job.ranges?.spans.size;
   const child = spawn(nativeTool('qe-extract'), extractorArgs(job, hooks.progressMs ?? 0), {
-    stdio: ['pipe', job.output === '-' ? 'inherit' : 'ignore', 'pipe', 'pipe', ...(ranged ? ['pipe' as const] : [])],
+    stdio: ['pipe', job.output === '-' ? (job.stdout ?? 'inherit') : 'ignore', 'pipe', 'pipe', ...(ranged ? ['pipe' as const] : [])],
   });
+  if (job.stdout === 'pipe') hooks.onStdout?.(child.stdout!);
   // A child that exits early (a bad filter) closes stdin before the list is written: not an error.
   // All four were asked for as pipes (or inherited) above, so none is null.
   const stdin = child.stdin!;

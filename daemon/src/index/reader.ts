@@ -503,7 +503,7 @@ function pread(fd: number, pos: number, len: number): Buffer {
 }
 
 /** What an index is checked against: its pcap file's link type, size and first record. */
-function pcapFacts(pcapPath: string): { linktype: number; size: number; firstNs: bigint } {
+export function pcapFacts(pcapPath: string): { linktype: number; size: number; firstNs: bigint } {
   let fd: number;
   try {
     fd = openSync(pcapPath, 'r');

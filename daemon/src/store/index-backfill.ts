@@ -1,18 +1,29 @@
 // Indexing the closed files that need it: those with no index, a damaged one, one of another
-// format version, or one built with other fields than the config's (`rebuild`: all of them). One
+// format version, or one built with other fields than the config's (`rebuild`: all of them), and
+// likewise their flow tables when flows.enabled (only what is missing is built: a file whose index
+// is sound but has no flow table gets `qe-index --fields '' --flows`). One
 // engine for `qe-packets index` and the daemon's background run at start. Files being written are
 // left to their writer, which indexes them as it captures.
 import { closeSync, constants, openSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CatalogEntry } from './catalog.js';
+import { checkFlowTable } from './flow-check.js';
 import { checkIndex, describeState, type IndexState, type IndexVerify, type IndexWant } from './index-check.js';
 import { tryFlock } from './part-lock.js';
 import { runQeIndex } from './run-qe-index.js';
 
 export interface IndexPlanItem {
   entry: CatalogEntry;
+  /** The index's state ('current' when no index is wanted). */
   state: IndexState;
+  /** The flow table's state ('current' when none is wanted). */
+  flowState: IndexState;
+  /** What qe-index builds for it. */
+  needs: { index: boolean; flows: boolean };
 }
+
+const NOT_WANTED: IndexState = { state: 'current', indexBytes: 0 };
+const newer = (s: IndexState) => s.state === 'version' && s.found > s.expected;
 
 export interface IndexPlan {
   /** Closed files in the range. */
@@ -46,8 +57,10 @@ export async function planIndexing(entries: readonly CatalogEntry[], want: Index
     if (opts.toNs !== undefined && entry.firstNs > opts.toNs) continue;
     plan.considered++;
     let state: IndexState;
+    let flowState: IndexState;
     try {
-      state = checkIndex(entry.path, want, opts.verify);
+      state = want.fields.length ? checkIndex(entry.path, want, opts.verify) : NOT_WANTED;
+      flowState = want.flows ? checkFlowTable(entry.path, opts.verify) : NOT_WANTED;
     } catch (e) {
       // Retention took the file since the catalog listed it.
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
@@ -56,12 +69,16 @@ export async function planIndexing(entries: readonly CatalogEntry[], want: Index
       }
       throw e;
     }
-    if (state.state === 'current' && !opts.rebuild) plan.upToDate++;
-    else if (state.state === 'version' && state.found > state.expected && !opts.rebuild) plan.refused.push({ entry, state });
-    else {
-      plan.todo.push({ entry, state });
+    const needs = {
+      index: want.fields.length > 0 && (opts.rebuild === true || (state.state !== 'current' && !newer(state))),
+      flows: want.flows === true && (opts.rebuild === true || (flowState.state !== 'current' && !newer(flowState))),
+    };
+    const item = { entry, state, flowState, needs };
+    if (!opts.rebuild && (newer(state) || newer(flowState))) plan.refused.push(item);
+    if (needs.index || needs.flows) {
+      plan.todo.push(item);
       plan.bytes += entry.size;
-    }
+    } else if (!plan.refused.includes(item)) plan.upToDate++;
   }
   return plan;
 }
@@ -104,14 +121,19 @@ export async function runIndexing(plan: IndexPlan, want: IndexWant, opts: RunOpt
     summary.failures.push(f);
     opts.onFailed?.(f);
   };
-  for (let i = 0; i < plan.todo.length && !opts.signal?.aborted; i += BATCH) {
-    const batch = plan.todo.slice(i, i + BATCH);
+  // One qe-index run builds the same things for every file it is given: files are grouped by what
+  // they need (newest first within each group, as planned).
+  const groups = [true, false].flatMap((index) => [true, false].map((flows) => plan.todo.filter((t) => t.needs.index === index && t.needs.flows === flows))).filter((g) => g.length);
+  const batches = groups.flatMap((g) => Array.from({ length: Math.ceil(g.length / BATCH) }, (_, k) => g.slice(k * BATCH, (k + 1) * BATCH)));
+  for (const batch of batches) {
+    if (opts.signal?.aborted) break;
     const byPath = new Map(batch.map((b) => [b.entry.path, b]));
     const reported = new Set<string>();
     let current = 0;
     const { code, stderr } = await runQeIndex({
-      fields: want.fields,
+      fields: batch[0]!.needs.index ? want.fields : [],
       blockSizeBytes: want.blockSizeBytes,
+      flows: batch[0]!.needs.flows,
       files: batch.map((b) => b.entry.path),
       ...(opts.lowPriority !== undefined ? { lowPriority: opts.lowPriority } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
@@ -126,9 +148,9 @@ export async function runIndexing(plan: IndexPlan, want: IndexWant, opts: RunOpt
           current = 0;
           if (m.type === 'indexed') {
             summary.indexed++;
-            summary.indexBytes += m.index_bytes;
+            summary.indexBytes += m.index_bytes + m.flow_bytes;
             records += m.records;
-            if (item) opts.onIndexed?.(item, m.index_bytes);
+            if (item) opts.onIndexed?.(item, m.index_bytes + m.flow_bytes);
           } else fail({ path: m.path, message: m.message });
           opts.onProgress?.(doneBefore, records);
         }
@@ -143,7 +165,15 @@ export async function runIndexing(plan: IndexPlan, want: IndexWant, opts: RunOpt
 }
 
 export function describeItem(item: IndexPlanItem): string {
-  return `${item.entry.path}: ${describeState(item.state)}`;
+  return `${item.entry.path}: ${describeNeeds(item)}`;
+}
+
+/** Why a file is (re)built, or left alone: its index's state and its flow table's, as far as they matter. */
+export function describeNeeds(item: IndexPlanItem): string {
+  const parts: string[] = [];
+  if (item.needs.index || newer(item.state)) parts.push(describeState(item.state));
+  if (item.needs.flows || newer(item.flowState)) parts.push(describeState(item.flowState, 'flow table'));
+  return parts.join('; ') || 'up to date';
 }
 
 export const INDEX_LOCK_NAME = '.qe-index.lock';

@@ -9,8 +9,11 @@ import { IndexReader, IndexUnusable } from '../index/reader.js';
 import { GLOBAL_HEADER_LEN, RECORD_HEADER_LEN, decodeGlobalHeader, decodeRecordHeader } from '../pcap/format.js';
 
 export interface IndexWant {
+  /** Empty: no index wanted. */
   fields: readonly IndexField[];
   blockSizeBytes: number;
+  /** Flow tables wanted too (flows.enabled). */
+  flows?: boolean;
 }
 
 /**
@@ -107,17 +110,17 @@ export function checkIndex(pcapPath: string, want: IndexWant, verify: IndexVerif
 }
 
 /** One line for a person: why the file is (re)indexed. */
-export function describeState(s: IndexState): string {
+export function describeState(s: IndexState, what: 'index' | 'flow table' = 'index'): string {
   switch (s.state) {
     case 'current':
       return 'up to date';
     case 'missing':
-      return 'no index';
+      return `no ${what}`;
     case 'damaged':
-      return `damaged index (${s.reason})`;
+      return `damaged ${what} (${s.reason})`;
     case 'version':
-      return `index format version ${s.found}, this qe-packets reads version ${s.expected}`;
+      return `${what} format version ${s.found}, this qe-packets reads version ${s.expected}`;
     case 'stale':
-      return `index out of date (${s.reason})`;
+      return `${what} out of date (${s.reason})`;
   }
 }

@@ -1,47 +1,61 @@
-// Index files in the store: which names are indexes, of which capture file, and how they go with
-// it. An index (daemon/src/index/format.ts) lives and dies with its pcap file: it is counted in
-// the store's use with it, deleted with it, and one whose pcap file is gone is removed at start.
+// The files that go with a capture file in the store: its index (daemon/src/index/format.ts) and
+// its flow table (daemon/src/flows/format.ts), each under its final name or a temporary one. They
+// live and die with their pcap file: counted in the store's use with it, deleted with it, and one
+// whose pcap file is gone is removed at start.
 import { unlink } from 'node:fs/promises';
 import { lstatSync, unlinkSync } from 'node:fs';
 import { IDX_EXT, IDX_TMP_EXT, indexPathFor } from '../index/format.js';
+import { FLOW_EXT, FLOW_TMP_EXT, flowPathFor } from '../flows/format.js';
 import { PART_EXT, parseFileName, type CaptureFileName } from './filename.js';
 
 export interface IndexFileName {
-  /** The name of the capture file it indexes (`X.pcap` or `X.pcap.part`). */
+  /** The name of the capture file it belongs to (`X.pcap` or `X.pcap.part`). */
   pcapName: string;
   pcap: CaptureFileName;
-  /** `X.qeidx.tmp`: being written, or left by a crash before its rename. */
+  kind: 'index' | 'flows';
+  /** `X.qeidx.tmp` / `X.qeflow.tmp`: being written, or left by a crash before its rename. */
   tmp: boolean;
 }
 
-/** An index's name, or undefined for any other name (captures, the catalog cache, strangers). */
+const COMPANIONS = [
+  { kind: 'index' as const, ext: IDX_EXT, tmpExt: IDX_TMP_EXT, pathFor: indexPathFor },
+  { kind: 'flows' as const, ext: FLOW_EXT, tmpExt: FLOW_TMP_EXT, pathFor: flowPathFor },
+];
+
+/** An index's or flow table's name, or undefined for any other name (captures, the catalog cache, strangers). */
 export function parseIndexName(name: string): IndexFileName | undefined {
-  const tmp = name.endsWith(IDX_EXT + IDX_TMP_EXT);
-  const stem = tmp ? name.slice(0, -(IDX_EXT + IDX_TMP_EXT).length) : name.endsWith(IDX_EXT) ? name.slice(0, -IDX_EXT.length) : undefined;
-  if (stem === undefined) return undefined;
-  const pcap = parseFileName(stem);
-  return pcap ? { pcapName: stem, pcap, tmp } : undefined;
+  for (const c of COMPANIONS) {
+    const tmp = name.endsWith(c.ext + c.tmpExt);
+    const stem = tmp ? name.slice(0, -(c.ext + c.tmpExt).length) : name.endsWith(c.ext) ? name.slice(0, -c.ext.length) : undefined;
+    if (stem === undefined) continue;
+    const pcap = parseFileName(stem);
+    return pcap ? { pcapName: stem, pcap, kind: c.kind, tmp } : undefined;
+  }
+  return undefined;
 }
 
 /**
- * Every index name a capture file can have: its own, a temporary one left by a crash, and, for a
- * closed file, the one its `.part` had (the writer replaces it at the rename; a crash in between
- * leaves it).
+ * Every index and flow table name a capture file can have: its own, a temporary one left by a
+ * crash, and, for a closed file, the ones its `.part` had (the writer replaces them at the rename;
+ * a crash in between leaves them).
  */
 export function indexNamesOf(pcapPath: string): string[] {
-  const idx = indexPathFor(pcapPath);
-  const names = [idx, idx + IDX_TMP_EXT];
-  if (!pcapPath.endsWith(PART_EXT)) {
-    const partIdx = indexPathFor(pcapPath + PART_EXT);
-    names.push(partIdx, partIdx + IDX_TMP_EXT);
+  const names: string[] = [];
+  for (const c of COMPANIONS) {
+    const own = c.pathFor(pcapPath);
+    names.push(own, own + c.tmpExt);
+    if (!pcapPath.endsWith(PART_EXT)) {
+      const part = c.pathFor(pcapPath + PART_EXT);
+      names.push(part, part + c.tmpExt);
+    }
   }
   return names;
 }
 
 /**
- * Deletes a closed capture file and then its indexes. The pcap file first: a crash in between
- * leaves an orphan index, which the start-up repair removes, never a file without its index that
- * background indexing would index again just before retention takes it.
+ * Deletes a closed capture file and then its indexes and flow tables. The pcap file first: a crash
+ * in between leaves an orphan, which the start-up repair removes, never a file without its index
+ * that background indexing would index again just before retention takes it.
  */
 export async function removeCaptureFile(path: string): Promise<void> {
   // Removed by hand already (ENOENT): its index goes all the same, and the caller hears ENOENT.
@@ -56,7 +70,7 @@ export async function removeCaptureFile(path: string): Promise<void> {
   if (gone) throw gone;
 }
 
-/** Bytes of the index files of `pcapPath` now on disk (0 when it has none). */
+/** Bytes of the index files and flow tables of `pcapPath` now on disk (0 when it has none). */
 export function indexBytesOf(pcapPath: string): number {
   let n = 0;
   for (const p of indexNamesOf(pcapPath)) {
@@ -66,7 +80,7 @@ export function indexBytesOf(pcapPath: string): number {
   return n;
 }
 
-/** Removes every index of `pcapPath` (none there is fine). Returns how many went. */
+/** Removes every index and flow table of `pcapPath` (none there is fine). Returns how many went. */
 export async function removeIndexesOf(pcapPath: string): Promise<number> {
   let n = 0;
   for (const p of indexNamesOf(pcapPath)) {

@@ -13,7 +13,17 @@ const count = z.number().int().nonnegative();
 /** qe-index's status lines (its usage comment is the other copy). */
 export const qeIndexMessage = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('progress'), path: z.string(), bytes: count, total: count }),
-  z.strictObject({ type: z.literal('indexed'), path: z.string(), index: z.string(), records: count, keys: count, index_bytes: count }),
+  z.strictObject({
+    type: z.literal('indexed'),
+    path: z.string(),
+    index: z.string().optional(),
+    records: count,
+    keys: count.default(0),
+    index_bytes: count.default(0),
+    /** With --flows: the flow table's records and size. */
+    flows: count.optional(),
+    flow_bytes: count.default(0),
+  }),
   z.strictObject({ type: z.literal('error'), path: z.string(), message: z.string() }),
   z.strictObject({ type: z.literal('done'), files: count, failed: count }),
 ]);
@@ -24,6 +34,8 @@ export const QE_INDEX_EXIT = { ok: 0, usage: 2, someFailed: 4 } as const;
 export interface QeIndexRun {
   fields: readonly string[];
   blockSizeBytes: number;
+  /** Build each file's flow table too (with `fields` empty: only the flow table). */
+  flows?: boolean;
   files: readonly string[];
   /** nice 19 and ionice best-effort 7 (the daemon and `qe-packets index`); false in tests that time it. */
   lowPriority?: boolean;
@@ -34,7 +46,7 @@ export interface QeIndexRun {
 
 /** Resolves with qe-index's exit code once it has ended and every status line has been read. */
 export function runQeIndex(run: QeIndexRun): Promise<{ code: number | null; stderr: string }> {
-  const tool = [nativeTool('qe-index'), '--fields', run.fields.join(','), '--block-size', String(run.blockSizeBytes), '--status-fd', '3', '--progress-ms', String(run.progressMs ?? 500), '--', ...run.files];
+  const tool = [nativeTool('qe-index'), '--fields', run.fields.join(','), '--block-size', String(run.blockSizeBytes), '--status-fd', '3', '--progress-ms', String(run.progressMs ?? 500), ...(run.flows ? ['--flows'] : []), '--', ...run.files];
   // Where lowering a priority is refused (a sandbox without these calls) qe-index runs all the
   // same: nice goes on after a warning, ionice is told to (-t).
   const argv = run.lowPriority === false ? tool : ['ionice', '-t', '-c', '2', '-n', '7', 'nice', '-n', '19', ...tool];

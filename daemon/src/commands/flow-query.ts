@@ -1,0 +1,104 @@
+// What `qe-packets flows` and `qe-packets stats` share: the store from the config, the files of
+// the range (as extract picks them), the query (daemon/src/flows/collect.ts) with a progress bar
+// on a terminal, and extract's refusals and closing words.
+import { ConfigError } from '../config/errors.js';
+import { loadConfigFile } from '../config/load.js';
+import { formatSize } from '../config/units.js';
+import { ExitCode } from '../extract/exit-codes.js';
+import { collectFlows, type FilePlan, type FlowQueryResult } from '../flows/collect.js';
+import { scanCatalog } from '../store/catalog.js';
+import { selectFiles, unknownInterfaces, type Selection } from '../store/select-files.js';
+import { formatIsoNs } from '../time/format-time.js';
+import type { FlowsRequest } from './flows-args.js';
+import { ProgressBar } from './progress-bar.js';
+
+const PROGRESS_MS = 150;
+const MAX_PROBLEMS_SHOWN = 5;
+
+export type Say = (text: string) => void;
+
+/** A request refused before or instead of answering: what to say, and the exit status. */
+export class Refusal extends Error {
+  constructor(
+    readonly exitCode: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface Answer {
+  result: FlowQueryResult;
+  selection: Selection;
+}
+
+export async function runQuery(req: Omit<FlowsRequest, 'format' | 'help'>, say: Say, intervalNs?: bigint): Promise<Answer> {
+  let paths: string[];
+  try {
+    paths = (await loadConfigFile(req.configPath)).storage.paths;
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    throw new Refusal(ExitCode.usage, `invalid configuration\n${e.message}`);
+  }
+  const catalog = await scanCatalog(paths);
+  for (const p of catalog.problems.slice(0, MAX_PROBLEMS_SHOWN)) say(`warning: ${p.path}: ${p.message}`);
+  if (catalog.problems.length > MAX_PROBLEMS_SHOWN) say(`warning: ${catalog.problems.length - MAX_PROBLEMS_SHOWN} more files could not be read`);
+  const unknown = unknownInterfaces(catalog.entries, req.ifaces);
+  if (unknown.length > 0) {
+    const known = [...new Set(catalog.entries.map((e) => e.iface))].sort();
+    throw new Refusal(
+      ExitCode.usage,
+      `--iface ${unknown.join(',')}: no capture files for ${unknown.length > 1 ? 'these interfaces' : 'that interface'} in the store` +
+        ` (${known.length ? `interfaces in the store: ${known.join(', ')}` : 'the store is empty'})`,
+    );
+  }
+  const selection = selectFiles(catalog.entries, { fromNs: req.fromNs, toNs: req.toNs, ifaces: req.ifaces });
+  const stderr = process.stderr;
+  let bar: ProgressBar | undefined;
+  let shown = 0;
+  const warn = (m: string) => (bar ? bar.message(m) : say(m));
+  let result: FlowQueryResult;
+  try {
+    result = await collectFlows(
+      { streams: selection.streams, fromNs: req.fromNs, toNs: req.toNs, ...(req.filter !== undefined ? { filter: req.filter } : {}), useIndex: !req.noIndex, ...(intervalNs !== undefined ? { intervalNs } : {}) },
+      {
+        progressMs: stderr.isTTY ? PROGRESS_MS : 0,
+        onPlanned: (plans) => {
+          for (const p of plans) if (p.note && shown++ < MAX_PROBLEMS_SHOWN) say(`warning: ${p.note}`);
+          const total = plans.reduce((n, p) => n + p.bytes, 0);
+          if (stderr.isTTY && total > 0) bar = new ProgressBar(stderr, { total, columns: stderr.columns });
+        },
+        onProgress: (bytes, packets) => bar?.update(bytes, packets),
+        onWarning: (m) => warn(`warning: ${m}`),
+      },
+    );
+  } catch (e) {
+    // qe-extract or qe-index missing or not executable: an installation problem, said plainly.
+    throw new Refusal(ExitCode.internal, (e as Error).message);
+  }
+  if (bar && result.exitCode === ExitCode.ok) bar.finish();
+  else if (bar) stderr.write('\r\x1b[K');
+  if (result.exitCode !== ExitCode.ok) throw new Refusal(result.exitCode, result.error ?? `reading the packets failed with exit status ${result.exitCode}`);
+  return { result, selection };
+}
+
+/** extract's words for an empty range (exit 3). */
+export function emptyText(req: Omit<FlowsRequest, 'format' | 'help'>, files: number): string {
+  const range = `between ${formatIsoNs(req.fromNs)} and ${formatIsoNs(req.toNs)}`;
+  const filter = req.filter !== undefined ? ` matching "${req.filter}"` : '';
+  const ifaces = req.ifaces.length ? ` on ${req.ifaces.join(', ')}` : '';
+  const searched = files === 0 ? 'no capture file covers that range' : `searched ${files} file${files === 1 ? '' : 's'}`;
+  return `no packets ${range}${ifaces}${filter} (${searched})`;
+}
+
+/** Where the answer came from: "5 files: 4 through their flow tables, 1 read (10MiB)". */
+export function sourcesText(plans: readonly FilePlan[], read: FlowQueryResult['read']): string {
+  const n = (k: number) => `${k} file${k === 1 ? '' : 's'}`;
+  const tables = plans.filter((p) => p.fromTable > 0 && !p.read).length;
+  const partly = plans.filter((p) => p.fromTable > 0 && p.read).length;
+  const whole = plans.filter((p) => p.fromTable === 0 && p.read).length;
+  const parts = [`${tables} through ${tables === 1 ? 'its flow table' : 'their flow tables'}`];
+  if (partly) parts.push(`${partly} partly (the rest of ${partly === 1 ? 'it' : 'them'} read)`);
+  if (whole) parts.push(`${whole} read`);
+  return `${n(plans.length)}: ${parts.join(', ')}${read.runs ? `; read ${formatSize(read.bytes)} of pcap` : ''}`;
+}

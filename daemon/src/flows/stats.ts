@@ -1,0 +1,87 @@
+// Statistics from merged flows: totals and top-N tables by host, source, destination,
+// conversation, port, protocol, VLAN stack or interface. A flow's packets and bytes are both
+// directions' (a host's: sent plus received). Frames that are not IP are in the totals and in the `proto` (by EtherType: arp,
+// lldp...), `vlan` and `iface` tables; they have no address or port, so the host, src, dst,
+// conversation and port tables leave them out (as they leave out ICMP and other portless
+// protocols in `port`).
+import { addressText } from './address.js';
+import type { Flow } from './merge.js';
+import { protoLabel } from './render.js';
+
+export const STATS_BY = ['host', 'src', 'dst', 'conversation', 'port', 'proto', 'vlan', 'iface'] as const;
+export type StatsBy = (typeof STATS_BY)[number];
+
+export interface StatsRow {
+  key: string | number;
+  packets: number;
+  bytes: number;
+  flows: number;
+}
+
+export interface StatsTotal {
+  packets: number;
+  bytes: number;
+  flows: number;
+}
+
+const PORTS = new Set([6, 17, 132]);
+
+/** The keys a flow counts under for `by` (two for `host`, none where it has no such thing). */
+function keysOf(f: Flow, by: StatsBy): (string | number)[] {
+  const ip = f.ipVersion !== 0;
+  switch (by) {
+    case 'host': {
+      if (!ip) return [];
+      // What a host sent plus what it received, as tshark's endpoints count: a packet a host sent
+      // to itself counts twice in its row (its flow once).
+      return [addressText(f.src), addressText(f.dst)];
+    }
+    case 'src':
+      return ip ? [addressText(f.src)] : [];
+    case 'dst':
+      return ip ? [addressText(f.dst)] : [];
+    case 'conversation': {
+      if (!ip) return [];
+      const [lo, hi] = Buffer.compare(f.src, f.dst) <= 0 ? [f.src, f.dst] : [f.dst, f.src];
+      return [`${addressText(lo)} <-> ${addressText(hi)}`];
+    }
+    case 'port':
+      // The destination's: the side that did not send first, the service.
+      return ip && PORTS.has(f.proto) ? [f.dport] : [];
+    case 'proto':
+      return [protoLabel(f)];
+    case 'vlan':
+      return [f.vlan.length ? f.vlan.join('.') : 'untagged'];
+    case 'iface':
+      return [f.iface];
+  }
+}
+
+export function totalsOf(flows: Iterable<Flow>): StatsTotal {
+  const t = { packets: 0, bytes: 0, flows: 0 };
+  for (const f of flows) {
+    t.packets += f.packets + f.packetsRev;
+    t.bytes += Number(f.bytes + f.bytesRev);
+    t.flows++;
+  }
+  return t;
+}
+
+/** Every row for `by`, largest first (bytes, then packets, then key); `top` keeps the first N. */
+export function statsRows(flows: Iterable<Flow>, by: StatsBy, top?: number): StatsRow[] {
+  const rows = new Map<string | number, StatsRow>();
+  for (const f of flows) {
+    const packets = f.packets + f.packetsRev;
+    const bytes = Number(f.bytes + f.bytesRev);
+    const keys = keysOf(f, by);
+    keys.forEach((key, i) => {
+      let r = rows.get(key);
+      if (!r) rows.set(key, (r = { key, packets: 0, bytes: 0, flows: 0 }));
+      r.packets += packets;
+      r.bytes += bytes;
+      if (keys.indexOf(key) === i) r.flows++;
+    });
+  }
+  const sorted = [...rows.values()].sort((a, b) => b.bytes - a.bytes || b.packets - a.packets || String(a.key).localeCompare(String(b.key), 'en', { numeric: true }));
+  return top === undefined ? sorted : sorted.slice(0, top);
+}
