@@ -41,8 +41,8 @@ export function Chart({ data, series, format, height = 180, onSelect, label }: C
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'),
       series: [{ value: (_u, v) => (v == null ? '–' : `${utcTick(v, true)}:${new Date(v * 1000).toISOString().slice(17, 19)} UTC`) }, ...series.map((s) => ({ label: s.label, stroke: s.color, fill: `${s.color}22`, width: 1.5, value: (_u: uPlot, v: number | null) => (v == null ? '–' : format(v)) }))],
       axes: [
-        { values: (_u, vals) => vals.map((v) => utcTick(v, span > 86400)) },
-        { values: (_u, vals) => vals.map((v) => format(v)), size: 80 },
+        { values: (_u, vals) => vals.map((v) => utcTick(v, span > 86400)), space: span > 86400 ? 110 : 60 },
+        { values: (_u, vals) => vals.map((v) => format(v)), size: 96 },
       ],
       cursor: { drag: { x: Boolean(onSelect), y: false, setScale: false } },
       hooks: {

@@ -68,7 +68,7 @@ export function Extraction({ params }: { params: URLSearchParams }) {
     <section>
       <h2>Extract packets</h2>
       <form class="extract" onSubmit=${(e: Event) => (e.preventDefault(), ok && !plan.checking && void start())}>
-        ${field('from', 'From', 'UTC: 2026-12-06 10:00:00, or 15m ago')}
+        ${field('from', 'From', 'UTC: 2026-12-06T10:00:00Z, or 15m ago')}
         ${field('to', 'To', 'UTC, or now')}
         ${field('filter', 'Filter', 'libpcap: host 10.0.0.1 and tcp port 443')}
         ${field('iface', 'Interfaces', 'comma-separated; empty: all')}
