@@ -214,4 +214,19 @@ describe('web console in chromium against the daemon', () => {
     expect(log.errors).toEqual([]);
     expect(log.statuses).toEqual([]);
   });
+
+  it('runs under the Content-Security-Policy: an inline script is refused by the browser', async () => {
+    const violation = await page.evaluate(
+      () =>
+        new Promise<string>((resolve) => {
+          document.addEventListener('securitypolicyviolation', (e) => resolve(e.violatedDirective), { once: true });
+          const s = document.createElement('script');
+          s.textContent = 'window.inlineRan = true';
+          document.body.append(s);
+          setTimeout(() => resolve('none'), 2000);
+        }),
+    );
+    expect(violation).toMatch(/^script-src/);
+    expect(await page.evaluate(() => (window as unknown as { inlineRan?: boolean }).inlineRan)).toBeUndefined();
+  });
 });
