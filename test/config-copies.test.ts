@@ -26,9 +26,18 @@ function drift(copy: Keys): string[] {
   return out;
 }
 
+/** A key whose value is a mapping (api.tls) is named by its leaves (api.tls.cert); lists stay values. */
+const isMapping = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
 function flatten(doc: Record<string, Record<string, unknown> | null>): Keys {
   const out: Keys = new Map();
-  for (const [section, keys] of Object.entries(doc ?? {})) for (const [k, v] of Object.entries(keys ?? {})) out.set(`${section}.${k}`, v);
+  const walk = (prefix: string, obj: Record<string, unknown>) => {
+    for (const [k, v] of Object.entries(obj)) {
+      if (isMapping(v)) walk(`${prefix}${k}.`, v);
+      else out.set(`${prefix}${k}`, v);
+    }
+  };
+  for (const [section, keys] of Object.entries(doc ?? {})) walk(`${section}.`, keys ?? {});
   return out;
 }
 
@@ -37,17 +46,24 @@ function readmeKeys(readme: string): Keys {
   const start = readme.indexOf('\n## Configuration\n');
   const section = readme.slice(start, readme.indexOf('\n## ', start + 1));
   const out: Keys = new Map();
-  for (const m of section.matchAll(/^\| `([a-z_]+\.[a-z_]+)` \| ([^|]+) \|/gm)) {
+  for (const m of section.matchAll(/^\| `([a-z_]+(?:\.[a-z_]+)+)` \| ([^|]+) \|/gm)) {
     const cell = m[2]!.trim();
     out.set(m[1]!, cell === 'none' ? null : parse(cell.replace(/^`(.*)`$/, '$1')));
   }
   return out;
 }
 
-function jsonSchemaKeys(schema: { properties: Record<string, { properties: Record<string, { default?: unknown }> }> }): Keys {
+type SchemaNode = { properties?: Record<string, SchemaNode>; default?: unknown };
+
+function jsonSchemaKeys(schema: { properties: Record<string, SchemaNode> }): Keys {
   const out: Keys = new Map();
-  for (const [section, s] of Object.entries(schema.properties))
-    for (const [k, v] of Object.entries(s.properties)) out.set(`${section}.${k}`, v.default ?? null);
+  const walk = (prefix: string, node: SchemaNode) => {
+    for (const [k, v] of Object.entries(node.properties ?? {})) {
+      if (v.properties) walk(`${prefix}${k}.`, v);
+      else out.set(`${prefix}${k}`, v.default ?? null);
+    }
+  };
+  for (const [section, s] of Object.entries(schema.properties)) walk(`${section}.`, s);
   return out;
 }
 
@@ -67,7 +83,7 @@ const role = join(root, 'ansible', 'roles', 'qe_packets');
 
 describe('every copy of the config keys names exactly the schema keys, with its defaults', () => {
   it('the schema has keys in every section (the reference the copies are held to)', () => {
-    expect([...configKeyDefaults().keys()]).toEqual(expect.arrayContaining(['capture.interfaces', 'storage.fsync', 'metrics.listen', 'control.socket', 'health.window']));
+    expect([...configKeyDefaults().keys()]).toEqual(expect.arrayContaining(['capture.interfaces', 'storage.fsync', 'metrics.listen', 'control.socket', 'health.window', 'api.listen', 'api.tls.cert', 'api.max_extractions']));
     expect(configKeyDefaults().get('storage.file_size')).toBe('1GiB');
   });
   it("README's configuration table", async () => {

@@ -129,6 +129,21 @@ describe('schema', () => {
       expect(v, flag).toMatch(/^\d+$/);
     }
   });
+  it('api: on by default on loopback over plain HTTP; off the loopback interface only with a certificate and its key', () => {
+    expect(parseConfigText('', 'c').api).toEqual({ listen: { host: '127.0.0.1', port: 8443 }, tls: {}, maxExtractions: 2 });
+    expect(parseConfigText('api: {listen: false}', 'c').api.listen).toBeUndefined();
+    expect(parseConfigText('api: {listen: "[::1]:8443"}', 'c').api.listen).toEqual({ host: '::1', port: 8443 });
+    const [p] = problems('api:\n  listen: 0.0.0.0:8443\n');
+    expect(p).toMatchObject({ key: 'api.listen', value: '0.0.0.0:8443' });
+    expect(p!.message).toMatch(/HTTPS only.*api\.tls\.cert/);
+    expect(p!.fix).toMatch(/set api\.tls\.cert and api\.tls\.key/);
+    expect(problems('api:\n  listen: 192.0.2.1:8443\n  tls: {cert: /etc/a.crt}\n').map((x) => x.key)).toEqual(['api.tls.key', 'api.listen']);
+    const ok = parseConfigText('api:\n  listen: 192.0.2.1:8443\n  tls: {cert: /etc/a.crt, key: /etc/a.key}\n  max_extractions: 4\n', 'c').api;
+    expect(ok).toEqual({ listen: { host: '192.0.2.1', port: 8443 }, tls: { cert: '/etc/a.crt', key: '/etc/a.key' }, maxExtractions: 4 });
+    expect(problems('api: {max_extractions: 0}')[0]).toMatchObject({ key: 'api.max_extractions', value: 0 });
+    expect(problems('api: {tls: {crt: x}}')[0]).toMatchObject({ key: 'api.tls.crt', message: 'unknown key' });
+    expect(problems('api: {tls: {crt: x}}')[0]!.fix).toMatch(/cert/);
+  });
   it('refuses a bad mode', () => {
     const [p] = problems('storage:\n  mode: round\n');
     expect(p).toMatchObject({ key: 'storage.mode', value: 'round' });

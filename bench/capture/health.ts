@@ -120,6 +120,7 @@ export async function runHealth(o: HealthOptions, log: (m: string) => void): Pro
       capture: { interfaces: [CAPTURE_IF], buffer: '64MiB' },
       storage: { paths: [store], capacity: '2GB', file_size: '100MB', mode: 'circular' },
       metrics: { listen: '127.0.0.1:0' },
+      api: { listen: false },
       control: { socket: join(tmpdir(), `qe-bench-health-${process.pid}.sock`) },
     }),
   );

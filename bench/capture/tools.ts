@@ -157,6 +157,7 @@ export function daemonConfig(o: DaemonConfigOptions): string {
     },
     // Never a fixed port or the appliance's socket: a bench must not collide with a running daemon.
     metrics: { listen: '127.0.0.1:0' },
+    api: { listen: false },
     control: { socket: `${o.outDir}.control.sock` },
     ...(o.indexFields ? { index: { fields: [...o.indexFields] } } : {}),
   });

@@ -40,6 +40,10 @@ export interface ConfigInput {
   flows?: boolean;
   /** Default: any free port on loopback, so tests never collide. */
   metrics_listen?: string | false;
+  /** api.listen; default: any free port on loopback (never the appliance's 8443). */
+  api_listen?: string | false;
+  api_tls?: { cert: string; key: string };
+  api_max_extractions?: number;
   /** Default: control.sock in the test's directory. */
   control_socket?: string;
   /** Extra YAML appended as is (e.g. a health: section). */
@@ -69,6 +73,10 @@ export async function writeConfig(dir: string, c: ConfigInput): Promise<string> 
     ...(c.flows !== undefined ? ['flows:', `  enabled: ${c.flows}`] : []),
     'metrics:',
     `  listen: ${c.metrics_listen === false ? 'false' : JSON.stringify(c.metrics_listen ?? '127.0.0.1:0')}`,
+    'api:',
+    `  listen: ${c.api_listen === false ? 'false' : JSON.stringify(c.api_listen ?? '127.0.0.1:0')}`,
+    ...(c.api_tls ? ['  tls:', `    cert: ${JSON.stringify(c.api_tls.cert)}`, `    key: ${JSON.stringify(c.api_tls.key)}`] : []),
+    ...(c.api_max_extractions !== undefined ? [`  max_extractions: ${c.api_max_extractions}`] : []),
     'control:',
     `  socket: ${JSON.stringify(c.control_socket ?? join(dir, 'control.sock'))}`,
     ...(c.extra ? [c.extra] : []),

@@ -164,8 +164,12 @@ export interface AuditResponse {
   entries: AuditEntry[];
 }
 
-/** POST /reload. */
-export type ReloadResponse = { applied: true; restart_needed: string[] } | { applied: false; error: string };
+/** POST /reload: applied (a refused configuration is a 400 error with the reason; capture goes on with the old one). */
+export interface ReloadResponse {
+  applied: true;
+  /** Keys that take effect at the next restart. */
+  restart_needed: string[];
+}
 
 export type QueryParam = 'from' | 'to' | 'filter' | 'iface' | 'by' | 'top' | 'interval' | 'limit';
 

@@ -5,33 +5,18 @@ import { accessSync, constants, realpathSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { ExitCode } from '../extract/exit-codes.js';
 import { runExtractor, type ExtractCounts, type ExtractOutcome } from '../extract/run-extractor.js';
-import { scanCatalog, type CatalogEntry } from '../store/catalog.js';
-import { selectFiles, unknownInterfaces } from '../store/select-files.js';
-import { formatIsoNs, nowNs } from '../time/format-time.js';
+import { nowNs } from '../time/format-time.js';
 import { EXTRACT_USAGE, UsageError, parseExtractArgs, type ExtractRequest } from './extract-args.js';
 import { ProgressBar } from './progress-bar.js';
 import { formatSize } from '../config/units.js';
 import { ConfigError } from '../config/errors.js';
-import { encodeRanges, planReads, type FileRead } from '../extract/read-plan.js';
+import type { FileRead } from '../extract/read-plan.js';
+import { Refusal, emptyText, extractorJob, noteScans, prepareExtraction, type Prepared, type Say } from '../extract/prepare.js';
 import { explain, explainText } from '../extract/explain.js';
 import { loadConfigFile } from '../config/load.js';
 
 const PREFIX = 'qe-packets extract';
 const PROGRESS_MS = 150;
-// More problems than this are summarised: a badly damaged store should not bury the result.
-const MAX_PROBLEMS_SHOWN = 5;
-
-/** A request refused before or instead of extracting: what to say, and the exit status. */
-class Refusal extends Error {
-  constructor(
-    readonly exitCode: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-type Say = (text: string) => void;
 
 export async function extractCommand(argv: string[]): Promise<number> {
   const say: Say = (text) => process.stderr.write(`${PREFIX}: ${text}\n`);
@@ -43,16 +28,15 @@ export async function extractCommand(argv: string[]): Promise<number> {
     }
     if (!req.explain) checkDestination(req.output);
     const paths = await storePaths(req);
-    const catalog = await readCatalog(paths, say);
-    const chosen = chooseFiles(catalog.entries, req);
-    const reads = planReads(chosen.selection.streams.flatMap((s) => s.files), req.filter, !req.noIndex);
+    const prepared = await prepareExtraction(paths, req, say);
+    const { chosen, reads } = prepared;
     if (req.explain) {
       const e = explain(reads, req.filter, req.fromNs, req.toNs);
       process.stdout.write(req.json ? `${JSON.stringify(e)}\n` : `${explainText(e)}\n`);
       return ExitCode.ok;
     }
     noteScans(reads, say);
-    const outcome = await extract(req, chosen, reads, say);
+    const outcome = await extract(req, prepared, say);
     reportOutcome(req, chosen.selection.files, outcome, say, indexedText(reads, outcome));
     return outcome.exitCode;
   } catch (e) {
@@ -95,70 +79,18 @@ async function storePaths(req: ExtractRequest): Promise<string[]> {
   return paths;
 }
 
-async function readCatalog(paths: string[], say: Say) {
-  const catalog = await scanCatalog(paths);
-  const problems = catalog.problems;
-  for (const p of problems.slice(0, MAX_PROBLEMS_SHOWN)) say(`warning: ${p.path}: ${p.message}`);
-  if (problems.length > MAX_PROBLEMS_SHOWN) say(`warning: ${problems.length - MAX_PROBLEMS_SHOWN} more files could not be read`);
-  return catalog;
-}
-
-interface Chosen {
-  selection: ReturnType<typeof selectFiles>;
-  /** The output's link type and snaplen. */
-  linktype: number;
-  snaplen: number;
-}
-
-/** The files of the range and interfaces, all of one link type. */
-function chooseFiles(entries: CatalogEntry[], req: ExtractRequest): Chosen {
-  const unknown = unknownInterfaces(entries, req.ifaces);
-  if (unknown.length > 0) {
-    const known = [...new Set(entries.map((e) => e.iface))].sort();
-    throw new Refusal(
-      ExitCode.usage,
-      `--iface ${unknown.join(',')}: no capture files for ${unknown.length > 1 ? 'these interfaces' : 'that interface'} in the store` +
-        ` (${known.length ? `interfaces in the store: ${known.join(', ')}` : 'the store is empty'})`,
-    );
-  }
-  const selection = selectFiles(entries, { fromNs: req.fromNs, toNs: req.toNs, ifaces: req.ifaces });
-  const selected = selection.streams.flatMap((s) => s.files);
-  const linktypes = linktypesOf(selected);
-  if (linktypes.size > 1) {
-    const parts = [...linktypes].map(([lt, ifaces]) => `link type ${lt} on ${[...ifaces].sort().join(', ')}`);
-    throw new Refusal(ExitCode.input, `the range holds files of different link types (${parts.join('; ')}): extract them separately with --iface`);
-  }
-  const candidates = req.ifaces.length ? entries.filter((e) => req.ifaces.includes(e.iface)) : entries;
-  const linktype = selected[0]?.linktype ?? candidates[0]?.linktype ?? 1;
-  const snaplen = selected.reduce((m, f) => Math.max(m, f.snaplen), 0) || candidates[0]?.snaplen || 262144;
-  return { selection, linktype, snaplen };
-}
-
 /** Runs qe-extract, with a progress bar on a terminal. */
-async function extract(req: ExtractRequest, { selection, linktype, snaplen }: Chosen, reads: readonly FileRead[], say: Say): Promise<ExtractOutcome> {
+async function extract(req: ExtractRequest, prepared: Prepared, say: Say): Promise<ExtractOutcome> {
   const stderr = process.stderr;
-  const ranges = encodeRanges(reads);
-  const total = reads.reduce((n, r) => n + r.bytes, 0);
+  const total = prepared.reads.reduce((n, r) => n + r.bytes, 0);
   const bar = stderr.isTTY ? new ProgressBar(stderr, { total, columns: stderr.columns }) : undefined;
   let outcome: ExtractOutcome;
   try {
-    outcome = await runExtractor(
-      {
-        streams: selection.streams,
-        fromNs: req.fromNs,
-        toNs: req.toNs,
-        ...(req.filter !== undefined ? { filter: req.filter } : {}),
-        output: req.output,
-        linktype,
-        snaplen,
-        ...(ranges.spans.size ? { ranges } : {}),
-      },
-      {
-        progressMs: bar ? PROGRESS_MS : 0,
-        onProgress: (c) => bar?.update(c.bytes_read, c.packets),
-        onWarning: (m) => (bar ? bar.message(`${PREFIX}: warning: ${m}`) : say(`warning: ${m}`)),
-      },
-    );
+    outcome = await runExtractor(extractorJob(req, prepared, req.output), {
+      progressMs: bar ? PROGRESS_MS : 0,
+      onProgress: (c) => bar?.update(c.bytes_read, c.packets),
+      onWarning: (m) => (bar ? bar.message(`${PREFIX}: warning: ${m}`) : say(`warning: ${m}`)),
+    });
   } catch (e) {
     // qe-extract missing or not executable: an installation problem, said plainly.
     throw new Refusal(ExitCode.internal, (e as Error).message);
@@ -197,19 +129,6 @@ function reportOutcome(req: ExtractRequest, files: number, outcome: ExtractOutco
   }
 }
 
-/** Says why files of the range are scanned when a filter could have used their index. */
-function noteScans(reads: readonly FileRead[], say: Say): void {
-  const unusable = reads.filter((r) => r.why === 'index-unusable');
-  for (const r of unusable.slice(0, MAX_PROBLEMS_SHOWN)) say(`warning: ${r.note}`);
-  if (unusable.length > MAX_PROBLEMS_SHOWN) say(`warning: ${unusable.length - MAX_PROBLEMS_SHOWN} more indexes could not be used`);
-  const count = (why: FileRead['why']) => reads.filter((r) => r.why === why).length;
-  const n = (k: number) => `${k} file${k === 1 ? '' : 's'}`;
-  if (count('not-narrowed')) say(`note: the filter cannot be narrowed by an index (not X, lengths, names...): scanning ${n(count('not-narrowed'))} of the range`);
-  if (count('fields')) say(`note: ${n(count('fields'))} of the range ${count('fields') === 1 ? 'has an index' : 'have indexes'} without a field the filter needs: scanning ${count('fields') === 1 ? 'it' : 'them'}`);
-  const through = count('index');
-  if (through && count('no-index')) say(`note: ${n(count('no-index'))} of the range ${count('no-index') === 1 ? 'has' : 'have'} no index yet: scanning ${count('no-index') === 1 ? 'it' : 'them'} (qe-packets index builds them)`);
-}
-
 /** Fails fast, before a possibly long scan, on an output that cannot be written. */
 function checkOutput(output: string): string | undefined {
   if (output === '-') return undefined;
@@ -241,25 +160,8 @@ function storeDirHolding(output: string, storePaths: readonly string[]): string 
   return storePaths.find((p) => real(p) === dir);
 }
 
-function linktypesOf(files: readonly CatalogEntry[]): Map<number, Set<string>> {
-  const out = new Map<number, Set<string>>();
-  for (const f of files) {
-    let ifaces = out.get(f.linktype);
-    if (!ifaces) out.set(f.linktype, (ifaces = new Set()));
-    ifaces.add(f.iface);
-  }
-  return out;
-}
-
 function countText(c: ExtractCounts | undefined): string {
   if (!c) return 'the packets';
   return `${c.packets.toLocaleString('en-US')} packet${c.packets === 1 ? '' : 's'} (${formatSize(c.bytes)})`;
 }
 
-function emptyText(req: ExtractRequest, files: number): string {
-  const range = `between ${formatIsoNs(req.fromNs)} and ${formatIsoNs(req.toNs)}`;
-  const filter = req.filter !== undefined ? ` matching "${req.filter}"` : '';
-  const ifaces = req.ifaces.length ? ` on ${req.ifaces.join(', ')}` : '';
-  const searched = files === 0 ? 'no capture file covers that range' : `searched ${files} file${files === 1 ? '' : 's'}`;
-  return `no packets ${range}${ifaces}${filter} (${searched})`;
-}

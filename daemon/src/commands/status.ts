@@ -61,6 +61,7 @@ export function formatStatus(r: StatusReport): string {
         (x.pendingFiles ? `; indexing ${num(x.pendingFiles)} files (${formatSize(x.pendingBytes)}) in the background` : x.running ? '; checking the indexes' : x.fields.length && !x.failedFiles ? '; every closed file indexed' : '') +
         (x.failedFiles ? `; ${num(x.failedFiles)} failed (last: ${x.lastError ?? '?'})` : ''),
     );
+  if (f.api) out.push(`  api        ${f.api.url}${f.api.fingerprint ? ` (certificate SHA-256 ${f.api.fingerprint})` : ''}`);
   return `${out.join('\n')}\n`;
 }
 

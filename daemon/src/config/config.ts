@@ -47,6 +47,13 @@ export interface Config {
     /** undefined when turned off. */
     listen?: { host: string; port: number };
   };
+  api: {
+    /** undefined when turned off. */
+    listen?: { host: string; port: number };
+    /** Both or neither (load.ts refuses one alone); required off loopback. */
+    tls: { cert?: string; key?: string };
+    maxExtractions: number;
+  };
   control: { socket: Raw['control']['socket'] };
   health: {
     /** Fractions, not percentages: 0.001 for 0.1%. */

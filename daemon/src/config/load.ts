@@ -146,13 +146,9 @@ export function normalizeConfig(raw: unknown, source: string): Config {
     problems.push({ key: 'index.block_size', value: c.index.block_size, message: 'not a power of two from 4KiB to 16MiB', fix: fixOf('index.block_size', 'write e.g. 16KiB') });
   let listen: Config['metrics']['listen'];
   if (c.metrics.listen !== false) {
-    const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(c.metrics.listen)!;
-    const port = Number(m[2]);
-    // Port 0 takes any free port (the daemon logs which): for tests and throw-away runs.
-    if (port > 65535)
-      problems.push({ key: 'metrics.listen', value: c.metrics.listen, message: 'port out of range', fix: 'use a port from 1 to 65535, e.g. 127.0.0.1:9464' });
-    listen = { host: m[1]!, port };
+    listen = hostPort('metrics.listen', c.metrics.listen, '127.0.0.1:9464', problems);
   }
+  const api = apiOf(c.api, problems);
   const fraction = (key: string, v: string) => {
     const n = Number(PERCENT_RE.exec(v)![1]) / 100;
     if (n > 1) problems.push({ key, value: v, message: 'above 100%', fix: 'write a share from 0% to 100%' });
@@ -188,9 +184,43 @@ export function normalizeConfig(raw: unknown, source: string): Config {
     index: { fields: c.index.fields, blockSizeBytes },
     flows: { enabled: c.flows.enabled },
     metrics: listen ? { listen } : {},
+    api,
     control: { socket: c.control.socket },
     health,
   };
+}
+
+/** host:port as written (IPv6 in brackets) → host and port; a port above 65535 is a problem. */
+function hostPort(key: string, text: string, example: string, problems: ConfigProblem[]): { host: string; port: number } {
+  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(text)!;
+  const port = Number(m[2]);
+  // Port 0 takes any free port (the daemon logs which): for tests and throw-away runs.
+  if (port > 65535) problems.push({ key, value: text, message: 'port out of range', fix: `use a port from 1 to 65535, e.g. ${example}` });
+  return { host: m[1]!, port };
+}
+
+/** The loopback interface's addresses: the only place the API may answer without TLS. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+function apiOf(a: ParsedRawConfig['api'], problems: ConfigProblem[]): Config['api'] {
+  const tls = { ...(a.tls.cert ? { cert: a.tls.cert } : {}), ...(a.tls.key ? { key: a.tls.key } : {}) };
+  if (!!tls.cert !== !!tls.key) {
+    const [given, missing] = tls.cert ? ['api.tls.cert', 'api.tls.key'] : ['api.tls.key', 'api.tls.cert'];
+    problems.push({ key: missing, message: `missing: ${given} is set, and a certificate needs its key (and a key its certificate)`, fix: `set ${missing} too, or remove ${given}` });
+  }
+  if (a.listen === false) return { tls, maxExtractions: a.max_extractions };
+  const listen = hostPort('api.listen', a.listen, '127.0.0.1:8443', problems);
+  // Tokens and captured packets cross the network in the clear otherwise.
+  if (!isLoopback(listen.host) && !(tls.cert && tls.key))
+    problems.push({
+      key: 'api.listen',
+      value: a.listen,
+      message: 'off the loopback interface the API serves HTTPS only, and api.tls.cert and api.tls.key are not set',
+      fix: 'set api.tls.cert and api.tls.key (PEM files; an appliance makes a self-signed pair at first boot), or listen on 127.0.0.1',
+    });
+  return { listen, tls, maxExtractions: a.max_extractions };
 }
 
 /** YAML text → Config (schema and units only). Parse errors carry line and column. */

@@ -109,6 +109,22 @@ export const configSchema = z.strictObject({
       'write host:port, e.g. 127.0.0.1:9464 (the management address on an appliance), or false to turn it off',
     ).default('127.0.0.1:9464'),
   }).prefault({}),
+  api: z.strictObject({
+    listen: keyed(
+      z.union([z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, { error: 'not an address: write host:port, e.g. 127.0.0.1:8443 or [::1]:8443' }), z.literal(false)]),
+      'Address of the API and web console (host:port); false turns it off. Off the loopback interface it serves HTTPS only (api.tls.cert, api.tls.key)',
+      'write host:port, e.g. 127.0.0.1:8443, or the management address with api.tls.cert and api.tls.key, or false to turn it off',
+    ).default('127.0.0.1:8443'),
+    tls: z.strictObject({
+      cert: z.union([keyed(z.string().min(1), 'PEM certificate (chain) of the API; first boot makes a self-signed one when the API listens off loopback', 'write the path of a PEM certificate, e.g. /etc/qe-packets/api.crt'), z.null()]).optional(),
+      key: z.union([keyed(z.string().min(1), 'PEM private key of api.tls.cert', 'write the path of the PEM private key, e.g. /etc/qe-packets/api.key'), z.null()]).optional(),
+    }).prefault({}),
+    max_extractions: keyed(
+      z.number().int().min(1).max(16),
+      'Extractions the API runs at once (each at idle CPU and I/O priority); more are answered 429',
+      'use a whole number from 1 to 16; 2 keeps extraction from competing with capture',
+    ).default(2),
+  }).prefault({}),
   control: z.strictObject({
     socket: keyed(z.string().min(1), 'Local socket on which `qe-packets status` asks the running daemon', 'write a socket path, e.g. /run/qe-packets/control.sock')
       .default('/run/qe-packets/control.sock'),

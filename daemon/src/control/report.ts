@@ -74,6 +74,7 @@ export const statusReport = z.strictObject({
     interfaces: z.array(interfaceFigures),
     store: storeFigures,
     index: indexFigures.optional(),
+    api: z.strictObject({ url: z.string(), fingerprint: z.string().nullable() }).optional(),
   }),
 });
 

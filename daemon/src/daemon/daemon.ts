@@ -10,7 +10,11 @@ import { loadConfigFile } from '../config/load.js';
 import { formatSize } from '../config/units.js';
 import { DaemonUnreachable, fetchStatus } from '../control/client.js';
 import { serveControl } from '../control/server.js';
-import type { IndexFigures } from '../health/figures.js';
+import type { IndexFigures, StatusReport } from '../health/figures.js';
+import type { ApiServer } from '../api/server.js';
+import { History } from '../api/history.js';
+import { auditLogPath, tokensPath } from '../util/paths.js';
+import { packageVersion } from '../util/version.js';
 import { CaptureMonitor } from '../health/monitor.js';
 import { scanCatalog } from '../store/catalog.js';
 import { removeOrphanIndexes, repairStore } from '../store/repair.js';
@@ -46,8 +50,16 @@ export async function openStore(config: Config): Promise<StoreRetention> {
   return retention;
 }
 
-/** The control socket and /metrics; an error names the setting to change. */
-async function openEndpoints(config: Config, monitor: CaptureMonitor): Promise<Server[]> {
+/** What the API needs of the daemon besides the figures. */
+interface ApiHooks {
+  configPath: string;
+  config: () => Config;
+  reload: () => Promise<ReloadOutcome>;
+  history: History;
+}
+
+/** The control socket, /metrics and the API; an error names the setting to change. */
+async function openEndpoints(config: Config, report: () => StatusReport, apiHooks: ApiHooks): Promise<{ servers: Server[]; api?: ApiServer }> {
   const servers: Server[] = [];
   const socket = config.control.socket;
   // Any answer is a live daemon, one of another version (a reply this one cannot read) included:
@@ -56,7 +68,7 @@ async function openEndpoints(config: Config, monitor: CaptureMonitor): Promise<S
   if (other)
     throw new Error(`control.socket ${socket}: another qe-packets daemon is running and answers there; stop it first (two daemons must not share a store), or give this one its own control.socket and storage.paths`);
   try {
-    servers.push(await serveControl(socket, () => monitor.report()));
+    servers.push(await serveControl(socket, report));
   } catch (e) {
     throw new Error(`control.socket ${socket}: cannot listen (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); choose a path in a writable directory, e.g. /run/qe-packets/control.sock`);
   }
@@ -64,7 +76,7 @@ async function openEndpoints(config: Config, monitor: CaptureMonitor): Promise<S
   if (listen) {
     // prom-client loads only where metrics are served: an import or a check starts faster.
     const [{ createMetrics }, { serveMetrics }] = await Promise.all([import('../metrics/registry.js'), import('../metrics/server.js')]);
-    const metrics = createMetrics(() => monitor.report());
+    const metrics = createMetrics(report);
     try {
       const server = await serveMetrics(metrics, listen);
       servers.push(server);
@@ -79,7 +91,43 @@ async function openEndpoints(config: Config, monitor: CaptureMonitor): Promise<S
       throw new Error(`metrics.listen ${listen.host}:${listen.port}: cannot listen (${why}); choose a free port or an address of this machine, or set metrics.listen: false`);
     }
   }
-  return servers;
+  let api: ApiServer | undefined;
+  if (config.api.listen) {
+    const a = config.api.listen;
+    try {
+      api = await openApi(config, apiHooks, report);
+      servers.push(api.server);
+      log('info', `api: ${api.url}${api.fingerprint ? ` (certificate SHA-256 ${api.fingerprint})` : ''}`);
+    } catch (e) {
+      for (const s of servers) s.close();
+      const code = (e as NodeJS.ErrnoException).code;
+      if (!code) throw e; // the certificate or key: the message names the key already
+      const why = code === 'EADDRINUSE' ? 'the port is in use' : code === 'EADDRNOTAVAIL' ? 'no interface has this address' : code;
+      throw new Error(`api.listen ${a.host}:${a.port}: cannot listen (${why}); choose a free port or an address of this machine, or set api.listen: false`);
+    }
+  }
+  return { servers, ...(api ? { api } : {}) };
+}
+
+async function openApi(config: Config, hooks: ApiHooks, report: () => StatusReport): Promise<ApiServer> {
+  // Loaded only where the API is served, as prom-client for /metrics.
+  const [{ serveApi, readTls }, { TokenStore }, { AuditLog }, { ExtractionSlots }] = await Promise.all([
+    import('../api/server.js'),
+    import('../api/tokens.js'),
+    import('../api/audit.js'),
+    import('../api/extraction.js'),
+  ]);
+  const tls = readTls(config.api.tls);
+  return serveApi(config.api.listen!, tls, new TokenStore(tokensPath()), {
+    config: hooks.config,
+    configPath: hooks.configPath,
+    report,
+    reload: hooks.reload,
+    history: hooks.history,
+    audit: new AuditLog(auditLogPath()),
+    slots: new ExtractionSlots(() => hooks.config().api.maxExtractions),
+    version: packageVersion(),
+  });
 }
 
 /** The control socket or /metrics could not be opened: a configuration error (its cause names the key). */
@@ -110,6 +158,8 @@ export class CaptureDaemon {
   private servers: Server[] = [];
   private statusTimer?: NodeJS.Timeout;
   private indexer?: BackgroundIndexer;
+  private api?: ApiServer;
+  private history?: History;
   private reloading: Promise<unknown> = Promise.resolve();
   private readonly deps: Required<DaemonDeps>;
 
@@ -161,13 +211,23 @@ export class CaptureDaemon {
     const indexer = (this.indexer = new BackgroundIndexer(config, log));
     const monitor = (this.monitor = new CaptureMonitor(config, sup, retention, () => indexer.figures()));
     await monitor.start();
+    // The report every endpoint serves: the monitor's figures and where the API answers.
+    const report = (): StatusReport => {
+      const r = monitor.report();
+      if (this.api) r.figures.api = { url: this.api.url, fingerprint: this.api.fingerprint };
+      return r;
+    };
+    const history = (this.history = new History(report));
     try {
-      this.servers = await openEndpoints(config, monitor);
+      const endpoints = await openEndpoints(config, report, { configPath: this.configPath, config: () => this.current, reload: () => this.reload(), history });
+      this.servers = endpoints.servers;
+      this.api = endpoints.api;
     } catch (e) {
       monitor.stop();
       await retention.stop();
       throw new EndpointError(e);
     }
+    history.start();
     const systemd = (this.systemd = new SystemdService(this.deps.notifier, () => monitor.report(), config));
     sup.on('log', (level, text) => log(level, text));
     sup.on('file_closed', (f) => log('info', `${f.iface}: closed ${f.path} (${f.packets} packets, ${formatSize(f.bytes)})`));
@@ -218,6 +278,8 @@ export class CaptureDaemon {
       const restart = await sup.reload(next);
       if (JSON.stringify(next.metrics) !== JSON.stringify(this.current.metrics)) restart.push('metrics.listen');
       if (next.control.socket !== this.current.control.socket) restart.push('control.socket');
+      // api.max_extractions is read per request; where the API listens and with what certificate, at start.
+      if (JSON.stringify(next.api.listen) !== JSON.stringify(this.current.api.listen) || JSON.stringify(next.api.tls) !== JSON.stringify(this.current.api.tls)) restart.push('api.listen');
       this.current = next;
       this.monitor!.reload(next);
       this.indexer!.reload(next);
@@ -242,6 +304,7 @@ export class CaptureDaemon {
     await sup.stop();
     await this.retention!.stop();
     this.monitor!.stop();
+    this.history?.stop();
     for (const s of this.servers) {
       s.closeAllConnections();
       s.close();

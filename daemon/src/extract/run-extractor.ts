@@ -46,6 +46,15 @@ export interface ExtractHooks {
   progressMs?: number;
   /** With job.stdout 'pipe': the pcap stream, given once the helper has started. */
   onStdout?: (s: Readable) => void;
+  /**
+   * Idle CPU (nice 19) and idle I/O class (ionice -c3): the API's extractions, which must never
+   * take the disk or a core from capture. Not the command's: a person waiting at a terminal asked.
+   */
+  idle?: boolean;
+  /** Ends the helper (SIGTERM: it removes an unfinished output) when aborted: a client that went away. */
+  signal?: AbortSignal;
+  /** The helper's process id, once started. */
+  onSpawn?: (pid: number) => void;
 }
 
 export function extractorArgs(job: ExtractJob, progressMs: number): string[] {
@@ -83,9 +92,15 @@ export function extractorList(streams: readonly ExtractStream[], spans?: Readonl
 
 export async function runExtractor(job: ExtractJob, hooks: ExtractHooks = {}): Promise<ExtractOutcome> {
   const ranged = !!job.ranges?.spans.size;
-  const child = spawn(nativeTool('qe-extract'), extractorArgs(job, hooks.progressMs ?? 0), {
+  const tool = [nativeTool('qe-extract'), ...extractorArgs(job, hooks.progressMs ?? 0)];
+  // ionice and nice exec the tool: the process killed on abort is qe-extract itself. Where lowering
+  // a priority is refused (a sandbox without these calls) the extraction runs all the same (-t).
+  const argv = hooks.idle ? ['ionice', '-t', '-c', '3', 'nice', '-n', '19', ...tool] : tool;
+  const child = spawn(argv[0]!, argv.slice(1), {
+    ...(hooks.signal ? { signal: hooks.signal, killSignal: 'SIGTERM' as const } : {}),
     stdio: ['pipe', job.output === '-' ? (job.stdout ?? 'inherit') : 'ignore', 'pipe', 'pipe', ...(ranged ? ['pipe' as const] : [])],
   });
+  if (child.pid !== undefined) hooks.onSpawn?.(child.pid);
   if (job.stdout === 'pipe') hooks.onStdout?.(child.stdout!);
   // A child that exits early (a bad filter) closes stdin before the list is written: not an error.
   // All four were asked for as pipes (or inherited) above, so none is null.
@@ -130,7 +145,8 @@ export async function runExtractor(job: ExtractJob, hooks: ExtractHooks = {}): P
 
   try {
     const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
-      child.on('error', reject);
+      // An abort kills the helper and is reported as an error too: its exit says the rest.
+      child.on('error', (e) => (e.name === 'AbortError' ? undefined : reject(e)));
       child.on('close', (c, s) => resolve([c, s]));
     });
     const exitCode = code ?? (signal === 'SIGINT' ? ExitCode.interrupted : ExitCode.internal);

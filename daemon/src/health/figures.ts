@@ -73,6 +73,15 @@ export interface Figures {
   interfaces: InterfaceFigures[];
   store: StoreFigures;
   index?: IndexFigures;
+  /** Where the API answers (absent when api.listen is false). */
+  api?: ApiFigures;
+}
+
+export interface ApiFigures {
+  /** http://127.0.0.1:8443 or https://host:8443 (the bound port when the config says 0). */
+  url: string;
+  /** SHA-256 of the TLS certificate (DER), AB:CD:…; null over plain HTTP. */
+  fingerprint: string | null;
 }
 
 export type HealthLevel = 'ok' | 'warning' | 'critical';
