@@ -4,7 +4,6 @@
 // and read by capinfos, a wrong token refused; no script errors; screenshots under test-results/.
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { type Browser, type BrowserContext, type Page, chromium } from 'playwright-core';
@@ -15,14 +14,6 @@ import { Lab, captureLink, sendFrames } from './lib/lab.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = join(checkout, 'test-results', 'console');
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as { port: number };
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 /** What the browser said that was not meant: script errors, and console errors other than the HTTP statuses the test provoked. */
 class BrowserLog {
@@ -77,16 +68,11 @@ describe('web console in chromium against the daemon', () => {
     link = await captureLink(lab, 'qecon0');
     const store = join(dir, 'store');
     await mkdir(store);
-    const port = await freePort();
-    base = `http://127.0.0.1:${port}`;
-    daemon = await startCapture(dir, { interfaces: [link.capDev], paths: [store], flush_interval: '1s', file_duration: '20s', extra: `api:\n  listen: 127.0.0.1:${port}` }, running);
+    // api.listen: any free port on loopback (plain HTTP there), as the daemon logs it.
+    daemon = await startCapture(dir, { interfaces: [link.capDev], paths: [store], flush_interval: '1s', file_duration: '20s' }, running);
     config = join(dir, 'config.yaml');
-    for (let i = 0; ; i++) {
-      const ok = await fetch(`${base}/api/v1/info`).then((r) => r.ok, () => false);
-      if (ok) break;
-      if (i > 100) throw new Error(`the daemon's API did not answer at ${base}:\n${daemon.output}`);
-      await sleep(100);
-    }
+    await daemon.waitFor(/api: http:\/\/\S+/);
+    base = /api: (http:\/\/\S+?)\/?(\s|$)/.exec(daemon.output)![1]!;
     // Something in the store before the browser looks at it.
     await sendFrames(link.ns, link.genDev, burst(500), dir, { pps: 1000 });
 

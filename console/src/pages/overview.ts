@@ -21,6 +21,11 @@ export function Overview({ status }: { status?: StatusResponse }) {
   const { figures } = status;
   const store = figures.store;
   const h = history.data;
+  // The whole hour on every chart, ending at the last sample, so the charts fill in from the right.
+  const hour = (): [number, number] => {
+    const last = (h?.samples.at(-1)?.t ?? Date.now()) / 1000;
+    return [last - 3600, last];
+  };
   return html`
     <section>
       <h2>Health: <span class=${`badge ${status.state}`} data-testid="health-state">${status.state}</span></h2>
@@ -70,12 +75,12 @@ export function Overview({ status }: { status?: StatusResponse }) {
       ${history.error && html`<p class="error">History: ${history.error}</p>`}
       ${h && h.samples.length < 2 && html`<p class="muted">A sample every ${h.interval_s} s: the charts fill in as the daemon runs.</p>`}
       ${h &&
-      h.samples.length >= 1 &&
+      h.samples.length >= 2 &&
       html`<div class="charts">
-        <figure><figcaption>Bits/s</figcaption><${Chart} label="bits per second, last hour" ...${series(h, 'bits_per_s')} format=${bitRate} /></figure>
-        <figure><figcaption>Packets/s</figcaption><${Chart} label="packets per second, last hour" ...${series(h, 'packets_per_s')} format=${pktRate} /></figure>
-        <figure><figcaption>Drops/s</figcaption><${Chart} label="drops per second, last hour" ...${series(h, 'drops_per_s')} format=${(v: number) => `${num(v)}/s`} /></figure>
-        <figure><figcaption>Store used</figcaption><${Chart} label="store use, last hour" data=${[h.samples.map((s) => s.t / 1000), h.samples.map((s) => s.store.used_bytes)]} series=${[{ label: 'used', color: color(0) }]} format=${bytes} /></figure>
+        <figure><figcaption>Bits/s</figcaption><${Chart} label="bits per second, last hour" ...${series(h, 'bits_per_s')} format=${bitRate} xRange=${hour} /></figure>
+        <figure><figcaption>Packets/s</figcaption><${Chart} label="packets per second, last hour" ...${series(h, 'packets_per_s')} format=${pktRate} xRange=${hour} /></figure>
+        <figure><figcaption>Drops/s</figcaption><${Chart} label="drops per second, last hour" ...${series(h, 'drops_per_s')} format=${(v: number) => `${v > 0 && v < 10 ? v.toFixed(1) : num(v)}/s`} xRange=${hour} /></figure>
+        <figure><figcaption>Store used</figcaption><${Chart} label="store use, last hour" data=${[h.samples.map((s) => s.t / 1000), h.samples.map((s) => s.store.used_bytes)]} series=${[{ label: 'used', color: color(0) }]} format=${bytes} xRange=${hour} /></figure>
       </div>`}
     </section>
   `;
