@@ -31,6 +31,9 @@ class BrowserLog {
   }
 }
 
+/** An element's text now, or null when it is not there (so expect.poll's timeout is the one that counts). */
+const textOf = (page: Page, selector: string) => page.locator(selector).first().textContent({ timeout: 200 }).catch(() => null);
+
 const UDP_SRC = '10.91.0.7';
 const UDP_DST = '10.91.0.9';
 const burst = (n: number) => Array.from({ length: n }, (_, i) => frame({ src: UDP_SRC, dst: UDP_DST, proto: 'udp', sport: 40000 + (i % 4), dport: 5353, payload: 200, fill: i & 0xff }));
@@ -95,7 +98,7 @@ describe('web console in chromium against the daemon', () => {
     await page.goto(`${base}/`);
     await page.locator('#token').fill(`qep_${'A'.repeat(43)}`);
     await page.getByRole('button', { name: 'Log in' }).click();
-    await expect.poll(() => page.locator('[data-testid=login-error]').textContent(), { timeout: 10_000 }).toMatch(/token/i);
+    await expect.poll(() => textOf(page, '[data-testid=login-error]'), { timeout: 10_000 }).toMatch(/token/i);
     expect(await page.locator('#token').isVisible()).toBe(true);
     expect(await page.evaluate(() => sessionStorage.getItem('qe-packets.token'))).toBeNull();
     expect(log.statuses).toEqual(['401 /api/v1/whoami']);
@@ -133,33 +136,43 @@ describe('web console in chromium against the daemon', () => {
     const over = page.locator('[data-testid=timeline] .u-over');
     await over.waitFor({ timeout: 30_000 });
     expect(await page.locator('[data-testid=range]').textContent()).toBe('The whole retention');
-    const talkers = page.locator('[data-testid=top-host] tbody');
-    await expect.poll(() => talkers.textContent(), { timeout: 30_000 }).toContain(UDP_SRC);
+    await expect.poll(() => textOf(page, '[data-testid=top-host] tbody'), { timeout: 30_000 }).toContain(UDP_SRC);
     const box = (await over.boundingBox())!;
     await page.mouse.move(box.x + box.width * 0.05, box.y + box.height / 2);
     await page.mouse.down();
     await page.mouse.move(box.x + box.width * 0.98, box.y + box.height / 2, { steps: 8 });
     await page.mouse.up();
     const range = page.locator('[data-testid=range]');
-    await expect.poll(() => range.textContent(), { timeout: 10_000 }).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC – \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
-    await expect.poll(() => talkers.textContent(), { timeout: 30_000 }).toContain(UDP_SRC);
-    await expect.poll(() => page.locator('[data-testid=top-port] tbody').textContent(), { timeout: 30_000 }).toContain('5353');
-    await expect.poll(() => page.locator('[data-testid=top-proto] tbody').textContent(), { timeout: 30_000 }).toContain('udp');
+    await expect.poll(() => textOf(page, '[data-testid=range]'), { timeout: 10_000 }).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC – \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
+    await expect.poll(() => textOf(page, '[data-testid=top-host] tbody'), { timeout: 30_000 }).toContain(UDP_SRC);
+    await expect.poll(() => textOf(page, '[data-testid=top-port] tbody'), { timeout: 30_000 }).toContain('5353');
+    await expect.poll(() => textOf(page, '[data-testid=top-proto] tbody'), { timeout: 30_000 }).toContain('udp');
     await page.screenshot({ path: join(SHOTS, 'traffic.png'), fullPage: true });
   }, 90_000);
 
-  it('checks the filter as it is typed, downloads the extraction (read by capinfos, the same bytes as the CLI) and lists it from the audit log', async () => {
+  it('reports a filter libpcap refuses as it is typed, with the daemon\'s words, and offers no download for it', async () => {
+    await page.goto(`${base}/#/extraction?${new URLSearchParams({ from: started.toISOString(), to: new Date().toISOString() })}`);
+    const filter = page.locator('input[name=filter]');
+    await filter.fill('udp port 5353');
+    await page.locator('[data-testid=estimate]').waitFor({ timeout: 15_000 });
+    try {
+      await filter.fill('udp port 5353 and (');
+      await expect.poll(() => textOf(page, '[data-testid=plan-error]'), { timeout: 15_000 }).toMatch(/filter/i);
+      expect(await page.getByRole('button', { name: 'Download pcap' }).isDisabled()).toBe(true);
+      expect(log.statuses.length).toBeGreaterThan(0);
+      expect(log.statuses.every((s) => s === '400 /api/v1/explain')).toBe(true);
+    } finally {
+      log.statuses = log.statuses.filter((s) => s !== '400 /api/v1/explain');
+    }
+  }, 60_000);
+
+  it('downloads the extraction (read by capinfos, the same bytes as the CLI) and lists it from the audit log', async () => {
     const from = started.toISOString();
     const to = new Date().toISOString();
     await page.goto(`${base}/#/extraction?${new URLSearchParams({ from, to })}`);
-    const filter = page.locator('input[name=filter]');
-    await filter.fill('udp port 5353 and (');
-    await expect.poll(() => page.locator('[data-testid=plan-error]').textContent(), { timeout: 15_000 }).toMatch(/filter/i);
-    expect(await page.getByRole('button', { name: 'Download pcap' }).isDisabled()).toBe(true);
-    await filter.fill('udp port 5353');
-    await expect.poll(() => page.locator('[data-testid=estimate]').textContent(), { timeout: 15_000 }).toMatch(/B \([\d,]+ packets at most\)/);
-    expect(log.statuses.every((s) => s === '400 /api/v1/explain')).toBe(true);
-    log.statuses = [];
+    await page.locator('input[name=filter]').fill('udp port 5353');
+    await expect.poll(() => textOf(page, '[data-testid=estimate]'), { timeout: 15_000 }).toMatch(/B \([\d,]+ packets at most\)/);
+    expect(await page.locator('[data-testid=plan]').textContent()).toContain('port 5353');
 
     const downloading = page.waitForEvent('download', { timeout: 60_000 });
     await page.getByRole('button', { name: 'Download pcap' }).click();
@@ -177,8 +190,8 @@ describe('web console in chromium against the daemon', () => {
     expect(r.exitCode, r.all).toBe(0);
     expect((await readFile(saved)).equals(await readFile(cliOut))).toBe(true);
 
-    await expect.poll(() => page.locator('[data-testid=download-state]').textContent(), { timeout: 10_000 }).toMatch(/^Saved .*\.pcap: /);
-    await expect.poll(() => page.locator('[data-testid=audit] tbody').textContent(), { timeout: 15_000 }).toContain('udp port 5353');
+    await expect.poll(() => textOf(page, '[data-testid=download-state]'), { timeout: 10_000 }).toMatch(/^Saved .*\.pcap: /);
+    await expect.poll(() => textOf(page, '[data-testid=audit] tbody'), { timeout: 15_000 }).toContain('udp port 5353');
     expect(await page.locator('[data-testid=audit] tbody tr').first().textContent()).toContain('console-test');
     await page.screenshot({ path: join(SHOTS, 'extraction.png'), fullPage: true });
   }, 120_000);

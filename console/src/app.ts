@@ -57,6 +57,8 @@ function Shell({ who, route, onLogout }: { who: WhoamiResponse; route: ReturnTyp
   ];
   const page = nav.some(([p]) => p === route.page) ? route.page : 'overview';
   const state = status.data?.state;
+  // The extraction form is keyed by its URL's parameters: a link with another range (traffic's
+  // "extract this range") starts a new form rather than keeping the one on screen.
   return html`
     <header class="top">
       <span class="brand">Qe-Packets</span>
@@ -71,7 +73,7 @@ function Shell({ who, route, onLogout }: { who: WhoamiResponse; route: ReturnTyp
       ${status.error && html`<p class="error" role="alert">Status: ${status.error}</p>`}
       ${page === 'overview' && html`<${Overview} status=${status.data} />`}
       ${page === 'traffic' && html`<${Traffic} status=${status.data} analyst=${analyst} />`}
-      ${page === 'extraction' && html`<${Extraction} params=${route.params} />`}
+      ${page === 'extraction' && html`<${Extraction} key=${route.params.toString()} params=${route.params} />`}
       ${page === 'elements' && html`<${Elements} />`}
     </main>
   `;
