@@ -77,6 +77,29 @@ describe('qe-packets firstboot', () => {
     expect(await readFile(join(sys, 'var/lib/qe-packets/firstboot.done'), 'utf8')).toContain(env);
   });
 
+  it('makes a self-signed API certificate for the host name and management address when the API listens off loopback without one', async () => {
+    const sys = await systemRoot();
+    const configPath = join(sys, 'etc/qe-packets/config.yaml');
+    await writeFile(configPath, `${await readFile(configPath, 'utf8')}api:\n  listen: 0.0.0.0:8443\n`);
+    const env = join(sys, 'ovf-env.xml');
+    await writeFile(env, ovfEnv({ hostname: 'cap-02', mgmt_address: '192.0.2.20/24' }));
+    const res = await cli(['firstboot', '--ovf-env', env, '--root', sys, '--nics', 'ens192,ens224', '--json']);
+    expect(res.exitCode, res.all).toBe(0);
+    const made = JSON.parse(res.stdout).apiCertificate;
+    expect(made).toMatchObject({ made: true, cert: '/etc/qe-packets/api.crt', key: '/etc/qe-packets/api.key', names: ['cap-02', '192.0.2.20'] });
+    const text = (await execa('openssl', ['x509', '-in', join(sys, 'etc/qe-packets/api.crt'), '-noout', '-text', '-fingerprint', '-sha256'])).stdout;
+    expect(text).toContain('Subject: CN = cap-02');
+    expect(text).toMatch(/DNS:cap-02, IP Address:192\.0\.2\.20/);
+    expect(text).toContain(`sha256 Fingerprint=${made.fingerprint}`);
+    expect((await stat(join(sys, 'etc/qe-packets/api.key'))).mode & 0o777).toBe(0o640);
+    expect(parseYaml(await readFile(configPath, 'utf8')).api).toEqual({ listen: '0.0.0.0:8443', tls: { cert: '/etc/qe-packets/api.crt', key: '/etc/qe-packets/api.key' } });
+    // On loopback (the default), nothing is made: plain HTTP is allowed there.
+    const plain = await systemRoot();
+    const res2 = await cli(['firstboot', '--root', plain, '--nics', 'ens192,ens224', '--json']);
+    expect(JSON.parse(res2.stdout).apiCertificate).toMatchObject({ made: false });
+    expect(await stat(join(plain, 'etc/qe-packets/api.crt')).catch(() => undefined)).toBeUndefined();
+  });
+
   it('enables the capture tuning unit for the capture interface when the tuning role installed it', async () => {
     const sys = await systemRoot();
     await mkdir(join(sys, 'etc/systemd/system'), { recursive: true });

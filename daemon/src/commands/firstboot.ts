@@ -8,6 +8,7 @@ import { OvfEnvError, parseOvfEnvironment } from '../appliance/ovf-env.js';
 import { findOvfEnvironment } from '../appliance/ovf-source.js';
 import { findSettingsFiles } from '../appliance/settings-files.js';
 import { growRoot } from '../appliance/grow-root.js';
+import { ensureApiCertificate, type CertOutcome } from '../appliance/api-cert.js';
 import { readSettings } from '../appliance/settings.js';
 import { writeFileAtomic } from '../provision/write-file.js';
 import { toJson } from '../util/json.js';
@@ -81,6 +82,11 @@ export async function firstbootCommand(argv: string[]): Promise<number> {
     return EXIT.ok;
   }
   const nics = values.nics ? values.nics.split(',').map((n) => n.trim()).filter(Boolean) : await physicalNics();
+  // Before the config is written and checked: off loopback, a config without a certificate is refused.
+  const cert = await ensureApiCertificate({ root, configPath, hostname: settings.hostname, addresses: settings.mgmt ? [settings.mgmt.address] : [] }).catch(
+    (e: Error): CertOutcome => ({ made: false, why: `could not make one: ${e.message}` }),
+  );
+  log(cert.made || !cert.why.startsWith('could not') ? 'info' : 'warn', cert.made ? `api: self-signed certificate for ${cert.names.join(', ')} in ${cert.cert}, SHA-256 ${cert.fingerprint}` : `api: no certificate made (${cert.why})`);
   const plan = await applySettings(settings, { root, configPath, nics });
   if (root === '/') await execa('hostname', [settings.hostname], { reject: false }); // the running system too, not only the next boot
   for (const n of plan.notes) log('warn', n);
@@ -101,7 +107,7 @@ export async function firstbootCommand(argv: string[]): Promise<number> {
   } else log('info', `store disk not provisioned here; to do it: qe-packets ${plan.provision.join(' ')}`);
   // Only a completed first boot is stamped: a failed provisioning is tried again at the next boot.
   if (storage !== 'failed') await writeFileAtomic(join(root, DONE_STAMP), `${new Date().toISOString()} from ${source}\n`);
-  if (values.json) process.stdout.write(`${toJson({ source, settings, problems, ...plan, tuning: tuning ?? null, storage, adminUser: ADMIN_USER })}\n`);
+  if (values.json) process.stdout.write(`${toJson({ source, settings, problems, ...plan, tuning: tuning ?? null, storage, adminUser: ADMIN_USER, apiCertificate: cert })}\n`);
   else log('info', `first boot from ${source}: host ${settings.hostname}, management ${plan.management} (${settings.mgmt ? `${settings.mgmt.address}/${settings.mgmt.prefix}` : 'DHCP'}), capture ${plan.capture}, storage ${settings.storageProfile}: ${storage}`);
   // A running networkd takes the new files now. At boot it is not running yet (this unit is
   // ordered before it) and reads them when it starts: asking it to reload then would wait for a
