@@ -107,6 +107,7 @@ describe('web console in chromium against the daemon', () => {
   });
 
   it('logs in with a token kept in sessionStorage only, and the counters move while traffic flows', async () => {
+    await page.goto(`${base}/`);
     await page.locator('#token').fill(token);
     await page.getByRole('button', { name: 'Log in' }).click();
     const written = page.locator(`[data-iface="${link.capDev}"] [data-testid=written]`);
