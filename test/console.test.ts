@@ -138,6 +138,8 @@ describe('web console in chromium against the daemon', () => {
     await over.waitFor({ timeout: 30_000 });
     expect(await page.locator('[data-testid=range]').textContent()).toBe('The whole retention');
     await expect.poll(() => textOf(page, '[data-testid=top-host] tbody'), { timeout: 30_000 }).toContain(UDP_SRC);
+    // The timeline is drawn from the store's files: all the packets sent so far are in it.
+    await expect.poll(async () => Number(/ in ([\d,]+) packets/.exec((await textOf(page, '[data-testid=timeline-summary]')) ?? '')?.[1]?.replace(/,/g, '')), { timeout: 15_000 }).toBeGreaterThanOrEqual(6500);
     const box = (await over.boundingBox())!;
     await page.mouse.move(box.x + box.width * 0.05, box.y + box.height / 2);
     await page.mouse.down();
@@ -145,6 +147,11 @@ describe('web console in chromium against the daemon', () => {
     await page.mouse.up();
     const range = page.locator('[data-testid=range]');
     await expect.poll(() => textOf(page, '[data-testid=range]'), { timeout: 10_000 }).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC – \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
+    // What was dragged: most of the timeline, not all of it.
+    const [selFrom, selTo] = (await textOf(page, '[data-testid=range]'))!.split(' – ').map((t) => Date.parse(t.replace(' UTC', 'Z').replace(' ', 'T')));
+    const [allFrom, allTo] = [...(await textOf(page, '[data-testid=timeline-summary]'))!.matchAll(/(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC/g)].map((m) => Date.parse(`${m[1]!.replace(' ', 'T')}Z`));
+    expect(selTo! - selFrom!).toBeGreaterThan(0.8 * (allTo! - allFrom!));
+    expect(selTo! - selFrom!).toBeLessThan(allTo! - allFrom!);
     await expect.poll(() => textOf(page, '[data-testid=top-host] tbody'), { timeout: 30_000 }).toContain(UDP_SRC);
     await expect.poll(() => textOf(page, '[data-testid=top-port] tbody'), { timeout: 30_000 }).toContain('5353');
     await expect.poll(() => textOf(page, '[data-testid=top-proto] tbody'), { timeout: 30_000 }).toContain('udp');

@@ -1,10 +1,16 @@
 // The store's traffic over the whole retention, a range selected on it by dragging, and what was
 // in that range: top talkers, conversations, ports and protocols (the flow tables, /stats).
+//
+// The timeline is drawn from the store's catalog (/files: each file's span and bytes), not from
+// /stats?interval: a series per interval is counted from every packet record, which means reading
+// the whole store each time the page opens, where the catalog is already in the daemon's memory.
+// Within a file the bytes are spread evenly over its span, so the resolution is a file's (at most
+// storage.file_duration); the tables below, for any range, come from the flow tables.
 import { useMemo, useState } from 'preact/hooks';
-import type { StatsResponse, StatusResponse } from '../../../daemon/src/api/types.js';
+import type { FilesResponse, StatsResponse, StatusResponse } from '../../../daemon/src/api/types.js';
 import { api } from '../api.js';
 import { Chart, color } from '../chart.js';
-import { Time, bitRate, bytes, isoUtc, nsToMs, num, utc } from '../format.js';
+import { Time, bitRate, bytes, isoUtc, nsToMs, num, toMs, utc } from '../format.js';
 import { html } from '../html.js';
 import { usePoll } from '../poll.js';
 
@@ -15,6 +21,25 @@ const NICE = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 108
 export function timelineInterval(spanS: number): number {
   const want = spanS / POINTS;
   return NICE.find((n) => n >= want) ?? Math.ceil(want / 86400) * 86400;
+}
+
+/** Bytes per bucket [from + k*interval, …) with each file's bytes spread evenly over its span. */
+export function bytesPerInterval(files: FilesResponse['files'], fromS: number, toS: number, intervalS: number): { x: number[]; bytes: number[] } {
+  const n = Math.max(1, Math.ceil((toS - fromS) / intervalS));
+  const out = new Array<number>(n).fill(0);
+  for (const f of files) {
+    const a = toMs(f.first) / 1000;
+    const b = Math.max(a, toMs(f.last) / 1000);
+    const span = b - a;
+    const first = Math.max(0, Math.floor((a - fromS) / intervalS));
+    const last = Math.min(n - 1, Math.floor((b - fromS) / intervalS));
+    for (let k = first; k <= last; k++) {
+      const lo = Math.max(a, fromS + k * intervalS);
+      const hi = Math.min(b, fromS + (k + 1) * intervalS);
+      out[k]! += span > 0 ? (f.bytes * (hi - lo)) / span : f.bytes;
+    }
+  }
+  return { x: out.map((_, k) => fromS + k * intervalS), bytes: out };
 }
 
 const TABLES = [
@@ -42,22 +67,22 @@ export function Traffic({ status, analyst }: { status?: StatusResponse; analyst:
   const interval = whole ? timelineInterval(whole.to - whole.from) : 0;
 
   const timeline = usePoll(
-    (signal) => (whole ? api<StatsResponse>('/stats', { from: isoUtc(whole.from * 1000), to: isoUtc(whole.to * 1000), interval: `${interval}s`, by: 'proto', top: 1 }, signal) : Promise.resolve(undefined)),
+    (signal) => (whole ? api<FilesResponse>('/files', { from: isoUtc(whole.from * 1000), to: isoUtc(whole.to * 1000) }, signal) : Promise.resolve(undefined)),
     0,
     [whole?.from, whole?.to],
   );
   const shown = range ?? whole;
 
   if (!whole || !shown) return html`<p>Loading…</p>`;
-  const points = timeline.data?.series ?? [];
-  const x = points.map((p) => Date.parse(p.start.replace(/(\.\d{3})\d+/, '$1')) / 1000);
-  const rate = points.map((p) => (p.bytes * 8) / interval);
+  const series = timeline.data ? bytesPerInterval(timeline.data.files, whole.from, whole.to, interval) : { x: [], bytes: [] };
+  const x = series.x;
+  const rate = series.bytes.map((b) => (b * 8) / interval);
   const query = { from: isoUtc(shown.from * 1000), to: isoUtc(shown.to * 1000) };
   return html`
     <section>
       <h2>Store timeline</h2>
-      <p class="muted">
-        From <${Time} t=${whole.from * 1000} /> to <${Time} t=${whole.to * 1000} />, ${timeline.data ? `${bytes(timeline.data.total.bytes)} in ${num(timeline.data.total.packets)} packets, ` : ''}bit rate per ${interval} s. Drag across the chart to select a range.
+      <p class="muted" data-testid="timeline-summary">
+        From <${Time} t=${whole.from * 1000} /> to <${Time} t=${whole.to * 1000} />, ${timeline.data ? `${bytes(timeline.data.total.bytes)} in ${num(timeline.data.total.packets)} packets and ${num(timeline.data.total.files)} ${timeline.data.total.files === 1 ? 'file' : 'files'}, ` : ''}bit rate per ${interval} s (within a file, spread over its span). Drag across the chart to select a range.
       </p>
       ${timeline.error && html`<p class="error" role="alert">${timeline.error}</p>`}
       ${!timeline.data && !timeline.error && html`<p>Reading the store…</p>`}
