@@ -102,6 +102,12 @@ describe('qe-packets .deb in a Debian 12 root', () => {
     // for that runtime's ABI: they load.
     const addons = await inRoot(root, ['/usr/lib/qe-packets/node/bin/node', '-e', "for (const m of ['cap', 'sd-notify']) require('/usr/lib/qe-packets/node_modules/' + m); console.log('addons load')"]);
     expect(addons.all).toBe('addons load');
+    // The web console the daemon serves, bundled: an index naming hashed files that are all there.
+    const consoleDir = join(root, 'usr/lib/qe-packets/build/console');
+    const index = await readFile(join(consoleDir, 'index.html'), 'utf8');
+    const named = [...index.matchAll(/(?:src|href)="\/([^"]+)"/g)].map((m) => m[1]!);
+    expect(named.length).toBeGreaterThanOrEqual(3);
+    for (const f of named) expect(existsSync(join(consoleDir, f)), f).toBe(true);
     // Debian's own node is not there: the wrapper runs the shipped one.
     expect(existsSync(join(root, 'usr/bin/node'))).toBe(false);
 

@@ -86,7 +86,7 @@ export async function appliance(): Promise<Outputs> {
   const { path: base } = await stages.timed('base', () => buildBase({ rebuild: process.env.QE_IMAGE_REBUILD === '1' }));
   await stages.run(
     'package',
-    { paths: [at('build/daemon'), at('build/native'), at('build/config.schema.json'), at('package'), at('package.json'), at('package-lock.json'), at('README.md'), at('daemon/monitoring'), at('docs/config.schema.json')], values: { version, epoch } },
+    { paths: [at('build/daemon'), at('build/console'), at('build/native'), at('build/config.schema.json'), at('package'), at('package.json'), at('package-lock.json'), at('README.md'), at('daemon/monitoring'), at('docs/config.schema.json')], values: { version, epoch } },
     async () => [await buildDeb({ version, outDir: dist })],
   );
   const [raw] = await stages.run('packer', { paths: [out.deb, at('packer'), at('ansible'), at('image/src/packer-build.ts')], values: { base: basename(base), version } }, async () => [

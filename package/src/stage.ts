@@ -53,6 +53,7 @@ export interface StagedTree {
 export async function stageTree(stage: string, version: string): Promise<StagedTree> {
   for (const tool of NATIVE_TOOLS)
     if (!existsSync(join(packageRoot, 'build', 'native', tool))) throw new Error(`build/native/${tool} is missing: run \`npm run build\` before packaging`);
+  if (!existsSync(join(packageRoot, 'build', 'console', 'index.html'))) throw new Error('build/console/index.html is missing: run `npm run build` before packaging (it bundles the web console)');
   const lib = join(stage, LIB_DIR);
   await mkdir(join(lib, 'build', 'native'), { recursive: true });
 
@@ -63,6 +64,8 @@ export async function stageTree(stage: string, version: string): Promise<StagedT
   await writeFile(join(lib, 'package.json'), `${JSON.stringify({ ...pkg, version }, null, 2)}\n`);
   await copyFile(join(packageRoot, 'README.md'), join(lib, 'README.md'));
   await cp(join(packageRoot, 'build', 'daemon'), join(lib, 'build', 'daemon'), { recursive: true });
+  // The web console, bundled: the daemon serves it from beside its own code (build/console).
+  await cp(join(packageRoot, 'build', 'console'), join(lib, 'build', 'console'), { recursive: true });
   for (const tool of NATIVE_TOOLS) await copyFile(join(packageRoot, 'build', 'native', tool), join(lib, 'build', 'native', tool));
   await copyFile(join(packageRoot, 'build', 'config.schema.json'), join(lib, 'build', 'config.schema.json'));
   const nodeTgz = await nodeTarball();
