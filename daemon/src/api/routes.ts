@@ -145,7 +145,7 @@ export const handlers: Record<ApiPath, Handler> = {
       asHttp(e);
     }
     const { result } = await runQuery(req, (m) => log('info', `stats (API): ${m}`), req.intervalNs).catch(asHttp);
-    const flows = [...result.merger.flows.values()];
+    const flows = [...result.merger.values()];
     // An empty range is an answer here (zero totals), where the command says so and exits 3.
     const body: StatsResponse = statsJson(req, totalsOf(flows), statsRows(flows, req.by, req.top), result.series?.points());
     sendJson(c.res, 200, body);
