@@ -72,6 +72,8 @@ describe('qe-index --flows', () => {
     expect(has((f) => f.nvlan === 2 && f.ipVersion === 6)).toBeGreaterThan(3);
     expect(has((f) => f.ipVersion === 0 && f.sport === 0x0806)).toBeGreaterThan(3);
     expect(has((f) => f.ipVersion === 0 && f.sport === 0x88cc && f.nvlan === 1)).toBe(2);
+    expect(has((f) => f.proto === 58 && f.sport === 139 && f.packets === 1 && f.packetsRev === 1)).toBe(16);
+    expect(has((f) => f.proto === 58 && (f.sport === 146 || f.sport === 147) && f.packets === 1 && f.packetsRev === 0)).toBe(32);
     const odd = want.filter((f) => f.dport === 25 && f.sport >= 30000 && f.sport < 30100);
     expect(odd.length).toBe(8);
     for (const f of odd) expect(f).toMatchObject({ syn: 1, synack: 2, flags: FLOW.RF_RTT, packets: 2, packetsRev: 1 });

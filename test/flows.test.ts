@@ -270,19 +270,23 @@ describe('stats and flows over a store of two interfaces', () => {
     expect(text.stdout).toMatch(/^2025-11-24T16:00:00\.750000000Z +[\d,.]+ +[\d.]+[kM]?bit\/s$/m);
   });
 
-  it('a damaged table is reported and its file counted from the packets', async () => {
-    const victim = join(store, readdirSync(store).filter((n) => n.endsWith('_ethB.pcap.qeflow'))[1]!);
-    const good = readFileSync(victim);
+  it('a damaged or missing table is reported and its file counted from the packets', async () => {
+    const [victim, gone] = readdirSync(store).filter((n) => n.endsWith('_ethB.pcap.qeflow')).slice(1, 3).map((n) => join(store, n));
+    const good = readFileSync(victim!);
+    const kept = readFileSync(gone!);
     const bad = Buffer.from(good);
     bad[bad.length - 20]! ^= 0xff;
-    writeFileSync(victim, bad);
+    writeFileSync(victim!, bad);
+    unlinkSync(gone!);
     try {
       const s = await statsJson(range(0, 10_000));
       expect(s.total).toMatchObject(sum(inRange(0, 10_000)));
-      expect(s.stderr).toContain(`warning: ${victim}:`);
-      expect(s.stderr).toMatch(/1 read; read/);
+      expect(s.stderr).toContain(`warning: ${victim}: marked complete but holds 0 whole segment(s) and a torn one: its pcap file's packets are counted by reading them (qe-packets index --rebuild rebuilds it)`);
+      expect(s.stderr).toContain('note: 1 file of the range has no flow table yet: reading it (qe-packets index builds them)');
+      expect(s.stderr).toMatch(/2 read; read/);
     } finally {
-      writeFileSync(victim, good);
+      writeFileSync(victim!, good);
+      writeFileSync(gone!, kept);
     }
   });
 });

@@ -192,12 +192,13 @@ static __attribute__((noinline)) uint32_t lookup(struct qe_flow_builder *b, cons
 	return i;
 }
 
-/* Community ID v1's ICMP port mapping: the type as the source port and, for a request or reply
- * type, its counterpart as the destination port (so both directions are one flow); else the code. */
+/* Community ID v1's ICMP port mapping (the spec's two-way types, as daemon/src/flows/community-id.ts
+ * has them): the type as the source port and, for a request or reply type, its counterpart as the
+ * destination port (so both directions are one flow); else the code. */
 static uint16_t icmp_dport(uint8_t version, uint8_t type, uint8_t code)
 {
 	static const uint8_t v4[][2] = { { 8, 0 }, { 13, 14 }, { 15, 16 }, { 10, 9 }, { 17, 18 } };
-	static const uint8_t v6[][2] = { { 128, 129 }, { 133, 134 }, { 135, 136 }, { 130, 131 }, { 144, 145 }, { 146, 147 } };
+	static const uint8_t v6[][2] = { { 128, 129 }, { 130, 131 }, { 133, 134 }, { 135, 136 }, { 139, 140 }, { 144, 145 } };
 	const uint8_t(*t)[2] = version == 4 ? v4 : v6;
 	size_t n = version == 4 ? sizeof v4 / sizeof v4[0] : sizeof v6 / sizeof v6[0];
 	for (size_t i = 0; i < n; i++) {

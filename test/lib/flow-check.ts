@@ -13,6 +13,7 @@ import {
   decodeFlowTable as decodeTable,
   type FlowRecord as StoredRecord,
 } from '../../daemon/src/flows/format.js';
+import { icmpPorts } from '../../daemon/src/flows/community-id.js';
 import type { PcapRecord } from '../../daemon/src/pcap/format.js';
 
 export const FLOW = { VERSION: FLOW_VERSION, FLAG_COMPLETE: FLOW_FLAG_COMPLETE, RF_RTT: FLOW_RF.rtt, RF_ICMP: FLOW_RF.icmp, RF_FRAGMENTS: FLOW_RF.fragments };
@@ -275,19 +276,6 @@ function l4(d: Buffer, q: number, end: number, ip: NonNullable<Outer['ip']>): vo
   }
 }
 
-/** Community ID v1's ICMP request/reply pairs: both directions are one flow. */
-const ICMP_PAIRS: Record<number, Array<[number, number]>> = {
-  4: [[8, 0], [13, 14], [15, 16], [10, 9], [17, 18]],
-  6: [[128, 129], [133, 134], [135, 136], [130, 131], [144, 145], [146, 147]],
-};
-function icmpCounterpart(version: number, type: number): number | undefined {
-  for (const [a, b] of ICMP_PAIRS[version]!) {
-    if (a === type) return b;
-    if (b === type) return a;
-  }
-  return undefined;
-}
-
 /**
  * The flow records of a file's records, one per flow in the order of its first packet, counted
  * from the packets by the rules of flow-format.h.
@@ -317,7 +305,9 @@ export function referenceFlows(recs: Iterable<Pick<PcapRecord, 'tsNs' | 'origlen
           tcpFlags = ip.tcpFlags;
         } else if (ip.icmp) {
           icmp = ip.icmp;
-          ports = [ip.icmp[0], icmpCounterpart(ip.version, ip.icmp[0]) ?? ip.icmp[1]];
+          // Keyed as the Community ID maps ICMP to ports (the reader's implementation, held to the spec).
+          const m = icmpPorts(ip.version === 4 ? 1 : 58, ip.icmp[0], ip.icmp[1]);
+          ports = [m.sport, m.dport];
         }
         if (ip.frag === 'first') {
           frag = true;

@@ -69,6 +69,14 @@ export function flowTraffic(sessions: number, background: number, seed: number, 
     at(t, ip(cli, srv, v6 ? 58 : 1, icmp(v6 ? 128 : 8, 0)), 'echo');
     at(step(), ip(srv, cli, v6 ? 58 : 1, icmp(v6 ? 129 : 0, 0)), 'echo-reply');
     at(step(), ip(srv, cli, v6 ? 58 : 1, icmp(v6 ? 1 : 3, 3)), 'unreachable');
+    // ICMPv6 node information query and reply (one flow, a two-way pair of the Community ID's table);
+    // mobile prefix solicitation and advertisement (not in it: two flows).
+    if (v6) {
+      at(step(), ip(cli, srv, 58, icmp(139, 0)), 'node-info-query');
+      at(step(), ip(srv, cli, 58, icmp(140, 0)), 'node-info-reply');
+      at(step(), ip(cli, srv, 58, icmp(146, 0)), 'mobile-prefix-solicit');
+      at(step(), ip(srv, cli, 58, icmp(147, 0)), 'mobile-prefix-advert');
+    }
     // A UDP datagram in two fragments, from the client; a later fragment whose first was never seen.
     t = start();
     const dgram = udp(5353, 53, 160);

@@ -65,6 +65,8 @@ export async function runQuery(req: Omit<FlowsRequest, 'format' | 'help'>, say: 
         progressMs: stderr.isTTY ? PROGRESS_MS : 0,
         onPlanned: (plans) => {
           for (const p of plans) if (p.note && shown++ < MAX_PROBLEMS_SHOWN) say(`warning: ${p.note}`);
+          const missing = plans.filter((p) => p.why === 'no-table').length;
+          if (missing) say(`note: ${missing} file${missing === 1 ? '' : 's'} of the range ${missing === 1 ? 'has' : 'have'} no flow table yet: reading ${missing === 1 ? 'it' : 'them'} (qe-packets index builds them)`);
           const total = plans.reduce((n, p) => n + p.bytes, 0);
           if (stderr.isTTY && total > 0) bar = new ProgressBar(stderr, { total, columns: stderr.columns });
         },

@@ -27,7 +27,7 @@ export async function statsCommand(argv: string[]): Promise<number> {
   }
   try {
     const { result, selection } = await runQuery(req, say, req.intervalNs);
-    const flows = [...result.merger.flows.values()];
+    const flows = [...result.merger.values()];
     const total = totalsOf(flows);
     if (total.packets === 0) {
       say(emptyText(req, selection.files));

@@ -11,7 +11,7 @@ import { encodeRanges, planReads, type FileRead, type Range } from '../extract/r
 import { IndexUnusable, pcapFacts } from '../index/reader.js';
 import type { CatalogEntry } from '../store/catalog.js';
 import type { ExtractStream } from '../store/select-files.js';
-import { FlowTableUnusable, decodeFlowTable, flowPathFor } from './format.js';
+import { FlowTableUnusable, decodeFlowTable, flowPathFor, recordsSpan } from './format.js';
 import { FlowMerger } from './merge.js';
 import { flowsFromPackets } from './read-packets.js';
 import { SeriesCounter } from './series.js';
@@ -91,34 +91,29 @@ function planFile(q: FlowQuery, file: CatalogEntry, merger: FlowMerger): FilePla
   };
   let fromTable = 0;
   let edge = false;
-  for (const { segment, records } of table.segments) {
-    if (!records.length) continue;
+  for (const { segment, body } of table.segments) {
     // The records' own times, not the segment's first/last packet: packets within a flush need not be in time order.
-    let lo = records[0]!.firstNs;
-    let hi = records[0]!.lastNs;
-    for (const r of records) {
-      if (r.firstNs < lo) lo = r.firstNs;
-      if (r.lastNs > hi) hi = r.lastNs;
-    }
-    if (hi < q.fromNs || lo > q.toNs) continue;
-    if (lo >= q.fromNs && hi <= q.toNs) {
-      for (const r of records) merger.add(file.iface, r);
+    const span = recordsSpan(body);
+    if (!span) continue;
+    if (span.lastNs < q.fromNs || span.firstNs > q.toNs) continue;
+    if (span.firstNs >= q.fromNs && span.lastNs <= q.toNs) {
+      merger.addBody(file.iface, body);
       fromTable++;
     } else {
       edge = true;
       read(segment.offLo, segment.offHi);
     }
   }
-  // Past the table: an open file's packets since its last flush (it may still grow), or what a
-  // torn segment covered.
+  // Past the table: an open file's packets since its last flush (it may still grow), and what a
+  // torn last segment covered (a flush being written as we read: only an open file's table can
+  // have one, a closed file's table is complete or refused above, so it is not worth a warning).
   const size = statSync(file.path, { throwIfNoEntry: false })?.size ?? file.size;
   const tail = file.partial || size > table.coveredEnd;
   if (tail) read(table.coveredEnd, 'end');
   const bytes = ranges.reduce((n, [a, b]) => n + (b === 'end' ? Math.max(0, size - a) : b - a), 0);
   if (!ranges.length) return { file, fromTable, bytes: 0 };
-  const note = table.droppedSegments ? `${path}: its last segment is torn (a crash, or a flush being written): the packets it covered are read` : undefined;
-  if (ranges.length === 1 && ranges[0]![0] <= 24 && ranges[0]![1] === 'end') return { ...all(edge ? 'edge' : 'tail', note), fromTable };
-  return { file, fromTable, read: ranges, why: edge ? 'edge' : 'tail', ...(note ? { note } : {}), bytes };
+  if (ranges.length === 1 && ranges[0]![0] <= 24 && ranges[0]![1] === 'end') return { ...all(edge ? 'edge' : 'tail'), fromTable };
+  return { file, fromTable, read: ranges, why: edge ? 'edge' : 'tail', bytes };
 }
 
 /** Runs the query: tables first (fast), then one packet read per interface for the rest. */
@@ -169,7 +164,7 @@ export async function collectFlows(q: FlowQuery, hooks: FlowQueryHooks = {}): Pr
       if (outcome.error) result.error = outcome.error;
       return result;
     }
-    for (const seg of outcome.table?.segments ?? []) for (const r of seg.records) merger.add(run.iface, r);
+    for (const seg of outcome.table?.segments ?? []) merger.addBody(run.iface, seg.body);
     if (runSeries) series!.add(runSeries);
   }
   return result;

@@ -140,11 +140,19 @@ export class FlowTableUnusable extends Error {
   }
 }
 
+/** A segment that passed its checks: its records' bytes, and (decoded on first use) the records. */
+export interface FlowTableSegment {
+  segment: FlowSegment;
+  /** nrecords records of FLOW_RECORD_LEN bytes (a view into the table). */
+  body: Buffer;
+  readonly records: FlowRecord[];
+}
+
 /** A decoded table: the segments that passed their checks, with their records. */
 export interface FlowTable {
   header: FlowHeader;
   complete: boolean;
-  segments: { segment: FlowSegment; records: FlowRecord[] }[];
+  segments: FlowTableSegment[];
   /** A torn last segment (crash, or a flush still being written) was left out. */
   droppedSegments: number;
   /** The pcap offset up to which the table answers; the packets past it are read. */
@@ -183,6 +191,64 @@ export function decodeFlowSegment(s: Buffer, at: number): FlowSegment {
     lastNs: s.readBigUInt64LE(FLOW_S.lastNs),
     bodyCrc: s.readUInt32LE(FLOW_S.bodyCrc),
   };
+}
+
+function lazySegment(segment: FlowSegment, body: Buffer): FlowTableSegment {
+  let records: FlowRecord[] | undefined;
+  return {
+    segment,
+    body,
+    get records() {
+      if (!records) {
+        records = [];
+        for (let o = 0; o < body.length; o += FLOW_RECORD_LEN) records.push(decodeFlowRecord(body, o));
+      }
+      return records;
+    },
+  };
+}
+
+/** The earliest first_ns and latest last_ns of a segment's records, undefined when it has none. */
+export function recordsSpan(body: Buffer): { firstNs: bigint; lastNs: bigint } | undefined {
+  if (!body.length) return undefined;
+  // Compared as (high, low) 32-bit halves: no BigInt per record.
+  let fh = Infinity, fl = Infinity, lh = -1, ll = -1;
+  const dv = new DataView(body.buffer, body.byteOffset, body.length);
+  for (let o = 0; o < body.length; o += FLOW_RECORD_LEN) {
+    const ah = dv.getUint32(o + FLOW_R.firstNs + 4, true), al = dv.getUint32(o + FLOW_R.firstNs, true);
+    if (ah < fh || (ah === fh && al < fl)) [fh, fl] = [ah, al];
+    const bh = dv.getUint32(o + FLOW_R.lastNs + 4, true), bl = dv.getUint32(o + FLOW_R.lastNs, true);
+    if (bh > lh || (bh === lh && bl > ll)) [lh, ll] = [bh, bl];
+  }
+  return { firstNs: (BigInt(fh) << 32n) | BigInt(fl), lastNs: (BigInt(lh) << 32n) | BigInt(ll) };
+}
+
+/** A record's bytes (what the builder writes; the merge adds decoded records through it). */
+export function encodeFlowRecord(r: FlowRecord): Buffer {
+  const b = Buffer.alloc(FLOW_RECORD_LEN);
+  b[FLOW_R.ipVersion] = r.ipVersion;
+  b[FLOW_R.proto] = r.proto;
+  b[FLOW_R.nvlan] = r.vlan.length;
+  b[FLOW_R.flags] = r.flags;
+  b[FLOW_R.tcpFlagsFwd] = r.tcpFlagsFwd;
+  b[FLOW_R.tcpFlagsRev] = r.tcpFlagsRev;
+  b.writeUInt16LE(r.sport, FLOW_R.sport);
+  b.writeUInt16LE(r.dport, FLOW_R.dport);
+  r.vlan.forEach((v, i) => b.writeUInt16LE(v, FLOW_R.vlan + 2 * i));
+  r.src.copy(b, FLOW_R.src);
+  r.dst.copy(b, FLOW_R.dst);
+  b.writeBigUInt64LE(r.firstNs, FLOW_R.firstNs);
+  b.writeBigUInt64LE(r.lastNs, FLOW_R.lastNs);
+  b.writeBigUInt64LE(r.bytes, FLOW_R.bytes);
+  b.writeBigUInt64LE(r.bytesRev, FLOW_R.bytesRev);
+  b.writeUInt32LE(r.packets, FLOW_R.packets);
+  b.writeUInt32LE(r.packetsRev, FLOW_R.packetsRev);
+  b.writeUInt32LE(r.syn, FLOW_R.syn);
+  b.writeUInt32LE(r.synack, FLOW_R.synack);
+  b.writeUInt32LE(r.fin, FLOW_R.fin);
+  b.writeUInt32LE(r.rst, FLOW_R.rst);
+  b.writeUInt32LE(r.rttUs, FLOW_R.rttUs);
+  return b;
 }
 
 export function decodeFlowRecord(b: Buffer, off = 0): FlowRecord {
@@ -270,15 +336,12 @@ export function decodeFlowTable(buf: Buffer, name: string, pcap?: PcapFacts): Fl
       dropped = 1;
       break;
     }
-    const records: FlowRecord[] = [];
+    const body = buf.subarray(at + FLOW_SEGMENT_HEADER_LEN, end);
     let packets = 0;
-    for (let i = 0; i < seg.nrecords; i++) {
-      const r = decodeFlowRecord(buf, at + FLOW_SEGMENT_HEADER_LEN + i * FLOW_RECORD_LEN);
-      packets += r.packets + r.packetsRev;
-      records.push(r);
-    }
+    const dv = new DataView(body.buffer, body.byteOffset, body.length);
+    for (let o = 0; o < body.length; o += FLOW_RECORD_LEN) packets += dv.getUint32(o + FLOW_R.packets, true) + dv.getUint32(o + FLOW_R.packetsRev, true);
     if (packets !== seg.packets) throw damaged(`segment at ${at}: its records hold ${packets} packets, its header says ${seg.packets}`);
-    segments.push({ segment: seg, records });
+    segments.push(lazySegment(seg, body));
     expectLo = seg.offHi;
     at = end;
   }
