@@ -16,7 +16,7 @@ build {
     # metrics listen on all addresses so a Prometheus on the management network can scrape them.
     # JSON, so that booleans stay booleans (key=value extra vars are all strings).
     extra_arguments = [
-      "--extra-vars", "{\"qe_packets_deb\": \"${var.deb}\", \"qe_packets_validate_config\": false, \"qe_packets_start\": false, \"qe_packets_firstboot\": true, \"storage_enabled\": false, \"hardening_management_networks\": [\"0.0.0.0/0\", \"::/0\"], \"capture_tuning_interfaces\": [], \"qe_packets_metrics_listen\": \"0.0.0.0:9464\"}",
+      "--extra-vars", "{\"qe_packets_deb\": \"${var.deb}\", \"qe_packets_validate_config\": false, \"qe_packets_start\": false, \"qe_packets_firstboot\": true, \"storage_enabled\": false, \"hardening_management_networks\": [\"0.0.0.0/0\", \"::/0\"], \"capture_tuning_interfaces\": [], \"qe_packets_metrics_listen\": \"0.0.0.0:9464\", \"qe_packets_api\": {\"listen\": \"0.0.0.0:8443\", \"tls_cert\": null, \"tls_key\": null, \"max_extractions\": 2}}",
     ]
   }
 

@@ -112,8 +112,8 @@ describe('ansible/', () => {
     expect(effective).toMatch(/^passwordauthentication no$/m);
     const nft = await readFile(join(root, 'etc/nftables.conf'), 'utf8');
     expect(nft).toContain('policy drop;');
-    expect(nft).toMatch(/ip saddr \{ 192\.0\.2\.0\/24 \} tcp dport \{ 22, 9464, 9100 \} accept/);
-    expect(nft).toMatch(/ip6 saddr \{ 2001:db8::\/32 \} tcp dport \{ 22, 9464, 9100 \} accept/);
+    expect(nft).toMatch(/ip saddr \{ 192\.0\.2\.0\/24 \} tcp dport \{ 22, 9464, 9100, 8443 \} accept/);
+    expect(nft).toMatch(/ip6 saddr \{ 2001:db8::\/32 \} tcp dport \{ 22, 9464, 9100, 8443 \} accept/);
     expect((await inRoot(root, ['/usr/sbin/nft', '-c', '-f', '/etc/nftables.conf'])).exitCode).toBe(0);
     // nftables.service is WantedBy=sysinit.target (links point into the root: read them, do not follow them).
     expect(await readlink(join(root, 'etc/systemd/system/sysinit.target.wants/nftables.service'))).toBe('/lib/systemd/system/nftables.service');

@@ -31,11 +31,11 @@ export function expectCapturingAppliance(v: Observed, hostname: string): void {
   expect(v.sshdConfig).toMatch(/^passwordauthentication no$/m);
   expect(v.sshdConfig).toMatch(/^kbdinteractiveauthentication no$/m);
   expect(v.passwordLogin).toMatch(/Permission denied \(publickey\)/);
-  // The daemon reached READY (Type=notify) and the firewall admits only SSH and the metrics ports.
+  // The daemon reached READY (Type=notify) and the firewall admits only SSH, the metrics ports and the API.
   expect(v.service.split('\n').sort()).toEqual(['ActiveState=active', 'SubState=running', 'Type=notify']);
   expect(v.firewall).toMatch(/policy drop;/);
   const ports = (v.firewall.match(/dport \{[^}]*\}/g) ?? []).map((m) => (m.match(/\d+/g) ?? []).map(Number).sort((a, b) => a - b));
-  expect(ports).toEqual([[22, 9100, 9464], [22, 9100, 9464]]); // IPv4 and IPv6
+  expect(ports).toEqual([[22, 8443, 9100, 9464], [22, 8443, 9100, 9464]]); // IPv4 and IPv6
   expect(v.machineId).toMatch(/^[0-9a-f]{32}$/);
   expect(v.hostKey).toMatch(/^256 SHA256:/);
 }

@@ -101,7 +101,7 @@ ${disk('store', 'store-disk', d.storeDisk)}
     <Name>${esc(d.name)}</Name>
     <AnnotationSection>
       <Info>About this appliance</Info>
-      <Annotation>Qe-Packets ${esc(d.version)}: every packet of the capture network to standard pcap files. Metrics on port 9464 of the management address once opened there; see the README.</Annotation>
+      <Annotation>Qe-Packets ${esc(d.version)}: every packet of the capture network to standard pcap files. The web console and API on https://MANAGEMENT-ADDRESS:8443 (a self-signed certificate made at first boot: compare its SHA-256 fingerprint with the one qe-packets status shows; tokens: qe-packets token create); metrics on port 9464; see the README.</Annotation>
     </AnnotationSection>
     <ProductSection ovf:required="false">
       <Info>Appliance settings, applied at first boot</Info>

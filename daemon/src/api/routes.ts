@@ -6,14 +6,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { UsageError, parseExtractArgs, type ExtractRequest } from '../commands/extract-args.js';
 import { parseFlowsArgs, parseStatsArgs } from '../commands/flows-args.js';
 import { Refusal as FlowRefusal, runQuery } from '../commands/flow-query.js';
-import { statsJson } from '../commands/stats.js';
+import { statsJson, statsOf } from '../commands/stats.js';
 import type { Config } from '../config/config.js';
 import type { ReloadOutcome } from '../daemon/daemon.js';
 import { ExitCode } from '../extract/exit-codes.js';
 import { explain } from '../extract/explain.js';
 import { Refusal, checkInterfaces, prepareExtraction, readCatalog } from '../extract/prepare.js';
 import { flowJson } from '../flows/render.js';
-import { statsRows, totalsOf } from '../flows/stats.js';
+import { totalsOf } from '../flows/stats.js';
 import type { StatusReport } from '../health/figures.js';
 import { selectFiles } from '../store/select-files.js';
 import { formatIsoNs, nowNs } from '../time/format-time.js';
@@ -145,9 +145,9 @@ export const handlers: Record<ApiPath, Handler> = {
       asHttp(e);
     }
     const { result } = await runQuery(req, (m) => log('info', `stats (API): ${m}`), req.intervalNs).catch(asHttp);
-    const flows = [...result.merger.values()];
     // An empty range is an answer here (zero totals), where the command says so and exits 3.
-    const body: StatsResponse = statsJson(req, totalsOf(flows), statsRows(flows, req.by, req.top), result.series?.points());
+    const s = statsOf(req, result);
+    const body: StatsResponse = statsJson(req, s.total, s.rows, s.series);
     sendJson(c.res, 200, body);
   },
 

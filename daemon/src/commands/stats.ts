@@ -2,6 +2,7 @@
 // as an aligned table with human units or one JSON object.
 import { formatSize } from '../config/units.js';
 import { ExitCode } from '../extract/exit-codes.js';
+import type { FlowQueryResult } from '../flows/collect.js';
 import type { SeriesPoint } from '../flows/series.js';
 import { statsRows, totalsOf, type StatsRow, type StatsTotal } from '../flows/stats.js';
 import { formatIsoNs, nowNs } from '../time/format-time.js';
@@ -27,14 +28,11 @@ export async function statsCommand(argv: string[]): Promise<number> {
   }
   try {
     const { result, selection } = await runQuery(req, say, req.intervalNs);
-    const flows = [...result.merger.values()];
-    const total = totalsOf(flows);
+    const { total, rows, series } = statsOf(req, result);
     if (total.packets === 0) {
       say(emptyText(req, selection.files));
       return ExitCode.empty;
     }
-    const rows = statsRows(flows, req.by, req.top);
-    const series = result.series?.points();
     if (req.json) {
       process.stdout.write(`${JSON.stringify(statsJson(req, total, rows, series))}\n`);
     } else {
@@ -47,6 +45,13 @@ export async function statsCommand(argv: string[]): Promise<number> {
     say(e.message);
     return e.exitCode;
   }
+}
+
+/** A query's totals, top rows and series: what the command prints and the API serves. */
+export function statsOf(req: StatsRequest, result: FlowQueryResult): { total: StatsTotal; rows: StatsRow[]; series?: SeriesPoint[] } {
+  const flows = [...result.merger.values()];
+  const series = result.series?.points();
+  return { total: totalsOf(flows), rows: statsRows(flows, req.by, req.top), ...(series ? { series } : {}) };
 }
 
 export function statsJson(req: StatsRequest, total: StatsTotal, rows: StatsRow[], series?: SeriesPoint[]) {
