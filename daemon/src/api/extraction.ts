@@ -31,13 +31,17 @@ export class ExtractionSlots {
   readonly pids = new Set<number>();
   private taken = 0;
   constructor(private readonly max: () => number) {}
-  tryTake(): boolean {
-    if (this.taken >= this.max()) return false;
+  /** A slot, or undefined when all are taken; its release may be called more than once. */
+  tryTake(): { release: () => void } | undefined {
+    if (this.taken >= this.max()) return undefined;
     this.taken++;
-    return true;
-  }
-  release(): void {
-    this.taken--;
+    let held = true;
+    return {
+      release: () => {
+        if (held) this.taken--;
+        held = false;
+      },
+    };
   }
   get running(): number {
     return this.taken;
@@ -61,7 +65,7 @@ const refusalFor = (exitCode: number, message: string): NonNullable<ExtractionRe
  * Streams the extraction to `res`. Refusals before the first byte come back as `refusal` (the
  * caller answers them as JSON errors); everything after is said by the stream itself.
  */
-export async function streamExtraction(req: IncomingMessage, res: ServerResponse, paths: readonly string[], q: ExtractQuery, slots: ExtractionSlots): Promise<ExtractionResult> {
+export async function streamExtraction(req: IncomingMessage, res: ServerResponse, paths: readonly string[], q: ExtractQuery, slots: ExtractionSlots, slot: { release: () => void }): Promise<ExtractionResult> {
   const say = (text: string) => log('info', `extract (API): ${text}`);
   const prepared = await prepareExtraction(paths, q, say);
   noteScans(prepared.reads, say);
@@ -126,6 +130,8 @@ export async function streamExtraction(req: IncomingMessage, res: ServerResponse
   } finally {
     clearTimeout(stall);
     if (pid !== undefined) slots.pids.delete(pid); // runExtractor returns once the helper has ended
+    // Free before the response ends: a client that starts its next download on the end of this one must find the slot free.
+    slot.release();
   }
   const packets = outcome.counts?.packets ?? counts?.packets ?? 0;
   if (abort.signal.aborted || res.destroyed) {

@@ -196,7 +196,8 @@ export const handlers: Record<ApiPath, Handler> = {
   '/extract': async (c) => {
     const q = extractRequest(c, ['-w', '-']);
     const { slots } = c.api;
-    if (!slots.tryTake())
+    const slot = slots.tryTake();
+    if (!slot)
       throw new HttpError(429, 'too_many_requests', `${slots.running} extractions are running, api.max_extractions allows ${c.api.config().api.maxExtractions}: try again when one has finished`, { 'retry-after': '10' });
     try {
       await c.api.audit.ready().catch((e: Error) => {
@@ -205,7 +206,7 @@ export const handlers: Record<ApiPath, Handler> = {
       const entry = { time: new Date().toISOString(), token: c.token!.name, role: c.token!.role, address: c.address, action: 'extract' as const, query: auditQuery(q) };
       let r;
       try {
-        r = await streamExtraction(c.req, c.res, storePaths(c), q, slots);
+        r = await streamExtraction(c.req, c.res, storePaths(c), q, slots, slot);
       } catch (e) {
         const http = httpErrorOf(e);
         const status = http instanceof HttpError ? http.status : 500;
@@ -215,7 +216,7 @@ export const handlers: Record<ApiPath, Handler> = {
       await c.api.audit.write({ ...entry, packets: r.packets, bytes: r.bytes, status: r.status, outcome: r.outcome, ...(r.error ? { error: r.error } : {}) });
       if (r.refusal) throw new HttpError(r.refusal.status, r.refusal.code, r.refusal.message);
     } finally {
-      slots.release();
+      slot.release();
     }
   },
 
