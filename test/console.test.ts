@@ -43,6 +43,7 @@ describe('web console in chromium against the daemon', () => {
   let dir: string;
   let base: string;
   let token: string;
+  let fingerprint: string;
   let config: string;
   let browser: Browser;
   let context: BrowserContext;
@@ -71,16 +72,20 @@ describe('web console in chromium against the daemon', () => {
     link = await captureLink(lab, 'qecon0');
     const store = join(dir, 'store');
     await mkdir(store);
-    // api.listen: any free port on loopback (plain HTTP there), as the daemon logs it.
-    daemon = await startCapture(dir, { interfaces: [link.capDev], paths: [store], flush_interval: '1s', file_duration: '20s' }, running);
+    // HTTPS with a self-signed certificate, as an appliance's first boot makes one: the browser
+    // is told to go on (as a user who checked the fingerprint would), and the login page must show it.
+    await execa('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', 'api.key', '-out', 'api.crt', '-days', '2'], { cwd: dir });
+    fingerprint = (await execa('openssl', ['x509', '-in', 'api.crt', '-noout', '-fingerprint', '-sha256'], { cwd: dir })).stdout.split('=')[1]!.trim();
+    // api.listen: any free port on loopback, as the daemon logs it.
+    daemon = await startCapture(dir, { interfaces: [link.capDev], paths: [store], flush_interval: '1s', file_duration: '20s', api_tls: { cert: join(dir, 'api.crt'), key: join(dir, 'api.key') } }, running);
     config = join(dir, 'config.yaml');
-    await daemon.waitFor(/api: http:\/\/\S+/);
-    base = /api: (http:\/\/\S+?)\/?(\s|$)/.exec(daemon.output)![1]!;
+    await daemon.waitFor(/api: https:\/\/\S+/);
+    base = /api: (https:\/\/\S+?)\/?(\s|$)/.exec(daemon.output)![1]!;
     // Something in the store before the browser looks at it.
     await sendFrames(link.ns, link.genDev, burst(500), dir, { pps: 1000 });
 
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
-    context = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true, timezoneId: 'Europe/Paris' });
+    context = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true, timezoneId: 'Europe/Paris', ignoreHTTPSErrors: true });
     page = await context.newPage();
     log.watch(page);
   }, 120_000);
@@ -94,8 +99,9 @@ describe('web console in chromium against the daemon', () => {
     delete process.env.QE_PACKETS_LOG_DIR;
   });
 
-  it('refuses a wrong token with the daemon\'s message and keeps the login page', async () => {
+  it('refuses a wrong token with the daemon\'s message and keeps the login page, which shows the certificate\'s fingerprint', async () => {
     await page.goto(`${base}/`);
+    await expect.poll(() => textOf(page, '[data-testid=fingerprint]'), { timeout: 10_000 }).toBe(fingerprint);
     await page.locator('#token').fill(`qep_${'A'.repeat(43)}`);
     await page.getByRole('button', { name: 'Log in' }).click();
     await expect.poll(() => textOf(page, '[data-testid=login-error]'), { timeout: 10_000 }).toMatch(/token/i);
