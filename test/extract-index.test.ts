@@ -110,6 +110,13 @@ describe('extract through the index', () => {
     expect(explainJson('not port 53').plan).toBeNull();
   });
 
+  it('refuses a filter libpcap cannot compile in --explain too, in the words of the extraction itself', () => {
+    const r = spawnSync('node', [cliPath, 'extract', '--config', config, '--from', FROM, '--to', TO, '--filter', 'udp and (', '--explain'], { encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/^qe-packets extract: bad filter "udp and \(": .*syntax error/m);
+  });
+
   it('explains the plan in words', () => {
     const r = spawnSync('node', [cliPath, 'extract', '--config', config, '--from', FROM, '--to', TO, '--filter', 'host 10.0.0.1 and port 53', '--explain'], { encoding: 'utf8' });
     expect(r.status).toBe(0);

@@ -20,16 +20,23 @@ export const listSystemInterfaces = linkNames;
  * line (the helper alone defines that limit, and names it); undefined when the filter is fine.
  */
 export async function filterError(filter: string, snaplen = 262144, linktype = 1): Promise<Omit<ConfigProblem, 'key' | 'value'> | undefined> {
+  const verdict = await compileFilter(filter, snaplen, linktype);
+  if (!verdict) return undefined;
+  if (verdict.tooLong)
+    return { message: verdict.text, fix: 'shorten it: a net (net 10.1.0.0/16) or a range (portrange 8000-8100) instead of a list of hosts or ports' };
+  return { message: `libpcap rejects it: ${verdict.text}`, fix: 'correct the BPF expression (tcpdump syntax; test it with tcpdump -d "EXPR")' };
+}
+
+/** libpcap's words on a filter for this link type and snaplen (through the capture helper, which
+ * compiles it as capture and extraction do), or undefined when it compiles. */
+export async function compileFilter(filter: string, snaplen = 262144, linktype = 1): Promise<{ text: string; tooLong: boolean } | undefined> {
   if (!filter.trim()) return undefined;
   try {
     await run(nativeTool('qe-capture'), ['--check-filter', filter, '--snaplen', String(snaplen), '--linktype', String(linktype)]);
     return undefined;
   } catch (e) {
     const err = e as { stderr?: string; message: string; code?: unknown };
-    const text = (err.stderr ?? err.message).trim();
-    if (err.code === HelperExit.tooLong)
-      return { message: text, fix: 'shorten it: a net (net 10.1.0.0/16) or a range (portrange 8000-8100) instead of a list of hosts or ports' };
-    return { message: `libpcap rejects it: ${text}`, fix: 'correct the BPF expression (tcpdump syntax; test it with tcpdump -d "EXPR")' };
+    return { text: (err.stderr ?? err.message).trim(), tooLong: err.code === HelperExit.tooLong };
   }
 }
 

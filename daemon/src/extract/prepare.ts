@@ -5,6 +5,7 @@
 import { formatIsoNs } from '../time/format-time.js';
 import { scanCatalog, type CatalogEntry } from '../store/catalog.js';
 import { selectFiles, unknownInterfaces } from '../store/select-files.js';
+import { compileFilter } from '../config/check-environment.js';
 import { ExitCode } from './exit-codes.js';
 import { encodeRanges, planReads, type FileRead } from './read-plan.js';
 import type { ExtractJob } from './run-extractor.js';
@@ -50,6 +51,10 @@ export interface Prepared {
 export async function prepareExtraction(paths: readonly string[], q: ExtractQuery, say: Say): Promise<Prepared> {
   const catalog = await readCatalog(paths, say);
   const chosen = chooseFiles(catalog.entries, q);
+  // Refused here, in qe-extract's words, so --explain and the API's /explain and /extract say it
+  // before anything is planned or sent.
+  const bad = q.filter !== undefined ? await compileFilter(q.filter, chosen.snaplen, chosen.linktype) : undefined;
+  if (bad) throw new Refusal(ExitCode.usage, `bad filter ${JSON.stringify(q.filter)}: ${bad.text}`);
   const reads = planReads(chosen.selection.streams.flatMap((s) => s.files), q.filter, !q.noIndex);
   return { chosen, reads };
 }
