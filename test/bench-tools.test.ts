@@ -86,6 +86,8 @@ describe('daemon config', () => {
       storage: { paths: ['/tmp/o'], capacity: '5000MB', mode: 'circular', file_size: '100MB', flush_interval: '1s', fsync: true },
       metrics: { listen: '127.0.0.1:0' },
       control: { socket: '/tmp/o.control.sock' },
+      // A benchmark measures capture: no API listening beside it.
+      api: { listen: false },
     });
   });
 });
