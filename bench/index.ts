@@ -186,7 +186,7 @@ async function main(): Promise<number> {
     const capacity = o.storeBytes * 3;
     const main = await makeStore(workDir, 'store', capacity);
     const scratchStores: Record<'no-index' | 'cat', Store> = {
-      'no-index': await makeStore(workDir, 'store-noindex', capacity, []),
+      'no-index': await makeStore(workDir, 'store-noindex', capacity, [], false),
       cat: { dir: join(workDir, 'cat'), config: '' },
     };
     await mkdir(scratchStores.cat.dir, { recursive: true });
@@ -375,6 +375,7 @@ async function main(): Promise<number> {
       figures.capture = c.conditions.map((x) => ({
         profile: x.profile,
         onVsOff: x.onVsOff,
+        withFlowsVsOff: x.withFlowsVsOff,
         onVsStenotype: x.onVsStenotype,
         loss: Object.fromEntries(x.summaries.map((s) => [s.row, s.lossPct])),
       }));

@@ -141,6 +141,8 @@ export interface DaemonConfigOptions {
   fsync?: boolean;
   /** `index.fields`; absent: the product default (the index on). */
   indexFields?: readonly string[];
+  /** `flows.enabled`; absent: the product default (on). */
+  flows?: boolean;
 }
 
 /** The daemon's YAML config for one benchmark run (the shape the daemon's docs give). */
@@ -160,16 +162,18 @@ export function daemonConfig(o: DaemonConfigOptions): string {
     api: { listen: false },
     control: { socket: `${o.outDir}.control.sock` },
     ...(o.indexFields ? { index: { fields: [...o.indexFields] } } : {}),
+    ...(o.flows !== undefined ? { flows: { enabled: o.flows } } : {}),
   });
 }
 
-/** The daemon row with a chosen `index.fields` (the index benchmark compares on against off). */
-export function daemonWithIndex(indexFields: readonly string[]): LiveTool {
+/** The daemon row with a chosen `index.fields` and flow tables on or off (the index benchmark
+ * compares the index on against off, and both tables against neither). */
+export function daemonWithIndex(indexFields: readonly string[], flows: boolean): LiveTool {
   return {
     ...daemon,
     async command(ctx) {
       const config = join(ctx.workDir, 'qe-packets.yaml');
-      await writeFile(config, daemonConfig({ ...ctx, capacityMB: ctx.ringFiles * ctx.fileSizeMB, indexFields }));
+      await writeFile(config, daemonConfig({ ...ctx, capacityMB: ctx.ringFiles * ctx.fileSizeMB, indexFields, flows }));
       return [process.execPath, DAEMON_CLI, 'capture', '--config', config, '--summary', join(ctx.workDir, 'summary.json')];
     },
   };

@@ -18,7 +18,7 @@ export const DEFAULT_FIELDS = ['ip', 'port', 'proto', 'vlan'] as const;
 const PROFILES: readonly SizeProfile[] = ['64', 'imix', '1500'];
 
 interface Row {
-  label: 'index on' | 'index off' | 'stenotype';
+  label: 'index on' | 'index off' | 'index + flows' | 'stenotype';
   tool: LiveTool;
 }
 
@@ -60,8 +60,10 @@ export async function captureCost(o: CaptureCostOptions, log: (s: string) => voi
     inputs,
   };
   const rows: Row[] = [
-    { label: 'index on', tool: daemonWithIndex(DEFAULT_FIELDS) },
-    { label: 'index off', tool: daemonWithIndex([]) },
+    // Flow tables off in both: the index's own cost (issue 17); then both tables against neither (issue 18).
+    { label: 'index on', tool: daemonWithIndex(DEFAULT_FIELDS, false) },
+    { label: 'index off', tool: daemonWithIndex([], false) },
+    { label: 'index + flows', tool: daemonWithIndex(DEFAULT_FIELDS, true) },
     ...(o.steno ? [{ label: 'stenotype' as const, tool: stenotype }] : []),
   ];
   const conditions = [];
@@ -88,6 +90,7 @@ export async function captureCost(o: CaptureCostOptions, log: (s: string) => voi
       pps: o.pps,
       summaries,
       onVsOff: round(ratio(cpu('index on'), cpu('index off')), 3),
+      withFlowsVsOff: round(ratio(cpu('index + flows'), cpu('index off')), 3),
       onVsStenotype: round(ratio(cpu('index on'), cpu('stenotype')), 3),
       trials,
     });

@@ -16,8 +16,8 @@ export interface Store {
   config: string;
 }
 
-/** A store folder and its config; `indexFields` undefined = the product default. */
-export async function makeStore(root: string, name: string, capacityBytes: number, indexFields?: readonly string[]): Promise<Store> {
+/** A store folder and its config; `indexFields` and `flows` undefined = the product default. */
+export async function makeStore(root: string, name: string, capacityBytes: number, indexFields?: readonly string[], flows?: boolean): Promise<Store> {
   const dir = join(root, name);
   await mkdir(dir, { recursive: true });
   const config = join(root, `${name}.yaml`);
@@ -33,6 +33,7 @@ export async function makeStore(root: string, name: string, capacityBytes: numbe
       snaplen: 262144,
       fsync: true,
       ...(indexFields ? { indexFields } : {}),
+      ...(flows !== undefined ? { flows } : {}),
     }),
   );
   return { dir, config };
