@@ -52,7 +52,10 @@ export async function captureCost(o: CaptureCostOptions, log: (s: string) => voi
     generatorCpu: o.generatorCpu,
     captureCpu: o.captureCpu,
     seconds: o.seconds,
-    ringFiles: Math.ceil((o.seconds * o.pps * 1600) / (fileSizeMB * 1e6)) + 4,
+    // The trial's bytes, plus the 1 GiB a circular store frees ahead of a helper (the ledger's
+    // least grant, capped at half the capacity): a ring of the trial's size alone keeps only part
+    // of it, and "in files" would count retention's deletions as loss.
+    ringFiles: Math.ceil((o.seconds * o.pps * 1600) / (fileSizeMB * 1e6)) + Math.ceil(2 ** 30 / (fileSizeMB * 1e6)) + 4,
     fileSizeMB,
     bufferMiB: 256,
     snaplen: 262144,
