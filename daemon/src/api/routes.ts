@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { UsageError, parseExtractArgs, type ExtractRequest } from '../commands/extract-args.js';
 import { parseFlowsArgs, parseStatsArgs } from '../commands/flows-args.js';
-import { Refusal as FlowRefusal, runQuery } from '../commands/flow-query.js';
+import { runQuery } from '../commands/flow-query.js';
 import { statsJson, statsOf } from '../commands/stats.js';
 import type { Config } from '../config/config.js';
 import type { ReloadOutcome } from '../daemon/daemon.js';
@@ -73,7 +73,7 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 function httpErrorOf(e: unknown): unknown {
   // A usage error's text ends with the command's usage: the first part is what was wrong.
   if (e instanceof UsageError) return new HttpError(400, 'bad_request', e.message.split('\n\n')[0]!);
-  if (e instanceof Refusal || e instanceof FlowRefusal) {
+  if (e instanceof Refusal) {
     if (e.exitCode === ExitCode.usage) return new HttpError(400, 'bad_request', e.message);
     return new HttpError(500, e.exitCode === ExitCode.input ? 'unreadable_input' : 'internal', e.message);
   }
@@ -166,7 +166,7 @@ export const handlers: Record<ApiPath, Handler> = {
     try {
       answer = await runQuery(req, (m) => log('info', `flows (API): ${m}`));
     } catch (e) {
-      const status = e instanceof FlowRefusal && e.exitCode === ExitCode.usage ? 400 : 500;
+      const status = e instanceof Refusal && e.exitCode === ExitCode.usage ? 400 : 500;
       await c.api.audit.write({ ...entry, packets: 0, bytes: 0, status, outcome: status < 500 ? 'refused' : 'failed', error: (e as Error).message });
       asHttp(e);
     }

@@ -1,6 +1,7 @@
 // What `qe-packets flows` and `qe-packets stats` share: the store from the config, the files of
 // the range (as extract picks them), the query (daemon/src/flows/collect.ts) with a progress bar
 // on a terminal, and extract's refusals and closing words.
+import { Refusal } from '../extract/prepare.js';
 import { ConfigError } from '../config/errors.js';
 import { loadConfigFile } from '../config/load.js';
 import { formatSize } from '../config/units.js';
@@ -18,14 +19,8 @@ const MAX_PROBLEMS_SHOWN = 5;
 export type Say = (text: string) => void;
 
 /** A request refused before or instead of answering: what to say, and the exit status. */
-export class Refusal extends Error {
-  constructor(
-    readonly exitCode: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+// One refusal for every query the store answers (extract, flows, stats): the API maps it alike.
+export { Refusal };
 
 export interface Answer {
   result: FlowQueryResult;
