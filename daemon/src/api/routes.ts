@@ -11,7 +11,7 @@ import type { Config } from '../config/config.js';
 import type { ReloadOutcome } from '../daemon/daemon.js';
 import { ExitCode } from '../extract/exit-codes.js';
 import { explain } from '../extract/explain.js';
-import { Refusal, checkInterfaces, prepareExtraction, readCatalog } from '../extract/prepare.js';
+import { Refusal, checkInterfaces, prepareExtraction, readCatalog, refuseBadFilter } from '../extract/prepare.js';
 import { flowJson } from '../flows/render.js';
 import { totalsOf } from '../flows/stats.js';
 import type { StatusReport } from '../health/figures.js';
@@ -133,7 +133,8 @@ export const handlers: Record<ApiPath, Handler> = {
 
   '/explain': async (c) => {
     const q = extractRequest(c, ['--explain']);
-    const { reads } = await prepareExtraction(storePaths(c), q, (m) => log('info', `explain (API): ${m}`)).catch(asHttp);
+    const { reads, chosen } = await prepareExtraction(storePaths(c), q, (m) => log('info', `explain (API): ${m}`)).catch(asHttp);
+    await refuseBadFilter(q, chosen).catch(asHttp);
     sendJson(c.res, 200, explain(reads, q.filter, q.fromNs, q.toNs));
   },
 

@@ -11,7 +11,7 @@ import { ProgressBar } from './progress-bar.js';
 import { formatSize } from '../config/units.js';
 import { ConfigError } from '../config/errors.js';
 import type { FileRead } from '../extract/read-plan.js';
-import { Refusal, emptyText, extractorJob, noteScans, prepareExtraction, type Prepared, type Say } from '../extract/prepare.js';
+import { Refusal, emptyText, extractorJob, noteScans, prepareExtraction, refuseBadFilter, type Prepared, type Say } from '../extract/prepare.js';
 import { explain, explainText } from '../extract/explain.js';
 import { loadConfigFile } from '../config/load.js';
 
@@ -31,6 +31,7 @@ export async function extractCommand(argv: string[]): Promise<number> {
     const prepared = await prepareExtraction(paths, req, say);
     const { chosen, reads } = prepared;
     if (req.explain) {
+      await refuseBadFilter(req, chosen);
       const e = explain(reads, req.filter, req.fromNs, req.toNs);
       process.stdout.write(req.json ? `${JSON.stringify(e)}\n` : `${explainText(e)}\n`);
       return ExitCode.ok;

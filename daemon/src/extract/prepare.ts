@@ -51,12 +51,18 @@ export interface Prepared {
 export async function prepareExtraction(paths: readonly string[], q: ExtractQuery, say: Say): Promise<Prepared> {
   const catalog = await readCatalog(paths, say);
   const chosen = chooseFiles(catalog.entries, q);
-  // Refused here, in qe-extract's words, so --explain and the API's /explain and /extract say it
-  // before anything is planned or sent.
-  const bad = q.filter !== undefined ? await compileFilter(q.filter, chosen.snaplen, chosen.linktype) : undefined;
-  if (bad) throw new Refusal(ExitCode.usage, `bad filter ${JSON.stringify(q.filter)}: ${bad.text}`);
   const reads = planReads(chosen.selection.streams.flatMap((s) => s.files), q.filter, !q.noIndex);
   return { chosen, reads };
+}
+
+/**
+ * A plan shown without running qe-extract (--explain, the API's /explain) must still refuse a
+ * filter libpcap cannot compile, in qe-extract's words; an extraction leaves that to qe-extract,
+ * which compiles it anyway.
+ */
+export async function refuseBadFilter(q: ExtractQuery, { linktype, snaplen }: Chosen): Promise<void> {
+  const bad = q.filter !== undefined ? await compileFilter(q.filter, snaplen, linktype) : undefined;
+  if (bad) throw new Refusal(ExitCode.usage, `bad filter ${JSON.stringify(q.filter)}: ${bad.text}`);
 }
 
 /** qe-extract's job for a prepared query, writing to `output` (a path, or `-`). */
