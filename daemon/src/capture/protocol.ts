@@ -39,6 +39,40 @@ export const helperMessage = z.discriminatedUnion('type', [
     flow_bytes: count,
     store_full: z.boolean(),
   }),
+  z.strictObject({
+    type: z.literal('elements'),
+    iface: z.string(),
+    /** Bumped by every `set elements`: counters restart from 0 with a new generation. */
+    generation: count,
+    /** One entry per element of the elements file, in its order. Counters are cumulative since the
+     *  generation began (the daemon takes differences, so a lost line loses nothing). */
+    elements: z.array(
+      z.strictObject({
+        packets: count,
+        bytes: count,
+        /** Timestamp of the element's last packet (0: none yet). */
+        last_ns: ns,
+        /** TCP flows of the element whose first packet seen was a SYN without ACK. */
+        tcp_attempts: count,
+        /** Attempts answered by a SYN-ACK from the other end. */
+        tcp_answered: count,
+        /** Attempts with neither SYN-ACK nor RST from the other end within the SYN timeout; counted when it expires. */
+        tcp_unanswered: count,
+        /** Attempts that saw an RST from either end (refused connections included). */
+        tcp_reset: count,
+        /** Handshake round trips (SYN to SYN-ACK): [bucket, count] pairs of the buckets not empty (element-format.h). */
+        rtt_hist: z.array(z.tuple([count, count])),
+        /** DNS responses (QR set) of the element, and those with RCODE != 0. */
+        dns_answers: count,
+        dns_errors: count,
+        /** HTTP/1.x status lines from the server side, and those 5xx. */
+        http_responses: count,
+        http_errors: count,
+        /** Element packets matching each of its `custom` filters, in the file's order. */
+        custom: z.array(count),
+      }),
+    ),
+  }),
   z.strictObject({ type: z.literal('error'), iface: z.string(), code: z.string(), message: z.string(), fatal: z.boolean() }),
   z.strictObject({ type: z.literal('done'), iface: z.string(), exit_code: count }),
 ]);
@@ -46,6 +80,7 @@ export const helperMessage = z.discriminatedUnion('type', [
 export type HelperMessage = z.output<typeof helperMessage>;
 export type StatsMessage = Extract<HelperMessage, { type: 'stats' }>;
 export type FileClosedMessage = Extract<HelperMessage, { type: 'file_closed' }>;
+export type ElementsMessage = Extract<HelperMessage, { type: 'elements' }>;
 export type ErrorMessage = Extract<HelperMessage, { type: 'error' }>;
 
 export function parseHelperLine(line: string): HelperMessage {
@@ -74,6 +109,8 @@ export const HELPER_COMMANDS = {
   filter: 'set filter EXPR',
   /** Linear retention: the cumulative appended_bytes the helper may reach; `none` lifts it. */
   quota: 'set quota N|none',
+  /** Re-read the elements file (its path; the format is in daemon/native/element-format.h). */
+  elements: 'set elements PATH',
   stop: 'stop',
 } as const;
 
@@ -86,6 +123,7 @@ export const helperCommand = {
   /** One line: a filter is a single expression, so line breaks in it are only whitespace. */
   filter: (expr: string) => withArg(HELPER_COMMANDS.filter, expr.replace(/[\r\n]+/g, ' ')),
   quota: (bytes: number | 'none') => withArg(HELPER_COMMANDS.quota, bytes),
+  elements: (path: string) => withArg(HELPER_COMMANDS.elements, path),
   stop: () => HELPER_COMMANDS.stop as HelperCommand,
 } as const;
 
