@@ -69,6 +69,12 @@ describe('qe-packets .deb in a Debian 12 root', () => {
     expect(await sha(deb1again)).toBe(await sha(deb1));
   });
 
+  it('ships no tool caches (a test run rewrites node_modules/.vite: the bytes would depend on it)', async () => {
+    const list = (await execa('dpkg-deb', ['-c', deb1])).stdout;
+    expect(list).toContain('/usr/lib/qe-packets/node_modules/zod/');
+    expect(list).not.toMatch(/node_modules\/\.(vite|cache)\//);
+  });
+
   it('builds dist-style names from package.json and --version', () => {
     expect(deb1).toBe(join(out, `qe-packets_${v1}_amd64.deb`));
     expect(deb2).toBe(join(out, `qe-packets_${v2}_amd64.deb`));

@@ -8,8 +8,8 @@ import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { packageRoot } from '../util/native.js';
 import type { Config } from '../config/config.js';
 import { API_LIMITS, applyLimits, serverOptions } from '../util/http-limits.js';
 import { log } from '../util/log.js';
@@ -66,12 +66,11 @@ type ConsoleHandler = (req: IncomingMessage, res: ServerResponse) => boolean;
 
 /** The console's files, served by console-assets.ts from build/console when both are built. */
 async function loadConsole(): Promise<ConsoleHandler | undefined> {
-  const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'console');
+  const root = join(packageRoot, 'build', 'console');
   if (!existsSync(root)) return undefined;
-  // Looked up at run time: the console's module and bundle are built apart from the API.
-  const modulePath = './console-assets.js';
   try {
-    const m = (await import(modulePath)) as { consoleHandler: (root: string) => ConsoleHandler };
+    // A literal path, so the command's bundle (scripts/bundle-cli.mjs) carries the module.
+    const m = await import('./console-assets.js');
     return m.consoleHandler(root);
   } catch (e) {
     log('warn', `web console not served: ${(e as Error).message}`);

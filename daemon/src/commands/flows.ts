@@ -3,7 +3,7 @@
 import { ExitCode } from '../extract/exit-codes.js';
 import { totalsOf } from '../flows/stats.js';
 import { CSV_KEYS, flowCsv, flowJson, flowLine } from '../flows/render.js';
-import { formatSize } from '../config/units.js';
+import { formatCount, formatSize } from '../config/units.js';
 import { nowNs } from '../time/format-time.js';
 import { FLOWS_USAGE, parseFlowsArgs, type FlowsRequest } from './flows-args.js';
 import { UsageError } from './extract-args.js';
@@ -35,7 +35,7 @@ export async function flowsCommand(argv: string[]): Promise<number> {
     }
     const ok = await write(flows.map((f) => flowJson(f)), req.format);
     if (!ok) return ExitCode.pipeClosed;
-    say(`${total.flows.toLocaleString('en-US')} flows, ${total.packets.toLocaleString('en-US')} packets (${formatSize(total.bytes)}) from ${sourcesText(result.plans, result.read)}`);
+    say(`${formatCount(total.flows)} flows, ${formatCount(total.packets)} packets (${formatSize(total.bytes)}) from ${sourcesText(result.plans, result.read)}`);
     return ExitCode.ok;
   } catch (e) {
     if (!(e instanceof Refusal)) throw e;

@@ -1,6 +1,6 @@
 // `qe-packets stats`: totals and top-N tables of a time range, and with --interval a time series,
 // as an aligned table with human units or one JSON object.
-import { formatSize } from '../config/units.js';
+import { formatCount, formatSize } from '../config/units.js';
 import { ExitCode } from '../extract/exit-codes.js';
 import type { FlowQueryResult } from '../flows/collect.js';
 import type { SeriesPoint } from '../flows/series.js';
@@ -65,7 +65,7 @@ export function statsJson(req: StatsRequest, total: StatsTotal, rows: StatsRow[]
   };
 }
 
-const count = (n: number) => n.toLocaleString('en-US');
+const count = (n: number) => formatCount(n);
 const pct = (part: number, whole: number) => `${whole ? ((100 * part) / whole).toFixed(1) : '0.0'}%`;
 /** Bits per second in SI units, as links are sold: 1.2Gbit/s. */
 const rate = (bits: number) => `${formatSize(bits, 'si').replace(/B$/, '')}bit/s`;
@@ -87,7 +87,7 @@ export function statsText(req: StatsRequest, total: StatsTotal, rows: StatsRow[]
     const secs = Number(req.intervalNs) / 1e9;
     out += `\n${table(
       ['START', 'PACKETS/S', 'BITS/S'],
-      series.map((p) => [formatIsoNs(p.startNs), (p.packets / secs).toLocaleString('en-US', { maximumFractionDigits: 1 }), rate((p.bytes * 8) / secs)]),
+      series.map((p) => [formatIsoNs(p.startNs), formatCount(p.packets / secs, 1, true), rate((p.bytes * 8) / secs)]),
     )}`;
   }
   return out;

@@ -75,6 +75,13 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// `qe-packets stats | head` closes the pipe early: that is the reader's choice, not an error (as
+// for tcpdump); any other write error still surfaces.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code !== 'EPIPE') throw e;
+  process.exit(process.exitCode ?? 0);
+});
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
