@@ -364,7 +364,7 @@ describe('nothing in the range: the CLI exits 3, the API answers 404 empty_range
     expect((JSON.parse(all.stdout) as { total: { files: number } }).total.files).toBe(3);
     const text = await cli(['files', '--config', configPath, '--iface', 'eth1']);
     expect(text.stdout).toMatch(/^FIRST +LAST +IFACE +PACKETS +SIZE +PATH\n2024-05-01T10:00:05\.\d{9}Z +2024-05-01T10:00:\d\d\.\d{9}Z +eth1 +300 /);
-    expect(text.stdout).toMatch(/\n\n1 file, 300 packets, [\d.]+ ?\w+ on disk\n$/);
+    expect(text.stdout).toMatch(/\n\n1 file, 300 packets, [\d.]+ ?\w+ on disk$/);
     const bad = await cli(['files', '--config', configPath, '--iface', 'eth9']);
     expect([bad.exitCode, bad.stderr.trim()]).toEqual([2, `qe-packets files: ${errorOf(await call(`${API_PREFIX}/files${q({ iface: 'eth9' })}`, { token: tokens.viewer })).message}`]);
   });
