@@ -63,9 +63,9 @@ export async function statsAnswer(req: StatsRequest, paths: readonly string[], s
 
 /** A query's totals, top rows and series. */
 export function statsOf(req: StatsRequest, result: FlowQueryResult): { total: StatsTotal; rows: StatsRow[]; series?: SeriesPoint[] } {
-  const flows = [...result.merger.values()];
+  // Read from the merger's columns: no Flow object is made for a statistic.
   const series = result.series?.points();
-  return { total: totalsOf(flows), rows: statsRows(flows, req.by, req.top), ...(series ? { series } : {}) };
+  return { total: totalsOf(result.merger.forStats()), rows: statsRows(result.merger.forStats(), req.by, req.top), ...(series ? { series } : {}) };
 }
 
 export function statsJson(req: StatsRequest, total: StatsTotal, rows: StatsRow[], series?: SeriesPoint[]) {
