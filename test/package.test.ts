@@ -105,6 +105,8 @@ describe('qe-packets .deb in a Debian 12 root', () => {
     expect(control.split(', ')).toContain('openssl');
     expect(control).toMatch(/libc6/);
 
+    // No tool's cache from the checkout (vitest writes node_modules/.vite on every run).
+    expect(existsSync(join(root, 'usr/lib/qe-packets/node_modules/.vite'))).toBe(false);
     const version = await inRoot(root, ['qe-packets', '--version']);
     expect(version.stdout.trim()).toBe(v1);
     expect((await inRoot(root, ['/usr/lib/qe-packets/node/bin/node', '--version'])).stdout.trim()).toBe(`v${NODE.version}`);

@@ -25,6 +25,9 @@ async function productionModules(target: string, nodeTgz: string): Promise<void>
     const modules = join(work, 'node_modules');
     await $`cp -al ${join(packageRoot, 'node_modules')} ${modules}`;
     await rm(join(modules, '.package-lock.json'), { force: true });
+    // Tools' caches in the checkout's node_modules (vitest's results, build caches) are no module,
+    // and change with every test run: shipped, two builds of one tree would differ.
+    for (const cache of ['.vite', '.cache']) await rm(join(modules, cache), { recursive: true, force: true });
     await $({ cwd: work })`npm prune --omit=dev --ignore-scripts --no-audit --no-fund`;
     await rebuildAddons(modules, nodeTgz);
     // Compiler leftovers of node-gyp (only build/Release/*.node is loaded) and the scopes prune emptied.
