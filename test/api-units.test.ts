@@ -95,5 +95,16 @@ describe('download tickets', () => {
     expect(tickets.issue(who, 'one more')).toBeDefined();
     now += TICKET_TTL_MS;
     expect(tickets.outstanding).toBe(0);
+
+    // Given back (its download found no free slot): good again until its own expiry, not longer.
+    const back = tickets.issue(who, 'range C')!;
+    const grant = tickets.redeem(back.ticket)!;
+    tickets.giveBack(back.ticket, grant);
+    expect(tickets.redeem(back.ticket)?.what).toBe('range C');
+    tickets.giveBack(back.ticket, grant);
+    now += TICKET_TTL_MS;
+    expect(tickets.redeem(back.ticket)).toBeUndefined();
+    tickets.giveBack(back.ticket, grant);
+    expect(tickets.outstanding).toBe(0);
   });
 });

@@ -438,6 +438,9 @@ describe('extraction never costs capture', () => {
     expect(third.status).toBe(429);
     expect(errorOf(third).message).toBe('2 extractions are running, api.max_extractions allows 2: try again when one has finished');
     expect(third.headers['retry-after']).toBe('10');
+    // A download link refused for want of a slot is not used up by it.
+    const link = json(await call(`${API_PREFIX}/extract/link${q({ from: FROM, to: TO })}`, { token: tokens.analyst, method: 'POST' })) as { url: string };
+    expect((await call(link.url)).status).toBe(429);
 
     one.destroy();
     two.destroy();
@@ -446,7 +449,9 @@ describe('extraction never costs capture', () => {
       const lines = (await readFile(join(dir, 'log', 'audit.log'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as AuditEntry);
       return lines.filter((e) => e.outcome === 'cancelled' && e.query.from === BIG_FROM).length === 2;
     });
-    // The slots are free again.
+    // The slots are free again: the link works now, once.
+    expect((await call(link.url)).status).toBe(200);
+    expect((await call(link.url)).status).toBe(401);
     const after = await stalledDownload(path, tokens.analyst);
     expect(after.res.statusCode).toBe(200);
     after.destroy();

@@ -233,7 +233,15 @@ export const handlers: Record<ApiPath, Handler> = {
     sendJson(c.res, 200, body);
   },
 
-  '/extract/download': async (c) => sendExtraction(c, c.grant!.what, c.grant!.token),
+  '/extract/download': async (c) => {
+    try {
+      await sendExtraction(c, c.grant!.what, c.grant!.token);
+    } catch (e) {
+      // Refused before it started for want of a slot: the link stays good for its minute.
+      if (e instanceof HttpError && e.status === 429) c.api.tickets.giveBack(c.params.get('ticket')![0]!, c.grant!);
+      throw e;
+    }
+  },
 
   '/audit': async (c) => {
     const text = c.params.get('limit')?.[0];

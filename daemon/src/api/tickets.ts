@@ -52,6 +52,11 @@ export class Tickets<T> {
     return g.expiresMs > this.now() ? g : undefined;
   }
 
+  /** A redeemed ticket back, until its own expiry: its download could not start (no free slot). */
+  giveBack(ticket: string, grant: Grant<T>): void {
+    if (grant.expiresMs > this.now()) this.byHash.set(hashOf(ticket), grant);
+  }
+
   get outstanding(): number {
     this.purge();
     return this.byHash.size;
