@@ -43,13 +43,6 @@ export function swapped<T extends FlowRecord>(r: T): T {
   };
 }
 
-/** swapped(), in place. */
-function turn(m: Flow): void {
-  [m.src, m.dst, m.sport, m.dport] = [m.dst, m.src, m.dport, m.sport];
-  [m.packets, m.packetsRev, m.bytes, m.bytesRev] = [m.packetsRev, m.packets, m.bytesRev, m.bytes];
-  [m.tcpFlagsFwd, m.tcpFlagsRev] = [m.tcpFlagsRev, m.tcpFlagsFwd];
-}
-
 // A key is a short string of 16-bit characters: version and protocol, VLAN count and slots, then
 // the two ends (address words, port) smaller first, so both orientations give one key. One
 // String.fromCharCode per record: a query keys millions of them.
