@@ -16,6 +16,7 @@ import { log } from '../util/log.js';
 import { Authenticator } from './auth.js';
 import { HttpError, handlers, sendJson, type ApiContext } from './routes.js';
 import { QueryError, queryParams } from './query.js';
+import { Tickets } from './tickets.js';
 import type { TokenStore } from './tokens.js';
 import { API_PREFIX, ROUTES, type ApiErrorCode, type ApiPath, type RouteSpec } from './types.js';
 
@@ -84,9 +85,9 @@ export interface ApiServer {
   fingerprint: string | null;
 }
 
-export async function serveApi(listen: { host: string; port: number }, tls: TlsFiles | undefined, tokens: TokenStore, api: Omit<ApiContext, 'tlsFingerprint'>): Promise<ApiServer> {
+export async function serveApi(listen: { host: string; port: number }, tls: TlsFiles | undefined, tokens: TokenStore, api: Omit<ApiContext, 'tlsFingerprint' | 'tickets'>): Promise<ApiServer> {
   const auth = new Authenticator(tokens);
-  const context: ApiContext = { ...api, tlsFingerprint: tls?.fingerprint ?? null };
+  const context: ApiContext = { ...api, tlsFingerprint: tls?.fingerprint ?? null, tickets: new Tickets() };
   const consoleHandler = await loadConsole();
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
@@ -119,7 +120,13 @@ export async function serveApi(listen: { host: string; port: number }, tls: TlsF
       if (e instanceof QueryError) return sendError(res, 400, 'bad_request', e.message);
       throw e;
     }
-    await handlers[path]({ req, res, params, ...(token ? { token } : {}), address, api: context });
+    let grant;
+    if ('ticket' in route && route.ticket) {
+      const a = auth.redeem(context.tickets, params.get('ticket')?.[0], address);
+      if (!a.ok) return sendError(res, a.status, a.code, a.message, a.retryAfterS ? { 'retry-after': String(a.retryAfterS) } : {});
+      grant = a.grant;
+    }
+    await handlers[path]({ req, res, params, ...(token ? { token } : {}), ...(grant ? { grant } : {}), address, api: context });
   };
 
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
