@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { helperCommand, parseHelperLine, type ElementsMessage, type HelperMessage } from '../daemon/src/capture/protocol.js';
+import { launchProcess } from '../daemon/src/capture/helper.js';
 import { CaptureSupervisor } from '../daemon/src/capture/supervisor.js';
 import type { Config } from '../daemon/src/config/config.js';
 import { loadConfigFile } from '../daemon/src/config/load.js';
@@ -256,6 +257,14 @@ describe('element counters live, through the supervisor', () => {
   const seen: ElementsMessage[] = [];
   const messages: HelperMessage[] = [];
   let config: Config;
+  /** What the helpers count: the supervisor's elements, whatever shape the config gives them. */
+  let counted: HelperElement[] = [
+    { filter: `host ${SERVER} and tcp port 8080`, custom: [] },
+    { filter: 'tcp port 8099', custom: [] },
+    { filter: `host ${SILENT}`, custom: [] },
+    { filter: 'udp port 53', custom: [] },
+    { filter: `host ${SERVER}`, custom: ['icmp[icmptype] == icmp-unreach'] },
+  ];
 
   beforeAll(async () => {
     await lab.namespace(NS_C);
@@ -278,14 +287,7 @@ describe('element counters live, through the supervisor', () => {
     const dir = mkdtempSync(join(work, 'live-'));
     mkdirSync(join(dir, 'store'));
     config = await loadConfigFile(await writeConfig(dir, { interfaces: [DEV_S], paths: [join(dir, 'store')], flows: false, index_fields: [], metrics_listen: false, api_listen: false }));
-    (config as Config & { elements: unknown[] }).elements = [
-      { id: 'web', filter: `host ${SERVER} and tcp port 8080` },
-      { id: 'refused', filter: 'tcp port 8099' },
-      { id: 'silent', filter: `host ${SILENT}` },
-      { id: 'dns', filter: 'udp port 53' },
-      { id: 'server', filter: `host ${SERVER}`, indicators: { custom_share: { filter: 'icmp[icmptype] == icmp-unreach' } } },
-    ];
-    sup = new CaptureSupervisor(config);
+    sup = new CaptureSupervisor(config, () => [], launchProcess, () => counted);
     sup.on('elements', (_iface, m) => seen.push(m));
     sup.on('message', (m) => messages.push(m));
     sup.start();
@@ -354,14 +356,16 @@ describe('element counters live, through the supervisor', () => {
     const before = seen.length;
     await until('another message of the same set', (x) => seen.length > before + 1 && x.generation === 1 && x.elements.length === 5);
 
-    await sup.reload({ ...config, elements: [{ id: 'dns', filter: 'udp port 53' }] } as Config);
+    counted = [{ filter: 'udp port 53', custom: [] }];
+    await sup.reload(config);
     const m = await until('the new set', (x) => x.generation === 2);
     expect(m.elements).toHaveLength(1);
     expect(m.elements[0]).toMatchObject({ packets: 0, dns_answers: 0 });
     await inNs(NS_C, process.execPath, '-e', `const r = new (require('node:dns').promises.Resolver)({ tries: 1 }); r.setServers(['${SERVER}']); r.resolve4('bad.test').catch(() => {});`);
     await until('the new set counting', (x) => x.generation === 2 && x.elements[0]!.dns_errors === 1);
     // No element left: the helper stops sending them.
-    await sup.reload({ ...config, elements: [] } as Config);
+    counted = [];
+    await sup.reload(config);
     await sleep(1500);
     const count = seen.length;
     await sleep(1500);
