@@ -188,6 +188,30 @@ describe('element counters on crafted traffic (qe-capture --read)', () => {
   });
 });
 
+describe('the tracker\'s bounds', () => {
+  it('forgets a flow idle for two minutes: its next packet starts a new flow, decided again', () => {
+    const m = runRead(
+      [
+        { at: T0, data: tcp4(S, C, 80, 41000, PSH | ACK, 'a') }, // first from the server: `src host C` does not take the flow
+        { at: T0 + 60_000n * MS, data: tcp4(C, S, 41000, 80, ACK) }, // still that flow
+        { at: T0 + 181_000n * MS, data: tcp4(C, S, 41000, 80, ACK) }, // 121 s idle: a new flow, first from C
+        { at: T0 + 181_001n * MS, data: tcp4(S, C, 80, 41000, ACK) },
+      ],
+      [{ filter: `src host ${C}`, custom: [] }],
+    );
+    expect(m.elements[0]).toMatchObject({ packets: 2, tcp_attempts: 0 });
+  });
+
+  it('with its flow table full, still counts every packet (the handshakes past the bound are not followed)', () => {
+    const flows = 131_072 + 5000; // QE_ELEM_TRACK_FLOWS + some
+    const p: Array<{ at: bigint; data: Buffer }> = [];
+    for (let i = 0; i < flows; i++) p.push({ at: T0 + BigInt(i) * 1000n, data: tcp4(`10.2.${i >> 16}.${(i >> 8) & 255}`, S, 1024 + (i & 255), 443, SYN) });
+    p.push({ at: T0 + 10_000n * MS, data: tcp4(C, S, 1, 443, ACK) });
+    const m = runRead(p, [{ filter: 'tcp port 443', custom: ['tcp[tcpflags] == tcp-syn'] }]);
+    expect(m.elements[0]).toMatchObject({ packets: flows + 1, custom: [flows], tcp_attempts: 131_072, tcp_unanswered: 131_072 });
+  });
+});
+
 describe('the elements file, refused', () => {
   it.each([
     ['another first line', 'qe-elements 2\n', /line 1: not an elements file of version 1/],
