@@ -11,6 +11,7 @@
 #include "element-format.h"
 #include "field-parsers.h"
 #include "proto.h"
+#include "linktype.h"
 
 #define NS_PER_MS 1000000ull
 #define NS_PER_S 1000000000ull
@@ -122,9 +123,7 @@ struct qe_elements *qe_elements_parse(const char *text, size_t len, const char *
 				      char *err, size_t errlen)
 {
 	struct qe_elements *e = calloc(1, sizeof *e);
-	/* Files name raw IP by its LINKTYPE_ value, libpcap's compiler by its DLT_ one (the only link
-	 * type the packet parser reads whose two numbers differ). */
-	pcap_t *p = pcap_open_dead(linktype == QE_PF_LINKTYPE_RAW ? DLT_RAW : (int)linktype, (int)snaplen);
+	pcap_t *p = pcap_open_dead(qe_linktype_to_dlt(linktype), (int)snaplen);
 	if (!e || !p || !(e->el = calloc(QE_ELEM_MAX, sizeof *e->el))) {
 		fail(err, errlen, name, 0, "out of memory");
 		goto bad;

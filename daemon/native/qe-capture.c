@@ -26,6 +26,7 @@
 #include "pcap-format.h"
 #include "proto.h"
 #include "writer.h"
+#include "linktype.h"
 
 /* Packets per pcap_dispatch. Unbounded, one call empties a full ring (256 MiB: a quarter second of
  * disk writes) without ever reading the daemon's commands, and a new byte quota asked for meanwhile
@@ -562,7 +563,7 @@ static void periodic(struct capture *c, uint64_t *next_stats)
 static int start_offline(struct capture *c, uint32_t linktype)
 {
 	c->opt->wcfg.linktype = linktype;
-	c->pcap = pcap_open_dead_with_tstamp_precision((int)linktype, (int)c->opt->snaplen, PCAP_TSTAMP_PRECISION_NANO);
+	c->pcap = pcap_open_dead_with_tstamp_precision(qe_linktype_to_dlt(linktype), (int)c->opt->snaplen, PCAP_TSTAMP_PRECISION_NANO);
 	if (c->opt->filter && c->opt->filter[0]) {
 		if (compile_filter(c->pcap, c->opt->filter, &c->prog) != 0) {
 			send_error(c->opt->iface, "bad_filter", 1, "%s", pcap_geterr(c->pcap));
@@ -925,7 +926,7 @@ static int check_filter(struct options *o)
 		fprintf(stderr, "%s\n", why);
 		return 6;
 	}
-	pcap_t *p = pcap_open_dead(o->linktype, (int)o->snaplen);
+	pcap_t *p = pcap_open_dead(qe_linktype_to_dlt((uint32_t)o->linktype), (int)o->snaplen);
 	struct bpf_program prog;
 	if (pcap_compile(p, &prog, o->check_filter, 1, PCAP_NETMASK_UNKNOWN) != 0) {
 		fprintf(stderr, "%s\n", pcap_geterr(p));

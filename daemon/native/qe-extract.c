@@ -66,6 +66,7 @@
 #include <unistd.h>
 
 #include "pcap-format.h"
+#include "linktype.h"
 
 enum {
   EXIT_OK_PACKETS = 0,
@@ -959,7 +960,7 @@ int main(int argc, char **argv) {
   if (opt.snaplen <= 0) opt.snaplen = QE_PCAP_CAPLEN_FLOOR;
 
   if (opt.filter && opt.filter[0]) {
-    pcap_t *dead = pcap_open_dead_with_tstamp_precision(linktype, (int)opt.snaplen, PCAP_TSTAMP_PRECISION_NANO);
+    pcap_t *dead = pcap_open_dead_with_tstamp_precision(qe_linktype_to_dlt((uint32_t)linktype), (int)opt.snaplen, PCAP_TSTAMP_PRECISION_NANO);
     if (!dead) die(EXIT_INTERNAL, "pcap_open_dead failed");
     if (pcap_compile(dead, &filter_prog, opt.filter, 1, PCAP_NETMASK_UNKNOWN) != 0)
       die(EXIT_USAGE, "bad filter \"%s\": %s", opt.filter, pcap_geterr(dead));
