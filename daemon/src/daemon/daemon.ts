@@ -9,6 +9,8 @@ import type { Config } from '../config/config.js';
 import { loadConfigFile } from '../config/load.js';
 import { formatSize } from '../config/units.js';
 import { DaemonUnreachable, fetchStatus } from '../control/client.js';
+import { ElementEngine } from '../elements/engine.js';
+import type { ElementStateSource } from '../elements/types.js';
 import { serveControl } from '../control/server.js';
 import type { IndexFigures, StatusReport } from '../health/figures.js';
 import type { ApiServer } from '../api/server.js';
@@ -160,6 +162,7 @@ export class CaptureDaemon {
   private indexer?: BackgroundIndexer;
   private api?: ApiServer;
   private history?: History;
+  private engine?: ElementEngine;
   private reloading: Promise<unknown> = Promise.resolve();
   private readonly deps: Required<DaemonDeps>;
 
@@ -191,6 +194,12 @@ export class CaptureDaemon {
     return this.indexer.figures();
   }
 
+  /** The elements' states (the API, metrics and the Qualevent reporter read them). */
+  get elementStates(): ElementStateSource {
+    if (!this.engine) throw new Error('the daemon has not started');
+    return this.engine;
+  }
+
   get supervisor(): CaptureSupervisor {
     if (!this.sup) throw new Error('the daemon has not started');
     return this.sup;
@@ -211,10 +220,18 @@ export class CaptureDaemon {
     const indexer = (this.indexer = new BackgroundIndexer(config, log));
     const monitor = (this.monitor = new CaptureMonitor(config, sup, retention, () => indexer.figures()));
     await monitor.start();
+    // Element states from the helpers' once-a-second counters; listening before any helper starts.
+    const engine = (this.engine = new ElementEngine(config.elements));
+    sup.on('message', (m) => {
+      if (m.type === 'elements') engine.ingest(m);
+    });
+    sup.on('helper_exit', (iface) => engine.helperExited(iface));
+    engine.start();
     // The report every endpoint serves: the monitor's figures and where the API answers.
     const report = (): StatusReport => {
       const r = monitor.report();
       if (this.api) r.figures.api = { url: this.api.url, fingerprint: this.api.fingerprint };
+      if (this.current.elements.length) r.figures.elements = engine.current();
       return r;
     };
     const history = (this.history = new History(report));
@@ -224,6 +241,7 @@ export class CaptureDaemon {
       this.api = endpoints.api;
     } catch (e) {
       monitor.stop();
+      engine.stop();
       await retention.stop();
       throw new EndpointError(e);
     }
@@ -282,6 +300,7 @@ export class CaptureDaemon {
       if (JSON.stringify(next.api.listen) !== JSON.stringify(this.current.api.listen) || JSON.stringify(next.api.tls) !== JSON.stringify(this.current.api.tls)) restart.push('api.listen');
       this.current = next;
       this.monitor!.reload(next);
+      this.engine!.reconfigure(next);
       this.indexer!.reload(next);
       this.systemd!.reload(next);
       log('info', `configuration reloaded${restart.length ? `; takes effect at the next restart: ${restart.join(', ')}` : ''}`);
@@ -304,6 +323,7 @@ export class CaptureDaemon {
     await sup.stop();
     await this.retention!.stop();
     this.monitor!.stop();
+    this.engine!.stop();
     this.history?.stop();
     for (const s of this.servers) {
       s.closeAllConnections();
