@@ -91,6 +91,13 @@ describe('elements: in the config', () => {
     expect(problemsOf(element('    indicators:\n      custom_share: {warning: 1%}\n'))[0]).toMatchObject({ key: 'elements[0].indicators.custom_share.filter' });
   });
 
+  it("refuses what the capture helper could not take: more elements than it counts, a filter longer than its limit", () => {
+    const many = Array.from({ length: 257 }, (_, i) => `  - {id: e${i}, filter: "host 10.0.${i >> 8}.${i & 255}", indicators: {silence: {critical: 60s}}}`).join('\n');
+    expect(problemsOf(`elements:\n${many}\n`)).toEqual([expect.objectContaining({ key: 'elements', value: '257 elements', message: expect.stringMatching(/more than the 256 elements/) })]);
+    const long = Array.from({ length: 600 }, (_, i) => `host 10.1.${i >> 8}.${i & 255}`).join(' or ');
+    expect(problemsOf(element('    indicators:\n      custom_share: {filter: "' + long + '", critical: 5%}\n'))[0]).toMatchObject({ key: 'elements[0].indicators.custom_share.filter', message: expect.stringMatching(/longer than the 8192 bytes/) });
+  });
+
   it('check-config compiles every element filter and custom filter with libpcap, naming the key', async () => {
     const dir = await tempDir('qe-elem-config-');
     const file = join(dir, 'config.yaml');

@@ -7,7 +7,6 @@ import type { ElementsMessage } from '../daemon/src/capture/protocol.js';
 import { parseHelperLine } from '../daemon/src/capture/protocol.js';
 import { parseConfigText } from '../daemon/src/config/load.js';
 import { ElementEngine } from '../daemon/src/elements/engine.js';
-import { rttPercentileMs } from '../daemon/src/elements/rtt.js';
 import type { ElementState } from '../daemon/src/elements/types.js';
 
 type Counters = ElementsMessage['elements'][number];
@@ -212,16 +211,5 @@ elements:
     expect(r.state('dns')).toMatchObject({ state: 'critical', previous: 'unknown', figures: { dns_errors: 75 } });
     r.engine.reconfigure(parseConfigText(`elements:\n  - {id: dns, filter: "udp port 53", window: 5s, indicators: {dns_errors: {critical: 50%}}}\n`, 'c.yaml'));
     expect(r.engine.current().map((s) => s.element)).toEqual(['dns']);
-  });
-
-  it('turns a histogram into a percentile by the bucket rule', () => {
-    expect(rttPercentileMs(new Map(), 95)).toBeNull();
-    // 50 ms is bucket floor(4*log2(50000)) = 62: the percentile lies within that bucket's span.
-    const v = rttPercentileMs(new Map([[62, 1]]), 95)!;
-    expect(v).toBeGreaterThanOrEqual(2 ** (62 / 4) / 1000);
-    expect(v).toBeLessThan(2 ** (63 / 4) / 1000);
-    // 94 fast and 6 slow: the 95th is a slow one; 96 fast: a fast one.
-    expect(rttPercentileMs(new Map([[40, 94], [80, 6]]), 95)!).toBeGreaterThan(1000);
-    expect(rttPercentileMs(new Map([[40, 96], [80, 4]]), 95)!).toBeLessThan(2);
   });
 });

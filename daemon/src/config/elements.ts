@@ -1,6 +1,7 @@
 // `elements:` as written → ElementConfig: thresholds in their indicator's unit, the window in ms,
 // and the checks a schema cannot make (a duplicate id, a warning above its critical). The filters
 // are compiled by libpcap in check-environment.ts, with the capture filter.
+import { ELEM_FILTER_MAX, ELEM_MAX } from '../elements/helper-file.js';
 import { INDICATORS, THRESHOLD_UNIT, type IndicatorDefinition } from '../elements/indicators.js';
 import type { ElementConfig, ElementIndicatorConfig } from './config.js';
 import type { ConfigProblem } from './errors.js';
@@ -25,7 +26,16 @@ function thresholdOf(def: IndicatorDefinition, v: string | number): number | und
 
 const shown = (n: number, def: IndicatorDefinition) => `${n}${THRESHOLD_UNIT[def.threshold]}`;
 
+/** The capture helper's limit on one filter (element-format.h), said where the filter is written. */
+function checkLength(key: string, filter: string, problems: ConfigProblem[]): void {
+  const bytes = Buffer.byteLength(filter.replace(/[\r\n]+/g, ' '));
+  if (bytes > ELEM_FILTER_MAX)
+    problems.push({ key, value: `${filter.slice(0, 60)}… (${bytes} bytes)`, message: `longer than the ${ELEM_FILTER_MAX} bytes the capture helper takes`, fix: 'shorten it: a net (net 10.1.0.0/16) or a range (portrange 8000-8100) instead of a list of hosts or ports' });
+}
+
 export function elementsOf(raw: RawElement[], defaultWindowMs: number, problems: ConfigProblem[]): ElementConfig[] {
+  if (raw.length > ELEM_MAX)
+    problems.push({ key: 'elements', value: `${raw.length} elements`, message: `more than the ${ELEM_MAX} elements the capture helper counts`, fix: `keep at most ${ELEM_MAX}: one element per service, with a filter covering its hosts (net, or host a or host b)` });
   const firstAt = new Map<string, number>();
   return raw.map((e, i) => {
     const at = `elements[${i}]`;
@@ -33,6 +43,7 @@ export function elementsOf(raw: RawElement[], defaultWindowMs: number, problems:
     if (before !== undefined)
       problems.push({ key: `${at}.id`, value: e.id, message: `already the id of elements[${before}]`, fix: 'give each element its own id (the one Qe-Inventory knows it by)' });
     else firstAt.set(e.id, i);
+    checkLength(`${at}.filter`, e.filter, problems);
 
     let windowMs = defaultWindowMs;
     if (e.window !== undefined) {
@@ -65,7 +76,10 @@ export function elementsOf(raw: RawElement[], defaultWindowMs: number, problems:
           message: `above its critical (${String(t.critical)}): the ${def.name} would be critical before it is a warning`,
           fix: `make warning at most critical, e.g. warning ${shown(out.critical, def)} or less, or raise critical`,
         });
-      if (def.takesFilter) out.filter = t.filter;
+      if (def.takesFilter) {
+        out.filter = t.filter;
+        if (t.filter !== undefined) checkLength(`${key}.filter`, t.filter, problems);
+      }
       indicators.push(out);
     }
     if (!indicators.length)

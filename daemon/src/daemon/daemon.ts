@@ -222,9 +222,7 @@ export class CaptureDaemon {
     await monitor.start();
     // Element states from the helpers' once-a-second counters; listening before any helper starts.
     const engine = (this.engine = new ElementEngine(config.elements));
-    sup.on('message', (m) => {
-      if (m.type === 'elements') engine.ingest(m);
-    });
+    sup.on('elements', (_iface, m) => engine.ingest(m));
     sup.on('helper_exit', (iface) => engine.helperExited(iface));
     engine.start();
     // The report every endpoint serves: the monitor's figures and where the API answers.
@@ -293,14 +291,19 @@ export class CaptureDaemon {
     try {
       const next = await this.deps.loadConfig(this.configPath);
       await this.deps.checkEnvironment(next);
-      const restart = await sup.reload(next);
+      // Before the helpers are told to re-read their elements: any line of the old generation
+      // arriving from now on is known to be about the old elements.
+      this.engine!.reconfigure(next);
+      const restart = await sup.reload(next).catch((e: unknown) => {
+        this.engine!.reconfigure(this.current);
+        throw e;
+      });
       if (JSON.stringify(next.metrics) !== JSON.stringify(this.current.metrics)) restart.push('metrics.listen');
       if (next.control.socket !== this.current.control.socket) restart.push('control.socket');
       // api.max_extractions is read per request; where the API listens and with what certificate, at start.
       if (JSON.stringify(next.api.listen) !== JSON.stringify(this.current.api.listen) || JSON.stringify(next.api.tls) !== JSON.stringify(this.current.api.tls)) restart.push('api.listen');
       this.current = next;
       this.monitor!.reload(next);
-      this.engine!.reconfigure(next);
       this.indexer!.reload(next);
       this.systemd!.reload(next);
       log('info', `configuration reloaded${restart.length ? `; takes effect at the next restart: ${restart.join(', ')}` : ''}`);

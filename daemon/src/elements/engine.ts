@@ -4,7 +4,7 @@
 import type { ElementsMessage } from '../capture/protocol.js';
 import type { Config, ElementConfig } from '../config/config.js';
 import { THRESHOLD_UNIT, indicatorDefinition, type IndicatorContext } from './indicators.js';
-import { rttPercentileMs } from './rtt.js';
+import { rttPercentileMs } from './helper-file.js';
 import type { ElementLevel, ElementReason, ElementState, ElementStateSource } from './types.js';
 import { ElementWindows } from './window.js';
 

@@ -39,8 +39,8 @@ export interface WindowCounts {
 export interface IndicatorContext {
   /** Index of this indicator's own filter among the element's custom filters (filter-taking ones). */
   customIndex: number;
-  /** The 95th percentile of a window's round-trip histogram, in ms (the helper's bucket rule). */
-  percentileMs: (hist: Map<number, number>, p: number) => number | null;
+  /** A percentile (0 < p ≤ 1) of a round-trip histogram's [bucket, count] pairs, in ms (the helper's bucket rule). */
+  percentileMs: (hist: ReadonlyArray<readonly [number, number]>, p: number) => number | null;
 }
 
 export interface IndicatorDefinition {
@@ -81,7 +81,7 @@ const REGISTRY = [
     description: '95th percentile of the SYN to SYN-ACK round trip of the connections answered in the window',
     threshold: 'time',
     example: '{warning: 50ms, critical: 200ms}',
-    measure: (w, ctx) => ctx.percentileMs(w.rtt_hist, 95),
+    measure: (w, ctx) => ctx.percentileMs([...w.rtt_hist], 0.95),
   },
   {
     name: 'dns_errors',

@@ -4,6 +4,7 @@
 // Differences of cumulative counters lose nothing when a line is lost; a new generation (a `set
 // elements`, a restarted helper) starts again from zero.
 import type { ElementsMessage } from '../capture/protocol.js';
+import { rttHistDelta } from './helper-file.js';
 import type { WindowCounts } from './indicators.js';
 
 export type ElementCounters = ElementsMessage['elements'][number];
@@ -56,7 +57,8 @@ export class ElementWindows {
    * from before the last reconfigure, or another number of elements), and then it is left out.
    */
   ingest(m: ElementsMessage, at: number): boolean {
-    if (this.stale.get(m.iface) === m.generation) return false;
+    // A helper's generations only grow (a restarted one is forgotten first).
+    if (m.generation <= (this.stale.get(m.iface) ?? -1)) return false;
     if (m.elements.length !== this.customs.length || m.elements.some((e, i) => e.custom.length !== this.customs[i])) return false;
     this.stale.delete(m.iface);
     let t = this.tracks.get(m.iface);
@@ -99,11 +101,7 @@ export class ElementWindows {
       const b = last.elements[index]!;
       for (const k of SCALARS) out[k] += Math.max(0, b[k] - a[k]);
       b.custom.forEach((n, k) => (out.custom[k]! += Math.max(0, n - (a.custom[k] ?? 0))));
-      const before = new Map(a.rtt_hist);
-      for (const [bucket, n] of b.rtt_hist) {
-        const d = n - (before.get(bucket) ?? 0);
-        if (d > 0) out.rtt_hist.set(bucket, (out.rtt_hist.get(bucket) ?? 0) + d);
-      }
+      for (const [bucket, n] of rttHistDelta(b.rtt_hist, a.rtt_hist)) out.rtt_hist.set(bucket, (out.rtt_hist.get(bucket) ?? 0) + n);
     }
     return out;
   }
