@@ -390,7 +390,7 @@ describe('history, reload and the OpenAPI document', () => {
       expect(validate(body) ? [] : validate.errors, path).toEqual([]);
     };
     const range = q({ from: FROM, to: TO });
-    for (const path of ['/info', '/whoami', '/status', '/files', '/stats', '/history', '/explain', '/audit', '/openapi.json'] as const) {
+    for (const path of ['/info', '/whoami', '/status', '/elements', '/files', '/stats', '/history', '/explain', '/audit', '/openapi.json'] as const) {
       const a = await call(`${API_PREFIX}${path}${['/files', '/stats', '/explain'].includes(path) ? range : ''}`, { token: tokens.admin });
       check(path, json(a));
     }
