@@ -5,7 +5,7 @@
 // through `qe-packets status` (text and --json), GET /api/v1/elements, /metrics and the console's
 // Elements page in Chromium.
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { appendFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { type Browser, chromium } from 'playwright-core';
@@ -290,4 +290,25 @@ describe('element states from live traffic, through the daemon', () => {
       expect(at, `${id}: saw ${got.join(' → ')}`).toBe(levels.length);
     }
   }, 40_000);
+
+  it('a reload adding an element: the helper re-reads its elements without a restart, states kept by id, the new one counted from zero', async () => {
+    const before = await elements();
+    const config = join(dir, 'config.yaml');
+    await appendFile(config, `  - id: any-http\n    filter: "tcp port 80"\n    window: ${WINDOW}\n    indicators:\n      http_errors: {warning: 10%, critical: 60%}\n`);
+    const restarts = (daemon.output.match(/qesm: capturing/g) ?? []).length;
+    daemon.proc.kill('SIGHUP');
+    await daemon.waitFor(/configuration reloaded/);
+    await expect.poll(async () => (await elements()).map((e) => e.element), { timeout: 5000 }).toEqual(['web', 'app', 'gone', 'dns', 'quiet', 'any-http']);
+    expect(await element('any-http')).toMatchObject({ state: 'unknown', previous: null });
+    // Kept by id: the same level and since as before the reload.
+    const dns = await element('dns');
+    expect([dns.state, dns.since]).toEqual([before[3]!.state, before[3]!.since]);
+    // The 503s first: whatever second the helper reports them in, the element is critical from its first answer.
+    expect(await client([{ http: `${SERVER}/fail/x` }, { http: `${SERVER}/fail/y` }, { http: `${SERVER}/` }])).toEqual([503, 503, 200]);
+    // Counted from the new generation only: 2 of 3, not the 5 of 10 from before the reload.
+    await expect.poll(async () => (await element('any-http')).figures.http_errors, { timeout: 5000, interval: 300 }).toBe(66.667);
+    expect(await element('any-http')).toMatchObject({ state: 'critical', previous: 'unknown' });
+    expect((await element('web')).figures.http_errors).toBe(66.667);
+    expect((daemon.output.match(/qesm: capturing/g) ?? []).length, 'the helper was not restarted').toBe(restarts);
+  }, 30_000);
 });
