@@ -2,6 +2,7 @@
 // and threshold kinds from here, the state engine its computations, the docs (docs/INDICATORS.md)
 // explain how to add one. Each indicator turns one window of counter differences (window.ts) into
 // a value in its unit, or null when the window holds nothing it could measure.
+import type { ElementsMessage } from '../capture/protocol.js';
 import type { ElementReason } from './types.js';
 
 /** What the thresholds of an indicator are written as in the config. */
@@ -15,26 +16,15 @@ export type ThresholdKind =
 
 export const THRESHOLD_UNIT: Record<ThresholdKind, ElementReason['unit']> = { share: '%', time: 'ms', span: 's' };
 
-/** One window of an element's counters: differences of the helper's cumulative counters summed over
- *  every interface (window.ts), plus what is not a difference. */
-export interface WindowCounts {
-  packets: number;
-  bytes: number;
-  tcp_attempts: number;
-  tcp_answered: number;
-  tcp_unanswered: number;
-  tcp_reset: number;
+/** One window of an element's counters: differences of the helper's cumulative counters (every
+ *  count of the `elements` message, protocol.ts) summed over every interface (window.ts), plus
+ *  what is not a difference. */
+export type WindowCounts = Omit<ElementsMessage['elements'][number], 'last_ns' | 'rtt_hist'> & {
   /** Handshake round trips in the window: bucket → count (the bucket rule is the helper's). */
   rtt_hist: Map<number, number>;
-  dns_answers: number;
-  dns_errors: number;
-  http_responses: number;
-  http_errors: number;
-  /** Per `custom` filter of the element, in its order. */
-  custom: number[];
   /** Milliseconds since the element's last packet (or since it was configured, when none was seen). */
   silentMs: number;
-}
+};
 
 export interface IndicatorContext {
   /** Index of this indicator's own filter among the element's custom filters (filter-taking ones). */

@@ -3,7 +3,7 @@
 // the difference between the last one and the one at the window's start, summed over interfaces.
 // Differences of cumulative counters lose nothing when a line is lost; a new generation (a `set
 // elements`, a restarted helper) starts again from zero.
-import type { ElementsMessage } from '../capture/protocol.js';
+import { elementCounters, type ElementsMessage } from '../capture/protocol.js';
 import { rttHistDelta } from './helper-file.js';
 import type { WindowCounts } from './indicators.js';
 
@@ -20,21 +20,14 @@ interface Track {
   samples: Sample[];
 }
 
-const SCALARS = ['packets', 'bytes', 'tcp_attempts', 'tcp_answered', 'tcp_unanswered', 'tcp_reset', 'dns_answers', 'dns_errors', 'http_responses', 'http_errors'] as const;
+type Scalar = Exclude<keyof ElementCounters, 'last_ns' | 'rtt_hist' | 'custom'>;
+/** Every plain count of the message (a new field parser's pair included), read from its schema. */
+const SCALARS = Object.keys(elementCounters.shape).filter((k) => !['last_ns', 'rtt_hist', 'custom'].includes(k)) as Scalar[];
 
 const zero = (customs: number): ElementCounters => ({
-  packets: 0,
-  bytes: 0,
+  ...(Object.fromEntries(SCALARS.map((k) => [k, 0])) as Record<Scalar, number>),
   last_ns: 0n,
-  tcp_attempts: 0,
-  tcp_answered: 0,
-  tcp_unanswered: 0,
-  tcp_reset: 0,
   rtt_hist: [],
-  dns_answers: 0,
-  dns_errors: 0,
-  http_responses: 0,
-  http_errors: 0,
   custom: Array<number>(customs).fill(0),
 });
 
