@@ -183,6 +183,7 @@ describe('HTTPS, roles and errors', () => {
       '/info': '',
       '/whoami': '',
       '/status': '',
+      '/elements': '',
       '/files': q({ from: FROM, to: TO }),
       '/stats': q({ from: FROM, to: TO }),
       '/history': '',

@@ -237,6 +237,8 @@ describe('element states from live traffic, through the daemon', () => {
     expect(value('qe_packets_element_indicator', 'element="dns",indicator="dns_errors"')).toBe(25);
     expect(value('qe_packets_element_indicator', 'element="web",indicator="tcp_handshake_rtt"')).toBeGreaterThan(DELAY_MS * 0.9);
     expect(body).toMatch(/^# HELP qe_packets_element_state .*0 ok, 1 warning, 2 critical, 3 unknown/m);
+    const lint = await execa('promtool', ['check', 'metrics'], { input: body, reject: false });
+    expect(`${lint.stdout}${lint.stderr}`.trim()).toBe('');
   });
 
   it("the console's Elements page shows every element's state, reasons and indicators", async () => {
