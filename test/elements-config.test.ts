@@ -115,5 +115,6 @@ describe('elements: in the config', () => {
     await writeFile(file, (await import('node:fs')).readFileSync(file, 'utf8').replace('443x', '443').replace('icmp-nonsense', 'icmp-unreach'));
     const ok = await cli(['check-config', file]);
     expect(ok.exitCode, ok.all).toBe(0);
+    expect(ok.stdout).toMatch(/^  elements: good \(tcp_resets\); bad \(custom_share\)$/m);
   });
 });
