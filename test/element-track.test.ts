@@ -3,19 +3,21 @@
 // drives the SYN timeout, so every count and round trip is exact), then live on a veth pair: real
 // TCP connections refused, SYNs to a silent address, a handshake slowed by netem, a DNS server
 // answering SERVFAIL and an HTTP server answering 503 for some requests, with real clients.
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createSocket } from 'node:dgram';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer as createHttpServer, type Server } from 'node:http';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseHelperLine, type ElementsMessage, type HelperMessage } from '../daemon/src/capture/protocol.js';
+import { execa } from 'execa';
+import { helperCommand, parseHelperLine, type ElementsMessage, type HelperMessage } from '../daemon/src/capture/protocol.js';
+import { launchProcess } from '../daemon/src/capture/helper.js';
+import { CaptureSupervisor } from '../daemon/src/capture/supervisor.js';
+import type { Config } from '../daemon/src/config/config.js';
+import { loadConfigFile } from '../daemon/src/config/load.js';
 import { elementsFileText, rttBucket, rttPercentileMs, type HelperElement } from '../daemon/src/elements/helper-file.js';
 import { buildPcap } from '../daemon/src/pcap/format.js';
 import { Lab } from '../daemon/src/util/netns.js';
-import { helperPath } from './lib/cli.js';
+import { helperPath, root, sleep, writeConfig } from './lib/cli.js';
 import { ether, ipv4, udp } from './lib/index-traffic.js';
 
 const FIN = 0x01, SYN = 0x02, RST = 0x04, PSH = 0x08, ACK = 0x10;
@@ -186,6 +188,30 @@ describe('element counters on crafted traffic (qe-capture --read)', () => {
   });
 });
 
+describe('the tracker\'s bounds', () => {
+  it('forgets a flow idle for two minutes: its next packet starts a new flow, decided again', () => {
+    const m = runRead(
+      [
+        { at: T0, data: tcp4(S, C, 80, 41000, PSH | ACK, 'a') }, // first from the server: `src host C` does not take the flow
+        { at: T0 + 60_000n * MS, data: tcp4(C, S, 41000, 80, ACK) }, // still that flow
+        { at: T0 + 181_000n * MS, data: tcp4(C, S, 41000, 80, ACK) }, // 121 s idle: a new flow, first from C
+        { at: T0 + 181_001n * MS, data: tcp4(S, C, 80, 41000, ACK) },
+      ],
+      [{ filter: `src host ${C}`, custom: [] }],
+    );
+    expect(m.elements[0]).toMatchObject({ packets: 2, tcp_attempts: 0 });
+  });
+
+  it('with its flow table full, still counts every packet (the handshakes past the bound are not followed)', () => {
+    const flows = 131_072 + 5000; // QE_ELEM_TRACK_FLOWS + some
+    const p: Array<{ at: bigint; data: Buffer }> = [];
+    for (let i = 0; i < flows; i++) p.push({ at: T0 + BigInt(i) * 1000n, data: tcp4(`10.2.${i >> 16}.${(i >> 8) & 255}`, S, 1024 + (i & 255), 443, SYN) });
+    p.push({ at: T0 + 10_000n * MS, data: tcp4(C, S, 1, 443, ACK) });
+    const m = runRead(p, [{ filter: 'tcp port 443', custom: ['tcp[tcpflags] == tcp-syn'] }]);
+    expect(m.elements[0]).toMatchObject({ packets: flows + 1, custom: [flows], tcp_attempts: 131_072, tcp_unanswered: 131_072 });
+  });
+});
+
 describe('the elements file, refused', () => {
   it.each([
     ['another first line', 'qe-elements 2\n', /line 1: not an elements file of version 1/],
@@ -206,4 +232,168 @@ describe('the elements file, refused', () => {
     expect(msgs.some((m) => m.type === 'elements')).toBe(false);
     expect(msgs.find((m) => m.type === 'stats')).toMatchObject({ written: 1 });
   });
+});
+
+// ---- live ----
+
+const tag = `${process.pid % 100000}`;
+const NS_C = `qe-enc-${tag}`, NS_S = `qe-ens-${tag}`;
+// Client ns: DEV_C. Root: DEV_S (captured) and DEV_B, bridged by delay-bridge.py. Server ns: DEV_V.
+const DEV_C = `qeen${tag}c`, DEV_S = `qeen${tag}s`, DEV_B = `qeen${tag}b`, DEV_V = `qeen${tag}v`;
+const SERVER = '10.77.0.1', CLIENT = '10.77.0.2', SILENT = '10.77.0.99';
+const DELAY_MS = 100;
+const inNs = (ns: string, ...args: string[]) => execa('ip', ['netns', 'exec', ns, ...args], { reject: false, timeout: 20_000 });
+
+/** An HTTP server answering 503 on /fail, and a DNS server answering SERVFAIL for names starting with "bad". */
+const SERVERS = `
+const http = require('node:http'), dgram = require('node:dgram');
+http.createServer((req, res) => { res.writeHead(req.url === '/fail' ? 503 : 200, { connection: 'close' }); res.end('x'); })
+  .listen(8080, '${SERVER}', () => {
+    const s = dgram.createSocket('udp4');
+    s.on('message', (q, from) => {
+      if (q.length < 12) return;
+      let o = 12;
+      while (o < q.length && q[o] !== 0) o += q[o] + 1;
+      const question = q.subarray(12, o + 5);
+      const bad = q.subarray(13, 16).toString() === 'bad';
+      const h = Buffer.from(q.subarray(0, 12));
+      h[2] = 0x80 | (q[2] & 0x79);
+      h[3] = 0x80 | (bad ? 2 : 0);
+      h.writeUInt16BE(1, 4); h.writeUInt16BE(bad ? 0 : 1, 6); h.writeUInt32BE(0, 8);
+      const answer = bad ? Buffer.alloc(0) : Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 77, 0, 1]);
+      s.send(Buffer.concat([h, question, answer]), from.port, from.address);
+    });
+    s.bind(53, '${SERVER}', () => console.log('ready'));
+  });`;
+
+function startedChild(cmd: string, args: string[]): Promise<ChildProcess> {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`${cmd} ${args.join(' ')} ended (${code}) before it was ready`)));
+    child.stdout!.once('data', () => resolve(child));
+  });
+}
+
+describe('element counters live, through the supervisor', () => {
+  const lab = new Lab();
+  const children: ChildProcess[] = [];
+  let sup: CaptureSupervisor;
+  const seen: ElementsMessage[] = [];
+  const messages: HelperMessage[] = [];
+  let config: Config;
+  /** What the helpers count: the supervisor's elements, whatever shape the config gives them. */
+  let counted: HelperElement[] = [
+    { filter: `host ${SERVER} and tcp port 8080`, custom: [] },
+    { filter: 'tcp port 8099', custom: [] },
+    { filter: `host ${SILENT}`, custom: [] },
+    { filter: 'udp port 53', custom: [] },
+    { filter: `host ${SERVER}`, custom: ['icmp[icmptype] == icmp-unreach'] },
+  ];
+
+  beforeAll(async () => {
+    await lab.namespace(NS_C);
+    await lab.namespace(NS_S);
+    await lab.veth(DEV_C, NS_C, DEV_S, undefined);
+    await lab.veth(DEV_V, NS_S, DEV_B, undefined);
+    await inNs(NS_C, 'ip', 'addr', 'add', `${CLIENT}/24`, 'dev', DEV_C);
+    await inNs(NS_S, 'ip', 'addr', 'add', `${SERVER}/24`, 'dev', DEV_V);
+    // The bridge copies frames as they are: their checksums must be whole, not left to an offload.
+    await inNs(NS_C, 'ethtool', '-K', DEV_C, 'tx', 'off');
+    await inNs(NS_S, 'ethtool', '-K', DEV_V, 'tx', 'off');
+    // The silent address answers nothing: its frames go to a MAC no one has.
+    await inNs(NS_C, 'ip', 'neigh', 'add', SILENT, 'lladdr', '02:00:00:00:00:99', 'dev', DEV_C);
+    // Every frame from the server's side reaches the capture point DELAY_MS late: the handshake
+    // round trip seen there is DELAY_MS (sch_netem is not in every kernel; this bridge is).
+    children.push(await startedChild('python3', [join(root, 'test', 'lib', 'delay-bridge.py'), DEV_S, DEV_B, String(DELAY_MS)]));
+    const script = join(work, 'servers.js');
+    writeFileSync(script, SERVERS);
+    children.push(await startedChild('ip', ['netns', 'exec', NS_S, process.execPath, script]));
+    const dir = mkdtempSync(join(work, 'live-'));
+    mkdirSync(join(dir, 'store'));
+    config = await loadConfigFile(await writeConfig(dir, { interfaces: [DEV_S], paths: [join(dir, 'store')], flows: false, index_fields: [], metrics_listen: false, api_listen: false }));
+    sup = new CaptureSupervisor(config, () => [], launchProcess, () => counted);
+    sup.on('elements', (_iface, m) => seen.push(m));
+    sup.on('message', (m) => messages.push(m));
+    sup.start();
+    await sup.waitUntilCapturing();
+  }, 60_000);
+
+  afterAll(async () => {
+    await sup?.stop();
+    for (const c of children) c.kill('SIGTERM');
+    await lab.cleanup();
+  });
+
+  const latest = () => seen.at(-1);
+  async function until(what: string, ok: (m: ElementsMessage) => boolean, ms = 15_000): Promise<ElementsMessage> {
+    const end = Date.now() + ms;
+    while (Date.now() < end) {
+      const m = latest();
+      if (m && ok(m)) return m;
+      await sleep(200);
+    }
+    throw new Error(`${what}: not seen within ${ms} ms; last: ${JSON.stringify(latest(), (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))}`);
+  }
+
+  it('counts refused and unanswered connections, the handshake, DNS and HTTP errors and a custom share', async () => {
+    await until('a first elements message', () => true);
+    for (const path of ['/a', '/b', '/c', '/fail']) expect((await inNs(NS_C, 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', `http://${SERVER}:8080${path}`)).stdout).toBe(path === '/fail' ? '503' : '200');
+    for (let i = 0; i < 2; i++) expect((await inNs(NS_C, 'curl', '-s', `http://${SERVER}:8099/`)).exitCode).toBe(7); // refused
+    const lookups = await inNs(NS_C, process.execPath, '-e', `
+      const { Resolver } = require('node:dns').promises;
+      const r = new Resolver({ timeout: 3000, tries: 1 });
+      r.setServers(['${SERVER}']);
+      (async () => { for (const n of ['ok1.test', 'bad1.test', 'ok2.test', 'bad2.test', 'ok3.test'])
+        console.log(n, await r.resolve4(n).then((a) => a.join(','), (e) => e.code)); })();`);
+    expect(lookups.stdout.split('\n')).toEqual(['ok1.test 10.77.0.1', 'bad1.test ESERVFAIL', 'ok2.test 10.77.0.1', 'bad2.test ESERVFAIL', 'ok3.test 10.77.0.1']);
+    // Three datagrams to a closed port: three ICMP port unreachables come back.
+    const probes = await inNs(NS_C, process.execPath, '-e', `
+      const s = require('node:dgram').createSocket('udp4'); let n = 0;
+      const t = setInterval(() => { s.send('x', 9999, '${SERVER}'); if (++n === 3) { clearInterval(t); setTimeout(() => s.close(), 300); } }, 300);`);
+    expect(probes.exitCode, probes.stderr).toBe(0);
+    // Last, so no later packet moves the counters' clock: the SYN timeout must pass by the helper's tick.
+    expect((await inNs(NS_C, 'curl', '-s', '--connect-timeout', '1.5', `http://${SILENT}/`)).exitCode).toBe(28); // timed out
+
+    const m = await until('the silent SYN counted unanswered', (x) => x.elements[2]!.tcp_unanswered === 1 && x.elements[4]!.custom[0] === 3);
+    const [web, refused, silent, dns, server] = m.elements;
+    expect(m.generation).toBe(1);
+    expect(web).toMatchObject({ tcp_attempts: 4, tcp_answered: 4, tcp_reset: 0, tcp_unanswered: 0, http_responses: 4, http_errors: 1, dns_answers: 0 });
+    // Bucket of 100 ms: [92.7, 110.2) ms.
+    const rtt = rttPercentileMs(web!.rtt_hist)!;
+    expect(rtt).toBeGreaterThan(92);
+    expect(rtt).toBeLessThan(111);
+    expect(refused).toMatchObject({ tcp_attempts: 2, tcp_reset: 2, tcp_answered: 0, tcp_unanswered: 0 });
+    expect(silent).toMatchObject({ tcp_attempts: 1, tcp_answered: 0, tcp_reset: 0, tcp_unanswered: 1 });
+    expect(silent!.packets).toBeGreaterThanOrEqual(2); // the SYN and its retransmission
+    expect(dns).toMatchObject({ dns_answers: 5, dns_errors: 2, tcp_attempts: 0 });
+    expect(server!.custom).toEqual([3]);
+    expect(server!.packets).toBeGreaterThan(web!.packets + refused!.packets);
+    expect(server!.last_ns).toBeGreaterThan(0n);
+  }, 60_000);
+
+  it('keeps the running set when a re-read fails, and restarts the counters with a new generation on a reload', async () => {
+    sup.command(DEV_S, helperCommand.elements(join(work, 'no-such-file')));
+    const end = Date.now() + 5000;
+    while (!messages.some((x) => x.type === 'error' && x.code === 'bad_elements') && Date.now() < end) await sleep(100);
+    const err = messages.find((x) => x.type === 'error' && x.code === 'bad_elements') as { message: string; fatal: boolean } | undefined;
+    expect(err?.message).toMatch(/elements not changed: .*no-such-file: No such file or directory/);
+    expect(err?.fatal).toBe(false);
+    const before = seen.length;
+    await until('another message of the same set', (x) => seen.length > before + 1 && x.generation === 1 && x.elements.length === 5);
+
+    counted = [{ filter: 'udp port 53', custom: [] }];
+    await sup.reload(config);
+    const m = await until('the new set', (x) => x.generation === 2);
+    expect(m.elements).toHaveLength(1);
+    expect(m.elements[0]).toMatchObject({ packets: 0, dns_answers: 0 });
+    await inNs(NS_C, process.execPath, '-e', `const r = new (require('node:dns').promises.Resolver)({ tries: 1 }); r.setServers(['${SERVER}']); r.resolve4('bad.test').catch(() => {});`);
+    await until('the new set counting', (x) => x.generation === 2 && x.elements[0]!.dns_errors === 1);
+    // No element left: the helper stops sending them.
+    counted = [];
+    await sup.reload(config);
+    await sleep(1500);
+    const count = seen.length;
+    await sleep(1500);
+    expect(seen.length).toBe(count);
+  }, 60_000);
 });

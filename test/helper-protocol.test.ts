@@ -108,6 +108,8 @@ describe('the real qe-capture speaks exactly the protocol', () => {
     try {
       for (let i = 0; i < 500 && !lines.some((l) => l.includes('"started"')); i++) await sleep(10);
       const send = (line: string) => child.stdin.write(`${line}\n`);
+      const elements = join(dir, 'elements');
+      await writeFile(elements, 'qe-elements 1\nelement 0 udp port 39111\n');
       for (const c of [
         helperCommand.fileSize(8192),
         helperCommand.fileDurationMs(60_000),
@@ -115,8 +117,10 @@ describe('the real qe-capture speaks exactly the protocol', () => {
         helperCommand.filter('udp port\n39111'),
         helperCommand.quota(1 << 20),
         helperCommand.quota('none'),
+        helperCommand.elements(elements),
       ])
         send(c);
+      await sleep(200);
       const sock = createSocket('udp4');
       for (let i = 0; i < 60; i++) {
         sock.send(Buffer.alloc(400, i), 39111, '127.0.0.1');
@@ -133,8 +137,9 @@ describe('the real qe-capture speaks exactly the protocol', () => {
     const msgs = parseAll(lines.join('\n'));
     // No command was refused or misread.
     expect(msgs.filter((m) => m.type === 'error')).toEqual([]);
-    expect(new Set(msgs.map((m) => m.type))).toEqual(new Set(['started', 'file_opened', 'file_closed', 'stats', 'done']));
+    expect(new Set(msgs.map((m) => m.type))).toEqual(new Set(['started', 'file_opened', 'file_closed', 'stats', 'elements', 'done']));
     const last = msgs.filter((m) => m.type === 'stats').at(-1);
     expect(last).toMatchObject({ received: 60, written: 60 });
+    expect(msgs.filter((m) => m.type === 'elements').at(-1)).toMatchObject({ generation: 1, elements: [{ packets: 60, bytes: 60 * 442 }] });
   });
 });

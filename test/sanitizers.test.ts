@@ -21,6 +21,8 @@ const env = {
   UBSAN_OPTIONS: `halt_on_error=1:print_stacktrace=1:exitcode=${SANITIZER_EXIT}`,
 };
 const INDEX_ALL = 'mac,vlan,ip,port,proto,tunnel';
+/** Element filters every link type compiles (fuzz-elements.c's set, for the same reason). */
+const ELEMENTS = 'qe-elements 1\nelement 0 tcp\ncustom 0 0 port 443 or port 80\nelement 1 udp port 53 or tcp port 53\nelement 2 \ncustom 2 0 udp\nelement 3 tcp port 80 or tcp port 8080\n';
 const REPORT = /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: \w+Sanitizer/;
 
 const { dir: work, cleanup } = tempDir('asan');
@@ -82,8 +84,10 @@ describe('the sanitizer build', () => {
     mkdirSync(store);
     const inputs = [...parserInputs(), ...trafficInputs()];
     expect(inputs.length).toBeGreaterThan(30);
+    const elements = join(work, 'elements');
+    writeFileSync(elements, ELEMENTS);
     for (const input of inputs) {
-      for (const filter of [[], ['--filter', 'udp or vlan'], ['--index-fields', INDEX_ALL, '--index-block-size', '4096', '--flows']]) {
+      for (const filter of [[], ['--filter', 'udp or vlan'], ['--index-fields', INDEX_ALL, '--index-block-size', '4096', '--flows', '--elements', elements]]) {
         const r = run('qe-capture', ['--read', input, '--iface', 'imp', '--dir', store, '--no-fsync', '--file-size', '65536', ...filter]);
         clean(`qe-capture --read ${input} ${filter.join(' ')}`, r);
         expect(r.stdout, input).toMatch(/"type":"done"/);
@@ -128,7 +132,9 @@ describe('the sanitizer build', () => {
   it('captures live (lo) with no sanitizer report', async () => {
     const dir = join(work, 'live');
     mkdirSync(dir);
-    const helper = spawn(join(asan, 'qe-capture'), ['--iface', 'lo', '--dir', dir, '--buffer', '4194304', '--flush-ms', '100', '--filter', 'udp port 9', '--no-fsync', '--index-fields', INDEX_ALL, '--flows'], {
+    const elements = join(work, 'live-elements');
+    writeFileSync(elements, ELEMENTS);
+    const helper = spawn(join(asan, 'qe-capture'), ['--iface', 'lo', '--dir', dir, '--buffer', '4194304', '--flush-ms', '100', '--filter', 'udp port 9', '--no-fsync', '--index-fields', INDEX_ALL, '--flows', '--elements', elements], {
       env,
       stdio: ['pipe', 'pipe', 'pipe'],
     });
@@ -149,5 +155,8 @@ describe('the sanitizer build', () => {
     expect(status, err).toBe(0);
     const written = out.split('\n').filter((l) => l.includes('"file_closed"')).reduce((n, l) => n + (JSON.parse(l) as { packets: number }).packets, 0);
     expect(written).toBeGreaterThanOrEqual(200);
+    const counted = out.split('\n').filter((l) => l.includes('"elements"')).map((l) => JSON.parse(l) as { elements: Array<{ packets: number }> }).at(-1);
+    expect(counted?.elements[1]!.packets, 'udp port 9 is not port 53').toBe(0);
+    expect(counted?.elements[2]!.packets).toBeGreaterThanOrEqual(200);
   });
 });

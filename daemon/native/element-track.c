@@ -122,7 +122,9 @@ struct qe_elements *qe_elements_parse(const char *text, size_t len, const char *
 				      char *err, size_t errlen)
 {
 	struct qe_elements *e = calloc(1, sizeof *e);
-	pcap_t *p = pcap_open_dead((int)linktype, (int)snaplen);
+	/* Files name raw IP by its LINKTYPE_ value, libpcap's compiler by its DLT_ one (the only link
+	 * type the packet parser reads whose two numbers differ). */
+	pcap_t *p = pcap_open_dead(linktype == QE_PF_LINKTYPE_RAW ? DLT_RAW : (int)linktype, (int)snaplen);
 	if (!e || !p || !(e->el = calloc(QE_ELEM_MAX, sizeof *e->el))) {
 		fail(err, errlen, name, 0, "out of memory");
 		goto bad;

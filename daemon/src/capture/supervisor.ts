@@ -4,6 +4,7 @@ import { EventEmitter } from 'node:events';
 import type { Config, InterfaceConfig } from '../config/config.js';
 import { helperArgs, helperSettings, launchProcess, type HelperLauncher, type RunningHelper } from './helper.js';
 import { ElementsFile, helperElements } from '../elements/helper-elements.js';
+import type { HelperElement } from '../elements/helper-file.js';
 import { helperCommand, HelperExit, type ElementsMessage, type FileClosedMessage, type HelperCommand, type HelperMessage, type StatsMessage } from './protocol.js';
 
 export const COUNTER_NAMES = ['received', 'written', 'written_bytes', 'filtered', 'kernel_drops', 'if_drops', 'writer_drops', 'write_errors', 'store_full_drops', 'cpu_us'] as const;
@@ -66,6 +67,8 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     private extraArgs: (iface: string) => Promise<string[]> | string[] = () => [],
     /** Starts each helper: a process, or a fake where reload is tested without one. */
     private readonly launch: HelperLauncher = launchProcess,
+    /** What the helpers count, from a config (a test's own list where the config is beside the point). */
+    private readonly elementsOf: (c: Config) => HelperElement[] = helperElements,
   ) {
     super();
   }
@@ -235,7 +238,7 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
    * counting).
    */
   private updateElements(): boolean {
-    const list = helperElements(this.config);
+    const list = this.elementsOf(this.config);
     if (!this.elementsFile && list.length === 0) return false;
     this.elementsFile ??= new ElementsFile();
     this.hasElements = list.length > 0;
