@@ -7,6 +7,7 @@
 import { existsSync } from 'node:fs';
 import { appendFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { execa, type ResultPromise } from 'execa';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -225,6 +226,19 @@ describe('element states from live traffic, through the daemon', () => {
     const json = await cli(['status', '--json', '--socket', socket]);
     const report = JSON.parse(json.stdout) as { figures: { elements: ElementState[] } };
     expect(report.figures.elements.map((e) => [e.element, e.state])).toEqual((await elements()).map((e) => [e.element, e.state]));
+  });
+
+  it("the API's answers with elements match the OpenAPI document", async () => {
+    const doc = (await (await fetch(`${base}/api/v1/openapi.json`)).json()) as { paths: Record<string, { get: { responses: { '200': { content: { 'application/json': { schema: unknown } } } } } }>; components: unknown };
+    const ajv = new Ajv2020({ strict: false });
+    ajv.addSchema({ $id: 'doc', components: doc.components });
+    for (const path of ['/elements', '/status']) {
+      const schema = JSON.parse(JSON.stringify(doc.paths[`/api/v1${path}`]!.get.responses['200'].content['application/json'].schema).replaceAll('"#/components', '"doc#/components'));
+      const validate = ajv.compile(schema);
+      const body = (await (await fetch(`${base}/api/v1${path}`, { headers: { authorization: `Bearer ${token}` } })).json()) as { elements?: unknown[]; figures?: { elements: unknown[] } };
+      expect((body.elements ?? body.figures!.elements).length, path).toBe(5);
+      expect(validate(body) ? [] : validate.errors, path).toEqual([]);
+    }
   });
 
   it('/metrics has each element state and indicator value', async () => {
