@@ -31,6 +31,7 @@ import {
 } from './index/query.js';
 import { report, targets, targetsText, type Figures, type ImportSummary } from './index/report.js';
 import { indexSizes } from './index/sizes.js';
+import { statsBench } from './index/stats.js';
 import { ensureStenographer, replaySlice, startStenographer, stenoreadCommand, waitComplete } from './index/steno.js';
 import { IMPORT_ROWS, emptyDir, importChunk, makeStore, storeFiles, timed, type ImportTrial, type Store } from './index/store.js';
 import { writeTraffic } from './index/traffic.js';
@@ -302,6 +303,17 @@ async function main(): Promise<number> {
     const sizes = await indexSizes(files.pcaps, Math.min(2e9, files.pcapBytes), scratch, o.captureCpu);
     figures.sizes = { rows: sizes.rows.map((r) => ({ fields: r.fields, pctOfPcap: r.pctOfPcap })), storeIndexPct: round((100 * files.indexBytes) / files.pcapBytes, 3) };
     results.indexSize = { store: { pcapBytes: files.pcapBytes, indexBytes: files.indexBytes, indexes: files.indexes, pctOfPcap: figures.sizes.storeIndexPct }, perField: sizes };
+
+    log('flow tables and stats');
+    const st = await statsBench(main, files.pcaps, range, o.reps, o.captureCpu, scratch);
+    figures.flows = {
+      tablePct: round((100 * files.flowBytes) / files.pcapBytes, 3),
+      statsS: st.statsS,
+      tsharkS: st.tsharkS,
+      speedup: st.speedup,
+      agree: st.agree,
+    };
+    results.flows = { store: { pcapBytes: files.pcapBytes, flowBytes: files.flowBytes, flowTables: files.flowTables, pctOfPcap: figures.flows.tablePct }, stats: st };
 
     if (withSteno || o.live) {
       await createBench();

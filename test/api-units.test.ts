@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { Authenticator, FAILURE_WINDOW_MS, MAX_FAILURES } from '../daemon/src/api/auth.js';
 import { HISTORY_SPAN_MS, History } from '../daemon/src/api/history.js';
 import { TokenStore, createToken } from '../daemon/src/api/tokens.js';
+import { MAX_TICKETS, TICKET_TTL_MS, Tickets } from '../daemon/src/api/tickets.js';
 import type { StatusReport } from '../daemon/src/health/figures.js';
 
 function report(at: number, written: number, bytes: number, drops: number): StatusReport {
@@ -65,5 +66,45 @@ describe('failed attempts per address', () => {
     now += 50_000;
     expect(await auth.check(req(token), '192.0.2.9', 'viewer')).toMatchObject({ ok: true, token: { name: 'ops', role: 'viewer' } });
     expect(await auth.check(req(token), '192.0.2.9', 'analyst')).toMatchObject({ ok: false, status: 403 });
+  });
+});
+
+describe('download tickets', () => {
+  it('grant one extraction once, within their minute, kept only as hashes; a bounded number outstanding', () => {
+    let now = 1_000_000;
+    const tickets = new Tickets<string>(() => now);
+    const who = { name: 'alice', role: 'analyst' };
+    const a = tickets.issue(who, 'range A')!;
+    expect(a.ticket).toMatch(/^qet_[A-Za-z0-9_-]{43}$/);
+    expect(a.expiresMs).toBe(now + TICKET_TTL_MS);
+    // Nothing the store holds is the ticket itself.
+    expect(JSON.stringify([...(tickets as unknown as { byHash: Map<string, unknown> }).byHash])).not.toContain(a.ticket.slice(4));
+    expect(tickets.redeem(a.ticket)).toEqual({ token: who, what: 'range A', expiresMs: a.expiresMs });
+    expect(tickets.redeem(a.ticket)).toBeUndefined();
+
+    const late = tickets.issue(who, 'range B')!;
+    now += TICKET_TTL_MS;
+    expect(tickets.redeem(late.ticket)).toBeUndefined();
+    expect(tickets.redeem('qet_x')).toBeUndefined();
+
+    const many = Array.from({ length: MAX_TICKETS }, (_, i) => tickets.issue(who, `r${i}`));
+    expect(many.every(Boolean)).toBe(true);
+    expect(tickets.issue(who, 'one more')).toBeUndefined();
+    // Used or expired ones make room.
+    expect(tickets.redeem(many[0]!.ticket)?.what).toBe('r0');
+    expect(tickets.issue(who, 'one more')).toBeDefined();
+    now += TICKET_TTL_MS;
+    expect(tickets.outstanding).toBe(0);
+
+    // Given back (its download found no free slot): good again until its own expiry, not longer.
+    const back = tickets.issue(who, 'range C')!;
+    const grant = tickets.redeem(back.ticket)!;
+    tickets.giveBack(back.ticket, grant);
+    expect(tickets.redeem(back.ticket)?.what).toBe('range C');
+    tickets.giveBack(back.ticket, grant);
+    now += TICKET_TTL_MS;
+    expect(tickets.redeem(back.ticket)).toBeUndefined();
+    tickets.giveBack(back.ticket, grant);
+    expect(tickets.outstanding).toBe(0);
   });
 });

@@ -190,6 +190,8 @@ describe('HTTPS, roles and errors', () => {
       '/explain': q({ from: FROM, to: TO }),
       '/flows': q({ from: FROM, to: TO }),
       '/extract': q({ from: FROM, to: TO, filter: 'udp' }),
+      '/extract/link': q({ from: FROM, to: TO, filter: 'udp' }),
+      '/extract/download': '', // its ticket is its credential: held to it in 'download links'
       '/audit': '',
       '/openapi.json': '',
       '/reload': '',
@@ -198,6 +200,10 @@ describe('HTTPS, roles and errors', () => {
     const seen: string[] = [];
     let n = 0;
     for (const [path, spec] of Object.entries(ROUTES) as [ApiPath, (typeof ROUTES)[ApiPath]][]) {
+      if ('ticket' in spec) {
+        seen.push(path);
+        continue;
+      }
       const target = `${API_PREFIX}${path}${ask[path]}`;
       const method = spec.method;
       // Failures from an address of their own each: ten from one would be a guesser (429, tested below).
@@ -313,6 +319,109 @@ describe('answers are the CLI\'s', () => {
   }, 60_000);
 });
 
+describe('nothing in the range: the CLI exits 3, the API answers 404 empty_range, in the same words', () => {
+  const BEFORE = { from: '2020-01-01T00:00:00Z', to: '2020-01-02T00:00:00Z' };
+  const cliSays = async (args: string[]) => {
+    const r = await cli([...args, '--config', configPath]);
+    return { exitCode: r.exitCode, last: r.stderr.trim().split('\n').at(-1)! };
+  };
+
+  it('files, stats, flows and extract, before any file and with a filter nothing matches', async () => {
+    const cases: { path: ApiPath; params: Record<string, string>; token: string; args: string[] }[] = [
+      { path: '/files', params: BEFORE, token: tokens.viewer, args: ['files', '--from', BEFORE.from, '--to', BEFORE.to] },
+      { path: '/stats', params: BEFORE, token: tokens.viewer, args: ['stats', '--from', BEFORE.from, '--to', BEFORE.to] },
+      { path: '/flows', params: BEFORE, token: tokens.analyst, args: ['flows', '--from', BEFORE.from, '--to', BEFORE.to] },
+      { path: '/stats', params: { from: FROM, to: TO, filter: 'host 203.0.113.99' }, token: tokens.viewer, args: ['stats', '--from', FROM, '--to', TO, '--filter', 'host 203.0.113.99'] },
+      { path: '/flows', params: { from: FROM, to: TO, filter: 'host 203.0.113.99' }, token: tokens.analyst, args: ['flows', '--from', FROM, '--to', TO, '--filter', 'host 203.0.113.99'] },
+      { path: '/extract', params: BEFORE, token: tokens.analyst, args: ['extract', '--from', BEFORE.from, '--to', BEFORE.to, '-w', join(dir, 'empty.pcap')] },
+      { path: '/extract', params: { from: FROM, to: TO, filter: 'host 203.0.113.99' }, token: tokens.analyst, args: ['extract', '--from', FROM, '--to', TO, '--filter', 'host 203.0.113.99', '-w', join(dir, 'empty.pcap')] },
+    ];
+    for (const c of cases) {
+      const api = await call(`${API_PREFIX}${c.path}${q(c.params)}`, { token: c.token });
+      const said = await cliSays(c.args);
+      const what = `${c.path} ${JSON.stringify(c.params)}`;
+      expect([api.status, api.headers['content-type'], errorOf(api).code], what).toEqual([404, 'application/json; charset=utf-8', 'empty_range']);
+      expect(said.exitCode, what).toBe(3);
+      // extract adds what it wrote ("; wrote an empty pcap to ...").
+      expect(said.last.startsWith(`qe-packets ${c.args[0]}: ${errorOf(api).message}`), `${what}: ${said.last} / ${errorOf(api).message}`).toBe(true);
+      expect(errorOf(api).message, what).toMatch(/^no (packets|capture file) between /);
+    }
+    const audit = (await readFile(join(dir, 'log', 'audit.log'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as AuditEntry);
+    expect(audit.findLast((e) => e.action === 'extract')).toMatchObject({ status: 404, outcome: 'refused', packets: 0, bytes: 0, error: expect.stringMatching(/^no packets between .* matching "host 203.0.113.99" \(searched 2 files\)$/) });
+    // A link is not given for a range without files.
+    const link = await call(`${API_PREFIX}/extract/link${q(BEFORE)}`, { token: tokens.analyst, method: 'POST' });
+    expect([link.status, errorOf(link).code]).toEqual([404, 'empty_range']);
+  }, 60_000);
+
+  it('qe-packets files lists what GET /files answers', async () => {
+    const api = json(await call(`${API_PREFIX}/files${q({ from: FROM, to: TO })}`, { token: tokens.viewer }));
+    const r = await cli(['files', '--config', configPath, '--from', FROM, '--to', TO, '--json']);
+    expect(r.exitCode, r.all).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual(api);
+    expect((api.files as { iface: string }[]).map((f) => f.iface)).toEqual(['eth0', 'eth1']);
+    // Without a range: every file, as the API without from.
+    const all = await cli(['files', '--config', configPath, '--json']);
+    expect(JSON.parse(all.stdout).files).toEqual((json(await call(`${API_PREFIX}/files${q({ to: JSON.parse(all.stdout).to as string })}`, { token: tokens.viewer })).files));
+    expect((JSON.parse(all.stdout) as { total: { files: number } }).total.files).toBe(3);
+    const text = await cli(['files', '--config', configPath, '--iface', 'eth1']);
+    expect(text.stdout).toMatch(/^FIRST +LAST +IFACE +PACKETS +SIZE +PATH\n2024-05-01T10:00:05\.\d{9}Z +2024-05-01T10:00:\d\d\.\d{9}Z +eth1 +300 /);
+    expect(text.stdout).toMatch(/\n\n1 file, 300 packets, [\d.]+ ?\w+ on disk$/);
+    const bad = await cli(['files', '--config', configPath, '--iface', 'eth9']);
+    expect([bad.exitCode, bad.stderr.trim()]).toEqual([2, `qe-packets files: ${errorOf(await call(`${API_PREFIX}/files${q({ iface: 'eth9' })}`, { token: tokens.viewer })).message}`]);
+  });
+});
+
+describe('download links', () => {
+  const link = async (params: Record<string, string>, token = tokens.analyst) => {
+    const a = await call(`${API_PREFIX}/extract/link${q(params)}`, { token, method: 'POST' });
+    expect(a.status, a.body.toString()).toBe(200);
+    return json(a) as { url: string; expires: string };
+  };
+
+  it('POST /extract/link gives a single-use URL, valid a minute, that downloads without a token what the CLI extracts; audited under the link\'s token', async () => {
+    const filter = 'udp and host 10.0.0.3';
+    const before = Date.now();
+    const l = await link({ from: FROM, to: TO, filter });
+    expect(l.url).toMatch(/^\/api\/v1\/extract\/download\?ticket=qet_[A-Za-z0-9_-]{43}$/);
+    expect(Date.parse(l.expires) - before).toBeGreaterThan(55_000);
+    expect(Date.parse(l.expires) - before).toBeLessThan(65_000);
+    // The ticket itself is kept nowhere on disk, and not in the daemon's log.
+    const ticket = l.url.split('=')[1]!;
+    expect(daemon.output).not.toContain(ticket);
+
+    const got = await call(l.url);
+    expect(got.status, got.body.toString().slice(0, 300)).toBe(200);
+    expect(got.headers['content-type']).toBe('application/vnd.tcpdump.pcap');
+    expect(got.headers['content-disposition']).toBe('attachment; filename="qe-packets_20240501T100000Z_20240501T100100Z.pcap"');
+    const out = join(dir, 'link-cli.pcap');
+    const run = await cli(['extract', '--config', configPath, '--from', FROM, '--to', TO, '--filter', filter, '-w', out]);
+    expect(run.exitCode, run.all).toBe(0);
+    expect(got.body.equals(await readFile(out))).toBe(true);
+    const entry = (await readFile(join(dir, 'log', 'audit.log'), 'utf8')).trim().split('\n').map((x) => JSON.parse(x) as AuditEntry).findLast((e) => e.query.filter === filter)!;
+    expect(entry).toMatchObject({ token: 't-analyst', role: 'analyst', action: 'extract', status: 200, outcome: 'complete', bytes: got.body.length });
+
+    // Used: a second GET is refused, as is a made-up ticket; neither starts an extraction.
+    const again = await call(l.url);
+    expect([again.status, errorOf(again).code]).toEqual([401, 'unauthorized']);
+    expect(errorOf(again).message).toMatch(/links from \/extract\/link work once, within 60 s/);
+    const madeUp = await call(`${API_PREFIX}/extract/download${q({ ticket: `qet_${'C'.repeat(43)}` })}`, { localAddress: '127.0.2.1' });
+    expect(madeUp.status).toBe(401);
+    const none = await call(`${API_PREFIX}/extract/download`, { localAddress: '127.0.2.1' });
+    expect(none.status).toBe(401);
+  });
+
+  it('refuses a link to a viewer, a bad filter before any link, and a bad ticket counts as a failed attempt', async () => {
+    const viewer = await call(`${API_PREFIX}/extract/link${q({ from: FROM, to: TO })}`, { token: tokens.viewer, method: 'POST' });
+    expect(viewer.status).toBe(403);
+    const badFilter = await call(`${API_PREFIX}/extract/link${q({ from: FROM, to: TO, filter: 'hots 1' })}`, { token: tokens.analyst, method: 'POST' });
+    expect([badFilter.status, errorOf(badFilter).message]).toEqual([400, expect.stringMatching(/^bad filter "hots 1": /)]);
+    const from = '127.0.2.2';
+    for (let i = 0; i < MAX_FAILURES; i++) expect((await call(`${API_PREFIX}/extract/download${q({ ticket: `qet_${'D'.repeat(43)}` })}`, { localAddress: from })).status).toBe(401);
+    const l = await link({ from: FROM, to: TO });
+    expect((await call(l.url, { localAddress: from })).status).toBe(429);
+  });
+});
+
 describe('extraction never costs capture', () => {
   it('at most api.max_extractions at once (429 beyond), each at idle priority, and a cancelled download leaves no qe-extract behind', async () => {
     const pid = daemon.proc.pid!;
@@ -330,6 +439,9 @@ describe('extraction never costs capture', () => {
     expect(third.status).toBe(429);
     expect(errorOf(third).message).toBe('2 extractions are running, api.max_extractions allows 2: try again when one has finished');
     expect(third.headers['retry-after']).toBe('10');
+    // A download link refused for want of a slot is not used up by it.
+    const link = json(await call(`${API_PREFIX}/extract/link${q({ from: FROM, to: TO })}`, { token: tokens.analyst, method: 'POST' })) as { url: string };
+    expect((await call(link.url)).status).toBe(429);
 
     one.destroy();
     two.destroy();
@@ -338,7 +450,9 @@ describe('extraction never costs capture', () => {
       const lines = (await readFile(join(dir, 'log', 'audit.log'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as AuditEntry);
       return lines.filter((e) => e.outcome === 'cancelled' && e.query.from === BIG_FROM).length === 2;
     });
-    // The slots are free again.
+    // The slots are free again: the link works now, once.
+    expect((await call(link.url)).status).toBe(200);
+    expect((await call(link.url)).status).toBe(401);
     const after = await stalledDownload(path, tokens.analyst);
     expect(after.res.statusCode).toBe(200);
     after.destroy();
@@ -360,6 +474,20 @@ describe('history, reload and the OpenAPI document', () => {
     expect(h.samples[0]!.interfaces.map((i) => i.name)).toEqual(['lo']);
     expect(h.samples[0]!.store.used_bytes).toBeGreaterThan(1e6);
   }, 30_000);
+
+  it('queries read the store of the configuration in force, not the file on disk', async () => {
+    const good = await readFile(configPath, 'utf8');
+    // A config file being edited (and not yet reloaded) changes nothing the API answers.
+    await writeFile(configPath, good.replace('  file_size: 64MiB', '  file_size: 1GB2'));
+    try {
+      for (const [path, token] of [['/stats', tokens.viewer], ['/flows', tokens.analyst], ['/files', tokens.viewer], ['/explain', tokens.viewer], ['/extract', tokens.analyst]] as const) {
+        const a = await call(`${API_PREFIX}${path}${q({ from: FROM, to: TO })}`, { token });
+        expect(a.status, `${path}: ${a.body.toString().slice(0, 300)}`).toBe(200);
+      }
+    } finally {
+      await writeFile(configPath, good);
+    }
+  });
 
   it('POST /reload reloads as SIGHUP does; a bad configuration is a 400 with the reason', async () => {
     const ok = await call(`${API_PREFIX}/reload`, { token: tokens.admin, method: 'POST' });
@@ -391,6 +519,7 @@ describe('history, reload and the OpenAPI document', () => {
       expect(validate(body) ? [] : validate.errors, path).toEqual([]);
     };
     const range = q({ from: FROM, to: TO });
+    check('/extract/link', json(await call(`${API_PREFIX}/extract/link${range}`, { token: tokens.admin, method: 'POST' })));
     for (const path of ['/info', '/whoami', '/status', '/elements', '/files', '/stats', '/history', '/explain', '/audit', '/openapi.json'] as const) {
       const a = await call(`${API_PREFIX}${path}${['/files', '/stats', '/explain'].includes(path) ? range : ''}`, { token: tokens.admin });
       check(path, json(a));

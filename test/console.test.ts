@@ -191,9 +191,11 @@ describe('web console in chromium against the daemon', () => {
     const downloading = page.waitForEvent('download', { timeout: 60_000 });
     await page.getByRole('button', { name: 'Download pcap' }).click();
     const download = await downloading;
+    // The browser's own download of a single-use link: the page holds none of it.
+    expect(download.url()).toMatch(/^https:\/\/127\.0\.0\.1:\d+\/api\/v1\/extract\/download\?ticket=qet_[A-Za-z0-9_-]{43}$/);
     const saved = join(dir, 'console.pcap');
     await download.saveAs(saved);
-    expect(download.suggestedFilename()).toMatch(/\.pcap$/);
+    expect(download.suggestedFilename()).toMatch(/^qe-packets_\d{8}T\d{6}Z_\d{8}T\d{6}Z\.pcap$/);
 
     const info = await execa('capinfos', ['-M', '-c', '-T', saved], { reject: false, all: true });
     expect(info.exitCode, info.all).toBe(0);
@@ -204,11 +206,56 @@ describe('web console in chromium against the daemon', () => {
     expect(r.exitCode, r.all).toBe(0);
     expect((await readFile(saved)).equals(await readFile(cliOut))).toBe(true);
 
-    await expect.poll(() => textOf(page, '[data-testid=download-state]'), { timeout: 10_000 }).toMatch(/^Saved .*\.pcap: /);
+    await expect.poll(() => textOf(page, '[data-testid=download-state]'), { timeout: 10_000 }).toMatch(/^Download started/);
+    // The link was used once: following it again is refused.
+    const again = await page.evaluate(async (url) => (await fetch(url)).status, download.url());
+    expect(again).toBe(401);
+    log.statuses = log.statuses.filter((st) => st !== '401 /api/v1/extract/download');
     await expect.poll(() => textOf(page, '[data-testid=audit] tbody'), { timeout: 15_000 }).toContain('udp port 5353');
     expect(await page.locator('[data-testid=audit] tbody tr').first().textContent()).toContain('console-test');
     await page.screenshot({ path: join(SHOTS, 'extraction.png'), fullPage: true });
   }, 120_000);
+
+  it('a viewer token sees overview and traffic; extraction is hidden, and refused with the role it needs', async () => {
+    const made = await cli(['token', 'create', 'console-viewer', '--role', 'viewer', '--json']);
+    expect(made.exitCode, made.all).toBe(0);
+    const viewerToken = (JSON.parse(made.stdout) as { token: string }).token;
+    // A context of its own: another browser session, with its own sessionStorage.
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, ignoreHTTPSErrors: true });
+    const vlog = new BrowserLog();
+    try {
+      const v = await ctx.newPage();
+      vlog.watch(v);
+      await v.goto(`${base}/`);
+      await v.locator('#token').fill(viewerToken);
+      await v.getByRole('button', { name: 'Log in' }).click();
+      await v.locator(`[data-iface="${link.capDev}"] [data-testid=written]`).waitFor({ timeout: 15_000 });
+      expect(await v.locator('nav a').allTextContents()).toEqual(['Overview', 'Traffic']);
+      await v.goto(`${base}/#/traffic`);
+      await expect.poll(() => textOf(v, '[data-testid=top-host] tbody'), { timeout: 30_000 }).toContain(UDP_SRC);
+      expect(await v.getByText('extract this range').count()).toBe(0);
+      await v.screenshot({ path: join(SHOTS, 'viewer-traffic.png'), fullPage: true });
+      // A link to the extraction page (shared by an analyst): told why, and no form.
+      await v.goto(`${base}/#/extraction?from=2026-01-01T00:00:00Z`);
+      await expect.poll(() => textOf(v, '[data-testid=forbidden]'), { timeout: 10_000 }).toBe(
+        'Extraction needs a token of role analyst or admin: console-viewer has role viewer. Ask for an analyst token (qe-packets token create NAME --role analyst).',
+      );
+      expect(await v.locator('input[name=filter]').count()).toBe(0);
+      expect(await v.getByRole('button', { name: 'Download pcap' }).count()).toBe(0);
+      await v.screenshot({ path: join(SHOTS, 'viewer-extraction-refused.png'), fullPage: true });
+      // Asked directly with the session's token, the daemon refuses too, saying why.
+      const asked = await v.evaluate(async () => {
+        const r = await fetch('/api/v1/extract/link?from=15m%20ago', { method: 'POST', headers: { authorization: `Bearer ${sessionStorage.getItem('qe-packets.token')}` } });
+        return { status: r.status, body: (await r.json()) as { error: { message: string } } };
+      });
+      expect(asked).toEqual({ status: 403, body: { error: { code: 'forbidden', message: 'token console-viewer has role viewer: this needs analyst or above' } } });
+      expect(vlog.errors).toEqual([]);
+      // The page itself asked for nothing its role may not have (no audit log, no extraction).
+      expect(vlog.statuses).toEqual(['403 /api/v1/extract/link']);
+    } finally {
+      await ctx.close();
+    }
+  }, 90_000);
 
   it('fits a phone-sized window: no page wider than the screen', async () => {
     // The same tab: the token is in its sessionStorage, which another tab would not see.

@@ -7,7 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkVersion, controlFile, mergeDepends } from '../package/src/control.js';
+import { EXPLICIT_DEPENDS, checkVersion, controlFile, mergeDepends } from '../package/src/control.js';
+import { TEST_ROOT_PACKAGES } from '../package/src/debian-root.js';
+import { PACKAGES as IMAGE_PACKAGES } from '../image/src/config.js';
 import { buildDeb } from '../package/src/build-deb.js';
 import { NODE } from '../package/src/node-runtime.js';
 import { freshRoot, inRoot, removeRoot } from './lib/chroot.js';
@@ -29,7 +31,14 @@ describe('package sources', () => {
   });
   it('keeps the explicit libpcap bound over the one dpkg-shlibdeps finds', () => {
     expect(mergeDepends(['libpcap0.8 (>= 1.10)'], ['libc6 (>= 2.34)', 'libpcap0.8 (>= 1.0.0)'])).toEqual(['libpcap0.8 (>= 1.10)', 'libc6 (>= 2.34)']);
-    expect(controlFile({ version: '1.0', shlibDepends: ['libc6 (>= 2.34)'], installedSizeKiB: 1 })).toMatch(/^Depends: adduser, libpcap0\.8 \(>= 1\.10\), libsystemd0, libc6 \(>= 2\.34\)$/m);
+    expect(controlFile({ version: '1.0', shlibDepends: ['libc6 (>= 2.34)'], installedSizeKiB: 1 })).toMatch(/^Depends: adduser, libpcap0\.8 \(>= 1\.10\), libsystemd0, openssl, libc6 \(>= 2\.34\)$/m);
+  });
+  it('depends on openssl, which first boot runs for the API certificate, and the image installs it', async () => {
+    expect(readFileSync(join(checkout, 'daemon/src/appliance/api-cert.ts'), 'utf8')).toMatch(/execa\('openssl', \['req', '-x509'/);
+    expect(controlFile({ version: '1.0', shlibDepends: [], installedSizeKiB: 1 })).toMatch(/^Depends: .*\bopenssl\b/m);
+    expect(IMAGE_PACKAGES).toContain('openssl');
+    // The root the .deb is installed into in the test below has its Depends, as apt would install them.
+    expect(TEST_ROOT_PACKAGES).toEqual(expect.arrayContaining(EXPLICIT_DEPENDS.map((d) => d.split(' ')[0])));
   });
 });
 
@@ -69,6 +78,12 @@ describe('qe-packets .deb in a Debian 12 root', () => {
     expect(await sha(deb1again)).toBe(await sha(deb1));
   });
 
+  it('ships no tool caches (a test run rewrites node_modules/.vite: the bytes would depend on it)', async () => {
+    const list = (await execa('dpkg-deb', ['-c', deb1])).stdout;
+    expect(list).toContain('/usr/lib/qe-packets/node_modules/zod/');
+    expect(list).not.toMatch(/node_modules\/\.(vite|cache)\//);
+  });
+
   it('builds dist-style names from package.json and --version', () => {
     expect(deb1).toBe(join(out, `qe-packets_${v1}_amd64.deb`));
     expect(deb2).toBe(join(out, `qe-packets_${v2}_amd64.deb`));
@@ -93,8 +108,11 @@ describe('qe-packets .deb in a Debian 12 root', () => {
     expect((await inRoot(root, ['dpkg-query', '-W', '-f=${Conffiles}', 'qe-packets'])).stdout).toContain('/etc/qe-packets/config.yaml');
     const control = (await inRoot(root, ['dpkg-query', '-W', '-f=${Depends}', 'qe-packets'])).stdout;
     expect(control).toMatch(/libpcap0\.8 \(>= 1\.10\)/);
+    expect(control.split(', ')).toContain('openssl');
     expect(control).toMatch(/libc6/);
 
+    // No tool's cache from the checkout (vitest writes node_modules/.vite on every run).
+    expect(existsSync(join(root, 'usr/lib/qe-packets/node_modules/.vite'))).toBe(false);
     const version = await inRoot(root, ['qe-packets', '--version']);
     expect(version.stdout.trim()).toBe(v1);
     expect((await inRoot(root, ['/usr/lib/qe-packets/node/bin/node', '--version'])).stdout.trim()).toBe(`v${NODE.version}`);

@@ -114,10 +114,13 @@ export interface StoreFiles {
   pcapBytes: number;
   indexBytes: number;
   indexes: number;
+  /** The closed files' flow tables (`.qeflow`). */
+  flowBytes: number;
+  flowTables: number;
 }
 
 export async function storeFiles(dir: string): Promise<StoreFiles> {
-  const out: StoreFiles = { pcaps: [], pcapBytes: 0, indexBytes: 0, indexes: 0 };
+  const out: StoreFiles = { pcaps: [], pcapBytes: 0, indexBytes: 0, indexes: 0, flowBytes: 0, flowTables: 0 };
   const walk = async (d: string): Promise<void> => {
     for (const e of await readdir(d, { withFileTypes: true })) {
       const p = join(d, e.name);
@@ -128,6 +131,9 @@ export async function storeFiles(dir: string): Promise<StoreFiles> {
       } else if (e.name.endsWith('.qeidx')) {
         out.indexes++;
         out.indexBytes += (await stat(p)).size;
+      } else if (e.name.endsWith('.qeflow')) {
+        out.flowTables++;
+        out.flowBytes += (await stat(p)).size;
       }
     }
   };

@@ -1,6 +1,6 @@
 // The one way the console talks to the daemon: /api/v1 with the session's token as a Bearer header.
 // The token lives in sessionStorage only: it goes when the browser session does.
-import type { ApiError, ApiPath } from '../../daemon/src/api/types.js';
+import type { ApiError, ApiPath, ExtractLinkResponse } from '../../daemon/src/api/types.js';
 
 const KEY = 'qe-packets.token';
 const PREFIX = '/api/v1';
@@ -37,10 +37,10 @@ export function apiUrl(path: ApiPath, query: Query = {}): string {
   return `${PREFIX}${path}${s ? `?${s}` : ''}`;
 }
 
-async function send(path: ApiPath, query: Query, signal?: AbortSignal, token = session.token()): Promise<Response> {
+async function send(path: ApiPath, query: Query, signal?: AbortSignal, token = session.token(), method: 'GET' | 'POST' = 'GET'): Promise<Response> {
   const headers: Record<string, string> = {};
   if (token) headers.authorization = `Bearer ${token}`;
-  const res = await fetch(apiUrl(path, query), { headers, signal, cache: 'no-store' });
+  const res = await fetch(apiUrl(path, query), { method, headers, signal, cache: 'no-store' });
   if (res.ok) return res;
   let code = 'http';
   let message = `${res.status} ${res.statusText}`;
@@ -64,31 +64,28 @@ export async function tryToken<T>(path: ApiPath, token: string): Promise<T> {
   return (await (await send(path, {}, undefined, token)).json()) as T;
 }
 
-/**
- * A download that needs the Bearer header, which a plain link cannot carry: read into a Blob
- * (counting bytes as they come) and handed to the browser as a file.
- */
-export async function download(path: ApiPath, query: Query, signal: AbortSignal, progress: (bytes: number) => void): Promise<{ name: string; bytes: number }> {
-  const res = await send(path, query, signal);
-  const name = /filename="?([^";]+)"?/.exec(res.headers.get('content-disposition') ?? '')?.[1] ?? 'extract.pcap';
-  const reader = res.body!.getReader();
-  const parts: Uint8Array[] = [];
-  let bytes = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    parts.push(value);
-    bytes += value.length;
-    progress(bytes);
+/** A query's empty answer (the CLI's exit 3) as null, with every other failure thrown. */
+export async function orEmpty<T>(p: Promise<T>): Promise<T | null> {
+  try {
+    return await p;
+  } catch (e) {
+    if (e instanceof ApiFailure && e.code === 'empty_range') return null;
+    throw e;
   }
-  const url = URL.createObjectURL(new Blob(parts as BlobPart[], { type: res.headers.get('content-type') ?? 'application/octet-stream' }));
+}
+
+/**
+ * Starts the browser's own download of an extraction: a plain link cannot carry the Bearer header,
+ * so a single-use link is asked for (POST /extract/link) and followed. The browser saves the pcap
+ * as it comes (nothing held in this page's memory) and shows the progress in its downloads.
+ */
+export async function startDownload(query: Query): Promise<ExtractLinkResponse> {
+  const link = (await (await send('/extract/link', query, undefined, session.token(), 'POST')).json()) as ExtractLinkResponse;
   const a = document.createElement('a');
-  a.href = url;
-  a.download = name;
+  a.href = link.url;
+  a.download = '';
   document.body.append(a);
   a.click();
   a.remove();
-  // The click has started the save; the object URL is only needed until then.
-  setTimeout(() => URL.revokeObjectURL(url), 60_000);
-  return { name, bytes };
+  return link;
 }

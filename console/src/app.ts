@@ -56,6 +56,8 @@ function Shell({ who, route, onLogout }: { who: WhoamiResponse; route: ReturnTyp
     ...(elements ? [['elements', 'Elements'] as [Page, string]] : []),
   ];
   const page = nav.some(([p]) => p === route.page) ? route.page : 'overview';
+  // A link to a page this token's role may not use (shared by an analyst) says so, over the overview.
+  const refused = route.page === 'extraction' && !analyst;
   const state = status.data?.state;
   // The extraction form is keyed by its URL's parameters: a link with another range (traffic's
   // "extract this range") starts a new form rather than keeping the one on screen.
@@ -71,6 +73,7 @@ function Shell({ who, route, onLogout }: { who: WhoamiResponse; route: ReturnTyp
     </header>
     <main class="page">
       ${status.error && html`<p class="error" role="alert">Status: ${status.error}</p>`}
+      ${refused && html`<p class="error" role="alert" data-testid="forbidden">Extraction needs a token of role analyst or admin: ${who.name} has role ${who.role}. Ask for an analyst token (qe-packets token create NAME --role analyst).</p>`}
       ${page === 'overview' && html`<${Overview} status=${status.data} />`}
       ${page === 'traffic' && html`<${Traffic} status=${status.data} analyst=${analyst} />`}
       ${page === 'extraction' && html`<${Extraction} key=${route.params.toString()} params=${route.params} />`}

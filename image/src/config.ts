@@ -21,6 +21,7 @@ export const PACKAGES: readonly string[] = [
   'qemu-guest-agent', // KVM/Proxmox
   'chrony', 'nftables', 'ethtool', 'iproute2',
   'prometheus-node-exporter',
+  'openssl', // first boot makes the API's self-signed certificate with it (daemon/src/appliance/api-cert.ts)
   'ca-certificates', 'less', 'procps', 'e2fsprogs', 'dosfstools', 'gdisk', 'cloud-guest-utils',
   'libpcap0.8', // the capture helper's one run-time library
   'zstd',

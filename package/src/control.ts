@@ -8,8 +8,12 @@ export interface ControlInput {
   installedSizeKiB: number;
 }
 
-/** Needs the shared libraries cannot tell: adduser for postinst, libpcap >= 1.10 (the BPF and immediate-mode features the helper uses). */
-export const EXPLICIT_DEPENDS = ['adduser', 'libpcap0.8 (>= 1.10)', 'libsystemd0'];
+/**
+ * Needs the shared libraries cannot tell: adduser for postinst, libpcap >= 1.10 (the BPF and
+ * immediate-mode features the helper uses), openssl for the API certificate first boot makes
+ * (daemon/src/appliance/api-cert.ts; ca-certificates pulls it in today, nothing promises it will).
+ */
+export const EXPLICIT_DEPENDS = ['adduser', 'libpcap0.8 (>= 1.10)', 'libsystemd0', 'openssl'];
 
 const VERSION_PATTERN = /^[0-9][A-Za-z0-9.+~-]*$/;
 

@@ -10,7 +10,7 @@ import { $ } from 'zx';
 
 /** What the tests need in the root besides minbase: the package's dependencies and what the Ansible roles manage. */
 export const TEST_ROOT_PACKAGES = [
-  'adduser', 'libpcap0.8', 'libsystemd0', // the .deb's Depends
+  'adduser', 'libpcap0.8', 'libsystemd0', 'openssl', // the .deb's Depends
   'systemd', 'udev', 'procps', 'iproute2', 'ethtool', // unit enabling, udev rules, sysctl, NIC tuning
   'python3', 'python3-apt', // Ansible runs its modules with the root's python (apt needs python3-apt)
   'nftables', 'openssh-server', 'prometheus-node-exporter', // hardening and monitoring roles

@@ -25,6 +25,9 @@ async function productionModules(target: string, nodeTgz: string): Promise<void>
     const modules = join(work, 'node_modules');
     await $`cp -al ${join(packageRoot, 'node_modules')} ${modules}`;
     await rm(join(modules, '.package-lock.json'), { force: true });
+    // Tools' caches (vitest's results, esbuild's, Vite's) live in node_modules/.vite and .cache: a
+    // test run rewrites them, so shipping them would make two builds of one tree differ.
+    for (const cache of ['.vite', '.cache']) await rm(join(modules, cache), { recursive: true, force: true });
     await $({ cwd: work })`npm prune --omit=dev --ignore-scripts --no-audit --no-fund`;
     await rebuildAddons(modules, nodeTgz);
     // Compiler leftovers of node-gyp (only build/Release/*.node is loaded) and the scopes prune emptied.

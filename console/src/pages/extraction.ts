@@ -1,8 +1,9 @@
 // A time range and a filter, checked as they are typed (the daemon's `explain`: its plan and how
-// much it will read), a download, and the recent extractions of the audit log.
+// much it will read), a download the browser saves as it comes (a single-use link), and the recent
+// extractions of the audit log, where a download's outcome shows.
 import { useEffect, useState } from 'preact/hooks';
 import type { AuditResponse, ExplainResponse } from '../../../daemon/src/api/types.js';
-import { ApiFailure, api, download } from '../api.js';
+import { ApiFailure, api, startDownload } from '../api.js';
 import { Time, bytes, isoUtc, num } from '../format.js';
 import { html } from '../html.js';
 import { usePoll } from '../poll.js';
@@ -22,7 +23,7 @@ export function Extraction({ params }: { params: URLSearchParams }) {
     iface: params.get('iface') ?? '',
   }));
   const [plan, setPlan] = useState<{ ok?: ExplainResponse; error?: string; checking: boolean }>({ checking: true });
-  const [got, setGot] = useState<{ bytes: number; done?: string; error?: string } | null>(null);
+  const [got, setGot] = useState<{ started?: boolean; error?: string } | null>(null);
   const [auditTick, setAuditTick] = useState(0);
   const audit = usePoll((signal) => api<AuditResponse>('/audit', { limit: 20 }, signal), 30_000, [auditTick]);
 
@@ -52,15 +53,16 @@ export function Extraction({ params }: { params: URLSearchParams }) {
     </label>`;
 
   const start = async () => {
-    const abort = new AbortController();
-    setGot({ bytes: 0 });
+    setGot({});
     try {
-      const { name, bytes: n } = await download('/extract', { ...form }, abort.signal, (b) => setGot({ bytes: b }));
-      setGot({ bytes: n, done: name });
+      await startDownload({ ...form });
+      setGot({ started: true });
     } catch (e) {
-      setGot({ bytes: 0, error: e instanceof ApiFailure || e instanceof Error ? e.message : String(e) });
+      setGot({ error: e instanceof ApiFailure || e instanceof Error ? e.message : String(e) });
     }
+    // The audit log says when the download has ended, and how.
     setAuditTick((t) => t + 1);
+    for (const ms of [2000, 10_000]) setTimeout(() => setAuditTick((t) => t + 1), ms);
   };
 
   const ok = plan.ok;
@@ -84,9 +86,8 @@ export function Extraction({ params }: { params: URLSearchParams }) {
           </dl>`}
           ${plan.checking && html`<p class="muted">Checking…</p>`}
         </div>
-        <button type="submit" disabled=${!ok || plan.checking || Boolean(plan.error) || (got !== null && !got.done && !got.error)}>Download pcap</button>
-        ${got && html`<p data-testid="download-state" class=${got.error ? 'error' : ''}>${got.error ?? (got.done ? `Saved ${got.done}: ${bytes(got.bytes)}` : `Receiving… ${bytes(got.bytes)}`)}</p>`}
-        <p class="hint">For very large extractions use the API with curl (see the README): the browser keeps the whole download in memory before saving it.</p>
+        <button type="submit" disabled=${!ok || plan.checking || Boolean(plan.error) || (got !== null && !got.started && !got.error)}>Download pcap</button>
+        ${got && html`<p data-testid="download-state" class=${got.error ? 'error' : ''}>${got.error ?? (got.started ? 'Download started: your browser saves the pcap as it comes (see its downloads); its outcome shows below.' : 'Asking for a download link…')}</p>`}
       </form>
     </section>
     <section>

@@ -8,7 +8,7 @@
 // storage.file_duration); the tables below, for any range, come from the flow tables.
 import { useMemo, useState } from 'preact/hooks';
 import type { FilesResponse, StatsResponse, StatusResponse } from '../../../daemon/src/api/types.js';
-import { api } from '../api.js';
+import { api, orEmpty } from '../api.js';
 import { Chart, color } from '../chart.js';
 import { Time, bitRate, bytes, isoUtc, nsToMs, num, toMs, utc } from '../format.js';
 import { html } from '../html.js';
@@ -67,7 +67,8 @@ export function Traffic({ status, analyst }: { status?: StatusResponse; analyst:
   const interval = whole ? timelineInterval(whole.to - whole.from) : 0;
 
   const timeline = usePoll(
-    (signal) => (whole ? api<FilesResponse>('/files', { from: isoUtc(whole.from * 1000), to: isoUtc(whole.to * 1000) }, signal) : Promise.resolve(undefined)),
+    // An empty store is an empty timeline, not an error.
+    (signal) => (whole ? orEmpty(api<FilesResponse>('/files', { from: isoUtc(whole.from * 1000), to: isoUtc(whole.to * 1000) }, signal)).then((f) => f ?? { from: '', to: '', files: [], total: { files: 0, packets: 0, bytes: 0, size: 0 } }) : Promise.resolve(undefined)),
     0,
     [whole?.from, whole?.to],
   );
@@ -108,7 +109,8 @@ export function Traffic({ status, analyst }: { status?: StatusResponse; analyst:
 }
 
 function TopTable({ by, title, from, to }: { by: (typeof TABLES)[number][0]; title: string; from: string; to: string }) {
-  const stats = usePoll((signal) => api<StatsResponse>('/stats', { from, to, by, top: 10 }, signal), 0, [from, to]);
+  // Nothing in the range (the CLI's exit 3) is a table with no rows.
+  const stats = usePoll((signal) => orEmpty(api<StatsResponse>('/stats', { from, to, by, top: 10 }, signal)).then((s) => s ?? { from, to, by, total: { packets: 0, bytes: 0, flows: 0 }, rows: [] }), 0, [from, to]);
   const s = stats.data;
   return html`
     <figure class="top-table" data-testid=${`top-${by}`}>

@@ -3,6 +3,7 @@
 // guessed at the speed of the network (not that 256 random bits could be: the bound also keeps a
 // scanner from costing the daemon a hash per request for ever).
 import type { IncomingMessage } from 'node:http';
+import type { Grant, Tickets } from './tickets.js';
 import type { TokenRecord, TokenStore } from './tokens.js';
 import { roleAllows, type ApiErrorCode, type Role } from './types.js';
 
@@ -41,12 +42,26 @@ export class Authenticator {
     if (this.failures.size > MAX_ADDRESSES) this.failures.delete(this.failures.keys().next().value!);
   }
 
-  async check(req: IncomingMessage, address: string, least: Role): Promise<AuthOutcome> {
+  private blocked(address: string): (AuthOutcome & { ok: false }) | undefined {
     const recent = this.recent(address);
-    if (recent.length >= MAX_FAILURES) {
-      const retryAfterS = Math.max(1, Math.ceil((recent[0]! + FAILURE_WINDOW_MS - this.now()) / 1000));
-      return { ok: false, status: 429, code: 'too_many_requests', message: `${recent.length} failed attempts from ${address} in the last ${FAILURE_WINDOW_MS / 1000} s: try again in ${retryAfterS} s`, retryAfterS };
-    }
+    if (recent.length < MAX_FAILURES) return undefined;
+    const retryAfterS = Math.max(1, Math.ceil((recent[0]! + FAILURE_WINDOW_MS - this.now()) / 1000));
+    return { ok: false, status: 429, code: 'too_many_requests', message: `${recent.length} failed attempts from ${address} in the last ${FAILURE_WINDOW_MS / 1000} s: try again in ${retryAfterS} s`, retryAfterS };
+  }
+
+  /** A download ticket's grant (tickets.ts); a bad ticket counts as a failed attempt, as a bad token does. */
+  redeem<T>(tickets: Tickets<T>, ticket: string | undefined, address: string): { ok: true; grant: Grant<T> } | (AuthOutcome & { ok: false }) {
+    const blocked = this.blocked(address);
+    if (blocked) return blocked;
+    const grant = ticket === undefined ? undefined : tickets.redeem(ticket);
+    if (grant) return { ok: true, grant };
+    this.fail(address);
+    return { ok: false, status: 401, code: 'unauthorized', message: `this download link is not valid: links from /extract/link work once, within ${tickets.ttlMs / 1000} s; start the download again` };
+  }
+
+  async check(req: IncomingMessage, address: string, least: Role): Promise<AuthOutcome> {
+    const blocked = this.blocked(address);
+    if (blocked) return blocked;
     const header = req.headers.authorization;
     const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
     if (!m) {

@@ -1,13 +1,15 @@
 // /extract: qe-extract's pcap stream to an HTTP client, through the command's own preparation
 // (extract/prepare.ts) and runner. Extraction never costs capture: the helper runs at idle CPU and
 // I/O priority, at most api.max_extractions at once, and ends when its client goes away or stops
-// reading. Nothing is sent before qe-extract has compiled the filter and opened every input, so a
-// bad filter is a 400 with its words; a failure after the first byte cuts the connection (never a
-// clean end of a truncated pcap).
+// reading. Nothing is sent before qe-extract has compiled the filter, opened every input and found
+// a first packet (the pcap header is held until then), so a bad filter is a 400 and nothing in the
+// range a 404 empty_range, each with the CLI's words; a failure after the first byte cuts the
+// connection (never a clean end of a truncated pcap).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { ExitCode } from '../extract/exit-codes.js';
-import { extractorJob, noteScans, prepareExtraction, type ExtractQuery } from '../extract/prepare.js';
+import { emptyText, extractorJob, noteScans, prepareExtraction, type ExtractQuery } from '../extract/prepare.js';
+import { GLOBAL_HEADER_LEN } from '../pcap/format.js';
 import { runExtractor, type ExtractCounts, type ExtractOutcome } from '../extract/run-extractor.js';
 import { formatIsoNs } from '../time/format-time.js';
 import { log } from '../util/log.js';
@@ -23,7 +25,7 @@ export interface ExtractionResult {
   bytes: number;
   error?: string;
   /** For a refusal before any byte: the HTTP status and code to answer with. */
-  refusal?: { status: number; code: 'bad_request' | 'unreadable_input' | 'internal'; message: string };
+  refusal?: { status: number; code: 'bad_request' | 'empty_range' | 'unreadable_input' | 'internal'; message: string };
 }
 
 /** The helpers running, for api.max_extractions and for the test that none is left behind. */
@@ -106,7 +108,20 @@ export async function streamExtraction(req: IncomingMessage, res: ServerResponse
         onSpawn: (p) => slots.pids.add((pid = p)),
         onStdout: (s) => {
           stdout = s;
-          s.once('data', (first: Buffer) => {
+          // The pcap header alone says nothing yet: held until a packet follows it (or the helper
+          // ends, when an empty range is answered as such rather than as an empty file).
+          const held: Buffer[] = [];
+          let heldBytes = 0;
+          const hold = (d: Buffer) => {
+            held.push(d);
+            heldBytes += d.length;
+            if (heldBytes > GLOBAL_HEADER_LEN) {
+              s.off('data', hold);
+              begin(Buffer.concat(held));
+            }
+          };
+          s.on('data', hold);
+          const begin = (first: Buffer) => {
             if (res.destroyed) return;
             started = true;
             res.writeHead(200, {
@@ -123,7 +138,7 @@ export async function streamExtraction(req: IncomingMessage, res: ServerResponse
             });
             // The end comes from the outcome, not the pipe: a helper that fails midway must not look like a whole file.
             s.pipe(res, { end: false });
-          });
+          };
         },
       },
     );
@@ -136,6 +151,10 @@ export async function streamExtraction(req: IncomingMessage, res: ServerResponse
   const packets = outcome.counts?.packets ?? counts?.packets ?? 0;
   if (abort.signal.aborted || res.destroyed) {
     return { status: started ? 200 : 499, outcome: 'cancelled', packets, bytes: sent };
+  }
+  if (outcome.exitCode === ExitCode.empty && !started) {
+    const message = emptyText(q, prepared.chosen.selection.files);
+    return { status: 404, outcome: 'refused', packets: 0, bytes: 0, error: message, refusal: { status: 404, code: 'empty_range', message } };
   }
   if (outcome.exitCode === ExitCode.ok || outcome.exitCode === ExitCode.empty) {
     if (!started) {

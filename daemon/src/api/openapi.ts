@@ -24,6 +24,7 @@ const PARAMS: Record<QueryParam, { description: string; example?: string }> = {
   top: { description: 'rows of the table (default 10)' },
   interval: { description: 'also a time series per interval: 1s, 5m, 1h' },
   limit: { description: 'entries, 1 to 1000 (default 50)' },
+  ticket: { description: 'the ticket of a link made by POST /extract/link (single use, valid 60 s)' },
 };
 
 const statusSchema = obj(
@@ -48,7 +49,10 @@ const statusSchema = obj(
 );
 
 const range = { from: str, to: str };
-const SCHEMAS: Record<Exclude<ApiPath, '/extract' | '/flows'>, Schema> = {
+const PCAP_PATHS: readonly ApiPath[] = ['/extract', '/extract/download'];
+/** The queries whose empty answer the command reports with exit 3: the API's 404 empty_range. */
+const EMPTY_RANGE_PATHS: readonly ApiPath[] = ['/files', '/stats', '/flows', '/extract', '/extract/link', '/extract/download'];
+const SCHEMAS: Record<Exclude<ApiPath, '/extract' | '/extract/download' | '/flows'>, Schema> = {
   '/info': obj({ version: str, tls_fingerprint: { type: ['string', 'null'] } }),
   '/whoami': obj({ name: str, role: ref('Role') }),
   '/status': statusSchema,
@@ -72,6 +76,7 @@ const SCHEMAS: Record<Exclude<ApiPath, '/extract' | '/flows'>, Schema> = {
     samples: arr(obj({ t: num, interfaces: arr(obj({ name: str, packets_per_s: num, bits_per_s: num, drops_per_s: num })), store: obj({ used_bytes: num, capacity_bytes: num }) })),
   }),
   '/explain': { type: 'object', required: ['from', 'to', 'filter', 'plan', 'files', 'bytes_to_read', 'estimated_s', 'per_file'], properties: { from: str, to: str, filter: { type: ['string', 'null'] }, plan: { type: ['string', 'null'] }, files: int, bytes_to_read: int, estimated_s: num, per_file: arr({ type: 'object' }) } },
+  '/extract/link': obj({ url: str, expires: str }),
   '/audit': obj({ entries: arr(ref('AuditEntry')) }),
   '/elements': obj({ elements: arr(ref('ElementState')) }),
   '/openapi.json': { type: 'object', required: ['openapi', 'paths'] },
@@ -107,30 +112,32 @@ export function openApiDocument(version: string): Record<string, unknown> {
   const paths: Record<string, unknown> = {};
   for (const [path, spec] of Object.entries(ROUTES) as [ApiPath, (typeof ROUTES)[ApiPath]][]) {
     const required: readonly string[] = 'required' in spec ? spec.required : [];
-    const content =
-      path === '/extract'
-        ? { 'application/vnd.tcpdump.pcap': { schema: { type: 'string', contentMediaType: 'application/vnd.tcpdump.pcap' } } }
-        : path === '/flows'
-          ? { 'application/x-ndjson': { schema: flowLine } }
-          : { 'application/json': { schema: SCHEMAS[path] } };
+    const pcap = PCAP_PATHS.includes(path);
+    const content = pcap
+      ? { 'application/vnd.tcpdump.pcap': { schema: { type: 'string', contentMediaType: 'application/vnd.tcpdump.pcap' } } }
+      : path === '/flows'
+        ? { 'application/x-ndjson': { schema: flowLine } }
+        : { 'application/json': { schema: SCHEMAS[path as keyof typeof SCHEMAS] } };
     const responses: Record<string, unknown> = {
       '200': {
-        description: path === '/extract' ? 'the pcap (nanosecond, the store link type), with Content-Disposition: attachment; filename=…' : path === '/flows' ? 'one flow a line (JSON lines)' : 'success',
+        description: pcap ? 'the pcap (nanosecond, the store link type), with Content-Disposition: attachment; filename=…' : path === '/flows' ? 'one flow a line (JSON lines)' : 'success',
         content,
       },
     };
-    if (spec.query.length || path === '/reload') responses['400'] = errorResponse("a bad time, range, filter, interface or parameter: the command's message");
-    if (spec.role) {
-      responses['401'] = errorResponse('no token, or not a valid one');
-      responses['403'] = errorResponse(`the token's role is below ${spec.role}`);
-      responses['429'] = errorResponse(path === '/extract' ? 'api.max_extractions running, or too many failed attempts from this address' : 'too many failed attempts from this address');
+    const ticket = 'ticket' in spec && spec.ticket;
+    if ((spec.query.length && !ticket) || path === '/reload') responses['400'] = errorResponse("a bad time, range, filter, interface or parameter: the command's message");
+    if (EMPTY_RANGE_PATHS.includes(path)) responses['404'] = errorResponse('empty_range: nothing in the range (the command exits 3), in the command\'s words');
+    if (spec.role || ticket) {
+      responses['401'] = errorResponse(ticket ? 'an unknown, used or expired ticket' : 'no token, or not a valid one');
+      if (spec.role) responses['403'] = errorResponse(`the token's role is below ${spec.role}`);
+      responses['429'] = errorResponse(pcap ? 'api.max_extractions running, or too many failed attempts from this address' : 'too many failed attempts from this address');
     }
     responses['431'] = errorResponse('request headers too large');
     paths[`${API_PREFIX}${path}`] = {
       [spec.method.toLowerCase()]: {
         operationId: path.replace(/^\//, '').replace(/\.json$/, '').replace(/[^a-z]/gi, '_'),
         summary: spec.summary,
-        description: spec.role ? `Needs a token of role ${spec.role} or above.` : 'No token needed.',
+        description: spec.role ? `Needs a token of role ${spec.role} or above.` : ticket ? 'No token: the ticket is the credential.' : 'No token needed.',
         security: spec.role ? [{ bearer: [] }] : [],
         parameters: spec.query.map((name) => ({ name, in: 'query', required: required.includes(name), description: PARAMS[name].description, schema: { type: 'string' }, ...(PARAMS[name].example ? { example: PARAMS[name].example } : {}) })),
         responses,

@@ -5,17 +5,16 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { UsageError, parseExtractArgs, type ExtractRequest } from '../commands/extract-args.js';
 import { parseFlowsArgs, parseStatsArgs } from '../commands/flows-args.js';
-import { runQuery } from '../commands/flow-query.js';
-import { statsJson, statsOf } from '../commands/stats.js';
+import { filesAnswer, parseFilesArgs } from '../commands/files.js';
+import { flowsAnswer } from '../commands/flows.js';
+import { statsAnswer, statsJson } from '../commands/stats.js';
 import type { Config } from '../config/config.js';
 import type { ReloadOutcome } from '../daemon/daemon.js';
 import { ExitCode } from '../extract/exit-codes.js';
 import { explain } from '../extract/explain.js';
-import { Refusal, checkInterfaces, prepareExtraction, readCatalog, refuseBadFilter } from '../extract/prepare.js';
+import { Refusal, emptyText, prepareExtraction, refuseBadFilter, type ExtractQuery } from '../extract/prepare.js';
 import { flowJson } from '../flows/render.js';
-import { totalsOf } from '../flows/stats.js';
 import type { StatusReport } from '../health/figures.js';
-import { selectFiles } from '../store/select-files.js';
 import { formatIsoNs, nowNs } from '../time/format-time.js';
 import { toJson } from '../util/json.js';
 import { log } from '../util/log.js';
@@ -24,15 +23,14 @@ import { ExtractionSlots, streamExtraction } from './extraction.js';
 import type { History } from './history.js';
 import { openApiDocument } from './openapi.js';
 import { asFlags } from './query.js';
+import type { Grant, Tickets } from './tickets.js';
 import type { TokenRecord } from './tokens.js';
-import type { ApiErrorCode, ApiPath, AuditEntry, FilesResponse, QueryParam, ReloadResponse, StatsResponse } from './types.js';
+import { API_PREFIX, type ApiErrorCode, type ApiPath, type AuditEntry, type ExtractLinkResponse, type QueryParam, type ReloadResponse, type Role, type StatsResponse } from './types.js';
 
 /** What the routes need of the daemon. */
 export interface ApiContext {
-  /** The configuration in force (the last one a reload applied). */
+  /** The configuration in force (the last one a reload applied): every query reads the store it names. */
   config(): Config;
-  /** The file the daemon was started with: flows and stats read the store from it, as the commands do. */
-  configPath: string;
   report(): StatusReport;
   reload(): Promise<ReloadOutcome>;
   history: History;
@@ -40,6 +38,8 @@ export interface ApiContext {
   slots: ExtractionSlots;
   version: string;
   tlsFingerprint: string | null;
+  /** The download links of /extract/link. */
+  tickets: Tickets<ExtractQuery>;
 }
 
 export interface Call {
@@ -48,6 +48,8 @@ export interface Call {
   params: Map<QueryParam, string[]>;
   /** Absent on the routes that need no token. */
   token?: TokenRecord;
+  /** On the ticket routes: what the ticket grants, and to whom it was issued. */
+  grant?: Grant<ExtractQuery>;
   address: string;
   api: ApiContext;
 }
@@ -69,12 +71,16 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers }).end(text);
 }
 
-/** The CLI's refusals and usage errors as HTTP: bad input 400, an unreadable store 500; anything else as it is. */
+/**
+ * The CLI's refusals and usage errors as HTTP: bad input 400, nothing in the range (exit 3) 404
+ * empty_range, an unreadable store 500; anything else as it is.
+ */
 function httpErrorOf(e: unknown): unknown {
   // A usage error's text ends with the command's usage: the first part is what was wrong.
   if (e instanceof UsageError) return new HttpError(400, 'bad_request', e.message.split('\n\n')[0]!);
   if (e instanceof Refusal) {
     if (e.exitCode === ExitCode.usage) return new HttpError(400, 'bad_request', e.message);
+    if (e.exitCode === ExitCode.empty) return new HttpError(404, 'empty_range', e.message);
     return new HttpError(500, e.exitCode === ExitCode.input ? 'unreadable_input' : 'internal', e.message);
   }
   return e;
@@ -99,6 +105,36 @@ function auditQuery(r: { fromNs: bigint; toNs: bigint; filter?: string; ifaces: 
   return { from: formatIsoNs(r.fromNs), to: formatIsoNs(r.toNs), filter: r.filter ?? null, iface: r.ifaces };
 }
 
+/**
+ * Streams an extraction to the client and audits it under `who` (the token, or the token a download
+ * link was issued to): /extract and /extract/download alike.
+ */
+async function sendExtraction(c: Call, q: ExtractQuery, who: { name: string; role: string }): Promise<void> {
+  const { slots } = c.api;
+  const slot = slots.tryTake();
+  if (!slot)
+    throw new HttpError(429, 'too_many_requests', `${slots.running} extractions are running, api.max_extractions allows ${c.api.config().api.maxExtractions}: try again when one has finished`, { 'retry-after': '10' });
+  try {
+    await c.api.audit.ready().catch((e: Error) => {
+      throw new HttpError(500, 'internal', `the audit log cannot be written (${e.message}): extractions are refused until it can`);
+    });
+    const entry = { time: new Date().toISOString(), token: who.name, role: who.role as Role, address: c.address, action: 'extract' as const, query: auditQuery(q) };
+    let r;
+    try {
+      r = await streamExtraction(c.req, c.res, storePaths(c), q, slots, slot);
+    } catch (e) {
+      const http = httpErrorOf(e);
+      const status = http instanceof HttpError ? http.status : 500;
+      await c.api.audit.write({ ...entry, packets: 0, bytes: 0, status, outcome: status < 500 ? 'refused' : 'failed', error: (e as Error).message });
+      throw http;
+    }
+    await c.api.audit.write({ ...entry, packets: r.packets, bytes: r.bytes, status: r.status, outcome: r.outcome, ...(r.error ? { error: r.error } : {}) });
+    if (r.refusal) throw new HttpError(r.refusal.status, r.refusal.code, r.refusal.message);
+  } finally {
+    slot.release();
+  }
+}
+
 type Handler = (c: Call) => Promise<void>;
 
 export const handlers: Record<ApiPath, Handler> = {
@@ -113,24 +149,13 @@ export const handlers: Record<ApiPath, Handler> = {
   '/elements': async (c) => sendJson(c.res, 200, { elements: c.api.report().figures.elements ?? [] }),
 
   '/files': async (c) => {
-    // The range is optional here: from the beginning of the store to now.
-    const q = extractRequest(c, ['--explain', ...(c.params.has('from') ? [] : ['--from=0'])]);
-    const catalog = await readCatalog(storePaths(c), (m) => log('warn', `files (API): ${m}`));
+    let req;
     try {
-      checkInterfaces(catalog.entries, q.ifaces);
+      req = parseFilesArgs(asFlags(c.params), nowNs(), 'utc');
     } catch (e) {
       asHttp(e);
     }
-    const files = selectFiles(catalog.entries, q)
-      .streams.flatMap((s) => s.files)
-      .sort((a, b) => (a.firstNs < b.firstNs ? -1 : a.firstNs > b.firstNs ? 1 : a.name < b.name ? -1 : 1));
-    const body: FilesResponse = {
-      from: formatIsoNs(q.fromNs),
-      to: formatIsoNs(q.toNs),
-      files: files.map((f) => ({ path: f.path, iface: f.iface, first: formatIsoNs(f.firstNs), last: formatIsoNs(f.lastNs), packets: f.packets, bytes: f.bytes, size: f.size, partial: f.partial, linktype: f.linktype })),
-      total: { files: files.length, packets: files.reduce((n, f) => n + f.packets, 0), bytes: files.reduce((n, f) => n + f.bytes, 0), size: files.reduce((n, f) => n + f.size, 0) },
-    };
-    sendJson(c.res, 200, body);
+    sendJson(c.res, 200, await filesAnswer(storePaths(c), req, (m) => log('warn', `files (API): ${m}`)).catch(asHttp));
   },
 
   '/explain': async (c) => {
@@ -143,13 +168,11 @@ export const handlers: Record<ApiPath, Handler> = {
   '/stats': async (c) => {
     let req;
     try {
-      req = parseStatsArgs([...asFlags(c.params), `--config=${c.api.configPath}`], nowNs(), 'utc');
+      req = parseStatsArgs(asFlags(c.params), nowNs(), 'utc');
     } catch (e) {
       asHttp(e);
     }
-    const { result } = await runQuery(req, (m) => log('info', `stats (API): ${m}`), req.intervalNs).catch(asHttp);
-    // An empty range is an answer here (zero totals), where the command says so and exits 3.
-    const s = statsOf(req, result);
+    const s = await statsAnswer(req, storePaths(c), (m) => log('info', `stats (API): ${m}`)).catch(asHttp);
     const body: StatsResponse = statsJson(req, s.total, s.rows, s.series);
     sendJson(c.res, 200, body);
   },
@@ -157,7 +180,7 @@ export const handlers: Record<ApiPath, Handler> = {
   '/flows': async (c) => {
     let req;
     try {
-      req = parseFlowsArgs([...asFlags(c.params), '--json', `--config=${c.api.configPath}`], nowNs(), 'utc');
+      req = parseFlowsArgs([...asFlags(c.params), '--json'], nowNs(), 'utc');
     } catch (e) {
       asHttp(e);
     }
@@ -167,13 +190,14 @@ export const handlers: Record<ApiPath, Handler> = {
     });
     let answer;
     try {
-      answer = await runQuery(req, (m) => log('info', `flows (API): ${m}`));
+      answer = await flowsAnswer(req, storePaths(c), (m) => log('info', `flows (API): ${m}`));
     } catch (e) {
-      const status = e instanceof Refusal && e.exitCode === ExitCode.usage ? 400 : 500;
+      const http = httpErrorOf(e);
+      const status = http instanceof HttpError ? http.status : 500;
       await c.api.audit.write({ ...entry, packets: 0, bytes: 0, status, outcome: status < 500 ? 'refused' : 'failed', error: (e as Error).message });
-      asHttp(e);
+      throw http;
     }
-    const flows = answer.result.merger.sorted();
+    const { flows, total } = answer;
     c.res.writeHead(200, { 'content-type': 'application/x-ndjson; charset=utf-8', 'cache-control': 'no-store' });
     let bytes = 0;
     let chunk = '';
@@ -192,34 +216,32 @@ export const handlers: Record<ApiPath, Handler> = {
       bytes += Buffer.byteLength(chunk);
       c.res.end(chunk);
     }
-    const total = totalsOf(flows);
     await c.api.audit.write({ ...entry, packets: total.packets, bytes, status: 200, outcome: gone || c.res.destroyed ? 'cancelled' : 'complete' });
   },
 
-  '/extract': async (c) => {
+  '/extract': async (c) => sendExtraction(c, extractRequest(c, ['-w', '-']), c.token!),
+
+  '/extract/link': async (c) => {
+    // Checked now as /explain checks it (range, interfaces, link types, filter): a link is only
+    // given for an extraction that can start; the times are fixed now ("15m ago" means now's).
     const q = extractRequest(c, ['-w', '-']);
-    const { slots } = c.api;
-    const slot = slots.tryTake();
-    if (!slot)
-      throw new HttpError(429, 'too_many_requests', `${slots.running} extractions are running, api.max_extractions allows ${c.api.config().api.maxExtractions}: try again when one has finished`, { 'retry-after': '10' });
+    const { chosen } = await prepareExtraction(storePaths(c), q, (m) => log('info', `extract link (API): ${m}`)).catch(asHttp);
+    if (chosen.selection.files === 0) throw new HttpError(404, 'empty_range', emptyText(q, 0));
+    await refuseBadFilter(q, chosen).catch(asHttp);
+    const what: ExtractQuery = { fromNs: q.fromNs, toNs: q.toNs, ifaces: q.ifaces, noIndex: q.noIndex, ...(q.filter !== undefined ? { filter: q.filter } : {}) };
+    const issued = c.api.tickets.issue(c.token!, what);
+    if (!issued) throw new HttpError(429, 'too_many_requests', 'too many download links are waiting to be used: try again in a minute', { 'retry-after': '60' });
+    const body: ExtractLinkResponse = { url: `${API_PREFIX}/extract/download?ticket=${issued.ticket}`, expires: new Date(issued.expiresMs).toISOString() };
+    sendJson(c.res, 200, body);
+  },
+
+  '/extract/download': async (c) => {
     try {
-      await c.api.audit.ready().catch((e: Error) => {
-        throw new HttpError(500, 'internal', `the audit log cannot be written (${e.message}): extractions are refused until it can`);
-      });
-      const entry = { time: new Date().toISOString(), token: c.token!.name, role: c.token!.role, address: c.address, action: 'extract' as const, query: auditQuery(q) };
-      let r;
-      try {
-        r = await streamExtraction(c.req, c.res, storePaths(c), q, slots, slot);
-      } catch (e) {
-        const http = httpErrorOf(e);
-        const status = http instanceof HttpError ? http.status : 500;
-        await c.api.audit.write({ ...entry, packets: 0, bytes: 0, status, outcome: status < 500 ? 'refused' : 'failed', error: (e as Error).message });
-        throw http;
-      }
-      await c.api.audit.write({ ...entry, packets: r.packets, bytes: r.bytes, status: r.status, outcome: r.outcome, ...(r.error ? { error: r.error } : {}) });
-      if (r.refusal) throw new HttpError(r.refusal.status, r.refusal.code, r.refusal.message);
-    } finally {
-      slot.release();
+      await sendExtraction(c, c.grant!.what, c.grant!.token);
+    } catch (e) {
+      // Refused before it started for want of a slot: the link stays good for its minute.
+      if (e instanceof HttpError && e.status === 429) c.api.tickets.giveBack(c.params.get('ticket')![0]!, c.grant!);
+      throw e;
     }
   },
 

@@ -8,14 +8,15 @@ import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { packageRoot } from '../util/native.js';
 import type { Config } from '../config/config.js';
 import { API_LIMITS, applyLimits, serverOptions } from '../util/http-limits.js';
 import { log } from '../util/log.js';
 import { Authenticator } from './auth.js';
 import { HttpError, handlers, sendJson, type ApiContext } from './routes.js';
 import { QueryError, queryParams } from './query.js';
+import { Tickets } from './tickets.js';
 import type { TokenStore } from './tokens.js';
 import { API_PREFIX, ROUTES, type ApiErrorCode, type ApiPath, type RouteSpec } from './types.js';
 
@@ -66,12 +67,11 @@ type ConsoleHandler = (req: IncomingMessage, res: ServerResponse) => boolean;
 
 /** The console's files, served by console-assets.ts from build/console when both are built. */
 async function loadConsole(): Promise<ConsoleHandler | undefined> {
-  const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'console');
+  const root = join(packageRoot, 'build', 'console');
   if (!existsSync(root)) return undefined;
-  // Looked up at run time: the console's module and bundle are built apart from the API.
-  const modulePath = './console-assets.js';
   try {
-    const m = (await import(modulePath)) as { consoleHandler: (root: string) => ConsoleHandler };
+    // A literal path, so the command's bundle (scripts/bundle-cli.mjs) carries the module.
+    const m = await import('./console-assets.js');
     return m.consoleHandler(root);
   } catch (e) {
     log('warn', `web console not served: ${(e as Error).message}`);
@@ -85,9 +85,9 @@ export interface ApiServer {
   fingerprint: string | null;
 }
 
-export async function serveApi(listen: { host: string; port: number }, tls: TlsFiles | undefined, tokens: TokenStore, api: Omit<ApiContext, 'tlsFingerprint'>): Promise<ApiServer> {
+export async function serveApi(listen: { host: string; port: number }, tls: TlsFiles | undefined, tokens: TokenStore, api: Omit<ApiContext, 'tlsFingerprint' | 'tickets'>): Promise<ApiServer> {
   const auth = new Authenticator(tokens);
-  const context: ApiContext = { ...api, tlsFingerprint: tls?.fingerprint ?? null };
+  const context: ApiContext = { ...api, tlsFingerprint: tls?.fingerprint ?? null, tickets: new Tickets() };
   const consoleHandler = await loadConsole();
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
@@ -120,7 +120,13 @@ export async function serveApi(listen: { host: string; port: number }, tls: TlsF
       if (e instanceof QueryError) return sendError(res, 400, 'bad_request', e.message);
       throw e;
     }
-    await handlers[path]({ req, res, params, ...(token ? { token } : {}), address, api: context });
+    let grant;
+    if ('ticket' in route && route.ticket) {
+      const a = auth.redeem(context.tickets, params.get('ticket')?.[0], address);
+      if (!a.ok) return sendError(res, a.status, a.code, a.message, a.retryAfterS ? { 'retry-after': String(a.retryAfterS) } : {});
+      grant = a.grant;
+    }
+    await handlers[path]({ req, res, params, ...(token ? { token } : {}), ...(grant ? { grant } : {}), address, api: context });
   };
 
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {

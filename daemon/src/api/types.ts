@@ -35,6 +35,7 @@ export type ApiErrorCode =
   | 'unauthorized' // 401: no token, or not a valid one
   | 'forbidden' // 403: the token's role may not do this
   | 'not_found' // 404
+  | 'empty_range' // 404: nothing in the range (the CLI's exit 3), in the CLI's words
   | 'method_not_allowed' // 405
   | 'uri_too_long' // 414: a query longer than the limit
   | 'too_many_requests' // 429: too many failed logins from this address, or api.max_extractions running
@@ -117,6 +118,13 @@ export interface StatsResponse {
 /** GET /flows?…: one of these per line (application/x-ndjson), `qe-packets flows --json`. */
 export type FlowLine = FlowJson;
 
+/** POST /extract/link?from&to&filter&iface: a single-use download link for that extraction. */
+export interface ExtractLinkResponse {
+  /** GET it without a token within `expires` (ISO 8601 UTC): the pcap, as GET /extract answers it. */
+  url: string;
+  expires: string;
+}
+
 /** One interface in one sample of GET /history. */
 export interface HistoryInterface {
   name: string;
@@ -177,12 +185,14 @@ export interface ReloadResponse {
   restart_needed: string[];
 }
 
-export type QueryParam = 'from' | 'to' | 'filter' | 'iface' | 'by' | 'top' | 'interval' | 'limit';
+export type QueryParam = 'from' | 'to' | 'filter' | 'iface' | 'by' | 'top' | 'interval' | 'limit' | 'ticket';
 
 export interface RouteSpec {
   method: 'GET' | 'POST';
   /** Least role allowed; null: no token needed. */
   role: Role | null;
+  /** The query's `ticket` (from /extract/link) is the credential instead of a token. */
+  ticket?: true;
   query: readonly QueryParam[];
   /** Query parameters that must be there. */
   required?: readonly QueryParam[];
@@ -204,6 +214,8 @@ export const ROUTES = {
   '/explain': { method: 'GET', role: 'viewer', query: RANGE, required: ['from'], produces: 'application/json', summary: 'the extraction plan and estimate (qe-packets extract --explain --json)' },
   '/flows': { method: 'GET', role: 'analyst', query: RANGE, required: ['from'], produces: 'application/x-ndjson', summary: 'merged flow records, one JSON object a line (qe-packets flows --json)' },
   '/extract': { method: 'GET', role: 'analyst', query: RANGE, required: ['from'], produces: 'application/vnd.tcpdump.pcap', summary: 'the packets of a range and filter as one pcap (qe-packets extract -w -)' },
+  '/extract/link': { method: 'POST', role: 'analyst', query: RANGE, required: ['from'], produces: 'application/json', summary: 'a single-use link (valid 60 s, no token needed) that downloads the extraction: for browsers, which save it as it comes' },
+  '/extract/download': { method: 'GET', role: null, ticket: true, query: ['ticket'], required: ['ticket'], produces: 'application/vnd.tcpdump.pcap', summary: "the extraction of a link made by /extract/link (once), audited under the link's token" },
   '/audit': { method: 'GET', role: 'analyst', query: ['limit'], produces: 'application/json', summary: 'recent extractions and flow queries, newest first' },
   '/openapi.json': { method: 'GET', role: null, query: [], produces: 'application/json', summary: 'this API as OpenAPI 3.1' },
   '/reload': { method: 'POST', role: 'admin', query: [], produces: 'application/json', summary: 'reload the configuration (as SIGHUP)' },

@@ -38,7 +38,7 @@ export async function ensureApiCertificate(o: { root: string; configPath: string
   const cert = join(o.root, API_CERT);
   const key = join(o.root, API_KEY);
   await mkdir(dirname(cert), { recursive: true });
-  // openssl is in the image (ca-certificates depends on it). P-256: every browser and curl takes it, and it is made in milliseconds (an RSA key on a slow first boot takes seconds).
+  // openssl: in the image's packages and the .deb's Depends (test/package.test.ts holds both to this call). P-256: every browser and curl takes it, and it is made in milliseconds (an RSA key on a slow first boot takes seconds).
   await execa('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-sha256', '-days', '3650', '-subj', `/CN=${o.hostname}`, '-addext', `subjectAltName=${san}`, '-addext', 'extendedKeyUsage=serverAuth', '-keyout', `${key}.tmp`, '-out', `${cert}.tmp`]);
   // The daemon reads the key as it reads its config (root:qe-packets 0640); nobody else does.
   const group = existsSync(configFile) ? statSync(configFile).gid : 0;

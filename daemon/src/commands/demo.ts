@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../util/native.js';
 import { parseArgs } from 'node:util';
 import { execa, type ResultPromise } from 'execa';
 import { CaptureSupervisor, type Counters } from '../capture/supervisor.js';
@@ -100,7 +100,8 @@ async function startCapture(dir: string, span: string): Promise<{ sup: CaptureSu
  * `seconds` (in an object: a bare ResultPromise would be awaited to its end by the caller's await).
  */
 async function startTraffic(dir: string, m: MirrorLab, seconds: number, peers: ResultPromise[]): Promise<{ client: ResultPromise }> {
-  const peer = fileURLToPath(new URL('../demo/traffic-peer.js', import.meta.url));
+  // Run as a script of its own (in each namespace): the tsc output, not the bundled command.
+  const peer = join(packageRoot, 'build', 'daemon', 'src', 'demo', 'traffic-peer.js');
   const server = execa('ip', ['netns', 'exec', m.nsServer, process.execPath, peer, 'server', '10.77.0.2'], { stdio: 'inherit' });
   peers.push(server);
   await new Promise((r) => setTimeout(r, 500));

@@ -8,7 +8,7 @@ import { runExtractor, type ExtractCounts, type ExtractOutcome } from '../extrac
 import { nowNs } from '../time/format-time.js';
 import { EXTRACT_USAGE, UsageError, parseExtractArgs, type ExtractRequest } from './extract-args.js';
 import { ProgressBar } from './progress-bar.js';
-import { formatSize } from '../config/units.js';
+import { formatCount, formatSize } from '../config/units.js';
 import { ConfigError } from '../config/errors.js';
 import type { FileRead } from '../extract/read-plan.js';
 import { Refusal, emptyText, extractorJob, noteScans, prepareExtraction, refuseBadFilter, type Prepared, type Say } from '../extract/prepare.js';
@@ -163,6 +163,6 @@ function storeDirHolding(output: string, storePaths: readonly string[]): string 
 
 function countText(c: ExtractCounts | undefined): string {
   if (!c) return 'the packets';
-  return `${c.packets.toLocaleString('en-US')} packet${c.packets === 1 ? '' : 's'} (${formatSize(c.bytes)})`;
+  return `${formatCount(c.packets)} packet${c.packets === 1 ? '' : 's'} (${formatSize(c.bytes)})`;
 }
 

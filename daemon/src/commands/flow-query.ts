@@ -1,7 +1,8 @@
-// What `qe-packets flows` and `qe-packets stats` share: the store from the config, the files of
-// the range (as extract picks them), the query (daemon/src/flows/collect.ts) with a progress bar
-// on a terminal, and extract's refusals and closing words.
-import { Refusal } from '../extract/prepare.js';
+// What `qe-packets flows` and `qe-packets stats` share: the files of the range (as extract picks
+// them), the query (daemon/src/flows/collect.ts) with a progress bar on a terminal, and extract's
+// refusals and closing words. The store's paths come from the caller: the commands read the
+// config file (storePathsOf), the API serves the daemon's loaded config.
+import { Refusal, emptyText } from '../extract/prepare.js';
 import { ConfigError } from '../config/errors.js';
 import { loadConfigFile } from '../config/load.js';
 import { formatSize } from '../config/units.js';
@@ -9,7 +10,6 @@ import { ExitCode } from '../extract/exit-codes.js';
 import { collectFlows, type FilePlan, type FlowQueryResult } from '../flows/collect.js';
 import { scanCatalog } from '../store/catalog.js';
 import { selectFiles, unknownInterfaces, type Selection } from '../store/select-files.js';
-import { formatIsoNs } from '../time/format-time.js';
 import type { FlowsRequest } from './flows-args.js';
 import { ProgressBar } from './progress-bar.js';
 
@@ -27,14 +27,22 @@ export interface Answer {
   selection: Selection;
 }
 
-export async function runQuery(req: Omit<FlowsRequest, 'format' | 'help'>, say: Say, intervalNs?: bigint): Promise<Answer> {
-  let paths: string[];
+/** storage.paths of the config file a command was given (--config). */
+export async function storePathsOf(configPath: string): Promise<string[]> {
   try {
-    paths = (await loadConfigFile(req.configPath)).storage.paths;
+    return (await loadConfigFile(configPath)).storage.paths;
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     throw new Refusal(ExitCode.usage, `invalid configuration\n${e.message}`);
   }
+}
+
+/** Nothing in the range: the command's exit 3 and the API's 404 empty_range, in the same words. */
+export function emptyRange(req: Omit<FlowsRequest, 'format' | 'help'>, files: number): Refusal {
+  return new Refusal(ExitCode.empty, emptyText(req, files));
+}
+
+export async function runQuery(req: Omit<FlowsRequest, 'format' | 'help'>, paths: readonly string[], say: Say, intervalNs?: bigint): Promise<Answer> {
   const catalog = await scanCatalog(paths);
   for (const p of catalog.problems.slice(0, MAX_PROBLEMS_SHOWN)) say(`warning: ${p.path}: ${p.message}`);
   if (catalog.problems.length > MAX_PROBLEMS_SHOWN) say(`warning: ${catalog.problems.length - MAX_PROBLEMS_SHOWN} more files could not be read`);
@@ -77,15 +85,6 @@ export async function runQuery(req: Omit<FlowsRequest, 'format' | 'help'>, say: 
   else if (bar) stderr.write('\r\x1b[K');
   if (result.exitCode !== ExitCode.ok) throw new Refusal(result.exitCode, result.error ?? `reading the packets failed with exit status ${result.exitCode}`);
   return { result, selection };
-}
-
-/** extract's words for an empty range (exit 3). */
-export function emptyText(req: Omit<FlowsRequest, 'format' | 'help'>, files: number): string {
-  const range = `between ${formatIsoNs(req.fromNs)} and ${formatIsoNs(req.toNs)}`;
-  const filter = req.filter !== undefined ? ` matching "${req.filter}"` : '';
-  const ifaces = req.ifaces.length ? ` on ${req.ifaces.join(', ')}` : '';
-  const searched = files === 0 ? 'no capture file covers that range' : `searched ${files} file${files === 1 ? '' : 's'}`;
-  return `no packets ${range}${ifaces}${filter} (${searched})`;
 }
 
 /** Where the answer came from: "5 files: 4 through their flow tables, 1 read (10MiB)". */

@@ -3,11 +3,13 @@
 import { ExitCode } from '../extract/exit-codes.js';
 import { totalsOf } from '../flows/stats.js';
 import { CSV_KEYS, flowCsv, flowJson, flowLine } from '../flows/render.js';
-import { formatSize } from '../config/units.js';
+import { formatCount, formatSize } from '../config/units.js';
 import { nowNs } from '../time/format-time.js';
 import { FLOWS_USAGE, parseFlowsArgs, type FlowsRequest } from './flows-args.js';
 import { UsageError } from './extract-args.js';
-import { Refusal, emptyText, runQuery, sourcesText, type Say } from './flow-query.js';
+import type { FlowQueryResult } from '../flows/collect.js';
+import type { StatsTotal } from '../flows/stats.js';
+import { Refusal, emptyRange, runQuery, sourcesText, storePathsOf, type Say } from './flow-query.js';
 
 const PREFIX = 'qe-packets flows';
 
@@ -26,22 +28,28 @@ export async function flowsCommand(argv: string[]): Promise<number> {
     return ExitCode.ok;
   }
   try {
-    const { result, selection } = await runQuery(req, say);
-    const flows = result.merger.sorted();
-    const total = totalsOf(flows);
-    if (total.packets === 0) {
-      say(emptyText(req, selection.files));
-      return ExitCode.empty;
-    }
+    const { flows, total, sources } = await flowsAnswer(req, await storePathsOf(req.configPath), say);
     const ok = await write(flows.map((f) => flowJson(f)), req.format);
     if (!ok) return ExitCode.pipeClosed;
-    say(`${total.flows.toLocaleString('en-US')} flows, ${total.packets.toLocaleString('en-US')} packets (${formatSize(total.bytes)}) from ${sourcesText(result.plans, result.read)}`);
+    say(`${formatCount(total.flows)} flows, ${formatCount(total.packets)} packets (${formatSize(total.bytes)}) from ${sources}`);
     return ExitCode.ok;
   } catch (e) {
     if (!(e instanceof Refusal)) throw e;
     say(e.message);
     return e.exitCode;
   }
+}
+
+/**
+ * The merged flows of a request over the store at `paths`, earliest first: what the command prints
+ * and the API streams. Nothing in the range is a Refusal (exit 3, the API's 404 empty_range).
+ */
+export async function flowsAnswer(req: Omit<FlowsRequest, 'format' | 'help'>, paths: readonly string[], say: Say): Promise<{ flows: ReturnType<FlowQueryResult['merger']['sorted']>; total: StatsTotal; sources: string }> {
+  const { result, selection } = await runQuery(req, paths, say);
+  const flows = result.merger.sorted();
+  const total = totalsOf(flows);
+  if (total.packets === 0) throw emptyRange(req, selection.files);
+  return { flows, total, sources: sourcesText(result.plans, result.read) };
 }
 
 /** Writes the lines in chunks, waiting for the reader (a pager, head); false when it went away. */

@@ -1,7 +1,7 @@
 // A one-line progress bar for a terminal: redrawn in place with \r, cleared before other messages
 // so they do not land in the middle of it. Callers create one only when stderr is a TTY.
 
-import { formatSize } from '../config/units.js';
+import { formatCount, formatSize } from '../config/units.js';
 
 export interface ProgressBarOptions {
   /** Bytes to go through (the selected files' size); progress past it shows as 100%. */
@@ -43,7 +43,7 @@ export class ProgressBar {
     const fraction = complete ? 1 : Math.min(done / total, 1);
     const pct = `${Math.floor(fraction * 100)}%`.padStart(4);
     const secs = Math.round((performance.now() - this.started) / 1000);
-    const info = ` ${pct}  ${formatSize(complete ? Math.max(done, this.opts.total) : done)} of ${formatSize(this.opts.total)}  ${packets.toLocaleString('en-US')} packets  ${Math.floor(secs / 60)}:${String(secs % 60).padStart(2, '0')}`;
+    const info = ` ${pct}  ${formatSize(complete ? Math.max(done, this.opts.total) : done)} of ${formatSize(this.opts.total)}  ${formatCount(packets)} packets  ${Math.floor(secs / 60)}:${String(secs % 60).padStart(2, '0')}`;
     const width = Math.max(10, Math.min(40, (this.opts.columns ?? 80) - info.length - 3));
     const filled = Math.round(fraction * width);
     this.out.write(`\r[${'#'.repeat(filled)}${'-'.repeat(width - filled)}]${info}\x1b[K`);

@@ -1,6 +1,6 @@
 // `qe-packets stats`: totals and top-N tables of a time range, and with --interval a time series,
 // as an aligned table with human units or one JSON object.
-import { formatSize } from '../config/units.js';
+import { formatCount, formatSize } from '../config/units.js';
 import { ExitCode } from '../extract/exit-codes.js';
 import type { FlowQueryResult } from '../flows/collect.js';
 import type { SeriesPoint } from '../flows/series.js';
@@ -8,7 +8,7 @@ import { statsRows, totalsOf, type StatsRow, type StatsTotal } from '../flows/st
 import { formatIsoNs, nowNs } from '../time/format-time.js';
 import { UsageError } from './extract-args.js';
 import { STATS_USAGE, parseStatsArgs, type StatsRequest } from './flows-args.js';
-import { Refusal, emptyText, runQuery, sourcesText, type Say } from './flow-query.js';
+import { Refusal, emptyRange, runQuery, sourcesText, storePathsOf, type Say } from './flow-query.js';
 
 const PREFIX = 'qe-packets stats';
 
@@ -27,18 +27,13 @@ export async function statsCommand(argv: string[]): Promise<number> {
     return ExitCode.ok;
   }
   try {
-    const { result, selection } = await runQuery(req, say, req.intervalNs);
-    const { total, rows, series } = statsOf(req, result);
-    if (total.packets === 0) {
-      say(emptyText(req, selection.files));
-      return ExitCode.empty;
-    }
+    const { total, rows, series, sources } = await statsAnswer(req, await storePathsOf(req.configPath), say);
     if (req.json) {
       process.stdout.write(`${JSON.stringify(statsJson(req, total, rows, series))}\n`);
     } else {
       process.stdout.write(statsText(req, total, rows, series));
     }
-    say(`from ${sourcesText(result.plans, result.read)}`);
+    say(`from ${sources}`);
     return ExitCode.ok;
   } catch (e) {
     if (!(e instanceof Refusal)) throw e;
@@ -47,11 +42,30 @@ export async function statsCommand(argv: string[]): Promise<number> {
   }
 }
 
-/** A query's totals, top rows and series: what the command prints and the API serves. */
+export interface StatsAnswer {
+  total: StatsTotal;
+  rows: StatsRow[];
+  series?: SeriesPoint[];
+  /** Where the answer came from (the command's closing line). */
+  sources: string;
+}
+
+/**
+ * The statistics of a request over the store at `paths`: what the command prints and the API
+ * serves. Nothing in the range is a Refusal (exit 3, the API's 404 empty_range).
+ */
+export async function statsAnswer(req: StatsRequest, paths: readonly string[], say: Say): Promise<StatsAnswer> {
+  const { result, selection } = await runQuery(req, paths, say, req.intervalNs);
+  const s = statsOf(req, result);
+  if (s.total.packets === 0) throw emptyRange(req, selection.files);
+  return { ...s, sources: sourcesText(result.plans, result.read) };
+}
+
+/** A query's totals, top rows and series. */
 export function statsOf(req: StatsRequest, result: FlowQueryResult): { total: StatsTotal; rows: StatsRow[]; series?: SeriesPoint[] } {
-  const flows = [...result.merger.values()];
+  // Read from the merger's columns: no Flow object is made for a statistic.
   const series = result.series?.points();
-  return { total: totalsOf(flows), rows: statsRows(flows, req.by, req.top), ...(series ? { series } : {}) };
+  return { total: totalsOf(result.merger.forStats()), rows: statsRows(result.merger.forStats(), req.by, req.top), ...(series ? { series } : {}) };
 }
 
 export function statsJson(req: StatsRequest, total: StatsTotal, rows: StatsRow[], series?: SeriesPoint[]) {
@@ -65,7 +79,7 @@ export function statsJson(req: StatsRequest, total: StatsTotal, rows: StatsRow[]
   };
 }
 
-const count = (n: number) => n.toLocaleString('en-US');
+const count = (n: number) => formatCount(n);
 const pct = (part: number, whole: number) => `${whole ? ((100 * part) / whole).toFixed(1) : '0.0'}%`;
 /** Bits per second in SI units, as links are sold: 1.2Gbit/s. */
 const rate = (bits: number) => `${formatSize(bits, 'si').replace(/B$/, '')}bit/s`;
@@ -87,7 +101,7 @@ export function statsText(req: StatsRequest, total: StatsTotal, rows: StatsRow[]
     const secs = Number(req.intervalNs) / 1e9;
     out += `\n${table(
       ['START', 'PACKETS/S', 'BITS/S'],
-      series.map((p) => [formatIsoNs(p.startNs), (p.packets / secs).toLocaleString('en-US', { maximumFractionDigits: 1 }), rate((p.bytes * 8) / secs)]),
+      series.map((p) => [formatIsoNs(p.startNs), formatCount(p.packets / secs, 1, true), rate((p.bytes * 8) / secs)]),
     )}`;
   }
   return out;

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_CONFIG_PATH } from '../config/config.js';
 import { loadConfigFile } from '../config/load.js';
-import { formatSize } from '../config/units.js';
+import { formatCount, formatSize } from '../config/units.js';
 import { fetchStatus } from '../control/client.js';
 import { INDICATORS, THRESHOLD_UNIT } from '../elements/indicators.js';
 import type { ElementReason, ElementState } from '../elements/types.js';
@@ -24,7 +24,7 @@ exit status: 0 ok, 1 warning, 2 critical, 3 the daemon could not be asked (the N
 const STATUS_EXIT = { ok: 0, warning: 1, critical: 2, unknown: 3 } as const;
 const DEFAULT_SOCKET = '/run/qe-packets/control.sock';
 
-const num = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const num = (n: number, digits = 0) => formatCount(n, digits);
 
 export function formatStatus(r: StatusReport): string {
   const f = r.figures;

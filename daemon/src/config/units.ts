@@ -43,6 +43,20 @@ export function formatSize(bytes: number, units: keyof typeof FORMAT_UNITS = 'ie
   return `${Number(v.toFixed(digits))}${names[i]}`;
 }
 
+/**
+ * A count with thousands separators, as `toLocaleString('en-US')` writes it: 1234567 → "1,234,567".
+ * `digits` decimals, fixed, or at most that many with `trim` (2.50 → "2.5", 2.00 → "2"). By hand
+ * because a process's first toLocaleString loads ICU's number formatting, about 20 ms that every
+ * query command paid before printing its one line (test/units.test.ts holds it to ICU's output).
+ */
+export function formatCount(n: number, digits = 0, trim = false): string {
+  if (!Number.isFinite(n)) return String(n);
+  let [int = '', frac = ''] = Math.abs(n).toFixed(digits).split('.');
+  if (trim) frac = frac.replace(/0+$/, '');
+  const sign = n < 0 ? '-' : '';
+  return `${sign}${int.replace(/\B(?=(\d{3})+$)/g, ',')}${frac ? `.${frac}` : ''}`;
+}
+
 /** Disks and filesystems are sold in SI units and shown by tools in IEC units: both. */
 export function formatSizeBoth(bytes: number): string {
   return `${formatSize(bytes, 'si')} (${formatSize(bytes)})`;

@@ -122,7 +122,6 @@ async function openApi(config: Config, hooks: ApiHooks, report: () => StatusRepo
   const tls = readTls(config.api.tls);
   return serveApi(config.api.listen!, tls, new TokenStore(tokensPath()), {
     config: hooks.config,
-    configPath: hooks.configPath,
     report,
     reload: hooks.reload,
     history: hooks.history,

@@ -1,5 +1,5 @@
 // `extract --explain`: what an extraction would read, file by file, and how long it should take.
-import { formatSize } from '../config/units.js';
+import { formatCount, formatSize } from '../config/units.js';
 import { formatIsoNs } from '../time/format-time.js';
 import type { FileRead, Why } from './read-plan.js';
 
@@ -89,7 +89,7 @@ export function explainText(e: Explained): string {
   for (const [why, n] of Object.entries(e.files_scanned)) lines.push(`  ${n} file${n === 1 ? '' : 's'} ${WHY_TEXT[why as Why]}`);
   for (const f of e.per_file.filter((x) => x.note).slice(0, 5)) lines.push(`  ${f.path}: ${f.note}`);
   lines.push(
-    `candidate blocks: ${e.candidate_blocks.toLocaleString('en-US')}, records to read: ~${e.records_to_read.toLocaleString('en-US')} of ${e.records_in_range_files.toLocaleString('en-US')}`,
+    `candidate blocks: ${formatCount(e.candidate_blocks)}, records to read: ~${formatCount(e.records_to_read)} of ${formatCount(e.records_in_range_files)}`,
     `bytes to read: ${formatSize(e.bytes_to_read)} of ${formatSize(e.bytes_full_scan)}${pct(e.bytes_to_read, e.bytes_full_scan)}, and ${formatSize(e.index_bytes_read)} of index`,
     `estimated time: ${fmtS(e.estimated_s)} (a full scan: ${fmtS(e.full_scan_estimated_s)}; ${e.estimate_model})`,
   );

@@ -6,8 +6,9 @@
 // first packet came from the other end is swapped before it is added.
 //
 // A query over a store merges millions of records: tables are merged straight from their bytes
-// (addBody), building an object only for each new flow.
-import { FLOW_MAX_VLAN, FLOW_R, FLOW_RECORD_LEN, FLOW_RF, decodeFlowRecord, encodeFlowRecord, type FlowRecord } from './format.js';
+// (addBody) into typed-array columns, and objects are made only for the flows asked for.
+import { FLOW_MAX_VLAN, FLOW_R, FLOW_RECORD_LEN, FLOW_RF, encodeFlowRecord, type FlowRecord } from './format.js';
+import type { StatsFlow } from './stats.js';
 
 export interface Flow extends Omit<FlowRecord, 'bytes' | 'bytesRev'> {
   iface: string;
@@ -40,13 +41,6 @@ export function swapped<T extends FlowRecord>(r: T): T {
     tcpFlagsFwd: r.tcpFlagsRev,
     tcpFlagsRev: r.tcpFlagsFwd,
   };
-}
-
-/** swapped(), in place. */
-function turn(m: Flow): void {
-  [m.src, m.dst, m.sport, m.dport] = [m.dst, m.src, m.dport, m.sport];
-  [m.packets, m.packetsRev, m.bytes, m.bytesRev] = [m.packetsRev, m.packets, m.bytesRev, m.bytes];
-  [m.tcpFlagsFwd, m.tcpFlagsRev] = [m.tcpFlagsRev, m.tcpFlagsFwd];
 }
 
 // A key is a short string of 16-bit characters: version and protocol, VLAN count and slots, then
@@ -92,14 +86,123 @@ export function rawFlowKey(iface: string, b: Buffer, o: number): string {
   );
 }
 
-function newFlow(iface: string, r: FlowRecord): Flow {
-  // One literal of one shape: a spread with extra keys makes slow dictionary-mode objects. The
-  // addresses are copied: a view would keep the whole table it came from in memory.
+// The merged flows are kept in columns (typed arrays indexed by flow), found through an
+// open-addressing table of flow numbers: a record is merged straight from the table's bytes into
+// the columns, with no object, BigInt or Buffer per flow or record, so a query over millions of
+// records costs neither allocation nor garbage collection. Flow objects are made only when asked
+// for (values(), sorted()). The hash of a flow's identity sums and multiplies its two ends, so
+// either orientation hashes alike; candidates are checked against the identity columns.
+
+/** Merged flows in columns; flow `j`'s addresses are words 8j..8j+3 (src) and 8j+4..8j+7 (dst), little-endian as in the record. */
+class Columns {
+  n = 0;
+  cap: number;
+  iface: Uint16Array;
+  head: Uint32Array; // ipVersion | proto << 8 | nvlan << 16
+  vlan: Uint16Array; // 3 a flow
+  sport: Uint16Array;
+  dport: Uint16Array;
+  addr: Uint32Array; // 8 a flow
+  flags: Uint8Array;
+  fwd: Uint8Array;
+  rev: Uint8Array;
+  packets: Float64Array;
+  packetsRev: Float64Array;
+  bytes: Float64Array;
+  bytesRev: Float64Array;
+  syn: Float64Array;
+  synack: Float64Array;
+  fin: Float64Array;
+  rst: Float64Array;
+  records: Uint32Array;
+  rttUs: Uint32Array;
+  time: Uint32Array; // first (high, low), last (high, low), rtt's record first (high, low): 6 a flow
+  hash: Uint32Array;
+
+  constructor(cap: number) {
+    this.cap = cap;
+    this.iface = new Uint16Array(cap);
+    this.head = new Uint32Array(cap);
+    this.vlan = new Uint16Array(cap * 3);
+    this.sport = new Uint16Array(cap);
+    this.dport = new Uint16Array(cap);
+    this.addr = new Uint32Array(cap * 8);
+    this.flags = new Uint8Array(cap);
+    this.fwd = new Uint8Array(cap);
+    this.rev = new Uint8Array(cap);
+    this.packets = new Float64Array(cap);
+    this.packetsRev = new Float64Array(cap);
+    this.bytes = new Float64Array(cap);
+    this.bytesRev = new Float64Array(cap);
+    this.syn = new Float64Array(cap);
+    this.synack = new Float64Array(cap);
+    this.fin = new Float64Array(cap);
+    this.rst = new Float64Array(cap);
+    this.records = new Uint32Array(cap);
+    this.rttUs = new Uint32Array(cap);
+    this.time = new Uint32Array(cap * 6);
+    this.hash = new Uint32Array(cap);
+  }
+
+  /** The same columns with room for `cap` flows. */
+  grown(cap: number): Columns {
+    const c = new Columns(cap);
+    for (const k of Object.keys(this) as (keyof Columns)[]) {
+      const v = this[k];
+      if (ArrayBuffer.isView(v)) (c[k] as typeof v).set(v as never);
+    }
+    c.n = this.n;
+    return c;
+  }
+}
+
+const swapAt = (a: { [i: number]: number }, i: number, j: number) => {
+  const t = a[i]!;
+  a[i] = a[j]!;
+  a[j] = t;
+};
+
+/** Flow `j` seen from its other end (turn() of a record that saw the first packet from there). */
+function turnColumns(c: Columns, j: number): void {
+  const sp = c.sport[j]!;
+  c.sport[j] = c.dport[j]!;
+  c.dport[j] = sp;
+  for (let i = 0; i < 4; i++) swapAt(c.addr, 8 * j + i, 8 * j + 4 + i);
+  const p = c.packets[j]!;
+  c.packets[j] = c.packetsRev[j]!;
+  c.packetsRev[j] = p;
+  const b = c.bytes[j]!;
+  c.bytes[j] = c.bytesRev[j]!;
+  c.bytesRev[j] = b;
+  const f = c.fwd[j]!;
+  c.fwd[j] = c.rev[j]!;
+  c.rev[j] = f;
+}
+
+const bigOf = (hi: number, lo: number) => (BigInt(hi) << 32n) | BigInt(lo);
+
+function addressOf(c: Columns, at: number, len: number): Buffer {
+  const b = Buffer.alloc(len);
+  for (let i = 0; i < len / 4; i++) b.writeUInt32LE(c.addr[at + i]!, 4 * i);
+  return b;
+}
+
+/** Flow `j` as an object (one literal of one shape, as the consumers read it). */
+function flowAt(c: Columns, ifaces: readonly string[], j: number): Flow {
+  const head = c.head[j]!;
+  const ipVersion = head & 0xff;
+  const alen = ipVersion === 4 ? 4 : ipVersion === 6 ? 16 : 0;
+  const nvlan = head >>> 16;
+  const vlan: number[] = [];
+  for (let i = 0; i < nvlan; i++) vlan.push(c.vlan[3 * j + i]!);
+  const t = 6 * j;
+  const flags = c.flags[j]!;
   return {
-    iface, ipVersion: r.ipVersion, proto: r.proto, flags: r.flags, tcpFlagsFwd: r.tcpFlagsFwd, tcpFlagsRev: r.tcpFlagsRev, sport: r.sport, dport: r.dport, vlan: r.vlan,
-    src: Buffer.from(r.src), dst: Buffer.from(r.dst), firstNs: r.firstNs, lastNs: r.lastNs, bytes: Number(r.bytes), bytesRev: Number(r.bytesRev), packets: r.packets, packetsRev: r.packetsRev,
-    syn: r.syn, synack: r.synack, fin: r.fin, rst: r.rst, rttUs: r.rttUs, records: 1, rttFromNs: r.flags & FLOW_RF.rtt ? r.firstNs : undefined,
-    fh: Number(r.firstNs >> 32n), fl: Number(r.firstNs & 0xffffffffn), lh: Number(r.lastNs >> 32n), ll: Number(r.lastNs & 0xffffffffn),
+    iface: ifaces[c.iface[j]!]!, ipVersion, proto: (head >>> 8) & 0xff, flags, tcpFlagsFwd: c.fwd[j]!, tcpFlagsRev: c.rev[j]!, sport: c.sport[j]!, dport: c.dport[j]!, vlan,
+    src: addressOf(c, 8 * j, alen), dst: addressOf(c, 8 * j + 4, alen), firstNs: bigOf(c.time[t]!, c.time[t + 1]!), lastNs: bigOf(c.time[t + 2]!, c.time[t + 3]!),
+    bytes: c.bytes[j]!, bytesRev: c.bytesRev[j]!, packets: c.packets[j]!, packetsRev: c.packetsRev[j]!,
+    syn: c.syn[j]!, synack: c.synack[j]!, fin: c.fin[j]!, rst: c.rst[j]!, rttUs: c.rttUs[j]!, records: c.records[j]!, rttFromNs: flags & FLOW_RF.rtt ? bigOf(c.time[t + 4]!, c.time[t + 5]!) : undefined,
+    fh: c.time[t]!, fl: c.time[t + 1]!, lh: c.time[t + 2]!, ll: c.time[t + 3]!,
   };
 }
 
@@ -110,75 +213,10 @@ let dv: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
 const u64n = (o: number) => dv.getUint32(o, true) + dv.getUint32(o + 4, true) * 4294967296;
 const before = (ah: number, al: number, bh: number, bl: number) => ah < bh || (ah === bh && al < bl);
 
-/** Adds the record at `o` of `b` to flow `m` (`same`: it has the flow's orientation so far). */
-function merge(m: Flow, same: boolean, b: Buffer, o: number): void {
-  const fh = dv.getUint32(o + FLOW_R.firstNs + 4, true);
-  const fl = dv.getUint32(o + FLOW_R.firstNs, true);
-  const lh = dv.getUint32(o + FLOW_R.lastNs + 4, true);
-  const ll = dv.getUint32(o + FLOW_R.lastNs, true);
-  const earlier = before(fh, fl, m.fh, m.fl);
-  let rev = false;
-  if (!same) {
-    // A record that saw the flow's first packet decides its src: turn what is merged so far.
-    if (earlier) turn(m);
-    else rev = true;
-  }
-  const packets = dv.getUint32(o + FLOW_R.packets, true);
-  const packetsRev = dv.getUint32(o + FLOW_R.packetsRev, true);
-  const bytes = u64n(o + FLOW_R.bytes);
-  const bytesRev = u64n(o + FLOW_R.bytesRev);
-  const flagsFwd = b[o + FLOW_R.tcpFlagsFwd]!;
-  const flagsRev = b[o + FLOW_R.tcpFlagsRev]!;
-  m.records++;
-  if (rev) {
-    m.packets += packetsRev;
-    m.packetsRev += packets;
-    m.bytes += bytesRev;
-    m.bytesRev += bytes;
-    m.tcpFlagsFwd |= flagsRev;
-    m.tcpFlagsRev |= flagsFwd;
-  } else {
-    m.packets += packets;
-    m.packetsRev += packetsRev;
-    m.bytes += bytes;
-    m.bytesRev += bytesRev;
-    m.tcpFlagsFwd |= flagsFwd;
-    m.tcpFlagsRev |= flagsRev;
-  }
-  m.syn += dv.getUint32(o + FLOW_R.syn, true);
-  m.synack += dv.getUint32(o + FLOW_R.synack, true);
-  m.fin += dv.getUint32(o + FLOW_R.fin, true);
-  m.rst += dv.getUint32(o + FLOW_R.rst, true);
-  const flags = b[o + FLOW_R.flags]!;
-  m.flags |= flags & ~FLOW_RF.rtt;
-  if (earlier) {
-    [m.fh, m.fl] = [fh, fl];
-    m.firstNs = b.readBigUInt64LE(o + FLOW_R.firstNs);
-  }
-  if (before(m.lh, m.ll, lh, ll)) {
-    [m.lh, m.ll] = [lh, ll];
-    m.lastNs = b.readBigUInt64LE(o + FLOW_R.lastNs);
-  }
-  if (flags & FLOW_RF.rtt) {
-    const firstNs = b.readBigUInt64LE(o + FLOW_R.firstNs);
-    if (m.rttFromNs === undefined || firstNs < m.rttFromNs) {
-      m.rttUs = dv.getUint32(o + FLOW_R.rttUs, true);
-      m.rttFromNs = firstNs;
-      m.flags |= FLOW_RF.rtt;
-    }
-  }
-}
-
-// Flows found by a 52-bit hash of their identity (both ends summed and multiplied, so either
-// orientation hashes alike), checked against the flow found: a number key costs a fraction of a
-// string key, and a query merges millions of records. Two flows of one hash (rare) go to a map by
-// the full string key.
-const addrWord = (_b: Buffer, at: number, i: number) => dv.getUint32(at + 4 * i, true);
-
-function endHash(b: Buffer, at: number, words: number, port: number): number {
+function endHash(at: number, words: number, port: number): number {
   let h = Math.imul(port + 0x9e3779b9, 0x85ebca6b);
   for (let i = 0; i < words; i++) {
-    h = Math.imul(h ^ addrWord(b, at, i), 0xcc9e2d51);
+    h = Math.imul(h ^ dv.getUint32(at + 4 * i, true), 0xcc9e2d51);
     h = (h << 15) | (h >>> 17);
   }
   h ^= h >>> 16;
@@ -186,75 +224,226 @@ function endHash(b: Buffer, at: number, words: number, port: number): number {
   return (h ^ (h >>> 13)) >>> 0;
 }
 
-function sameAddr(a: Buffer, b: Buffer, at: number, words: number): boolean {
-  for (let i = 0; i < words; i++) if (a.readUInt32LE(4 * i) !== addrWord(b, at, i)) return false;
+/** Are flow `j`'s words at `w` the record's address at `at`? */
+function sameAddr(addr: Uint32Array, w: number, at: number, words: number): boolean {
+  for (let i = 0; i < words; i++) if (addr[w + i] !== dv.getUint32(at + 4 * i, true)) return false;
   return true;
 }
 
 export class FlowMerger {
-  private readonly byHash = new Map<number, Flow>();
-  private readonly collided = new Map<string, Flow>();
-  private readonly ifaceHashes = new Map<string, number>();
+  private c = new Columns(1024);
+  /** Flow number + 1 per slot, 0 for none; a power of two, at most half full. */
+  private slots = new Int32Array(4096);
+  private readonly ifaceIds = new Map<string, number>();
+  private readonly ifaces: string[] = [];
 
   get size(): number {
-    return this.byHash.size + this.collided.size;
+    return this.c.n;
   }
 
+  /** The flows in the order they were first seen. */
   *values(): IterableIterator<Flow> {
-    yield* this.byHash.values();
-    yield* this.collided.values();
+    for (let j = 0; j < this.c.n; j++) yield flowAt(this.c, this.ifaces, j);
+  }
+
+  /**
+   * The flows as the statistics read them (stats.ts StatsFlow), in the order of values(): one
+   * object, refilled for each flow (its addresses too), so it must be read before the next.
+   */
+  *forStats(): IterableIterator<StatsFlow> {
+    const c = this.c;
+    const buffers = new Map([4, 16, 0].map((n) => [n, [Buffer.alloc(n), Buffer.alloc(n)] as const]));
+    const vlan: number[] = [];
+    const f: StatsFlow = { iface: '', ipVersion: 0, proto: 0, sport: 0, dport: 0, vlan, src: Buffer.alloc(0), dst: Buffer.alloc(0), packets: 0, packetsRev: 0, bytes: 0, bytesRev: 0 };
+    for (let j = 0; j < c.n; j++) {
+      const head = c.head[j]!;
+      f.ipVersion = head & 0xff;
+      f.proto = (head >>> 8) & 0xff;
+      const [src, dst] = buffers.get(f.ipVersion === 4 ? 4 : f.ipVersion === 6 ? 16 : 0)!;
+      for (let i = 0; i < src.length / 4; i++) {
+        src.writeUInt32LE(c.addr[8 * j + i]!, 4 * i);
+        dst.writeUInt32LE(c.addr[8 * j + 4 + i]!, 4 * i);
+      }
+      f.src = src;
+      f.dst = dst;
+      vlan.length = 0;
+      for (let i = 0; i < head >>> 16; i++) vlan.push(c.vlan[3 * j + i]!);
+      f.iface = this.ifaces[c.iface[j]!]!;
+      f.sport = c.sport[j]!;
+      f.dport = c.dport[j]!;
+      f.packets = c.packets[j]!;
+      f.packetsRev = c.packetsRev[j]!;
+      f.bytes = c.bytes[j]!;
+      f.bytesRev = c.bytesRev[j]!;
+      yield f;
+    }
   }
 
   add(iface: string, r: FlowRecord): void {
     this.addBody(iface, encodeFlowRecord(r));
   }
 
+  private rehash(size: number): void {
+    const slots = new Int32Array(size);
+    const mask = size - 1;
+    for (let j = 0; j < this.c.n; j++) {
+      let s = this.c.hash[j]! & mask;
+      while (slots[s] !== 0) s = (s + 1) & mask;
+      slots[s] = j + 1;
+    }
+    this.slots = slots;
+  }
+
+  /** A new flow from the record at `o`, as it is oriented. */
+  private create(ii: number, head: number, h: number, o: number, words: number, sport: number, dport: number, slot: number): void {
+    if (this.c.n === this.c.cap) this.c = this.c.grown(this.c.cap * 2);
+    const c = this.c;
+    const j = c.n++;
+    this.slots[slot] = j + 1;
+    c.iface[j] = ii;
+    c.head[j] = head;
+    for (let i = 0; i < 3; i++) c.vlan[3 * j + i] = i < head >>> 16 ? dv.getUint16(o + FLOW_R.vlan + 2 * i, true) : 0;
+    c.sport[j] = sport;
+    c.dport[j] = dport;
+    for (let i = 0; i < 4; i++) {
+      c.addr[8 * j + i] = i < words ? dv.getUint32(o + FLOW_R.src + 4 * i, true) : 0;
+      c.addr[8 * j + 4 + i] = i < words ? dv.getUint32(o + FLOW_R.dst + 4 * i, true) : 0;
+    }
+    const flags = dv.getUint8(o + FLOW_R.flags);
+    c.flags[j] = flags;
+    c.fwd[j] = dv.getUint8(o + FLOW_R.tcpFlagsFwd);
+    c.rev[j] = dv.getUint8(o + FLOW_R.tcpFlagsRev);
+    c.packets[j] = dv.getUint32(o + FLOW_R.packets, true);
+    c.packetsRev[j] = dv.getUint32(o + FLOW_R.packetsRev, true);
+    c.bytes[j] = u64n(o + FLOW_R.bytes);
+    c.bytesRev[j] = u64n(o + FLOW_R.bytesRev);
+    c.syn[j] = dv.getUint32(o + FLOW_R.syn, true);
+    c.synack[j] = dv.getUint32(o + FLOW_R.synack, true);
+    c.fin[j] = dv.getUint32(o + FLOW_R.fin, true);
+    c.rst[j] = dv.getUint32(o + FLOW_R.rst, true);
+    c.records[j] = 1;
+    c.rttUs[j] = dv.getUint32(o + FLOW_R.rttUs, true);
+    const t = 6 * j;
+    c.time[t] = c.time[t + 4] = dv.getUint32(o + FLOW_R.firstNs + 4, true);
+    c.time[t + 1] = c.time[t + 5] = dv.getUint32(o + FLOW_R.firstNs, true);
+    c.time[t + 2] = dv.getUint32(o + FLOW_R.lastNs + 4, true);
+    c.time[t + 3] = dv.getUint32(o + FLOW_R.lastNs, true);
+    c.hash[j] = h;
+    if (2 * c.n > this.slots.length) this.rehash(this.slots.length * 2);
+  }
+
+  /** Adds the record at `o` to flow `j` (`same`: it has the flow's orientation so far). */
+  private merge(j: number, same: boolean, o: number): void {
+    const c = this.c;
+    const t = 6 * j;
+    const fh = dv.getUint32(o + FLOW_R.firstNs + 4, true);
+    const fl = dv.getUint32(o + FLOW_R.firstNs, true);
+    const lh = dv.getUint32(o + FLOW_R.lastNs + 4, true);
+    const ll = dv.getUint32(o + FLOW_R.lastNs, true);
+    const earlier = before(fh, fl, c.time[t]!, c.time[t + 1]!);
+    let rev = false;
+    if (!same) {
+      // A record that saw the flow's first packet decides its src: turn what is merged so far.
+      if (earlier) turnColumns(c, j);
+      else rev = true;
+    }
+    const packets = dv.getUint32(o + FLOW_R.packets, true);
+    const packetsRev = dv.getUint32(o + FLOW_R.packetsRev, true);
+    const bytes = u64n(o + FLOW_R.bytes);
+    const bytesRev = u64n(o + FLOW_R.bytesRev);
+    const flagsFwd = dv.getUint8(o + FLOW_R.tcpFlagsFwd);
+    const flagsRev = dv.getUint8(o + FLOW_R.tcpFlagsRev);
+    c.records[j]!++;
+    if (rev) {
+      c.packets[j]! += packetsRev;
+      c.packetsRev[j]! += packets;
+      c.bytes[j]! += bytesRev;
+      c.bytesRev[j]! += bytes;
+      c.fwd[j]! |= flagsRev;
+      c.rev[j]! |= flagsFwd;
+    } else {
+      c.packets[j]! += packets;
+      c.packetsRev[j]! += packetsRev;
+      c.bytes[j]! += bytes;
+      c.bytesRev[j]! += bytesRev;
+      c.fwd[j]! |= flagsFwd;
+      c.rev[j]! |= flagsRev;
+    }
+    c.syn[j]! += dv.getUint32(o + FLOW_R.syn, true);
+    c.synack[j]! += dv.getUint32(o + FLOW_R.synack, true);
+    c.fin[j]! += dv.getUint32(o + FLOW_R.fin, true);
+    c.rst[j]! += dv.getUint32(o + FLOW_R.rst, true);
+    const flags = dv.getUint8(o + FLOW_R.flags);
+    const had = c.flags[j]! & FLOW_RF.rtt;
+    c.flags[j]! |= flags & ~FLOW_RF.rtt;
+    if (earlier) {
+      c.time[t] = fh;
+      c.time[t + 1] = fl;
+    }
+    if (before(c.time[t + 2]!, c.time[t + 3]!, lh, ll)) {
+      c.time[t + 2] = lh;
+      c.time[t + 3] = ll;
+    }
+    // The round trip of the earliest record that measured one.
+    if (flags & FLOW_RF.rtt && (!had || before(fh, fl, c.time[t + 4]!, c.time[t + 5]!))) {
+      c.rttUs[j] = dv.getUint32(o + FLOW_R.rttUs, true);
+      c.time[t + 4] = fh;
+      c.time[t + 5] = fl;
+      c.flags[j]! |= FLOW_RF.rtt;
+    }
+  }
+
   /** Every record of a table segment's body (format.ts FlowTableSegment.body). */
   addBody(iface: string, b: Buffer): void {
     dv = new DataView(b.buffer, b.byteOffset, b.length);
-    let ih = this.ifaceHashes.get(iface);
-    if (ih === undefined) {
-      ih = 0;
-      for (let i = 0; i < iface.length; i++) ih = Math.imul(ih ^ iface.charCodeAt(i), 0x01000193);
-      this.ifaceHashes.set(iface, ih >>> 0);
+    let ii = this.ifaceIds.get(iface);
+    if (ii === undefined) {
+      ii = this.ifaces.push(iface) - 1;
+      this.ifaceIds.set(iface, ii);
     }
     for (let o = 0; o < b.length; o += FLOW_RECORD_LEN) {
-      const ipVersion = b[o + FLOW_R.ipVersion]!;
+      const ipVersion = dv.getUint8(o + FLOW_R.ipVersion);
       const words = ipVersion === 4 ? 1 : ipVersion === 6 ? 4 : 0;
       const sport = dv.getUint16(o + FLOW_R.sport, true);
       const dport = dv.getUint16(o + FLOW_R.dport, true);
-      const head = ipVersion | (b[o + FLOW_R.proto]! << 8) | (Math.min(b[o + FLOW_R.nvlan]!, FLOW_MAX_VLAN) << 16);
-      const v = dv.getUint32(o + FLOW_R.vlan, true) ^ Math.imul(dv.getUint16(o + FLOW_R.vlan + 4, true), 0x27d4eb2d);
+      const nvlan = Math.min(dv.getUint8(o + FLOW_R.nvlan), FLOW_MAX_VLAN);
+      const head = ipVersion | (dv.getUint8(o + FLOW_R.proto) << 8) | (nvlan << 16);
+      // The tags in use only: what an unused slot holds is not part of the identity.
+      let v = 0;
+      for (let i = 0; i < nvlan; i++) v = Math.imul(v ^ dv.getUint16(o + FLOW_R.vlan + 2 * i, true), 0x27d4eb2d);
       // Non-IP records: the EtherType and VLAN stack only.
-      const ea = endHash(b, o + FLOW_R.src, words, sport);
-      const eb = words ? endHash(b, o + FLOW_R.dst, words, dport) : 0;
-      const lo = (ea + eb) >>> 0;
-      const hi = (Math.imul(ea, eb) ^ Math.imul(head ^ v, 0x165667b1) ^ ih) >>> 12;
-      // 30 bits: a small-integer key, no heap number per record (the flow found is checked anyway).
-      const key = (lo ^ Math.imul(hi, 0x9e3779b1)) >>> 2;
-      let m = this.byHash.get(key);
-      let same = true;
-      if (m !== undefined) {
-        let idOk = m.iface === iface && (m.ipVersion | (m.proto << 8) | (m.vlan.length << 16)) === head;
-        for (let i = 0; idOk && i < m.vlan.length; i++) idOk = m.vlan[i] === dv.getUint16(o + FLOW_R.vlan + 2 * i, true);
-        if (idOk && words === 0 && m.sport === sport) same = true;
-        else if (idOk && words && m.sport === sport && m.dport === dport && sameAddr(m.src, b, o + FLOW_R.src, words) && sameAddr(m.dst, b, o + FLOW_R.dst, words)) same = true;
-        else if (idOk && words && m.sport === dport && m.dport === sport && sameAddr(m.src, b, o + FLOW_R.dst, words) && sameAddr(m.dst, b, o + FLOW_R.src, words)) same = false;
-        else {
-          // Another flow of the same hash: this one is found by its full key.
-          const skey = rawFlowKey(iface, b, o);
-          m = this.collided.get(skey);
-          if (m === undefined) {
-            this.collided.set(skey, newFlow(iface, decodeFlowRecord(b, o)));
-            continue;
-          }
-          same = dv.getUint16(o + FLOW_R.sport, true) === m.sport && sameAddr(m.src, b, o + FLOW_R.src, words);
+      const ea = endHash(o + FLOW_R.src, words, sport);
+      const eb = words ? endHash(o + FLOW_R.dst, words, dport) : 0;
+      const h: number = ((ea + eb) ^ Math.imul(Math.imul(ea, eb) ^ Math.imul(head ^ v, 0x165667b1) ^ ii, 0x9e3779b1)) >>> 0;
+      const c = this.c;
+      const mask = this.slots.length - 1;
+      let s: number = h & mask;
+      for (;;) {
+        const j = this.slots[s]! - 1;
+        if (j < 0) {
+          this.create(ii, head, h, o, words, sport, dport, s);
+          break;
         }
-      } else {
-        this.byHash.set(key, newFlow(iface, decodeFlowRecord(b, o)));
-        continue;
+        if (c.hash[j] === h && c.iface[j] === ii && c.head[j] === head) {
+          let vlanOk = true;
+          for (let i = 0; vlanOk && i < nvlan; i++) vlanOk = c.vlan[3 * j + i] === dv.getUint16(o + FLOW_R.vlan + 2 * i, true);
+          if (vlanOk) {
+            if (words === 0) {
+              if (c.sport[j] === sport) {
+                this.merge(j, true, o);
+                break;
+              }
+            } else if (c.sport[j] === sport && c.dport[j] === dport && sameAddr(c.addr, 8 * j, o + FLOW_R.src, words) && sameAddr(c.addr, 8 * j + 4, o + FLOW_R.dst, words)) {
+              this.merge(j, true, o);
+              break;
+            } else if (c.sport[j] === dport && c.dport[j] === sport && sameAddr(c.addr, 8 * j, o + FLOW_R.dst, words) && sameAddr(c.addr, 8 * j + 4, o + FLOW_R.src, words)) {
+              this.merge(j, false, o);
+              break;
+            }
+          }
+        }
+        s = (s + 1) & mask;
       }
-      merge(m, same, b, o);
     }
   }
 

@@ -1,6 +1,6 @@
 // A merged flow as people and tools read it: the `--json` object (the keys of issue #18, in that
 // order), a CSV row of the same keys, or a line for the terminal.
-import { formatSize } from '../config/units.js';
+import { formatCount, formatSize } from '../config/units.js';
 import { formatIsoNs } from '../time/format-time.js';
 import { addressText } from './address.js';
 import { ICMP, ICMP6, communityId } from './community-id.js';
@@ -103,7 +103,7 @@ export function flowLine(j: FlowJson): string {
   const extra = [j.tcp_flags ? `flags ${j.tcp_flags}` : '', j.rtt_ms !== null ? `rtt ${j.rtt_ms}ms` : ''].filter(Boolean).join(' ');
   return (
     `${j.first} ${j.iface}${vlan} ${String(j.proto).padEnd(4)} ${end(j.src, j.sport)} -> ${end(j.dst, j.dport)}` +
-    `  ${j.packets.toLocaleString('en-US')} pkts ${formatSize(j.bytes)} / ${j.packets_rev.toLocaleString('en-US')} pkts ${formatSize(j.bytes_rev)}` +
+    `  ${formatCount(j.packets)} pkts ${formatSize(j.bytes)} / ${formatCount(j.packets_rev)} pkts ${formatSize(j.bytes_rev)}` +
     `${extra ? `  ${extra}` : ''}`
   );
 }

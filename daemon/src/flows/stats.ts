@@ -18,6 +18,9 @@ export interface StatsRow {
   flows: number;
 }
 
+/** What the statistics read of a flow (FlowMerger.forStats() yields these without making Flow objects). */
+export type StatsFlow = Pick<Flow, 'iface' | 'ipVersion' | 'proto' | 'sport' | 'dport' | 'vlan' | 'src' | 'dst' | 'packets' | 'packetsRev' | 'bytes' | 'bytesRev'>;
+
 export interface StatsTotal {
   packets: number;
   bytes: number;
@@ -28,7 +31,7 @@ const PORTS = new Set([6, 17, 132]);
 const KEY_ORDER = new Intl.Collator('en', { numeric: true });
 
 /** The keys a flow counts under for `by` (two for `host`, none where it has no such thing). */
-function keysOf(f: Flow, by: StatsBy): (string | number)[] {
+function keysOf(f: StatsFlow, by: StatsBy): (string | number)[] {
   const ip = f.ipVersion !== 0;
   switch (by) {
     case 'host': {
@@ -58,7 +61,7 @@ function keysOf(f: Flow, by: StatsBy): (string | number)[] {
   }
 }
 
-export function totalsOf(flows: Iterable<Flow>): StatsTotal {
+export function totalsOf(flows: Iterable<StatsFlow>): StatsTotal {
   const t = { packets: 0, bytes: 0, flows: 0 };
   for (const f of flows) {
     t.packets += f.packets + f.packetsRev;
@@ -69,7 +72,7 @@ export function totalsOf(flows: Iterable<Flow>): StatsTotal {
 }
 
 /** Every row for `by`, largest first (bytes, then packets, then key); `top` keeps the first N. */
-export function statsRows(flows: Iterable<Flow>, by: StatsBy, top?: number): StatsRow[] {
+export function statsRows(flows: Iterable<StatsFlow>, by: StatsBy, top?: number): StatsRow[] {
   const rows = new Map<string | number, StatsRow>();
   for (const f of flows) {
     const packets = f.packets + f.packetsRev;

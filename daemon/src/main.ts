@@ -19,6 +19,7 @@ const commands: Record<string, Command> = {
   capture: { summary: 'capture the configured interfaces (or --read a file) into the store', load: async () => { const m = await import('./commands/capture.js'); return { help: m.captureHelp, run: m.captureCommand }; } },
   'check-config': { summary: 'validate a configuration file without starting anything', load: async () => { const m = await import('./commands/check-config.js'); return { help: m.checkConfigHelp, run: m.checkConfigCommand }; } },
   extract: { summary: 'write the packets of a time range (and BPF filter) from the store into one pcap', load: async () => { const [m, a] = await Promise.all([import('./commands/extract.js'), import('./commands/extract-args.js')]); return { help: a.EXTRACT_USAGE, run: m.extractCommand }; } },
+  files: { summary: 'list the capture files of a time range (interface, first and last packet, packets, size)', load: async () => { const m = await import('./commands/files.js'); return { help: m.FILES_USAGE, run: m.filesCommand }; } },
   flows: { summary: 'list the flows of a time range (who talked to whom, how much, TCP flags, RTT, Community ID)', load: async () => { const [m, a] = await Promise.all([import('./commands/flows.js'), import('./commands/flows-args.js')]); return { help: a.FLOWS_USAGE, run: m.flowsCommand }; } },
   stats: { summary: 'top talkers, ports, protocols of a time range, and a time series (--interval)', load: async () => { const [m, a] = await Promise.all([import('./commands/stats.js'), import('./commands/flows-args.js')]); return { help: a.STATS_USAGE, run: m.statsCommand }; } },
   token: { summary: 'create, list and revoke tokens for the API and web console', load: async () => { const m = await import('./commands/token.js'); return { help: m.tokenHelp, run: m.tokenCommand }; } },
@@ -74,6 +75,13 @@ async function main(argv: string[]): Promise<number> {
     throw e;
   }
 }
+
+// `qe-packets stats | head` closes the pipe early: that is the reader's choice, not an error (as
+// for tcpdump); any other write error still surfaces.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code !== 'EPIPE') throw e;
+  process.exit(process.exitCode ?? 0);
+});
 
 main(process.argv.slice(2)).then(
   (code) => {
