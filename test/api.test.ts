@@ -183,6 +183,7 @@ describe('HTTPS, roles and errors', () => {
       '/info': '',
       '/whoami': '',
       '/status': '',
+      '/elements': '',
       '/files': q({ from: FROM, to: TO }),
       '/stats': q({ from: FROM, to: TO }),
       '/history': '',
@@ -519,7 +520,7 @@ describe('history, reload and the OpenAPI document', () => {
     };
     const range = q({ from: FROM, to: TO });
     check('/extract/link', json(await call(`${API_PREFIX}/extract/link${range}`, { token: tokens.admin, method: 'POST' })));
-    for (const path of ['/info', '/whoami', '/status', '/files', '/stats', '/history', '/explain', '/audit', '/openapi.json'] as const) {
+    for (const path of ['/info', '/whoami', '/status', '/elements', '/files', '/stats', '/history', '/explain', '/audit', '/openapi.json'] as const) {
       const a = await call(`${API_PREFIX}${path}${['/files', '/stats', '/explain'].includes(path) ? range : ''}`, { token: tokens.admin });
       check(path, json(a));
     }

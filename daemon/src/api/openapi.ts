@@ -2,6 +2,7 @@
 // roles and the content types come from there; the response schemas below describe types.ts's
 // response types (test/api.test.ts holds real answers of a running daemon to them, and the
 // document to the OpenAPI 3.1 schema).
+import { ELEMENT_LEVELS } from '../elements/types.js';
 import { API_PREFIX, ROUTES, type ApiPath, type QueryParam } from './types.js';
 
 type Schema = Record<string, unknown>;
@@ -39,6 +40,7 @@ const statusSchema = obj(
         store: { type: 'object', required: ['mode', 'usedBytes', 'capacityBytes'] },
         index: { type: 'object' },
         api: obj({ url: str, fingerprint: { type: ['string', 'null'] } }),
+        elements: arr(ref('ElementState')),
       },
       ['at', 'version', 'startedAt', 'interfaces', 'store'],
     ),
@@ -76,6 +78,7 @@ const SCHEMAS: Record<Exclude<ApiPath, '/extract' | '/extract/download' | '/flow
   '/explain': { type: 'object', required: ['from', 'to', 'filter', 'plan', 'files', 'bytes_to_read', 'estimated_s', 'per_file'], properties: { from: str, to: str, filter: { type: ['string', 'null'] }, plan: { type: ['string', 'null'] }, files: int, bytes_to_read: int, estimated_s: num, per_file: arr({ type: 'object' }) } },
   '/extract/link': obj({ url: str, expires: str }),
   '/audit': obj({ entries: arr(ref('AuditEntry')) }),
+  '/elements': obj({ elements: arr(ref('ElementState')) }),
   '/openapi.json': { type: 'object', required: ['openapi', 'paths'] },
   '/reload': obj({ applied: { const: true }, restart_needed: arr(str) }),
 };
@@ -155,6 +158,19 @@ export function openApiDocument(version: string): Record<string, unknown> {
       schemas: {
         Role: { enum: ['viewer', 'analyst', 'admin'] },
         Error: obj({ error: obj({ code: str, message: str }) }),
+        ElementState: obj(
+          {
+            element: str,
+            name: str,
+            state: { enum: [...ELEMENT_LEVELS] },
+            previous: { enum: [...ELEMENT_LEVELS, null] },
+            since: str,
+            reasons: arr(obj({ indicator: str, value: num, threshold: num, level: { enum: ['warning', 'critical'] }, unit: { enum: ['%', 'ms', 's'] } })),
+            figures: { type: 'object', additionalProperties: { type: ['number', 'null'] } },
+            window_seconds: num,
+          },
+          ['element', 'state', 'previous', 'since', 'reasons', 'figures', 'window_seconds'],
+        ),
         AuditEntry: obj(
           {
             time: str,

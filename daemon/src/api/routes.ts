@@ -146,6 +146,8 @@ export const handlers: Record<ApiPath, Handler> = {
 
   '/history': async (c) => sendJson(c.res, 200, c.api.history.snapshot()),
 
+  '/elements': async (c) => sendJson(c.res, 200, { elements: c.api.report().figures.elements ?? [] }),
+
   '/files': async (c) => {
     let req;
     try {

@@ -10,6 +10,33 @@ import { wireNs as ns } from '../util/json.js';
 
 const count = z.number().int().nonnegative();
 
+/** One element's counters in the `elements` message. A field parser's answers and errors
+ *  (field-parsers.c) are a pair of counts here; the state engine's windows take every count. */
+export const elementCounters = z.strictObject({
+  packets: count,
+  bytes: count,
+  /** Timestamp of the element's last packet (0: none yet). */
+  last_ns: ns,
+  /** TCP flows of the element whose first packet seen was a SYN without ACK. */
+  tcp_attempts: count,
+  /** Attempts answered by a SYN-ACK from the other end. */
+  tcp_answered: count,
+  /** Attempts with neither SYN-ACK nor RST from the other end within the SYN timeout; counted when it expires. */
+  tcp_unanswered: count,
+  /** Attempts that saw an RST from either end (refused connections included). */
+  tcp_reset: count,
+  /** Handshake round trips (SYN to SYN-ACK): [bucket, count] pairs of the buckets not empty (element-format.h). */
+  rtt_hist: z.array(z.tuple([count, count])),
+  /** DNS responses (QR set) of the element, and those with RCODE != 0. */
+  dns_answers: count,
+  dns_errors: count,
+  /** HTTP/1.x status lines from the server side, and those 5xx. */
+  http_responses: count,
+  http_errors: count,
+  /** Element packets matching each of its `custom` filters, in the file's order. */
+  custom: z.array(count),
+});
+
 export const helperMessage = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('started'), iface: z.string(), linktype: count, snaplen: count, source: z.enum(['live', 'file']), pid: count }),
   z.strictObject({ type: z.literal('file_opened'), iface: z.string(), path: z.string(), first_ns: ns }),
@@ -46,32 +73,7 @@ export const helperMessage = z.discriminatedUnion('type', [
     generation: count,
     /** One entry per element of the elements file, in its order. Counters are cumulative since the
      *  generation began (the daemon takes differences, so a lost line loses nothing). */
-    elements: z.array(
-      z.strictObject({
-        packets: count,
-        bytes: count,
-        /** Timestamp of the element's last packet (0: none yet). */
-        last_ns: ns,
-        /** TCP flows of the element whose first packet seen was a SYN without ACK. */
-        tcp_attempts: count,
-        /** Attempts answered by a SYN-ACK from the other end. */
-        tcp_answered: count,
-        /** Attempts with neither SYN-ACK nor RST from the other end within the SYN timeout; counted when it expires. */
-        tcp_unanswered: count,
-        /** Attempts that saw an RST from either end (refused connections included). */
-        tcp_reset: count,
-        /** Handshake round trips (SYN to SYN-ACK): [bucket, count] pairs of the buckets not empty (element-format.h). */
-        rtt_hist: z.array(z.tuple([count, count])),
-        /** DNS responses (QR set) of the element, and those with RCODE != 0. */
-        dns_answers: count,
-        dns_errors: count,
-        /** HTTP/1.x status lines from the server side, and those 5xx. */
-        http_responses: count,
-        http_errors: count,
-        /** Element packets matching each of its `custom` filters, in the file's order. */
-        custom: z.array(count),
-      }),
-    ),
+    elements: z.array(elementCounters),
   }),
   z.strictObject({ type: z.literal('error'), iface: z.string(), code: z.string(), message: z.string(), fatal: z.boolean() }),
   z.strictObject({ type: z.literal('done'), iface: z.string(), exit_code: count }),

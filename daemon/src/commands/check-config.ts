@@ -5,8 +5,8 @@ import { EXIT, loadConfigOrReport, reportError } from './common.js';
 
 export const checkConfigHelp = `usage: qe-packets check-config [FILE] [--config FILE]
 
-Validates a configuration without starting anything: the schema and units, the BPF filter
-(compiled by libpcap), the interfaces, the store paths and the capacity. Exit 0 when valid,
+Validates a configuration without starting anything: the schema and units, the BPF filters
+(capture.filter and the elements', compiled by libpcap), the interfaces, the store paths and the capacity. Exit 0 when valid,
 2 with one line per problem (key, value, fix) when not.`;
 
 export async function checkConfigCommand(argv: string[]): Promise<number> {
@@ -26,7 +26,8 @@ export async function checkConfigCommand(argv: string[]): Promise<number> {
       `${config.capture.filter ? `, filter "${config.capture.filter}"` : ''}, snaplen ${config.capture.snaplen}\n` +
       `  storage: ${s.paths.join(', ')}; ${s.mode}, capacity ${formatSize(await capacityBytes(config))}, files of ${formatSize(s.fileSizeBytes)}` +
       `${s.fileDurationMs ? ` or ${s.fileDurationMs / 1000}s` : ''}, flushed every ${s.flushIntervalMs} ms\n` +
-      `  index: ${config.index.fields.length ? `${config.index.fields.join(', ')} (blocks of ${formatSize(config.index.blockSizeBytes)})` : 'off'}\n`,
+      `  index: ${config.index.fields.length ? `${config.index.fields.join(', ')} (blocks of ${formatSize(config.index.blockSizeBytes)})` : 'off'}\n` +
+      (config.elements.length ? `  elements: ${config.elements.map((e) => `${e.id} (${e.indicators.map((x) => x.name).join(', ')})`).join('; ')}\n` : ''),
   );
   return EXIT.ok;
 }

@@ -9,6 +9,7 @@ import { fixAt, knownKeysAt, parseKeyPath } from './keys.js';
 import { IDX_BLOCK_SIZE_MAX, IDX_BLOCK_SIZE_MIN } from '../index/format.js';
 import { configSchema, type ParsedRawConfig } from './schema.js';
 import { DURATION_HELP, PERCENT_RE, SIZE_HELP, parseDuration, parseSize } from './units.js';
+import { elementsOf } from './elements.js';
 
 const fixOf = (key: string, otherwise: string) => fixAt(parseKeyPath(key)) ?? otherwise;
 
@@ -165,6 +166,7 @@ export function normalizeConfig(raw: unknown, source: string): Config {
     problems.push({ key: 'health.drops_critical', value: c.health.drops_critical, message: `below health.drops_warning (${c.health.drops_warning})`, fix: 'make drops_critical at least drops_warning' });
   if (health.windowMs < 5000)
     problems.push({ key: 'health.window', value: c.health.window, message: 'below 5s: too few once-a-second samples', fix: 'use 60s' });
+  const elements = elementsOf(c.elements, health.windowMs, problems);
   if (problems.length) throw new ConfigError(source, problems);
 
   return {
@@ -187,6 +189,7 @@ export function normalizeConfig(raw: unknown, source: string): Config {
     api,
     control: { socket: c.control.socket },
     health,
+    elements,
   };
 }
 

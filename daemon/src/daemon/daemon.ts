@@ -9,6 +9,8 @@ import type { Config } from '../config/config.js';
 import { loadConfigFile } from '../config/load.js';
 import { formatSize } from '../config/units.js';
 import { DaemonUnreachable, fetchStatus } from '../control/client.js';
+import { ElementEngine } from '../elements/engine.js';
+import type { ElementStateSource } from '../elements/types.js';
 import { serveControl } from '../control/server.js';
 import type { IndexFigures, StatusReport } from '../health/figures.js';
 import type { ApiServer } from '../api/server.js';
@@ -159,6 +161,7 @@ export class CaptureDaemon {
   private indexer?: BackgroundIndexer;
   private api?: ApiServer;
   private history?: History;
+  private engine?: ElementEngine;
   private reloading: Promise<unknown> = Promise.resolve();
   private readonly deps: Required<DaemonDeps>;
 
@@ -190,6 +193,12 @@ export class CaptureDaemon {
     return this.indexer.figures();
   }
 
+  /** The elements' states (the API, metrics and the Qualevent reporter read them). */
+  get elementStates(): ElementStateSource {
+    if (!this.engine) throw new Error('the daemon has not started');
+    return this.engine;
+  }
+
   get supervisor(): CaptureSupervisor {
     if (!this.sup) throw new Error('the daemon has not started');
     return this.sup;
@@ -210,10 +219,16 @@ export class CaptureDaemon {
     const indexer = (this.indexer = new BackgroundIndexer(config, log));
     const monitor = (this.monitor = new CaptureMonitor(config, sup, retention, () => indexer.figures()));
     await monitor.start();
+    // Element states from the helpers' once-a-second counters; listening before any helper starts.
+    const engine = (this.engine = new ElementEngine(config.elements));
+    sup.on('elements', (_iface, m) => engine.ingest(m));
+    sup.on('helper_exit', (iface) => engine.helperExited(iface));
+    engine.start();
     // The report every endpoint serves: the monitor's figures and where the API answers.
     const report = (): StatusReport => {
       const r = monitor.report();
       if (this.api) r.figures.api = { url: this.api.url, fingerprint: this.api.fingerprint };
+      if (this.current.elements.length) r.figures.elements = engine.current();
       return r;
     };
     const history = (this.history = new History(report));
@@ -223,6 +238,7 @@ export class CaptureDaemon {
       this.api = endpoints.api;
     } catch (e) {
       monitor.stop();
+      engine.stop();
       await retention.stop();
       throw new EndpointError(e);
     }
@@ -274,7 +290,13 @@ export class CaptureDaemon {
     try {
       const next = await this.deps.loadConfig(this.configPath);
       await this.deps.checkEnvironment(next);
-      const restart = await sup.reload(next);
+      // Before the helpers are told to re-read their elements: any line of the old generation
+      // arriving from now on is known to be about the old elements.
+      this.engine!.reconfigure(next);
+      const restart = await sup.reload(next).catch((e: unknown) => {
+        this.engine!.reconfigure(this.current);
+        throw e;
+      });
       if (JSON.stringify(next.metrics) !== JSON.stringify(this.current.metrics)) restart.push('metrics.listen');
       if (next.control.socket !== this.current.control.socket) restart.push('control.socket');
       // api.max_extractions is read per request; where the API listens and with what certificate, at start.
@@ -303,6 +325,7 @@ export class CaptureDaemon {
     await sup.stop();
     await this.retention!.stop();
     this.monitor!.stop();
+    this.engine!.stop();
     this.history?.stop();
     for (const s of this.servers) {
       s.closeAllConnections();

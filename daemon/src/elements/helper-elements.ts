@@ -6,22 +6,13 @@ import { join } from 'node:path';
 import type { Config } from '../config/config.js';
 import { writeElementsFile, type HelperElement } from './helper-file.js';
 
-/** The part of a configured element the helper reads (the config's `elements:` list). */
-interface ConfiguredElement {
-  filter: string;
-  indicators?: { custom_share?: { filter: string }; customShare?: { filter: string } };
-}
-
 /**
  * The config's elements as the helper counts them, in config order (the `elements` message's
- * order). An element's `custom_share` filter is its custom filter 0.
+ * order). The filters of an element's filter-taking indicators (custom_share) are its custom
+ * filters, in its indicators' order: the state engine reads their counters in that order.
  */
 export function helperElements(config: Config): HelperElement[] {
-  const list = (config as Config & { elements?: ConfiguredElement[] }).elements ?? [];
-  return list.map((e) => {
-    const custom = e.indicators?.custom_share ?? e.indicators?.customShare;
-    return { filter: e.filter, custom: custom ? [custom.filter] : [] };
-  });
+  return config.elements.map((e) => ({ filter: e.filter, custom: e.indicators.flatMap((x) => (x.filter === undefined ? [] : [x.filter])) }));
 }
 
 /**

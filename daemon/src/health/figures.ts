@@ -2,6 +2,7 @@
 // watchdog): written once here so they can never disagree.
 import type { Counters } from '../capture/supervisor.js';
 import type { StorageMode } from '../config/config.js';
+import type { ElementState } from '../elements/types.js';
 
 export interface InterfaceFigures {
   name: string;
@@ -75,6 +76,8 @@ export interface Figures {
   index?: IndexFigures;
   /** Where the API answers (absent when api.listen is false). */
   api?: ApiFigures;
+  /** Every configured element's state, in config order (absent when none is configured). */
+  elements?: ElementState[];
 }
 
 export interface ApiFigures {
