@@ -64,6 +64,17 @@ export interface Config {
     retentionTargetMs: number;
     storeFullWarning: number;
   };
+  /** Reports to Qe-Server (daemon/src/qualevent/). */
+  qualevent: {
+    /** undefined: no reports. */
+    url?: string;
+    tokenFile?: string;
+    caFile?: string;
+    /** As written, or the host name. */
+    applianceId: string;
+    snapshotIntervalMs: number;
+    outboxSizeBytes: number;
+  };
 }
 
 // A schema key with no field here (as file_size → fileSizeBytes, window → windowMs) fails the build.
