@@ -4,7 +4,7 @@
 import type { Config } from '../config/config.js';
 import type { ElementState, ElementStateSource } from '../elements/types.js';
 import type { QualeventFigures } from '../health/figures.js';
-import { stateEvent } from './events.js';
+import { stateEvent, type StateEvent } from './events.js';
 import { Outbox, type OutboxEntry } from './outbox.js';
 import { postBatch, postTarget, type PostTarget, type Verdict } from './post.js';
 
@@ -57,6 +57,7 @@ export class QualeventReporter {
   private lastRejection?: string;
   /** Stores in flight, in order: the sender waits for them so it never reads half an add. */
   private storing: Promise<void> = Promise.resolve();
+  private unstored: { kind: 'change' | 'snapshot'; event: StateEvent }[] = [];
 
   constructor(
     private readonly settings: Settings,
@@ -86,15 +87,28 @@ export class QualeventReporter {
     if (this.stopped || !outbox || !states.length) return;
     const now = Date.now();
     // Numbered here, synchronously, in the order the changes came: the journal keeps that order.
-    const events = states.map((s) => ({
-      kind,
-      event: stateEvent(this.settings.applianceId, s, kind === 'change' ? outbox.nextSequence(s.element) : outbox.lastSequence(s.element), kind, now),
-    }));
-    const stored = outbox.add(events).then(
+    for (const s of states)
+      this.unstored.push({ kind, event: stateEvent(this.settings.applianceId, s, kind === 'change' ? outbox.nextSequence(s.element) : outbox.lastSequence(s.element), kind, now) });
+    // Changes made in one turn of the event loop (an engine tick changing many elements) share one
+    // write and one fsync.
+    if (this.unstored.length === states.length) queueMicrotask(() => this.storeNow());
+  }
+
+  private storeNow(): void {
+    const events = this.unstored.splice(0);
+    if (!events.length) return;
+    const stored = this.outbox!.add(events).then(
       () => this.pump(),
       (e: unknown) => this.opts.log('error', `qualevent outbox: cannot write (${(e as Error).message}); ${events.length} events are kept in memory only until it can`),
     );
     this.storing = this.storing.then(() => stored);
+  }
+
+  /** Resolves when every event made so far is on disk (fsync'd). */
+  async flushed(): Promise<void> {
+    await Promise.resolve();
+    this.storeNow();
+    await this.storing;
   }
 
   /** Sends while there is something to send and the server takes it; schedules the next try otherwise. */
@@ -116,7 +130,7 @@ export class QualeventReporter {
         this.retryTimer.unref();
         return;
       }
-      await this.storing;
+      await this.flushed();
       const first = outbox.pending(1, BATCH_MAX_BYTES);
       if (!first.length) return;
       const batch = this.isolate.has(first[0]!.id) ? first : outbox.pending(BATCH_MAX_EVENTS, BATCH_MAX_BYTES);
@@ -202,6 +216,7 @@ export class QualeventReporter {
     clearInterval(this.snapshotTimer);
     clearTimeout(this.retryTimer);
     this.abort.abort();
+    this.storeNow();
     await this.storing;
     await this.outbox?.close();
     this.target.agent.destroy();
