@@ -64,7 +64,9 @@ describe('qualevent in the daemon', () => {
     expect(change).toMatchObject({ source: 'qe-packets/box-1', subject: 'web', data: { state: 'critical', sequence: 1, kind: 'change' } });
     expect(rx.batches[0]!.headers.authorization).toBe('Bearer daemon-token');
 
-    const report = await fetchStatus(daemon.config.control.socket, 2000);
+    // The receiver has the events a moment before the reporter hears its answer.
+    let report = await fetchStatus(daemon.config.control.socket, 2000);
+    for (let i = 0; i < 100 && report.figures.qualevent?.sent !== 3; i++, await sleep(20)) report = await fetchStatus(daemon.config.control.socket, 2000);
     expect(report.figures.qualevent).toMatchObject({ url: rx.url, applianceId: 'box-1', sent: 3, outboxEvents: 0, dropped: 0, parked: 0 });
     expect(formatStatus(report)).toMatch(/qualevent  https:\/\/127\.0\.0\.1:\d+\/api\/events: 3 events sent, 0 waiting/);
     const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
