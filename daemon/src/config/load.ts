@@ -205,17 +205,8 @@ function qualeventOf(
   const outboxSizeBytes = sizeOf('qualevent.outbox_size', q.outbox_size);
   if (outboxSizeBytes && outboxSizeBytes < 64 * 1024)
     problems.push({ key: 'qualevent.outbox_size', value: q.outbox_size, message: 'below 64KiB: a few snapshots would fill it', fix: 'use 100MiB, or at least 1MiB' });
-  if (q.url) {
-    let ok = false;
-    try {
-      const u = new URL(q.url);
-      ok = (u.protocol === 'https:' || u.protocol === 'http:') && !!u.hostname && !u.username && !u.password;
-    } catch {
-      ok = false;
-    }
-    // Credentials in the URL would end up in logs and status: the token belongs in token_file.
-    if (!ok) problems.push({ key: 'qualevent.url', value: q.url, message: 'not an http(s) URL without credentials', fix: 'write e.g. https://qe-server.example/api/events, with the token in qualevent.token_file' });
-  }
+  if (q.url && !isQualeventUrl(q.url))
+    problems.push({ key: 'qualevent.url', value: q.url, message: 'not an http(s) URL without credentials', fix: 'write e.g. https://qe-server.example/api/events, with the token in qualevent.token_file' });
   return {
     ...(q.url ? { url: q.url } : {}),
     ...(q.token_file ? { tokenFile: q.token_file } : {}),
@@ -224,6 +215,17 @@ function qualeventOf(
     snapshotIntervalMs,
     outboxSizeBytes,
   };
+}
+
+/** An http(s) URL with a host and no user or password: credentials in a URL would end up in logs
+ *  and status, the token belongs in token_file. Also checks the appliance's qualevent_url. */
+export function isQualeventUrl(url: string): boolean {
+  try {
+    const u = new URL(url);
+    return (u.protocol === 'https:' || u.protocol === 'http:') && !!u.hostname && !u.username && !u.password && /^https?:\/\//i.test(url);
+  } catch {
+    return false;
+  }
 }
 
 /** What an operator should know of a valid config, said at check-config and at start. */
