@@ -10,7 +10,7 @@ import { evaluateHealth } from '../daemon/src/health/evaluate.js';
 import type { Figures } from '../daemon/src/health/figures.js';
 import { createMetrics } from '../daemon/src/metrics/registry.js';
 import { BATCH_CONTENT_TYPE, EVENT_TYPE, stateEvent } from '../daemon/src/qualevent/events.js';
-import { JOURNAL_FILE, frame, readJournal } from '../daemon/src/qualevent/journal.js';
+import { JOURNAL_FILE, eventFrame, frame, readJournal } from '../daemon/src/qualevent/journal.js';
 import { Outbox, PARKED_FILE } from '../daemon/src/qualevent/outbox.js';
 import { parseRetryAfter } from '../daemon/src/qualevent/post.js';
 import { QualeventReporter, backoffMs } from '../daemon/src/qualevent/reporter.js';
@@ -293,7 +293,7 @@ describe('faults', () => {
     expect(o.dropped).toBe(0);
     await o.add([ev('a', 'change', 6), ev('a', 'change', 7)]);
     // Two snapshots went, the two oldest, and no change.
-    const kinds = () => o.pending(100, 1 << 30).map((e) => `${e.kind[0]}${e.event.data.sequence}`);
+    const kinds = () => o.pending(100, 1 << 30).map((e) => `${e.kind[0]}${e.sequence}`);
     expect(kinds()).toEqual(['c1', 's0', 'c2', 's2', 's0', 'c3', 'c4', 'c5', 'c6', 'c7']);
     expect(o.dropped).toBe(2);
     await o.add([ev('a', 'change', 8), ev('a', 'change', 9), ev('a', 'change', 10), ev('a', 'change', 11)]);
@@ -303,7 +303,7 @@ describe('faults', () => {
     await o.close();
     // The drops are in the journal: reopened, the same events are there.
     const again = await Outbox.open(dir, size * 10 + 10, log);
-    expect(again.pending(100, 1 << 30).map((e) => e.event.data.sequence)).toEqual([2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    expect(again.pending(100, 1 << 30).map((e) => e.sequence)).toEqual([2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
     expect(again.lastSequence('a')).toBe(11);
     await again.close();
   });
@@ -320,6 +320,9 @@ describe('outbox journal', () => {
     flipped[flipped.length - 3]! ^= 0x20;
     expect(readJournal(flipped)).toMatchObject({ goodBytes: a.length, torn: expect.stringMatching(/CRC/) });
     const huge = Buffer.concat([a, Buffer.from([0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0])]);
+    // The outbox frames events from their JSON text: the same bytes as the record framed whole.
+    const event = stateEvent('t', new HandSource(['x']).current()[0]!, 3, 'change');
+    expect(eventFrame('change', JSON.stringify(event)).equals(frame({ t: 'E', kind: 'change', event }))).toBe(true);
     expect(readJournal(huge)).toMatchObject({ goodBytes: a.length, torn: expect.stringMatching(/length/) });
   });
 

@@ -25,7 +25,16 @@ export type JournalRecord =
   | { t: 'R'; why: 'sent' | 'parked' | 'dropped'; ids: string[] };
 
 export function frame(r: JournalRecord): Buffer {
-  const payload = Buffer.from(JSON.stringify(r), 'utf8');
+  return framePayload(JSON.stringify(r));
+}
+
+/** An `E` record around an event already serialised (the outbox keeps events as JSON text). */
+export function eventFrame(kind: EventKind, eventJson: string): Buffer {
+  return framePayload(`{"t":"E","kind":${JSON.stringify(kind)},"event":${eventJson}}`);
+}
+
+function framePayload(text: string): Buffer {
+  const payload = Buffer.from(text, 'utf8');
   const head = Buffer.alloc(FRAME_HEAD);
   head.writeUInt32LE(payload.length, 0);
   head.writeUInt32LE(crc32(payload), 4);

@@ -5,7 +5,7 @@ import { mkdirSync } from 'node:fs';
 import { appendFile, open, readFile, rename, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EventKind, StateEvent } from './events.js';
-import { JOURNAL_FILE, JOURNAL_VERSION, frame, readJournal, type JournalRecord } from './journal.js';
+import { JOURNAL_FILE, JOURNAL_VERSION, eventFrame, frame, readJournal, type JournalRecord } from './journal.js';
 
 export const PARKED_FILE = 'parked.jsonl';
 /** Below this the journal is never compacted: rewriting it would cost more than the dead records. */
@@ -15,7 +15,11 @@ export interface OutboxEntry {
   id: string;
   kind: EventKind;
   element: string;
-  event: StateEvent;
+  /** data.sequence of the event. */
+  sequence: number;
+  /** The event as sent: kept as JSON text, not as an object, so a full outbox of 100MiB costs about
+   *  that much memory rather than several times it. */
+  json: string;
   /** Its record's size in the journal: what counts against outbox_size. */
   bytes: number;
 }
@@ -60,7 +64,7 @@ export class Outbox {
     if (r.t === 'H') for (const [k, v] of Object.entries(r.seq)) this.seq.set(k, Math.max(v, this.seq.get(k) ?? 0));
     else if (r.t === 'E') {
       const element = r.event.subject;
-      this.entries.set(r.event.id, { id: r.event.id, kind: r.kind, element, event: r.event, bytes });
+      this.entries.set(r.event.id, { id: r.event.id, kind: r.kind, element, sequence: r.event.data.sequence, json: JSON.stringify(r.event), bytes });
       this.liveBytes += bytes;
       if (r.kind === 'change') this.seq.set(element, Math.max(r.event.data.sequence, this.seq.get(element) ?? 0));
     } else for (const id of r.ids) this.forget(id);
@@ -109,11 +113,12 @@ export class Outbox {
   /** Stores events (in this order) durably; makes room first when the outbox would overflow. */
   add(events: { kind: EventKind; event: StateEvent }[]): Promise<void> {
     if (!events.length) return Promise.resolve();
-    const frames = events.map((e) => frame({ t: 'E', kind: e.kind, event: e.event }));
+    const jsons = events.map((e) => JSON.stringify(e.event));
+    const frames = events.map((e, i) => eventFrame(e.kind, jsons[i]!));
     const need = frames.reduce((n, f) => n + f.length, 0);
     const dropped = this.makeRoom(need);
     events.forEach((e, i) => {
-      this.entries.set(e.event.id, { id: e.event.id, kind: e.kind, element: e.event.subject, event: e.event, bytes: frames[i]!.length });
+      this.entries.set(e.event.id, { id: e.event.id, kind: e.kind, element: e.event.subject, sequence: e.event.data.sequence, json: jsons[i]!, bytes: frames[i]!.length });
       this.liveBytes += frames[i]!.length;
     });
     const out = dropped.length ? [frame({ t: 'R', why: 'dropped', ids: dropped }), ...frames] : frames;
@@ -152,7 +157,7 @@ export class Outbox {
   /** Refused events are kept beside the outbox, one JSON line each, for someone to look at. */
   park(entries: OutboxEntry[], status: number, response: string): Promise<void> {
     const at = new Date().toISOString();
-    const lines = entries.map((e) => `${JSON.stringify({ at, status, response, event: e.event })}\n`).join('');
+    const lines = entries.map((e) => `{"at":${JSON.stringify(at)},"status":${status},"response":${JSON.stringify(response)},"event":${e.json}}\n`).join('');
     const p = this.serial(() => appendFile(join(this.dir, PARKED_FILE), lines, { mode: 0o600 }));
     return p.then(() => this.remove(entries.map((e) => e.id), 'parked'));
   }
@@ -185,7 +190,7 @@ export class Outbox {
   private compact(): Promise<void> {
     return this.serial(async () => {
       const header: JournalRecord = { t: 'H', v: JOURNAL_VERSION, seq: Object.fromEntries(this.seq) };
-      const parts = [frame(header), ...[...this.entries.values()].map((e) => frame({ t: 'E', kind: e.kind, event: e.event }))];
+      const parts = [frame(header), ...[...this.entries.values()].map((e) => eventFrame(e.kind, e.json))];
       const buf = Buffer.concat(parts);
       const path = join(this.dir, JOURNAL_FILE);
       const tmp = `${path}.new`;

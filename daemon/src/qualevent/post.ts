@@ -1,7 +1,7 @@
 // One batch POSTed to Qe-Server and what its answer means for the events in it.
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { BATCH_CONTENT_TYPE, type StateEvent } from './events.js';
+import { BATCH_CONTENT_TYPE } from './events.js';
 
 const TIMEOUT_MS = 30_000;
 /** A Retry-After longer than this is taken as this: a misconfigured server must not silence us for days. */
@@ -46,8 +46,9 @@ export function verdictOf(status: number, retryAfter: string | undefined, body: 
   return { outcome: 'retry', status, why };
 }
 
-export function postBatch(t: PostTarget, events: StateEvent[], signal?: AbortSignal): Promise<Verdict> {
-  const body = Buffer.from(JSON.stringify(events), 'utf8');
+/** `events`: each event's JSON text, as the outbox keeps it. */
+export function postBatch(t: PostTarget, events: string[], signal?: AbortSignal): Promise<Verdict> {
+  const body = Buffer.from(`[${events.join(',')}]`, 'utf8');
   const request = t.url.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve) => {
     const req = request(

@@ -139,7 +139,7 @@ export class QualeventReporter {
       try {
         verdict = await postBatch(
           this.target,
-          batch.map((e) => e.event),
+          batch.map((e) => e.json),
           this.abort.signal,
         );
       } finally {
