@@ -230,6 +230,17 @@ describe('faults', () => {
     expect(text).toMatch(/^qe_packets_qualevent_events_dropped_total 0$/m);
   });
 
+  it('retries, never parks, when the server refuses the token (401) or the URL (404)', async () => {
+    const rx = await receiver();
+    rx.answer = (_, n) => (n === 0 ? { status: 401, body: 'bad token' } : n === 1 ? { status: 404 } : { status: 200 });
+    const src = new HandSource(['a']);
+    const { r } = await reporter(rx.url, src);
+    await until('the delivery', () => r.figures().sent === 1, 15_000);
+    expect(rx.requests.map((q) => q.status)).toEqual([401, 404, 200]);
+    expect(r.figures().parked).toBe(0);
+    expect(logs.join('\n')).toMatch(/HTTP 401: bad token \(check qualevent\.url and the token in qualevent\.token_file\)/);
+  }, 20_000);
+
   it('raises qualevent_unreachable after a minute without delivery', () => {
     const at = Date.now();
     const base = { at, version: 't', startedAt: 0, interfaces: [], store: { mode: 'circular' as const, paths: [], capacityBytes: 1, usedBytes: 0, freeBytes: 1, full: false, filesDeleted: 0, bytesDeleted: 0 } };

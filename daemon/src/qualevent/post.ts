@@ -7,11 +7,14 @@ const TIMEOUT_MS = 30_000;
 /** A Retry-After longer than this is taken as this: a misconfigured server must not silence us for days. */
 export const RETRY_AFTER_MAX_MS = 3600_000;
 
+/** 401, 403 (the token), 404, 405 (the URL), 407 (a proxy). */
+export const SETUP_STATUSES = new Set([401, 403, 404, 405, 407]);
+
 export type Verdict =
   | { outcome: 'delivered'; status: number }
-  /** Try again later: network error, timeout, 5xx, 408, 429; `retryAfterMs` when the server said when (429, 503). */
+  /** Try again later: network error, timeout, 5xx, 408, 429, SETUP_STATUSES; `retryAfterMs` when the server said when (429, 503). */
   | { outcome: 'retry'; status?: number; why: string; retryAfterMs?: number }
-  /** The server refused these events (a 4xx other than 408 and 429): sending them again would not help. */
+  /** The server refused these events (a 4xx other than 408, 429 and SETUP_STATUSES): sending them again would not help. */
   | { outcome: 'refused'; status: number; why: string };
 
 export interface PostTarget {
@@ -42,6 +45,9 @@ export function verdictOf(status: number, retryAfter: string | undefined, body: 
     const retryAfterMs = parseRetryAfter(retryAfter);
     return { outcome: 'retry', status, why, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
   }
+  // These judge the appliance's setup (token, URL), not the events: parking would set aside every
+  // event until someone fixes it, so they are retried and show as qualevent_unreachable instead.
+  if (SETUP_STATUSES.has(status)) return { outcome: 'retry', status, why: `${why} (check qualevent.url and the token in qualevent.token_file)` };
   if (status >= 400 && status < 500 && status !== 408) return { outcome: 'refused', status, why };
   return { outcome: 'retry', status, why };
 }
