@@ -2,7 +2,7 @@
 // its outbox, and a real HTTPS receiver (CA and certificate made here) that reads every POST with
 // the CloudEvents SDK. Faults are real ones: the receiver's port closed and reopened, 429/503 with
 // Retry-After, 400, a kill -9 of a reporting process.
-import { appendFile, readFile } from 'node:fs/promises';
+import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -352,6 +352,11 @@ describe('outbox journal', () => {
     await again.close();
     // And the file holds the header alone (compacted at open).
     expect(readJournal(await readFile(join(dir, JOURNAL_FILE))).records.map((r) => r.record.t)).toEqual(['H']);
+    // A newer format is refused with what to do, and left as it is.
+    const newer = frame({ t: 'H', v: 2, seq: {} });
+    await writeFile(join(dir, JOURNAL_FILE), newer);
+    await expect(Outbox.open(dir, 1 << 20, log)).rejects.toThrow(/written by a newer Qe-Packets \(format 2, this one reads 1\); update, or move the directory away/);
+    expect((await readFile(join(dir, JOURNAL_FILE))).equals(newer)).toBe(true);
   });
 
   it('backoff doubles up to its cap, with jitter in the upper half', () => {

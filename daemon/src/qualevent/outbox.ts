@@ -53,6 +53,10 @@ export class Outbox {
       throw new Error(`qualevent outbox ${path}: cannot be read (${e.code ?? e.message}); events cannot be kept until it can`);
     });
     const j = readJournal(buf);
+    const head = j.records[0]?.record;
+    // A newer format is not guessed at: its events stay on disk for the version that wrote them.
+    if (head?.t === 'H' && head.v > JOURNAL_VERSION)
+      throw new Error(`qualevent outbox ${path}: written by a newer Qe-Packets (format ${head.v}, this one reads ${JOURNAL_VERSION}); update, or move the directory away to start an empty outbox`);
     if (j.torn) log('warn', `qualevent outbox ${path}: cut ${buf.length - j.goodBytes} bytes at offset ${j.goodBytes} (${j.torn}); kept ${j.records.length} records before it`);
     for (const { record, bytes } of j.records) o.replay(record, bytes);
     await o.compact();
