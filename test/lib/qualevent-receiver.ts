@@ -1,11 +1,9 @@
 // A stand-in Qe-Server for the Qualevent tests: a real HTTPS server with a CA and a certificate made
-// here by openssl, that reads each POST with the CloudEvents SDK (HTTP.toEvent validates every
+// by openssl (certificates.ts), that reads each POST with the CloudEvents SDK (HTTP.toEvent validates every
 // event against the spec) and answers what the test says.
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:https';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { CloudEvent, HTTP } from 'cloudevents';
-import { execa } from 'execa';
+export { makeCertificates } from './certificates.js';
 
 export interface ReceivedBatch {
   at: number;
@@ -15,18 +13,6 @@ export interface ReceivedBatch {
 }
 
 export type Answer = { status: number; headers?: Record<string, string>; body?: string };
-
-/** A CA, and a server certificate it signed for 127.0.0.1 and localhost. */
-export async function makeCertificates(dir: string): Promise<{ caFile: string; cert: string; key: string }> {
-  const p = (n: string) => join(dir, n);
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-sha256'];
-  await execa('openssl', ['req', '-x509', ...ec, '-days', '2', '-subj', '/CN=Qualevent test CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign', '-keyout', p('ca.key'), '-out', p('ca.pem')]);
-  await execa('openssl', ['req', ...ec, '-subj', '/CN=qe-server.test', '-keyout', p('server.key'), '-out', p('server.csr')]);
-  const ext = p('server.ext');
-  await execa('sh', ['-c', `printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nextendedKeyUsage=serverAuth\\n' > ${ext}`]);
-  await execa('openssl', ['x509', '-req', '-in', p('server.csr'), '-CA', p('ca.pem'), '-CAkey', p('ca.key'), '-CAcreateserial', '-days', '2', '-sha256', '-extfile', ext, '-out', p('server.pem')]);
-  return { caFile: p('ca.pem'), cert: await readFile(p('server.pem'), 'utf8'), key: await readFile(p('server.key'), 'utf8') };
-}
 
 export class Receiver {
   readonly batches: ReceivedBatch[] = [];
