@@ -126,6 +126,7 @@ export async function checkEnvironment(config: Config, opts: EnvironmentCheckOpt
         fix: 'raise the share, add storage.paths, or lower storage.file_size',
       });
   }
-  if (config.qualevent.url) problems.push(...(await readQualeventCredentials(config.qualevent)).problems);
+  // Only live capture reports to Qe-Server: an import (--read) does not need the token.
+  if (opts.needInterfaces && config.qualevent.url) problems.push(...(await readQualeventCredentials(config.qualevent)).problems);
   if (problems.length) throw new ConfigError(config.source, problems);
 }
