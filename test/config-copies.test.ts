@@ -37,23 +37,26 @@ function flatten(doc: Record<string, Record<string, unknown> | null>): Keys {
       else out.set(`${prefix}${k}`, v);
     }
   };
-  for (const [section, keys] of Object.entries(doc ?? {})) walk(`${section}.`, keys ?? {});
+  // A top-level list (elements) is one key, as the schema lists it.
+  for (const [section, keys] of Object.entries(doc ?? {})) if (Array.isArray(keys)) out.set(section, keys);
+  else walk(`${section}.`, keys ?? {});
   return out;
 }
 
-/** README's table under "## Configuration": | `section.key` | `default` or none | meaning |. */
+/** README's table under "## Configuration": | `section.key` (or `list`) | `default` or none | meaning |. */
 function readmeKeys(readme: string): Keys {
   const start = readme.indexOf('\n## Configuration\n');
   const section = readme.slice(start, readme.indexOf('\n## ', start + 1));
   const out: Keys = new Map();
-  for (const m of section.matchAll(/^\| `([a-z_]+(?:\.[a-z_]+)+)` \| ([^|]+) \|/gm)) {
+  // A top-level list (elements) has no dot: its default cell is a list, which tells its row from other tables'.
+  for (const m of section.matchAll(/^\| `([a-z_]+(?:\.[a-z_]+)+|[a-z_]+(?=` \| `\[))` \| ([^|]+) \|/gm)) {
     const cell = m[2]!.trim();
     out.set(m[1]!, cell === 'none' ? null : parse(cell.replace(/^`(.*)`$/, '$1')));
   }
   return out;
 }
 
-type SchemaNode = { properties?: Record<string, SchemaNode>; default?: unknown };
+type SchemaNode = { type?: string; properties?: Record<string, SchemaNode>; default?: unknown };
 
 function jsonSchemaKeys(schema: { properties: Record<string, SchemaNode> }): Keys {
   const out: Keys = new Map();
@@ -63,7 +66,8 @@ function jsonSchemaKeys(schema: { properties: Record<string, SchemaNode> }): Key
       else out.set(`${prefix}${k}`, v.default ?? null);
     }
   };
-  for (const [section, s] of Object.entries(schema.properties)) walk(`${section}.`, s);
+  for (const [section, s] of Object.entries(schema.properties)) if (s.type === 'array') out.set(section, s.default ?? null);
+  else walk(`${section}.`, s);
   return out;
 }
 
@@ -83,7 +87,8 @@ const role = join(root, 'ansible', 'roles', 'qe_packets');
 
 describe('every copy of the config keys names exactly the schema keys, with its defaults', () => {
   it('the schema has keys in every section (the reference the copies are held to)', () => {
-    expect([...configKeyDefaults().keys()]).toEqual(expect.arrayContaining(['capture.interfaces', 'storage.fsync', 'metrics.listen', 'control.socket', 'health.window', 'api.listen', 'api.tls.cert', 'api.max_extractions']));
+    expect([...configKeyDefaults().keys()]).toEqual(expect.arrayContaining(['capture.interfaces', 'storage.fsync', 'metrics.listen', 'control.socket', 'health.window', 'api.listen', 'api.tls.cert', 'api.max_extractions', 'elements']));
+    expect(configKeyDefaults().get('elements')).toEqual([]);
     expect(configKeyDefaults().get('storage.file_size')).toBe('1GiB');
   });
   it("README's configuration table", async () => {
@@ -107,8 +112,9 @@ describe('a drifted copy is caught', () => {
     const readme = (await read('README.md'))
       .replace(/^\| `health\.window` .*\n/m, '')
       .replace('| `storage.file_size` | `1GiB` |', '| `storage.file_size` | `2GiB` |')
-      .replace(/^(\| `control\.socket` .*\n)/m, '$1| `control.mode` | `0660` | x |\n');
-    expect(drift(readmeKeys(readme))).toEqual(['storage.file_size: default "2GiB", schema says "1GiB"', 'health.window: missing', 'control.mode: not in the schema']);
+      .replace(/^(\| `control\.socket` .*\n)/m, '$1| `control.mode` | `0660` | x |\n')
+      .replace(/^\| `elements` .*\n/m, '');
+    expect(drift(readmeKeys(readme))).toEqual(['storage.file_size: default "2GiB", schema says "1GiB"', 'health.window: missing', 'elements: missing', 'control.mode: not in the schema']);
   });
   it('JSON Schema: a stale copy without a key', () => {
     const stale = structuredClone(configJsonSchema()) as { properties: { health: { properties: Record<string, unknown> } } };

@@ -180,14 +180,12 @@ void msg_bool(struct msg *m, const char *k, int val)
 	put_field_raw(m, k, val ? "true" : "false");
 }
 
-void msg_send(struct msg *m)
+void msg_send_line(const char *line, size_t len)
 {
-	m->buf[m->len++] = '}';
-	m->buf[m->len++] = '\n';
 	pthread_mutex_lock(&out_lock);
 	size_t off = 0;
-	while (off < m->len) {
-		ssize_t w = write(STDOUT_FILENO, m->buf + off, m->len - off);
+	while (off < len) {
+		ssize_t w = write(STDOUT_FILENO, line + off, len - off);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
@@ -196,6 +194,13 @@ void msg_send(struct msg *m)
 		off += (size_t)w;
 	}
 	pthread_mutex_unlock(&out_lock);
+}
+
+void msg_send(struct msg *m)
+{
+	m->buf[m->len++] = '}';
+	m->buf[m->len++] = '\n';
+	msg_send_line(m->buf, m->len);
 }
 
 void send_error(const char *iface, const char *code, int fatal, const char *fmt, ...)

@@ -28,6 +28,10 @@ void msg_bool(struct msg *m, const char *key, int val);
 /* Writes the line with one write(); safe to call from several threads. */
 void msg_send(struct msg *m);
 
+/* A whole line built elsewhere (a message longer than struct msg holds: `elements`), newline
+ * included, with under the lock the other messages take, never interleaved with them. */
+void msg_send_line(const char *line, size_t len);
+
 /* Shorthand for an error message. */
 void send_error(const char *iface, const char *code, int fatal, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));

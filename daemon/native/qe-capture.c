@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "element-track.h"
 #include "index-build.h"
 #include "pcap-format.h"
 #include "proto.h"
@@ -48,6 +49,7 @@ struct options {
 	int linktype; /* for --check-filter */
 	uint64_t quota; /* linear retention: bytes this helper may write until the daemon grants more */
 	int have_quota;
+	const char *elements_path; /* --elements: counted from the start */
 	struct writer_config wcfg;
 };
 
@@ -69,6 +71,8 @@ struct capture {
 	int cmd_discard; /* inside a line that was too long: everything up to its newline goes */
 	int import_gave_up; /* an import waited in vain for room or for a refused write (linear store full) */
 	uint64_t next_flush; /* an import flushes at the flush interval too, however slow its source */
+	struct qe_elements *elems; /* NULL: no element set, no packet parsed for them */
+	uint64_t elems_generation;  /* bumped by each set loaded */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -88,7 +92,8 @@ static void usage(void)
 		"options: --snaplen N --buffer BYTES --filter EXPR --file-size BYTES --file-duration-ms N\n"
 		"         --flush-ms N --no-promisc --no-fsync --direct-io --quota BYTES\n"
 		"         --index-fields LIST (mac,vlan,ip,port,proto,tunnel; empty: no index) --index-block-size N\n"
-		"         --flows (a flow table beside each file)\n");
+		"         --flows (a flow table beside each file)\n"
+		"         --elements PATH (per-element counters, element-format.h; `set elements PATH` re-reads)\n");
 }
 
 static uint64_t parse_u64(const char *name, const char *val)
@@ -168,6 +173,42 @@ static void send_stats(struct capture *c)
 	msg_send(&m);
 }
 
+/* ---- element counters ---- */
+
+/* Loads an elements file and counts by it from the next packet. A file that cannot be used leaves
+ * the set counting as it was and says why: counting never stops for a typo. */
+static void load_elements(struct capture *c, const char *path)
+{
+	char err[1024];
+	struct qe_elements *e = qe_elements_load(path, c->opt->wcfg.linktype, c->opt->snaplen, err, sizeof err);
+	if (!e) {
+		send_error(c->opt->iface, "bad_elements", 0, "elements not changed: %s", err);
+		return;
+	}
+	if (!qe_elements_count(e)) {
+		qe_elements_free(e);
+		e = NULL;
+	}
+	writer_set_elements(c->w, e);
+	qe_elements_free(c->elems);
+	c->elems = e;
+	c->elems_generation++;
+}
+
+/* The `elements` message, after moving the counters' clock to now_ns (0: the packets' time only). */
+static void send_elements(struct capture *c, uint64_t now_ns)
+{
+	if (!c->elems)
+		return;
+	if (now_ns)
+		qe_elements_tick(c->elems, now_ns);
+	qe_elements_report(c->elems, c->opt->iface, c->elems_generation);
+}
+
+/* Live packets reach the helper up to a block timeout (50 ms) after their time: the clock the SYN
+ * timeout is read by lags the wall clock by more, so a SYN-ACK still in the ring is not outrun. */
+#define ELEMENTS_CLOCK_LAG_NS 250000000u
+
 /* ---- control commands from the daemon on stdin ---- */
 
 static int compile_filter(pcap_t *p, const char *expr, struct bpf_program *prog)
@@ -190,6 +231,8 @@ static void apply_command(struct capture *c, char *line)
 		writer_set_quota(c->w, strtoull(line + 10, NULL, 10));
 	} else if (strncmp(line, "set flush_ms ", 13) == 0) {
 		writer_set_flush_ms(c->w, strtoull(line + 13, NULL, 10));
+	} else if (strncmp(line, "set elements ", 13) == 0) {
+		load_elements(c, line + 13);
 	} else if (strncmp(line, "set filter ", 11) == 0 || strcmp(line, "set filter") == 0) {
 		arg = line[10] ? line + 11 : line + 10;
 		struct bpf_program prog;
@@ -340,6 +383,8 @@ static int start_writer(struct capture *c, const char *source)
 	if (c->opt->have_quota)
 		writer_set_quota(c->w, c->opt->quota);
 	send_started(c, source);
+	if (c->opt->elements_path)
+		load_elements(c, c->opt->elements_path);
 	return 0;
 }
 
@@ -402,6 +447,7 @@ static int run_live(struct capture *c)
 		}
 		if (now >= next_stats) {
 			send_stats(c);
+			send_elements(c, now_realtime_ns() - ELEMENTS_CLOCK_LAG_NS);
 			next_stats += 1000000000u;
 			if (next_stats < now)
 				next_stats = now + 1000000000u;
@@ -426,8 +472,11 @@ static int run_live(struct capture *c)
 	}
 	writer_finish(c->w);
 	send_stats(c);
+	send_elements(c, now_realtime_ns() - ELEMENTS_CLOCK_LAG_NS);
 	writer_free(c->w);
 	c->w = NULL;
+	qe_elements_free(c->elems);
+	c->elems = NULL;
 	pcap_close(c->pcap);
 	c->pcap = NULL;
 	return exit_code;
@@ -504,6 +553,7 @@ static void periodic(struct capture *c, uint64_t *next_stats)
 				read_commands(c);
 		}
 		send_stats(c);
+		send_elements(c, 0);
 		*next_stats = now + 1000000000u;
 	}
 }
@@ -841,8 +891,11 @@ static int run_read(struct capture *c)
 	if (c->w)
 		writer_finish(c->w);
 	send_stats(c);
+	send_elements(c, 0);
 	writer_free(c->w);
 	c->w = NULL;
+	qe_elements_free(c->elems);
+	c->elems = NULL;
 	if (c->have_prog)
 		pcap_freecode(&c->prog);
 	if (c->pcap)
@@ -906,7 +959,8 @@ int main(int argc, char **argv)
 		{ "linktype", required_argument, 0, 'l' },   { "help", no_argument, 0, 'h' },
 		{ "quota", required_argument, 0, 'Q' },	     { "direct-io", no_argument, 0, 'D' },
 		{ "index-fields", required_argument, 0, 'X' }, { "index-block-size", required_argument, 0, 'K' },
-		{ "flows", no_argument, 0, 'W' },	     { 0, 0, 0, 0 },
+		{ "flows", no_argument, 0, 'W' },	     { "elements", required_argument, 0, 'E' },
+		{ 0, 0, 0, 0 },
 	};
 	int ch;
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -955,6 +1009,7 @@ int main(int argc, char **argv)
 			break;
 		}
 		case 'W': o.wcfg.flows = 1; break;
+		case 'E': o.elements_path = optarg; break;
 		case 'h': usage(); return 0;
 		default: usage(); return 1;
 		}

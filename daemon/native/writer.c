@@ -17,6 +17,7 @@
 #include <immintrin.h>
 #endif
 
+#include "element-track.h"
 #include "flow-build.h"
 #include "index-build.h"
 #include "packet-fields.h"
@@ -28,6 +29,7 @@
 
 struct writer {
 	struct writer_config cfg;
+	struct qe_elements *elems; /* the caller's element counters, or NULL */
 	unsigned char *buf;
 	size_t buf_len;
 	uint64_t buf_packets;
@@ -672,15 +674,36 @@ static void flows_flush(struct writer *w)
 static inline void tables_add(struct writer *w, uint64_t off, uint64_t ts_ns, uint32_t caplen, uint32_t origlen,
 			      const unsigned char *data)
 {
-	if (!w->idx && !w->flows)
+	if (!w->idx && !w->flows && !w->elems)
 		return;
-	/* One parse for both: the flows read only outer fields, which tunnels do not change. */
+	/* One parse for all: the flows and the elements read only outer fields, which tunnels do not
+	 * change. */
 	struct qe_packet_fields f;
 	qe_packet_parse(w->cfg.linktype, data, caplen, w->idx ? qe_idx_tunnels(w->idx) : 0, &f);
 	if (w->idx)
 		qe_idx_add_parsed(w->idx, off, ts_ns, caplen, &f);
 	if (w->flows)
 		qe_flow_add(w->flows, off, ts_ns, caplen, origlen, &f);
+	if (w->elems)
+		qe_elements_add(w->elems, ts_ns, caplen, origlen, data, &f);
+}
+
+/* A packet captured but not written (store full, a refused write) still counts for its elements:
+ * they describe the network, not the store. */
+static void elements_only(struct writer *w, uint64_t ts_ns, uint32_t caplen, uint32_t origlen, const unsigned char *data)
+{
+	if (!w->elems)
+		return;
+	if (caplen > w->cfg.snaplen)
+		caplen = w->cfg.snaplen;
+	struct qe_packet_fields f;
+	qe_packet_parse(w->cfg.linktype, data, caplen, 0, &f);
+	qe_elements_add(w->elems, ts_ns, caplen, origlen, data, &f);
+}
+
+void writer_set_elements(struct writer *w, struct qe_elements *elems)
+{
+	w->elems = elems;
 }
 
 static int writer_open_file(struct writer *w, uint64_t ts_ns)
@@ -865,7 +888,7 @@ int writer_add_run(struct writer *w, const unsigned char *records, size_t len, u
 		write_failed(w, err, now);
 		return -1;
 	}
-	if (w->idx || w->flows)
+	if (w->idx || w->flows || w->elems)
 		for (size_t off = 0; off < len;) {
 			struct qe_pcap_record r;
 			qe_pcap_record_decode(records + off, 0, &r);
@@ -982,6 +1005,7 @@ void writer_add(struct writer *w, uint64_t ts_ns, uint32_t caplen, uint32_t orig
 {
 	if (w->store_full) {
 		w->store_full_drops++;
+		elements_only(w, ts_ns, caplen, origlen, data);
 		return;
 	}
 	if (caplen > w->cfg.snaplen)
@@ -1003,10 +1027,12 @@ void writer_add(struct writer *w, uint64_t ts_ns, uint32_t caplen, uint32_t orig
 	if (appended(w) + rec + (w->fd < 0 ? PCAP_GLOBAL_LEN : 0) > w->quota) {
 		writer_set_store_full(w);
 		w->store_full_drops++;
+		elements_only(w, ts_ns, caplen, origlen, data);
 		return;
 	}
 	if (w->fd < 0 && writer_open_file(w, ts_ns) < 0) {
 		w->writer_drops++;
+		elements_only(w, ts_ns, caplen, origlen, data);
 		return;
 	}
 	if (w->buf_len + rec > WRITER_BUF_SIZE) {
@@ -1014,11 +1040,12 @@ void writer_add(struct writer *w, uint64_t ts_ns, uint32_t caplen, uint32_t orig
 		if (w->buf_len + rec > WRITER_BUF_SIZE) {
 			/* The disk refused the last write and the buffer is still waiting for room. */
 			w->writer_drops++;
+			elements_only(w, ts_ns, caplen, origlen, data);
 			return;
 		}
 	}
 
-	if (w->idx || w->flows)
+	if (w->idx || w->flows || w->elems)
 		tables_add(w, w->file_bytes + w->buf_len, ts_ns, caplen, origlen, data);
 	unsigned char *p = w->buf + w->buf_len;
 	uint32_t hdr[4] = { (uint32_t)(ts_ns / 1000000000u), (uint32_t)(ts_ns % 1000000000u), caplen, origlen };

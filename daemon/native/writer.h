@@ -22,6 +22,7 @@
 #define MAX_DIRS 32
 
 struct writer;
+struct qe_elements;
 
 struct writer_config {
 	const char *iface;
@@ -104,6 +105,11 @@ int writer_short_of_quota(const struct writer *w, uint32_t caplen);
 /* True once when half of the last grant is used: the caller reports at once so the daemon grants
  * more before the quota runs out, instead of at the next once-a-second report. */
 int writer_wants_quota(struct writer *w);
+
+/* Element counters (element-track.h) fed every packet offered from now on, written or not, from
+ * the parse the index and flow table share; NULL stops it. The caller keeps ownership. Without
+ * them no packet is parsed for them. */
+void writer_set_elements(struct writer *w, struct qe_elements *elems);
 
 /* Bytes put into files so far (headers included): what the live loop paces itself by. */
 uint64_t writer_appended_bytes(const struct writer *w);

@@ -2,6 +2,7 @@
 // roles and the content types come from there; the response schemas below describe types.ts's
 // response types (test/api.test.ts holds real answers of a running daemon to them, and the
 // document to the OpenAPI 3.1 schema).
+import { ELEMENT_LEVELS } from '../elements/types.js';
 import { API_PREFIX, ROUTES, type ApiPath, type QueryParam } from './types.js';
 
 type Schema = Record<string, unknown>;
@@ -40,6 +41,7 @@ const statusSchema = obj(
         api: obj({ url: str, fingerprint: { type: ['string', 'null'] } }),
         // Reports to Qe-Server (health/figures.ts QualeventFigures), when qualevent.url is set.
         qualevent: { type: 'object', required: ['url', 'applianceId', 'outboxEvents', 'sent', 'dropped', 'parked'] },
+        elements: arr(ref('ElementState')),
       },
       ['at', 'version', 'startedAt', 'interfaces', 'store'],
     ),
@@ -73,6 +75,7 @@ const SCHEMAS: Record<Exclude<ApiPath, '/extract' | '/flows'>, Schema> = {
   }),
   '/explain': { type: 'object', required: ['from', 'to', 'filter', 'plan', 'files', 'bytes_to_read', 'estimated_s', 'per_file'], properties: { from: str, to: str, filter: { type: ['string', 'null'] }, plan: { type: ['string', 'null'] }, files: int, bytes_to_read: int, estimated_s: num, per_file: arr({ type: 'object' }) } },
   '/audit': obj({ entries: arr(ref('AuditEntry')) }),
+  '/elements': obj({ elements: arr(ref('ElementState')) }),
   '/openapi.json': { type: 'object', required: ['openapi', 'paths'] },
   '/reload': obj({ applied: { const: true }, restart_needed: arr(str) }),
 };
@@ -150,6 +153,19 @@ export function openApiDocument(version: string): Record<string, unknown> {
       schemas: {
         Role: { enum: ['viewer', 'analyst', 'admin'] },
         Error: obj({ error: obj({ code: str, message: str }) }),
+        ElementState: obj(
+          {
+            element: str,
+            name: str,
+            state: { enum: [...ELEMENT_LEVELS] },
+            previous: { enum: [...ELEMENT_LEVELS, null] },
+            since: str,
+            reasons: arr(obj({ indicator: str, value: num, threshold: num, level: { enum: ['warning', 'critical'] }, unit: { enum: ['%', 'ms', 's'] } })),
+            figures: { type: 'object', additionalProperties: { type: ['number', 'null'] } },
+            window_seconds: num,
+          },
+          ['element', 'state', 'previous', 'since', 'reasons', 'figures', 'window_seconds'],
+        ),
         AuditEntry: obj(
           {
             time: str,

@@ -110,6 +110,8 @@ export const handlers: Record<ApiPath, Handler> = {
 
   '/history': async (c) => sendJson(c.res, 200, c.api.history.snapshot()),
 
+  '/elements': async (c) => sendJson(c.res, 200, { elements: c.api.report().figures.elements ?? [] }),
+
   '/files': async (c) => {
     // The range is optional here: from the beginning of the store to now.
     const q = extractRequest(c, ['--explain', ...(c.params.has('from') ? [] : ['--from=0'])]);

@@ -7,6 +7,7 @@
 import type { Explained } from '../extract/explain.js';
 import type { FlowJson } from '../flows/render.js';
 import type { StatsBy } from '../flows/stats.js';
+import type { ElementState } from '../elements/types.js';
 import type { StatusReport } from '../health/figures.js';
 
 export const API_PREFIX = '/api/v1';
@@ -164,6 +165,11 @@ export interface AuditResponse {
   entries: AuditEntry[];
 }
 
+/** GET /elements: every configured element's state, in config order (empty when none is). */
+export interface ElementsResponse {
+  elements: ElementState[];
+}
+
 /** POST /reload: applied (a refused configuration is a 400 error with the reason; capture goes on with the old one). */
 export interface ReloadResponse {
   applied: true;
@@ -193,6 +199,7 @@ export const ROUTES = {
   '/status': { method: 'GET', role: 'viewer', query: [], produces: 'application/json', summary: 'health with its reasons and the figures (qe-packets status --json)' },
   '/files': { method: 'GET', role: 'viewer', query: ['from', 'to', 'iface'], produces: 'application/json', summary: 'capture files of a time range' },
   '/stats': { method: 'GET', role: 'viewer', query: [...RANGE, 'by', 'top', 'interval'], required: ['from'], produces: 'application/json', summary: 'top-N tables and a time series (qe-packets stats --json)' },
+  '/elements': { method: 'GET', role: 'viewer', query: [], produces: 'application/json', summary: "the configured elements' states with their reasons and figures" },
   '/history': { method: 'GET', role: 'viewer', query: [], produces: 'application/json', summary: 'the last hour of per-interface rates, drops and store use, every 10 s' },
   '/explain': { method: 'GET', role: 'viewer', query: RANGE, required: ['from'], produces: 'application/json', summary: 'the extraction plan and estimate (qe-packets extract --explain --json)' },
   '/flows': { method: 'GET', role: 'analyst', query: RANGE, required: ['from'], produces: 'application/x-ndjson', summary: 'merged flow records, one JSON object a line (qe-packets flows --json)' },

@@ -3,7 +3,8 @@
 import { EventEmitter } from 'node:events';
 import type { Config, InterfaceConfig } from '../config/config.js';
 import { helperArgs, helperSettings, launchProcess, type HelperLauncher, type RunningHelper } from './helper.js';
-import { HelperExit, type FileClosedMessage, type HelperCommand, type HelperMessage, type StatsMessage } from './protocol.js';
+import { ElementsFile, helperElements } from '../elements/helper-elements.js';
+import { helperCommand, HelperExit, type ElementsMessage, type FileClosedMessage, type HelperCommand, type HelperMessage, type StatsMessage } from './protocol.js';
 
 export const COUNTER_NAMES = ['received', 'written', 'written_bytes', 'filtered', 'kernel_drops', 'if_drops', 'writer_drops', 'write_errors', 'store_full_drops', 'cpu_us'] as const;
 export type Counters = Record<(typeof COUNTER_NAMES)[number], number>;
@@ -37,6 +38,8 @@ export interface SupervisorEvents {
   down: [string, string];
   file_closed: [FileClosedMessage];
   stats: [string, StatsMessage];
+  /** A helper's per-element counters (once a second while elements are configured). */
+  elements: [string, ElementsMessage];
   /** A helper ended; its last stats say what it appended (retention settles its account). */
   helper_exit: [string, StatsMessage | undefined];
   log: ['info' | 'warn' | 'error', string];
@@ -53,6 +56,9 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
   readonly closedFiles: FileClosedMessage[] = [];
   closedCount = 0;
   keepClosedFiles = true;
+  /** Written when the config first has elements; helpers are pointed at it. */
+  private elementsFile?: ElementsFile;
+  private hasElements = false;
 
   constructor(
     private config: Config,
@@ -70,6 +76,7 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
   }
 
   start(): void {
+    this.updateElements();
     for (const itf of this.config.capture.interfaces) void this.startInterface(itf);
   }
 
@@ -113,7 +120,8 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     this.states.set(itf.name, state);
     const extra = await this.extraArgs(itf.name);
     if (this.stopping) return;
-    const helper = this.launch([...helperArgs(this.config, { live: itf.name, bufferBytes: itf.bufferBytes }), ...extra]);
+    const elements = this.hasElements ? ['--elements', this.elementsFile!.path] : [];
+    const helper = this.launch([...helperArgs(this.config, { live: itf.name, bufferBytes: itf.bufferBytes }), ...elements, ...extra]);
     let lastStats: StatsMessage | undefined;
     const startedAt = Date.now();
     this.helpers.set(itf.name, helper);
@@ -129,6 +137,9 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
           state.current = countersOf(m);
           lastStats = m;
           this.emit('stats', itf.name, m);
+          break;
+        case 'elements':
+          this.emit('elements', itf.name, m);
           break;
         case 'file_opened':
           state.openFile = m.path;
@@ -190,6 +201,8 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
     // complete index) and the next file is indexed the new way, a second's gap in capture at most.
     const indexChanged = JSON.stringify(prev.index) !== JSON.stringify(next.index) || prev.flows.enabled !== next.flows.enabled;
     const names = new Set(next.capture.interfaces.map((i) => i.name));
+    // Running helpers re-read the elements file: counting changes without a gap in capture.
+    const elementsChanged = this.updateElements();
     for (const [name, helper] of this.helpers) {
       if (!names.has(name)) {
         this.emit('log', 'info', `${name}: removed from the config, stopping`);
@@ -201,6 +214,7 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
         await helper.stop();
       } else {
         helper.send(helperSettings(next));
+        if (elementsChanged) helper.sendLine(helperCommand.elements(this.elementsFile!.path));
         const before = prev.capture.interfaces.find((i) => i.name === name);
         const after = next.capture.interfaces.find((i) => i.name === name);
         if (before && after && before.bufferBytes !== after.bufferBytes) needsRestart.push(`capture.buffer (${name})`);
@@ -213,6 +227,19 @@ export class CaptureSupervisor extends EventEmitter<SupervisorEvents> {
       }
     }
     return needsRestart;
+  }
+
+  /**
+   * Writes the config's elements for the helpers; true when running helpers must re-read them. No
+   * file until the config has elements; one emptied later is still re-read (the helpers stop
+   * counting).
+   */
+  private updateElements(): boolean {
+    const list = helperElements(this.config);
+    if (!this.elementsFile && list.length === 0) return false;
+    this.elementsFile ??= new ElementsFile();
+    this.hasElements = list.length > 0;
+    return this.elementsFile.update(list);
   }
 
   async stop(): Promise<void> {

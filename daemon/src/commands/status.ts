@@ -3,6 +3,8 @@ import { DEFAULT_CONFIG_PATH } from '../config/config.js';
 import { loadConfigFile } from '../config/load.js';
 import { formatSize } from '../config/units.js';
 import { fetchStatus } from '../control/client.js';
+import { INDICATORS, THRESHOLD_UNIT } from '../elements/indicators.js';
+import type { ElementReason, ElementState } from '../elements/types.js';
 import type { StatusReport } from '../health/figures.js';
 import { formatDuration, formatIsoNs } from '../time/format-time.js';
 import { toJson } from '../util/json.js';
@@ -10,7 +12,8 @@ import { toJson } from '../util/json.js';
 export const statusHelp = `usage: qe-packets status [--json] [--config FILE | --socket PATH]
 
 Asks the running daemon for its health: ok, warning or critical with the reasons, and the key
-figures (rates, drops, retention, store use).
+figures (rates, drops, retention, store use), then each configured element's state with its
+reasons and indicators (the exit status is the capture's health alone).
 
   --json           print the report as JSON (for scripts)
   --config FILE    read control.socket from this configuration (default /etc/qe-packets/config.yaml)
@@ -70,7 +73,31 @@ export function formatStatus(r: StatusReport): string {
         (q.dropped ? `; ${num(q.dropped)} dropped (outbox full)` : '') +
         (q.parked ? `; ${num(q.parked)} refused, in ${q.parkedPath}` : ''),
     );
+  if (f.elements?.length) out.push('', ...formatElements(f.elements, f.at));
   return `${out.join('\n')}\n`;
+}
+
+const UNIT_TEXT: Record<ElementReason['unit'], string> = { '%': '%', ms: ' ms', s: ' s' };
+const valueText = (v: number, unit: ElementReason['unit']) => `${num(v, unit === '%' && v < 10 ? 2 : unit === 's' ? 0 : 1)}${UNIT_TEXT[unit]}`;
+
+/** One block per element: its level and since when, then why, then every indicator's value. */
+export function formatElements(elements: ElementState[], at: number): string[] {
+  const out = ['elements'];
+  const width = Math.max(...elements.map((e) => e.element.length));
+  for (const e of elements) {
+    const since = Date.parse(e.since);
+    out.push(
+      `  ${e.element.padEnd(width)}  ${e.state === 'ok' ? 'ok' : e.state.toUpperCase()} for ${formatDuration(Math.max(0, at - since))}` +
+        `${e.previous ? ` (was ${e.previous})` : ''}${e.name ? `  ${e.name}` : ''}`,
+    );
+    for (const r of e.reasons) out.push(`  ${''.padEnd(width)}    ${r.level}: ${r.indicator} ${valueText(r.value, r.unit)} (threshold ${valueText(r.threshold, r.unit)})`);
+    const figures = Object.entries(e.figures).map(([k, v]) => {
+      const def = INDICATORS.find((d) => d.name === k);
+      return `${k} ${v === null ? '-' : def ? valueText(v, THRESHOLD_UNIT[def.threshold]) : num(v, 2)}`;
+    });
+    out.push(`  ${''.padEnd(width)}    over ${formatDuration(e.window_seconds * 1000)}: ${figures.join(', ')}`);
+  }
+  return out;
 }
 
 export async function statusCommand(argv: string[]): Promise<number> {

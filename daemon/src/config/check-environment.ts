@@ -97,6 +97,15 @@ export async function checkEnvironment(config: Config, opts: EnvironmentCheckOpt
   const problems: ConfigProblem[] = [];
   const fe = await filterError(config.capture.filter, config.capture.snaplen);
   if (fe) problems.push({ key: 'capture.filter', value: abbreviate(config.capture.filter), ...fe });
+  // Every element's filters, compiled as the helper will (its own process each: at once).
+  const elementFilters = config.elements.flatMap((e, i) => [
+    { key: `elements[${i}].filter`, filter: e.filter },
+    ...e.indicators.filter((x) => x.filter !== undefined).map((x) => ({ key: `elements[${i}].indicators.${x.name}.filter`, filter: x.filter! })),
+  ]);
+  const verdicts = await Promise.all(elementFilters.map((f) => filterError(f.filter, config.capture.snaplen)));
+  verdicts.forEach((v, i) => {
+    if (v) problems.push({ key: elementFilters[i]!.key, value: abbreviate(elementFilters[i]!.filter), ...v });
+  });
 
   if (opts.needInterfaces) {
     const have = await listSystemInterfaces();

@@ -1,6 +1,7 @@
 // The validated, normalised configuration the rest of the daemon uses: numbers, not strings.
 // Values that pass through unchanged take their type from the schema; the others are converted
 // by load.ts, and the check at the end makes every schema key reach a field here.
+import type { IndicatorName } from '../elements/indicators.js';
 import type { ParsedRawConfig } from './schema.js';
 
 type Raw = ParsedRawConfig;
@@ -9,6 +10,24 @@ export type StorageMode = Raw['storage']['mode'];
 export interface InterfaceConfig {
   name: string;
   bufferBytes: number;
+}
+
+/** One indicator of an element, thresholds in the indicator's unit (THRESHOLD_UNIT: %, ms or s). */
+export interface ElementIndicatorConfig {
+  name: IndicatorName;
+  warning?: number;
+  critical?: number;
+  /** Its own BPF filter (custom_share). */
+  filter?: string;
+}
+
+export interface ElementConfig {
+  id: string;
+  name?: string;
+  filter: string;
+  windowMs: number;
+  /** In the registry's order (elements/indicators.ts), whatever the order written. */
+  indicators: ElementIndicatorConfig[];
 }
 
 export interface Config {
@@ -75,6 +94,8 @@ export interface Config {
     snapshotIntervalMs: number;
     outboxSizeBytes: number;
   };
+  /** In config order; empty when none is configured. */
+  elements: ElementConfig[];
 }
 
 // A schema key with no field here (as file_size → fileSizeBytes, window → windowMs) fails the build.

@@ -67,9 +67,10 @@ export function parseKeyPath(key: string): PropertyKey[] {
   return [...key.matchAll(/([^.[\]]+)|\[(\d+)\]/g)].map((m) => (m[2] === undefined ? m[1]! : Number(m[2])));
 }
 
-/** Every key of every section, dotted ('storage.file_size', 'api.tls.cert'), with its default (null: none). */
+/** Every key of every section, dotted ('storage.file_size', 'api.tls.cert'), and each top-level list
+ *  ('elements'), with its default (null: none). */
 export function configKeyDefaults(): Map<string, unknown> {
-  const defaults = configSchema.parse({}) as Record<string, Record<string, unknown>>;
+  const defaults = configSchema.parse({}) as unknown as Record<string, Record<string, unknown>>;
   const out = new Map<string, unknown>();
   // A key whose value is a mapping of its own (api.tls) is listed by its leaves: api.tls.cert.
   const walk = (path: string[], value: Record<string, unknown> | undefined) => {
@@ -77,6 +78,8 @@ export function configKeyDefaults(): Map<string, unknown> {
       const at = [...path, key];
       if (path.length > 0 && knownKeysAt(at).length) walk(at, value?.[key] as Record<string, unknown> | undefined);
       else if (path.length > 0) out.set(at.join('.'), value?.[key] ?? null);
+      // A top-level list (elements) is one key: its entries' keys are documented with it.
+      else if (!knownKeysAt(at).length) out.set(key, value?.[key] ?? null);
       else walk(at, value?.[key] as Record<string, unknown> | undefined);
     }
   };

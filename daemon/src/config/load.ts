@@ -10,6 +10,7 @@ import { fixAt, knownKeysAt, parseKeyPath } from './keys.js';
 import { IDX_BLOCK_SIZE_MAX, IDX_BLOCK_SIZE_MIN } from '../index/format.js';
 import { configSchema, type ParsedRawConfig } from './schema.js';
 import { DURATION_HELP, PERCENT_RE, SIZE_HELP, parseDuration, parseSize } from './units.js';
+import { elementsOf } from './elements.js';
 
 const fixOf = (key: string, otherwise: string) => fixAt(parseKeyPath(key)) ?? otherwise;
 
@@ -167,6 +168,7 @@ export function normalizeConfig(raw: unknown, source: string): Config {
   if (health.windowMs < 5000)
     problems.push({ key: 'health.window', value: c.health.window, message: 'below 5s: too few once-a-second samples', fix: 'use 60s' });
   const qualevent = qualeventOf(c.qualevent, sizeOf, durationOf, problems);
+  const elements = elementsOf(c.elements, health.windowMs, problems);
   if (problems.length) throw new ConfigError(source, problems);
 
   return {
@@ -190,6 +192,7 @@ export function normalizeConfig(raw: unknown, source: string): Config {
     control: { socket: c.control.socket },
     health,
     qualevent,
+    elements,
   };
 }
 

@@ -2,6 +2,7 @@
 // suggest keys and fixes (keys.ts), and published as JSON Schema for editors
 // (build/config.schema.json, docs/config.schema.json).
 import { z } from 'zod';
+import { INDICATORS, type IndicatorDefinition, type ThresholdKind } from '../elements/indicators.js';
 import { IDX_BLOCK_SIZE_DEFAULT, IDX_FIELDS, type IndexField } from '../index/format.js';
 import { DURATION_HELP, DURATION_PATTERN, SIZE_HELP, SIZE_PATTERN, formatSize } from './units.js';
 
@@ -46,6 +47,44 @@ const interfaceEntry = z.union([
 /** index.fields names, in the order the docs list them (the format's own list). */
 export const INDEX_FIELD_NAMES = Object.keys(IDX_FIELDS) as [IndexField, ...IndexField[]];
 const INDEX_FIELDS_FIX = `list fields from ${INDEX_FIELD_NAMES.join(', ')}, e.g. fields: [ip, port, proto, vlan]; fields: [] turns the index off`;
+
+/** An element's id in Qe-Inventory: what the reports, metrics and API name it by. */
+export const ELEMENT_ID_PATTERN = '^[A-Za-z0-9._:-]+$';
+
+const THRESHOLD_SCHEMA: Record<ThresholdKind, (description: string) => z.ZodType> = {
+  share: (d) => percent(d, 'write a percentage, e.g. 5%'),
+  time: (d) => duration(d, 'write a time with its unit, e.g. 50ms or 0.2s'),
+  span: (d) => duration(d, 'write a duration with its unit, e.g. 60s or 5m'),
+};
+
+function indicatorSchema(def: IndicatorDefinition) {
+  const t = THRESHOLD_SCHEMA[def.threshold];
+  return keyed(
+    z.strictObject({
+      ...(def.takesFilter ? { filter: keyed(z.string().min(1), `BPF filter a packet of the element must also match to count (${def.name})`, 'write a BPF filter in tcpdump syntax, e.g. "icmp[icmptype] == icmp-unreach"') } : {}),
+      warning: t(`${def.name}: warning at or above this`).optional(),
+      critical: t(`${def.name}: critical at or above this`).optional(),
+    }),
+    def.description,
+    `write e.g. ${def.name}: ${def.example}`,
+  ).optional();
+}
+
+const elementSchema = z.strictObject({
+  id: keyed(
+    z.string().regex(new RegExp(ELEMENT_ID_PATTERN), { error: 'not an element id: letters, digits and . _ : - only' }),
+    "The element's id in Qe-Inventory (unique)",
+    'write the id Qe-Inventory knows the element by, with letters, digits and . _ : - only, e.g. crm-web',
+  ),
+  name: keyed(z.string().min(1), 'A readable name, for the console and reports', 'write a name, e.g. CRM front end, or remove the key').optional(),
+  filter: keyed(z.string().min(1), "BPF filter (tcpdump syntax) selecting the element's traffic, matched once per flow", 'write a BPF filter in tcpdump syntax, e.g. "host 10.1.2.3 and tcp port 443"'),
+  window: duration('Span the indicators are computed over (default: health.window)', 'write a duration of 5s or more, e.g. 60s, or remove the key').optional(),
+  indicators: keyed(
+    z.strictObject(Object.fromEntries(INDICATORS.map((d) => [d.name, indicatorSchema(d)]))),
+    `The indicators judging the element, each with its thresholds: ${INDICATORS.map((d) => d.name).join(', ')}`,
+    `write a mapping of indicators, e.g. indicators: {tcp_resets: {warning: 1%, critical: 5%}} (known: ${INDICATORS.map((d) => d.name).join(', ')})`,
+  ),
+});
 
 export const configSchema = z.strictObject({
   capture: z.strictObject({
@@ -163,6 +202,11 @@ export const configSchema = z.strictObject({
     snapshot_interval: duration('Every element is also reported this often, changed or not, so a server that missed a change corrects itself').default('60s'),
     outbox_size: size('Disk room for events not yet delivered; when full, the oldest snapshots are dropped first, changes last (each drop counted)').default('100MiB'),
   }).prefault({}),
+  elements: keyed(
+    z.array(elementSchema),
+    'Elements whose state is read from their packets (Qe-Inventory ids, filters, indicators); see README "Elements and Qualevent"',
+    'list elements, each with id, filter and indicators, e.g. - {id: crm-web, filter: "host 10.1.2.3", indicators: {tcp_resets: {warning: 1%, critical: 5%}}}',
+  ).default([]),
 }).meta({ title: 'Qe-Packets configuration', description: '/etc/qe-packets/config.yaml' });
 
 export type RawConfig = z.input<typeof configSchema>;

@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { COUNTER_NAMES, type Counters } from '../capture/supervisor.js';
 import type { StorageMode } from '../config/config.js';
+import { ELEMENT_LEVELS } from '../elements/types.js';
 import type { StatusReport } from '../health/figures.js';
 import { wireNs } from '../util/json.js';
 
@@ -75,6 +76,20 @@ const qualeventFigures = z.strictObject({
   nextAttemptAt: num.optional(),
 });
 
+const elementLevel = z.enum(ELEMENT_LEVELS);
+const elementState = z.strictObject({
+  element: z.string(),
+  name: z.string().optional(),
+  state: elementLevel,
+  previous: elementLevel.nullable(),
+  since: z.string(),
+  reasons: z.array(
+    z.strictObject({ indicator: z.string(), value: num, threshold: num, level: z.enum(['warning', 'critical']), unit: z.enum(['%', 'ms', 's']) }),
+  ),
+  figures: z.record(z.string(), num.nullable()),
+  window_seconds: num,
+});
+
 export const statusReport = z.strictObject({
   state: z.enum(['ok', 'warning', 'critical']),
   reasons: z.array(
@@ -94,6 +109,7 @@ export const statusReport = z.strictObject({
     index: indexFigures.optional(),
     api: z.strictObject({ url: z.string(), fingerprint: z.string().nullable() }).optional(),
     qualevent: qualeventFigures.optional(),
+    elements: z.array(elementState).optional(),
   }),
 });
 

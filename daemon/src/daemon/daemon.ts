@@ -9,6 +9,8 @@ import type { Config } from '../config/config.js';
 import { configWarnings, loadConfigFile } from '../config/load.js';
 import { formatSize } from '../config/units.js';
 import { DaemonUnreachable, fetchStatus } from '../control/client.js';
+import { ElementEngine } from '../elements/engine.js';
+import type { ElementStateSource } from '../elements/types.js';
 import { serveControl } from '../control/server.js';
 import type { IndexFigures, StatusReport } from '../health/figures.js';
 import type { ApiServer } from '../api/server.js';
@@ -23,7 +25,6 @@ import { systemdNotifier, type Notifier } from '../systemd/notify.js';
 import { SystemdService } from '../systemd/service.js';
 import { log } from '../util/log.js';
 import { qualeventDir } from '../util/paths.js';
-import type { ElementStateSource } from '../elements/types.js';
 import type { QualeventReporter } from '../qualevent/reporter.js';
 import { BackgroundIndexer } from './background-index.js';
 
@@ -168,6 +169,7 @@ export class CaptureDaemon {
   private indexer?: BackgroundIndexer;
   private api?: ApiServer;
   private history?: History;
+  private engine?: ElementEngine;
   private reloading: Promise<unknown> = Promise.resolve();
   private readonly deps: Required<Omit<DaemonDeps, 'elementSource'>>;
   /** What Qualevent reports: the state engine once started (or a test's source). */
@@ -231,6 +233,12 @@ export class CaptureDaemon {
     return this.indexer.figures();
   }
 
+  /** The elements' states (the API, metrics and the Qualevent reporter read them). */
+  get elementStates(): ElementStateSource {
+    if (!this.engine) throw new Error('the daemon has not started');
+    return this.engine;
+  }
+
   get supervisor(): CaptureSupervisor {
     if (!this.sup) throw new Error('the daemon has not started');
     return this.sup;
@@ -251,10 +259,17 @@ export class CaptureDaemon {
     const indexer = (this.indexer = new BackgroundIndexer(config, log));
     const monitor = (this.monitor = new CaptureMonitor(config, sup, retention, () => indexer.figures()));
     await monitor.start();
+    // Element states from the helpers' once-a-second counters; listening before any helper starts.
+    const engine = (this.engine = new ElementEngine(config.elements));
+    sup.on('elements', (_iface, m) => engine.ingest(m));
+    sup.on('helper_exit', (iface) => engine.helperExited(iface));
+    engine.start();
+    this.elementSource ??= engine;
     // The report every endpoint serves: the monitor's figures and where the API answers.
     const report = (): StatusReport => {
       const r = monitor.report();
       if (this.api) r.figures.api = { url: this.api.url, fingerprint: this.api.fingerprint };
+      if (this.current.elements.length) r.figures.elements = engine.current();
       return r;
     };
     const history = (this.history = new History(report));
@@ -264,6 +279,7 @@ export class CaptureDaemon {
       this.api = endpoints.api;
     } catch (e) {
       monitor.stop();
+      engine.stop();
       await retention.stop();
       throw new EndpointError(e);
     }
@@ -317,7 +333,13 @@ export class CaptureDaemon {
     try {
       const next = await this.deps.loadConfig(this.configPath);
       await this.deps.checkEnvironment(next);
-      const restart = await sup.reload(next);
+      // Before the helpers are told to re-read their elements: any line of the old generation
+      // arriving from now on is known to be about the old elements.
+      this.engine!.reconfigure(next);
+      const restart = await sup.reload(next).catch((e: unknown) => {
+        this.engine!.reconfigure(this.current);
+        throw e;
+      });
       if (JSON.stringify(next.metrics) !== JSON.stringify(this.current.metrics)) restart.push('metrics.listen');
       if (next.control.socket !== this.current.control.socket) restart.push('control.socket');
       // api.max_extractions is read per request; where the API listens and with what certificate, at start.
@@ -349,6 +371,7 @@ export class CaptureDaemon {
     await sup.stop();
     await this.retention!.stop();
     this.monitor!.stop();
+    this.engine!.stop();
     this.history?.stop();
     for (const s of this.servers) {
       s.closeAllConnections();

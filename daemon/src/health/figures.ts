@@ -2,6 +2,7 @@
 // watchdog): written once here so they can never disagree.
 import type { Counters } from '../capture/supervisor.js';
 import type { StorageMode } from '../config/config.js';
+import type { ElementState } from '../elements/types.js';
 
 export interface InterfaceFigures {
   name: string;
@@ -103,6 +104,8 @@ export interface Figures {
   api?: ApiFigures;
   /** Absent when qualevent.url is not set. */
   qualevent?: QualeventFigures;
+  /** Every configured element's state, in config order (absent when none is configured). */
+  elements?: ElementState[];
 }
 
 export interface ApiFigures {

@@ -1,6 +1,7 @@
 // The Prometheus metrics, read from one status report per scrape. The helpers' counters arrive
 // once a second; a scrape only copies them, so its cost does not depend on the packet rate.
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
+import { ELEMENT_LEVEL_VALUE } from '../elements/types.js';
 import { HEALTH_VALUE, type StatusReport } from '../health/figures.js';
 
 type Labels = Record<string, string>;
@@ -108,6 +109,14 @@ export function createMetrics(report: () => StatusReport): CaptureMetrics {
     r.figures.qualevent?.lastDeliveryAt !== undefined ? [[{}, r.figures.qualevent.lastDeliveryAt / 1000]] : [],
   );
   gauge('qe_packets_state', 'Health: 0 ok, 1 warning, 2 critical (qe-packets status gives the reasons)', [], (r) => [[{}, HEALTH_VALUE[r.state]]]);
+  gauge('qe_packets_element_state', 'State of each configured element: 0 ok, 1 warning, 2 critical, 3 unknown (qe-packets status gives the reasons)', ['element'], (r) =>
+    (r.figures.elements ?? []).map((e): [Labels, number] => [{ element: e.element }, ELEMENT_LEVEL_VALUE[e.state]]),
+  );
+  gauge('qe_packets_element_indicator', "Each element indicator's value over the element's window, in its unit (% for shares, ms for handshake times, s for silence); absent while not measurable", ['element', 'indicator'], (r) =>
+    (r.figures.elements ?? []).flatMap((e) =>
+      Object.entries(e.figures).flatMap(([indicator, v]): [Labels, number][] => (v === null ? [] : [[{ element: e.element, indicator }, v]])),
+    ),
+  );
   gauge('qe_packets_build_info', 'Version of the running daemon', ['version'], (r) => [[{ version: r.figures.version }, 1]]);
 
   return {
