@@ -292,6 +292,26 @@ describe('faults', () => {
     ]);
   }, 40_000);
 
+  it('keeps the parked file bounded: past a tenth of outbox_size it moves to parked.jsonl.1', async () => {
+    const dir = await tempDir('qe-qualevent-park-');
+    const src = new HandSource(['a']);
+    const o = await Outbox.open(dir, 1024 * 1024, log);
+    const one = async (i: number) => {
+      const event = stateEvent('t', src.states.get('a')!, i, 'change');
+      await o.add([{ kind: 'change', event }]);
+      await o.park(o.pending(1, 1 << 20), 400, 'x'.repeat(400));
+    };
+    for (let i = 1; i <= 200; i++) await one(i);
+    const size = async (f: string) => (await readFile(join(dir, f))).length;
+    expect(await size(PARKED_FILE)).toBeLessThanOrEqual(1024 * 1024 / 10);
+    expect(await size(`${PARKED_FILE}.1`)).toBeGreaterThan(1024 * 1024 / 10 - 2000);
+    // The newest refusal is in the current file, whole lines only.
+    const last = (await readFile(join(dir, PARKED_FILE), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { event: { data: { sequence: number } } });
+    expect(last.at(-1)!.event.data.sequence).toBe(200);
+    expect(o.count).toBe(0);
+    await o.close();
+  });
+
   it('a full outbox drops the oldest snapshots before any change, and counts every drop', async () => {
     const dir = await tempDir('qe-qualevent-full-');
     const src = new HandSource(['a', 'b']);
