@@ -292,6 +292,26 @@ describe('faults', () => {
     ]);
   }, 40_000);
 
+  it('receiver down long enough to fill the outbox: snapshots are dropped and counted, every change still arrives', async () => {
+    const rx = await receiver();
+    await rx.close();
+    const src = new HandSource(['a', 'b', 'c']);
+    const size = frame({ t: 'E', kind: 'snapshot', event: stateEvent('lab-01', src.states.get('a')!, 0, 'snapshot') }).length;
+    // Room for about twelve events: the snapshots of a few seconds overflow it.
+    const { r } = await reporter(rx.url, src, { snapshotMs: 1000, outbox: size * 12 });
+    for (const id of ['a', 'b', 'c']) src.set(id, 'critical');
+    for (const id of ['a', 'b', 'c']) src.set(id, 'ok');
+    await until('drops', () => r.figures().dropped >= 6, 15_000);
+    const f = r.figures();
+    expect(f.outboxBytes).toBeLessThanOrEqual(size * 12);
+    const figures = { at: Date.now(), version: 't', startedAt: 0, interfaces: [], store: { mode: 'circular', paths: [], capacityBytes: 1, usedBytes: 0, freeBytes: 1, full: false, filesDeleted: 0, bytesDeleted: 0 }, qualevent: f } satisfies Figures;
+    const text = await createMetrics(() => ({ state: 'ok', reasons: [], figures })).render();
+    expect(text).toMatch(new RegExp(`^qe_packets_qualevent_events_dropped_total ${f.dropped}$`, 'm'));
+    await rx.open();
+    await until('the six changes', () => changes(rx).length === 6, 20_000);
+    for (const id of ['a', 'b', 'c']) expect(changes(rx, id).map((e) => [data(e).sequence, data(e).state])).toEqual([[1, 'critical'], [2, 'ok']]);
+  }, 40_000);
+
   it('keeps the parked file bounded: past a tenth of outbox_size it moves to parked.jsonl.1', async () => {
     const dir = await tempDir('qe-qualevent-park-');
     const src = new HandSource(['a']);
