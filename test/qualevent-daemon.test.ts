@@ -96,4 +96,30 @@ describe('qualevent in the daemon', () => {
     expect(JSON.stringify(report)).not.toContain('daemon-token');
     expect(await readFile(join(dir, 'state', 'qualevent', 'journal'), 'utf8')).not.toContain('daemon-token');
   }, 40_000);
+
+  it('an outbox that cannot open leaves capture running and is reported in status', async () => {
+    const dir = await tempDir();
+    // The outbox directory is a file here: it cannot be made.
+    await mkdir(join(dir, 'state'));
+    await writeFile(join(dir, 'state', 'qualevent'), 'not a directory');
+    process.env.QE_PACKETS_STATE_DIR = join(dir, 'state');
+    const store = join(dir, 'store');
+    await mkdir(store);
+    const path = await writeConfig(dir, { paths: [store], interfaces: ['eth0'], metrics_listen: false, api_listen: false, extra: 'qualevent:\n  url: https://127.0.0.1:9/e\n' });
+    const daemon = new CaptureDaemon(await loadConfigFile(path), path, false, {
+      launchHelper: (args) => {
+        const h = new FakeHelper(args);
+        setImmediate(() => h.emit('message', { type: 'started', iface: h.iface, linktype: 1, snaplen: 65535, source: 'live', pid: 1 }));
+        return h;
+      },
+      checkEnvironment: async () => {},
+      notifier,
+      elementSource: new HandSource(['web']),
+    });
+    await daemon.start();
+    cleanup.push(() => daemon.stop());
+    const report = await fetchStatus(daemon.config.control.socket, 2000);
+    expect(report.figures.qualevent).toMatchObject({ url: 'https://127.0.0.1:9/e', failingSince: expect.any(Number), lastError: expect.stringMatching(/EEXIST|ENOTDIR/) });
+    expect(formatStatus(report)).toMatch(/qualevent  https:\/\/127\.0\.0\.1:9\/e: 0 events sent/);
+  });
 });

@@ -292,6 +292,46 @@ describe('faults', () => {
     ]);
   }, 40_000);
 
+  it('receiver down long enough to fill the outbox: snapshots are dropped and counted, every change still arrives', async () => {
+    const rx = await receiver();
+    await rx.close();
+    const src = new HandSource(['a', 'b', 'c']);
+    const size = frame({ t: 'E', kind: 'snapshot', event: stateEvent('lab-01', src.states.get('a')!, 0, 'snapshot') }).length;
+    // Room for about twelve events: the snapshots of a few seconds overflow it.
+    const { r } = await reporter(rx.url, src, { snapshotMs: 1000, outbox: size * 12 });
+    for (const id of ['a', 'b', 'c']) src.set(id, 'critical');
+    for (const id of ['a', 'b', 'c']) src.set(id, 'ok');
+    await until('drops', () => r.figures().dropped >= 6, 15_000);
+    const f = r.figures();
+    expect(f.outboxBytes).toBeLessThanOrEqual(size * 12);
+    const figures = { at: Date.now(), version: 't', startedAt: 0, interfaces: [], store: { mode: 'circular', paths: [], capacityBytes: 1, usedBytes: 0, freeBytes: 1, full: false, filesDeleted: 0, bytesDeleted: 0 }, qualevent: f } satisfies Figures;
+    const text = await createMetrics(() => ({ state: 'ok', reasons: [], figures })).render();
+    expect(text).toMatch(new RegExp(`^qe_packets_qualevent_events_dropped_total ${f.dropped}$`, 'm'));
+    await rx.open();
+    await until('the six changes', () => changes(rx).length === 6, 20_000);
+    for (const id of ['a', 'b', 'c']) expect(changes(rx, id).map((e) => [data(e).sequence, data(e).state])).toEqual([[1, 'critical'], [2, 'ok']]);
+  }, 40_000);
+
+  it('keeps the parked file bounded: past a tenth of outbox_size it moves to parked.jsonl.1', async () => {
+    const dir = await tempDir('qe-qualevent-park-');
+    const src = new HandSource(['a']);
+    const o = await Outbox.open(dir, 1024 * 1024, log);
+    const one = async (i: number) => {
+      const event = stateEvent('t', src.states.get('a')!, i, 'change');
+      await o.add([{ kind: 'change', event }]);
+      await o.park(o.pending(1, 1 << 20), 400, 'x'.repeat(400));
+    };
+    for (let i = 1; i <= 200; i++) await one(i);
+    const size = async (f: string) => (await readFile(join(dir, f))).length;
+    expect(await size(PARKED_FILE)).toBeLessThanOrEqual(1024 * 1024 / 10);
+    expect(await size(`${PARKED_FILE}.1`)).toBeGreaterThan(1024 * 1024 / 10 - 2000);
+    // The newest refusal is in the current file, whole lines only.
+    const last = (await readFile(join(dir, PARKED_FILE), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { event: { data: { sequence: number } } });
+    expect(last.at(-1)!.event.data.sequence).toBe(200);
+    expect(o.count).toBe(0);
+    await o.close();
+  });
+
   it('a full outbox drops the oldest snapshots before any change, and counts every drop', async () => {
     const dir = await tempDir('qe-qualevent-full-');
     const src = new HandSource(['a', 'b']);

@@ -215,7 +215,12 @@ export class CaptureDaemon {
     try {
       await reporter.start();
     } catch (e) {
-      log('error', `qualevent: not reporting to ${q.url}: ${(e as Error).message}`);
+      const why = (e as Error).message;
+      log('error', `qualevent: not reporting to ${q.url}: ${why}`);
+      // Said by status and, after a minute, by the qualevent_unreachable warning, not only the log.
+      const since = Date.now();
+      await reporter.stop().catch(() => {});
+      this.monitor!.qualevent = () => ({ ...reporter.figures(), failingSince: since, lastError: why });
       return;
     }
     this.qualevent = { reporter, key };

@@ -162,7 +162,14 @@ export class Outbox {
   park(entries: OutboxEntry[], status: number, response: string): Promise<void> {
     const at = new Date().toISOString();
     const lines = entries.map((e) => `{"at":${JSON.stringify(at)},"status":${status},"response":${JSON.stringify(response)},"event":${e.json}}\n`).join('');
-    const p = this.serial(() => appendFile(join(this.dir, PARKED_FILE), lines, { mode: 0o600 }));
+    const p = this.serial(async () => {
+      const path = join(this.dir, PARKED_FILE);
+      // A server refusing everything must not fill the disk: past a tenth of outbox_size the file
+      // becomes parked.jsonl.1 (replacing the one before), so both stay under a fifth.
+      const size = (await stat(path).catch(() => ({ size: 0 }))).size;
+      if (size > 0 && size + lines.length > Math.max(64 * 1024, this.limitBytes / 10)) await rename(path, `${path}.1`);
+      await appendFile(path, lines, { mode: 0o600 });
+    });
     return p.then(() => this.remove(entries.map((e) => e.id), 'parked'));
   }
 
