@@ -20,6 +20,7 @@ import {
   type LiveTrial,
 } from './capture/live.js';
 import { healthReport, runHealth } from './capture/health.js';
+import { qualeventReport, runQualeventLatency } from './capture/qualevent.js';
 import { freeBytes, machineInfo } from './capture/machine.js';
 import { CAPTURE_IF, createBench, destroyBench, ifindex } from './capture/netns.js';
 import {
@@ -291,6 +292,11 @@ async function main(): Promise<number> {
       );
       results.health = health;
       process.stdout.write(`${healthReport(health)}\n`);
+    }
+    if (o.qualevent) {
+      const q = await runQualeventLatency({ workDir, elements: 50, changes: o.quick ? 20 : 100, spacingMs: 100, bursts: o.quick ? 2 : 5 }, log);
+      results.qualevent = q;
+      process.stdout.write(`${qualeventReport(q)}\n`);
     }
     results.targets = evaluateTargets(live?.conditions, offline?.summaries);
     results.ratios = computeRatios(live?.conditions, offline?.summaries);

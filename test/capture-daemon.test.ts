@@ -1,47 +1,20 @@
 // The daemon object driven start → reload → stop with fake helpers: what a reload sends to the
 // helpers that stay, which it stops and starts, and that a configuration it cannot use changes
 // nothing. The real processes are in capture-live, systemd and health; this is the logic alone.
-import { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { HelperEvents, RunningHelper } from '../daemon/src/capture/helper.js';
-import { settingCommands, type HelperCommand, type HelperSettings } from '../daemon/src/capture/protocol.js';
 import { loadConfigFile } from '../daemon/src/config/load.js';
 import { CaptureDaemon } from '../daemon/src/daemon/daemon.js';
 import type { Notifier } from '../daemon/src/systemd/notify.js';
 import { type ConfigInput, sleep, tempDir, writeConfig } from './lib/cli.js';
+import { FakeHelper } from './lib/fake-helper.js';
 import { BASE_NS, MS, traffic, writeCaptureFile } from './lib/fixture.js';
 import { checkIndex } from '../daemon/src/store/index-check.js';
 import { fetchStatus } from '../daemon/src/control/client.js';
 import { formatStatus } from '../daemon/src/commands/status.js';
 
 const MiB = 2 ** 20;
-
-class FakeHelper extends EventEmitter<HelperEvents> implements RunningHelper {
-  readonly lines: string[] = [];
-  stopped = false;
-  constructor(readonly args: string[]) {
-    super();
-  }
-  get iface(): string {
-    return this.args[this.args.indexOf('--iface') + 1]!;
-  }
-  arg(name: string): string | undefined {
-    const i = this.args.indexOf(name);
-    return i < 0 ? undefined : this.args[i + 1];
-  }
-  send(s: HelperSettings): void {
-    this.lines.push(...settingCommands(s));
-  }
-  sendLine(line: HelperCommand): void {
-    this.lines.push(line);
-  }
-  async stop(): Promise<void> {
-    this.stopped = true;
-    this.emit('exit', { code: 0, signal: null, stderr: '' });
-  }
-}
 
 const daemons: CaptureDaemon[] = [];
 afterEach(async () => {

@@ -77,6 +77,44 @@ describe('qe-packets firstboot', () => {
     expect(await readFile(join(sys, 'var/lib/qe-packets/firstboot.done'), 'utf8')).toContain(env);
   });
 
+  it('sets the reports to Qe-Server from qualevent_url and qualevent_token, the token in a file of its own and never printed', async () => {
+    const sys = await systemRoot();
+    const env = join(sys, 'ovf-env.xml');
+    const token = 'qe7.Zm9vYmFyYmF6-token';
+    await writeFile(env, ovfEnv({ hostname: 'cap-02', admin_ssh_key: KEY, qualevent_url: 'https://qe-server.example/api/events', qualevent_token: token }));
+    const configPath = join(sys, 'etc/qe-packets/config.yaml');
+    const gid = isRoot ? 4242 : process.getgid!();
+    if (isRoot) await chown(configPath, 0, gid);
+    const res = await cli(['firstboot', '--ovf-env', env, '--root', sys, '--nics', 'ens192,ens224', '--json']);
+    expect(res.exitCode, res.all).toBe(0);
+    expect(res.all).not.toContain(token);
+    const out = JSON.parse(res.stdout);
+    expect(out.settings.qualevent).toEqual({ url: 'https://qe-server.example/api/events', token: '(set)' });
+    expect(out.files).toContain('/etc/qe-packets/qualevent.token');
+    expect(parseYaml(await readFile(configPath, 'utf8')).qualevent).toEqual({ url: 'https://qe-server.example/api/events', token_file: '/etc/qe-packets/qualevent.token' });
+    const tokenFile = join(sys, 'etc/qe-packets/qualevent.token');
+    expect(await readFile(tokenFile, 'utf8')).toBe(`${token}\n`);
+    const st = await stat(tokenFile);
+    expect(st.mode & 0o777).toBe(0o640);
+    if (isRoot) expect([st.uid, st.gid]).toEqual([0, gid]);
+  });
+
+  it('refuses a bad qualevent_url or token by property and fix, never showing the token, and sets nothing of it', async () => {
+    const sys = await systemRoot();
+    const env = join(sys, 'ovf-env.xml');
+    await writeFile(env, ovfEnv({ admin_ssh_key: KEY, qualevent_url: 'https://ops:pw@qe-server.example/e', qualevent_token: 'two words-secret' }));
+    const res = await cli(['firstboot', '--ovf-env', env, '--root', sys, '--nics', 'ens192,ens224', '--json']);
+    expect(res.exitCode, res.all).toBe(2);
+    expect(res.stderr).toContain('OVF property qualevent_token = "(hidden)": not a token');
+    expect(res.all).not.toContain('words-secret');
+    const out = JSON.parse(res.stdout);
+    expect(out.problems).toEqual([
+      expect.objectContaining({ key: 'qualevent_url', fix: expect.stringMatching(/qualevent_token/) }),
+      { key: 'qualevent_token', value: '(hidden)', message: expect.stringMatching(/spaces/), fix: expect.any(String) },
+    ]);
+    expect(parseYaml(await readFile(join(sys, 'etc/qe-packets/config.yaml'), 'utf8')).qualevent).toBeUndefined();
+  });
+
   it('makes a self-signed API certificate for the host name and management address when the API listens off loopback without one', async () => {
     const sys = await systemRoot();
     const configPath = join(sys, 'etc/qe-packets/config.yaml');

@@ -28,7 +28,7 @@ async function dashboardExprs(): Promise<{ title: string; expr: string }[]> {
 describe('alert rules and dashboard (promtool)', () => {
   it('promtool checks the rules and their unit tests pass', async () => {
     const check = await execa('promtool', ['check', 'rules', rulesFile], { reject: false, all: true });
-    expect(check.all).toMatch(/SUCCESS: 7 rules found/);
+    expect(check.all).toMatch(/SUCCESS: 9 rules found/);
     expect(check.exitCode).toBe(0);
     const unit = await execa('promtool', ['test', 'rules', 'qe-packets.rules.test.yml'], { cwd: monitoring, reject: false, all: true });
     expect(unit.all).toMatch(/SUCCESS/);
@@ -38,7 +38,7 @@ describe('alert rules and dashboard (promtool)', () => {
   it('names every condition the issue asks for', async () => {
     const rules = (parseYaml(await readFile(rulesFile, 'utf8')) as { groups: { rules: { alert: string; expr: string }[] }[] }).groups[0]!.rules;
     expect(rules.map((r) => r.alert)).toEqual(
-      expect.arrayContaining(['QePacketsCaptureDown', 'QePacketsDrops', 'QePacketsRetentionBelowTarget', 'QePacketsLinearStoreNearlyFull', 'QePacketsWriteErrors']),
+      expect.arrayContaining(['QePacketsCaptureDown', 'QePacketsDrops', 'QePacketsRetentionBelowTarget', 'QePacketsLinearStoreNearlyFull', 'QePacketsWriteErrors', 'QePacketsQualeventBacklog', 'QePacketsQualeventDropped']),
     );
     expect(rules.find((r) => r.alert === 'QePacketsDrops')!.expr).toMatch(/> 0\.001/);
   });

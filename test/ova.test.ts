@@ -86,13 +86,15 @@ describe('OVA', () => {
     // A capacity that is not whole GiB is given in bytes, not rounded up.
     expect(xml).toMatch(/<Disk ovf:diskId="system" ovf:fileRef="system-disk" ovf:capacity="67108864" ovf:format=/);
     expect(xml).toContain('vmw:key="firmware" vmw:value="efi"');
-    for (const key of ['hostname', 'mgmt_address', 'mgmt_gateway', 'dns_servers', 'admin_ssh_key', 'capture_interface', 'storage_profile'])
+    for (const key of ['hostname', 'mgmt_address', 'mgmt_gateway', 'dns_servers', 'admin_ssh_key', 'capture_interface', 'storage_profile', 'qualevent_url', 'qualevent_token'])
       expect(xml).toContain(`ovf:key="${key}"`);
-    expect(APPLIANCE_PROPERTIES).toHaveLength(7);
+    expect(APPLIANCE_PROPERTIES).toHaveLength(9);
+    // The Qe-Server token is masked by the hypervisor; it is no login password.
+    expect(xml).toMatch(/<Property ovf:key="qualevent_token" [^>]*ovf:password="true">/);
     expect(xml).toContain('ovf:qualifiers="ValueMap{&quot;auto&quot;,&quot;10TB&quot;,&quot;20TB&quot;,&quot;40TB&quot;}"');
     expect(xml).toContain('ovf:transport="com.vmware.guestInfo iso"');
     // No password property, so no default password: access is by the SSH key or the console.
-    expect(xml).not.toMatch(/ovf:password="true"|ovf:key="[^"]*pass/i);
+    expect(xml.replace(/<Property ovf:key="qualevent_token" [^>]*>/, '')).not.toMatch(/ovf:password="true"|ovf:key="[^"]*pass/i);
   });
 
   it('is a GNU tar with the descriptor first, then the manifest, then the disks', async () => {

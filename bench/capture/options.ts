@@ -14,6 +14,8 @@ export interface BenchOptions {
   offline: boolean;
   health: boolean;
   healthMinutes: number;
+  /** Qualevent delivery latency (bench/capture/qualevent.ts). */
+  qualevent: boolean;
   tools: ToolName[];
   reps: number;
   seconds: number;
@@ -31,7 +33,8 @@ export interface BenchOptions {
 
 export const USAGE = `usage: node build/bench/capture.js [options]
   --quick               short trials (2 s), one repetition, 512MB offline file: a smoke run
-  --only live|offline|health   run one part only (health: /metrics scrape cost and daemon memory)
+  --only live|offline|health|qualevent   run one part only (health: /metrics scrape cost and daemon
+                        memory; qualevent: state change to Qe-Server latency)
   --health-minutes N    length of the memory trial (default 10; quick 1)
   --tools a,b           capture tools: ${TOOL_NAMES.join(', ')} (default: all)
   --reps N              repetitions per condition (default 3; quick 1)
@@ -80,8 +83,8 @@ export function parseOptions(argv: string[]): BenchOptions {
     process.exit(0);
   }
   const quick = values.quick ?? false;
-  if (values.only !== undefined && !['live', 'offline', 'health'].includes(values.only)) {
-    throw new Error(`--only takes live, offline or health, not ${values.only}`);
+  if (values.only !== undefined && !['live', 'offline', 'health', 'qualevent'].includes(values.only)) {
+    throw new Error(`--only takes live, offline, health or qualevent, not ${values.only}`);
   }
   const tools = values.tools ? list(values.tools) : [...TOOL_NAMES];
   for (const t of tools) if (!(TOOL_NAMES as readonly string[]).includes(t)) throw new Error(`unknown tool ${t}; known: ${TOOL_NAMES.join(', ')}`);
@@ -110,6 +113,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     live: values.only === undefined || values.only === 'live',
     offline: values.only === undefined || values.only === 'offline',
     health: values.only === undefined || values.only === 'health',
+    qualevent: values.only === undefined || values.only === 'qualevent',
     healthMinutes: int(values['health-minutes'], quick ? 1 : 10, 'health-minutes'),
     tools: tools as ToolName[],
     reps: int(values.reps, quick ? 1 : 3, 'reps'),

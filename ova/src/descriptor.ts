@@ -54,7 +54,7 @@ function item(fields: Item): string {
 function property(p: (typeof APPLIANCE_PROPERTIES)[number]): string {
   const qualifiers = p.choices ? ` ovf:qualifiers="${esc(`ValueMap{${p.choices.map((c) => `"${c}"`).join(',')}}`)}"` : '';
   return [
-    `      <Property ovf:key="${esc(p.key)}" ovf:type="string" ovf:userConfigurable="true" ovf:value="${esc(p.value)}"${qualifiers}>`,
+    `      <Property ovf:key="${esc(p.key)}" ovf:type="string" ovf:userConfigurable="true" ovf:value="${esc(p.value)}"${qualifiers}${p.secret ? ' ovf:password="true"' : ''}>`,
     `        <Label>${esc(p.label)}</Label>`,
     `        <Description>${esc(p.description)}</Description>`,
     '      </Property>',

@@ -40,6 +40,8 @@ const statusSchema = obj(
         store: { type: 'object', required: ['mode', 'usedBytes', 'capacityBytes'] },
         index: { type: 'object' },
         api: obj({ url: str, fingerprint: { type: ['string', 'null'] } }),
+        // Reports to Qe-Server (health/figures.ts QualeventFigures), when qualevent.url is set.
+        qualevent: { type: 'object', required: ['url', 'applianceId', 'outboxEvents', 'sent', 'dropped', 'parked'] },
         elements: arr(ref('ElementState')),
       },
       ['at', 'version', 'startedAt', 'interfaces', 'store'],

@@ -1,6 +1,6 @@
 // First boot: the appliance settings written where the system reads them. Everything goes under
 // `root`, so the same code configures a running appliance (/) or an image mounted elsewhere.
-import { chown, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chown, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { Document, isMap, parseDocument } from 'yaml';
@@ -30,6 +30,19 @@ export function setCaptureInterfaces(text: string, source: string, names: string
   const doc = text.trim() ? parseDocument(text) : new Document({});
   if (doc.errors.length || !isMap(doc.contents)) throw new Error(`${source}: does not parse as a configuration; fix it before first boot writes to it`);
   doc.setIn(['capture', 'interfaces'], doc.createNode(names));
+  const out = doc.toString();
+  parseConfigText(out, source);
+  return out;
+}
+
+export const QUALEVENT_TOKEN = '/etc/qe-packets/qualevent.token';
+
+/** qualevent.url (and token_file) set in the config, comments kept, the result checked. */
+export function setQualevent(text: string, source: string, url: string, tokenFile: string | undefined): string {
+  const doc = text.trim() ? parseDocument(text) : new Document({});
+  if (doc.errors.length || !isMap(doc.contents)) throw new Error(`${source}: does not parse as a configuration; fix it before first boot writes to it`);
+  doc.setIn(['qualevent', 'url'], url);
+  if (tokenFile) doc.setIn(['qualevent', 'token_file'], tokenFile);
   const out = doc.toString();
   parseConfigText(out, source);
   return out;
@@ -129,8 +142,18 @@ export async function applySettings(
   else notes.push('no admin SSH key given: set the admin_ssh_key property (vApp options) and reboot; there are no passwords');
 
   const config = at(o.configPath.replace(/^\//, ''));
-  const text = await readFile(config, 'utf8').catch(() => '');
-  await writeFileAtomic(config, setCaptureInterfaces(text, o.configPath, [capture]));
+  let text = setCaptureInterfaces(await readFile(config, 'utf8').catch(() => ''), o.configPath, [capture]);
+  if (s.qualevent) {
+    if (s.qualevent.token) {
+      // Readable by the daemon's group, as the config (root:qe-packets 0640); never by others.
+      const group = await stat(config).then((st) => st.gid, () => 0);
+      await writeFileAtomic(at(QUALEVENT_TOKEN.replace(/^\//, '')), `${s.qualevent.token}\n`, { mode: 0o640 });
+      await chown(at(QUALEVENT_TOKEN.replace(/^\//, '')), 0, group).catch(() => {});
+      files.push(QUALEVENT_TOKEN);
+    }
+    text = setQualevent(text, o.configPath, s.qualevent.url, s.qualevent.token ? QUALEVENT_TOKEN : undefined);
+  }
+  await writeFileAtomic(config, text);
   files.push(o.configPath);
 
   const provision = ['provision', 'storage', '--profile', s.storageProfile === 'auto' ? 'max' : s.storageProfile, '--disks', 'auto', '--yes', '--config', o.configPath];

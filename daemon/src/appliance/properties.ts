@@ -9,6 +9,8 @@ export interface ApplianceProperty {
   value: string;
   /** Allowed values, when the property is a choice. */
   choices?: string[];
+  /** A secret: the hypervisor masks it (ovf:password), and first boot never prints it. */
+  secret?: boolean;
 }
 
 export const STORAGE_PROFILES = ['auto', '10TB', '20TB', '40TB'] as const;
@@ -41,5 +43,18 @@ export const APPLIANCE_PROPERTIES: ApplianceProperty[] = [
     description: 'Capture volume to provision on the store disk. "auto": all of the second disk. Resize the second disk to at least the profile before first boot.',
     value: 'auto',
     choices: [...STORAGE_PROFILES],
+  },
+  {
+    key: 'qualevent_url',
+    label: 'Qe-Server URL',
+    description: 'URL the element states are reported to (CloudEvents over HTTPS), e.g. https://qe-server.example/api/events. Empty: no reports.',
+    value: '',
+  },
+  {
+    key: 'qualevent_token',
+    label: 'Qe-Server token',
+    description: 'Bearer token the appliance presents to Qe-Server. Kept in /etc/qe-packets/qualevent.token, readable by the daemon only.',
+    value: '',
+    secret: true,
   },
 ];

@@ -2,6 +2,7 @@
 // property, the value and the fix, and that one setting falls back to its default: a typo in the
 // DNS servers must not keep the appliance from capturing.
 import { isIPv4 } from 'node:net';
+import { isQualeventUrl } from '../config/load.js';
 import { APPLIANCE_PROPERTIES, STORAGE_PROFILES } from './properties.js';
 
 export interface ApplianceSettings {
@@ -12,6 +13,8 @@ export interface ApplianceSettings {
   /** 'auto' or an interface name. */
   captureInterface: string;
   storageProfile: (typeof STORAGE_PROFILES)[number];
+  /** Reports to Qe-Server; the token is a secret (see redactSettings). */
+  qualevent?: { url: string; token?: string };
 }
 
 export interface SettingProblem {
@@ -24,6 +27,7 @@ export interface SettingProblem {
 const DEFAULTS = Object.fromEntries(APPLIANCE_PROPERTIES.map((p) => [p.key, p.value])) as Record<string, string>;
 const HOSTNAME = /^(?=.{1,63}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?$/i;
 export const SSH_KEY = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\r\n]*)?$/;
+const TOKEN = /^[\x21-\x7e]{1,4096}$/;
 const IFNAME = /^[A-Za-z0-9_.:-]{1,15}$/;
 
 export function readSettings(props: Record<string, string>): { settings: ApplianceSettings; problems: SettingProblem[] } {
@@ -71,5 +75,20 @@ export function readSettings(props: Record<string, string>): { settings: Applian
     bad('storage_profile', 'not a storage profile', `choose one of ${STORAGE_PROFILES.join(', ')}`);
     storageProfile = 'auto';
   }
-  return { settings: { hostname, ...(mgmt ? { mgmt } : {}), ...(adminSshKey ? { adminSshKey } : {}), captureInterface, storageProfile }, problems };
+  let qualevent: ApplianceSettings['qualevent'];
+  const url = get('qualevent_url');
+  const token = get('qualevent_token');
+  if (url && !isQualeventUrl(url)) bad('qualevent_url', 'not an http(s) URL without credentials', 'write e.g. https://qe-server.example/api/events (the token goes in qualevent_token); no reports meanwhile');
+  else if (url) qualevent = { url };
+  if (token && !TOKEN.test(token)) {
+    // The value is a secret: the problem names the property, never what was typed.
+    problems.push({ key: 'qualevent_token', value: '(hidden)', message: 'not a token: it holds spaces or control characters', fix: 'paste the token alone, without spaces or line breaks' });
+  } else if (token && qualevent) qualevent.token = token;
+  else if (token) bad('qualevent_url', 'empty while qualevent_token is set', 'set qualevent_url too; the token is not used meanwhile');
+  return { settings: { hostname, ...(mgmt ? { mgmt } : {}), ...(adminSshKey ? { adminSshKey } : {}), captureInterface, storageProfile, ...(qualevent ? { qualevent } : {}) }, problems };
+}
+
+/** The settings as they may be printed: secrets replaced by whether they were given. */
+export function redactSettings(s: ApplianceSettings): ApplianceSettings {
+  return s.qualevent?.token ? { ...s, qualevent: { ...s.qualevent, token: '(set)' } } : s;
 }

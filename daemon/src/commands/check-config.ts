@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { capacityBytes, checkEnvironment } from '../config/check-environment.js';
 import { formatSize } from '../config/units.js';
+import { configWarnings } from '../config/load.js';
 import { EXIT, loadConfigOrReport, reportError } from './common.js';
 
 export const checkConfigHelp = `usage: qe-packets check-config [FILE] [--config FILE]
@@ -20,6 +21,7 @@ export async function checkConfigCommand(argv: string[]): Promise<number> {
     return EXIT.config;
   }
   const s = config.storage;
+  const q = config.qualevent;
   process.stdout.write(
     `${config.source}: valid\n` +
       `  capture: ${config.capture.interfaces.map((i) => `${i.name} (ring ${formatSize(i.bufferBytes)})`).join(', ')}` +
@@ -27,7 +29,9 @@ export async function checkConfigCommand(argv: string[]): Promise<number> {
       `  storage: ${s.paths.join(', ')}; ${s.mode}, capacity ${formatSize(await capacityBytes(config))}, files of ${formatSize(s.fileSizeBytes)}` +
       `${s.fileDurationMs ? ` or ${s.fileDurationMs / 1000}s` : ''}, flushed every ${s.flushIntervalMs} ms\n` +
       `  index: ${config.index.fields.length ? `${config.index.fields.join(', ')} (blocks of ${formatSize(config.index.blockSizeBytes)})` : 'off'}\n` +
-      (config.elements.length ? `  elements: ${config.elements.map((e) => `${e.id} (${e.indicators.map((x) => x.name).join(', ')})`).join('; ')}\n` : ''),
+      (config.elements.length ? `  elements: ${config.elements.map((e) => `${e.id} (${e.indicators.map((x) => x.name).join(', ')})`).join('; ')}\n` : '') +
+      `  qualevent: ${q.url ? `${q.url} as qe-packets/${q.applianceId}, snapshots every ${q.snapshotIntervalMs / 1000}s, outbox ${formatSize(q.outboxSizeBytes)}` : 'off'}\n`,
   );
+  for (const w of configWarnings(config)) process.stderr.write(`warning: ${w}\n`);
   return EXIT.ok;
 }

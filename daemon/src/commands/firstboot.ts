@@ -9,7 +9,7 @@ import { findOvfEnvironment } from '../appliance/ovf-source.js';
 import { findSettingsFiles } from '../appliance/settings-files.js';
 import { growRoot } from '../appliance/grow-root.js';
 import { ensureApiCertificate, type CertOutcome } from '../appliance/api-cert.js';
-import { readSettings } from '../appliance/settings.js';
+import { readSettings, redactSettings } from '../appliance/settings.js';
 import { writeFileAtomic } from '../provision/write-file.js';
 import { toJson } from '../util/json.js';
 import { log } from '../util/log.js';
@@ -107,8 +107,8 @@ export async function firstbootCommand(argv: string[]): Promise<number> {
   } else log('info', `store disk not provisioned here; to do it: qe-packets ${plan.provision.join(' ')}`);
   // Only a completed first boot is stamped: a failed provisioning is tried again at the next boot.
   if (storage !== 'failed') await writeFileAtomic(join(root, DONE_STAMP), `${new Date().toISOString()} from ${source}\n`);
-  if (values.json) process.stdout.write(`${toJson({ source, settings, problems, ...plan, tuning: tuning ?? null, storage, adminUser: ADMIN_USER, apiCertificate: cert })}\n`);
-  else log('info', `first boot from ${source}: host ${settings.hostname}, management ${plan.management} (${settings.mgmt ? `${settings.mgmt.address}/${settings.mgmt.prefix}` : 'DHCP'}), capture ${plan.capture}, storage ${settings.storageProfile}: ${storage}`);
+  if (values.json) process.stdout.write(`${toJson({ source, settings: redactSettings(settings), problems, ...plan, tuning: tuning ?? null, storage, adminUser: ADMIN_USER, apiCertificate: cert })}\n`);
+  else log('info', `first boot from ${source}: host ${settings.hostname}, management ${plan.management} (${settings.mgmt ? `${settings.mgmt.address}/${settings.mgmt.prefix}` : 'DHCP'}), capture ${plan.capture}, storage ${settings.storageProfile}: ${storage}, qualevent ${settings.qualevent?.url ?? 'off'}`);
   // A running networkd takes the new files now. At boot it is not running yet (this unit is
   // ordered before it) and reads them when it starts: asking it to reload then would wait for a
   // D-Bus activation that cannot happen before this unit ends (50 s of timeouts under TCG).

@@ -65,6 +65,14 @@ export function formatStatus(r: StatusReport): string {
         (x.failedFiles ? `; ${num(x.failedFiles)} failed (last: ${x.lastError ?? '?'})` : ''),
     );
   if (f.api) out.push(`  api        ${f.api.url}${f.api.fingerprint ? ` (certificate SHA-256 ${f.api.fingerprint})` : ''}`);
+  const q = f.qualevent;
+  if (q)
+    out.push(
+      `  qualevent  ${q.url}: ${num(q.sent)} events sent, ${num(q.outboxEvents)} waiting (${formatSize(q.outboxBytes)} of ${formatSize(q.outboxLimitBytes)})` +
+        (q.lastDeliveryAt !== undefined ? `, last delivery ${formatDuration(f.at - q.lastDeliveryAt)} ago` : ', nothing delivered yet') +
+        (q.dropped ? `; ${num(q.dropped)} dropped (outbox full)` : '') +
+        (q.parked ? `; ${num(q.parked)} refused, in ${q.parkedPath}` : ''),
+    );
   if (f.elements?.length) out.push('', ...formatElements(f.elements, f.at));
   return `${out.join('\n')}\n`;
 }

@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { HelperExit } from '../capture/protocol.js';
 import { nativeTool } from '../util/native.js';
 import { linkNames } from '../util/sys-class-net.js';
+import { readQualeventCredentials } from '../qualevent/credentials.js';
 import type { Config } from './config.js';
 import { ConfigError, type ConfigProblem } from './errors.js';
 import { formatSize } from './units.js';
@@ -134,5 +135,7 @@ export async function checkEnvironment(config: Config, opts: EnvironmentCheckOpt
         fix: 'raise the share, add storage.paths, or lower storage.file_size',
       });
   }
+  // Only live capture reports to Qe-Server: an import (--read) does not need the token.
+  if (opts.needInterfaces && config.qualevent.url) problems.push(...(await readQualeventCredentials(config.qualevent)).problems);
   if (problems.length) throw new ConfigError(config.source, problems);
 }

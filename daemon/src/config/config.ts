@@ -83,6 +83,17 @@ export interface Config {
     retentionTargetMs: number;
     storeFullWarning: number;
   };
+  /** Reports to Qe-Server (daemon/src/qualevent/). */
+  qualevent: {
+    /** undefined: no reports. */
+    url?: string;
+    tokenFile?: string;
+    caFile?: string;
+    /** As written, or the host name. */
+    applianceId: string;
+    snapshotIntervalMs: number;
+    outboxSizeBytes: number;
+  };
   /** In config order; empty when none is configured. */
   elements: ElementConfig[];
 }

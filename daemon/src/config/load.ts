@@ -1,6 +1,7 @@
 // config.yaml → validated Config. Everything is checked before anything starts: the schema, the
 // units, the BPF filter (by libpcap), the interfaces, the store paths and the capacity.
 import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import type { Config } from './config.js';
@@ -166,6 +167,7 @@ export function normalizeConfig(raw: unknown, source: string): Config {
     problems.push({ key: 'health.drops_critical', value: c.health.drops_critical, message: `below health.drops_warning (${c.health.drops_warning})`, fix: 'make drops_critical at least drops_warning' });
   if (health.windowMs < 5000)
     problems.push({ key: 'health.window', value: c.health.window, message: 'below 5s: too few once-a-second samples', fix: 'use 60s' });
+  const qualevent = qualeventOf(c.qualevent, sizeOf, durationOf, problems);
   const elements = elementsOf(c.elements, health.windowMs, problems);
   if (problems.length) throw new ConfigError(source, problems);
 
@@ -189,8 +191,52 @@ export function normalizeConfig(raw: unknown, source: string): Config {
     api,
     control: { socket: c.control.socket },
     health,
+    qualevent,
     elements,
   };
+}
+
+function qualeventOf(
+  q: ParsedRawConfig['qualevent'],
+  sizeOf: (key: string, v: string | number) => number,
+  durationOf: (key: string, v: string | number) => number,
+  problems: ConfigProblem[],
+): Config['qualevent'] {
+  const snapshotIntervalMs = durationOf('qualevent.snapshot_interval', q.snapshot_interval);
+  if (snapshotIntervalMs < 1000)
+    problems.push({ key: 'qualevent.snapshot_interval', value: q.snapshot_interval, message: 'below 1s', fix: 'use 60s (each snapshot is one event per element)' });
+  const outboxSizeBytes = sizeOf('qualevent.outbox_size', q.outbox_size);
+  if (outboxSizeBytes && outboxSizeBytes < 64 * 1024)
+    problems.push({ key: 'qualevent.outbox_size', value: q.outbox_size, message: 'below 64KiB: a few snapshots would fill it', fix: 'use 100MiB, or at least 1MiB' });
+  if (q.url && !isQualeventUrl(q.url))
+    problems.push({ key: 'qualevent.url', value: q.url, message: 'not an http(s) URL without credentials', fix: 'write e.g. https://qe-server.example/api/events, with the token in qualevent.token_file' });
+  return {
+    ...(q.url ? { url: q.url } : {}),
+    ...(q.token_file ? { tokenFile: q.token_file } : {}),
+    ...(q.ca_file ? { caFile: q.ca_file } : {}),
+    applianceId: q.appliance_id ?? hostname(),
+    snapshotIntervalMs,
+    outboxSizeBytes,
+  };
+}
+
+/** An http(s) URL with a host and no user or password: credentials in a URL would end up in logs
+ *  and status, the token belongs in token_file. Also checks the appliance's qualevent_url. */
+export function isQualeventUrl(url: string): boolean {
+  try {
+    const u = new URL(url);
+    return (u.protocol === 'https:' || u.protocol === 'http:') && !!u.hostname && !u.username && !u.password && /^https?:\/\//i.test(url);
+  } catch {
+    return false;
+  }
+}
+
+/** What an operator should know of a valid config, said at check-config and at start. */
+export function configWarnings(config: Config): string[] {
+  const out: string[] = [];
+  if (config.qualevent.url?.toLowerCase().startsWith('http://'))
+    out.push(`qualevent.url ${config.qualevent.url}: plain HTTP, the token and the element states cross the network in the clear; use https:// outside a lab`);
+  return out;
 }
 
 /** host:port as written (IPv6 in brackets) → host and port; a port above 65535 is a problem. */

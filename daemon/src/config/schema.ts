@@ -178,6 +178,30 @@ export const configSchema = z.strictObject({
     ]).optional(),
     store_full_warning: percent('Linear mode: share of the capacity used above which the state is warning (full is critical)', 'write a percentage, e.g. 90%').default('90%'),
   }).prefault({}),
+  qualevent: z.strictObject({
+    url: z.union([
+      keyed(
+        z.string().regex(/^https?:\/\/[^\s/]+/i, { error: 'not a URL: write https://host[:port]/path' }),
+        'Qe-Server URL the element states are POSTed to (CloudEvents batches); absent: no reports. https; http:// is accepted with a warning, for labs',
+        'write the Qe-Server events URL, e.g. https://qe-server.example/api/events, or remove the key',
+      ),
+      z.null(),
+    ]).optional(),
+    token_file: z.union([
+      keyed(z.string().min(1), 'File holding the bearer token sent to Qe-Server (never logged); absent: no Authorization header', 'write the path of a file holding the token, e.g. /etc/qe-packets/qualevent.token'),
+      z.null(),
+    ]).optional(),
+    ca_file: z.union([
+      keyed(z.string().min(1), "PEM CA certificate(s) the server's certificate must chain to, instead of the system's", 'write the path of a PEM file, e.g. /etc/qe-packets/qe-server-ca.pem, or remove the key'),
+      z.null(),
+    ]).optional(),
+    appliance_id: z.union([
+      keyed(z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, { error: 'not an appliance id: letters, digits and . _ : - only' }), 'This appliance in the events (source qe-packets/<appliance_id>); default: the host name', 'write letters, digits, . _ : or -, e.g. capture-paris-01, or remove the key to use the host name'),
+      z.null(),
+    ]).optional(),
+    snapshot_interval: duration('Every element is also reported this often, changed or not, so a server that missed a change corrects itself').default('60s'),
+    outbox_size: size('Disk room for events not yet delivered; when full, the oldest snapshots are dropped first, changes last (each drop counted)').default('100MiB'),
+  }).prefault({}),
   elements: keyed(
     z.array(elementSchema),
     'Elements whose state is read from their packets (Qe-Inventory ids, filters, indicators); see README "Elements and Qualevent"',

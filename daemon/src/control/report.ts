@@ -58,6 +58,24 @@ const indexFigures = z.strictObject({
   lastError: z.string().optional(),
 });
 
+const qualeventFigures = z.strictObject({
+  url: z.string(),
+  applianceId: z.string(),
+  outboxEvents: num,
+  outboxBytes: num,
+  outboxLimitBytes: num,
+  sent: num,
+  dropped: num,
+  parked: num,
+  parkedPath: z.string(),
+  lastDeliveryAt: num.optional(),
+  failingSince: num.optional(),
+  lastError: z.string().optional(),
+  lastRejectedAt: num.optional(),
+  lastRejection: z.string().optional(),
+  nextAttemptAt: num.optional(),
+});
+
 const elementLevel = z.enum(ELEMENT_LEVELS);
 const elementState = z.strictObject({
   element: z.string(),
@@ -90,6 +108,7 @@ export const statusReport = z.strictObject({
     store: storeFigures,
     index: indexFigures.optional(),
     api: z.strictObject({ url: z.string(), fingerprint: z.string().nullable() }).optional(),
+    qualevent: qualeventFigures.optional(),
     elements: z.array(elementState).optional(),
   }),
 });

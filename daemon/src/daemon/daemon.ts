@@ -6,7 +6,7 @@ import type { FileClosedMessage } from '../capture/protocol.js';
 import { CaptureSupervisor, type Counters } from '../capture/supervisor.js';
 import { capacityBytes, checkEnvironment } from '../config/check-environment.js';
 import type { Config } from '../config/config.js';
-import { loadConfigFile } from '../config/load.js';
+import { configWarnings, loadConfigFile } from '../config/load.js';
 import { formatSize } from '../config/units.js';
 import { DaemonUnreachable, fetchStatus } from '../control/client.js';
 import { ElementEngine } from '../elements/engine.js';
@@ -24,6 +24,8 @@ import { StoreRetention, type RetentionState } from '../store/retention.js';
 import { systemdNotifier, type Notifier } from '../systemd/notify.js';
 import { SystemdService } from '../systemd/service.js';
 import { log } from '../util/log.js';
+import { qualeventDir } from '../util/paths.js';
+import type { QualeventReporter } from '../qualevent/reporter.js';
 import { BackgroundIndexer } from './background-index.js';
 
 export interface CaptureSummary {
@@ -146,7 +148,12 @@ export interface DaemonDeps {
   /** Checks a reloaded configuration against this machine (interfaces, store directories). */
   checkEnvironment?: (config: Config) => Promise<void>;
   notifier?: Notifier;
+  /** The element states reported to Qe-Server; the state engine's when it runs. */
+  elementSource?: ElementStateSource;
 }
+
+/** Until the element state engine runs: no element, so no event. */
+const NO_ELEMENTS: ElementStateSource = { current: () => [], onChange: () => () => undefined };
 
 export type ReloadOutcome = { applied: true; restartNeeded: string[] } | { applied: false; error: string };
 
@@ -163,7 +170,10 @@ export class CaptureDaemon {
   private history?: History;
   private engine?: ElementEngine;
   private reloading: Promise<unknown> = Promise.resolve();
-  private readonly deps: Required<DaemonDeps>;
+  private readonly deps: Required<Omit<DaemonDeps, 'elementSource'>>;
+  /** What Qualevent reports: the state engine once started (or a test's source). */
+  private elementSource?: ElementStateSource;
+  private qualevent?: { reporter: QualeventReporter; key: string };
 
   constructor(
     config: Config,
@@ -180,6 +190,40 @@ export class CaptureDaemon {
       checkEnvironment: deps.checkEnvironment ?? ((c) => checkEnvironment(c, { needInterfaces: true })),
       notifier: deps.notifier ?? systemdNotifier(),
     };
+    this.elementSource = deps.elementSource;
+  }
+
+  /**
+   * Starts (or restarts, when its settings or credentials changed) the reports to Qe-Server. Never
+   * stops capture: an outbox that cannot open is logged and reported, capture goes on.
+   */
+  private async applyQualevent(config: Config): Promise<void> {
+    const q = config.qualevent;
+    const { readQualeventCredentials } = await import('../qualevent/credentials.js');
+    const { credentials } = q.url ? await readQualeventCredentials(q) : { credentials: {} };
+    const key = q.url ? JSON.stringify([q, credentials]) : '';
+    if (key === (this.qualevent?.key ?? '')) return;
+    if (this.qualevent) {
+      await this.qualevent.reporter.stop();
+      this.qualevent = undefined;
+      this.monitor!.qualevent = undefined;
+    }
+    if (!q.url) return;
+    const { QualeventReporter } = await import('../qualevent/reporter.js');
+    const reporter = new QualeventReporter({ ...q, url: q.url }, this.elementSource ?? NO_ELEMENTS, { dir: qualeventDir(), log, ...credentials });
+    try {
+      await reporter.start();
+    } catch (e) {
+      const why = (e as Error).message;
+      log('error', `qualevent: not reporting to ${q.url}: ${why}`);
+      // Said by status and, after a minute, by the qualevent_unreachable warning, not only the log.
+      const since = Date.now();
+      await reporter.stop().catch(() => {});
+      this.monitor!.qualevent = () => ({ ...reporter.figures(), failingSince: since, lastError: why });
+      return;
+    }
+    this.qualevent = { reporter, key };
+    this.monitor!.qualevent = () => reporter.figures();
   }
 
   /** The configuration in force (the last one a reload applied). */
@@ -224,6 +268,7 @@ export class CaptureDaemon {
     sup.on('elements', (_iface, m) => engine.ingest(m));
     sup.on('helper_exit', (iface) => engine.helperExited(iface));
     engine.start();
+    this.elementSource ??= engine;
     // The report every endpoint serves: the monitor's figures and where the API answers.
     const report = (): StatusReport => {
       const r = monitor.report();
@@ -243,6 +288,8 @@ export class CaptureDaemon {
       throw new EndpointError(e);
     }
     history.start();
+    for (const w of configWarnings(config)) log('warn', w);
+    await this.applyQualevent(config);
     const systemd = (this.systemd = new SystemdService(this.deps.notifier, () => monitor.report(), config));
     sup.on('log', (level, text) => log(level, text));
     sup.on('file_closed', (f) => log('info', `${f.iface}: closed ${f.path} (${f.packets} packets, ${formatSize(f.bytes)})`));
@@ -305,6 +352,8 @@ export class CaptureDaemon {
       this.monitor!.reload(next);
       this.indexer!.reload(next);
       this.systemd!.reload(next);
+      for (const w of configWarnings(next)) log('warn', w);
+      await this.applyQualevent(next);
       log('info', `configuration reloaded${restart.length ? `; takes effect at the next restart: ${restart.join(', ')}` : ''}`);
       return { applied: true, restartNeeded: restart };
     } catch (e) {
@@ -322,6 +371,7 @@ export class CaptureDaemon {
     clearInterval(this.statusTimer);
     await this.reloading;
     await this.indexer!.stop();
+    await this.qualevent?.reporter.stop();
     await sup.stop();
     await this.retention!.stop();
     this.monitor!.stop();

@@ -3,6 +3,11 @@ import type { Config } from '../config/config.js';
 import { formatDuration } from '../time/format-time.js';
 import type { Figures, Health, HealthReason } from './figures.js';
 
+/** Nothing delivered for this long while events wait: qualevent_unreachable. */
+export const QUALEVENT_UNREACHABLE_MS = 60_000;
+/** A refusal stays a warning this long: parked events need a person, and a later delivery does not mend them. */
+export const QUALEVENT_REJECTED_HOLD_MS = 3600_000;
+
 const pct = (f: number) => `${(f * 100).toFixed(f < 0.01 ? 3 : 1)}%`;
 
 export function evaluateHealth(f: Figures, t: Config['health']): Health {
@@ -45,6 +50,26 @@ export function evaluateHealth(f: Figures, t: Config['health']): Health {
       code: 'retention',
       message: `retention ${formatDuration(s.retentionSeconds * 1000)} is below the target of ${formatDuration(t.retentionTargetMs)}`,
     });
+  reasons.push(...qualeventReasons(f));
   const state = reasons.some((r) => r.level === 'critical') ? 'critical' : reasons.length ? 'warning' : 'ok';
   return { state, reasons };
+}
+
+function qualeventReasons(f: Figures): HealthReason[] {
+  const q = f.qualevent;
+  if (!q) return [];
+  const out: HealthReason[] = [];
+  if (q.failingSince !== undefined && f.at - q.failingSince >= QUALEVENT_UNREACHABLE_MS)
+    out.push({
+      level: 'warning',
+      code: 'qualevent_unreachable',
+      message: `Qe-Server ${q.url}: nothing delivered for ${formatDuration(f.at - q.failingSince)}${q.lastError ? ` (${q.lastError})` : ''}; ${q.outboxEvents} events wait in the outbox`,
+    });
+  if (q.lastRejectedAt !== undefined && f.at - q.lastRejectedAt < QUALEVENT_REJECTED_HOLD_MS)
+    out.push({
+      level: 'warning',
+      code: 'qualevent_rejected',
+      message: `Qe-Server ${q.url} refused ${q.parked} events since start (last: ${q.lastRejection ?? 'unknown'}); they are kept in ${q.parkedPath}`,
+    });
+  return out;
 }

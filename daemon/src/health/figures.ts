@@ -66,6 +66,32 @@ export interface IndexFigures {
   lastError?: string;
 }
 
+/** Reports to Qe-Server (daemon/src/qualevent/), when qualevent.url is set. */
+export interface QualeventFigures {
+  url: string;
+  applianceId: string;
+  /** Events in the outbox, not yet delivered; and the bytes they hold against outboxLimitBytes. */
+  outboxEvents: number;
+  outboxBytes: number;
+  outboxLimitBytes: number;
+  /** Since the daemon started. */
+  sent: number;
+  /** Dropped because the outbox was full (snapshots first). */
+  dropped: number;
+  /** Refused by the server (a 4xx) and set aside in parkedPath. */
+  parked: number;
+  parkedPath: string;
+  /** ms since the epoch. */
+  lastDeliveryAt?: number;
+  /** First failed attempt since the last delivery (cleared by a delivery). */
+  failingSince?: number;
+  lastError?: string;
+  lastRejectedAt?: number;
+  lastRejection?: string;
+  /** When the next attempt is due, while waiting (backoff or Retry-After). */
+  nextAttemptAt?: number;
+}
+
 export interface Figures {
   /** When these were taken (ms since the epoch). */
   at: number;
@@ -76,6 +102,8 @@ export interface Figures {
   index?: IndexFigures;
   /** Where the API answers (absent when api.listen is false). */
   api?: ApiFigures;
+  /** Absent when qualevent.url is not set. */
+  qualevent?: QualeventFigures;
   /** Every configured element's state, in config order (absent when none is configured). */
   elements?: ElementState[];
 }
@@ -91,7 +119,8 @@ export type HealthLevel = 'ok' | 'warning' | 'critical';
 
 export interface HealthReason {
   level: Exclude<HealthLevel, 'ok'>;
-  /** Stable identifier for scripts: capture_down, drops, write_errors, store_full, store_unreadable, retention, store_nearly_full. */
+  /** Stable identifier for scripts: capture_down, drops, write_errors, store_full, store_unreadable, retention, store_nearly_full,
+   *  qualevent_unreachable, qualevent_rejected. */
   code: string;
   interface?: string;
   message: string;

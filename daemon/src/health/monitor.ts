@@ -7,7 +7,7 @@ import { filesystemFree } from '../store/free-space.js';
 import type { StoreRetention } from '../store/retention.js';
 import { packageVersion } from '../util/version.js';
 import { evaluateHealth } from './evaluate.js';
-import type { Figures, IndexFigures, InterfaceFigures, StatusReport } from './figures.js';
+import type { Figures, IndexFigures, InterfaceFigures, QualeventFigures, StatusReport } from './figures.js';
 
 interface Sample {
   at: number;
@@ -37,6 +37,8 @@ export class CaptureMonitor {
     private readonly sup: CaptureSupervisor,
     private readonly retention: StoreRetention,
     private readonly index?: () => IndexFigures,
+    /** Set by the daemon while it reports to Qe-Server. */
+    public qualevent?: () => QualeventFigures | undefined,
   ) {
     sup.on('stats', (iface) => {
       const t = this.track(iface);
@@ -129,6 +131,7 @@ export class CaptureMonitor {
       };
     });
     const r = this.retention.state();
+    const qualevent = this.qualevent?.();
     let oldestNs = r.oldestNs;
     for (const t of this.tracks.values()) if (t.openFirstNs !== undefined && (oldestNs === undefined || t.openFirstNs < oldestNs)) oldestNs = t.openFirstNs;
     const retentionSeconds = oldestNs === undefined ? undefined : Math.max(0, now / 1000 - Number(oldestNs) / 1e9);
@@ -151,6 +154,7 @@ export class CaptureMonitor {
         ...(r.unreadable ? { unreadable: r.unreadable } : {}),
       },
       ...(this.index ? { index: this.index() } : {}),
+      ...(qualevent ? { qualevent } : {}),
     };
   }
 

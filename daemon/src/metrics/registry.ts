@@ -98,6 +98,16 @@ export function createMetrics(report: () => StatusReport): CaptureMetrics {
       : [],
   );
   gauge('qe_packets_storage_mode_info', 'Retention mode of the store (storage.mode), as a label', ['mode'], (r) => [[{ mode: r.figures.store.mode }, 1]]);
+  const q = (pick: (q: NonNullable<StatusReport['figures']['qualevent']>) => number) => (r: StatusReport): [Labels, number][] =>
+    r.figures.qualevent ? [[{}, pick(r.figures.qualevent)]] : [];
+  mirror('qe_packets_qualevent_events_sent_total', 'Element state events Qe-Server took (2xx) since the daemon started', [], q((x) => x.sent));
+  mirror('qe_packets_qualevent_events_dropped_total', 'Events dropped because the outbox was full (qualevent.outbox_size), oldest snapshots first', [], q((x) => x.dropped));
+  mirror('qe_packets_qualevent_events_parked_total', 'Events Qe-Server refused (4xx), set aside in the parked file instead of retried', [], q((x) => x.parked));
+  gauge('qe_packets_qualevent_outbox_events', 'Events in the outbox, not yet delivered to Qe-Server', [], q((x) => x.outboxEvents));
+  gauge('qe_packets_qualevent_outbox_bytes', 'Bytes the undelivered events hold against qualevent.outbox_size', [], q((x) => x.outboxBytes));
+  gauge('qe_packets_qualevent_last_delivery_timestamp_seconds', 'When Qe-Server last took events (Unix seconds)', [], (r) =>
+    r.figures.qualevent?.lastDeliveryAt !== undefined ? [[{}, r.figures.qualevent.lastDeliveryAt / 1000]] : [],
+  );
   gauge('qe_packets_state', 'Health: 0 ok, 1 warning, 2 critical (qe-packets status gives the reasons)', [], (r) => [[{}, HEALTH_VALUE[r.state]]]);
   gauge('qe_packets_element_state', 'State of each configured element: 0 ok, 1 warning, 2 critical, 3 unknown (qe-packets status gives the reasons)', ['element'], (r) =>
     (r.figures.elements ?? []).map((e): [Labels, number] => [{ element: e.element }, ELEMENT_LEVEL_VALUE[e.state]]),

@@ -11,3 +11,5 @@ export const logDir = (): string => process.env.QE_PACKETS_LOG_DIR || '/var/log/
 export const tokensPath = (): string => join(stateDir(), 'tokens.json');
 /** Who extracted which packets: one JSON line per extraction and flow query. */
 export const auditLogPath = (): string => join(logDir(), 'audit.log');
+/** Qualevent's outbox: events not yet delivered to Qe-Server, and the ones it refused. */
+export const qualeventDir = (): string => join(stateDir(), 'qualevent');
