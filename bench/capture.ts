@@ -20,6 +20,7 @@ import {
   type LiveTrial,
 } from './capture/live.js';
 import { healthReport, runHealth } from './capture/health.js';
+import { elementsCost, elementsReport } from './capture/elements.js';
 import { qualeventReport, runQualeventLatency } from './capture/qualevent.js';
 import { freeBytes, machineInfo } from './capture/machine.js';
 import { CAPTURE_IF, createBench, destroyBench, ifindex } from './capture/netns.js';
@@ -297,6 +298,15 @@ async function main(): Promise<number> {
       const q = await runQualeventLatency({ workDir, elements: 50, changes: o.quick ? 20 : 100, spacingMs: 100, bursts: o.quick ? 2 : 5 }, log);
       results.qualevent = q;
       process.stdout.write(`${qualeventReport(q)}\n`);
+    }
+    if (o.elements) {
+      await createBench();
+      const e = await elementsCost(
+        { workDir, ifindex: await ifindex(CAPTURE_IF), seconds: o.seconds, pps: 100_000, reps: o.reps, elements: 50, generatorCpu: o.generatorCpu, captureCpu: o.captureCpu, seed: o.seed },
+        log,
+      );
+      results.elements = e;
+      process.stdout.write(`${elementsReport(e)}\n`);
     }
     results.targets = evaluateTargets(live?.conditions, offline?.summaries);
     results.ratios = computeRatios(live?.conditions, offline?.summaries);

@@ -4,10 +4,14 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { benchElements } from '../bench/capture/elements.js';
 import type { Measured } from '../bench/capture/proc.js';
 import { LIVE_TOOLS, daemonConfig, type LiveContext } from '../bench/capture/tools.js';
+import { parseConfigText } from '../daemon/src/config/load.js';
+import { helperPath } from './lib/cli.js';
 
 let ctx: LiveContext;
 beforeAll(async () => {
@@ -89,5 +93,20 @@ describe('daemon config', () => {
       // A benchmark measures capture: no API listening beside it.
       api: { listen: false },
     });
+  });
+});
+
+describe('elements bench config', () => {
+  it('is a config the daemon takes: 50 elements, every indicator, filters libpcap compiles', async () => {
+    const text = daemonConfig({ iface: 'qe-bench0', outDir: '/tmp/o', capacityMB: 5000, fileSizeMB: 100, bufferMiB: 256, snaplen: 262144, elements: benchElements(50) });
+    const config = parseConfigText(text, 'bench.yaml');
+    expect(config.elements).toHaveLength(50);
+    expect(config.elements[0]!.indicators.map((i) => i.name).sort()).toEqual(['custom_share', 'dns_errors', 'http_errors', 'silence', 'tcp_handshake_rtt', 'tcp_resets', 'tcp_unanswered_syns']);
+    for (const e of benchElements(50)) {
+      for (const f of [e.filter as string, (e.indicators as { custom_share: { filter: string } }).custom_share.filter]) {
+        const r = await execa(helperPath, ['--check-filter', f, '--linktype', '1'], { reject: false });
+        expect(r.exitCode, `${f}: ${r.stderr}`).toBe(0);
+      }
+    }
   });
 });

@@ -16,6 +16,8 @@ export interface BenchOptions {
   healthMinutes: number;
   /** Qualevent delivery latency (bench/capture/qualevent.ts). */
   qualevent: boolean;
+  /** Helper CPU with 50 elements against none (bench/capture/elements.ts). */
+  elements: boolean;
   tools: ToolName[];
   reps: number;
   seconds: number;
@@ -33,8 +35,9 @@ export interface BenchOptions {
 
 export const USAGE = `usage: node build/bench/capture.js [options]
   --quick               short trials (2 s), one repetition, 512MB offline file: a smoke run
-  --only live|offline|health|qualevent   run one part only (health: /metrics scrape cost and daemon
-                        memory; qualevent: state change to Qe-Server latency)
+  --only live|offline|health|qualevent|elements   run one part only (health: /metrics scrape cost and daemon
+                        memory; qualevent: state change to Qe-Server latency; elements: helper CPU
+                        with 50 elements against none, IMIX)
   --health-minutes N    length of the memory trial (default 10; quick 1)
   --tools a,b           capture tools: ${TOOL_NAMES.join(', ')} (default: all)
   --reps N              repetitions per condition (default 3; quick 1)
@@ -83,8 +86,8 @@ export function parseOptions(argv: string[]): BenchOptions {
     process.exit(0);
   }
   const quick = values.quick ?? false;
-  if (values.only !== undefined && !['live', 'offline', 'health', 'qualevent'].includes(values.only)) {
-    throw new Error(`--only takes live, offline, health or qualevent, not ${values.only}`);
+  if (values.only !== undefined && !['live', 'offline', 'health', 'qualevent', 'elements'].includes(values.only)) {
+    throw new Error(`--only takes live, offline, health, qualevent or elements, not ${values.only}`);
   }
   const tools = values.tools ? list(values.tools) : [...TOOL_NAMES];
   for (const t of tools) if (!(TOOL_NAMES as readonly string[]).includes(t)) throw new Error(`unknown tool ${t}; known: ${TOOL_NAMES.join(', ')}`);
@@ -114,6 +117,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     offline: values.only === undefined || values.only === 'offline',
     health: values.only === undefined || values.only === 'health',
     qualevent: values.only === undefined || values.only === 'qualevent',
+    elements: values.only === undefined || values.only === 'elements',
     healthMinutes: int(values['health-minutes'], quick ? 1 : 10, 'health-minutes'),
     tools: tools as ToolName[],
     reps: int(values.reps, quick ? 1 : 3, 'reps'),

@@ -143,6 +143,8 @@ export interface DaemonConfigOptions {
   indexFields?: readonly string[];
   /** `flows.enabled`; absent: the product default (on). */
   flows?: boolean;
+  /** `elements:` as the config takes them; absent: none. */
+  elements?: readonly Record<string, unknown>[];
 }
 
 /** The daemon's YAML config for one benchmark run (the shape the daemon's docs give). */
@@ -163,7 +165,20 @@ export function daemonConfig(o: DaemonConfigOptions): string {
     control: { socket: `${o.outDir}.control.sock` },
     ...(o.indexFields ? { index: { fields: [...o.indexFields] } } : {}),
     ...(o.flows !== undefined ? { flows: { enabled: o.flows } } : {}),
+    ...(o.elements?.length ? { elements: [...o.elements] } : {}),
   });
+}
+
+/** The daemon row with the product defaults and these `elements` (issue 20's cost: 50 against none). */
+export function daemonWithElements(elements: readonly Record<string, unknown>[]): LiveTool {
+  return {
+    ...daemon,
+    async command(ctx) {
+      const config = join(ctx.workDir, 'qe-packets.yaml');
+      await writeFile(config, daemonConfig({ ...ctx, capacityMB: ctx.ringFiles * ctx.fileSizeMB, elements }));
+      return [process.execPath, DAEMON_CLI, 'capture', '--config', config, '--summary', join(ctx.workDir, 'summary.json')];
+    },
+  };
 }
 
 /** The daemon row with a chosen `index.fields` and flow tables on or off (the index benchmark

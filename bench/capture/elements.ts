@@ -1,0 +1,97 @@
+// Issue 20's capture cost: the helper's CPU per packet with 50 elements configured against none
+// (product defaults otherwise: index and flow tables on), live at IMIX from tcpreplay; target at
+// most 1.1×. The elements are what an appliance would carry: each a filter on a flow of the
+// traffic (so elements match and their counters move) with every indicator, custom_share included
+// (a second filter run on each of the element's packets).
+
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writePcapFile, writeTrafgenConfig } from '../../daemon/src/traffic/generate.js';
+import { runLiveTrial, summarizeLive, type LiveEnv, type LiveTrial } from './live.js';
+import { ratio, round } from './stats.js';
+import { daemonWithElements, type LiveTool } from './tools.js';
+
+export const ELEMENTS_TARGET = 1.1;
+
+/** `count` elements on the bench traffic's UDP flows (sizes.ts: ports 41000 + i to 198.19.x.y). */
+export function benchElements(count: number): Record<string, unknown>[] {
+  return Array.from({ length: count }, (_, i) => ({
+    id: `bench-${i}`,
+    filter: `udp and dst port ${41000 + (i % 64)} or net 198.19.${i}.0/24`,
+    window: '60s',
+    indicators: {
+      tcp_resets: { warning: '1%', critical: '5%' },
+      tcp_unanswered_syns: { warning: '1%', critical: '10%' },
+      tcp_handshake_rtt: { warning: '50ms', critical: '200ms' },
+      dns_errors: { warning: '5%', critical: '20%' },
+      http_errors: { warning: '5%', critical: '20%' },
+      silence: { critical: '60s' },
+      custom_share: { filter: 'greater 1000', warning: '50%', critical: '90%' },
+    },
+  }));
+}
+
+export interface ElementsCostOptions {
+  workDir: string;
+  ifindex: number;
+  seconds: number;
+  pps: number;
+  reps: number;
+  elements: number;
+  generatorCpu: number;
+  captureCpu: number;
+  seed: number;
+}
+
+export async function elementsCost(o: ElementsCostOptions, log: (s: string) => void) {
+  const inputsDir = join(o.workDir, 'elements-inputs');
+  await mkdir(inputsDir, { recursive: true });
+  const trafgenConfig = join(inputsDir, 'imix.cfg');
+  const pcap = join(inputsDir, 'imix.pcap');
+  await writeTrafgenConfig(trafgenConfig, { profile: 'imix', seed: o.seed });
+  await writePcapFile(pcap, { profile: 'imix', count: 60_000, seed: o.seed });
+  const fileSizeMB = 100;
+  const env: LiveEnv = {
+    workDir: o.workDir,
+    ifindex: o.ifindex,
+    generatorCpu: o.generatorCpu,
+    captureCpu: o.captureCpu,
+    seconds: o.seconds,
+    // The trial's bytes and the 1 GiB a circular store frees ahead (as bench/index/live.ts).
+    ringFiles: Math.ceil((o.seconds * o.pps * 1600) / (fileSizeMB * 1e6)) + Math.ceil(2 ** 30 / (fileSizeMB * 1e6)) + 4,
+    fileSizeMB,
+    bufferMiB: 256,
+    snaplen: 262144,
+    warmupMs: o.seconds <= 2 ? 1000 : 10_000,
+    inputs: { imix: { trafgenConfig, pcap } } as LiveEnv['inputs'],
+  };
+  const rows: { label: string; tool: LiveTool }[] = [
+    { label: 'no elements', tool: daemonWithElements([]) },
+    { label: `${o.elements} elements`, tool: daemonWithElements(benchElements(o.elements)) },
+  ];
+  const c = { id: `imix/tcpreplay-${o.pps}`, profile: 'imix' as const, generator: { kind: 'tcpreplay' as const, pps: o.pps } };
+  const trials: (LiveTrial & { row: string })[] = [];
+  for (let rep = 1; rep <= o.reps; rep++) {
+    for (const row of rep % 2 ? rows : [...rows].reverse()) {
+      const t = await runLiveTrial(row.tool, c, rep, env);
+      trials.push({ ...t, row: row.label });
+      log(`elements cost ${row.label} #${rep}: ${t.error ? `ERROR ${t.error}` : `offered ${t.offered}, in files ${t.written}, lost ${t.lossPct?.toFixed(2)}%, helper CPU ${t.cpu?.perMpktWrittenHelperS} s/Mpkt`}`);
+    }
+  }
+  const summaries = rows.map((r) => ({ row: r.label, ...summarizeLive(r.tool.name, trials.filter((t) => t.row === r.label), o.seconds) }));
+  const cpu = (l: string) => summaries.find((x) => x.row === l)?.cpuPerMpktHelperS;
+  const withVsWithout = round(ratio(cpu(rows[1]!.label), cpu(rows[0]!.label)), 3);
+  return {
+    method: 'tcpreplay of IMIX at a fixed rate, bench:capture live trials; CPU = on-CPU time (schedstat) of the qe-capture helper per packet written, product defaults (index and flow tables on) in both rows',
+    target: `at most ${ELEMENTS_TARGET}× with ${o.elements} elements`,
+    withVsWithout,
+    pass: withVsWithout !== undefined ? withVsWithout <= ELEMENTS_TARGET : undefined,
+    summaries,
+    trials,
+  };
+}
+
+export function elementsReport(r: Awaited<ReturnType<typeof elementsCost>>): string {
+  const lines = r.summaries.map((s) => `  ${s.row.padEnd(12)} helper CPU ${s.cpuPerMpktHelperS ?? '?'} s/Mpkt, loss ${s.lossPct ?? '?'}%`);
+  return `\nElements: helper CPU per packet with elements against none (IMIX)\n${lines.join('\n')}\n  ratio ${r.withVsWithout ?? '?'}× (target ≤ ${ELEMENTS_TARGET}×: ${r.pass === undefined ? 'not measured' : r.pass ? 'PASS' : 'FAIL'})`;
+}
