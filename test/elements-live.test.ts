@@ -25,6 +25,17 @@ const SERVER = '10.77.0.2';
 const SILENT = '10.77.0.99';
 const WINDOW = '10s';
 const DELAY_MS = 60;
+/** How far above DELAY_MS a measured handshake may be: the Python bridge is slower under load. */
+const RTT_SLACK = 1.5;
+/** A handshake time as the status text or console writes it, checked against the bridge's delay. */
+function rttIn(text: string | null, re: RegExp): number {
+  const m = re.exec(text ?? '');
+  expect(m, `${re} in ${text}`).not.toBeNull();
+  const v = Number(m![1]);
+  expect(v).toBeGreaterThan(DELAY_MS * 0.9);
+  expect(v).toBeLessThan(DELAY_MS * RTT_SLACK);
+  return v;
+}
 
 const ELEMENTS = `
 elements:
@@ -166,9 +177,10 @@ describe('element states from live traffic, through the daemon', () => {
     await expect.poll(async () => (await elements()).map((e) => e.state), { timeout: 5000, interval: 300 }).toEqual(['warning', 'ok', 'unknown', 'ok', 'ok']);
     const web = await element('web');
     expect(web.figures.http_errors).toBe(0);
-    // The bridge's 60 ms, within the histogram bucket's 9%.
+    // The bridge's 60 ms, within the histogram bucket's 9% below; above, the user-space bridge's
+    // own scheduling adds to it on a loaded machine.
     expect(web.figures.tcp_handshake_rtt).toBeGreaterThan(DELAY_MS * 0.9);
-    expect(web.figures.tcp_handshake_rtt).toBeLessThan(DELAY_MS * 1.2);
+    expect(web.figures.tcp_handshake_rtt).toBeLessThan(DELAY_MS * RTT_SLACK);
     expect(web.reasons).toEqual([{ indicator: 'tcp_handshake_rtt', value: web.figures.tcp_handshake_rtt, threshold: 40, level: 'warning', unit: 'ms' }]);
     expect(web.previous).toBe('unknown');
     // The SYN and the SYN-ACK are 2 of each connection's packets: a share well below 90%.
@@ -219,9 +231,9 @@ describe('element states from live traffic, through the daemon', () => {
     expect(text.stdout).toMatch(/^elements$/m);
     expect(text.stdout).toMatch(/^ {2}web +CRITICAL for \S+.* \(was warning\) {2}Web front end$/m);
     expect(text.stdout).toMatch(/^ +critical: http_errors 50\.0% \(threshold 40\.0%\)$/m);
-    expect(text.stdout).toMatch(/^ +warning: tcp_handshake_rtt 6\d\.\d ms \(threshold 40\.0 ms\)$/m);
+    rttIn(text.stdout, /^ +warning: tcp_handshake_rtt (\d+\.\d) ms \(threshold 40\.0 ms\)$/m);
     // Indicators in the registry's order (docs/INDICATORS.md), whatever the config's.
-    expect(text.stdout).toMatch(/^ +over 10s: tcp_handshake_rtt 6\d\.\d ms, http_errors 50\.0%, custom_share \d+\.\d%$/m);
+    rttIn(text.stdout, /^ +over 10s: tcp_handshake_rtt (\d+\.\d) ms, http_errors 50\.0%, custom_share \d+\.\d%$/m);
     expect(text.stdout).toMatch(/^ {2}gone +CRITICAL .*\n +critical: tcp_unanswered_syns 100\.0% \(threshold 20\.0%\)$/m);
     const json = await cli(['status', '--json', '--socket', socket]);
     const report = JSON.parse(json.stdout) as { figures: { elements: ElementState[] } };
@@ -269,7 +281,7 @@ describe('element states from live traffic, through the daemon', () => {
     const row = (id: string) => page.locator(`[data-element="${id}"]`);
     const api = await elements();
     for (const e of api) expect(await row(e.element).locator('[data-testid=element-state]').textContent(), e.element).toBe(e.state);
-    expect(await row('web').locator('[data-testid=element-reasons]').textContent()).toMatch(/critical http_errors 50 % \(threshold 40 %\).*warning tcp_handshake_rtt 6\d(\.\d)? ms \(threshold 40 ms\)/);
+    rttIn(await row('web').locator('[data-testid=element-reasons]').textContent(), /critical http_errors 50 % \(threshold 40 %\).*warning tcp_handshake_rtt (\d+(?:\.\d)?) ms \(threshold 40 ms\)/);
     expect(await row('web').locator('[data-indicator=http_errors]').textContent()).toBe('50 %');
     expect(await row('web').textContent()).toContain('Web front end');
     expect(await row('app').locator('[data-testid=element-since]').textContent()).toMatch(/UTC.*was ok/);

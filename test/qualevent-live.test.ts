@@ -115,13 +115,20 @@ describe('qualevent live', () => {
 
     await rx.open();
     const second = await start();
-    await until('the recovery, delivered after the restart', () => rx.events().filter((e) => data(e).kind === 'change').length >= 2);
-    const changes = rx.events().filter((e) => data(e).kind === 'change');
-    expect(changes.map((e) => [data(e).sequence, data(e).previous, data(e).state])).toEqual([
-      [1, 'unknown', 'critical'],
-      [2, 'critical', 'ok'],
-    ]);
-    await until('the second run snapshot', () => rx.events().filter((e) => data(e).kind === 'snapshot' && data(e).sequence === 2).length >= 1);
+    // Answered attempts dilute the refusals before they leave the window, so the way back to ok
+    // may pass through warning (20 refused in 20 + n attempts is above 10% until they age out):
+    // whatever the path, the changes are numbered 1, 2, 3… each from the state before, and end ok.
+    await until('the recovery, delivered after the restart', () => rx.events().some((e) => data(e).kind === 'change' && data(e).state === 'ok'));
+    const changes = rx.events().filter((e) => data(e).kind === 'change').map((e) => [data(e).sequence, data(e).previous, data(e).state] as const);
+    expect(changes[0]).toEqual([1, 'unknown', 'critical']);
+    changes.forEach(([seq, previous], i) => {
+      expect(seq).toBe(i + 1);
+      if (i > 0) expect(previous).toBe(changes[i - 1]![2]);
+    });
+    expect(changes.at(-1)![2]).toBe('ok');
+    expect(changes.length).toBeLessThanOrEqual(3);
+    const last = changes.length;
+    await until('the second run snapshot', () => rx.events().filter((e) => data(e).kind === 'snapshot' && data(e).sequence === last).length >= 1);
     const ids = rx.events().map((e) => e.id);
     expect(new Set(ids).size).toBe(ids.length);
     await second.stop();
