@@ -9,7 +9,7 @@ import { planFilter } from '../daemon/src/index/plan.js';
 import { buildPcap, decodeGlobalHeader, records } from '../daemon/src/pcap/format.js';
 import { BASE_NS, MS, frame, rng, tempDir } from './lib/fixture.js';
 import { buildIndex, referenceKeys, type Key } from './lib/index-build.js';
-import { IDX_KEY, type IndexField } from '../daemon/src/index/format.js';
+import { IDX_BT_GROUP, IDX_KEY, type IndexField } from '../daemon/src/index/format.js';
 
 const { dir, cleanup } = tempDir('index-reader');
 afterAll(cleanup);
@@ -75,13 +75,30 @@ describe('index reader', () => {
   it('gives, per block holding the key, the first record starting in it, reading a small part of the index', () => {
     const ix = IndexReader.open(path + '.qeidx', path);
     const before = ix.bytesRead;
+    const readsBefore = ix.reads;
     const c = ix.lookup(planFilter('host 192.168.0.1', FIELDS));
     expect(c.all).toBe(false);
     expect(c.all ? [] : c.starts).toEqual(expected(pcap, 4096, has(IDX_KEY.ipv4, 'c0a80001')));
     const size = readFileSync(path + '.qeidx').length;
     expect(size).toBeGreaterThan(200_000);
-    // One binary search over ~20k entries (log2 ~ 15 probes of 40 bytes) and one posting list.
-    expect(ix.bytesRead - before).toBeLessThan(4096);
+    // One binary search over ~20k entries (log2 ~ 15 probes, read by 4 KiB directory page: the
+    // last probes share a page), one posting list and the block table groups of its blocks.
+    expect(ix.reads - readsBefore).toBeLessThan(15);
+    expect(ix.bytesRead - before).toBeLessThan(15 * 4096);
+    ix.close();
+  });
+
+  it('reads the block table groups of many candidate blocks in one read, not one a group', () => {
+    const ix = IndexReader.open(path + '.qeidx', path);
+    const first = ix.lookup(planFilter('port 53', FIELDS));
+    // Again: the directory pages are kept, so what is read is the posting list and the table.
+    const readsBefore = ix.reads;
+    const c = ix.lookup(planFilter('port 53', FIELDS));
+    expect(c).toEqual(first);
+    const starts = c.all ? [] : c.starts;
+    expect(starts).toEqual(expected(pcap, 4096, has(IDX_KEY.port, '0035')));
+    expect(new Set(starts.map((o) => Math.floor(o / 4096 / IDX_BT_GROUP))).size).toBeGreaterThan(3);
+    expect(ix.reads - readsBefore).toBe(2);
     ix.close();
   });
 

@@ -120,13 +120,20 @@ function planFile(file: CatalogEntry, filter: string | undefined, useIndex: bool
 /** The --ranges bytes and each ranged file's `:first+count` for the --list. */
 export function encodeRanges(reads: readonly FileRead[]): { bytes: Buffer; spans: Map<string, [number, number]> } {
   const spans = new Map<string, [number, number]>();
-  const pairs: bigint[] = [];
+  const pairs: number[] = [];
   for (const r of reads) {
     if (!r.ranges) continue;
     spans.set(r.file.path, [pairs.length / 2, r.ranges.length]);
-    for (const [a, b] of r.ranges) pairs.push(BigInt(a), b === 'end' ? TO_END : BigInt(b));
+    for (const [a, b] of r.ranges) pairs.push(a, b === 'end' ? -1 : b);
   }
+  // Offsets are below 2^53: each u64 is written as two u32 halves (no BigInt per range).
   const bytes = Buffer.alloc(pairs.length * 8);
-  pairs.forEach((v, i) => bytes.writeBigUInt64LE(v, i * 8));
+  pairs.forEach((v, i) => {
+    if (v < 0) bytes.fill(0xff, i * 8, i * 8 + 8); // TO_END
+    else {
+      bytes.writeUInt32LE(v % 0x1_0000_0000, i * 8);
+      bytes.writeUInt32LE(Math.floor(v / 0x1_0000_0000), i * 8 + 4);
+    }
+  });
   return { bytes, spans };
 }

@@ -80,8 +80,12 @@ export type Postings = number[];
 export type Candidates = { all: true } | { all: false; starts: Postings };
 
 export class IndexReader {
-  /** Bytes of the index read so far (headers, entries, postings). */
+  /** Bytes of the index read so far (headers, directory pages, postings, block table groups). */
   bytesRead = 0;
+  /** Reads (preads) of the index so far. */
+  reads = 0;
+  /** Directory pages read, by page number: a binary search's last probes fall in a page an earlier probe read. */
+  private pages = new Map<number, Buffer>();
 
   private constructor(
     readonly path: string,
@@ -205,6 +209,7 @@ export class IndexReader {
     if (complete && (segments.length !== 1 || dropped)) throw damaged(`marked complete but holds ${segments.length} whole segment(s)${dropped ? ' and a torn one' : ''}`);
     const r = new IndexReader(path, fd, blockSize, fields, linktype, h.readUInt32LE(IDX_H.builder), pcapFirstNs, complete, segments, dropped, size);
     r.bytesRead = IDX_HEADER_LEN + (segments.length + dropped) * IDX_SEGMENT_HEADER_LEN;
+    r.reads = 1 + segments.length + dropped;
     return r;
   }
 
@@ -254,13 +259,41 @@ export class IndexReader {
     // A block cut by a segment boundary may be a candidate in each: the earlier segment's start
     // reads it to its end, the later segment's records included.
     for (const s of this.segments) {
-      const groups = new Map<number, number[]>();
-      for (const blk of this.evaluate(plan, s)) {
+      const blocks = this.evaluate(plan, s);
+      const groups = this.readGroups(s, blocks);
+      for (const blk of blocks) {
         const last = starts[starts.length - 1];
         if (last === undefined || Math.floor(last / this.blockSize) !== blk) starts.push(this.blockStart(s, blk, groups));
       }
     }
     return { all: false, starts };
+  }
+
+  /**
+   * The block table groups of `blocks` (ascending), checked: read in as few preads as the gaps
+   * between them allow (a group is 260 bytes; candidates of a rare key are spread over the whole
+   * table), not one pread a group, each a disk trip from a cold cache.
+   */
+  private readGroups(s: Segment, blocks: Blocks): Map<number, number[]> {
+    const out = new Map<number, number[]>();
+    const stride = (IDX_BT_GROUP + 1) * 4;
+    const wanted: number[] = [];
+    for (const blk of blocks) {
+      const g = Math.floor((blk - s.block0) / IDX_BT_GROUP);
+      if (wanted[wanted.length - 1] !== g) wanted.push(g);
+    }
+    for (let i = 0; i < wanted.length; ) {
+      let j = i + 1;
+      while (j < wanted.length && (wanted[j]! - wanted[j - 1]! - 1) * stride <= GROUP_GAP) j++;
+      const first = wanted[i]!;
+      const span = this.pread(s.tableAt + first * stride, (wanted[j - 1]! - first) * stride + groupLen(s, wanted[j - 1]!));
+      for (let k = i; k < j; k++) {
+        const at = (wanted[k]! - first) * stride;
+        out.set(wanted[k]!, this.checkGroup(s, wanted[k]!, span.subarray(at, at + groupLen(s, wanted[k]!))));
+      }
+      i = j;
+    }
+    return out;
   }
 
   /** Where the first record of segment `s` in block `blk` starts: the block table's entry, read by group (cached in `groups`). */
@@ -340,7 +373,7 @@ export class IndexReader {
   /** Entry `i`, checked against its key_crc: enough to trust its key, not its list. */
   private entryHead(s: Segment, i: number): Omit<Entry, 'list'> {
     const at = s.at + IDX_SEGMENT_HEADER_LEN + i * IDX_ENTRY_LEN;
-    const e = decodeEntry(this.pread(at, IDX_ENTRY_LEN));
+    const e = decodeEntry(this.entryBytes(at));
     if (keyCrc(e.raw) !== e.keyCrc) throw this.damaged(s, `directory entry ${i} (at ${at}) fails its checksum`);
     return e;
   }
@@ -356,6 +389,30 @@ export class IndexReader {
     const list = this.pread(s.at + IDX_SEGMENT_HEADER_LEN + area + e.off, e.len);
     if (entryCrc(e.raw, list) !== e.crc) throw this.damaged(s, `directory entry ${i} (at ${at}) or its posting list fails its checksum`);
     return { ...e, list };
+  }
+
+  /**
+   * The 40 bytes of the entry at file offset `at`, from the directory pages around it (read whole,
+   * aligned, and kept): a search's probes narrow to one page after about 10 of them, and its last
+   * probes, and the next lookup's first ones, cost no read.
+   */
+  private entryBytes(at: number): Buffer {
+    const p0 = Math.floor(at / DIR_PAGE);
+    const p1 = Math.floor((at + IDX_ENTRY_LEN - 1) / DIR_PAGE);
+    const a = this.page(p0);
+    if (p0 === p1) return a.subarray(at - p0 * DIR_PAGE, at - p0 * DIR_PAGE + IDX_ENTRY_LEN);
+    return Buffer.concat([a.subarray(at - p0 * DIR_PAGE), this.page(p1)]).subarray(0, IDX_ENTRY_LEN);
+  }
+
+  private page(n: number): Buffer {
+    let b = this.pages.get(n);
+    if (!b) {
+      // Entries lie inside the file (the segment's body was checked whole at open): a page is cut
+      // only by the file's end, after them.
+      b = this.pread(n * DIR_PAGE, Math.min(DIR_PAGE, this.fileSize - n * DIR_PAGE));
+      this.pages.set(n, b);
+    }
+    return b;
   }
 
   private postingList(s: Segment, e: Entry, i: number): Blocks {
@@ -424,6 +481,7 @@ export class IndexReader {
   private pread(pos: number, len: number): Buffer {
     const b = pread(this.fd, pos, len);
     this.bytesRead += b.length;
+    this.reads++;
     if (b.length < len) throw new IndexUnusable('damaged', `${this.path}: cut short at ${pos + b.length} bytes: the index is not used, its pcap file is scanned`);
     return b;
   }
@@ -473,6 +531,14 @@ export function entryCrc(entry: Buffer, list: Buffer): number {
   e.writeUInt32LE(0, IDX_E.crc);
   return crc32(list, crc32(e));
 }
+
+// The directory is read by aligned pages of this size (the page cache's unit: a cold probe costs
+// one disk trip whether it reads 40 bytes or 4096).
+const DIR_PAGE = 4096;
+
+// Block table groups this close (bytes between them) are read in one pread: from a cold cache a
+// disk trip costs about as much as reading 16 KiB more.
+const GROUP_GAP = 16384;
 
 /** Bytes of block table group `g` of a segment: its entries and their CRC. */
 function groupLen(s: Segment, g: number): number {
