@@ -351,7 +351,7 @@ static void finish_output(void) {
 // its stop, where the last record starting in it ends (ADVISE_TAIL covers frames up to a few KiB;
 // a longer one is read when reached). A long range is advised its first READ_CHUNK: the
 // sequential readahead set for it reads on.
-#define ADVISE_AHEAD (32u << 20)
+#define ADVISE_AHEAD (4u << 20)
 #define ADVISE_TAIL 4096u
 // What a range's read takes past its stop: the rest of its last record, for frames up to 1.5 KiB or so.
 #define READ_TAIL 2048u
