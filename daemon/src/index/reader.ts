@@ -231,9 +231,11 @@ export class IndexReader {
       // The body is in memory now: entries and the table are checked from it, not read again.
       const area = s.nkeys * IDX_ENTRY_LEN;
       const tableOff = s.tableAt - s.at - IDX_SEGMENT_HEADER_LEN;
-      const table = new Map<number, number[]>();
+      const table = new Map<number, Buffer>();
       for (let g = 0; g * IDX_BT_GROUP < s.nblocks; g++) {
-        table.set(g, this.checkGroup(s, g, body.subarray(tableOff + g * (IDX_BT_GROUP + 1) * 4, tableOff + g * (IDX_BT_GROUP + 1) * 4 + groupLen(s, g))));
+        const group = this.checkGroup(s, g, body.subarray(tableOff + g * (IDX_BT_GROUP + 1) * 4, tableOff + g * (IDX_BT_GROUP + 1) * 4 + groupLen(s, g)));
+        for (let j = 0; j < group.length / 4; j++) this.tableEntry(s, s.block0 + g * IDX_BT_GROUP + j, group);
+        table.set(g, group);
       }
       let prev: Buffer | undefined;
       for (let i = 0; i < s.nkeys; i++) {
@@ -274,8 +276,8 @@ export class IndexReader {
    * between them allow (a group is 260 bytes; candidates of a rare key are spread over the whole
    * table), not one pread a group, each a disk trip from a cold cache.
    */
-  private readGroups(s: Segment, blocks: Blocks): Map<number, number[]> {
-    const out = new Map<number, number[]>();
+  private readGroups(s: Segment, blocks: Blocks): Map<number, Buffer> {
+    const out = new Map<number, Buffer>();
     const stride = (IDX_BT_GROUP + 1) * 4;
     const wanted: number[] = [];
     for (const blk of blocks) {
@@ -296,33 +298,31 @@ export class IndexReader {
     return out;
   }
 
-  /** Where the first record of segment `s` in block `blk` starts: the block table's entry, read by group (cached in `groups`). */
-  private blockStart(s: Segment, blk: number, groups: Map<number, number[]>): number {
-    const i = blk - s.block0;
-    const g = Math.floor(i / IDX_BT_GROUP);
-    let group = groups.get(g);
-    if (!group) {
-      group = this.checkGroup(s, g, this.pread(s.tableAt + g * (IDX_BT_GROUP + 1) * 4, groupLen(s, g)));
-      groups.set(g, group);
-    }
-    const v = group[i % IDX_BT_GROUP]!;
+  /** Where the first record of segment `s` in block `blk` starts: the block table's entry, from its group (read by readGroups, or whole by verify). */
+  private blockStart(s: Segment, blk: number, groups: Map<number, Buffer>): number {
+    const group = groups.get(Math.floor((blk - s.block0) / IDX_BT_GROUP));
+    if (!group) throw new Error(`block table group of block ${blk} not read`);
+    const v = this.tableEntry(s, blk, group);
     if (v === IDX_BT_NONE) throw this.damaged(s, `a posting for block ${blk}, where its block table has no record start`);
     return blk * this.blockSize + v;
   }
 
-  /** A block table group (its entries, then their CRC), checked: each entry NONE or a start within the segment and its block. */
-  private checkGroup(s: Segment, g: number, b: Buffer): number[] {
+  /** Block `blk`'s entry in its (checked) group, checked: NONE or a start within the segment and the block. */
+  private tableEntry(s: Segment, blk: number, group: Buffer): number {
+    const v = group.readUInt32LE(((blk - s.block0) % IDX_BT_GROUP) * 4);
+    const at = blk * this.blockSize + v;
+    if (v !== IDX_BT_NONE && (v >= this.blockSize || at < s.offLo || at >= s.offHi)) throw this.damaged(s, `block table entry of block ${blk} is ${v}, not a start inside the block and [${s.offLo}, ${s.offHi})`);
+    return v;
+  }
+
+  /**
+   * A block table group (its entries, then their CRC), checked against its CRC; its entries are
+   * checked as they are used (a query uses a few of a group's 64, `verify` all of them).
+   */
+  private checkGroup(s: Segment, g: number, b: Buffer): Buffer {
     const n = b.length / 4 - 1;
     if (crc32(b.subarray(0, n * 4)) !== b.readUInt32LE(n * 4)) throw this.damaged(s, `block table group ${g} fails its checksum`);
-    const out: number[] = [];
-    for (let j = 0; j < n; j++) {
-      const v = b.readUInt32LE(j * 4);
-      const blk = s.block0 + g * IDX_BT_GROUP + j;
-      const at = blk * this.blockSize + v;
-      if (v !== IDX_BT_NONE && (v >= this.blockSize || at < s.offLo || at >= s.offHi)) throw this.damaged(s, `block table entry of block ${blk} is ${v}, not a start inside the block and [${s.offLo}, ${s.offHi})`);
-      out.push(v);
-    }
-    return out;
+    return b.subarray(0, n * 4);
   }
 
   private evaluate(l: Lookup, s: Segment): Blocks {
