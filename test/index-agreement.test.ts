@@ -48,8 +48,8 @@ beforeAll(async () => {
 afterAll(() => cleanup?.());
 
 /** Runs qe-extract as `extract` would, through the index or not; returns the output and the reads. */
-function run(filter: string, useIndex: boolean, policy: ReadPolicy = STRICT): { out: Buffer; reads: FileRead[]; status: number | null; bytesRead: number } {
-  const reads = planReads(streams.flatMap((s) => s.files), filter, useIndex, policy);
+async function run(filter: string, useIndex: boolean, policy: ReadPolicy = STRICT): Promise<{ out: Buffer; reads: FileRead[]; status: number | null; bytesRead: number }> {
+  const reads = await planReads(streams.flatMap((s) => s.files), filter, useIndex, policy);
   const ranges = encodeRanges(reads);
   const job = { streams, fromNs: 0n, toNs: BASE_NS * 2n, filter, output: '-', linktype: 1, snaplen: 262144, ...(ranges.spans.size ? { ranges } : {}) };
   // spawnSync cannot feed a fourth descriptor: the ranges go through a file, the list on stdin.
@@ -102,7 +102,7 @@ function randomFilter(r: () => number): string {
 }
 
 describe('the index agrees with a scan', () => {
-  it('over 400 random filters, byte for byte', () => {
+  it('over 400 random filters, byte for byte', async () => {
     const r = rng(20261206);
     let narrowed = 0;
     let matched = 0;
@@ -110,11 +110,11 @@ describe('the index agrees with a scan', () => {
     let indexedBytes = 0;
     for (let i = 0; i < 400; i++) {
       const filter = randomFilter(r);
-      const scan = run(filter, false);
-      const ix = run(filter, true);
+      const scan = await run(filter, false);
+      const ix = await run(filter, true);
       expect({ filter, status: ix.status }).toEqual({ filter, status: scan.status });
       if (!ix.out.equals(scan.out)) throw new Error(`filter ${JSON.stringify(filter)}: through the index ${ix.out.length} bytes, the scan ${scan.out.length}`);
-      if (!run(filter, true, {}).out.equals(scan.out)) throw new Error(`filter ${JSON.stringify(filter)}: the default read policy differs from the scan`);
+      if (!(await run(filter, true, {})).out.equals(scan.out)) throw new Error(`filter ${JSON.stringify(filter)}: the default read policy differs from the scan`);
       if (ix.reads.some((x) => x.why === 'index')) narrowed++;
       if (scan.status === 0) matched++;
       fullBytes += scan.bytesRead;
@@ -158,8 +158,8 @@ describe('the index agrees with a scan', () => {
       const saved = streams;
       streams = own;
       try {
-        const scan = run('udp port 5000', false);
-        const ix = run('udp port 5000', true);
+        const scan = await run('udp port 5000', false);
+        const ix = await run('udp port 5000', true);
         // 1500 first fragments; the later ones of the last 1024 (qe-extract's table of matching firsts).
         expect(parsePcap(scan.out).records.length).toBe(1500 + 1024);
         expect(ix.out.equals(scan.out)).toBe(true);

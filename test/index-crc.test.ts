@@ -151,13 +151,13 @@ describe('index: each directory entry and posting list carries its own check', (
     expect(caught).toBe((IDX_ENTRY_LEN - 4) * 8);
   });
 
-  it('a lookup reads the entries its binary search probes and the lists it uses, not the probes\' lists', () => {
+  it('a lookup reads the entries its binary search probes and the lists it uses, not the probes\' lists', async () => {
     const e = pickHost(good);
     const r = IndexReader.open(ix, pcap);
     try {
       const before = r.bytesRead;
       const readsBefore = r.reads;
-      const c = r.lookup(planFilter(`host ${hostOf(e)}`, r.fields));
+      const c = await r.lookup(planFilter(`host ${hostOf(e)}`, r.fields));
       expect(c.all ? -1 : c.starts.length).toBe(e.count);
       const nkeys = good.readUInt32LE(IDX_HEADER_LEN + IDX_S.nkeys);
       // The directory pages of the probes (each probe's entry within one page, or two when it

@@ -2,6 +2,8 @@
 // holds the fields the filter's plan needs, else all of it. Ranges go to qe-extract (--ranges),
 // which reads the records starting in them and applies the exact filter to each: an index only
 // narrows, so the result is the scan's whatever this module decides.
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
 import type { CatalogEntry } from '../store/catalog.js';
 import { indexPathFor } from '../index/format.js';
 import { IndexReader, IndexUnusable } from '../index/reader.js';
@@ -58,13 +60,21 @@ export interface ReadPolicy {
   dense?: number;
 }
 
-export function planReads(files: readonly CatalogEntry[], filter: string | undefined, useIndex: boolean, policy: ReadPolicy = {}): FileRead[] {
-  return files.map((f) => planFile(f, filter, useIndex, policy));
+/**
+ * The read of each file, planned for all files at once: from a cold cache each file's plan is a
+ * chain of disk trips (the index's header, the pcap file's first record, a binary search's pages,
+ * posting lists, the block table), and the chains of different files overlap.
+ */
+export async function planReads(files: readonly CatalogEntry[], filter: string | undefined, useIndex: boolean, policy: ReadPolicy = {}): Promise<FileRead[]> {
+  return Promise.all(files.map((f) => planFile(f, filter, useIndex, policy)));
 }
 
-function planFile(file: CatalogEntry, filter: string | undefined, useIndex: boolean, policy: ReadPolicy): FileRead {
+async function planFile(file: CatalogEntry, filter: string | undefined, useIndex: boolean, policy: ReadPolicy): Promise<FileRead> {
   const scan = (why: Why, note?: string): FileRead => ({ file, why, ...(note ? { note } : {}), blocks: 0, bytes: file.size, records: file.packets, indexBytes: 0 });
   if (!useIndex || filter === undefined || filter.trim() === '') return scan('scan-asked');
+  // IndexReader.open reads synchronously: the pages it reads (the index's first, the pcap
+  // file's first) are fetched first for every file at once.
+  await Promise.all([warmFirstPage(indexPathFor(file.path)), warmFirstPage(file.path)]);
   let ix: IndexReader;
   try {
     ix = IndexReader.open(indexPathFor(file.path), file.path);
@@ -82,7 +92,7 @@ function planFile(file: CatalogEntry, filter: string | undefined, useIndex: bool
     }
     let c;
     try {
-      c = ix.lookup(plan);
+      c = await ix.lookup(plan);
     } catch (e) {
       if (!(e instanceof IndexUnusable)) throw e;
       return { ...scan('index-unusable', e.message), indexBytes: ix.bytesRead };
@@ -114,6 +124,21 @@ function planFile(file: CatalogEntry, filter: string | undefined, useIndex: bool
     return { file, why: 'index', ranges, plan: describePlan(plan), blocks: c.starts.length, bytes, records: Math.min(records, file.packets || records), indexBytes: ix.bytesRead };
   } finally {
     ix.close();
+  }
+}
+
+/** Reads a file's first page into the page cache (nothing when it cannot: the open reports why). */
+async function warmFirstPage(path: string): Promise<void> {
+  try {
+    // Non-blocking: a FIFO under an index's name must not hold a thread of the pool.
+    const h = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      await h.read(Buffer.alloc(4096), 0, 4096, 0);
+    } finally {
+      await h.close();
+    }
+  } catch {
+    // The synchronous open that follows meets the same problem and names it.
   }
 }
 

@@ -15,7 +15,7 @@
 // structure: entries sorted and
 // inside the body, posting lists that decode to exactly `count` ascending blocks within the
 // segment's range; each block table group it reads is checked against its CRC. verify() (`qe-packets index`) reads everything and checks it all.
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, read, readSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { decodeGlobalHeader, decodeRecordHeader, GLOBAL_HEADER_LEN, PcapFormatError, RECORD_HEADER_LEN } from '../pcap/format.js';
 import {
@@ -254,15 +254,19 @@ export class IndexReader {
     }
   }
 
-  /** The candidate record starts for a plan, over every segment. */
-  lookup(plan: Lookup): Candidates {
+  /**
+   * The candidate record starts for a plan, over every segment. Its reads are asynchronous: a
+   * query plans its files concurrently, so from a cold cache their chains of disk trips (a binary
+   * search is one trip after another) overlap rather than add up.
+   */
+  async lookup(plan: Lookup): Promise<Candidates> {
     if (plan.op === 'all') return { all: true };
     const starts: Postings = [];
     // A block cut by a segment boundary may be a candidate in each: the earlier segment's start
     // reads it to its end, the later segment's records included.
     for (const s of this.segments) {
-      const blocks = this.evaluate(plan, s);
-      const groups = this.readGroups(s, blocks);
+      const blocks = await this.evaluate(plan, s);
+      const groups = await this.readGroups(s, blocks);
       for (const blk of blocks) {
         const last = starts[starts.length - 1];
         if (last === undefined || Math.floor(last / this.blockSize) !== blk) starts.push(this.blockStart(s, blk, groups));
@@ -276,7 +280,7 @@ export class IndexReader {
    * between them allow (a group is 260 bytes; candidates of a rare key are spread over the whole
    * table), not one pread a group, each a disk trip from a cold cache.
    */
-  private readGroups(s: Segment, blocks: Blocks): Map<number, Buffer> {
+  private async readGroups(s: Segment, blocks: Blocks): Promise<Map<number, Buffer>> {
     const out = new Map<number, Buffer>();
     const stride = (IDX_BT_GROUP + 1) * 4;
     const wanted: number[] = [];
@@ -288,7 +292,7 @@ export class IndexReader {
       let j = i + 1;
       while (j < wanted.length && (wanted[j]! - wanted[j - 1]! - 1) * stride <= GROUP_GAP) j++;
       const first = wanted[i]!;
-      const span = this.pread(s.tableAt + first * stride, (wanted[j - 1]! - first) * stride + groupLen(s, wanted[j - 1]!));
+      const span = await this.preadAsync(s.tableAt + first * stride, (wanted[j - 1]! - first) * stride + groupLen(s, wanted[j - 1]!));
       for (let k = i; k < j; k++) {
         const at = (wanted[k]! - first) * stride;
         out.set(wanted[k]!, this.checkGroup(s, wanted[k]!, span.subarray(at, at + groupLen(s, wanted[k]!))));
@@ -325,7 +329,7 @@ export class IndexReader {
     return b.subarray(0, n * 4);
   }
 
-  private evaluate(l: Lookup, s: Segment): Blocks {
+  private async evaluate(l: Lookup, s: Segment): Promise<Blocks> {
     switch (l.op) {
       case 'all':
         throw new Error('ALL inside a plan: the planner folds it away');
@@ -334,14 +338,21 @@ export class IndexReader {
       case 'range':
         return this.postingsOf(s, l.type, l.lo, l.hi);
       case 'and':
-        return l.args.map((a) => this.evaluate(a, s)).reduce((x, y) => this.intersect(x, y));
+        return (await this.evaluateAll(l.args, s)).reduce((x, y) => this.intersect(x, y));
       case 'or':
-        return l.args.map((a) => this.evaluate(a, s)).reduce((x, y) => this.union(x, y));
+        return (await this.evaluateAll(l.args, s)).reduce((x, y) => this.union(x, y));
     }
   }
 
+  /** Each of `args`, one after another (their reads share directory pages). */
+  private async evaluateAll(args: readonly Lookup[], s: Segment): Promise<Blocks[]> {
+    const out: Blocks[] = [];
+    for (const a of args) out.push(await this.evaluate(a, s));
+    return out;
+  }
+
   /** The union of the posting lists of every key of `type` in [lo, hi]. */
-  private postingsOf(s: Segment, type: KeyType, lo: Buffer, hi: Buffer): Blocks {
+  private async postingsOf(s: Segment, type: KeyType, lo: Buffer, hi: Buffer): Promise<Blocks> {
     const t = IDX_KEY[type];
     const loKey = sortKey(t, lo);
     const hiKey = sortKey(t, hi);
@@ -352,41 +363,41 @@ export class IndexReader {
     let b = s.nkeys;
     while (a < b) {
       const m = (a + b) >>> 1;
-      const e = this.entryHead(s, m);
+      const e = await this.entryHead(s, m);
       if (Buffer.compare(sortKey(e.type, e.value), loKey) < 0) a = m + 1;
       else b = m;
     }
     let out: Blocks = [];
     let prev: Buffer | undefined;
     for (let i = a; i < s.nkeys; i++) {
-      const head = this.entryHead(s, i);
+      const head = await this.entryHead(s, i);
       const k = sortKey(head.type, head.value);
       if (Buffer.compare(k, hiKey) > 0) break;
       if (prev && Buffer.compare(prev, k) >= 0) throw this.damaged(s, `directory entry ${i} is out of order`);
       prev = k;
-      const list = this.postingList(s, this.withList(s, head, i), i);
+      const list = this.postingList(s, await this.withList(s, head, i), i);
       out = out.length ? this.union(out, list) : list;
     }
     return out;
   }
 
   /** Entry `i`, checked against its key_crc: enough to trust its key, not its list. */
-  private entryHead(s: Segment, i: number): Omit<Entry, 'list'> {
+  private async entryHead(s: Segment, i: number): Promise<Omit<Entry, 'list'>> {
     const at = s.at + IDX_SEGMENT_HEADER_LEN + i * IDX_ENTRY_LEN;
-    const e = decodeEntry(this.entryBytes(at));
+    const e = decodeEntry(await this.entryBytes(at));
     if (keyCrc(e.raw) !== e.keyCrc) throw this.damaged(s, `directory entry ${i} (at ${at}) fails its checksum`);
     return e;
   }
 
   /** The entry's posting list, checked with the entry against its CRC before anything in either is used. */
-  private withList(s: Segment, e: Omit<Entry, 'list'>, i: number): Entry {
+  private async withList(s: Segment, e: Omit<Entry, 'list'>, i: number): Promise<Entry> {
     const at = s.at + IDX_SEGMENT_HEADER_LEN + i * IDX_ENTRY_LEN;
     const area = s.nkeys * IDX_ENTRY_LEN;
     // Bounds first: a flipped offset or length must not make us read (or allocate) past the segment.
     if (e.valueLen > IDX_VALUE_LEN || e.off + e.len > s.tableAt - s.at - IDX_SEGMENT_HEADER_LEN - area || e.count === 0 || e.len < e.count) {
       throw this.damaged(s, `directory entry ${i} (at ${at}) is malformed (value_len ${e.valueLen}, count ${e.count}, list of ${e.len} bytes at ${e.off})`);
     }
-    const list = this.pread(s.at + IDX_SEGMENT_HEADER_LEN + area + e.off, e.len);
+    const list = await this.preadAsync(s.at + IDX_SEGMENT_HEADER_LEN + area + e.off, e.len);
     if (entryCrc(e.raw, list) !== e.crc) throw this.damaged(s, `directory entry ${i} (at ${at}) or its posting list fails its checksum`);
     return { ...e, list };
   }
@@ -396,20 +407,20 @@ export class IndexReader {
    * aligned, and kept): a search's probes narrow to one page after about 10 of them, and its last
    * probes, and the next lookup's first ones, cost no read.
    */
-  private entryBytes(at: number): Buffer {
+  private async entryBytes(at: number): Promise<Buffer> {
     const p0 = Math.floor(at / DIR_PAGE);
     const p1 = Math.floor((at + IDX_ENTRY_LEN - 1) / DIR_PAGE);
-    const a = this.page(p0);
+    const a = await this.page(p0);
     if (p0 === p1) return a.subarray(at - p0 * DIR_PAGE, at - p0 * DIR_PAGE + IDX_ENTRY_LEN);
-    return Buffer.concat([a.subarray(at - p0 * DIR_PAGE), this.page(p1)]).subarray(0, IDX_ENTRY_LEN);
+    return Buffer.concat([a.subarray(at - p0 * DIR_PAGE), await this.page(p1)]).subarray(0, IDX_ENTRY_LEN);
   }
 
-  private page(n: number): Buffer {
+  private async page(n: number): Promise<Buffer> {
     let b = this.pages.get(n);
     if (!b) {
       // Entries lie inside the file (the segment's body was checked whole at open): a page is cut
       // only by the file's end, after them.
-      b = this.pread(n * DIR_PAGE, Math.min(DIR_PAGE, this.fileSize - n * DIR_PAGE));
+      b = await this.preadAsync(n * DIR_PAGE, Math.min(DIR_PAGE, this.fileSize - n * DIR_PAGE));
       this.pages.set(n, b);
     }
     return b;
@@ -479,7 +490,14 @@ export class IndexReader {
   }
 
   private pread(pos: number, len: number): Buffer {
-    const b = pread(this.fd, pos, len);
+    return this.counted(pos, len, pread(this.fd, pos, len));
+  }
+
+  private async preadAsync(pos: number, len: number): Promise<Buffer> {
+    return this.counted(pos, len, await preadAsync(this.fd, pos, len));
+  }
+
+  private counted(pos: number, len: number, b: Buffer): Buffer {
     this.bytesRead += b.length;
     this.reads++;
     if (b.length < len) throw new IndexUnusable('damaged', `${this.path}: cut short at ${pos + b.length} bytes: the index is not used, its pcap file is scanned`);
@@ -562,6 +580,17 @@ function pread(fd: number, pos: number, len: number): Buffer {
   let got = 0;
   while (got < len) {
     const n = readSync(fd, b, got, len - got, pos + got);
+    if (n === 0) break;
+    got += n;
+  }
+  return got === len ? b : b.subarray(0, got);
+}
+
+async function preadAsync(fd: number, pos: number, len: number): Promise<Buffer> {
+  const b = Buffer.alloc(len);
+  let got = 0;
+  while (got < len) {
+    const n = await new Promise<number>((resolve, reject) => read(fd, b, got, len - got, pos + got, (e, k) => (e ? reject(e) : resolve(k))));
     if (n === 0) break;
     got += n;
   }
