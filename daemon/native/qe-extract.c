@@ -124,7 +124,7 @@ struct stream {
 };
 
 struct counters {
-  uint64_t packets, bytes, records_read, out_of_range, filtered_out, bytes_read;
+  uint64_t packets, bytes, records_read, out_of_range, filtered_out, bytes_read, read_calls;
   uint64_t files_opened, files_missing, partial_tails, damaged_files;
 };
 
@@ -179,10 +179,10 @@ static void status_counts(FILE *f) {
           "\"packets\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"records_read\":%" PRIu64
           ",\"out_of_range\":%" PRIu64 ",\"filtered_out\":%" PRIu64 ",\"bytes_read\":%" PRIu64
           ",\"files_opened\":%" PRIu64 ",\"files_missing\":%" PRIu64 ",\"partial_tails\":%" PRIu64
-          ",\"damaged_files\":%" PRIu64,
+          ",\"damaged_files\":%" PRIu64 ",\"read_calls\":%" PRIu64,
           count.packets, count.bytes, count.records_read, count.out_of_range, count.filtered_out,
           count.bytes_read, count.files_opened, count.files_missing, count.partial_tails,
-          count.damaged_files);
+          count.damaged_files, count.read_calls);
 }
 
 static void warn(const char *fmt, ...) {
@@ -401,6 +401,7 @@ static bool fill(struct stream *s, size_t need) {
       if (w < want) want = (size_t)w;
     }
     ssize_t r = read(s->fd, s->buf + s->len, want);
+    count.read_calls++;
     if (r < 0) {
       if (errno == EINTR) continue;
       die(EXIT_INTERNAL, "reading %s: %s", s->path, strerror(errno));
