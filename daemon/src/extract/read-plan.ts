@@ -5,6 +5,7 @@
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { CatalogEntry } from '../store/catalog.js';
+import { mapLimit } from '../util/map-limit.js';
 import { indexPathFor } from '../index/format.js';
 import { IndexReader, IndexUnusable } from '../index/reader.js';
 import { describePlan, fieldsNeeded, planFilter, type Lookup } from '../index/plan.js';
@@ -35,6 +36,9 @@ export type Why =
 const MERGE_GAP_BLOCKS = 2;
 // A file whose candidates cover more than this share of it is read whole.
 const DENSE = 0.5;
+// Files planned at once: twice libuv's pool of 4 keeps it busy while a file's next read waits for
+// the JavaScript of its last; each holds an index descriptor open until its plan is done.
+const PLAN_CONCURRENCY = 8;
 
 export interface FileRead {
   file: CatalogEntry;
@@ -63,10 +67,10 @@ export interface ReadPolicy {
 /**
  * The read of each file, planned for all files at once: from a cold cache each file's plan is a
  * chain of disk trips (the index's header, the pcap file's first record, a binary search's pages,
- * posting lists, the block table), and the chains of different files overlap.
+ * posting lists, the block table), and the chains of different files overlap (PLAN_CONCURRENCY at a time).
  */
 export async function planReads(files: readonly CatalogEntry[], filter: string | undefined, useIndex: boolean, policy: ReadPolicy = {}): Promise<FileRead[]> {
-  return Promise.all(files.map((f) => planFile(f, filter, useIndex, policy)));
+  return mapLimit(files, PLAN_CONCURRENCY, (f) => planFile(f, filter, useIndex, policy));
 }
 
 async function planFile(file: CatalogEntry, filter: string | undefined, useIndex: boolean, policy: ReadPolicy): Promise<FileRead> {
