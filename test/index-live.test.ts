@@ -34,7 +34,7 @@ afterEach(async () => {
 });
 
 /** Whether the index of `pcap` (open or closed) leads to a record equal to `want` for `filter`: the reader and plan extraction uses, then the records of each candidate block, as qe-extract reads them. */
-function foundThroughIndex(pcap: string, filter: string, want: Buffer): boolean {
+async function foundThroughIndex(pcap: string, filter: string, want: Buffer): Promise<boolean> {
   let ix: IndexReader;
   try {
     ix = IndexReader.open(indexPathFor(pcap), pcap);
@@ -43,7 +43,7 @@ function foundThroughIndex(pcap: string, filter: string, want: Buffer): boolean 
   }
   const fd = openSync(pcap, 'r');
   try {
-    const c = ix.lookup(planFilter(filter, ix.fields));
+    const c = await ix.lookup(planFilter(filter, ix.fields));
     if (c.all) throw new Error(`${filter}: not narrowed by the index`);
     const head = Buffer.alloc(GLOBAL_HEADER_LEN);
     readSync(fd, head, 0, GLOBAL_HEADER_LEN, 0);
@@ -91,7 +91,7 @@ describe('live capture with the index on', () => {
       let lag = -1;
       while (Date.now() - sent < 5000) {
         const name = await part();
-        if (name && foundThroughIndex(join(store, name), p.filter, p.data)) {
+        if (name && (await foundThroughIndex(join(store, name), p.filter, p.data))) {
           lag = Date.now() - sent;
           break;
         }
@@ -123,7 +123,7 @@ describe('live capture with the index on', () => {
     for (let i = 0; i < 200 && checkIndex(repaired, DEFAULT_INDEX).state !== 'current'; i++) await sleep(100);
     expect(checkIndex(repaired, DEFAULT_INDEX)).toMatchObject({ state: 'current' });
     for (const p of probes) {
-      expect(foundThroughIndex(repaired, p.filter, p.data), p.filter).toBe(true);
+      expect(await foundThroughIndex(repaired, p.filter, p.data), p.filter).toBe(true);
       const out = join(dir, 'out.pcap');
       const r = await cli(['extract', '--config', cfg, '--from', '10m ago', '--filter', p.filter, '-w', out]);
       expect(r.exitCode, r.all).toBe(0);

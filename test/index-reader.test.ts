@@ -9,7 +9,7 @@ import { planFilter } from '../daemon/src/index/plan.js';
 import { buildPcap, decodeGlobalHeader, records } from '../daemon/src/pcap/format.js';
 import { BASE_NS, MS, frame, rng, tempDir } from './lib/fixture.js';
 import { buildIndex, referenceKeys, type Key } from './lib/index-build.js';
-import { IDX_KEY, type IndexField } from '../daemon/src/index/format.js';
+import { IDX_BT_GROUP, IDX_KEY, type IndexField } from '../daemon/src/index/format.js';
 
 const { dir, cleanup } = tempDir('index-reader');
 afterAll(cleanup);
@@ -62,7 +62,7 @@ describe('index reader', () => {
   const { path, pcap } = store('a.pcap', 6000, 7);
   writeFileSync(path + '.qeidx', buildIndex(pcap, { fields: FIELDS, blockSize: 4096 }));
 
-  it('opens a complete index and reads its header', () => {
+  it('opens a complete index and reads its header', async () => {
     const ix = IndexReader.open(path + '.qeidx', path);
     expect(ix.complete).toBe(true);
     expect(ix.blockSize).toBe(4096);
@@ -72,38 +72,55 @@ describe('index reader', () => {
     ix.close();
   });
 
-  it('gives, per block holding the key, the first record starting in it, reading a small part of the index', () => {
+  it('gives, per block holding the key, the first record starting in it, reading a small part of the index', async () => {
     const ix = IndexReader.open(path + '.qeidx', path);
     const before = ix.bytesRead;
-    const c = ix.lookup(planFilter('host 192.168.0.1', FIELDS));
+    const readsBefore = ix.reads;
+    const c = await ix.lookup(planFilter('host 192.168.0.1', FIELDS));
     expect(c.all).toBe(false);
     expect(c.all ? [] : c.starts).toEqual(expected(pcap, 4096, has(IDX_KEY.ipv4, 'c0a80001')));
     const size = readFileSync(path + '.qeidx').length;
     expect(size).toBeGreaterThan(200_000);
-    // One binary search over ~20k entries (log2 ~ 15 probes of 40 bytes) and one posting list.
-    expect(ix.bytesRead - before).toBeLessThan(4096);
+    // One binary search over ~20k entries (log2 ~ 15 probes, read by 4 KiB directory page: the
+    // last probes share a page), one posting list and the block table groups of its blocks.
+    expect(ix.reads - readsBefore).toBeLessThan(15);
+    expect(ix.bytesRead - before).toBeLessThan(15 * 4096);
     ix.close();
   });
 
-  it('intersects and unites by block, each read from its first record', () => {
+  it('reads the block table groups of many candidate blocks in one read, not one a group', async () => {
+    const ix = IndexReader.open(path + '.qeidx', path);
+    const first = await ix.lookup(planFilter('port 53', FIELDS));
+    // Again: the directory pages are kept, so what is read is the posting list and the table.
+    const readsBefore = ix.reads;
+    const c = await ix.lookup(planFilter('port 53', FIELDS));
+    expect(c).toEqual(first);
+    const starts = c.all ? [] : c.starts;
+    expect(starts).toEqual(expected(pcap, 4096, has(IDX_KEY.port, '0035')));
+    expect(new Set(starts.map((o) => Math.floor(o / 4096 / IDX_BT_GROUP))).size).toBeGreaterThan(3);
+    expect(ix.reads - readsBefore).toBe(2);
+    ix.close();
+  });
+
+  it('intersects and unites by block, each read from its first record', async () => {
     const ix = IndexReader.open(path + '.qeidx', path);
     const p53 = has(IDX_KEY.port, '0035');
     const h = has(IDX_KEY.ipv4, 'c0a80001');
-    const and = ix.lookup(planFilter('host 192.168.0.1 and port 53', FIELDS));
+    const and = await ix.lookup(planFilter('host 192.168.0.1 and port 53', FIELDS));
     const a = expected(pcap, 4096, h);
     const b = expected(pcap, 4096, p53);
     const blocks = new Set(b.map((o) => Math.floor(o / 4096)));
     expect(and.all ? [] : and.starts).toEqual(a.filter((o) => blocks.has(Math.floor(o / 4096))));
-    const or = ix.lookup(planFilter('port 53 or host 192.168.0.1', FIELDS));
+    const or = await ix.lookup(planFilter('port 53 or host 192.168.0.1', FIELDS));
     expect(or.all ? [] : or.starts).toEqual(expected(pcap, 4096, (k) => h(k) || p53(k)));
-    const range = ix.lookup(planFilter('net 10.1.0.0/16', FIELDS));
+    const range = await ix.lookup(planFilter('net 10.1.0.0/16', FIELDS));
     expect(range.all ? [] : range.starts).toEqual(expected(pcap, 4096, (k) => k.some(([t, v]) => t === IDX_KEY.ipv4 && v[0] === 10 && v[1] === 1)));
-    expect(ix.lookup(planFilter('not port 53', FIELDS))).toEqual({ all: true });
-    expect(ix.lookup(planFilter('host 192.168.9.9', FIELDS))).toEqual({ all: false, starts: [] });
+    expect(await ix.lookup(planFilter('not port 53', FIELDS))).toEqual({ all: true });
+    expect(await ix.lookup(planFilter('host 192.168.9.9', FIELDS))).toEqual({ all: false, starts: [] });
     ix.close();
   });
 
-  it('reads every whole segment of an open file and drops a torn last one', () => {
+  it('reads every whole segment of an open file and drops a torn last one', async () => {
     const { path: p, pcap: pc } = store('b.pcap.part', 900, 9);
     const full = buildIndex(pc, { fields: FIELDS, blockSize: 4096, segmentEvery: 300 });
     const recs = [...records(pc, decodeGlobalHeader(pc))];
@@ -118,12 +135,12 @@ describe('index reader', () => {
     expect(ix.segments.length).toBe(2);
     expect(ix.droppedSegments).toBe(1);
     expect(ix.coveredEnd).toBe(recs[600]!.offset);
-    const c = ix.lookup(planFilter('port 53', FIELDS));
+    const c = await ix.lookup(planFilter('port 53', FIELDS));
     expect(c.all ? [] : c.starts).toEqual(expected(pc.subarray(0, recs[600]!.offset), 4096, has(IDX_KEY.port, '0035'), 300));
     ix.close();
   });
 
-  it('refuses an index of a newer version, naming both versions', () => {
+  it('refuses an index of a newer version, naming both versions', async () => {
     const { path: p, pcap: pc } = store('c.pcap', 50, 3);
     writeFileSync(p + '.qeidx', buildIndex(pc, { version: 2 }));
     const e = catchUnusable(() => IndexReader.open(p + '.qeidx', p));
@@ -131,7 +148,7 @@ describe('index reader', () => {
     expect(e.message).toMatch(/version 2.*version 1/);
   });
 
-  it('refuses a damaged header, a cut directory, a damaged posting list, and another file\'s index', () => {
+  it('refuses a damaged header, a cut directory, a damaged posting list, and another file\'s index', async () => {
     const { path: p, pcap: pc } = store('d.pcap', 2000, 4);
     const good = buildIndex(pc, { fields: FIELDS, blockSize: 4096 });
     const flip = (at: number) => {
@@ -159,7 +176,7 @@ describe('index reader', () => {
     expect(catchUnusable(() => IndexReader.open(join(dir, 'none.qeidx'), p)).kind).toBe('missing');
   });
 
-  it('detects a posting list that breaks its own structure while reading it', () => {
+  it('detects a posting list that breaks its own structure while reading it', async () => {
     const { path: p, pcap: pc } = store('f.pcap', 2000, 6);
     const good = buildIndex(pc, { fields: ['port'], blockSize: 4096 });
     const b = Buffer.from(good);
@@ -172,7 +189,7 @@ describe('index reader', () => {
     writeFileSync(p + '.qeidx', b);
     const ix = IndexReader.open(p + '.qeidx', p);
     const firstPort = b.readUInt16BE(seg + 64 + 24);
-    expect(catchUnusable(() => ix.lookup(planFilter(`port ${firstPort}`, ['port']))).kind).toBe('damaged');
+    expect(await ix.lookup(planFilter(`port ${firstPort}`, ['port'])).then(() => undefined, (e: unknown) => (e instanceof IndexUnusable ? e.kind : e))).toBe('damaged');
     ix.close();
   });
 });

@@ -104,7 +104,13 @@ struct stream {
   size_t file_no; // which of the stream's files is open, for the fragment table
   // Ranged reading (an indexed file): the records starting in ranges[range_i - 1] are being read.
   bool ranged;
-  size_t range_i, range_end, range_advised;
+  size_t range_i, range_end;
+  // Readahead of the ranges still to read, across the stream's files (advise_ahead): the next
+  // range to advise (file, range) and the bytes advised and not read yet.
+  size_t adv_file, adv_range;
+  int adv_fd;
+  off_t adv_limit;
+  uint64_t ahead;
   uint64_t range_stop;
   off_t limit; // file size when opened: a part file is read as far as it was written then
   off_t file_pos; // file offset of the byte after buf[len - 1]
@@ -119,7 +125,7 @@ struct stream {
 };
 
 struct counters {
-  uint64_t packets, bytes, records_read, out_of_range, filtered_out, bytes_read;
+  uint64_t packets, bytes, records_read, out_of_range, filtered_out, bytes_read, read_calls;
   uint64_t files_opened, files_missing, partial_tails, damaged_files;
 };
 
@@ -144,6 +150,7 @@ static uint8_t *strip_buf;
 static size_t strip_cap;
 static uint64_t *ranges; // --ranges: (start, stop) pairs
 static size_t nranges;
+static uint32_t *advised; // bytes advised per range and not read yet
 
 static int out_fd = -1;
 static uint8_t *out_buf;
@@ -173,10 +180,10 @@ static void status_counts(FILE *f) {
           "\"packets\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"records_read\":%" PRIu64
           ",\"out_of_range\":%" PRIu64 ",\"filtered_out\":%" PRIu64 ",\"bytes_read\":%" PRIu64
           ",\"files_opened\":%" PRIu64 ",\"files_missing\":%" PRIu64 ",\"partial_tails\":%" PRIu64
-          ",\"damaged_files\":%" PRIu64,
+          ",\"damaged_files\":%" PRIu64 ",\"read_calls\":%" PRIu64,
           count.packets, count.bytes, count.records_read, count.out_of_range, count.filtered_out,
           count.bytes_read, count.files_opened, count.files_missing, count.partial_tails,
-          count.damaged_files);
+          count.damaged_files, count.read_calls);
 }
 
 static void warn(const char *fmt, ...) {
@@ -338,9 +345,29 @@ static void finish_output(void) {
   tmp_active = 0;
 }
 
+// A cold disk is a queue, not a seek: candidate blocks are scattered, and reading them one after
+// another waits one disk round trip each. So every range still to read is asked for (WILLNEED)
+// ahead of its read, across the stream's files, up to ADVISE_AHEAD bytes not read yet: the disk
+// works on many at once while the earlier ones are filtered. Each range is advised a little past
+// its stop, where the last record starting in it ends (ADVISE_TAIL covers frames up to a few KiB;
+// a longer one is read when reached). A long range is advised its first READ_CHUNK: the
+// sequential readahead set for it reads on.
+#define ADVISE_AHEAD (4u << 20)
+#define ADVISE_TAIL 4096u
+// What a range's read takes past its stop: the rest of its last record, for frames up to 1.5 KiB or so.
+#define READ_TAIL 2048u
+
 // ---- input ----------------------------------------------------------------------------------
 
+static void range_read(struct stream *s, size_t r) {
+  s->ahead -= advised[r];
+  advised[r] = 0;
+}
+
 static void close_file(struct stream *s) {
+  // Ranges left unread (a sorted file past --to, a damaged one) no longer hold readahead budget.
+  if (s->ranged)
+    for (; s->range_i < s->range_end; s->range_i++) range_read(s, s->range_i);
   if (s->fd >= 0) close(s->fd);
   s->fd = -1;
   s->off = s->len = 0;
@@ -369,10 +396,13 @@ static bool fill(struct stream *s, size_t need) {
       // Read what the range holds (and the rest of a record that crosses its end), not a chunk.
       uint64_t in_range = s->range_stop > (uint64_t)s->file_pos ? s->range_stop - (uint64_t)s->file_pos : 0;
       size_t still = need - (s->len - s->off);
-      uint64_t w = in_range > still ? in_range : still;
+      // The last record starting in the range ends past it: its rest, advised with the range, comes
+      // in the same read (a second read per range would cost a syscall, and a disk trip if not advised).
+      uint64_t w = in_range + READ_TAIL > still ? in_range + READ_TAIL : still;
       if (w < want) want = (size_t)w;
     }
     ssize_t r = read(s->fd, s->buf + s->len, want);
+    count.read_calls++;
     if (r < 0) {
       if (errno == EINTR) continue;
       die(EXIT_INTERNAL, "reading %s: %s", s->path, strerror(errno));
@@ -430,7 +460,6 @@ static bool open_next_file(struct stream *s) {
     s->ranged = f->ranged;
     s->range_i = f->first_range;
     s->range_end = f->first_range + f->nranges;
-    s->range_advised = f->first_range;
     s->range_stop = GLOBAL_HEADER_LEN;
     count.files_opened++;
     size_t n = strlen(f->path);
@@ -474,13 +503,64 @@ static bool open_next_file(struct stream *s) {
   return false;
 }
 
+static void advise_ahead(struct stream *s) {
+  while (s->ahead < ADVISE_AHEAD && s->adv_file < s->nfiles) {
+    struct input_file *f = &s->files[s->adv_file];
+    // The cursor never trails the reading (a file closed early skips its ranges).
+    bool current = s->fd >= 0 && s->adv_file + 1 == s->next_file;
+    if (s->adv_file + 1 < s->next_file || (current && s->adv_range < s->range_i)) {
+      if (s->adv_file + 1 < s->next_file) {
+        if (s->adv_fd >= 0) close(s->adv_fd);
+        s->adv_fd = -1;
+        s->adv_file = s->next_file - 1;
+        s->adv_range = 0;
+        continue;
+      }
+      s->adv_range = s->range_i;
+    }
+    if (s->adv_range < f->first_range) s->adv_range = f->first_range;
+    if (!f->ranged || s->adv_range >= f->first_range + f->nranges) {
+      if (s->adv_fd >= 0) close(s->adv_fd);
+      s->adv_fd = -1;
+      s->adv_file++;
+      s->adv_range = 0;
+      continue;
+    }
+    if (s->adv_fd < 0) {
+      // Its own descriptor: the file may not be open for reading yet (a later one of the stream).
+      const char *opened;
+      struct stat st;
+      s->adv_fd = open_input(f->path, &opened);
+      if (s->adv_fd >= 0 && fstat(s->adv_fd, &st) == 0) s->adv_limit = st.st_size;
+      else {
+        if (s->adv_fd >= 0) close(s->adv_fd);
+        s->adv_fd = -1;
+        s->adv_range = f->first_range + f->nranges; // reported when the reading reaches it
+        continue;
+      }
+    }
+    size_t r = s->adv_range++;
+    uint64_t a = ranges[2 * r], b = ranges[2 * r + 1];
+    if (a >= (uint64_t)s->adv_limit) {
+      s->adv_range = f->first_range + f->nranges;
+      continue;
+    }
+    if (b - a > READ_CHUNK) b = a + READ_CHUNK;
+    else b += ADVISE_TAIL;
+    if (b > (uint64_t)s->adv_limit) b = (uint64_t)s->adv_limit;
+    posix_fadvise(s->adv_fd, (off_t)a, (off_t)(b - a), POSIX_FADV_WILLNEED);
+    advised[r] = (uint32_t)(b - a);
+    s->ahead += b - a;
+  }
+}
+
 // Positions a ranged stream at its next record to read; false when its ranges are done.
 static bool next_in_range(struct stream *s) {
   uint64_t pos = (uint64_t)s->file_pos - (uint64_t)(s->len - s->off);
   while (pos >= s->range_stop) {
     if (s->range_i >= s->range_end) return false;
     uint64_t start = ranges[2 * s->range_i], stop = ranges[2 * s->range_i + 1];
-    s->range_i++;
+    range_read(s, s->range_i++);
     if (stop <= pos) continue; // inside what was read already
     s->range_stop = stop;
     if (start > pos) {
@@ -494,15 +574,7 @@ static bool next_in_range(struct stream *s) {
       }
       pos = start;
     }
-    // Ask for the next few pieces ahead, so a cold disk works on them while this one is filtered.
-    if (s->range_advised < s->range_i - 1) s->range_advised = s->range_i - 1;
-    for (; s->range_advised < s->range_end && s->range_advised < s->range_i + 8; s->range_advised++) {
-      uint64_t a = ranges[2 * s->range_advised], b = ranges[2 * s->range_advised + 1];
-      if (a >= (uint64_t)s->limit) break;
-      if (b > (uint64_t)s->limit) b = (uint64_t)s->limit;
-      if (b - a > READ_CHUNK) b = a + READ_CHUNK; // a long range is read ahead as it is read
-      posix_fadvise(s->fd, (off_t)a, (off_t)(b - a), POSIX_FADV_WILLNEED);
-    }
+    advise_ahead(s);
     // A long range (the unindexed tail, a run of candidate blocks) is read like a scan.
     uint64_t end = s->range_stop < (uint64_t)s->limit ? s->range_stop : (uint64_t)s->limit;
     posix_fadvise(s->fd, 0, 0, end - pos >= 4 * READ_CHUNK ? POSIX_FADV_SEQUENTIAL : POSIX_FADV_RANDOM);
@@ -769,7 +841,7 @@ static struct stream *stream_at(size_t index) {
     size_t n = index + 1;
     struct stream *grown = realloc(streams, n * sizeof *streams);
     if (!grown) die(EXIT_INTERNAL, "out of memory");
-    for (size_t i = nstreams; i < n; i++) grown[i] = (struct stream){.index = i, .fd = -1};
+    for (size_t i = nstreams; i < n; i++) grown[i] = (struct stream){.index = i, .fd = -1, .adv_fd = -1};
     streams = grown;
     nstreams = n;
   }
@@ -938,6 +1010,8 @@ int main(int argc, char **argv) {
   sigaction(SIGHUP, &sa, NULL);
 
   if (ranges_path) read_ranges(ranges_path);
+  advised = calloc(nranges ? nranges : 1, sizeof *advised);
+  if (!advised) die(EXIT_INTERNAL, "out of memory");
   if (list_path) read_list(list_path);
   size_t first_positional = nstreams;
   for (int i = optind; i < argc; i++) add_file(first_positional + (size_t)(i - optind), argv[i], false);

@@ -24,6 +24,8 @@ static void reset(void)
 		struct stream *s = &streams[i];
 		if (s->fd >= 0)
 			close(s->fd);
+		if (s->adv_fd >= 0)
+			close(s->adv_fd);
 		free(s->buf);
 		for (size_t k = 0; k < s->nfiles; k++)
 			free(s->files[k].path);
@@ -84,8 +86,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		at = fuzz_ranges[2 * nr + 1];
 		nr++;
 	}
+	static uint32_t fuzz_advised[4];
+	memset(fuzz_advised, 0, sizeof fuzz_advised);
 	ranges = fuzz_ranges;
 	nranges = nr;
+	advised = fuzz_advised;
 	streams[0].files[0].ranged = nr > 0;
 	streams[0].files[0].first_range = 0;
 	streams[0].files[0].nranges = nr;

@@ -51,7 +51,7 @@ export interface Prepared {
 export async function prepareExtraction(paths: readonly string[], q: ExtractQuery, say: Say): Promise<Prepared> {
   const catalog = await readCatalog(paths, say);
   const chosen = chooseFiles(catalog.entries, q);
-  const reads = planReads(chosen.selection.streams.flatMap((s) => s.files), q.filter, !q.noIndex);
+  const reads = await planReads(chosen.selection.streams.flatMap((s) => s.files), q.filter, !q.noIndex);
   return { chosen, reads };
 }
 

@@ -2,7 +2,10 @@
 // holds the fields the filter's plan needs, else all of it. Ranges go to qe-extract (--ranges),
 // which reads the records starting in them and applies the exact filter to each: an index only
 // narrows, so the result is the scan's whatever this module decides.
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
 import type { CatalogEntry } from '../store/catalog.js';
+import { mapLimit } from '../util/map-limit.js';
 import { indexPathFor } from '../index/format.js';
 import { IndexReader, IndexUnusable } from '../index/reader.js';
 import { describePlan, fieldsNeeded, planFilter, type Lookup } from '../index/plan.js';
@@ -33,6 +36,9 @@ export type Why =
 const MERGE_GAP_BLOCKS = 2;
 // A file whose candidates cover more than this share of it is read whole.
 const DENSE = 0.5;
+// Files planned at once: twice libuv's pool of 4 keeps it busy while a file's next read waits for
+// the JavaScript of its last; each holds an index descriptor open until its plan is done.
+const PLAN_CONCURRENCY = 8;
 
 export interface FileRead {
   file: CatalogEntry;
@@ -58,13 +64,21 @@ export interface ReadPolicy {
   dense?: number;
 }
 
-export function planReads(files: readonly CatalogEntry[], filter: string | undefined, useIndex: boolean, policy: ReadPolicy = {}): FileRead[] {
-  return files.map((f) => planFile(f, filter, useIndex, policy));
+/**
+ * The read of each file, planned for all files at once: from a cold cache each file's plan is a
+ * chain of disk trips (the index's header, the pcap file's first record, a binary search's pages,
+ * posting lists, the block table), and the chains of different files overlap (PLAN_CONCURRENCY at a time).
+ */
+export async function planReads(files: readonly CatalogEntry[], filter: string | undefined, useIndex: boolean, policy: ReadPolicy = {}): Promise<FileRead[]> {
+  return mapLimit(files, PLAN_CONCURRENCY, (f) => planFile(f, filter, useIndex, policy));
 }
 
-function planFile(file: CatalogEntry, filter: string | undefined, useIndex: boolean, policy: ReadPolicy): FileRead {
+async function planFile(file: CatalogEntry, filter: string | undefined, useIndex: boolean, policy: ReadPolicy): Promise<FileRead> {
   const scan = (why: Why, note?: string): FileRead => ({ file, why, ...(note ? { note } : {}), blocks: 0, bytes: file.size, records: file.packets, indexBytes: 0 });
   if (!useIndex || filter === undefined || filter.trim() === '') return scan('scan-asked');
+  // IndexReader.open reads synchronously: the pages it reads (the index's first, the pcap
+  // file's first) are fetched first for every file at once.
+  await Promise.all([warmFirstPage(indexPathFor(file.path)), warmFirstPage(file.path)]);
   let ix: IndexReader;
   try {
     ix = IndexReader.open(indexPathFor(file.path), file.path);
@@ -82,7 +96,7 @@ function planFile(file: CatalogEntry, filter: string | undefined, useIndex: bool
     }
     let c;
     try {
-      c = ix.lookup(plan);
+      c = await ix.lookup(plan);
     } catch (e) {
       if (!(e instanceof IndexUnusable)) throw e;
       return { ...scan('index-unusable', e.message), indexBytes: ix.bytesRead };
@@ -117,16 +131,38 @@ function planFile(file: CatalogEntry, filter: string | undefined, useIndex: bool
   }
 }
 
+/** Reads a file's first page into the page cache (nothing when it cannot: the open reports why). */
+async function warmFirstPage(path: string): Promise<void> {
+  try {
+    // Non-blocking: a FIFO under an index's name must not hold a thread of the pool.
+    const h = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      await h.read(Buffer.alloc(4096), 0, 4096, 0);
+    } finally {
+      await h.close();
+    }
+  } catch {
+    // The synchronous open that follows meets the same problem and names it.
+  }
+}
+
 /** The --ranges bytes and each ranged file's `:first+count` for the --list. */
 export function encodeRanges(reads: readonly FileRead[]): { bytes: Buffer; spans: Map<string, [number, number]> } {
   const spans = new Map<string, [number, number]>();
-  const pairs: bigint[] = [];
+  const pairs: number[] = [];
   for (const r of reads) {
     if (!r.ranges) continue;
     spans.set(r.file.path, [pairs.length / 2, r.ranges.length]);
-    for (const [a, b] of r.ranges) pairs.push(BigInt(a), b === 'end' ? TO_END : BigInt(b));
+    for (const [a, b] of r.ranges) pairs.push(a, b === 'end' ? -1 : b);
   }
+  // Offsets are below 2^53: each u64 is written as two u32 halves (no BigInt per range).
   const bytes = Buffer.alloc(pairs.length * 8);
-  pairs.forEach((v, i) => bytes.writeBigUInt64LE(v, i * 8));
+  pairs.forEach((v, i) => {
+    if (v < 0) bytes.fill(0xff, i * 8, i * 8 + 8); // TO_END
+    else {
+      bytes.writeUInt32LE(v % 0x1_0000_0000, i * 8);
+      bytes.writeUInt32LE(Math.floor(v / 0x1_0000_0000), i * 8 + 4);
+    }
+  });
   return { bytes, spans };
 }

@@ -16,6 +16,8 @@ const counts = {
   files_missing: count,
   partial_tails: count,
   damaged_files: count,
+  /** read(2) calls on the inputs: from a cold cache, each a possible disk trip. */
+  read_calls: count,
 };
 
 export const extractCounts = z.strictObject(counts);

@@ -136,7 +136,7 @@ export async function collectFlows(q: FlowQuery, hooks: FlowQueryHooks = {}): Pr
     // With a filter the index narrows what is read, exactly as extract plans it; else the ranges above.
     const reads: FileRead[] =
       q.filter !== undefined
-        ? planReads(files, q.filter, q.useIndex)
+        ? await planReads(files, q.filter, q.useIndex)
         : files.map((f) => {
             const p = byPath.get(f.path)!;
             return { file: f, why: 'scan-asked', ...(p.read !== 'all' ? { ranges: p.read! } : {}), blocks: 0, bytes: p.bytes, records: 0, indexBytes: 0 };

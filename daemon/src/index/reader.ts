@@ -15,7 +15,7 @@
 // structure: entries sorted and
 // inside the body, posting lists that decode to exactly `count` ascending blocks within the
 // segment's range; each block table group it reads is checked against its CRC. verify() (`qe-packets index`) reads everything and checks it all.
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, read, readSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { decodeGlobalHeader, decodeRecordHeader, GLOBAL_HEADER_LEN, PcapFormatError, RECORD_HEADER_LEN } from '../pcap/format.js';
 import {
@@ -80,8 +80,12 @@ export type Postings = number[];
 export type Candidates = { all: true } | { all: false; starts: Postings };
 
 export class IndexReader {
-  /** Bytes of the index read so far (headers, entries, postings). */
+  /** Bytes of the index read so far (headers, directory pages, postings, block table groups). */
   bytesRead = 0;
+  /** Reads (preads) of the index so far. */
+  reads = 0;
+  /** Directory pages read, by page number: a binary search's last probes fall in a page an earlier probe read. */
+  private pages = new Map<number, Buffer>();
 
   private constructor(
     readonly path: string,
@@ -205,6 +209,7 @@ export class IndexReader {
     if (complete && (segments.length !== 1 || dropped)) throw damaged(`marked complete but holds ${segments.length} whole segment(s)${dropped ? ' and a torn one' : ''}`);
     const r = new IndexReader(path, fd, blockSize, fields, linktype, h.readUInt32LE(IDX_H.builder), pcapFirstNs, complete, segments, dropped, size);
     r.bytesRead = IDX_HEADER_LEN + (segments.length + dropped) * IDX_SEGMENT_HEADER_LEN;
+    r.reads = 1 + segments.length + dropped;
     return r;
   }
 
@@ -226,9 +231,11 @@ export class IndexReader {
       // The body is in memory now: entries and the table are checked from it, not read again.
       const area = s.nkeys * IDX_ENTRY_LEN;
       const tableOff = s.tableAt - s.at - IDX_SEGMENT_HEADER_LEN;
-      const table = new Map<number, number[]>();
+      const table = new Map<number, Buffer>();
       for (let g = 0; g * IDX_BT_GROUP < s.nblocks; g++) {
-        table.set(g, this.checkGroup(s, g, body.subarray(tableOff + g * (IDX_BT_GROUP + 1) * 4, tableOff + g * (IDX_BT_GROUP + 1) * 4 + groupLen(s, g))));
+        const group = this.checkGroup(s, g, body.subarray(tableOff + g * (IDX_BT_GROUP + 1) * 4, tableOff + g * (IDX_BT_GROUP + 1) * 4 + groupLen(s, g)));
+        for (let j = 0; j < group.length / 4; j++) this.tableEntry(s, s.block0 + g * IDX_BT_GROUP + j, group);
+        table.set(g, group);
       }
       let prev: Buffer | undefined;
       for (let i = 0; i < s.nkeys; i++) {
@@ -247,15 +254,20 @@ export class IndexReader {
     }
   }
 
-  /** The candidate record starts for a plan, over every segment. */
-  lookup(plan: Lookup): Candidates {
+  /**
+   * The candidate record starts for a plan, over every segment. Its reads are asynchronous: a
+   * query plans its files concurrently, so from a cold cache their chains of disk trips (a binary
+   * search is one trip after another) overlap rather than add up.
+   */
+  async lookup(plan: Lookup): Promise<Candidates> {
     if (plan.op === 'all') return { all: true };
     const starts: Postings = [];
     // A block cut by a segment boundary may be a candidate in each: the earlier segment's start
     // reads it to its end, the later segment's records included.
     for (const s of this.segments) {
-      const groups = new Map<number, number[]>();
-      for (const blk of this.evaluate(plan, s)) {
+      const blocks = await this.evaluate(plan, s);
+      const groups = await this.readGroups(s, blocks);
+      for (const blk of blocks) {
         const last = starts[starts.length - 1];
         if (last === undefined || Math.floor(last / this.blockSize) !== blk) starts.push(this.blockStart(s, blk, groups));
       }
@@ -263,36 +275,61 @@ export class IndexReader {
     return { all: false, starts };
   }
 
-  /** Where the first record of segment `s` in block `blk` starts: the block table's entry, read by group (cached in `groups`). */
-  private blockStart(s: Segment, blk: number, groups: Map<number, number[]>): number {
-    const i = blk - s.block0;
-    const g = Math.floor(i / IDX_BT_GROUP);
-    let group = groups.get(g);
-    if (!group) {
-      group = this.checkGroup(s, g, this.pread(s.tableAt + g * (IDX_BT_GROUP + 1) * 4, groupLen(s, g)));
-      groups.set(g, group);
+  /**
+   * The block table groups of `blocks` (ascending), checked: read in as few preads as the gaps
+   * between them allow (a group is 260 bytes; candidates of a rare key are spread over the whole
+   * table), not one pread a group, each a disk trip from a cold cache.
+   */
+  private async readGroups(s: Segment, blocks: Blocks): Promise<Map<number, Buffer>> {
+    const out = new Map<number, Buffer>();
+    const stride = (IDX_BT_GROUP + 1) * 4;
+    const wanted: number[] = [];
+    for (const blk of blocks) {
+      const g = Math.floor((blk - s.block0) / IDX_BT_GROUP);
+      if (wanted[wanted.length - 1] !== g) wanted.push(g);
     }
-    const v = group[i % IDX_BT_GROUP]!;
-    if (v === IDX_BT_NONE) throw this.damaged(s, `a posting for block ${blk}, where its block table has no record start`);
-    return blk * this.blockSize + v;
-  }
-
-  /** A block table group (its entries, then their CRC), checked: each entry NONE or a start within the segment and its block. */
-  private checkGroup(s: Segment, g: number, b: Buffer): number[] {
-    const n = b.length / 4 - 1;
-    if (crc32(b.subarray(0, n * 4)) !== b.readUInt32LE(n * 4)) throw this.damaged(s, `block table group ${g} fails its checksum`);
-    const out: number[] = [];
-    for (let j = 0; j < n; j++) {
-      const v = b.readUInt32LE(j * 4);
-      const blk = s.block0 + g * IDX_BT_GROUP + j;
-      const at = blk * this.blockSize + v;
-      if (v !== IDX_BT_NONE && (v >= this.blockSize || at < s.offLo || at >= s.offHi)) throw this.damaged(s, `block table entry of block ${blk} is ${v}, not a start inside the block and [${s.offLo}, ${s.offHi})`);
-      out.push(v);
+    for (let i = 0; i < wanted.length; ) {
+      let j = i + 1;
+      while (j < wanted.length && (wanted[j]! - wanted[j - 1]! - 1) * stride <= GROUP_GAP) j++;
+      const first = wanted[i]!;
+      const span = await this.preadAsync(s.tableAt + first * stride, (wanted[j - 1]! - first) * stride + groupLen(s, wanted[j - 1]!));
+      for (let k = i; k < j; k++) {
+        const at = (wanted[k]! - first) * stride;
+        out.set(wanted[k]!, this.checkGroup(s, wanted[k]!, span.subarray(at, at + groupLen(s, wanted[k]!))));
+      }
+      i = j;
     }
     return out;
   }
 
-  private evaluate(l: Lookup, s: Segment): Blocks {
+  /** Where the first record of segment `s` in block `blk` starts: the block table's entry, from its group (read by readGroups, or whole by verify). */
+  private blockStart(s: Segment, blk: number, groups: Map<number, Buffer>): number {
+    const group = groups.get(Math.floor((blk - s.block0) / IDX_BT_GROUP));
+    if (!group) throw new Error(`block table group of block ${blk} not read`);
+    const v = this.tableEntry(s, blk, group);
+    if (v === IDX_BT_NONE) throw this.damaged(s, `a posting for block ${blk}, where its block table has no record start`);
+    return blk * this.blockSize + v;
+  }
+
+  /** Block `blk`'s entry in its (checked) group, checked: NONE or a start within the segment and the block. */
+  private tableEntry(s: Segment, blk: number, group: Buffer): number {
+    const v = group.readUInt32LE(((blk - s.block0) % IDX_BT_GROUP) * 4);
+    const at = blk * this.blockSize + v;
+    if (v !== IDX_BT_NONE && (v >= this.blockSize || at < s.offLo || at >= s.offHi)) throw this.damaged(s, `block table entry of block ${blk} is ${v}, not a start inside the block and [${s.offLo}, ${s.offHi})`);
+    return v;
+  }
+
+  /**
+   * A block table group (its entries, then their CRC), checked against its CRC; its entries are
+   * checked as they are used (a query uses a few of a group's 64, `verify` all of them).
+   */
+  private checkGroup(s: Segment, g: number, b: Buffer): Buffer {
+    const n = b.length / 4 - 1;
+    if (crc32(b.subarray(0, n * 4)) !== b.readUInt32LE(n * 4)) throw this.damaged(s, `block table group ${g} fails its checksum`);
+    return b.subarray(0, n * 4);
+  }
+
+  private async evaluate(l: Lookup, s: Segment): Promise<Blocks> {
     switch (l.op) {
       case 'all':
         throw new Error('ALL inside a plan: the planner folds it away');
@@ -301,14 +338,21 @@ export class IndexReader {
       case 'range':
         return this.postingsOf(s, l.type, l.lo, l.hi);
       case 'and':
-        return l.args.map((a) => this.evaluate(a, s)).reduce((x, y) => this.intersect(x, y));
+        return (await this.evaluateAll(l.args, s)).reduce((x, y) => this.intersect(x, y));
       case 'or':
-        return l.args.map((a) => this.evaluate(a, s)).reduce((x, y) => this.union(x, y));
+        return (await this.evaluateAll(l.args, s)).reduce((x, y) => this.union(x, y));
     }
   }
 
+  /** Each of `args`, one after another (their reads share directory pages). */
+  private async evaluateAll(args: readonly Lookup[], s: Segment): Promise<Blocks[]> {
+    const out: Blocks[] = [];
+    for (const a of args) out.push(await this.evaluate(a, s));
+    return out;
+  }
+
   /** The union of the posting lists of every key of `type` in [lo, hi]. */
-  private postingsOf(s: Segment, type: KeyType, lo: Buffer, hi: Buffer): Blocks {
+  private async postingsOf(s: Segment, type: KeyType, lo: Buffer, hi: Buffer): Promise<Blocks> {
     const t = IDX_KEY[type];
     const loKey = sortKey(t, lo);
     const hiKey = sortKey(t, hi);
@@ -319,43 +363,67 @@ export class IndexReader {
     let b = s.nkeys;
     while (a < b) {
       const m = (a + b) >>> 1;
-      const e = this.entryHead(s, m);
+      const e = await this.entryHead(s, m);
       if (Buffer.compare(sortKey(e.type, e.value), loKey) < 0) a = m + 1;
       else b = m;
     }
     let out: Blocks = [];
     let prev: Buffer | undefined;
     for (let i = a; i < s.nkeys; i++) {
-      const head = this.entryHead(s, i);
+      const head = await this.entryHead(s, i);
       const k = sortKey(head.type, head.value);
       if (Buffer.compare(k, hiKey) > 0) break;
       if (prev && Buffer.compare(prev, k) >= 0) throw this.damaged(s, `directory entry ${i} is out of order`);
       prev = k;
-      const list = this.postingList(s, this.withList(s, head, i), i);
+      const list = this.postingList(s, await this.withList(s, head, i), i);
       out = out.length ? this.union(out, list) : list;
     }
     return out;
   }
 
   /** Entry `i`, checked against its key_crc: enough to trust its key, not its list. */
-  private entryHead(s: Segment, i: number): Omit<Entry, 'list'> {
+  private async entryHead(s: Segment, i: number): Promise<Omit<Entry, 'list'>> {
     const at = s.at + IDX_SEGMENT_HEADER_LEN + i * IDX_ENTRY_LEN;
-    const e = decodeEntry(this.pread(at, IDX_ENTRY_LEN));
+    const e = decodeEntry(await this.entryBytes(at));
     if (keyCrc(e.raw) !== e.keyCrc) throw this.damaged(s, `directory entry ${i} (at ${at}) fails its checksum`);
     return e;
   }
 
   /** The entry's posting list, checked with the entry against its CRC before anything in either is used. */
-  private withList(s: Segment, e: Omit<Entry, 'list'>, i: number): Entry {
+  private async withList(s: Segment, e: Omit<Entry, 'list'>, i: number): Promise<Entry> {
     const at = s.at + IDX_SEGMENT_HEADER_LEN + i * IDX_ENTRY_LEN;
     const area = s.nkeys * IDX_ENTRY_LEN;
     // Bounds first: a flipped offset or length must not make us read (or allocate) past the segment.
     if (e.valueLen > IDX_VALUE_LEN || e.off + e.len > s.tableAt - s.at - IDX_SEGMENT_HEADER_LEN - area || e.count === 0 || e.len < e.count) {
       throw this.damaged(s, `directory entry ${i} (at ${at}) is malformed (value_len ${e.valueLen}, count ${e.count}, list of ${e.len} bytes at ${e.off})`);
     }
-    const list = this.pread(s.at + IDX_SEGMENT_HEADER_LEN + area + e.off, e.len);
+    const list = await this.preadAsync(s.at + IDX_SEGMENT_HEADER_LEN + area + e.off, e.len);
     if (entryCrc(e.raw, list) !== e.crc) throw this.damaged(s, `directory entry ${i} (at ${at}) or its posting list fails its checksum`);
     return { ...e, list };
+  }
+
+  /**
+   * The 40 bytes of the entry at file offset `at`, from the directory pages around it (read whole,
+   * aligned, and kept): a search's probes narrow to one page after about 10 of them, and its last
+   * probes, and the next lookup's first ones, cost no read.
+   */
+  private async entryBytes(at: number): Promise<Buffer> {
+    const p0 = Math.floor(at / DIR_PAGE);
+    const p1 = Math.floor((at + IDX_ENTRY_LEN - 1) / DIR_PAGE);
+    const a = await this.page(p0);
+    if (p0 === p1) return a.subarray(at - p0 * DIR_PAGE, at - p0 * DIR_PAGE + IDX_ENTRY_LEN);
+    return Buffer.concat([a.subarray(at - p0 * DIR_PAGE), await this.page(p1)]).subarray(0, IDX_ENTRY_LEN);
+  }
+
+  private async page(n: number): Promise<Buffer> {
+    let b = this.pages.get(n);
+    if (!b) {
+      // Entries lie inside the file (the segment's body was checked whole at open): a page is cut
+      // only by the file's end, after them.
+      b = await this.preadAsync(n * DIR_PAGE, Math.min(DIR_PAGE, this.fileSize - n * DIR_PAGE));
+      this.pages.set(n, b);
+    }
+    return b;
   }
 
   private postingList(s: Segment, e: Entry, i: number): Blocks {
@@ -422,8 +490,16 @@ export class IndexReader {
   }
 
   private pread(pos: number, len: number): Buffer {
-    const b = pread(this.fd, pos, len);
+    return this.counted(pos, len, pread(this.fd, pos, len));
+  }
+
+  private async preadAsync(pos: number, len: number): Promise<Buffer> {
+    return this.counted(pos, len, await preadAsync(this.fd, pos, len));
+  }
+
+  private counted(pos: number, len: number, b: Buffer): Buffer {
     this.bytesRead += b.length;
+    this.reads++;
     if (b.length < len) throw new IndexUnusable('damaged', `${this.path}: cut short at ${pos + b.length} bytes: the index is not used, its pcap file is scanned`);
     return b;
   }
@@ -474,6 +550,14 @@ export function entryCrc(entry: Buffer, list: Buffer): number {
   return crc32(list, crc32(e));
 }
 
+// The directory is read by aligned pages of this size (the page cache's unit: a cold probe costs
+// one disk trip whether it reads 40 bytes or 4096).
+const DIR_PAGE = 4096;
+
+// Block table groups this close (bytes between them) are read in one pread: from a cold cache a
+// disk trip costs about as much as reading 16 KiB more.
+const GROUP_GAP = 16384;
+
 /** Bytes of block table group `g` of a segment: its entries and their CRC. */
 function groupLen(s: Segment, g: number): number {
   return (Math.min(IDX_BT_GROUP, s.nblocks - g * IDX_BT_GROUP) + 1) * 4;
@@ -496,6 +580,17 @@ function pread(fd: number, pos: number, len: number): Buffer {
   let got = 0;
   while (got < len) {
     const n = readSync(fd, b, got, len - got, pos + got);
+    if (n === 0) break;
+    got += n;
+  }
+  return got === len ? b : b.subarray(0, got);
+}
+
+async function preadAsync(fd: number, pos: number, len: number): Promise<Buffer> {
+  const b = Buffer.alloc(len);
+  let got = 0;
+  while (got < len) {
+    const n = await new Promise<number>((resolve, reject) => read(fd, b, got, len - got, pos + got, (e, k) => (e ? reject(e) : resolve(k))));
     if (n === 0) break;
     got += n;
   }
