@@ -3,11 +3,11 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError } from '../daemon/src/config/errors.js';
 import { parseConfigText } from '../daemon/src/config/load.js';
 import { configJsonSchema } from '../daemon/src/config/schema.js';
 import { helperArgs } from '../daemon/src/capture/helper.js';
 import { formatSize, formatSizeBoth, parseDuration, parseSize } from '../daemon/src/config/units.js';
+import { problems } from './lib/config-problems.js';
 import { cli, root, tempDir } from './lib/cli.js';
 
 describe('units', () => {
@@ -45,16 +45,6 @@ describe('units', () => {
     expect(parseDuration('soon')).toBeUndefined();
   });
 });
-
-function problems(text: string) {
-  try {
-    parseConfigText(text, 'c.yaml');
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    return (e as ConfigError).problems;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 describe('schema', () => {
   it('fills defaults and converts units', () => {

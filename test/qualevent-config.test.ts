@@ -5,20 +5,10 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError } from '../daemon/src/config/errors.js';
 import { configWarnings, parseConfigText } from '../daemon/src/config/load.js';
+import { problems } from './lib/config-problems.js';
 import { cli, tempDir } from './lib/cli.js';
 import { makeCertificates } from './lib/qualevent-receiver.js';
-
-function problems(text: string) {
-  try {
-    parseConfigText(text, 'c.yaml');
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    return (e as ConfigError).problems;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 describe('qualevent config', () => {
   it('is off by default, with the issue defaults', () => {

@@ -4,10 +4,7 @@
 // traffic (so elements match and their counters move) with every indicator, custom_share included
 // (a second filter run on each of the element's packets).
 
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
-import { writePcapFile, writeTrafgenConfig } from '../../daemon/src/traffic/generate.js';
-import { runLiveTrial, summarizeLive, type LiveEnv, type LiveTrial } from './live.js';
+import { fixedRateEnv, runLiveTrial, summarizeLive, type LiveTrial } from './live.js';
 import { ratio, round } from './stats.js';
 import { daemonWithElements, type LiveTool } from './tools.js';
 
@@ -44,27 +41,7 @@ export interface ElementsCostOptions {
 }
 
 export async function elementsCost(o: ElementsCostOptions, log: (s: string) => void) {
-  const inputsDir = join(o.workDir, 'elements-inputs');
-  await mkdir(inputsDir, { recursive: true });
-  const trafgenConfig = join(inputsDir, 'imix.cfg');
-  const pcap = join(inputsDir, 'imix.pcap');
-  await writeTrafgenConfig(trafgenConfig, { profile: 'imix', seed: o.seed });
-  await writePcapFile(pcap, { profile: 'imix', count: 60_000, seed: o.seed });
-  const fileSizeMB = 100;
-  const env: LiveEnv = {
-    workDir: o.workDir,
-    ifindex: o.ifindex,
-    generatorCpu: o.generatorCpu,
-    captureCpu: o.captureCpu,
-    seconds: o.seconds,
-    // The trial's bytes and the 1 GiB a circular store frees ahead (as bench/index/live.ts).
-    ringFiles: Math.ceil((o.seconds * o.pps * 1600) / (fileSizeMB * 1e6)) + Math.ceil(2 ** 30 / (fileSizeMB * 1e6)) + 4,
-    fileSizeMB,
-    bufferMiB: 256,
-    snaplen: 262144,
-    warmupMs: o.seconds <= 2 ? 1000 : 10_000,
-    inputs: { imix: { trafgenConfig, pcap } } as LiveEnv['inputs'],
-  };
+  const env = await fixedRateEnv(o, ['imix']);
   const rows: { label: string; tool: LiveTool }[] = [
     { label: 'no elements', tool: daemonWithElements([]) },
     { label: `${o.elements} elements`, tool: daemonWithElements(benchElements(o.elements)) },

@@ -11,7 +11,7 @@ import { CAPTURE_IF, GENERATOR_IF, NAMESPACE, counters, delta, packetSockets, ty
 import { TimedProcess, sleep, ticksToSeconds } from './proc.js';
 import { median, round } from './stats.js';
 import type { LiveTool, Reported, ToolName } from './tools.js';
-import type { SizeProfile } from '../../daemon/src/traffic/generate.js';
+import { writePcapFile, writeTrafgenConfig, type SizeProfile } from '../../daemon/src/traffic/generate.js';
 
 export interface LiveCondition {
   id: string;
@@ -32,6 +32,51 @@ export interface LiveEnv {
   /** Pause between arming the capture and starting traffic. */
   warmupMs: number;
   inputs: Record<SizeProfile, GeneratorInputs>;
+}
+
+/** What a fixed-rate cost trial (bench:index's capture cost, bench:capture's elements) runs on. */
+export interface FixedRateOptions {
+  workDir: string;
+  ifindex: number;
+  generatorCpu: number;
+  captureCpu: number;
+  seconds: number;
+  pps: number;
+  seed: number;
+}
+
+/**
+ * The environment of tcpreplay trials at `o.pps` of the given profiles (their pcap and trafgen
+ * inputs written under the work folder). The ring holds the trial's bytes plus the 1 GiB a circular
+ * store frees ahead of a helper (the ledger's least grant, capped at half the capacity): a ring of
+ * the trial's size alone keeps only part of it, and "in files" would count retention's deletions
+ * as loss.
+ */
+export async function fixedRateEnv(o: FixedRateOptions, profiles: readonly SizeProfile[]): Promise<LiveEnv> {
+  const dir = join(o.workDir, 'fixed-rate-inputs');
+  await mkdir(dir, { recursive: true });
+  const inputs = {} as Record<SizeProfile, GeneratorInputs>;
+  for (const profile of profiles) {
+    const trafgenConfig = join(dir, `${profile}.cfg`);
+    const pcap = join(dir, `${profile}.pcap`);
+    await writeTrafgenConfig(trafgenConfig, { profile, seed: o.seed });
+    await writePcapFile(pcap, { profile, count: 60_000, seed: o.seed });
+    inputs[profile] = { trafgenConfig, pcap };
+  }
+  const fileSizeMB = 100;
+  return {
+    workDir: o.workDir,
+    ifindex: o.ifindex,
+    generatorCpu: o.generatorCpu,
+    captureCpu: o.captureCpu,
+    seconds: o.seconds,
+    ringFiles: Math.ceil((o.seconds * o.pps * 1600) / (fileSizeMB * 1e6)) + Math.ceil(2 ** 30 / (fileSizeMB * 1e6)) + 4,
+    fileSizeMB,
+    bufferMiB: 256,
+    snaplen: 262144,
+    warmupMs: o.seconds <= 2 ? 1000 : 10_000,
+    inputs,
+  };
 }
 
 export interface LiveTrial {

@@ -2,12 +2,12 @@
 // with the index on and off (and stenotype's, which indexes too) at 64 B, IMIX and 1500 B; and how
 // soon a packet sent live is returned by `extract` through the index.
 
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writePcapFile, writeTrafgenConfig, type SizeProfile } from '../../daemon/src/traffic/generate.js';
+import { writePcapFile, type SizeProfile } from '../../daemon/src/traffic/generate.js';
 import { countPcap } from '../capture/count.js';
-import { runGenerator, type GeneratorInputs } from '../capture/generators.js';
-import { runLiveTrial, summarizeLive, type LiveEnv, type LiveTrial } from '../capture/live.js';
+import { runGenerator } from '../capture/generators.js';
+import { fixedRateEnv, runLiveTrial, summarizeLive, type LiveTrial } from '../capture/live.js';
 import { CAPTURE_IF, GENERATOR_IF, NAMESPACE, packetSockets } from '../capture/netns.js';
 import { TimedProcess, run, sleep } from '../capture/proc.js';
 import { ratio, round } from '../capture/stats.js';
@@ -35,33 +35,7 @@ export interface CaptureCostOptions {
 }
 
 export async function captureCost(o: CaptureCostOptions, log: (s: string) => void) {
-  const inputsDir = join(o.workDir, 'live-inputs');
-  await mkdir(inputsDir, { recursive: true });
-  const inputs = {} as Record<SizeProfile, GeneratorInputs>;
-  for (const profile of PROFILES) {
-    const trafgenConfig = join(inputsDir, `${profile}.cfg`);
-    const pcap = join(inputsDir, `${profile}.pcap`);
-    await writeTrafgenConfig(trafgenConfig, { profile, seed: o.seed });
-    await writePcapFile(pcap, { profile, count: 60_000, seed: o.seed });
-    inputs[profile] = { trafgenConfig, pcap };
-  }
-  const fileSizeMB = 100;
-  const env: LiveEnv = {
-    workDir: o.workDir,
-    ifindex: o.ifindex,
-    generatorCpu: o.generatorCpu,
-    captureCpu: o.captureCpu,
-    seconds: o.seconds,
-    // The trial's bytes, plus the 1 GiB a circular store frees ahead of a helper (the ledger's
-    // least grant, capped at half the capacity): a ring of the trial's size alone keeps only part
-    // of it, and "in files" would count retention's deletions as loss.
-    ringFiles: Math.ceil((o.seconds * o.pps * 1600) / (fileSizeMB * 1e6)) + Math.ceil(2 ** 30 / (fileSizeMB * 1e6)) + 4,
-    fileSizeMB,
-    bufferMiB: 256,
-    snaplen: 262144,
-    warmupMs: o.seconds <= 2 ? 1000 : 10_000,
-    inputs,
-  };
+  const env = await fixedRateEnv(o, PROFILES);
   const rows: Row[] = [
     // Flow tables off in both: the index's own cost (issue 17); then both tables against neither (issue 18).
     { label: 'index on', tool: daemonWithIndex(DEFAULT_FIELDS, false) },

@@ -1,7 +1,7 @@
 // The wire format Qe-Server reads: CloudEvents 1.0, structured JSON mode, POSTed as batches
 // (application/cloudevents-batch+json: a JSON array of events). Written once here; the tests read
 // what the receiver got with the `cloudevents` SDK.
-import type { ElementLevel, ElementReason, ElementState } from '../elements/types.js';
+import type { ElementState } from '../elements/types.js';
 import { uuidv7 } from './uuid7.js';
 
 export const EVENT_TYPE = 'com.allentis.qualevent.element.state';
@@ -11,15 +11,9 @@ export const BATCH_CONTENT_TYPE = 'application/cloudevents-batch+json';
  *  snapshot_interval tick, carrying the number of the last change it includes. */
 export type EventKind = 'change' | 'snapshot';
 
-export interface QualeventData {
-  element: string;
-  name?: string;
-  state: ElementLevel;
-  previous: ElementLevel | null;
-  since: string;
-  reasons: ElementReason[];
-  figures: Record<string, number | null>;
-  window_seconds: number;
+/** The event's data: the element's state as the engine gives it (types.ts, written once there),
+ *  numbered. */
+export interface QualeventData extends ElementState {
   /** Per element, contiguous over changes (1, 2, 3… across restarts): a gap is a lost change. A
    *  snapshot repeats the sequence of the last change, so dropping one leaves no gap. */
   sequence: number;
