@@ -38,10 +38,8 @@ async function setup(first: Partial<ConfigInput>) {
   const notifier: Notifier = { active: false, ready: () => ready.push(Date.now()), stopping() {}, watchdog() {}, watchdogIntervalMs: () => 0, status() {} };
   const daemon = new CaptureDaemon(await loadConfigFile(path), path, false, {
     launchHelper: (args) => {
-      const h = new FakeHelper(args);
+      const h = FakeHelper.launch(args);
       helpers.push(h);
-      // As the real helper does once its capture is open.
-      setImmediate(() => h.emit('message', { type: 'started', iface: h.iface, linktype: 1, snaplen: 65535, source: 'live', pid: 1 }));
       return h;
     },
     // The interfaces are fakes: this machine has none of them. One name stands for a missing one.

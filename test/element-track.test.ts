@@ -18,7 +18,7 @@ import { elementsFileText, rttBucket, rttPercentileMs, type HelperElement } from
 import { buildPcap } from '../daemon/src/pcap/format.js';
 import { Lab } from '../daemon/src/util/netns.js';
 import { helperPath, root, sleep, writeConfig } from './lib/cli.js';
-import { ether, ipv4, udp } from './lib/index-traffic.js';
+import { ether, ipv4, tcpSegment, udp } from './lib/index-traffic.js';
 
 const FIN = 0x01, SYN = 0x02, RST = 0x04, PSH = 0x08, ACK = 0x10;
 const MS = 1_000_000n;
@@ -27,20 +27,9 @@ const T0 = 1_764_000_000_000_000_000n;
 const work = mkdtempSync(join(tmpdir(), 'qe-elem-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-function tcpSeg(sport: number, dport: number, flags: number, payload: Buffer | string = Buffer.alloc(0)): Buffer {
-  const p = typeof payload === 'string' ? Buffer.from(payload, 'latin1') : payload;
-  const h = Buffer.alloc(20);
-  h.writeUInt16BE(sport, 0);
-  h.writeUInt16BE(dport, 2);
-  h.writeUInt32BE(1, 4);
-  h[12] = 0x50;
-  h[13] = flags;
-  h.writeUInt16BE(65535, 14);
-  return Buffer.concat([h, p]);
-}
 
 const tcp4 = (src: string, dst: string, sport: number, dport: number, flags: number, payload?: Buffer | string) =>
-  ether(1, 2, [], 0x0800, ipv4(src, dst, 6, tcpSeg(sport, dport, flags, payload)));
+  ether(1, 2, [], 0x0800, ipv4(src, dst, 6, tcpSegment(sport, dport, flags, payload)));
 const udp4 = (src: string, dst: string, sport: number, dport: number, payload: Buffer) => ether(1, 2, [], 0x0800, ipv4(src, dst, 17, udp(sport, dport, payload)));
 
 /** A DNS message header (and a question's worth of bytes): QR, opcode and RCODE as given. */

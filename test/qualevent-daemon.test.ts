@@ -45,11 +45,7 @@ describe('qualevent in the daemon', () => {
     const path = await writeConfig(dir, { paths: [store], interfaces: ['eth0'], capacity: '256MiB', file_size: '8MiB', metrics_listen: `127.0.0.1:${metricsPort}`, api_listen: false, extra: qualevent(rx.url, 'box-1') });
     const source = new HandSource(['web', 'db']);
     const daemon = new CaptureDaemon(await loadConfigFile(path), path, false, {
-      launchHelper: (args) => {
-        const h = new FakeHelper(args);
-        setImmediate(() => h.emit('message', { type: 'started', iface: h.iface, linktype: 1, snaplen: 65535, source: 'live', pid: 1 }));
-        return h;
-      },
+      launchHelper: FakeHelper.launch,
       checkEnvironment: async () => {},
       notifier,
       elementSource: source,
@@ -107,11 +103,7 @@ describe('qualevent in the daemon', () => {
     await mkdir(store);
     const path = await writeConfig(dir, { paths: [store], interfaces: ['eth0'], metrics_listen: false, api_listen: false, extra: 'qualevent:\n  url: https://127.0.0.1:9/e\n' });
     const daemon = new CaptureDaemon(await loadConfigFile(path), path, false, {
-      launchHelper: (args) => {
-        const h = new FakeHelper(args);
-        setImmediate(() => h.emit('message', { type: 'started', iface: h.iface, linktype: 1, snaplen: 65535, source: 'live', pid: 1 }));
-        return h;
-      },
+      launchHelper: FakeHelper.launch,
       checkEnvironment: async () => {},
       notifier,
       elementSource: new HandSource(['web']),

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseStatusReport } from '../daemon/src/control/report.js';
 import { cli, RunningCapture, sleep, tempDir, writeConfig } from './lib/cli.js';
-import { ether, ipv4 } from './lib/index-traffic.js';
+import { ether, ipv4, tcpSegment } from './lib/index-traffic.js';
 import { Lab, captureLink, sendFrames } from './lib/lab.js';
 import { Receiver, makeCertificates } from './lib/qualevent-receiver.js';
 
@@ -15,14 +15,7 @@ const SYN = 0x02, RST = 0x04, ACK = 0x10;
 const C = '10.61.0.10', S = '10.61.0.80';
 
 function tcp4(src: string, dst: string, sport: number, dport: number, flags: number): Buffer {
-  const h = Buffer.alloc(20);
-  h.writeUInt16BE(sport, 0);
-  h.writeUInt16BE(dport, 2);
-  h.writeUInt32BE(1, 4);
-  h[12] = 0x50;
-  h[13] = flags;
-  h.writeUInt16BE(65535, 14);
-  return ether(1, 2, [], 0x0800, ipv4(src, dst, 6, h));
+  return ether(1, 2, [], 0x0800, ipv4(src, dst, 6, tcpSegment(sport, dport, flags)));
 }
 
 /** n connection attempts to S:80, each refused (RST-ACK) or answered (SYN-ACK). */

@@ -10,6 +10,13 @@ export class FakeHelper extends EventEmitter<HelperEvents> implements RunningHel
   constructor(readonly args: string[]) {
     super();
   }
+  /** A fake started as a daemon starts a helper: it says `started` once its capture is open, as
+   *  the real one does. */
+  static launch(args: string[]): FakeHelper {
+    const h = new FakeHelper(args);
+    setImmediate(() => h.emit('message', { type: 'started', iface: h.iface, linktype: 1, snaplen: 65535, source: 'live', pid: 1 }));
+    return h;
+  }
   get iface(): string {
     return this.args[this.args.indexOf('--iface') + 1]!;
   }

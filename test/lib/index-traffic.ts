@@ -49,6 +49,18 @@ export function tcp(sport: number, dport: number, payload = 20): Buffer {
   return b;
 }
 
+/** A TCP header with these flags (sequence 1, no options, window 65535), then `payload`. */
+export function tcpSegment(sport: number, dport: number, flags: number, payload: Buffer | string = Buffer.alloc(0)): Buffer {
+  const h = Buffer.alloc(20);
+  h.writeUInt16BE(sport, 0);
+  h.writeUInt16BE(dport, 2);
+  h.writeUInt32BE(1, 4);
+  h[12] = 0x50;
+  h[13] = flags;
+  h.writeUInt16BE(65535, 14);
+  return Buffer.concat([h, typeof payload === 'string' ? Buffer.from(payload, 'latin1') : payload]);
+}
+
 export function udp(sport: number, dport: number, payload: Buffer | number = 20): Buffer {
   const p = typeof payload === 'number' ? Buffer.alloc(payload, 0x33) : payload;
   const b = Buffer.concat([Buffer.alloc(8), p]);
