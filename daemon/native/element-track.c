@@ -10,6 +10,7 @@
 
 #include "element-format.h"
 #include "field-parsers.h"
+#include "flow-build.h"
 #include "proto.h"
 #include "linktype.h"
 
@@ -38,27 +39,43 @@ enum tcp_state {
 
 struct flow {
 	uint32_t next; /* NIL, or the next flow of the bucket (+1); the free list too */
-	uint8_t ver, proto, tcp, flags;
-	uint16_t port_a, port_b;
-	uint8_t addr_a[16], addr_b[16];
+	uint8_t tcp, flags;
+	struct key {
+		/* The ends, each an address as the words its bytes load into (IPv4 zero-padded), a before
+		 * b in the order of those words (any fixed order will do), then w: IP version, protocol and
+		 * the ports of a and b. Words compare and hash without a byte loop or a library call. */
+		uint64_t a0, a1, b0, b1, w;
+	} k;
 	uint64_t last_ns;
 	uint64_t syn_first_ns; /* the attempt's first SYN: the timeout runs from it */
 	uint64_t syn_last_ns;  /* its latest SYN: the one a SYN-ACK most likely answers */
 };
 
 struct counters {
+	/* What each of the element's packets adds to first: with the element's custom filter indexes
+	 * before them, one cache line holds what a packet touches (up to two custom filters). */
 	uint64_t packets, bytes, last_ns;
+	uint64_t custom[QE_ELEM_MAX_CUSTOM];
 	uint64_t tcp_attempts, tcp_answered, tcp_unanswered, tcp_reset;
 	uint64_t answers[QE_FIELD_PARSERS_MAX], errors[QE_FIELD_PARSERS_MAX];
-	uint64_t custom[QE_ELEM_MAX_CUSTOM];
 	uint64_t rtt[QE_ELEM_RTT_BUCKETS];
 };
 
 struct element {
-	struct bpf_program prog;
-	unsigned ncustom;
-	struct bpf_program custom[QE_ELEM_MAX_CUSTOM];
+	uint32_t ncustom;
+	uint16_t cprog[QE_ELEM_MAX_CUSTOM]; /* its custom filters: indexes in qe_elements.progs */
 	struct counters c;
+	struct bpf_program prog;
+} __attribute__((aligned(64)));
+
+/* A custom filter, compiled once however many elements give the same text: a packet of several
+ * of them is filtered once (the verdict is kept for the packet, by its sequence number). */
+struct custom_prog {
+	char *text;
+	struct bpf_program prog;
+	const struct bpf_insn *insns; /* a copy in qe_elements.insns: every filter's in one place */
+	uint64_t seq;                 /* the packet the verdict is for */
+	int verdict;
 };
 
 struct qe_elements {
@@ -72,7 +89,21 @@ struct qe_elements {
 	uint32_t free;    /* list of forgotten flows */
 	uint64_t now_ns;  /* the latest time seen */
 	uint64_t next_sweep_ns;
+	/* The open file's flow table (flow-build.h) finds each packet's flow already: its flows map to
+	 * this table's, so a packet of a known flow costs an array read here, not a second lookup.
+	 * By the flow table's flow index: this table's flow + 1 and, in the top bit, whether the flow
+	 * table's end b is this table's end a; 0 not known yet. The map belongs to one flow table
+	 * (via_file) and is forgotten when a sweep forgets any flow (its entries could name it). */
+	uint32_t *via;
+	uint32_t via_cap, via_used;
+	uint64_t via_file;
+	struct custom_prog *progs;
+	unsigned nprogs;
+	struct bpf_insn *insns;
+	uint64_t seq; /* packets of some element so far */
 };
+
+#define VIA_B_IS_A 0x80000000u
 
 /* ---- the elements file ---- */
 
@@ -105,6 +136,8 @@ static long index_at(const char **p, const char *end)
 	return v;
 }
 
+static int pack_programs(struct qe_elements *e);
+
 static int compile(pcap_t *p, const char *expr, size_t len, struct bpf_program *prog, char *why, size_t whylen)
 {
 	char *s = strndup(expr, len);
@@ -124,10 +157,13 @@ struct qe_elements *qe_elements_parse(const char *text, size_t len, const char *
 {
 	struct qe_elements *e = calloc(1, sizeof *e);
 	pcap_t *p = pcap_open_dead(qe_linktype_to_dlt(linktype), (int)snaplen);
-	if (!e || !p || !(e->el = calloc(QE_ELEM_MAX, sizeof *e->el))) {
+	if (e)
+		e->el = aligned_alloc(64, QE_ELEM_MAX * sizeof *e->el); /* a line per element's hot counters */
+	if (!e || !p || !e->el || !(e->progs = calloc(QE_ELEM_MAX * QE_ELEM_MAX_CUSTOM, sizeof *e->progs))) {
 		fail(err, errlen, name, 0, "out of memory");
 		goto bad;
 	}
+	memset(e->el, 0, QE_ELEM_MAX * sizeof *e->el);
 	const char *s = text, *end = text + len;
 	unsigned line = 0;
 	while (s < end) {
@@ -190,11 +226,22 @@ struct qe_elements *qe_elements_parse(const char *text, size_t len, const char *
 				fail(err, errlen, name, line, "a filter longer than %d bytes", QE_ELEM_FILTER_MAX);
 				goto bad;
 			}
-			if (compile(p, q, (size_t)(lend - q), &el->custom[el->ncustom], why, sizeof why) != 0) {
-				fail(err, errlen, name, line, "element %ld custom filter %ld: %s", i, k, why);
-				goto bad;
+			size_t tl = (size_t)(lend - q);
+			unsigned id = 0;
+			while (id < e->nprogs && !(strlen(e->progs[id].text) == tl && memcmp(e->progs[id].text, q, tl) == 0))
+				id++;
+			if (id == e->nprogs) {
+				if (!(e->progs[id].text = strndup(q, tl))) {
+					fail(err, errlen, name, line, "out of memory");
+					goto bad;
+				}
+				e->nprogs++;
+				if (compile(p, q, tl, &e->progs[id].prog, why, sizeof why) != 0) {
+					fail(err, errlen, name, line, "element %ld custom filter %ld: %s", i, k, why);
+					goto bad;
+				}
 			}
-			el->ncustom++;
+			el->cprog[el->ncustom++] = (uint16_t)id;
 		} else {
 			fail(err, errlen, name, line, "expected 'element I FILTER' or 'custom I K FILTER', got '%.60s'", l);
 			goto bad;
@@ -205,6 +252,11 @@ struct qe_elements *qe_elements_parse(const char *text, size_t len, const char *
 		goto bad;
 	}
 	pcap_close(p);
+	if (pack_programs(e) < 0) {
+		fail(err, errlen, name, 0, "out of memory");
+		qe_elements_free(e);
+		return NULL;
+	}
 	e->words = (e->n + 63) / 64;
 	/* Zeroed pages the kernel hands out as flows are first used: the bound costs nothing unused. */
 	if (e->n && (!(e->flows = calloc(QE_ELEM_TRACK_FLOWS, sizeof *e->flows)) ||
@@ -220,6 +272,26 @@ bad:
 		pcap_close(p);
 	qe_elements_free(e);
 	return NULL;
+}
+
+/* The custom filters' instructions side by side: a packet's run through them reads a few lines,
+ * not one allocation per filter. */
+static int pack_programs(struct qe_elements *e)
+{
+	size_t n = 0;
+	for (unsigned i = 0; i < e->nprogs; i++)
+		n += e->progs[i].prog.bf_len;
+	if (!n)
+		return 0;
+	if (!(e->insns = malloc(n * sizeof *e->insns)))
+		return -1;
+	struct bpf_insn *at = e->insns;
+	for (unsigned i = 0; i < e->nprogs; i++) {
+		memcpy(at, e->progs[i].prog.bf_insns, e->progs[i].prog.bf_len * sizeof *at);
+		e->progs[i].insns = at;
+		at += e->progs[i].prog.bf_len;
+	}
+	return 0;
 }
 
 /* Room for the largest valid file: every element with every custom filter at the longest. */
@@ -254,15 +326,20 @@ void qe_elements_free(struct qe_elements *e)
 	if (!e)
 		return;
 	if (e->el)
-		for (unsigned i = 0; i < QE_ELEM_MAX; i++) {
+		for (unsigned i = 0; i < QE_ELEM_MAX; i++)
 			pcap_freecode(&e->el[i].prog);
-			for (unsigned k = 0; k < QE_ELEM_MAX_CUSTOM; k++)
-				pcap_freecode(&e->el[i].custom[k]);
+	if (e->progs)
+		for (unsigned i = 0; i < e->nprogs; i++) {
+			pcap_freecode(&e->progs[i].prog);
+			free(e->progs[i].text);
 		}
+	free(e->progs);
+	free(e->insns);
 	free(e->el);
 	free(e->flows);
 	free(e->masks);
 	free(e->bucket);
+	free(e->via);
 	free(e);
 }
 
@@ -273,52 +350,56 @@ unsigned qe_elements_count(const struct qe_elements *e)
 
 /* ---- the flow table ---- */
 
-struct key {
-	uint8_t ver, proto;
-	uint16_t port_a, port_b;
-	uint8_t addr_a[16], addr_b[16];
-	int src_is_a; /* the packet was sent by end a */
-};
-
-static void make_key(const struct qe_pf_ip *ip, struct key *k)
+static inline void load_addr(const uint8_t *p, unsigned alen, uint64_t *w0, uint64_t *w1)
 {
-	unsigned alen = ip->version == 4 ? 4 : 16;
-	uint16_t sp = 0, dp = 0;
+	*w0 = *w1 = 0;
+	if (alen == 4) {
+		uint32_t x;
+		memcpy(&x, p, 4);
+		*w0 = x;
+	} else {
+		memcpy(w0, p, 8);
+		memcpy(w1, p + 8, 8);
+	}
+}
+
+/* The packet's flow key; returns whether the packet was sent by end a. */
+static inline int make_key(const struct qe_pf_ip *ip, struct key *k)
+{
+	uint64_t sp = 0, dp = 0, s0, s1, d0, d1;
 	if (ip->has_ports == (QE_PF_SPORT | QE_PF_DPORT) && ip->frag != QE_PF_FRAG_LATER) {
 		sp = ip->sport;
 		dp = ip->dport;
 	}
-	uint8_t s[16] = { 0 }, d[16] = { 0 };
-	memcpy(s, ip->src, alen);
-	memcpy(d, ip->dst, alen);
-	int c = memcmp(s, d, 16);
-	k->src_is_a = c < 0 || (c == 0 && sp <= dp);
-	k->ver = ip->version;
-	k->proto = ip->has_proto ? ip->proto : 0;
-	memcpy(k->addr_a, k->src_is_a ? s : d, 16);
-	memcpy(k->addr_b, k->src_is_a ? d : s, 16);
-	k->port_a = k->src_is_a ? sp : dp;
-	k->port_b = k->src_is_a ? dp : sp;
+	unsigned alen = ip->version == 4 ? 4 : 16;
+	load_addr(ip->src, alen, &s0, &s1);
+	load_addr(ip->dst, alen, &d0, &d1);
+	int src_is_a = s0 != d0 ? s0 < d0 : s1 != d1 ? s1 < d1 : sp <= dp;
+	uint64_t w = (uint64_t)ip->version | (uint64_t)(ip->has_proto ? ip->proto : 0) << 8;
+	if (src_is_a) {
+		k->a0 = s0, k->a1 = s1, k->b0 = d0, k->b1 = d1;
+		k->w = w | sp << 16 | dp << 32;
+	} else {
+		k->a0 = d0, k->a1 = d1, k->b0 = s0, k->b1 = s1;
+		k->w = w | dp << 16 | sp << 32;
+	}
+	return src_is_a;
 }
 
-static uint32_t hash_key(const struct key *k)
+static inline uint32_t hash_key(const struct key *k)
 {
-	uint64_t h = 0x9e3779b97f4a7c15ull ^ ((uint64_t)k->ver << 8 | k->proto) ^ ((uint64_t)k->port_a << 32 | (uint64_t)k->port_b << 16);
-	for (int i = 0; i < 16; i += 8) {
-		uint64_t a, b;
-		memcpy(&a, k->addr_a + i, 8);
-		memcpy(&b, k->addr_b + i, 8);
-		h = (h ^ a) * 0xff51afd7ed558ccdull;
-		h = (h ^ b ^ (h >> 29)) * 0xc4ceb9fe1a85ec53ull;
-	}
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ k->w;
+	h = (h ^ k->a0) * 0xff51afd7ed558ccdull;
+	h = (h ^ k->b0 ^ (h >> 29)) * 0xc4ceb9fe1a85ec53ull;
+	h = (h ^ k->a1) * 0xff51afd7ed558ccdull;
+	h = (h ^ k->b1 ^ (h >> 29)) * 0xc4ceb9fe1a85ec53ull;
 	h ^= h >> 32;
 	return (uint32_t)h & (QE_ELEM_TRACK_FLOWS - 1);
 }
 
-static int same(const struct flow *f, const struct key *k)
+static inline int same(const struct key *x, const struct key *y)
 {
-	return f->ver == k->ver && f->proto == k->proto && f->port_a == k->port_a && f->port_b == k->port_b &&
-	       memcmp(f->addr_a, k->addr_a, 16) == 0 && memcmp(f->addr_b, k->addr_b, 16) == 0;
+	return ((x->a0 ^ y->a0) | (x->a1 ^ y->a1) | (x->b0 ^ y->b0) | (x->b1 ^ y->b1) | (x->w ^ y->w)) == 0;
 }
 
 static uint32_t take_flow(struct qe_elements *e)
@@ -430,6 +511,13 @@ static uint32_t payload(const struct qe_pf_ip *ip, const uint8_t *data, uint32_t
 	return at;
 }
 
+static void forget_via(struct qe_elements *e)
+{
+	if (e->via_used)
+		memset(e->via, 0, (size_t)e->via_used * sizeof *e->via);
+	e->via_used = 0;
+}
+
 static void count_unanswered(struct qe_elements *e, uint32_t fi)
 {
 	const uint64_t *mask = e->masks + (size_t)fi * e->words;
@@ -458,6 +546,7 @@ static void sweep(struct qe_elements *e, uint64_t now)
 				*link = fl->next;
 				fl->next = e->free;
 				e->free = fi + 1;
+				forget_via(e);
 			} else {
 				link = &fl->next;
 			}
@@ -473,8 +562,56 @@ void qe_elements_tick(struct qe_elements *e, uint64_t now_ns)
 	sweep(e, now_ns);
 }
 
+/* The packet's flow in this table (its index, UINT32_MAX when the table is full), found by a
+ * lookup; *first when the packet starts it. */
+static uint32_t find_flow(struct qe_elements *e, const struct key *k, int *first)
+{
+	uint32_t h = hash_key(k);
+	for (uint32_t i = e->bucket[h]; i; i = e->flows[i - 1].next)
+		if (same(&e->flows[i - 1].k, k)) {
+			*first = 0;
+			return i - 1;
+		}
+	*first = 1;
+	uint32_t fi = take_flow(e);
+	if (fi == UINT32_MAX)
+		return fi;
+	struct flow *fl = &e->flows[fi];
+	memset(fl, 0, sizeof *fl);
+	fl->k = *k;
+	fl->next = e->bucket[h];
+	e->bucket[h] = fi + 1;
+	return fi;
+}
+
+/* The map entry of the flow table's flow `ref` names (grown as needed), or NULL. */
+static uint32_t *via_slot(struct qe_elements *e, uint64_t file, uint32_t ref)
+{
+	if (ref == QE_FLOW_REF_NONE)
+		return NULL;
+	if (file != e->via_file) {
+		forget_via(e);
+		e->via_file = file;
+	}
+	uint32_t i = QE_FLOW_REF_FLOW(ref);
+	if (i >= e->via_cap) {
+		uint32_t cap = e->via_cap ? e->via_cap : 4096;
+		while (cap <= i)
+			cap *= 2;
+		uint32_t *p = realloc(e->via, (size_t)cap * sizeof *p);
+		if (!p)
+			return NULL; /* counted by the lookup instead */
+		memset(p + e->via_cap, 0, (size_t)(cap - e->via_cap) * sizeof *p);
+		e->via = p;
+		e->via_cap = cap;
+	}
+	if (i >= e->via_used)
+		e->via_used = i + 1;
+	return &e->via[i];
+}
+
 void qe_elements_add(struct qe_elements *e, uint64_t ts_ns, uint32_t caplen, uint32_t origlen, const uint8_t *data,
-		     const struct qe_packet_fields *f)
+		     const struct qe_packet_fields *f, uint64_t flow_file, uint32_t flow_ref)
 {
 	if (!e->n)
 		return;
@@ -485,39 +622,34 @@ void qe_elements_add(struct qe_elements *e, uint64_t ts_ns, uint32_t caplen, uin
 	if (!f->nip || !f->ip[0].src || !f->ip[0].dst)
 		return;
 	const struct qe_pf_ip *ip = &f->ip[0];
-	struct key k;
-	make_key(ip, &k);
-	uint32_t h = hash_key(&k), fi = UINT32_MAX;
-	for (uint32_t i = e->bucket[h]; i; i = e->flows[i - 1].next)
-		if (same(&e->flows[i - 1], &k)) {
-			fi = i - 1;
-			break;
-		}
-	int first = fi == UINT32_MAX;
+	/* A fragment's flow in the flow table is its datagram's (with the ports), here it is keyed
+	 * by what the fragment itself carries: fragments always take the lookup. */
+	uint32_t *via = ip->frag == QE_PF_FRAG_NONE ? via_slot(e, flow_file, flow_ref) : NULL;
+	uint32_t fi;
+	int first = 0, src_is_a;
+	if (via && *via) {
+		fi = (*via & ~VIA_B_IS_A) - 1;
+		src_is_a = (int)QE_FLOW_REF_FROM_B(flow_ref) == !!(*via & VIA_B_IS_A);
+	} else {
+		struct key k;
+		src_is_a = make_key(ip, &k);
+		fi = find_flow(e, &k, &first);
+		if (via && fi != UINT32_MAX)
+			*via = (fi + 1) | ((int)QE_FLOW_REF_FROM_B(flow_ref) == src_is_a ? VIA_B_IS_A : 0);
+	}
 	uint64_t spill[QE_ELEM_MAX / 64];
 	uint64_t *mask = spill;
 	struct flow *fl = NULL;
-	if (first && (fi = take_flow(e)) != UINT32_MAX) {
+	if (fi != UINT32_MAX) {
 		fl = &e->flows[fi];
-		memset(fl, 0, sizeof *fl);
-		fl->ver = k.ver;
-		fl->proto = k.proto;
-		fl->port_a = k.port_a;
-		fl->port_b = k.port_b;
-		memcpy(fl->addr_a, k.addr_a, 16);
-		memcpy(fl->addr_b, k.addr_b, 16);
-		fl->next = e->bucket[h];
-		e->bucket[h] = fi + 1;
 		mask = e->masks + (size_t)fi * e->words;
-		match(e, mask, caplen, origlen, data);
-	} else if (first) {
-		match(e, mask, caplen, origlen, data); /* table full: this packet alone */
+		if (first)
+			match(e, mask, caplen, origlen, data);
+		if (ts_ns > fl->last_ns)
+			fl->last_ns = ts_ns;
 	} else {
-		fl = &e->flows[fi];
-		mask = e->masks + (size_t)fi * e->words;
+		match(e, mask, caplen, origlen, data); /* table full: this packet alone */
 	}
-	if (fl)
-		fl->last_ns = ts_ns > fl->last_ns ? ts_ns : fl->last_ns;
 	uint64_t any = 0;
 	for (unsigned w = 0; w < e->words; w++)
 		any |= mask[w];
@@ -526,10 +658,10 @@ void qe_elements_add(struct qe_elements *e, uint64_t ts_ns, uint32_t caplen, uin
 
 	struct tcp_event ev = { .rtt_bucket = -1 };
 	uint8_t side = QE_FIELD_SIDE_UNKNOWN;
-	if (fl && k.proto == QE_IPPROTO_TCP && ip->tcp_flags_ok && ip->has_ports == (QE_PF_SPORT | QE_PF_DPORT)) {
-		follow_tcp(fl, k.src_is_a, ip->tcp_flags, ts_ns, first, &ev);
+	if (fl && ip->has_proto && ip->proto == QE_IPPROTO_TCP && ip->tcp_flags_ok && ip->has_ports == (QE_PF_SPORT | QE_PF_DPORT)) {
+		follow_tcp(fl, src_is_a, ip->tcp_flags, ts_ns, first, &ev);
 		if (fl->tcp != TCP_NONE)
-			side = !!(fl->flags & FF_INIT_A) == k.src_is_a ? QE_FIELD_SIDE_CLIENT : QE_FIELD_SIDE_SERVER;
+			side = !!(fl->flags & FF_INIT_A) == src_is_a ? QE_FIELD_SIDE_CLIENT : QE_FIELD_SIDE_SERVER;
 	}
 	uint8_t outcome[QE_FIELD_PARSERS_MAX] = { 0 };
 	uint32_t plen = 0, poff = payload(ip, data, caplen, &plen);
@@ -539,6 +671,10 @@ void qe_elements_add(struct qe_elements *e, uint64_t ts_ns, uint32_t caplen, uin
 		for (unsigned p = 0; p < qe_field_parser_count; p++)
 			outcome[p] = (uint8_t)qe_field_parsers[p].parse(&ctx);
 	}
+	int events = ev.attempt | ev.answered | ev.reset | (ev.rtt_bucket >= 0), fields = 0;
+	for (unsigned p = 0; p < qe_field_parser_count; p++)
+		fields |= outcome[p] != QE_FIELD_NONE;
+	uint64_t seq = ++e->seq;
 	for (unsigned w = 0; w < e->words; w++)
 		for (uint64_t m = mask[w]; m; m &= m - 1) {
 			struct element *el = &e->el[w * 64 + (unsigned)__builtin_ctzll(m)];
@@ -547,18 +683,28 @@ void qe_elements_add(struct qe_elements *e, uint64_t ts_ns, uint32_t caplen, uin
 			c->bytes += origlen;
 			if (ts_ns > c->last_ns)
 				c->last_ns = ts_ns;
-			c->tcp_attempts += ev.attempt;
-			c->tcp_answered += ev.answered;
-			c->tcp_reset += ev.reset;
-			if (ev.rtt_bucket >= 0)
-				c->rtt[ev.rtt_bucket]++;
-			if (poff)
+			for (unsigned x = 0; x < el->ncustom; x++) {
+				struct custom_prog *cp = &e->progs[el->cprog[x]];
+				if (cp->seq != seq) {
+					cp->seq = seq;
+					cp->verdict = bpf_filter(cp->insns, data, origlen, caplen) != 0;
+				}
+				c->custom[x] += (uint64_t)cp->verdict;
+			}
+			/* Most packets end no handshake and carry no field a parser reads: their counters
+			 * stay untouched (and out of the cache). */
+			if (events) {
+				c->tcp_attempts += ev.attempt;
+				c->tcp_answered += ev.answered;
+				c->tcp_reset += ev.reset;
+				if (ev.rtt_bucket >= 0)
+					c->rtt[ev.rtt_bucket]++;
+			}
+			if (fields)
 				for (unsigned p = 0; p < qe_field_parser_count; p++) {
 					c->answers[p] += outcome[p] != QE_FIELD_NONE;
 					c->errors[p] += outcome[p] == QE_FIELD_ERROR;
 				}
-			for (unsigned x = 0; x < el->ncustom; x++)
-				c->custom[x] += bpf_filter(el->custom[x].bf_insns, data, origlen, caplen) != 0;
 		}
 }
 

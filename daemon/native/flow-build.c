@@ -251,8 +251,8 @@ static inline void load_addr(const uint8_t *p, size_t alen, uint64_t *w0, uint64
 	}
 }
 
-void qe_flow_add(struct qe_flow_builder *b, uint64_t off, uint64_t ts_ns, uint32_t caplen, uint32_t origlen,
-		 const struct qe_packet_fields *f)
+uint32_t qe_flow_add(struct qe_flow_builder *b, uint64_t off, uint64_t ts_ns, uint32_t caplen, uint32_t origlen,
+		     const struct qe_packet_fields *f)
 {
 	if (b->packets++ == 0) {
 		b->file_lo = b->seg_lo = off;
@@ -263,7 +263,7 @@ void qe_flow_add(struct qe_flow_builder *b, uint64_t off, uint64_t ts_ns, uint32
 	b->last_ns = ts_ns;
 	b->end = off + QE_PCAP_RECORD_LEN + caplen;
 	if (b->broken)
-		return;
+		return QE_FLOW_REF_NONE;
 
 	struct key k;
 	int from_b = 0, has_tcp = 0;
@@ -329,7 +329,7 @@ void qe_flow_add(struct qe_flow_builder *b, uint64_t off, uint64_t ts_ns, uint32
 		i = lookup(b, &k, from_b, icmp, type, code);
 		if (i == UINT32_MAX) {
 			b->broken = 1;
-			return;
+			return QE_FLOW_REF_NONE;
 		}
 		b->last = i + 1;
 	}
@@ -342,7 +342,7 @@ void qe_flow_add(struct qe_flow_builder *b, uint64_t off, uint64_t ts_ns, uint32
 			uint32_t *p = realloc(b->seg, (size_t)n * sizeof *p);
 			if (!p) {
 				b->broken = 1;
-				return;
+				return QE_FLOW_REF_NONE;
 			}
 			b->mem += (size_t)(n - b->seg_cap) * sizeof *p;
 			b->seg = p;
@@ -363,6 +363,7 @@ void qe_flow_add(struct qe_flow_builder *b, uint64_t off, uint64_t ts_ns, uint32
 		if (tcp & (TCP_SYN | TCP_FIN | TCP_RST))
 			tcp_events(fl, c, dir, tcp, ts_ns);
 	}
+	return QE_FLOW_REF(i, from_b);
 }
 
 int qe_flow_full(const struct qe_flow_builder *b)

@@ -30,10 +30,18 @@ struct qe_flow_builder;
 struct qe_flow_builder *qe_flow_builder_new(uint32_t linktype);
 void qe_flow_builder_free(struct qe_flow_builder *b);
 
+/* What qe_flow_add says of a record: its flow (an index, stable for the builder's life) and which
+ * end sent it, so the element tracker can reuse the lookup (element-track.h). */
+#define QE_FLOW_REF_NONE UINT32_MAX
+#define QE_FLOW_REF(flow, from_b) ((flow) << 1 | (uint32_t)(from_b))
+#define QE_FLOW_REF_FLOW(ref) ((ref) >> 1)
+#define QE_FLOW_REF_FROM_B(ref) ((ref) & 1u)
+
 /* One record of the file at pcap offset `off` (records come in file order): its time, caplen,
  * original length (the bytes counted) and its fields as qe_packet_parse(linktype, data, caplen,
- * 0, f) gives them. */
-void qe_flow_add(struct qe_flow_builder *b, uint64_t off, uint64_t ts_ns, uint32_t caplen, uint32_t origlen,
+ * 0, f) gives them. Returns the record's flow reference, QE_FLOW_REF_NONE when it went uncounted
+ * (the builder is broken). */
+uint32_t qe_flow_add(struct qe_flow_builder *b, uint64_t off, uint64_t ts_ns, uint32_t caplen, uint32_t origlen,
 		 const struct qe_packet_fields *f);
 /* The builder holds QE_FLOW_BUILD_MAX_FLOWS flows (or ran out of memory): the file should end here. */
 int qe_flow_full(const struct qe_flow_builder *b);

@@ -82,6 +82,7 @@ struct writer {
 
 	/* The open file's flow table, the same way: `<part>.qeflow` gets a segment at each flush. */
 	struct qe_flow_builder *flows;
+	uint64_t flows_made; /* names the open file's flow table for the element tracker */
 	int flow_fd;
 	uint64_t flow_len;
 	char flow_path[PATH_MAX];
@@ -634,6 +635,7 @@ static void flows_open(struct writer *w)
 		return;
 	snprintf(w->flow_path, sizeof w->flow_path, "%s%s", w->part_path, QE_FLOW_EXT);
 	w->flows = qe_flow_builder_new(w->cfg.linktype);
+	w->flows_made++;
 	if (!w->flows)
 		flows_failed(w, "cannot build", ENOMEM);
 }
@@ -682,10 +684,11 @@ static inline void tables_add(struct writer *w, uint64_t off, uint64_t ts_ns, ui
 	qe_packet_parse(w->cfg.linktype, data, caplen, w->idx ? qe_idx_tunnels(w->idx) : 0, &f);
 	if (w->idx)
 		qe_idx_add_parsed(w->idx, off, ts_ns, caplen, &f);
+	uint32_t ref = QE_FLOW_REF_NONE;
 	if (w->flows)
-		qe_flow_add(w->flows, off, ts_ns, caplen, origlen, &f);
+		ref = qe_flow_add(w->flows, off, ts_ns, caplen, origlen, &f);
 	if (w->elems)
-		qe_elements_add(w->elems, ts_ns, caplen, origlen, data, &f);
+		qe_elements_add(w->elems, ts_ns, caplen, origlen, data, &f, w->flows_made, ref);
 }
 
 /* A packet captured but not written (store full, a refused write) still counts for its elements:
@@ -698,7 +701,7 @@ static void elements_only(struct writer *w, uint64_t ts_ns, uint32_t caplen, uin
 		caplen = w->cfg.snaplen;
 	struct qe_packet_fields f;
 	qe_packet_parse(w->cfg.linktype, data, caplen, 0, &f);
-	qe_elements_add(w->elems, ts_ns, caplen, origlen, data, &f);
+	qe_elements_add(w->elems, ts_ns, caplen, origlen, data, &f, 0, QE_FLOW_REF_NONE);
 }
 
 void writer_set_elements(struct writer *w, struct qe_elements *elems)

@@ -4,7 +4,9 @@
  * reports), parsed as the writer parses it and counted for a fixed set of elements. Time moves
  * with the packets (backwards too), and by a tick every few of them. The counters must hold
  * together: no more answers than attempts, no more errors than answers, no more custom matches
- * than packets; then the message is built. */
+ * than packets; then the message is built. A second tracker counts the same packets through a flow
+ * table's lookups (flow-build.h, a new table every few packets as files rotate): its counters must
+ * be the first's, field for field. */
 #include "harness.h"
 #include "../element-track.c"
 
@@ -21,6 +23,7 @@ static const char ELEMENTS[] = "qe-elements 1\n"
 			       "custom 2 0 udp\n"
 			       "custom 2 1 tcp or icmp\n"
 			       "element 3 tcp port 80 or tcp port 8080\n"
+			       "custom 3 0 udp\n" /* element 2's text: one program, filtered once a packet */
 			       "element 4 tcp or udp\n";
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -35,13 +38,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			linktype = g.linktype;
 	char err[512];
 	struct qe_elements *e = qe_elements_parse(ELEMENTS, sizeof ELEMENTS - 1, "fuzz", linktype, 262144, err, sizeof err);
-	if (!e) {
+	struct qe_elements *e2 = e ? qe_elements_parse(ELEMENTS, sizeof ELEMENTS - 1, "fuzz", linktype, 262144, err, sizeof err) : NULL;
+	if (!e || !e2) {
 		fprintf(stderr, "%s\n", err);
 		abort();
 	}
-	uint32_t every = 1 + (g.snaplen & 15);
+	uint32_t every = 1 + (g.snaplen & 15), rotate = 1 + (g.snaplen >> 12 & 63);
 	size_t off = QE_PCAP_GLOBAL_LEN;
-	uint64_t n = 0, last = 0;
+	uint64_t n = 0, last = 0, file = 1;
+	struct qe_flow_builder *fb = qe_flow_builder_new(linktype);
+	if (!fb)
+		abort();
 	while (size - off >= QE_PCAP_RECORD_LEN) {
 		struct qe_pcap_record r;
 		qe_pcap_record_decode(data + off, g.swapped, &r);
@@ -54,12 +61,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct qe_packet_fields f;
 		qe_packet_parse(linktype, pkt, caplen, (int)(n & 1), &f);
 		last = qe_pcap_record_ns(&r, g.nanos);
-		qe_elements_add(e, last, caplen, r.origlen, pkt, &f);
+		qe_elements_add(e, last, caplen, r.origlen, pkt, &f, 0, QE_FLOW_REF_NONE);
+		uint32_t ref = qe_flow_add(fb, off, last, caplen, r.origlen, &f);
+		qe_elements_add(e2, last, caplen, r.origlen, pkt, &f, file, ref);
 		free(pkt);
 		off += QE_PCAP_RECORD_LEN + caplen;
-		if (++n % every == 0)
+		if (++n % every == 0) {
 			qe_elements_tick(e, last + (uint64_t)(g.snaplen >> 4 & 0xff) * NS_PER_S / 16);
+			qe_elements_tick(e2, last + (uint64_t)(g.snaplen >> 4 & 0xff) * NS_PER_S / 16);
+		}
+		if (n % rotate == 0) {
+			qe_flow_builder_free(fb);
+			if (!(fb = qe_flow_builder_new(linktype)))
+				abort();
+			file++;
+		}
 	}
+	qe_flow_builder_free(fb);
+	for (unsigned i = 0; i < e->n; i++)
+		if (memcmp(&e->el[i].c, &e2->el[i].c, sizeof e->el[i].c) != 0)
+			abort();
 	for (unsigned i = 0; i < e->n; i++) {
 		const struct counters *c = &e->el[i].c;
 		uint64_t rtts = 0;
@@ -76,5 +97,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	qe_elements_report(e, "fuzz", 1);
 	qe_elements_free(e);
+	qe_elements_free(e2);
 	return 0;
 }
