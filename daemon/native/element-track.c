@@ -37,19 +37,23 @@ enum tcp_state {
 #define FF_RESET 2u     /* this attempt's reset is counted */
 #define FF_ENDED 4u     /* a FIN or RST: the ends may open it again with a new SYN */
 
+/* What a packet of a known flow reads is in the first cache line (the link, the state, the time,
+ * the element bits of a set of up to 64 elements, the key); the SYN times, read on handshake
+ * packets only, in the second. */
 struct flow {
 	uint32_t next; /* NIL, or the next flow of the bucket (+1); the free list too */
 	uint8_t tcp, flags;
+	uint64_t last_ns;
+	uint64_t mask0; /* the element bits when there are at most 64 elements (else in masks[]) */
 	struct key {
 		/* The ends, each an address as the words its bytes load into (IPv4 zero-padded), a before
 		 * b in the order of those words (any fixed order will do), then w: IP version, protocol and
 		 * the ports of a and b. Words compare and hash without a byte loop or a library call. */
 		uint64_t a0, a1, b0, b1, w;
 	} k;
-	uint64_t last_ns;
 	uint64_t syn_first_ns; /* the attempt's first SYN: the timeout runs from it */
 	uint64_t syn_last_ns;  /* its latest SYN: the one a SYN-ACK most likely answers */
-};
+} __attribute__((aligned(64)));
 
 struct counters {
 	/* What each of the element's packets adds to first: with the element's custom filter indexes
@@ -71,19 +75,20 @@ struct element {
 /* A custom filter, compiled once however many elements give the same text: a packet of several
  * of them is filtered once (the verdict is kept for the packet, by its sequence number). */
 struct custom_prog {
-	char *text;
-	struct bpf_program prog;
 	const struct bpf_insn *insns; /* a copy in qe_elements.insns: every filter's in one place */
 	uint64_t seq;                 /* the packet the verdict is for */
 	int verdict;
+	char *text;
+	struct bpf_program prog;
 };
 
 struct qe_elements {
 	unsigned n;
 	unsigned words; /* mask words per flow */
 	struct element *el;
-	struct flow *flows;
-	uint64_t *masks;  /* words per flow, by flow index */
+	struct flow *flows; /* in flows_mem, on a cache line boundary */
+	void *flows_mem;
+	uint64_t *masks;  /* words per flow, by flow index, when more than one (flow_mask) */
 	uint32_t *bucket; /* QE_ELEM_TRACK_FLOWS chains */
 	uint32_t used;    /* flows ever taken from the array (the rest is untouched memory) */
 	uint32_t free;    /* list of forgotten flows */
@@ -258,9 +263,12 @@ struct qe_elements *qe_elements_parse(const char *text, size_t len, const char *
 		return NULL;
 	}
 	e->words = (e->n + 63) / 64;
-	/* Zeroed pages the kernel hands out as flows are first used: the bound costs nothing unused. */
-	if (e->n && (!(e->flows = calloc(QE_ELEM_TRACK_FLOWS, sizeof *e->flows)) ||
-		     !(e->masks = calloc((size_t)QE_ELEM_TRACK_FLOWS * e->words, sizeof *e->masks)) ||
+	/* Zeroed pages the kernel hands out as flows are first used: the bound costs nothing unused.
+	 * calloc, not aligned_alloc (which would need a memset of it all), placed on a line boundary
+	 * by hand. */
+	if (e->n && (!(e->flows_mem = calloc(1, (size_t)QE_ELEM_TRACK_FLOWS * sizeof *e->flows + 64)) ||
+		     !(e->flows = (struct flow *)(((uintptr_t)e->flows_mem + 63) & ~(uintptr_t)63)) ||
+		     (e->words > 1 && !(e->masks = calloc((size_t)QE_ELEM_TRACK_FLOWS * e->words, sizeof *e->masks))) ||
 		     !(e->bucket = calloc(QE_ELEM_TRACK_FLOWS, sizeof *e->bucket)))) {
 		fail(err, errlen, name, 0, "out of memory for the flow table");
 		qe_elements_free(e);
@@ -336,7 +344,7 @@ void qe_elements_free(struct qe_elements *e)
 	free(e->progs);
 	free(e->insns);
 	free(e->el);
-	free(e->flows);
+	free(e->flows_mem);
 	free(e->masks);
 	free(e->bucket);
 	free(e->via);
@@ -511,6 +519,11 @@ static uint32_t payload(const struct qe_pf_ip *ip, const uint8_t *data, uint32_t
 	return at;
 }
 
+static inline uint64_t *flow_mask(struct qe_elements *e, uint32_t fi)
+{
+	return e->words == 1 ? &e->flows[fi].mask0 : e->masks + (size_t)fi * e->words;
+}
+
 static void forget_via(struct qe_elements *e)
 {
 	if (e->via_used)
@@ -520,7 +533,7 @@ static void forget_via(struct qe_elements *e)
 
 static void count_unanswered(struct qe_elements *e, uint32_t fi)
 {
-	const uint64_t *mask = e->masks + (size_t)fi * e->words;
+	const uint64_t *mask = flow_mask(e, fi);
 	for (unsigned w = 0; w < e->words; w++)
 		for (uint64_t m = mask[w]; m; m &= m - 1)
 			e->el[w * 64 + (unsigned)__builtin_ctzll(m)].c.tcp_unanswered++;
@@ -642,7 +655,7 @@ void qe_elements_add(struct qe_elements *e, uint64_t ts_ns, uint32_t caplen, uin
 	struct flow *fl = NULL;
 	if (fi != UINT32_MAX) {
 		fl = &e->flows[fi];
-		mask = e->masks + (size_t)fi * e->words;
+		mask = flow_mask(e, fi);
 		if (first)
 			match(e, mask, caplen, origlen, data);
 		if (ts_ns > fl->last_ns)
