@@ -30,20 +30,13 @@ export interface StatsTotal {
 const PORTS = new Set([6, 17, 132]);
 const KEY_ORDER = new Intl.Collator('en', { numeric: true });
 
-/** The keys a flow counts under for `by` (two for `host`, none where it has no such thing). */
-function keysOf(f: StatsFlow, by: StatsBy): (string | number)[] {
+type HostBy = 'host' | 'src' | 'dst';
+const isHostBy = (by: StatsBy): by is HostBy => by === 'host' || by === 'src' || by === 'dst';
+
+/** The keys a flow counts under for `by` (none where it has no such thing); hosts: hostRows. */
+function keysOf(f: StatsFlow, by: Exclude<StatsBy, HostBy>): (string | number)[] {
   const ip = f.ipVersion !== 0;
   switch (by) {
-    case 'host': {
-      if (!ip) return [];
-      // What a host sent plus what it received, as tshark's endpoints count: a packet a host sent
-      // to itself counts twice in its row (its flow once).
-      return [addressText(f.src), addressText(f.dst)];
-    }
-    case 'src':
-      return ip ? [addressText(f.src)] : [];
-    case 'dst':
-      return ip ? [addressText(f.dst)] : [];
     case 'conversation': {
       if (!ip) return [];
       const [lo, hi] = Buffer.compare(f.src, f.dst) <= 0 ? [f.src, f.dst] : [f.dst, f.src];
@@ -71,8 +64,40 @@ export function totalsOf(flows: Iterable<StatsFlow>): StatsTotal {
   return t;
 }
 
+// A host while counting: an IPv4 address as its 32-bit number, made text once per row at the end
+// rather than once per flow (a store's millions of flows have tens of thousands of hosts).
+const hostKey = (b: Buffer): number | string => (b.length === 4 ? b.readUInt32BE(0) : addressText(b));
+const v4Text = (n: number) => `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+
+/** The rows by host (what a host sent plus what it received, as tshark's endpoints count: a packet
+ * a host sent to itself counts twice in its row, its flow once), source or destination. */
+function hostRows(flows: Iterable<StatsFlow>, by: HostBy): Map<string | number, StatsRow> {
+  const rows = new Map<string | number, StatsRow>();
+  const add = (key: number | string, packets: number, bytes: number, flow: boolean) => {
+    let r = rows.get(key);
+    if (!r) rows.set(key, (r = { key, packets: 0, bytes: 0, flows: 0 }));
+    r.packets += packets;
+    r.bytes += bytes;
+    if (flow) r.flows++;
+  };
+  for (const f of flows) {
+    if (f.ipVersion === 0) continue;
+    const packets = f.packets + f.packetsRev;
+    const bytes = f.bytes + f.bytesRev;
+    const s = by === 'dst' ? undefined : hostKey(f.src);
+    if (s !== undefined) add(s, packets, bytes, true);
+    if (by !== 'src') {
+      const d = hostKey(f.dst);
+      add(d, packets, bytes, d !== s);
+    }
+  }
+  for (const r of rows.values()) if (typeof r.key === 'number') r.key = v4Text(r.key);
+  return rows;
+}
+
 /** Every row for `by`, largest first (bytes, then packets, then key); `top` keeps the first N. */
 export function statsRows(flows: Iterable<StatsFlow>, by: StatsBy, top?: number): StatsRow[] {
+  if (isHostBy(by)) return sortRows(hostRows(flows, by), top);
   const rows = new Map<string | number, StatsRow>();
   for (const f of flows) {
     const packets = f.packets + f.packetsRev;
@@ -86,6 +111,10 @@ export function statsRows(flows: Iterable<StatsFlow>, by: StatsBy, top?: number)
       if (keys.indexOf(key) === i) r.flows++;
     });
   }
+  return sortRows(rows, top);
+}
+
+function sortRows(rows: Map<string | number, StatsRow>, top: number | undefined): StatsRow[] {
   // Ties in the order people read them (10.0.0.9 before 10.0.0.10): one collator, made once (a
   // localeCompare with options makes one per call, and a store has hundreds of thousands of hosts).
   const sorted = [...rows.values()].sort((a, b) => b.bytes - a.bytes || b.packets - a.packets || KEY_ORDER.compare(String(a.key), String(b.key)));
