@@ -18,6 +18,7 @@
 #define NS_PER_S 1000000000ull
 #define SWEEP_EVERY_NS NS_PER_S
 #define NIL 0u /* chains hold flow index + 1 */
+#define PEND_PROGS 2
 
 #define TCP_FIN 0x01
 #define TCP_SYN 0x02
@@ -53,6 +54,15 @@ struct flow {
 	} k;
 	uint64_t syn_first_ns; /* the attempt's first SYN: the timeout runs from it */
 	uint64_t syn_last_ns;  /* its latest SYN: the one a SYN-ACK most likely answers */
+	/* What the flow's packets added to each of its elements since the last fold (fold_pending):
+	 * counted here, in a line the packet touches anyway, rather than in every element's. The
+	 * custom filters' matches are counted per distinct filter of the flow's elements (PEND_PROGS
+	 * at most; a flow of more counts into its elements directly, `direct`). */
+	uint64_t pend_bytes;
+	uint32_t pend_packets;
+	uint8_t pending, direct, nprogs;
+	uint16_t prog[PEND_PROGS];
+	uint32_t prog_hits[PEND_PROGS];
 } __attribute__((aligned(64)));
 
 struct counters {
@@ -106,6 +116,8 @@ struct qe_elements {
 	unsigned nprogs;
 	struct bpf_insn *insns;
 	uint64_t seq; /* packets of some element so far */
+	uint32_t *dirty; /* flows with pending counts */
+	uint32_t ndirty;
 };
 
 #define VIA_B_IS_A 0x80000000u
@@ -269,7 +281,8 @@ struct qe_elements *qe_elements_parse(const char *text, size_t len, const char *
 	if (e->n && (!(e->flows_mem = calloc(1, (size_t)QE_ELEM_TRACK_FLOWS * sizeof *e->flows + 64)) ||
 		     !(e->flows = (struct flow *)(((uintptr_t)e->flows_mem + 63) & ~(uintptr_t)63)) ||
 		     (e->words > 1 && !(e->masks = calloc((size_t)QE_ELEM_TRACK_FLOWS * e->words, sizeof *e->masks))) ||
-		     !(e->bucket = calloc(QE_ELEM_TRACK_FLOWS, sizeof *e->bucket)))) {
+		     !(e->bucket = calloc(QE_ELEM_TRACK_FLOWS, sizeof *e->bucket)) ||
+		     !(e->dirty = calloc(QE_ELEM_TRACK_FLOWS, sizeof *e->dirty)))) {
 		fail(err, errlen, name, 0, "out of memory for the flow table");
 		qe_elements_free(e);
 		return NULL;
@@ -347,6 +360,7 @@ void qe_elements_free(struct qe_elements *e)
 	free(e->flows_mem);
 	free(e->masks);
 	free(e->bucket);
+	free(e->dirty);
 	free(e->via);
 	free(e);
 }
@@ -539,6 +553,59 @@ static void count_unanswered(struct qe_elements *e, uint32_t fi)
 			e->el[w * 64 + (unsigned)__builtin_ctzll(m)].c.tcp_unanswered++;
 }
 
+/* The flows' pending counts into their elements' counters. */
+static void fold_pending(struct qe_elements *e)
+{
+	for (uint32_t d = 0; d < e->ndirty; d++) {
+		uint32_t fi = e->dirty[d];
+		struct flow *fl = &e->flows[fi];
+		const uint64_t *mask = flow_mask(e, fi);
+		for (unsigned w = 0; w < e->words; w++)
+			for (uint64_t m = mask[w]; m; m &= m - 1) {
+				struct element *el = &e->el[w * 64 + (unsigned)__builtin_ctzll(m)];
+				struct counters *c = &el->c;
+				c->packets += fl->pend_packets;
+				c->bytes += fl->pend_bytes;
+				if (fl->last_ns > c->last_ns)
+					c->last_ns = fl->last_ns;
+				for (unsigned x = 0; x < el->ncustom; x++)
+					for (unsigned j = 0; j < fl->nprogs; j++)
+						if (fl->prog[j] == el->cprog[x])
+							c->custom[x] += fl->prog_hits[j];
+			}
+		fl->pend_packets = 0;
+		fl->pend_bytes = 0;
+		for (unsigned j = 0; j < fl->nprogs; j++)
+			fl->prog_hits[j] = 0;
+		fl->pending = 0;
+	}
+	e->ndirty = 0;
+}
+
+/* A new flow's distinct custom filters, over the elements it belongs to: counted in the flow when
+ * they fit in it. */
+static void flow_programs(const struct qe_elements *e, struct flow *fl, const uint64_t *mask)
+{
+	fl->nprogs = 0;
+	fl->direct = 0;
+	for (unsigned w = 0; w < e->words; w++)
+		for (uint64_t m = mask[w]; m; m &= m - 1) {
+			const struct element *el = &e->el[w * 64 + (unsigned)__builtin_ctzll(m)];
+			for (unsigned x = 0; x < el->ncustom; x++) {
+				unsigned j = 0;
+				while (j < fl->nprogs && fl->prog[j] != el->cprog[x])
+					j++;
+				if (j < fl->nprogs)
+					continue;
+				if (fl->nprogs == PEND_PROGS) {
+					fl->direct = 1;
+					return;
+				}
+				fl->prog[fl->nprogs++] = el->cprog[x];
+			}
+		}
+}
+
 /* SYNs past the timeout are counted unanswered; flows idle too long are forgotten. */
 static void sweep(struct qe_elements *e, uint64_t now)
 {
@@ -546,6 +613,7 @@ static void sweep(struct qe_elements *e, uint64_t now)
 	e->next_sweep_ns = now + SWEEP_EVERY_NS;
 	if (!e->used)
 		return;
+	fold_pending(e); /* a flow forgotten below has nothing pending */
 	for (uint32_t b = 0; b < QE_ELEM_TRACK_FLOWS; b++) {
 		uint32_t *link = &e->bucket[b];
 		while (*link) {
@@ -656,8 +724,10 @@ void qe_elements_add(struct qe_elements *e, uint64_t ts_ns, uint32_t caplen, uin
 	if (fi != UINT32_MAX) {
 		fl = &e->flows[fi];
 		mask = flow_mask(e, fi);
-		if (first)
+		if (first) {
 			match(e, mask, caplen, origlen, data);
+			flow_programs(e, fl, mask);
+		}
 		if (ts_ns > fl->last_ns)
 			fl->last_ns = ts_ns;
 	} else {
@@ -688,21 +758,36 @@ void qe_elements_add(struct qe_elements *e, uint64_t ts_ns, uint32_t caplen, uin
 	for (unsigned p = 0; p < qe_field_parser_count; p++)
 		fields |= outcome[p] != QE_FIELD_NONE;
 	uint64_t seq = ++e->seq;
+	if (fl && !fl->direct) {
+		/* Counted in the flow; its elements get it at the next fold. */
+		if (!fl->pending) {
+			fl->pending = 1;
+			e->dirty[e->ndirty++] = fi;
+		}
+		fl->pend_packets++;
+		fl->pend_bytes += origlen;
+		for (unsigned j = 0; j < fl->nprogs; j++)
+			fl->prog_hits[j] += bpf_filter(e->progs[fl->prog[j]].insns, data, origlen, caplen) != 0;
+		if (!events && !fields)
+			return;
+	}
 	for (unsigned w = 0; w < e->words; w++)
 		for (uint64_t m = mask[w]; m; m &= m - 1) {
 			struct element *el = &e->el[w * 64 + (unsigned)__builtin_ctzll(m)];
 			struct counters *c = &el->c;
-			c->packets++;
-			c->bytes += origlen;
-			if (ts_ns > c->last_ns)
-				c->last_ns = ts_ns;
-			for (unsigned x = 0; x < el->ncustom; x++) {
-				struct custom_prog *cp = &e->progs[el->cprog[x]];
-				if (cp->seq != seq) {
-					cp->seq = seq;
-					cp->verdict = bpf_filter(cp->insns, data, origlen, caplen) != 0;
+			if (!fl || fl->direct) {
+				c->packets++;
+				c->bytes += origlen;
+				if (ts_ns > c->last_ns)
+					c->last_ns = ts_ns;
+				for (unsigned x = 0; x < el->ncustom; x++) {
+					struct custom_prog *cp = &e->progs[el->cprog[x]];
+					if (cp->seq != seq) {
+						cp->seq = seq;
+						cp->verdict = bpf_filter(cp->insns, data, origlen, caplen) != 0;
+					}
+					c->custom[x] += (uint64_t)cp->verdict;
 				}
-				c->custom[x] += (uint64_t)cp->verdict;
 			}
 			/* Most packets end no handshake and carry no field a parser reads: their counters
 			 * stay untouched (and out of the cache). */
@@ -756,8 +841,9 @@ static void outf(struct out *o, const char *fmt, ...)
 	}
 }
 
-void qe_elements_report(const struct qe_elements *e, const char *iface, uint64_t generation)
+void qe_elements_report(struct qe_elements *e, const char *iface, uint64_t generation)
 {
+	fold_pending(e);
 	struct msg head;
 	msg_begin(&head, "elements", iface);
 	msg_u64(&head, "generation", generation);

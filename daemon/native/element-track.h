@@ -58,5 +58,6 @@ void qe_elements_add(struct qe_elements *e, uint64_t ts_ns, uint32_t caplen, uin
 void qe_elements_tick(struct qe_elements *e, uint64_t now_ns);
 
 /* The `elements` message (protocol.ts) on stdout. */
-void qe_elements_report(const struct qe_elements *e, const char *iface, uint64_t generation);
+/* Counts a flow's packets gathered in the flow since the last report into its elements first. */
+void qe_elements_report(struct qe_elements *e, const char *iface, uint64_t generation);
 #endif
