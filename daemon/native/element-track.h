@@ -8,9 +8,10 @@
  * the first falls in the flow of its addresses with port 0. Each element's BPF filter runs once per
  * flow, on the frame of its first packet, and its verdict (a bit per element) holds for every packet
  * of the flow in both directions. Per packet then: one lookup (or the flow table's, below), and
- * for a flow of some element the counters of its elements, the field parsers (field-parsers.h)
- * once, and the element's custom filters (one program per distinct text: a packet of several
- * elements runs each once).
+ * for a flow of some element its counts (packets, bytes, the matches of its elements' custom
+ * filters, one program per distinct text), kept in the flow and folded into the elements'
+ * counters at each report and sweep, and the field parsers (field-parsers.h) once, whose rare
+ * answers and the TCP events go to the elements' counters directly.
  *
  * Frames that are not IP (ARP, LLDP, STP...) belong to no element: elements qualify IP services,
  * and a filter matching only such frames is a filter on link noise.
