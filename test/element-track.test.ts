@@ -27,7 +27,6 @@ const T0 = 1_764_000_000_000_000_000n;
 const work = mkdtempSync(join(tmpdir(), 'qe-elem-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-
 const tcp4 = (src: string, dst: string, sport: number, dport: number, flags: number, payload?: Buffer | string) =>
   ether(1, 2, [], 0x0800, ipv4(src, dst, 6, tcpSegment(sport, dport, flags, payload)));
 const udp4 = (src: string, dst: string, sport: number, dport: number, payload: Buffer) => ether(1, 2, [], 0x0800, ipv4(src, dst, 17, udp(sport, dport, payload)));

@@ -38,36 +38,39 @@ enum tcp_state {
 #define FF_RESET 2u     /* this attempt's reset is counted */
 #define FF_ENDED 4u     /* a FIN or RST: the ends may open it again with a new SYN */
 
-/* What a packet of a known flow reads is in the first cache line (the link, the state, the time,
- * the element bits of a set of up to 64 elements, the key); the SYN times, read on handshake
- * packets only, in the second. */
+/* What a packet of a known flow touches is in the first cache line (the link, the state, the time,
+ * the element bits of a set of up to 64 elements, the counts pending for its elements); the key,
+ * read by a lookup, and the SYN times, read on handshake packets, are in the second. */
 struct flow {
 	uint32_t next; /* NIL, or the next flow of the bucket (+1); the free list too */
 	uint8_t tcp, flags;
+	/* What the flow's packets added to each of its elements since the last fold (fold_pending):
+	 * counted here rather than in every element's counters. The custom filters' matches are
+	 * counted per distinct filter of the flow's elements (PEND_PROGS at most; a flow of more
+	 * counts into its elements directly, `direct`). */
+	uint8_t pending, direct;
 	uint64_t last_ns;
 	uint64_t mask0; /* the element bits when there are at most 64 elements (else in masks[]) */
+	uint64_t pend_bytes;
+	uint32_t pend_packets;
+	uint16_t prog[PEND_PROGS];
+	uint32_t prog_hits[PEND_PROGS];
+	uint8_t nprogs;
 	struct key {
 		/* The ends, each an address as the words its bytes load into (IPv4 zero-padded), a before
 		 * b in the order of those words (any fixed order will do), then w: IP version, protocol and
 		 * the ports of a and b. Words compare and hash without a byte loop or a library call. */
 		uint64_t a0, a1, b0, b1, w;
-	} k;
+	} k __attribute__((aligned(64)));
 	uint64_t syn_first_ns; /* the attempt's first SYN: the timeout runs from it */
 	uint64_t syn_last_ns;  /* its latest SYN: the one a SYN-ACK most likely answers */
-	/* What the flow's packets added to each of its elements since the last fold (fold_pending):
-	 * counted here, in a line the packet touches anyway, rather than in every element's. The
-	 * custom filters' matches are counted per distinct filter of the flow's elements (PEND_PROGS
-	 * at most; a flow of more counts into its elements directly, `direct`). */
-	uint64_t pend_bytes;
-	uint32_t pend_packets;
-	uint8_t pending, direct, nprogs;
-	uint16_t prog[PEND_PROGS];
-	uint32_t prog_hits[PEND_PROGS];
 } __attribute__((aligned(64)));
+_Static_assert(sizeof(struct flow) == 128, "a flow is two cache lines, the packet's first");
 
 struct counters {
-	/* What each of the element's packets adds to first: with the element's custom filter indexes
-	 * before them, one cache line holds what a packet touches (up to two custom filters). */
+	/* What a packet counted into its elements directly (a flow of many custom filters, or with the
+	 * table full) adds to first: with the element's custom filter indexes before them, one cache
+	 * line (up to two custom filters). */
 	uint64_t packets, bytes, last_ns;
 	uint64_t custom[QE_ELEM_MAX_CUSTOM];
 	uint64_t tcp_attempts, tcp_answered, tcp_unanswered, tcp_reset;
@@ -89,6 +92,7 @@ struct custom_prog {
 	uint64_t seq;                 /* the packet the verdict is for */
 	int verdict;
 	char *text;
+	size_t len;
 	struct bpf_program prog;
 };
 
@@ -153,8 +157,6 @@ static long index_at(const char **p, const char *end)
 	return v;
 }
 
-static int pack_programs(struct qe_elements *e);
-
 static int compile(pcap_t *p, const char *expr, size_t len, struct bpf_program *prog, char *why, size_t whylen)
 {
 	char *s = strndup(expr, len);
@@ -167,6 +169,26 @@ static int compile(pcap_t *p, const char *expr, size_t len, struct bpf_program *
 		snprintf(why, whylen, "filter '%.200s': %s", s, pcap_geterr(p));
 	free(s);
 	return rc;
+}
+
+/* The custom filters' instructions side by side: a packet's run through them reads a few lines,
+ * not one allocation per filter. */
+static int pack_programs(struct qe_elements *e)
+{
+	size_t n = 0;
+	for (unsigned i = 0; i < e->nprogs; i++)
+		n += e->progs[i].prog.bf_len;
+	if (!n)
+		return 0;
+	if (!(e->insns = malloc(n * sizeof *e->insns)))
+		return -1;
+	struct bpf_insn *at = e->insns;
+	for (unsigned i = 0; i < e->nprogs; i++) {
+		memcpy(at, e->progs[i].prog.bf_insns, e->progs[i].prog.bf_len * sizeof *at);
+		e->progs[i].insns = at;
+		at += e->progs[i].prog.bf_len;
+	}
+	return 0;
 }
 
 struct qe_elements *qe_elements_parse(const char *text, size_t len, const char *name, uint32_t linktype, uint32_t snaplen,
@@ -245,13 +267,14 @@ struct qe_elements *qe_elements_parse(const char *text, size_t len, const char *
 			}
 			size_t tl = (size_t)(lend - q);
 			unsigned id = 0;
-			while (id < e->nprogs && !(strlen(e->progs[id].text) == tl && memcmp(e->progs[id].text, q, tl) == 0))
+			while (id < e->nprogs && !(e->progs[id].len == tl && memcmp(e->progs[id].text, q, tl) == 0))
 				id++;
 			if (id == e->nprogs) {
 				if (!(e->progs[id].text = strndup(q, tl))) {
 					fail(err, errlen, name, line, "out of memory");
 					goto bad;
 				}
+				e->progs[id].len = tl;
 				e->nprogs++;
 				if (compile(p, q, tl, &e->progs[id].prog, why, sizeof why) != 0) {
 					fail(err, errlen, name, line, "element %ld custom filter %ld: %s", i, k, why);
@@ -293,26 +316,6 @@ bad:
 		pcap_close(p);
 	qe_elements_free(e);
 	return NULL;
-}
-
-/* The custom filters' instructions side by side: a packet's run through them reads a few lines,
- * not one allocation per filter. */
-static int pack_programs(struct qe_elements *e)
-{
-	size_t n = 0;
-	for (unsigned i = 0; i < e->nprogs; i++)
-		n += e->progs[i].prog.bf_len;
-	if (!n)
-		return 0;
-	if (!(e->insns = malloc(n * sizeof *e->insns)))
-		return -1;
-	struct bpf_insn *at = e->insns;
-	for (unsigned i = 0; i < e->nprogs; i++) {
-		memcpy(at, e->progs[i].prog.bf_insns, e->progs[i].prog.bf_len * sizeof *at);
-		e->progs[i].insns = at;
-		at += e->progs[i].prog.bf_len;
-	}
-	return 0;
 }
 
 /* Room for the largest valid file: every element with every custom filter at the longest. */
@@ -372,19 +375,6 @@ unsigned qe_elements_count(const struct qe_elements *e)
 
 /* ---- the flow table ---- */
 
-static inline void load_addr(const uint8_t *p, unsigned alen, uint64_t *w0, uint64_t *w1)
-{
-	*w0 = *w1 = 0;
-	if (alen == 4) {
-		uint32_t x;
-		memcpy(&x, p, 4);
-		*w0 = x;
-	} else {
-		memcpy(w0, p, 8);
-		memcpy(w1, p + 8, 8);
-	}
-}
-
 /* The packet's flow key; returns whether the packet was sent by end a. */
 static inline int make_key(const struct qe_pf_ip *ip, struct key *k)
 {
@@ -393,9 +383,9 @@ static inline int make_key(const struct qe_pf_ip *ip, struct key *k)
 		sp = ip->sport;
 		dp = ip->dport;
 	}
-	unsigned alen = ip->version == 4 ? 4 : 16;
-	load_addr(ip->src, alen, &s0, &s1);
-	load_addr(ip->dst, alen, &d0, &d1);
+	size_t alen = ip->version == 4 ? 4 : 16;
+	qe_pf_addr_words(ip->src, alen, &s0, &s1);
+	qe_pf_addr_words(ip->dst, alen, &d0, &d1);
 	int src_is_a = s0 != d0 ? s0 < d0 : s1 != d1 ? s1 < d1 : sp <= dp;
 	uint64_t w = (uint64_t)ip->version | (uint64_t)(ip->has_proto ? ip->proto : 0) << 8;
 	if (src_is_a) {
@@ -758,7 +748,8 @@ void qe_elements_add(struct qe_elements *e, uint64_t ts_ns, uint32_t caplen, uin
 	for (unsigned p = 0; p < qe_field_parser_count; p++)
 		fields |= outcome[p] != QE_FIELD_NONE;
 	uint64_t seq = ++e->seq;
-	if (fl && !fl->direct) {
+	int in_flow = fl && !fl->direct;
+	if (in_flow) {
 		/* Counted in the flow; its elements get it at the next fold. */
 		if (!fl->pending) {
 			fl->pending = 1;
@@ -775,7 +766,7 @@ void qe_elements_add(struct qe_elements *e, uint64_t ts_ns, uint32_t caplen, uin
 		for (uint64_t m = mask[w]; m; m &= m - 1) {
 			struct element *el = &e->el[w * 64 + (unsigned)__builtin_ctzll(m)];
 			struct counters *c = &el->c;
-			if (!fl || fl->direct) {
+			if (!in_flow) {
 				c->packets++;
 				c->bytes += origlen;
 				if (ts_ns > c->last_ns)

@@ -235,22 +235,6 @@ static void tcp_events(struct flow *fl, struct counts *c, int dir, uint8_t tcp, 
 		c->rst++;
 }
 
-/* An address as two words, as its zero-padded 16 bytes lie in memory (little-endian: an IPv4
- * address is the low half of the first). Loaded straight from the frame: a copy into a padded
- * buffer and a wide load back would stall on store forwarding, twice a packet. */
-static inline void load_addr(const uint8_t *p, size_t alen, uint64_t *w0, uint64_t *w1)
-{
-	if (alen == 4) {
-		uint32_t x;
-		memcpy(&x, p, 4);
-		*w0 = x;
-		*w1 = 0;
-	} else {
-		memcpy(w0, p, 8);
-		memcpy(w1, p + 8, 8);
-	}
-}
-
 uint32_t qe_flow_add(struct qe_flow_builder *b, uint64_t off, uint64_t ts_ns, uint32_t caplen, uint32_t origlen,
 		     const struct qe_packet_fields *f)
 {
@@ -303,8 +287,8 @@ uint32_t qe_flow_add(struct qe_flow_builder *b, uint64_t off, uint64_t ts_ns, ui
 			}
 		}
 		uint64_t s0, s1, d0, d1;
-		load_addr(ip->src, alen, &s0, &s1);
-		load_addr(ip->dst, alen, &d0, &d1);
+		qe_pf_addr_words(ip->src, alen, &s0, &s1);
+		qe_pf_addr_words(ip->dst, alen, &d0, &d1);
 		/* Any fixed order of the ends will do: the reader orders them its own way (Community ID). */
 		from_b = s0 != d0 ? s0 > d0 : s1 != d1 ? s1 > d1 : sp > dp;
 		if (from_b) {

@@ -42,7 +42,7 @@ void qe_flow_builder_free(struct qe_flow_builder *b);
  * 0, f) gives them. Returns the record's flow reference, QE_FLOW_REF_NONE when it went uncounted
  * (the builder is broken). */
 uint32_t qe_flow_add(struct qe_flow_builder *b, uint64_t off, uint64_t ts_ns, uint32_t caplen, uint32_t origlen,
-		 const struct qe_packet_fields *f);
+		     const struct qe_packet_fields *f);
 /* The builder holds QE_FLOW_BUILD_MAX_FLOWS flows (or ran out of memory): the file should end here. */
 int qe_flow_full(const struct qe_flow_builder *b);
 /* The builder can take `records` more records whatever flows they start: a run of them may go in

@@ -9,6 +9,7 @@
 #ifndef QE_PACKET_FIELDS_H
 #define QE_PACKET_FIELDS_H
 #include <stdint.h>
+#include <string.h>
 
 #define QE_PF_MAX_VLAN 8  /* tags kept; a deeper stack is not followed further */
 #define QE_PF_MAX_IP 4    /* the outer IP header and up to three nested tunnels' */
@@ -78,6 +79,23 @@ struct qe_packet_fields {
 	const uint8_t *arp_spa, *arp_tpa;
 	struct qe_pf_ip ip[QE_PF_MAX_IP]; /* [0] the outer header, then the tunnels' in order */
 };
+
+/* An address (4 or 16 bytes at p) as two words, as its zero-padded 16 bytes lie in memory
+ * (little-endian: an IPv4 address is the low half of the first): what flow keys compare and hash.
+ * Loaded straight from the frame: a copy into a padded buffer and a wide load back would stall
+ * on store forwarding, twice a packet. */
+static inline void qe_pf_addr_words(const uint8_t *p, size_t alen, uint64_t *w0, uint64_t *w1)
+{
+	if (alen == 4) {
+		uint32_t x;
+		memcpy(&x, p, 4);
+		*w0 = x;
+		*w1 = 0;
+	} else {
+		memcpy(w0, p, 8);
+		memcpy(w1, p + 8, 8);
+	}
+}
 
 /* Reads the fields of a frame of `linktype`, caplen bytes at `data`; with `tunnels`, the inner
  * headers of tunnels too. Returns the number of IP headers found (f->nip). */

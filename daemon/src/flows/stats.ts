@@ -73,26 +73,28 @@ const v4Text = (n: number) => `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255
  * a host sent to itself counts twice in its row, its flow once), source or destination. */
 function hostRows(flows: Iterable<StatsFlow>, by: HostBy): Map<string | number, StatsRow> {
   const rows = new Map<string | number, StatsRow>();
-  const add = (key: number | string, packets: number, bytes: number, flow: boolean) => {
-    let r = rows.get(key);
-    if (!r) rows.set(key, (r = { key, packets: 0, bytes: 0, flows: 0 }));
-    r.packets += packets;
-    r.bytes += bytes;
-    if (flow) r.flows++;
-  };
   for (const f of flows) {
     if (f.ipVersion === 0) continue;
     const packets = f.packets + f.packetsRev;
     const bytes = f.bytes + f.bytesRev;
     const s = by === 'dst' ? undefined : hostKey(f.src);
-    if (s !== undefined) add(s, packets, bytes, true);
+    if (s !== undefined) count(rows, s, packets, bytes, true);
     if (by !== 'src') {
       const d = hostKey(f.dst);
-      add(d, packets, bytes, d !== s);
+      count(rows, d, packets, bytes, d !== s);
     }
   }
   for (const r of rows.values()) if (typeof r.key === 'number') r.key = v4Text(r.key);
   return rows;
+}
+
+/** A flow's packets and bytes into the row of `key` (and the flow itself, when `flow`). */
+function count(rows: Map<string | number, StatsRow>, key: string | number, packets: number, bytes: number, flow: boolean): void {
+  let r = rows.get(key);
+  if (!r) rows.set(key, (r = { key, packets: 0, bytes: 0, flows: 0 }));
+  r.packets += packets;
+  r.bytes += bytes;
+  if (flow) r.flows++;
 }
 
 /** Every row for `by`, largest first (bytes, then packets, then key); `top` keeps the first N. */
@@ -103,13 +105,7 @@ export function statsRows(flows: Iterable<StatsFlow>, by: StatsBy, top?: number)
     const packets = f.packets + f.packetsRev;
     const bytes = Number(f.bytes + f.bytesRev);
     const keys = keysOf(f, by);
-    keys.forEach((key, i) => {
-      let r = rows.get(key);
-      if (!r) rows.set(key, (r = { key, packets: 0, bytes: 0, flows: 0 }));
-      r.packets += packets;
-      r.bytes += bytes;
-      if (keys.indexOf(key) === i) r.flows++;
-    });
+    keys.forEach((key, i) => count(rows, key, packets, bytes, keys.indexOf(key) === i));
   }
   return sortRows(rows, top);
 }
