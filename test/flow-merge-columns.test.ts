@@ -5,7 +5,9 @@
 import { describe, expect, it } from 'vitest';
 import { FLOW_R, FLOW_RECORD_LEN, FLOW_RF, encodeFlowRecord, type FlowRecord } from '../daemon/src/flows/format.js';
 import { FlowMerger, flowKey, swapped } from '../daemon/src/flows/merge.js';
-import { statsRows, totalsOf } from '../daemon/src/flows/stats.js';
+import { NativeStats } from '../daemon/src/flows/native-stats.js';
+import { STATS_BY, totalsOf } from '../daemon/src/flows/stats.js';
+import { oracleRows } from './lib/stats-oracle.js';
 import { rng } from './lib/fixture.js';
 
 interface Expected {
@@ -44,7 +46,7 @@ function identities(r: () => number, n: number): Omit<FlowRecord, 'firstNs' | 'l
 }
 
 describe('FlowMerger against a reference merge', () => {
-  it('merges 60,000 records of 20,000 flows as the rules say, and the statistics read the same', () => {
+  it('merges 60,000 records of 20,000 flows as the rules say, and qe-flowstat counts the same flows', async () => {
     const r = rng(42);
     const ids = identities(r, 20_000);
     const want = new Map<string, Expected>();
@@ -120,7 +122,9 @@ describe('FlowMerger against a reference merge', () => {
 
     const m = new FlowMerger();
     // Bodies of a few hundred records each, interleaving the interfaces.
-    for (let at = 0; at < 60_000; at += 500) for (const b of bodies) if (b.parts.length > at) m.addBody(b.iface, Buffer.concat(b.parts.slice(at, at + 500)));
+    const sequence: [string, Buffer][] = [];
+    for (let at = 0; at < 60_000; at += 500) for (const b of bodies) if (b.parts.length > at) sequence.push([b.iface, Buffer.concat(b.parts.slice(at, at + 500))]);
+    for (const [iface, body] of sequence) m.addBody(iface, body);
     expect(m.size).toBe(want.size);
     const got = [...m.values()];
     expect(got.length).toBe(want.size);
@@ -132,9 +136,44 @@ describe('FlowMerger against a reference merge', () => {
       expect({ packets: f.packets, packetsRev: f.packetsRev, bytes: f.bytes, bytesRev: f.bytesRev, fwd: f.tcpFlagsFwd, rev: f.tcpFlagsRev, syn: f.syn, synack: f.synack, fin: f.fin, rst: f.rst }).toEqual({ packets: w.packets, packetsRev: w.packetsRev, bytes: Number(w.bytes), bytesRev: Number(w.bytesRev), fwd: w.tcpFlagsFwd, rev: w.tcpFlagsRev, syn: w.syn, synack: w.synack, fin: w.fin, rst: w.rst });
       expect({ firstNs: f.firstNs, lastNs: f.lastNs, flags: f.flags, records: f.records, rttUs: e.rttFrom ? f.rttUs : undefined, rttFromNs: f.rttFromNs }).toEqual({ firstNs: w.firstNs, lastNs: w.lastNs, flags: w.flags, records: e.records, rttUs: e.rttFrom?.us, rttFromNs: e.rttFrom?.ns });
     }
-    // The columns' view for statistics reads what the flows say.
-    for (const by of ['host', 'conversation', 'port', 'proto', 'vlan', 'iface'] as const) expect(statsRows(m.forStats(), by, 20), by).toEqual(statsRows(got, by, 20));
-    expect(totalsOf(m.forStats())).toEqual(totalsOf(got));
+    // qe-flowstat, given the same bodies in the same order, merges the same flows (their number,
+    // ends and orientation: every key of every statistic) and counts them as the rules say.
+    for (const by of STATS_BY) {
+      for (const top of [20, undefined]) {
+        const n = new NativeStats(0n, 2n ** 63n, by, top);
+        for (const [iface, body] of sequence) await n.addBody(iface, body);
+        const s = await n.finish();
+        expect(s.total, by).toEqual(totalsOf(got));
+        expect(s.rows, `${by} --top ${top}`).toEqual(oracleRows(got, by, top));
+      }
+    }
     expect(FLOW_RECORD_LEN).toBe(112);
+  });
+});
+
+describe('qe-flowstat against FlowMerger when records tie', () => {
+  it('the record seen first keeps its orientation against later ones of the same time, as in the merger', async () => {
+    const r = rng(7);
+    const ids = identities(r, 300);
+    const m = new FlowMerger();
+    const n = { src: new NativeStats(0n, 2n ** 63n, 'src'), port: new NativeStats(0n, 2n ** 63n, 'port') };
+    for (let k = 0; k < 30; k++) {
+      const parts: Buffer[] = [];
+      for (let i = 0; i < 100; i++) {
+        const id = ids[Math.floor(r() * ids.length)]!;
+        // Three instants only: most records of a flow tie with its earliest.
+        const firstNs = BigInt(Math.floor(r() * 3)) * 1000n;
+        let rec: FlowRecord = { ...id, firstNs, lastNs: firstNs + 5n, packets: 1 + Math.floor(r() * 9), packetsRev: Math.floor(r() * 9), bytes: BigInt(Math.floor(r() * 1e4)), bytesRev: 0n, flags: 0, rttUs: 0 };
+        if (id.ipVersion && r() < 0.5) rec = swapped(rec);
+        parts.push(encodeFlowRecord(rec));
+      }
+      const body = Buffer.concat(parts);
+      m.addBody('eth0', body);
+      await n.src.addBody('eth0', body);
+      await n.port.addBody('eth0', body);
+    }
+    const got = [...m.values()];
+    expect((await n.src.finish()).rows).toEqual(oracleRows(got, 'src'));
+    expect((await n.port.finish()).rows).toEqual(oracleRows(got, 'port'));
   });
 });

@@ -2,13 +2,13 @@
 // flow is shown with.
 import { describe, expect, it } from 'vitest';
 import { addressBytes, addressText } from '../daemon/src/flows/address.js';
-import { FLOW_RF, type FlowRecord } from '../daemon/src/flows/format.js';
+import { FLOW_RF, encodeFlowRecord, type FlowRecord } from '../daemon/src/flows/format.js';
 import { FlowMerger, flowKey, rawFlowKey, swapped } from '../daemon/src/flows/merge.js';
 import { encodeRecord } from './lib/flow-table.js';
 import { protoLabel, tcpFlagsText } from '../daemon/src/flows/render.js';
 import { PcapRecordWalker } from '../daemon/src/flows/series.js';
 import { buildPcap } from '../daemon/src/pcap/format.js';
-import { statsRows } from '../daemon/src/flows/stats.js';
+import { NativeStats } from '../daemon/src/flows/native-stats.js';
 
 const A = addressBytes('10.0.0.1');
 const B = addressBytes('10.0.0.2');
@@ -91,15 +91,17 @@ describe('how flows are shown', () => {
     expect(tcpFlagsText(0xff)).toBe('CEUAPRSF');
   });
 
-  it('host rows: a host sending to itself counts twice, its flow once', () => {
-    const m = new FlowMerger();
-    m.add('eth0', rec({ dst: A, packets: 2, bytes: 20n }));
-    m.add('eth0', rec({ packets: 3, bytes: 30n }));
-    expect(statsRows(m.values(), 'host')).toEqual([
+  it('host rows: a host sending to itself counts twice, its flow once (qe-flowstat)', async () => {
+    const rows = async (by: 'host' | 'conversation') => {
+      const n = new NativeStats(0n, 2n ** 63n, by);
+      await n.addBody('eth0', Buffer.concat([encodeFlowRecord(rec({ dst: A, packets: 2, bytes: 20n })), encodeFlowRecord(rec({ packets: 3, bytes: 30n }))]));
+      return (await n.finish()).rows;
+    };
+    expect(await rows('host')).toEqual([
       { key: '10.0.0.1', packets: 7, bytes: 70, flows: 2 },
       { key: '10.0.0.2', packets: 3, bytes: 30, flows: 1 },
     ]);
-    expect(statsRows(m.values(), 'conversation').map((r) => r.key)).toEqual(['10.0.0.1 <-> 10.0.0.2', '10.0.0.1 <-> 10.0.0.1']);
+    expect((await rows('conversation')).map((r) => r.key)).toEqual(['10.0.0.1 <-> 10.0.0.2', '10.0.0.1 <-> 10.0.0.1']);
   });
 
   it('the series walker finds every record header of a pcap stream cut anywhere', () => {

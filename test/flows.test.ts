@@ -11,6 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildPcap, parsePcap, type PcapRecord } from '../daemon/src/pcap/format.js';
 import { decodeFlowTable, flowPathFor } from '../daemon/src/flows/format.js';
 import { checkFlowTable } from '../daemon/src/store/flow-check.js';
+import { addressBytes } from '../daemon/src/flows/address.js';
+import { STATS_BY } from '../daemon/src/flows/stats.js';
 import { cli, readRecords, storeFiles, tempDir, writeConfig } from './lib/cli.js';
 import { ether, ipv4, ipv6, sctp, tcp, udp } from './lib/index-traffic.js';
 import { mixedTraffic } from './lib/mixed-traffic.js';
@@ -254,6 +256,36 @@ describe('stats and flows over a store of two interfaces', () => {
     const src = await statsJson([...range(0, 10_000), '--by', 'src', '--top', '3']);
     expect(src.rows.length).toBe(3);
     expect(src.rows[0]!.bytes).toBeGreaterThanOrEqual(src.rows[1]!.bytes);
+  });
+
+  it('every --by table is what the listed flows add up to, over whole files and ranges that cut them', async () => {
+    // stats is counted by qe-flowstat, flows is merged here: two implementations of one merge.
+    for (const [from, to] of [[0, 10_000], [700, 2_100], [50, 10_000]] as const) {
+      const { flows } = await flowsJson(range(from, to));
+      for (const by of STATS_BY) {
+        const want = new Map<string | number, [number, number, number]>();
+        const add = (key: string | number, f: (typeof flows)[number], flow: boolean) => {
+          const w = want.get(key) ?? [0, 0, 0];
+          want.set(key, [w[0] + f.packets + f.packets_rev, w[1] + f.bytes + f.bytes_rev, w[2] + (flow ? 1 : 0)]);
+        };
+        for (const f of flows) {
+          const ip = f.src !== null;
+          if (by === 'host' && ip) {
+            add(f.src, f, true);
+            add(f.dst, f, f.dst !== f.src);
+          } else if (by === 'src' && ip) add(f.src, f, true);
+          else if (by === 'dst' && ip) add(f.dst, f, true);
+          else if (by === 'conversation' && ip) add((Buffer.compare(addressBytes(f.src), addressBytes(f.dst)) <= 0 ? [f.src, f.dst] : [f.dst, f.src]).join(' <-> '), f, true);
+          else if (by === 'port' && ip && ['tcp', 'udp', 132].includes(f.proto)) add(f.dport, f, true);
+          else if (by === 'proto') add(f.proto, f, true);
+          else if (by === 'vlan') add(f.vlan.length ? f.vlan.join('.') : 'untagged', f, true);
+          else if (by === 'iface') add(f.iface, f, true);
+        }
+        const s = await statsJson([...range(from, to), '--by', by, '--top', '100000']);
+        expect({ from, to, by, rows: new Map(s.rows.map((r) => [r.key, [r.packets, r.bytes, r.flows]])) }).toEqual({ from, to, by, rows: want });
+        expect(s.total.flows).toBe(flows.length);
+      }
+    }
   });
 
   it('--interval: each interval counts the packets whose timestamps fall in it', async () => {

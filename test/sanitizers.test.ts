@@ -74,7 +74,7 @@ function trafficInputs(): string[] {
 describe('the sanitizer build', () => {
   const store = join(work, 'store');
 
-  it.each(['qe-capture', 'qe-extract', 'qe-index'])('instruments %s with both sanitizers', (tool) => {
+  it.each(['qe-capture', 'qe-extract', 'qe-index', 'qe-flowstat'])('instruments %s with both sanitizers', (tool) => {
     const symbols = execFileSync('nm', [join(asan, tool)], { encoding: 'utf8' });
     expect(symbols).toMatch(/\b__asan_init\b/);
     expect(symbols).toMatch(/\b__ubsan_handle_\w+/);
@@ -126,6 +126,38 @@ describe('the sanitizer build', () => {
       const r = spawnSync(join(asan, 'qe-index'), ['--flows-stdout'], { input: readFileSync(input), env, encoding: 'latin1', maxBuffer: 256 << 20 });
       clean(`qe-index --flows-stdout < ${input}`, r);
       expect([0, 2], r.stderr).toContain(r.status);
+    }
+  });
+
+  it('counts the indexed files\' flow tables (and every fixture taken for one) with qe-flowstat, with no sanitizer report', () => {
+    const copies = join(work, 'index-inputs');
+    const pcaps = readdirSync(copies).filter((f) => f.endsWith('.pcap')).map((f) => join(copies, f));
+    expect(pcaps.filter((p) => existsSync(`${p}.qeflow`)).length).toBeGreaterThan(20);
+    // Every parser fixture as the table of a file too: hostile bytes where a table is expected.
+    const posing = join(work, 'posing');
+    mkdirSync(posing);
+    const fakes = parserInputs().map((f, i) => {
+      const p = join(posing, `${i}.pcap`);
+      copyFileSync(pcaps[0]!, p);
+      copyFileSync(f, `${p}.qeflow`);
+      return p;
+    });
+    // Records made from packets: any whole records' bytes (the ones after a table's headers here).
+    const body = Buffer.concat(pcaps.filter((p) => existsSync(`${p}.qeflow`)).map((p) => readFileSync(`${p}.qeflow`).subarray(128))).subarray(0, 112 * 3);
+    expect(body.length).toBe(112 * 3);
+    const input = Buffer.concat([
+      Buffer.from([...pcaps, ...fakes].map((p, i) => `table ${i % 2} ${i % 3 === 0 ? 1 : 0} 1000 ${p}\n`).join('') + 'plan\n'),
+      Buffer.from(`body 1 ${body.length}\n`),
+      body,
+      Buffer.from('end\n'),
+    ]);
+    for (const by of ['host', 'src', 'dst', 'conversation', 'port', 'proto', 'vlan', 'iface']) {
+      for (const range of [['0', '18446744073709551615'], ['1764000000500000000', '1764000001500000000']]) {
+        const r = spawnSync(join(asan, 'qe-flowstat'), ['--from-ns', range[0]!, '--to-ns', range[1]!, '--by', by, '--top', '5'], { input, env, encoding: 'utf8', maxBuffer: 64 << 20 });
+        clean(`qe-flowstat --by ${by}`, r);
+        expect(r.status, r.stderr).toBe(0);
+        expect(r.stdout).toMatch(/^\{"planned":\d+\}$/m);
+      }
     }
   });
 

@@ -10,7 +10,7 @@ import { nodeTarball, rebuildAddons, unpackNode } from './node-runtime.js';
 
 export const LIB_DIR = '/usr/lib/qe-packets';
 export const NODE_BIN = `${LIB_DIR}/node/bin/node`;
-export const NATIVE_TOOLS = ['qe-capture', 'qe-extract', 'qe-index', 'qe-privsep'];
+export const NATIVE_TOOLS = ['qe-capture', 'qe-extract', 'qe-flowstat', 'qe-index', 'qe-privsep'];
 export const CONFFILES = ['/etc/qe-packets/config.yaml'];
 const DEBIAN_FILES = join(packageRoot, 'package', 'debian');
 

@@ -7,7 +7,7 @@ import { ConfigError } from '../config/errors.js';
 import { loadConfigFile } from '../config/load.js';
 import { formatSize } from '../config/units.js';
 import { ExitCode } from '../extract/exit-codes.js';
-import { collectFlows, type FilePlan, type FlowQueryResult } from '../flows/collect.js';
+import { collectFlows, type FilePlan, type FlowQueryResult, type FlowSink } from '../flows/collect.js';
 import { scanCatalog } from '../store/catalog.js';
 import { selectFiles, unknownInterfaces, type Selection } from '../store/select-files.js';
 import type { FlowsRequest } from './flows-args.js';
@@ -22,8 +22,8 @@ export type Say = (text: string) => void;
 // One refusal for every query the store answers (extract, flows, stats): the API maps it alike.
 export { Refusal };
 
-export interface Answer {
-  result: FlowQueryResult;
+export interface Answer<S extends FlowSink> {
+  result: FlowQueryResult<S>;
   selection: Selection;
 }
 
@@ -42,7 +42,8 @@ export function emptyRange(req: Omit<FlowsRequest, 'format' | 'help'>, files: nu
   return new Refusal(ExitCode.empty, emptyText(req, files));
 }
 
-export async function runQuery(req: Omit<FlowsRequest, 'format' | 'help'>, paths: readonly string[], say: Say, intervalNs?: bigint): Promise<Answer> {
+/** Runs the query into `sink` (made once the files are chosen); a refusal ends it (`abort`). */
+export async function runQuery<S extends FlowSink & { abort?(): void }>(req: Omit<FlowsRequest, 'format' | 'help'>, paths: readonly string[], say: Say, makeSink: () => S, intervalNs?: bigint): Promise<Answer<S>> {
   const catalog = await scanCatalog(paths);
   for (const p of catalog.problems.slice(0, MAX_PROBLEMS_SHOWN)) say(`warning: ${p.path}: ${p.message}`);
   if (catalog.problems.length > MAX_PROBLEMS_SHOWN) say(`warning: ${catalog.problems.length - MAX_PROBLEMS_SHOWN} more files could not be read`);
@@ -60,10 +61,12 @@ export async function runQuery(req: Omit<FlowsRequest, 'format' | 'help'>, paths
   let bar: ProgressBar | undefined;
   let shown = 0;
   const warn = (m: string) => (bar ? bar.message(m) : say(m));
-  let result: FlowQueryResult;
+  let result: FlowQueryResult<S>;
+  const sink = makeSink();
   try {
     result = await collectFlows(
       { streams: selection.streams, fromNs: req.fromNs, toNs: req.toNs, ...(req.filter !== undefined ? { filter: req.filter } : {}), useIndex: !req.noIndex, ...(intervalNs !== undefined ? { intervalNs } : {}) },
+      sink,
       {
         progressMs: stderr.isTTY ? PROGRESS_MS : 0,
         onPlanned: (plans) => {
@@ -78,12 +81,16 @@ export async function runQuery(req: Omit<FlowsRequest, 'format' | 'help'>, paths
       },
     );
   } catch (e) {
-    // qe-extract or qe-index missing or not executable: an installation problem, said plainly.
+    sink.abort?.();
+    // qe-extract, qe-index or qe-flowstat missing or not executable: an installation problem, said plainly.
     throw new Refusal(ExitCode.internal, (e as Error).message);
   }
   if (bar && result.exitCode === ExitCode.ok) bar.finish();
   else if (bar) stderr.write('\r\x1b[K');
-  if (result.exitCode !== ExitCode.ok) throw new Refusal(result.exitCode, result.error ?? `reading the packets failed with exit status ${result.exitCode}`);
+  if (result.exitCode !== ExitCode.ok) {
+    sink.abort?.();
+    throw new Refusal(result.exitCode, result.error ?? `reading the packets failed with exit status ${result.exitCode}`);
+  }
   return { result, selection };
 }
 

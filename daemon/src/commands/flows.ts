@@ -7,7 +7,8 @@ import { formatCount, formatSize } from '../config/units.js';
 import { nowNs } from '../time/format-time.js';
 import { FLOWS_USAGE, parseFlowsArgs, type FlowsRequest } from './flows-args.js';
 import { UsageError } from './extract-args.js';
-import type { FlowQueryResult } from '../flows/collect.js';
+import { TableMerger } from '../flows/collect.js';
+import type { Flow } from '../flows/merge.js';
 import type { StatsTotal } from '../flows/stats.js';
 import { Refusal, emptyRange, runQuery, sourcesText, storePathsOf, type Say } from './flow-query.js';
 
@@ -44,9 +45,9 @@ export async function flowsCommand(argv: string[]): Promise<number> {
  * The merged flows of a request over the store at `paths`, earliest first: what the command prints
  * and the API streams. Nothing in the range is a Refusal (exit 3, the API's 404 empty_range).
  */
-export async function flowsAnswer(req: Omit<FlowsRequest, 'format' | 'help'>, paths: readonly string[], say: Say): Promise<{ flows: ReturnType<FlowQueryResult['merger']['sorted']>; total: StatsTotal; sources: string }> {
-  const { result, selection } = await runQuery(req, paths, say);
-  const flows = result.merger.sorted();
+export async function flowsAnswer(req: Omit<FlowsRequest, 'format' | 'help'>, paths: readonly string[], say: Say): Promise<{ flows: Flow[]; total: StatsTotal; sources: string }> {
+  const { result, selection } = await runQuery(req, paths, say, () => new TableMerger());
+  const flows = result.sink.merger.sorted();
   const total = totalsOf(flows);
   if (total.packets === 0) throw emptyRange(req, selection.files);
   return { flows, total, sources: sourcesText(result.plans, result.read) };

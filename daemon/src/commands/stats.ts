@@ -2,9 +2,9 @@
 // as an aligned table with human units or one JSON object.
 import { formatCount, formatSize } from '../config/units.js';
 import { ExitCode } from '../extract/exit-codes.js';
-import type { FlowQueryResult } from '../flows/collect.js';
+import { NativeStats } from '../flows/native-stats.js';
 import type { SeriesPoint } from '../flows/series.js';
-import { statsRows, totalsOf, type StatsRow, type StatsTotal } from '../flows/stats.js';
+import type { StatsRow, StatsTotal } from '../flows/stats.js';
 import { formatIsoNs, nowNs } from '../time/format-time.js';
 import { UsageError } from './extract-args.js';
 import { STATS_USAGE, parseStatsArgs, type StatsRequest } from './flows-args.js';
@@ -55,17 +55,17 @@ export interface StatsAnswer {
  * serves. Nothing in the range is a Refusal (exit 3, the API's 404 empty_range).
  */
 export async function statsAnswer(req: StatsRequest, paths: readonly string[], say: Say): Promise<StatsAnswer> {
-  const { result, selection } = await runQuery(req, paths, say, req.intervalNs);
-  const s = statsOf(req, result);
+  const { result, selection } = await runQuery(req, paths, say, () => new NativeStats(req.fromNs, req.toNs, req.by, req.top), req.intervalNs);
+  // Merged and counted by qe-flowstat: no flow passes through JavaScript.
+  let s;
+  try {
+    s = await result.sink.finish();
+  } catch (e) {
+    throw new Refusal(ExitCode.internal, (e as Error).message);
+  }
   if (s.total.packets === 0) throw emptyRange(req, selection.files);
-  return { ...s, sources: sourcesText(result.plans, result.read) };
-}
-
-/** A query's totals, top rows and series. */
-export function statsOf(req: StatsRequest, result: FlowQueryResult): { total: StatsTotal; rows: StatsRow[]; series?: SeriesPoint[] } {
-  // Read from the merger's columns: no Flow object is made for a statistic.
   const series = result.series?.points();
-  return { total: totalsOf(result.merger.forStats()), rows: statsRows(result.merger.forStats(), req.by, req.top), ...(series ? { series } : {}) };
+  return { ...s, ...(series ? { series } : {}), sources: sourcesText(result.plans, result.read) };
 }
 
 export function statsJson(req: StatsRequest, total: StatsTotal, rows: StatsRow[], series?: SeriesPoint[]) {

@@ -51,8 +51,30 @@ export interface FilePlan {
   bytes: number;
 }
 
-export interface FlowQueryResult {
-  merger: FlowMerger;
+/**
+ * Where a query's flow records go: the table records of the files planned, then the records made
+ * from packets. TableMerger merges them here (flows lists them); native-stats.ts's NativeStats
+ * hands them to qe-flowstat, which reads the tables itself (stats counts them).
+ */
+export interface FlowSink {
+  /** Each file's plan (collect.ts planFile's rules), its table's records merged; in order. */
+  planTables(files: readonly CatalogEntry[], q: FlowQuery): FilePlan[] | Promise<FilePlan[]>;
+  addBody(iface: string, body: Buffer): void | Promise<void>;
+}
+
+/** The flows merged in this process, for the commands that list them. */
+export class TableMerger implements FlowSink {
+  readonly merger = new FlowMerger();
+  planTables(files: readonly CatalogEntry[], q: FlowQuery): FilePlan[] {
+    return files.map((f) => planFile(q, f, this.merger));
+  }
+  addBody(iface: string, body: Buffer): void {
+    this.merger.addBody(iface, body);
+  }
+}
+
+export interface FlowQueryResult<S extends FlowSink = FlowSink> {
+  sink: S;
   series?: SeriesCounter;
   plans: FilePlan[];
   exitCode: number;
@@ -61,17 +83,17 @@ export interface FlowQueryResult {
   read: { bytes: number; packets: number; runs: number };
 }
 
-/** Decides, file by file, what its table answers and what is read; adds the table's records to `merger`. */
-export function planFiles(q: FlowQuery, merger: FlowMerger): FilePlan[] {
-  const plans: FilePlan[] = [];
-  for (const s of q.streams) for (const f of s.files) plans.push(planFile(q, f, merger));
-  return plans;
+/** Decides, file by file, what its table answers and what is read; the tables' records go to `sink`. */
+export async function planFiles(q: FlowQuery, sink: FlowSink): Promise<FilePlan[]> {
+  const files = q.streams.flatMap((s) => s.files);
+  // A filter's packets are not told apart by a record, and a series needs every packet's time.
+  if (q.filter !== undefined) return files.map((file) => ({ file, fromTable: 0, read: 'all', why: 'filter', bytes: file.size }));
+  if (q.intervalNs !== undefined) return files.map((file) => ({ file, fromTable: 0, read: 'all', why: 'interval', bytes: file.size }));
+  return sink.planTables(files, q);
 }
 
 function planFile(q: FlowQuery, file: CatalogEntry, merger: FlowMerger): FilePlan {
   const all = (why: FilePlan['why'], note?: string): FilePlan => ({ file, fromTable: 0, read: 'all', why, ...(note ? { note } : {}), bytes: file.size });
-  if (q.filter !== undefined) return all('filter');
-  if (q.intervalNs !== undefined) return all('interval');
   const path = flowPathFor(file.path);
   let table;
   try {
@@ -117,12 +139,11 @@ function planFile(q: FlowQuery, file: CatalogEntry, merger: FlowMerger): FilePla
 }
 
 /** Runs the query: tables first (fast), then one packet read per interface for the rest. */
-export async function collectFlows(q: FlowQuery, hooks: FlowQueryHooks = {}): Promise<FlowQueryResult> {
-  const merger = new FlowMerger();
-  const plans = planFiles(q, merger);
+export async function collectFlows<S extends FlowSink>(q: FlowQuery, sink: S, hooks: FlowQueryHooks = {}): Promise<FlowQueryResult<S>> {
+  const plans = await planFiles(q, sink);
   hooks.onPlanned?.(plans);
   const series = q.intervalNs !== undefined ? new SeriesCounter(q.fromNs, q.toNs, q.intervalNs) : undefined;
-  const result: FlowQueryResult = { merger, ...(series ? { series } : {}), plans, exitCode: ExitCode.ok, read: { bytes: 0, packets: 0, runs: 0 } };
+  const result: FlowQueryResult<S> = { sink, ...(series ? { series } : {}), plans, exitCode: ExitCode.ok, read: { bytes: 0, packets: 0, runs: 0 } };
   const byPath = new Map(plans.map((p) => [p.file.path, p]));
   const ifaces = [...new Set(q.streams.map((s) => s.iface))];
   // A filter is checked even when nothing is to be read: a bad one is an error, not an empty answer.
@@ -164,7 +185,7 @@ export async function collectFlows(q: FlowQuery, hooks: FlowQueryHooks = {}): Pr
       if (outcome.error) result.error = outcome.error;
       return result;
     }
-    for (const seg of outcome.table?.segments ?? []) merger.addBody(run.iface, seg.body);
+    for (const seg of outcome.table?.segments ?? []) await sink.addBody(run.iface, seg.body);
     if (runSeries) series!.add(runSeries);
   }
   return result;

@@ -8,7 +8,6 @@
 // A query over a store merges millions of records: tables are merged straight from their bytes
 // (addBody) into typed-array columns, and objects are made only for the flows asked for.
 import { FLOW_MAX_VLAN, FLOW_R, FLOW_RECORD_LEN, FLOW_RF, encodeFlowRecord, type FlowRecord } from './format.js';
-import type { StatsFlow } from './stats.js';
 
 export interface Flow extends Omit<FlowRecord, 'bytes' | 'bytesRev'> {
   iface: string;
@@ -244,39 +243,6 @@ export class FlowMerger {
   /** The flows in the order they were first seen. */
   *values(): IterableIterator<Flow> {
     for (let j = 0; j < this.c.n; j++) yield flowAt(this.c, this.ifaces, j);
-  }
-
-  /**
-   * The flows as the statistics read them (stats.ts StatsFlow), in the order of values(): one
-   * object, refilled for each flow (its addresses too), so it must be read before the next.
-   */
-  *forStats(): IterableIterator<StatsFlow> {
-    const c = this.c;
-    const buffers = new Map([4, 16, 0].map((n) => [n, [Buffer.alloc(n), Buffer.alloc(n)] as const]));
-    const vlan: number[] = [];
-    const f: StatsFlow = { iface: '', ipVersion: 0, proto: 0, sport: 0, dport: 0, vlan, src: Buffer.alloc(0), dst: Buffer.alloc(0), packets: 0, packetsRev: 0, bytes: 0, bytesRev: 0 };
-    for (let j = 0; j < c.n; j++) {
-      const head = c.head[j]!;
-      f.ipVersion = head & 0xff;
-      f.proto = (head >>> 8) & 0xff;
-      const [src, dst] = buffers.get(f.ipVersion === 4 ? 4 : f.ipVersion === 6 ? 16 : 0)!;
-      for (let i = 0; i < src.length / 4; i++) {
-        src.writeUInt32LE(c.addr[8 * j + i]!, 4 * i);
-        dst.writeUInt32LE(c.addr[8 * j + 4 + i]!, 4 * i);
-      }
-      f.src = src;
-      f.dst = dst;
-      vlan.length = 0;
-      for (let i = 0; i < head >>> 16; i++) vlan.push(c.vlan[3 * j + i]!);
-      f.iface = this.ifaces[c.iface[j]!]!;
-      f.sport = c.sport[j]!;
-      f.dport = c.dport[j]!;
-      f.packets = c.packets[j]!;
-      f.packetsRev = c.packetsRev[j]!;
-      f.bytes = c.bytes[j]!;
-      f.bytesRev = c.bytesRev[j]!;
-      yield f;
-    }
   }
 
   add(iface: string, r: FlowRecord): void {

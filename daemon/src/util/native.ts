@@ -16,7 +16,7 @@ export const packageRoot = (() => {
 
 export const nativeDir = process.env.QE_NATIVE_DIR ?? join(packageRoot, 'build', 'native');
 
-export function nativeTool(name: 'qe-capture' | 'qe-extract' | 'qe-index'): string {
+export function nativeTool(name: 'qe-capture' | 'qe-extract' | 'qe-flowstat' | 'qe-index'): string {
   const path = join(nativeDir, name);
   if (!existsSync(path)) throw new Error(`${path} does not exist: build it with \`npm run build\` (or set QE_NATIVE_DIR)`);
   return path;
