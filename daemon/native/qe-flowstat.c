@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -69,6 +70,35 @@ static void *xrealloc(void *p, size_t n)
 static inline uint16_t get16(const unsigned char *p) { return (uint16_t)(p[0] | p[1] << 8); }
 static inline uint32_t get32(const unsigned char *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
 static inline uint64_t get64(const unsigned char *p) { return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32; }
+
+/* The flow and row tables: millions of lookups land anywhere in tens of megabytes, and with 4 KiB
+ * pages nearly each one also misses the TLB. Huge pages (where the kernel gives them: `madvise`
+ * mode) make the table's pages few. Anonymous mappings start zeroed. */
+static void *big_alloc(size_t n)
+{
+	void *p = mmap(NULL, n ? n : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		die(EXIT_NOMEM, "out of memory (%zu bytes)", n);
+	(void)madvise(p, n ? n : 1, MADV_HUGEPAGE);
+	return p;
+}
+
+static void *big_realloc(void *p, size_t old, size_t n)
+{
+	if (!p)
+		return big_alloc(n);
+	void *q = mremap(p, old, n, MREMAP_MAYMOVE);
+	if (q == MAP_FAILED)
+		die(EXIT_NOMEM, "out of memory (%zu bytes)", n);
+	(void)madvise(q, n, MADV_HUGEPAGE);
+	return q;
+}
+
+static void big_free(void *p, size_t n)
+{
+	if (p)
+		munmap(p, n ? n : 1);
+}
 
 /* ---- merged flows (merge.ts): one per interface, VLAN stack, IP version, protocol and
  * unordered pair of ends; `src` is the end that sent the earliest record's first packet. ---- */
@@ -114,18 +144,24 @@ static uint64_t hash_bytes(const void *p, size_t n)
 
 static void flows_rehash(size_t n)
 {
-	uint32_t *s = calloc(n, sizeof *s);
-	if (!s)
-		die(EXIT_NOMEM, "out of memory (%zu flow slots)", n);
+	uint32_t *s = big_alloc(n * sizeof *s);
 	for (size_t j = 0; j < nflows; j++) {
 		size_t i = flows[j].hash & (n - 1);
 		while (s[i])
 			i = (i + 1) & (n - 1);
 		s[i] = (uint32_t)(j + 1);
 	}
-	free(slots);
+	big_free(slots, nslots * sizeof *slots);
 	slots = s;
 	nslots = n;
+}
+
+static void flows_reserve(size_t n)
+{
+	if (n <= cap_flows)
+		return;
+	flows = big_realloc(flows, cap_flows * sizeof *flows, n * sizeof *flows);
+	cap_flows = n;
 }
 
 /* A record's identity (the key, lo end first) and whether its src is the lo end. */
@@ -176,10 +212,8 @@ static void merge_record(const struct fkey *k, uint64_t h, int src_lo, const uns
 			return;
 		}
 	}
-	if (nflows == cap_flows) {
-		cap_flows = cap_flows ? 2 * cap_flows : 1 << 16;
-		flows = xrealloc(flows, cap_flows * sizeof *flows);
-	}
+	if (nflows == cap_flows)
+		flows_reserve(cap_flows ? 2 * cap_flows : 1 << 16);
 	struct flow *f = &flows[nflows++];
 	f->k = *k;
 	f->src_lo = (uint8_t)src_lo;
@@ -610,6 +644,8 @@ static void plan_pending(void)
 		want *= 2;
 	if (want > nslots)
 		flows_rehash(want);
+	if (nflows + records < (size_t)1 << 27)
+		flows_reserve(nflows + records);
 	for (size_t i = 0; i < npending && i < READ_AHEAD; i++)
 		read_ahead(pending[i].path);
 	for (size_t i = 0; i < npending; i++) {

@@ -30,10 +30,10 @@ static char table_path[160];
 
 static void reset(void)
 {
-	free(flows);
+	big_free(flows, cap_flows * sizeof *flows);
 	flows = NULL;
 	nflows = cap_flows = 0;
-	free(slots);
+	big_free(slots, nslots * sizeof *slots);
 	slots = NULL;
 	nslots = 0;
 	free(rows);
