@@ -31,6 +31,7 @@ import {
 } from './index/query.js';
 import { report, targets, targetsText, type Figures, type ImportSummary } from './index/report.js';
 import { indexSizes } from './index/sizes.js';
+import { flowSizeAtTarget } from './index/flow-size.js';
 import { statsBench } from './index/stats.js';
 import { ensureStenographer, replaySlice, startStenographer, stenoreadCommand, waitComplete } from './index/steno.js';
 import { IMPORT_ROWS, emptyDir, importChunk, makeStore, storeFiles, timed, type ImportTrial, type Store } from './index/store.js';
@@ -306,14 +307,18 @@ async function main(): Promise<number> {
 
     log('flow tables and stats');
     const st = await statsBench(main, files.pcaps, range, o.reps, o.captureCpu, scratch);
+    log('flow table size at the target (IMIX, 100,000 concurrent flows, 1 GiB files)');
+    const atTarget = await flowSizeAtTarget(scratch, START_NS);
+    if (atTarget.error) notes.push(`flow table size at the target: ${atTarget.error}`);
     figures.flows = {
       tablePct: round((100 * files.flowBytes) / files.pcapBytes, 3),
+      atTargetPct: atTarget.error ? undefined : atTarget.pctOfPcap,
       statsS: st.statsS,
       tsharkS: st.tsharkS,
       speedup: st.speedup,
       agree: st.agree,
     };
-    results.flows = { store: { pcapBytes: files.pcapBytes, flowBytes: files.flowBytes, flowTables: files.flowTables, pctOfPcap: figures.flows.tablePct }, stats: st };
+    results.flows = { store: { pcapBytes: files.pcapBytes, flowBytes: files.flowBytes, flowTables: files.flowTables, pctOfPcap: figures.flows.tablePct }, atTarget, stats: st };
 
     if (withSteno || o.live) {
       await createBench();

@@ -39,7 +39,7 @@ export interface Figures {
   findableS?: number[];
   sizes?: { rows: { fields: string; pctOfPcap: number | undefined }[]; storeIndexPct: number | undefined };
   /** Issue 18: the flow tables' share of the pcap bytes, and `stats --by host --top 10` against tshark. */
-  flows?: { tablePct: number | undefined; statsS: number | undefined; tsharkS: number | undefined; speedup: number | undefined; agree: boolean };
+  flows?: { tablePct: number | undefined; atTargetPct?: number | undefined; statsS: number | undefined; tsharkS: number | undefined; speedup: number | undefined; agree: boolean };
   startup?: { nodeS?: number; emptyRangeS?: number; explainS?: number; explainColdS?: number };
   capture?: { profile: string; onVsOff: number | undefined; withFlowsVsOff: number | undefined; onVsStenotype: number | undefined; loss: Record<string, number | undefined> }[];
 }
@@ -107,7 +107,7 @@ export function report(x: Figures): string {
   if (x.findableS) out.push(`\nFindable: a packet sent live was returned by extract after ${x.findableS.map((v) => `${v} s`).join(', ')} (each includes one extract run)`);
   if (x.flows) {
     out.push(
-      `\nFlow tables: ${f(x.flows.tablePct, 3)}% of the pcap bytes. stats --by host --top 10 over the whole store, cold cache: ` +
+      `\nFlow tables: ${f(x.flows.tablePct, 3)}% of the pcap bytes of the store, ${f(x.flows.atTargetPct, 3)}% for IMIX with 100,000 concurrent flows in 1 GiB files. stats --by host --top 10 over the whole store, cold cache: ` +
         `${f(x.flows.statsS)} s; tshark -z endpoints,ip over the same files ${f(x.flows.speedup)}× that; top hosts ${x.flows.agree ? 'agree' : 'DIFFER'}`,
     );
   }
@@ -162,7 +162,7 @@ export function targets(x: Figures): Target[] {
   }
   judge('findable within 2 s of capture', x.findableS ?? [undefined], (v) => v <= 2, (v) => `${v} s`);
   judge('default index ≤ 2% of pcap bytes', [x.sizes?.storeIndexPct], (v) => v <= 2, (v) => `${v.toFixed(3)}%`);
-  judge('flow tables ≤ 1% of pcap bytes', [x.flows?.tablePct], (v) => v <= 1, (v) => `${v.toFixed(3)}%`);
+  judge('flow tables ≤ 1% of pcap bytes (IMIX, 100,000 concurrent flows, 1 GiB files)', [x.flows?.atTargetPct], (v) => v <= 1, (v) => `${v.toFixed(3)}% (the bench store: ${x.flows?.tablePct?.toFixed(3) ?? '?'}%)`);
   judge('stats --by host --top 10 over the whole store < 1 s (cold cache)', [x.flows?.statsS], (v) => v < 1, (v) => `${v.toFixed(2)} s (tshark -z endpoints,ip ${x.flows?.speedup ?? '?'}× that)`);
   if (x.flows) t.push({ target: 'stats counts the top hosts as tshark does', status: x.flows.agree ? 'pass' : 'fail', detail: x.flows.agree ? 'the same packets for each of the top 10' : 'differs (see results.flows.stats.top)' });
   judge('import with the index ≥ 0.8× cat + sync', [x.imports.find((i) => i.row === 'index')?.vsCat], (v) => v >= 0.8, (v) => `${v.toFixed(3)}×`);
