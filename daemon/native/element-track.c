@@ -604,6 +604,7 @@ static void sweep(struct qe_elements *e, uint64_t now)
 	if (!e->used)
 		return;
 	fold_pending(e); /* a flow forgotten below has nothing pending */
+	int freed = 0;
 	for (uint32_t b = 0; b < QE_ELEM_TRACK_FLOWS; b++) {
 		uint32_t *link = &e->bucket[b];
 		while (*link) {
@@ -617,12 +618,16 @@ static void sweep(struct qe_elements *e, uint64_t now)
 				*link = fl->next;
 				fl->next = e->free;
 				e->free = fi + 1;
-				forget_via(e);
+				freed = 1;
 			} else {
 				link = &fl->next;
 			}
 		}
 	}
+	/* A freed flow's number is given to the next new flow: the map from the flow table's flows
+	 * must not lead there. Cleared once a sweep, not once a freed flow (it can be large). */
+	if (freed)
+		forget_via(e);
 }
 
 void qe_elements_tick(struct qe_elements *e, uint64_t now_ns)
