@@ -67,6 +67,7 @@
 
 #include "pcap-format.h"
 #include "linktype.h"
+#include "read-plan.h"
 
 enum {
   EXIT_OK_PACKETS = 0,
@@ -957,6 +958,8 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
+  // The read plan of an indexed extraction (read-plan.c): a mode of its own, before any of the below.
+  if (argc > 1 && strcmp(argv[1], "--plan") == 0) return qe_read_plan_main(argc, argv);
   status_file = stderr;
   static const struct option longopts[] = {
       {"write", required_argument, 0, 'w'},      {"from", required_argument, 0, 'f'},
