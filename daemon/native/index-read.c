@@ -312,7 +312,7 @@ int qe_ir_pcap_facts(const char *pcap_path, struct qe_ir_pcap *f, char *note, si
 		/* A .part renamed on close since the catalog was read: qe-extract finds it under its
 		 * closed name and reads it whole, as for any file without an index. */
 		int missing = errno == ENOENT;
-		say(note, note_len, "%s: %s", pcap_path, strerror(errno));
+		say(note, note_len, "%s: %m", pcap_path);
 		return missing ? QE_IR_MISSING : QE_IR_MISMATCH;
 	}
 	struct stat st;
@@ -350,9 +350,12 @@ int qe_ir_open(struct qe_ir *ix, const char *path, const char *pcap_path, const 
 	/* Non-blocking: a FIFO under an index's name must not hold the planner. */
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
-		int missing = errno == ENOENT;
-		say(note, note_len, "%s: %s", path, missing ? "no index" : strerror(errno));
-		return missing ? QE_IR_MISSING : QE_IR_DAMAGED;
+		if (errno == ENOENT) {
+			say(note, note_len, "%s: no index", path);
+			return QE_IR_MISSING;
+		}
+		say(note, note_len, "%s: %m", path); /* %m: strerror is not safe on the planner's threads */
+		return QE_IR_DAMAGED;
 	}
 	int r = qe_ir_open_fd(ix, fd, path, pcap_path, pcap, note, note_len);
 	if (r != QE_IR_OK)
