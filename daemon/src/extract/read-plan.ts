@@ -6,8 +6,8 @@
 // The expression is parsed into lookups here, once per query (../index/plan.ts); the indexes are
 // read by the native planner (`qe-extract --plan`, daemon/native/read-plan.c), one process for all
 // files: a file's plan costs it microseconds where the TypeScript reader took over a millisecond of
-// CPU, and it plans files on several threads after asking for their first pages all at once, so
-// from a cold cache the chains of disk trips of different files overlap.
+// CPU, and it plans files on several threads, so from a cold cache the chains of disk trips of
+// different files overlap. Merge gap and density, and the words of the notes, stay here.
 import { spawn } from 'node:child_process';
 import type { CatalogEntry } from '../store/catalog.js';
 import { nativeTool } from '../util/native.js';
