@@ -7,7 +7,8 @@
 // read by the native planner (`qe-extract --plan`, daemon/native/read-plan.c), one process for all
 // files: a file's plan costs it microseconds where the TypeScript reader took over a millisecond of
 // CPU, and it plans files on several threads, so from a cold cache the chains of disk trips of
-// different files overlap. Merge gap and density, and the words of the notes, stay here.
+// different files overlap. The merge-gap and density defaults and the note for a missing field stay
+// here; an unusable index's note comes from the planner, in reader.ts's words.
 import { spawn } from 'node:child_process';
 import type { CatalogEntry } from '../store/catalog.js';
 import { nativeTool } from '../util/native.js';
