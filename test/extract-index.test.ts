@@ -164,6 +164,20 @@ describe('extract through the index', () => {
     }
   });
 
+  it("never trusts another file's index: warns that it is not this file's, scans that file, same result", () => {
+    const victim = indexPathFor(files[0]!.path);
+    const good = readFileSync(victim);
+    try {
+      writeFileSync(victim, readFileSync(indexPathFor(files[1]!.path)));
+      const r = extract('host 10.0.0.1');
+      expect(r.stderr).toMatch(new RegExp(`warning: ${victim}: index of a pcap file whose first record is at \\d+ ns, ${files[0]!.path} starts at \\d+ ns: not this file's index, the file is scanned`));
+      expect(r.out.equals(extract('host 10.0.0.1', ['--no-index']).out)).toBe(true);
+      expect(explainJson('host 10.0.0.1').per_file.filter((f) => f.read === 'index-unusable').length).toBe(1);
+    } finally {
+      writeFileSync(victim, good);
+    }
+  });
+
   it('reads an open file through its whole segments and scans past them (a torn last segment too)', () => {
     const part = files.find((f) => f.partial)!;
     const ix = indexPathFor(part.path);

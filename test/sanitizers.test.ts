@@ -4,7 +4,7 @@
 // a short live capture; any sanitizer report fails. The ordinary tests keep the fast build.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildPcap } from '../daemon/src/pcap/format.js';
@@ -120,6 +120,18 @@ describe('the sanitizer build', () => {
       expect([0, 4], r.stderr).toContain(r.status);
       expect(r.stdout).toMatch(/"type":"done"/);
       expect((r.stdout.match(/"type":"indexed"/g) ?? []).length).toBeGreaterThan(20);
+      // The native planner reads what qe-index wrote: a plan per field set (index-plan.h),
+      // every file planned (read through its index, or scanned with the reason).
+      const request = [
+        'lookup 31 or 3 key 3 0a000001 range 5 0000 ffff key 2 0064',
+        'lookup 12 and 2 range 3 00000000 ffffffff key 5 0035',
+        ...inputs.map((f, i) => `file ${statSync(f).size} 1 ${i % 2} ${f}`),
+      ].join('\n');
+      const plan = run('qe-extract', ['--plan', '--needed', '31', '--merge-gap', '0', '--dense', '2'], request + '\n');
+      clean(`qe-extract --plan over the indexes of --fields '${fields}'`, plan);
+      expect(plan.status, plan.stderr).toBe(0);
+      expect(plan.stdout.trim().split('\n').length).toBe(inputs.length);
+      if (fields) expect(plan.stdout).toMatch(/"why":"index"/);
     }
     // The stream mode on every file: a table, or exit 2 for a stream that is not whole and valid.
     for (const input of inputs) {

@@ -26,6 +26,12 @@
 //                 [start, stop) are read (the last one to its end). stop = 2^64-1 reads to the end.
 //   FILE...       each a stream of its own (for use by hand).
 //
+//   qe-extract --plan [--merge-gap N] [--dense X] [--needed BITS] < REQUEST
+//                 a mode of its own (read-plan.c, index-plan.h): reads the index of every file of
+//                 the request with the lookups given and prints, a JSON line per file, how to read
+//                 it (the --ranges above, or why it is read whole). Planning is not extracting, but
+//                 it is the same query's native side, and one binary keeps the packaging as it is.
+//
 // The filter means what it meant live (docs/EXTRACT.md, "Filters and VLAN tags"): the kernel takes
 // a frame's outer 802.1Q/802.1ad tag off before a capture filter runs, and libpcap puts it back in
 // what is stored. So a filter without the `vlan` keyword is applied to an Ethernet frame with its
@@ -67,6 +73,7 @@
 
 #include "pcap-format.h"
 #include "linktype.h"
+#include "read-plan.h"
 
 enum {
   EXIT_OK_PACKETS = 0,
@@ -957,6 +964,8 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
+  // The read plan of an indexed extraction (read-plan.c): a mode of its own, before any of the below.
+  if (argc > 1 && strcmp(argv[1], "--plan") == 0) return qe_read_plan_main(argc, argv);
   status_file = stderr;
   static const struct option longopts[] = {
       {"write", required_argument, 0, 'w'},      {"from", required_argument, 0, 'f'},

@@ -2,14 +2,19 @@
 // holds the fields the filter's plan needs, else all of it. Ranges go to qe-extract (--ranges),
 // which reads the records starting in them and applies the exact filter to each: an index only
 // narrows, so the result is the scan's whatever this module decides.
-import { constants } from 'node:fs';
-import { open } from 'node:fs/promises';
+//
+// The expression is parsed into lookups here, once per query (../index/plan.ts); the indexes are
+// read by the native planner (`qe-extract --plan`, daemon/native/read-plan.c), one process for all
+// files: a file's plan costs it microseconds where the TypeScript reader took over a millisecond of
+// CPU, and it plans files on several threads, so from a cold cache the chains of disk trips of
+// different files overlap. The merge-gap and density defaults and the note for a missing field stay
+// here; an unusable index's note comes from the planner, in reader.ts's words.
+import { spawn } from 'node:child_process';
 import type { CatalogEntry } from '../store/catalog.js';
-import { mapLimit } from '../util/map-limit.js';
-import { indexPathFor } from '../index/format.js';
-import { IndexReader, IndexUnusable } from '../index/reader.js';
+import { nativeTool } from '../util/native.js';
+import { IDX_FIELDS, type IndexField } from '../index/format.js';
 import { describePlan, fieldsNeeded, planFilter, type Lookup } from '../index/plan.js';
-import { GLOBAL_HEADER_LEN } from '../pcap/format.js';
+import { encodePlan, PLAN_ITEM, planAnswer, type PlanAnswer } from '../index/plan-wire.js';
 
 /** Reads to the end of the file (qe-extract's "no stop"). */
 export const TO_END = 2n ** 64n - 1n;
@@ -36,9 +41,6 @@ export type Why =
 const MERGE_GAP_BLOCKS = 2;
 // A file whose candidates cover more than this share of it is read whole.
 const DENSE = 0.5;
-// Files planned at once: twice libuv's pool of 4 keeps it busy while a file's next read waits for
-// the JavaScript of its last; each holds an index descriptor open until its plan is done.
-const PLAN_CONCURRENCY = 8;
 
 export interface FileRead {
   file: CatalogEntry;
@@ -64,86 +66,87 @@ export interface ReadPolicy {
   dense?: number;
 }
 
-/**
- * The read of each file, planned for all files at once: from a cold cache each file's plan is a
- * chain of disk trips (the index's header, the pcap file's first record, a binary search's pages,
- * posting lists, the block table), and the chains of different files overlap (PLAN_CONCURRENCY at a time).
- */
+const FIELD_NAMES = Object.keys(IDX_FIELDS) as IndexField[];
+
+function fieldBits(fields: Iterable<IndexField>): number {
+  let bits = 0;
+  for (const f of fields) bits |= IDX_FIELDS[f];
+  return bits;
+}
+
+function fieldNames(bits: number): IndexField[] {
+  return FIELD_NAMES.filter((f) => bits & IDX_FIELDS[f]);
+}
+
+/** The read of each file, planned for all files at once by the native planner. */
 export async function planReads(files: readonly CatalogEntry[], filter: string | undefined, useIndex: boolean, policy: ReadPolicy = {}): Promise<FileRead[]> {
-  return mapLimit(files, PLAN_CONCURRENCY, (f) => planFile(f, filter, useIndex, policy));
+  const scan = (file: CatalogEntry, why: Why, note?: string): FileRead => ({ file, why, ...(note ? { note } : {}), blocks: 0, bytes: file.size, records: file.packets, indexBytes: 0 });
+  if (!useIndex || filter === undefined || filter.trim() === '' || files.length === 0) return files.map((f) => scan(f, 'scan-asked'));
+  // A plan depends on the fields an index holds, only through those the full plan uses: one plan
+  // for each subset of them (at most 2^5), the planner takes the one of each file's index.
+  const full = planFilter(filter, FIELD_NAMES);
+  const neededFields = fieldsNeeded(full);
+  const needed = fieldBits(neededFields);
+  const plans = new Map<number, Lookup>();
+  for (let mask = needed; ; mask = (mask - 1) & needed) {
+    plans.set(mask, planFilter(filter, fieldNames(mask)));
+    if (mask === 0) break;
+  }
+  const request: string[] = [];
+  for (const [mask, plan] of plans) request.push(`${PLAN_ITEM.lookup} ${mask} ${encodePlan(plan)}`);
+  for (const f of files) {
+    if (f.path.includes('\n')) throw new Error(`cannot pass a path containing a newline to qe-extract: ${JSON.stringify(f.path)}`);
+    request.push(`${PLAN_ITEM.file} ${f.size} ${f.packets} ${f.partial ? 1 : 0} ${f.path}`);
+  }
+  const args = ['--plan', '--merge-gap', String(policy.mergeGapBlocks ?? MERGE_GAP_BLOCKS), '--dense', String(policy.dense ?? DENSE), '--needed', String(needed)];
+  const lines = await runPlanner(args, request.join('\n') + '\n');
+  if (lines.length !== files.length) throw new Error(`qe-extract --plan answered ${lines.length} lines for ${files.length} files`);
+  return files.map((file, i) => {
+    const a: PlanAnswer = planAnswer.parse(JSON.parse(lines[i]!));
+    const held = fieldNames(a.fields ?? 0);
+    const plan = a.fields !== undefined ? plans.get(a.fields & needed) : undefined;
+    const planText = plan && plan.op !== 'all' ? { plan: describePlan(plan) } : {};
+    switch (a.why) {
+      case 'no-index':
+      case 'not-narrowed':
+        return scan(file, a.why);
+      case 'index-unusable':
+        return { ...scan(file, a.why, a.note), indexBytes: a.index_bytes };
+      case 'fields': {
+        const missing = [...neededFields].filter((f) => !held.includes(f));
+        return scan(file, 'fields', `its index holds ${held.join(', ') || 'no fields'}, the filter needs ${missing.join(', ')}`);
+      }
+      case 'dense':
+        return { ...scan(file, 'dense'), ...planText, blocks: a.blocks, indexBytes: a.index_bytes };
+      case 'index': {
+        const r = a.ranges ?? [];
+        const ranges: Range[] = [];
+        for (let k = 0; k + 1 < r.length; k += 2) ranges.push([r[k]!, r[k + 1]! < 0 ? 'end' : r[k + 1]!]);
+        return { file, why: 'index', ranges, ...planText, blocks: a.blocks, bytes: a.bytes ?? 0, records: a.records ?? 0, indexBytes: a.index_bytes };
+      }
+    }
+  });
 }
 
-async function planFile(file: CatalogEntry, filter: string | undefined, useIndex: boolean, policy: ReadPolicy): Promise<FileRead> {
-  const scan = (why: Why, note?: string): FileRead => ({ file, why, ...(note ? { note } : {}), blocks: 0, bytes: file.size, records: file.packets, indexBytes: 0 });
-  if (!useIndex || filter === undefined || filter.trim() === '') return scan('scan-asked');
-  // IndexReader.open reads synchronously: the pages it reads (the index's first, the pcap
-  // file's first) are fetched first for every file at once.
-  await Promise.all([warmFirstPage(indexPathFor(file.path)), warmFirstPage(file.path)]);
-  let ix: IndexReader;
-  try {
-    ix = IndexReader.open(indexPathFor(file.path), file.path);
-  } catch (e) {
-    if (!(e instanceof IndexUnusable)) throw e;
-    return e.kind === 'missing' ? scan('no-index') : scan('index-unusable', e.message);
-  }
-  try {
-    const full = planFilter(filter, ['mac', 'vlan', 'ip', 'port', 'proto', 'tunnel']);
-    const plan: Lookup = planFilter(filter, ix.fields);
-    if (plan.op === 'all') {
-      if (full.op === 'all') return scan('not-narrowed');
-      const missing = [...fieldsNeeded(full)].filter((f) => !ix.fields.has(f));
-      return scan('fields', `its index holds ${[...ix.fields].join(', ') || 'no fields'}, the filter needs ${missing.join(', ')}`);
-    }
-    let c;
-    try {
-      c = await ix.lookup(plan);
-    } catch (e) {
-      if (!(e instanceof IndexUnusable)) throw e;
-      return { ...scan('index-unusable', e.message), indexBytes: ix.bytesRead };
-    }
-    if (c.all) return scan('not-narrowed');
-    const covered = ix.coveredEnd;
-    const gap = (policy.mergeGapBlocks ?? MERGE_GAP_BLOCKS) * ix.blockSize;
-    const ranges: Range[] = [];
-    for (const start of c.starts) {
-      const stop = Math.min((Math.floor(start / ix.blockSize) + 1) * ix.blockSize, covered);
-      const last = ranges[ranges.length - 1];
-      // Reading the records of a short gap costs less than a seek, and changes nothing: every
-      // record read meets the exact filter.
-      if (last && start - (last[1] as number) <= gap) last[1] = stop;
-      else ranges.push([start, stop]);
-    }
-    // Past what the index covers (an open file's newest packets, a torn segment), everything is read.
-    const tail = Math.max(0, file.size - covered);
-    if (tail > 0 || file.partial) {
-      const last = ranges[ranges.length - 1];
-      if (last && covered - (last[1] as number) <= gap) last[1] = 'end';
-      else ranges.push([Math.max(covered, GLOBAL_HEADER_LEN), 'end']);
-    }
-    const bytes = ranges.reduce((n, [a, b]) => n + (b === 'end' ? Math.max(0, file.size - a) : b - a), 0);
-    // Candidates nearly everywhere: a plain sequential read (readahead, no seeks) is faster.
-    if (bytes > file.size * (policy.dense ?? DENSE)) return { ...scan('dense'), plan: describePlan(plan), blocks: c.starts.length, indexBytes: ix.bytesRead };
-    const perRecord = covered > GLOBAL_HEADER_LEN && ix.records > 0 ? (covered - GLOBAL_HEADER_LEN) / ix.records : 0;
-    const records = perRecord > 0 ? Math.ceil(bytes / perRecord) : file.packets;
-    return { file, why: 'index', ranges, plan: describePlan(plan), blocks: c.starts.length, bytes, records: Math.min(records, file.packets || records), indexBytes: ix.bytesRead };
-  } finally {
-    ix.close();
-  }
-}
-
-/** Reads a file's first page into the page cache (nothing when it cannot: the open reports why). */
-async function warmFirstPage(path: string): Promise<void> {
-  try {
-    // Non-blocking: a FIFO under an index's name must not hold a thread of the pool.
-    const h = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
-    try {
-      await h.read(Buffer.alloc(4096), 0, 4096, 0);
-    } finally {
-      await h.close();
-    }
-  } catch {
-    // The synchronous open that follows meets the same problem and names it.
-  }
+/** Runs the planner over a request; its stdout's lines. */
+function runPlanner(args: string[], request: string): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(nativeTool('qe-extract'), args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (d: string) => {
+      if (err.length < 64 * 1024) err += d;
+    });
+    child.stdin.on('error', () => {}); // an early exit says why on stderr
+    child.stdin.end(request);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      if (code !== 0) reject(new Error(err.trim() || `qe-extract --plan ended by ${signal ?? `exit ${code}`}`));
+      else resolve(Buffer.concat(out).toString('utf8').split('\n').filter((l) => l !== ''));
+    });
+  });
 }
 
 /** The --ranges bytes and each ranged file's `:first+count` for the --list. */

@@ -1,6 +1,9 @@
 // Reads a capture file's index (docs/INDEX.md) to answer a plan (./plan.ts): the blocks of the
 // pcap file where a candidate record starts, and from which offset in each (the first record
-// starting in the block, from the segment's block table). Only the headers, the directory entries
+// starting in the block, from the segment's block table). A query's files are planned by the
+// native reader (daemon/native/index-read.c, `qe-extract --plan`), which keeps every rule below;
+// this one serves verify() (`qe-packets index`, the store's checks) and is the reference the tests
+// hold the native one to (test/index-plan-wire.test.ts). Only the headers, the directory entries
 // a lookup's binary search touches, the posting lists it needs and the block table groups of its
 // candidate blocks are read, with positioned reads: a store is tens of terabytes and its indexes
 // are never read whole for a query.
@@ -254,11 +257,7 @@ export class IndexReader {
     }
   }
 
-  /**
-   * The candidate record starts for a plan, over every segment. Its reads are asynchronous: a
-   * query plans its files concurrently, so from a cold cache their chains of disk trips (a binary
-   * search is one trip after another) overlap rather than add up.
-   */
+  /** The candidate record starts for a plan, over every segment (what index-read.c's qe_ir_lookup gives). */
   async lookup(plan: Lookup): Promise<Candidates> {
     if (plan.op === 'all') return { all: true };
     const starts: Postings = [];
