@@ -115,7 +115,7 @@ export async function flowSizeAtTarget(workDir: string, startNs: bigint): Promis
     // Two full files and a remainder.
     const imixPackets = writeImix(input, 2.2 * fileSizeBytes, TARGET_FLOWS, startNs);
     const config = join(dir, 'config.yaml');
-    await writeFile(config, daemonConfig({ iface: CAPTURE_IF, outDir: store, capacityMB: 10 * FILE_SIZE_MB, fileSizeMB: FILE_SIZE_MB, bufferMiB: 64, snaplen: 262144, fsync: false }));
+    await writeFile(config, daemonConfig({ iface: CAPTURE_IF, outDir: store, capacityMB: 4 * FILE_SIZE_MB, fileSizeMB: FILE_SIZE_MB, bufferMiB: 64, snaplen: 262144, fsync: false }));
     const imp = await run(process.execPath, [DAEMON_CLI, 'capture', '--read', input, '--config', config], { reject: false });
     await rm(input, { force: true });
     const base = { flows: TARGET_FLOWS, fileSizeBytes, imixPackets, files: 0, pcapBytes: 0, flowBytes: 0, pctOfPcap: NaN, bytesPerRecord: NaN };
@@ -131,6 +131,7 @@ export async function flowSizeAtTarget(workDir: string, startNs: bigint): Promis
       pcapBytes += size;
       flowBytes += (await stat(join(store, name + FLOW_EXT))).size;
     }
+    if (files === 0) return { ...base, error: `no file of the import reached ${FILE_SIZE_MB} MB: ${(await readdir(store)).join(', ')}` };
     return { ...base, files, pcapBytes, flowBytes, pctOfPcap: round((100 * flowBytes) / pcapBytes, 3) ?? NaN, bytesPerRecord: round(flowBytes / files / TARGET_FLOWS, 1) ?? NaN };
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -614,30 +614,35 @@ struct pending {
 static struct pending *pending;
 static size_t npending, cap_pending;
 
-/* Tables asked for ahead of the one being read: from a cold cache their reads overlap the merge. */
-#define READ_AHEAD 8
+/* Tables asked for ahead of the one being read: from a cold cache their reads overlap the merge
+ * and each other (a disk serves many at once). Up to this many bytes of tables ahead. */
+#define READ_AHEAD_BYTES (512u << 20)
 
-static void read_ahead(const char *pcap_path)
+static uint64_t read_ahead(const char *pcap_path, uint64_t size)
 {
 	char path[4096];
-	if (snprintf(path, sizeof path, "%s%s", pcap_path, QE_FLOW_EXT) >= (int)sizeof path)
-		return;
+	if (!size || snprintf(path, sizeof path, "%s%s", pcap_path, QE_FLOW_EXT) >= (int)sizeof path)
+		return 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
-		return; /* planning it says why */
+		return 0; /* planning it says why */
 	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
 	close(fd);
+	return size;
 }
 
 static void plan_pending(void)
 {
 	/* The records to come bound the flows: room for them all at once, not grown step by step. */
 	uint64_t records = 0;
+	uint64_t *sizes = xrealloc(NULL, (npending ? npending : 1) * sizeof *sizes);
 	for (size_t i = 0; i < npending; i++) {
 		char path[4096];
 		struct stat st;
-		if (snprintf(path, sizeof path, "%s%s", pending[i].path, QE_FLOW_EXT) < (int)sizeof path && stat(path, &st) == 0)
-			records += (uint64_t)st.st_size / QE_FLOW_RECORD_LEN;
+		sizes[i] = 0;
+		if (snprintf(path, sizeof path, "%s%s", pending[i].path, QE_FLOW_EXT) < (int)sizeof path && stat(path, &st) == 0 && S_ISREG(st.st_mode))
+			sizes[i] = (uint64_t)st.st_size;
+		records += sizes[i] / QE_FLOW_RECORD_LEN;
 	}
 	size_t want = nslots;
 	while (want < 2 * (nflows + records) && want < (size_t)1 << 28)
@@ -646,14 +651,16 @@ static void plan_pending(void)
 		flows_rehash(want);
 	if (nflows + records < (size_t)1 << 27)
 		flows_reserve(nflows + records);
-	for (size_t i = 0; i < npending && i < READ_AHEAD; i++)
-		read_ahead(pending[i].path);
+	size_t ahead = 0;
+	uint64_t ahead_bytes = 0;
 	for (size_t i = 0; i < npending; i++) {
-		if (i + READ_AHEAD < npending)
-			read_ahead(pending[i + READ_AHEAD].path);
+		while (ahead < npending && (ahead <= i || ahead_bytes < READ_AHEAD_BYTES))
+			ahead_bytes += read_ahead(pending[ahead].path, sizes[ahead]), ahead++;
 		plan_table(pending[i].iface, pending[i].partial, pending[i].size, pending[i].path);
+		ahead_bytes -= ahead_bytes < sizes[i] ? ahead_bytes : sizes[i];
 		free(pending[i].path);
 	}
+	free(sizes);
 	npending = 0;
 }
 
