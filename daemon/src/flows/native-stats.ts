@@ -25,8 +25,10 @@ interface PlanLine {
   bytes: number;
 }
 
-/** Ties in the order people read them (10.0.0.9 before 10.0.0.10): one collator, made once. */
-const KEY_ORDER = new Intl.Collator('en', { numeric: true });
+/** Ties in the order people read them (10.0.0.9 before 10.0.0.10): one collator, made when a tie
+ * first needs it (making one loads ICU's data: about 10 ms of a query that takes a few hundred). */
+let keyOrder: Intl.Collator | undefined;
+const compareKeys = (a: string | number, b: string | number) => (keyOrder ??= new Intl.Collator('en', { numeric: true })).compare(String(a), String(b));
 
 export class NativeStats implements FlowSink {
   private readonly child: ChildProcessWithoutNullStreams;
@@ -129,7 +131,7 @@ export class NativeStats implements FlowSink {
     const code = await this.exited;
     if (code !== 0) throw new Error(`qe-flowstat failed (exit ${code}): ${this.stderr.trim() || 'no message'}`);
     // The tool ordered by bytes and packets and kept every row tied with the last: ties by key here.
-    rows.sort((a, b) => b.bytes - a.bytes || b.packets - a.packets || KEY_ORDER.compare(String(a.key), String(b.key)));
+    rows.sort((a, b) => b.bytes - a.bytes || b.packets - a.packets || compareKeys(a.key, b.key));
     return { total: { packets: head.packets, bytes: head.bytes, flows: head.flows }, rows: this.top === undefined ? rows : rows.slice(0, this.top) };
   }
 
