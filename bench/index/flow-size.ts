@@ -8,6 +8,7 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FLOW_EXT } from '../../daemon/src/flows/format.js';
+import { encodeGlobalHeader } from '../../daemon/src/pcap/format.js';
 import { CAPTURE_IF } from '../capture/netns.js';
 import { run } from '../capture/proc.js';
 import { round } from '../capture/stats.js';
@@ -20,13 +21,7 @@ const IMIX = [64, 64, 64, 64, 64, 64, 64, 570, 570, 570, 570, 1518];
 /** Writes `bytes` of IMIX over `flows` concurrent flows to `path`. */
 function writeImix(path: string, bytes: number, flows: number, startNs: bigint): number {
   const fd = openSync(path, 'w');
-  const h = Buffer.alloc(24);
-  h.writeUInt32LE(0xa1b23c4d, 0);
-  h.writeUInt16LE(2, 4);
-  h.writeUInt16LE(4, 6);
-  h.writeUInt32LE(262144, 16);
-  h.writeUInt32LE(1, 20);
-  writeSync(fd, h);
+  writeSync(fd, encodeGlobalHeader({ nanos: true, snaplen: 262144, linktype: 1 }));
   const buf = Buffer.alloc(8 << 20);
   let used = 0;
   let written = 24;
