@@ -18,7 +18,7 @@ import { elementsFileText, rttBucket, rttPercentileMs, type HelperElement } from
 import { buildPcap } from '../daemon/src/pcap/format.js';
 import { Lab } from '../daemon/src/util/netns.js';
 import { helperPath, root, sleep, writeConfig } from './lib/cli.js';
-import { ether, ipv4, tcpSegment, udp } from './lib/index-traffic.js';
+import { ether, ext, ipv4, ipv6, tcpSegment, udp } from './lib/index-traffic.js';
 
 const FIN = 0x01, SYN = 0x02, RST = 0x04, PSH = 0x08, ACK = 0x10;
 const MS = 1_000_000n;
@@ -187,6 +187,25 @@ describe('element counters on crafted traffic (qe-capture --read)', () => {
     expect(m.elements[0]).toMatchObject({ packets: 5, custom: [2, 2] });
     expect(m.elements[1]).toMatchObject({ packets: 0 });
     expect(m.elements[2]).toMatchObject({ packets: 6, custom: [2, 4, 3] });
+  });
+
+  it('gives every filter libpcap\'s verdict: scratch-memory arithmetic (run inlined) and protochain (run by libpcap)', () => {
+    // qe_bpf_run runs the programs qe_bpf_usable accepts; protochain's jump back, so libpcap runs
+    // them. UDP flows on ports no field parser answers take the tracker's short path.
+    const p = [
+      udp4(C, S, 5000, 6000, Buffer.alloc(100)), // IP length 128, TTL 64
+      udp4(C, S, 5000, 6000, Buffer.alloc(30)), // 58
+      udp4(S, C, 6000, 5000, Buffer.alloc(300)), // 328
+      ether(1, 2, [], 0x86dd, ipv6('fd00::1', 'fd00::2', 17, udp(7000, 8000, 50))),
+      ether(1, 2, [], 0x86dd, ipv6('fd00::1', 'fd00::2', 17, udp(7000, 8000, 50), [ext.hopByHop()])),
+    ].map((data, i) => ({ at: T0 + BigInt(i) * MS, data }));
+    const m = runRead(p, [
+      // `len - 14 >= ip[2:2]` and the sum keep values in scratch words (st/ld M[k]).
+      { filter: `host ${C} or host ${S}`, custom: ['len - 14 >= ip[2:2]', 'ip[2:2] + ip[8] > ip[9] * 4 + 100', 'len - 14 < ip[2:2]'] },
+      { filter: 'ip6 protochain 17', custom: ['ip6 protochain 17', 'ip6 and udp'] },
+    ]);
+    expect(m.elements[0]).toMatchObject({ packets: 3, custom: [3, 2, 0] });
+    expect(m.elements[1]).toMatchObject({ packets: 2, custom: [2, 1] });
   });
 });
 

@@ -10,7 +10,7 @@ import { root } from './lib/cli.js';
 
 const seconds = Number(process.env.QE_FUZZ_SECONDS ?? 60);
 const out = join(root, 'build', 'native-fuzz');
-const targets = ['import-classic', 'import-pcapng', 'extract', 'torn-cut', 'index', 'index-read', 'flow', 'elements', 'field-dns', 'field-http', 'flowstat'];
+const targets = ['import-classic', 'import-pcapng', 'extract', 'torn-cut', 'index', 'index-read', 'flow', 'elements', 'field-dns', 'field-http', 'flowstat', 'bpf-run'];
 const env = { ...process.env, ASAN_OPTIONS: 'halt_on_error=1:detect_leaks=1', UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1' };
 
 beforeAll(() => {

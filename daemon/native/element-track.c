@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bpf-run.h"
 #include "element-format.h"
 #include "field-parsers.h"
 #include "flow-build.h"
@@ -38,6 +39,15 @@ enum tcp_state {
 #define FF_RESET 2u     /* this attempt's reset is counted */
 #define FF_ENDED 4u     /* a FIN or RST: the ends may open it again with a new SYN */
 
+/* Most flows' packets need nothing but their counts: no handshake to follow (not TCP, or a TCP
+ * packet without SYN, FIN or RST, which moves no state of follow_tcp) and no field parser that may
+ * answer on the flow's protocol and ports (may_answer, asked once). Those take a short path. */
+enum quiet {
+	QUIET_NO = 0,      /* every packet takes the whole path */
+	QUIET_COUNT = 1,   /* of some element, counted in the flow: its packets only add to it */
+	QUIET_NOBODY = 2,  /* of no element: its packets only keep it alive */
+};
+
 /* What a packet of a known flow touches is in the first cache line (the link, the state, the time,
  * the element bits of a set of up to 64 elements, the counts pending for its elements); the key,
  * read by a lookup, and the SYN times, read on handshake packets, are in the second. */
@@ -56,6 +66,7 @@ struct flow {
 	uint16_t prog[PEND_PROGS];
 	uint32_t prog_hits[PEND_PROGS];
 	uint8_t nprogs;
+	uint8_t quiet; /* enum quiet: what its packets need, decided on its first */
 	struct key {
 		/* The ends, each an address as the words its bytes load into (IPv4 zero-padded), a before
 		 * b in the order of those words (any fixed order will do), then w: IP version, protocol and
@@ -80,6 +91,7 @@ struct counters {
 
 struct element {
 	uint32_t ncustom;
+	int inline_run; /* its filter passed qe_bpf_usable: qe_bpf_run runs it, else libpcap */
 	uint16_t cprog[QE_ELEM_MAX_CUSTOM]; /* its custom filters: indexes in qe_elements.progs */
 	struct counters c;
 	struct bpf_program prog;
@@ -89,6 +101,7 @@ struct element {
  * of them is filtered once (the verdict is kept for the packet, by its sequence number). */
 struct custom_prog {
 	const struct bpf_insn *insns; /* a copy in qe_elements.insns: every filter's in one place */
+	int inline_run;               /* qe_bpf_usable: qe_bpf_run runs it, else libpcap */
 	uint64_t seq;                 /* the packet the verdict is for */
 	int verdict;
 	char *text;
@@ -97,16 +110,11 @@ struct custom_prog {
 };
 
 struct qe_elements {
+	/* What every packet reads first, in one cache line. */
 	unsigned n;
-	unsigned words; /* mask words per flow */
-	struct element *el;
+	unsigned words;     /* mask words per flow */
 	struct flow *flows; /* in flows_mem, on a cache line boundary */
-	void *flows_mem;
-	uint64_t *masks;  /* words per flow, by flow index, when more than one (flow_mask) */
-	uint32_t *bucket; /* QE_ELEM_TRACK_FLOWS chains */
-	uint32_t used;    /* flows ever taken from the array (the rest is untouched memory) */
-	uint32_t free;    /* list of forgotten flows */
-	uint64_t now_ns;  /* the latest time seen */
+	uint64_t now_ns;    /* the latest time seen */
 	uint64_t next_sweep_ns;
 	/* The open file's flow table (flow-build.h) finds each packet's flow already: its flows map to
 	 * this table's, so a packet of a known flow costs an array read here, not a second lookup.
@@ -117,12 +125,20 @@ struct qe_elements {
 	uint32_t via_cap, via_used;
 	uint64_t via_file;
 	struct custom_prog *progs;
+	/* The rest. */
+	uint32_t *dirty __attribute__((aligned(64))); /* flows with pending counts */
+	uint32_t ndirty;
+	struct element *el;
+	void *flows_mem;
+	uint64_t *masks;  /* words per flow, by flow index, when more than one (flow_mask) */
+	uint32_t *bucket; /* QE_ELEM_TRACK_FLOWS chains */
+	uint32_t used;    /* flows ever taken from the array (the rest is untouched memory) */
+	uint32_t free;    /* list of forgotten flows */
 	unsigned nprogs;
 	struct bpf_insn *insns;
 	uint64_t seq; /* packets of some element so far */
-	uint32_t *dirty; /* flows with pending counts */
-	uint32_t ndirty;
-};
+} __attribute__((aligned(64)));
+_Static_assert(__builtin_offsetof(struct qe_elements, dirty) == 64, "a packet's fields in the first line");
 
 #define VIA_B_IS_A 0x80000000u
 
@@ -194,7 +210,9 @@ static int pack_programs(struct qe_elements *e)
 struct qe_elements *qe_elements_parse(const char *text, size_t len, const char *name, uint32_t linktype, uint32_t snaplen,
 				      char *err, size_t errlen)
 {
-	struct qe_elements *e = calloc(1, sizeof *e);
+	struct qe_elements *e = aligned_alloc(64, sizeof *e);
+	if (e)
+		memset(e, 0, sizeof *e);
 	pcap_t *p = pcap_open_dead(qe_linktype_to_dlt(linktype), (int)snaplen);
 	if (e)
 		e->el = aligned_alloc(64, QE_ELEM_MAX * sizeof *e->el); /* a line per element's hot counters */
@@ -246,6 +264,7 @@ struct qe_elements *qe_elements_parse(const char *text, size_t len, const char *
 				fail(err, errlen, name, line, "element %u: %s", e->n, why);
 				goto bad;
 			}
+			e->el[e->n].inline_run = qe_bpf_usable(e->el[e->n].prog.bf_insns, e->el[e->n].prog.bf_len);
 			e->n++;
 		} else if (ll > 7 && memcmp(l, "custom ", 7) == 0) {
 			q += 7;
@@ -280,6 +299,7 @@ struct qe_elements *qe_elements_parse(const char *text, size_t len, const char *
 					fail(err, errlen, name, line, "element %ld custom filter %ld: %s", i, k, why);
 					goto bad;
 				}
+				e->progs[id].inline_run = qe_bpf_usable(e->progs[id].prog.bf_insns, e->progs[id].prog.bf_len);
 			}
 			el->cprog[el->ncustom++] = (uint16_t)id;
 		} else {
@@ -350,8 +370,9 @@ void qe_elements_free(struct qe_elements *e)
 	if (!e)
 		return;
 	if (e->el)
-		for (unsigned i = 0; i < QE_ELEM_MAX; i++)
+		for (unsigned i = 0; i < QE_ELEM_MAX; i++) {
 			pcap_freecode(&e->el[i].prog);
+		}
 	if (e->progs)
 		for (unsigned i = 0; i < e->nprogs; i++) {
 			pcap_freecode(&e->progs[i].prog);
@@ -424,12 +445,24 @@ static uint32_t take_flow(struct qe_elements *e)
 	return e->used < QE_ELEM_TRACK_FLOWS ? e->used++ : UINT32_MAX;
 }
 
+/* A filter's verdict on a frame: by bpf-run.h for the programs it takes (all pcap_compile makes
+ * but protochain's), by libpcap's interpreter for the others. */
+static inline int run_program(int inline_run, const struct bpf_insn *insns, const uint8_t *data, uint32_t origlen, uint32_t caplen)
+{
+	return (inline_run ? qe_bpf_run(insns, data, origlen, caplen) : bpf_filter(insns, data, origlen, caplen)) != 0;
+}
+
+static inline int run_custom(const struct custom_prog *cp, const uint8_t *data, uint32_t origlen, uint32_t caplen)
+{
+	return run_program(cp->inline_run, cp->insns, data, origlen, caplen);
+}
+
 /* Which elements a flow belongs to: every element's filter on its first packet's frame. */
 static void match(const struct qe_elements *e, uint64_t *mask, uint32_t caplen, uint32_t origlen, const uint8_t *data)
 {
 	memset(mask, 0, e->words * sizeof *mask);
 	for (unsigned i = 0; i < e->n; i++)
-		if (bpf_filter(e->el[i].prog.bf_insns, data, origlen, caplen))
+		if (run_program(e->el[i].inline_run, e->el[i].prog.bf_insns, data, origlen, caplen))
 			mask[i / 64] |= 1ull << (i % 64);
 }
 
@@ -660,8 +693,47 @@ static uint32_t find_flow(struct qe_elements *e, const struct key *k, int *first
 	return fi;
 }
 
+/* A new flow's enum quiet, from its elements and its key's protocol and ports. */
+static uint8_t flow_quiet(const struct qe_elements *e, const struct flow *fl, const uint64_t *mask)
+{
+	uint64_t any = 0;
+	for (unsigned w = 0; w < e->words; w++)
+		any |= mask[w];
+	if (!any)
+		return QUIET_NOBODY;
+	if (fl->direct)
+		return QUIET_NO;
+	uint8_t proto = (uint8_t)(fl->k.w >> 8);
+	uint16_t pa = (uint16_t)(fl->k.w >> 16), pb = (uint16_t)(fl->k.w >> 32);
+	for (unsigned p = 0; p < qe_field_parser_count; p++)
+		if (!qe_field_parsers[p].may_answer || qe_field_parsers[p].may_answer(proto, pa, pb))
+			return QUIET_NO;
+	return QUIET_COUNT;
+}
+
+/* Whether this packet of a quiet flow can take the short path: it would not move follow_tcp. */
+static inline int quiet_packet(const struct qe_pf_ip *ip)
+{
+	return !(ip->has_proto && ip->proto == QE_IPPROTO_TCP && ip->tcp_flags_ok && ip->has_ports == (QE_PF_SPORT | QE_PF_DPORT) &&
+		 (ip->tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST)));
+}
+
+/* A packet of a flow counted in itself (not `direct`): its elements get it at the next fold. */
+static inline void count_in_flow(struct qe_elements *e, struct flow *fl, uint32_t fi, uint32_t caplen, uint32_t origlen,
+				 const uint8_t *data)
+{
+	if (!fl->pending) {
+		fl->pending = 1;
+		e->dirty[e->ndirty++] = fi;
+	}
+	fl->pend_packets++;
+	fl->pend_bytes += origlen;
+	for (unsigned j = 0; j < fl->nprogs; j++)
+		fl->prog_hits[j] += run_custom(&e->progs[fl->prog[j]], data, origlen, caplen);
+}
+
 /* The map entry of the flow table's flow `ref` names (grown as needed), or NULL. */
-static uint32_t *via_slot(struct qe_elements *e, uint64_t file, uint32_t ref)
+static inline uint32_t *via_slot(struct qe_elements *e, uint64_t file, uint32_t ref)
 {
 	if (ref == QE_FLOW_REF_NONE)
 		return NULL;
@@ -718,13 +790,19 @@ void qe_elements_add(struct qe_elements *e, uint64_t ts_ns, uint32_t caplen, uin
 	struct flow *fl = NULL;
 	if (fi != UINT32_MAX) {
 		fl = &e->flows[fi];
+		if (ts_ns > fl->last_ns)
+			fl->last_ns = ts_ns;
+		if (!first && fl->quiet != QUIET_NO && quiet_packet(ip)) {
+			if (fl->quiet == QUIET_COUNT)
+				count_in_flow(e, fl, fi, caplen, origlen, data);
+			return;
+		}
 		mask = flow_mask(e, fi);
 		if (first) {
 			match(e, mask, caplen, origlen, data);
 			flow_programs(e, fl, mask);
+			fl->quiet = flow_quiet(e, fl, mask);
 		}
-		if (ts_ns > fl->last_ns)
-			fl->last_ns = ts_ns;
 	} else {
 		match(e, mask, caplen, origlen, data); /* table full: this packet alone */
 	}
@@ -742,7 +820,7 @@ void qe_elements_add(struct qe_elements *e, uint64_t ts_ns, uint32_t caplen, uin
 			side = !!(fl->flags & FF_INIT_A) == src_is_a ? QE_FIELD_SIDE_CLIENT : QE_FIELD_SIDE_SERVER;
 	}
 	uint8_t outcome[QE_FIELD_PARSERS_MAX] = { 0 };
-	uint32_t plen = 0, poff = payload(ip, data, caplen, &plen);
+	uint32_t plen = 0, poff = fl && fl->quiet != QUIET_NO ? 0 : payload(ip, data, caplen, &plen);
 	if (poff) {
 		struct qe_field_ctx ctx = { .payload = data + poff, .len = plen, .proto = ip->proto, .side = side,
 					    .sport = ip->sport, .dport = ip->dport };
@@ -755,15 +833,7 @@ void qe_elements_add(struct qe_elements *e, uint64_t ts_ns, uint32_t caplen, uin
 	uint64_t seq = ++e->seq;
 	int in_flow = fl && !fl->direct;
 	if (in_flow) {
-		/* Counted in the flow; its elements get it at the next fold. */
-		if (!fl->pending) {
-			fl->pending = 1;
-			e->dirty[e->ndirty++] = fi;
-		}
-		fl->pend_packets++;
-		fl->pend_bytes += origlen;
-		for (unsigned j = 0; j < fl->nprogs; j++)
-			fl->prog_hits[j] += bpf_filter(e->progs[fl->prog[j]].insns, data, origlen, caplen) != 0;
+		count_in_flow(e, fl, fi, caplen, origlen, data);
 		if (!events && !fields)
 			return;
 	}
@@ -780,7 +850,7 @@ void qe_elements_add(struct qe_elements *e, uint64_t ts_ns, uint32_t caplen, uin
 					struct custom_prog *cp = &e->progs[el->cprog[x]];
 					if (cp->seq != seq) {
 						cp->seq = seq;
-						cp->verdict = bpf_filter(cp->insns, data, origlen, caplen) != 0;
+						cp->verdict = run_custom(cp, data, origlen, caplen);
 					}
 					c->custom[x] += (uint64_t)cp->verdict;
 				}

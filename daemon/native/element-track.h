@@ -11,7 +11,10 @@
  * for a flow of some element its counts (packets, bytes, the matches of its elements' custom
  * filters, one program per distinct text), kept in the flow and folded into the elements'
  * counters at each report and sweep, and the field parsers (field-parsers.h) once, whose rare
- * answers and the TCP events go to the elements' counters directly.
+ * answers and the TCP events go to the elements' counters directly. A flow no parser may answer
+ * (may_answer, asked on its first packet) and whose packet moves no handshake (not TCP, or no SYN,
+ * FIN or RST) is only counted: the lookup, its line, its custom filters. Filters run through
+ * bpf-run.h (libpcap's for the programs it does not take).
  *
  * Frames that are not IP (ARP, LLDP, STP...) belong to no element: elements qualify IP services,
  * and a filter matching only such frames is a filter on link noise.

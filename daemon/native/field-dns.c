@@ -31,3 +31,9 @@ enum qe_field_outcome qe_field_dns(const struct qe_field_ctx *ctx)
 	int rcode = qe_dns_response_rcode(ctx->payload, ctx->len, ctx->proto == QE_IPPROTO_TCP);
 	return rcode < 0 ? QE_FIELD_NONE : rcode ? QE_FIELD_ERROR : QE_FIELD_OK;
 }
+
+int qe_field_dns_may_answer(uint8_t proto, uint16_t sport, uint16_t dport)
+{
+	(void)proto; /* DNS over UDP and over TCP */
+	return sport == QE_DNS_PORT || dport == QE_DNS_PORT;
+}

@@ -16,4 +16,6 @@ int qe_dns_response_rcode(const uint8_t *p, uint32_t len, int tcp);
 
 /* The parser of the registration table: a response from or to port 53, an error when RCODE != 0. */
 enum qe_field_outcome qe_field_dns(const struct qe_field_ctx *ctx);
+/* Its registration's may_answer (field-parsers.h). */
+int qe_field_dns_may_answer(uint8_t proto, uint16_t sport, uint16_t dport);
 #endif

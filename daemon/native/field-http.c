@@ -29,3 +29,10 @@ enum qe_field_outcome qe_field_http(const struct qe_field_ctx *ctx)
 	int status = qe_http_status(ctx->payload, ctx->len);
 	return status < 0 ? QE_FIELD_NONE : status >= 500 && status <= 599 ? QE_FIELD_ERROR : QE_FIELD_OK;
 }
+
+int qe_field_http_may_answer(uint8_t proto, uint16_t sport, uint16_t dport)
+{
+	(void)sport; /* HTTP on any port: servers listen on many */
+	(void)dport;
+	return proto == QE_IPPROTO_TCP;
+}

@@ -14,4 +14,6 @@ int qe_http_status(const uint8_t *p, uint32_t len);
 
 /* The parser of the registration table: a status line on TCP, an error when 5xx. */
 enum qe_field_outcome qe_field_http(const struct qe_field_ctx *ctx);
+/* Its registration's may_answer (field-parsers.h). */
+int qe_field_http_may_answer(uint8_t proto, uint16_t sport, uint16_t dport);
 #endif

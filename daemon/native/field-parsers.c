@@ -6,8 +6,8 @@
 #include "field-http.h"
 
 const struct qe_field_parser qe_field_parsers[] = {
-	{ "dns_answers", "dns_errors", qe_field_dns },
-	{ "http_responses", "http_errors", qe_field_http },
+	{ "dns_answers", "dns_errors", qe_field_dns, qe_field_dns_may_answer },
+	{ "http_responses", "http_errors", qe_field_http, qe_field_http_may_answer },
 };
 
 const unsigned qe_field_parser_count = sizeof qe_field_parsers / sizeof qe_field_parsers[0];

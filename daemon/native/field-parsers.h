@@ -35,6 +35,11 @@ struct qe_field_parser {
 	const char *answers_key; /* the counter of answers in the `elements` message */
 	const char *errors_key;  /* the counter of those that are errors */
 	enum qe_field_outcome (*parse)(const struct qe_field_ctx *ctx);
+	/* Whether a packet of a flow of this protocol and these ports (either order) can be one of
+	 * parse's answers; NULL: any flow's. The tracker asks once per flow and skips the parser on
+	 * every packet of a flow none may answer, so it must hold for every payload and side: when
+	 * it says 0, parse says QE_FIELD_NONE (the parser's fuzz target checks it). */
+	int (*may_answer)(uint8_t proto, uint16_t sport, uint16_t dport);
 };
 
 extern const struct qe_field_parser qe_field_parsers[];
