@@ -109,6 +109,12 @@ struct custom_prog {
 	struct bpf_program prog;
 };
 
+/* What running a custom filter on a packet reads. */
+struct prog_run {
+	const struct bpf_insn *insns;
+	uint64_t inline_run; /* qe_bpf_usable */
+};
+
 struct qe_elements {
 	/* What every packet reads first, in one cache line. */
 	unsigned n;
@@ -124,9 +130,10 @@ struct qe_elements {
 	uint32_t *via;
 	uint32_t via_cap, via_used;
 	uint64_t via_file;
-	struct custom_prog *progs;
+	struct prog_run *run; /* by custom filter, in `insns` */
 	/* The rest. */
 	uint32_t *dirty __attribute__((aligned(64))); /* flows with pending counts */
+	struct custom_prog *progs;
 	uint32_t ndirty;
 	struct element *el;
 	void *flows_mem;
@@ -135,7 +142,7 @@ struct qe_elements {
 	uint32_t used;    /* flows ever taken from the array (the rest is untouched memory) */
 	uint32_t free;    /* list of forgotten flows */
 	unsigned nprogs;
-	struct bpf_insn *insns;
+	void *insns; /* `run`, then every custom filter's instructions side by side */
 	uint64_t seq; /* packets of some element so far */
 } __attribute__((aligned(64)));
 _Static_assert(__builtin_offsetof(struct qe_elements, dirty) == 64, "a packet's fields in the first line");
@@ -196,12 +203,17 @@ static int pack_programs(struct qe_elements *e)
 		n += e->progs[i].prog.bf_len;
 	if (!n)
 		return 0;
-	if (!(e->insns = malloc(n * sizeof *e->insns)))
+	/* What a flow's packet reads to run its filters (a prog_run each, then their instructions)
+	 * in one block: for a few short filters, one cache line. */
+	size_t head = e->nprogs * sizeof *e->run;
+	if (!(e->insns = aligned_alloc(64, (head + n * sizeof(struct bpf_insn) + 63) / 64 * 64)))
 		return -1;
-	struct bpf_insn *at = e->insns;
+	e->run = (struct prog_run *)e->insns;
+	struct bpf_insn *at = (struct bpf_insn *)((char *)e->insns + head);
 	for (unsigned i = 0; i < e->nprogs; i++) {
 		memcpy(at, e->progs[i].prog.bf_insns, e->progs[i].prog.bf_len * sizeof *at);
 		e->progs[i].insns = at;
+		e->run[i] = (struct prog_run){ .insns = at, .inline_run = e->progs[i].inline_run };
 		at += e->progs[i].prog.bf_len;
 	}
 	return 0;
@@ -729,7 +741,7 @@ static inline void count_in_flow(struct qe_elements *e, struct flow *fl, uint32_
 	fl->pend_packets++;
 	fl->pend_bytes += origlen;
 	for (unsigned j = 0; j < fl->nprogs; j++)
-		fl->prog_hits[j] += run_custom(&e->progs[fl->prog[j]], data, origlen, caplen);
+		fl->prog_hits[j] += run_program((int)e->run[fl->prog[j]].inline_run, e->run[fl->prog[j]].insns, data, origlen, caplen);
 }
 
 /* The map entry of the flow table's flow `ref` names (grown as needed), or NULL. */
