@@ -5,7 +5,8 @@
 /* The kernel's bound on a classic program (linux/filter.h), which libpcap's compiler keeps to. */
 #define QE_BPF_MAXINSNS 4096
 
-/* Every opcode libpcap's interpreter knows (it aborts on others), each a case of qe_bpf_run. */
+/* Every opcode libpcap's interpreter knows (it aborts on others), each a case of qe_bpf_run: a
+ * case missing there answers 0 where libpcap answers, which fuzz-bpf-run's random programs find. */
 #define QE_BPF_OPS(X)                                                                                            \
 	X(RET_K, BPF_RET | BPF_K)                                                                                \
 	X(RET_A, BPF_RET | BPF_A)                                                                                \
