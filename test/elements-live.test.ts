@@ -331,11 +331,15 @@ describe('element states from live traffic, through the daemon', () => {
     // Kept by id: the same level and since as before the reload.
     const dns = await element('dns');
     expect([dns.state, dns.since]).toEqual([before[3]!.state, before[3]!.since]);
-    // The 503s first: whatever second the helper reports them in, the element is critical from its first answer.
+    // The 503s first: whatever second the helper reports them in, no answer counted makes the
+    // element better than critical. (A report can still fall between the first SYN and the first
+    // answer: packets and nothing measurable yet make it ok for that second.)
     expect(await client([{ http: `${SERVER}/fail/x` }, { http: `${SERVER}/fail/y` }, { http: `${SERVER}/` }])).toEqual([503, 503, 200]);
     // Counted from the new generation only: 2 of 3, not the 5 of 10 from before the reload.
     await expect.poll(async () => (await element('any-http')).figures.http_errors, { timeout: 5000, interval: 300 }).toBe(66.667);
-    expect(await element('any-http')).toMatchObject({ state: 'critical', previous: 'unknown' });
+    const added = await element('any-http');
+    expect(added.state).toBe('critical');
+    expect(['unknown', 'ok']).toContain(added.previous);
     expect((await element('web')).figures.http_errors).toBe(66.667);
     expect((daemon.output.match(/qesm: capturing/g) ?? []).length, 'the helper was not restarted').toBe(restarts);
   }, 30_000);
