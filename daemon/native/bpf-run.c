@@ -104,7 +104,7 @@ static int runnable(const struct bpf_insn *pc, unsigned len)
 		uint64_t next[2];
 		unsigned n = 0;
 		if (op == OP_RET_K || op == OP_RET_A) {
-			n = 0;
+			/* no next instruction */
 		} else if (op == OP_JA) {
 			if (in->k >= 0x80000000u) { /* back */
 				ok = 0;

@@ -100,8 +100,6 @@ struct element {
 /* A custom filter, compiled once however many elements give the same text: a packet of several
  * of them is filtered once (the verdict is kept for the packet, by its sequence number). */
 struct custom_prog {
-	const struct bpf_insn *insns; /* a copy in qe_elements.insns: every filter's in one place */
-	int inline_run;               /* qe_bpf_usable: qe_bpf_run runs it, else libpcap */
 	uint64_t seq;                 /* the packet the verdict is for */
 	int verdict;
 	char *text;
@@ -109,10 +107,11 @@ struct custom_prog {
 	struct bpf_program prog;
 };
 
-/* What running a custom filter on a packet reads. */
+/* What running a custom filter on a packet reads: its instructions (a copy in qe_elements.insns,
+ * every filter's in one place) and who runs them. */
 struct prog_run {
 	const struct bpf_insn *insns;
-	uint64_t inline_run; /* qe_bpf_usable */
+	int inline_run; /* qe_bpf_usable: qe_bpf_run runs it, else libpcap */
 };
 
 struct qe_elements {
@@ -212,8 +211,7 @@ static int pack_programs(struct qe_elements *e)
 	struct bpf_insn *at = (struct bpf_insn *)((char *)e->insns + head);
 	for (unsigned i = 0; i < e->nprogs; i++) {
 		memcpy(at, e->progs[i].prog.bf_insns, e->progs[i].prog.bf_len * sizeof *at);
-		e->progs[i].insns = at;
-		e->run[i] = (struct prog_run){ .insns = at, .inline_run = e->progs[i].inline_run };
+		e->run[i] = (struct prog_run){ .insns = at, .inline_run = qe_bpf_usable(at, e->progs[i].prog.bf_len) };
 		at += e->progs[i].prog.bf_len;
 	}
 	return 0;
@@ -311,7 +309,6 @@ struct qe_elements *qe_elements_parse(const char *text, size_t len, const char *
 					fail(err, errlen, name, line, "element %ld custom filter %ld: %s", i, k, why);
 					goto bad;
 				}
-				e->progs[id].inline_run = qe_bpf_usable(e->progs[id].prog.bf_insns, e->progs[id].prog.bf_len);
 			}
 			el->cprog[el->ncustom++] = (uint16_t)id;
 		} else {
@@ -382,9 +379,8 @@ void qe_elements_free(struct qe_elements *e)
 	if (!e)
 		return;
 	if (e->el)
-		for (unsigned i = 0; i < QE_ELEM_MAX; i++) {
+		for (unsigned i = 0; i < QE_ELEM_MAX; i++)
 			pcap_freecode(&e->el[i].prog);
-		}
 	if (e->progs)
 		for (unsigned i = 0; i < e->nprogs; i++) {
 			pcap_freecode(&e->progs[i].prog);
@@ -464,9 +460,9 @@ static inline int run_program(int inline_run, const struct bpf_insn *insns, cons
 	return (inline_run ? qe_bpf_run(insns, data, origlen, caplen) : bpf_filter(insns, data, origlen, caplen)) != 0;
 }
 
-static inline int run_custom(const struct custom_prog *cp, const uint8_t *data, uint32_t origlen, uint32_t caplen)
+static inline int run_custom(const struct prog_run *r, const uint8_t *data, uint32_t origlen, uint32_t caplen)
 {
-	return run_program(cp->inline_run, cp->insns, data, origlen, caplen);
+	return run_program(r->inline_run, r->insns, data, origlen, caplen);
 }
 
 /* Which elements a flow belongs to: every element's filter on its first packet's frame. */
@@ -741,7 +737,7 @@ static inline void count_in_flow(struct qe_elements *e, struct flow *fl, uint32_
 	fl->pend_packets++;
 	fl->pend_bytes += origlen;
 	for (unsigned j = 0; j < fl->nprogs; j++)
-		fl->prog_hits[j] += run_program((int)e->run[fl->prog[j]].inline_run, e->run[fl->prog[j]].insns, data, origlen, caplen);
+		fl->prog_hits[j] += run_custom(&e->run[fl->prog[j]], data, origlen, caplen);
 }
 
 /* The map entry of the flow table's flow `ref` names (grown as needed), or NULL. */
@@ -862,7 +858,7 @@ void qe_elements_add(struct qe_elements *e, uint64_t ts_ns, uint32_t caplen, uin
 					struct custom_prog *cp = &e->progs[el->cprog[x]];
 					if (cp->seq != seq) {
 						cp->seq = seq;
-						cp->verdict = run_custom(cp, data, origlen, caplen);
+						cp->verdict = run_custom(&e->run[el->cprog[x]], data, origlen, caplen);
 					}
 					c->custom[x] += (uint64_t)cp->verdict;
 				}
