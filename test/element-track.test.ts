@@ -223,6 +223,22 @@ describe('the tracker\'s bounds', () => {
     expect(m.elements[0]).toMatchObject({ packets: 2, tcp_attempts: 0 });
   });
 
+  it.each([
+    ['a few flows (the sweep walks the flows)', 100],
+    ['many flows (the sweep walks the chains)', 20_000],
+  ])('forgets the idle flows among %s and keeps the others', (_what, n) => {
+    // Each flow's first packet comes from the server (10.9.0.1): `src net 10.2.0.0/16` does not take
+    // it. The even ones are heard again at 100 s, the odd ones not: at 130 s the odd ones are new
+    // flows whose first packet is the client's, the even ones still the server's.
+    const client = (i: number) => `10.2.${i >> 8}.${i & 255}`;
+    const p: Array<{ at: bigint; data: Buffer }> = [];
+    for (let i = 0; i < n; i++) p.push({ at: T0 + BigInt(i) * 1000n, data: tcp4('10.9.0.1', client(i), 443, 30000, ACK) });
+    for (let i = 0; i < n; i += 2) p.push({ at: T0 + 100_000n * MS + BigInt(i) * 1000n, data: tcp4('10.9.0.1', client(i), 443, 30000, ACK) });
+    for (let i = 0; i < n; i++) p.push({ at: T0 + 130_000n * MS + BigInt(i) * 1000n, data: tcp4(client(i), '10.9.0.1', 30000, 443, ACK) });
+    const m = runRead(p, [{ filter: 'src net 10.2.0.0/16', custom: [] }]);
+    expect(m.elements[0]).toMatchObject({ packets: n / 2 });
+  });
+
   it('with its flow table full, still counts every packet (the handshakes past the bound are not followed)', () => {
     const flows = 131_072 + 5000; // QE_ELEM_TRACK_FLOWS + some
     const p: Array<{ at: bigint; data: Buffer }> = [];

@@ -2,7 +2,7 @@
 // indicator's value from counter differences over the window, summed over interfaces, a new
 // generation counting from zero, levels with their reasons, previous and since, the unknown rule,
 // silence, and a reload that keeps states by id while the old generation's lines are left out.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { ElementsMessage } from '../daemon/src/capture/protocol.js';
 import { parseHelperLine } from '../daemon/src/capture/protocol.js';
 import { parseConfigText } from '../daemon/src/config/load.js';
@@ -174,6 +174,33 @@ elements:
     r.at(1000 + 61_000);
     r.engine.evaluate();
     expect(r.state('svc')).toMatchObject({ state: 'critical', reasons: [{ indicator: 'silence', value: 61, threshold: 60, level: 'critical' }] });
+  });
+
+  it('judges on each message, and on its own tick only a second after the last judgement', () => {
+    // The daemon shares a core with its helpers: a tick between two messages would judge twice a second for nothing.
+    vi.useFakeTimers();
+    try {
+      const r = rig(WEB);
+      const judged = vi.spyOn(r.engine, 'evaluate');
+      r.engine.start();
+      const message = () => r.engine.ingest(line('eth1', 1, [counters({ packets: 10, last_ns: ns(r.now) })]));
+      vi.advanceTimersByTime(900);
+      message();
+      expect(judged).toHaveBeenCalledTimes(1);
+      vi.advanceTimersByTime(900); // 1.8 s from the start: the tick it would have had at 1 s was moved
+      expect(judged).toHaveBeenCalledTimes(1);
+      message();
+      expect(judged).toHaveBeenCalledTimes(2);
+      vi.advanceTimersByTime(999);
+      expect(judged).toHaveBeenCalledTimes(2);
+      vi.advanceTimersByTime(1); // no message for a second: the tick judges (silence grows)
+      expect(judged).toHaveBeenCalledTimes(3);
+      vi.advanceTimersByTime(1000);
+      expect(judged).toHaveBeenCalledTimes(4);
+      r.engine.stop();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('silence counts from the start for an element never seen', () => {

@@ -38,6 +38,7 @@ enum tcp_state {
 #define FF_INIT_A 1u    /* the SYN came from end a */
 #define FF_RESET 2u     /* this attempt's reset is counted */
 #define FF_ENDED 4u     /* a FIN or RST: the ends may open it again with a new SYN */
+#define FF_FREE 8u      /* forgotten: on the free list (take_flow clears it) */
 
 /* Most flows' packets need nothing but their counts: no handshake to follow (not TCP, or a TCP
  * packet without SYN, FIN or RST, which moves no state of follow_tcp) and no field parser that may
@@ -638,30 +639,58 @@ static void flow_programs(const struct qe_elements *e, struct flow *fl, const ui
 }
 
 /* SYNs past the timeout are counted unanswered; flows idle too long are forgotten. */
-static void sweep(struct qe_elements *e, uint64_t now)
+/* A flow's time has passed: its SYN's timeout counted; whether it is idle long enough to forget. */
+static int expired(struct qe_elements *e, uint32_t fi, uint64_t now)
 {
 	const uint64_t timeout = QE_ELEM_SYN_TIMEOUT_MS * NS_PER_MS, idle = QE_ELEM_TRACK_IDLE_S * NS_PER_S;
+	struct flow *fl = &e->flows[fi];
+	if (fl->tcp == TCP_PENDING && now >= fl->syn_first_ns + timeout) {
+		fl->tcp = TCP_UNANSWERED;
+		count_unanswered(e, fi);
+	}
+	return now >= fl->last_ns + idle;
+}
+
+static void forget_flow(struct qe_elements *e, uint32_t *link, uint32_t fi)
+{
+	struct flow *fl = &e->flows[fi];
+	*link = fl->next;
+	fl->next = e->free;
+	fl->flags |= FF_FREE;
+	e->free = fi + 1;
+}
+
+static void sweep(struct qe_elements *e, uint64_t now)
+{
 	e->next_sweep_ns = now + SWEEP_EVERY_NS;
 	if (!e->used)
 		return;
 	fold_pending(e); /* a flow forgotten below has nothing pending */
 	int freed = 0;
-	for (uint32_t b = 0; b < QE_ELEM_TRACK_FLOWS; b++) {
-		uint32_t *link = &e->bucket[b];
-		while (*link) {
-			uint32_t fi = *link - 1;
-			struct flow *fl = &e->flows[fi];
-			if (fl->tcp == TCP_PENDING && now >= fl->syn_first_ns + timeout) {
-				fl->tcp = TCP_UNANSWERED;
-				count_unanswered(e, fi);
-			}
-			if (now >= fl->last_ns + idle) {
-				*link = fl->next;
-				fl->next = e->free;
-				e->free = fi + 1;
-				freed = 1;
-			} else {
-				link = &fl->next;
+	/* Walk whichever is smaller, the flows ever used (a line each) or every chain: on a link of a
+	 * few thousand flows the chains' half megabyte would be read, and evicted from the capture's
+	 * caches, every second for nothing. */
+	if ((size_t)e->used * 64 < (size_t)QE_ELEM_TRACK_FLOWS * sizeof *e->bucket) {
+		for (uint32_t fi = 0; fi < e->used; fi++) {
+			if ((e->flows[fi].flags & FF_FREE) || !expired(e, fi, now))
+				continue;
+			uint32_t *link = &e->bucket[hash_key(&e->flows[fi].k)];
+			while (*link != fi + 1)
+				link = &e->flows[*link - 1].next;
+			forget_flow(e, link, fi);
+			freed = 1;
+		}
+	} else {
+		for (uint32_t b = 0; b < QE_ELEM_TRACK_FLOWS; b++) {
+			uint32_t *link = &e->bucket[b];
+			while (*link) {
+				uint32_t fi = *link - 1;
+				if (expired(e, fi, now)) {
+					forget_flow(e, link, fi);
+					freed = 1;
+				} else {
+					link = &e->flows[fi].next;
+				}
 			}
 		}
 	}

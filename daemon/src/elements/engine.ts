@@ -1,6 +1,7 @@
 // The state engine: each element's level from its indicators over its window, the reasons, when it
 // changed and from what. It reads the helpers' `elements` messages (never packets) and re-judges
-// every element on each message and once a second, so `silence` rises while nothing arrives.
+// every element on each message, and a second after the last judgement when none came, so `silence`
+// rises while nothing arrives.
 import type { ElementsMessage } from '../capture/protocol.js';
 import type { Config, ElementConfig } from '../config/config.js';
 import { THRESHOLD_UNIT, indicatorDefinition, type IndicatorContext } from './indicators.js';
@@ -48,7 +49,7 @@ export class ElementEngine implements ElementStateSource {
     this.evaluate();
   }
 
-  /** Re-judges once a second (silence grows without messages); unref'd: it never keeps a process up. */
+  /** Re-judges a second after the last judgement (silence grows without messages); unref'd: it never keeps a process up. */
   start(): void {
     this.timer ??= setInterval(() => this.evaluate(), 1000);
     this.timer.unref();
@@ -68,6 +69,9 @@ export class ElementEngine implements ElementStateSource {
       if (t && c.last_ns > 0n) t.lastPacketMs = Math.max(t.lastPacketMs ?? 0, Number(c.last_ns / 1_000_000n));
     });
     this.evaluate();
+    // Judged now: the timer's next judgement is a second from here, not also in between (the
+    // daemon shares a core with the capture helper, whose caches every wake-up here disturbs).
+    this.timer?.refresh();
   }
 
   /** The interface's helper ended: a new one counts from zero. */

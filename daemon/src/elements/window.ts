@@ -24,12 +24,25 @@ type Scalar = Exclude<keyof ElementCounters, 'last_ns' | 'rtt_hist' | 'custom'>;
 /** Every plain count of the message (a new field parser's pair included), read from its schema. */
 const SCALARS = Object.keys(elementCounters.shape).filter((k) => !['last_ns', 'rtt_hist', 'custom'].includes(k)) as Scalar[];
 
-const zero = (customs: number): ElementCounters => ({
-  ...(Object.fromEntries(SCALARS.map((k) => [k, 0])) as Record<Scalar, number>),
-  last_ns: 0n,
-  rtt_hist: [],
-  custom: Array<number>(customs).fill(0),
-});
+const zeroScalars = (): Record<Scalar, number> => {
+  const z = {} as Record<Scalar, number>;
+  for (const k of SCALARS) z[k] = 0;
+  return z;
+};
+
+const zero = (customs: number): ElementCounters => ({ ...zeroScalars(), last_ns: 0n, rtt_hist: [], custom: Array<number>(customs).fill(0) });
+
+/** The last sample at or before `from` (the first when none is): samples arrive in time order. */
+function sampleAt(samples: Sample[], from: number): Sample {
+  let lo = 0;
+  let hi = samples.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (samples[mid]!.at <= from) lo = mid;
+    else hi = mid - 1;
+  }
+  return samples[lo]!;
+}
 
 export type WindowDiff = Omit<WindowCounts, 'silentMs'>;
 
@@ -82,19 +95,18 @@ export class ElementWindows {
 
   /** Element `index`'s counters over the `windowMs` before `now`, summed over interfaces. */
   window(index: number, windowMs: number, now: number): WindowDiff {
-    const { last_ns: _, ...counts } = zero(this.customs[index] ?? 0);
-    const out: WindowDiff = { ...counts, rtt_hist: new Map() };
+    // Every element is judged every second: what this allocates is the window itself, no more.
+    const out: WindowDiff = { ...zeroScalars(), custom: Array<number>(this.customs[index] ?? 0).fill(0), rtt_hist: new Map() };
     for (const t of this.tracks.values()) {
-      const last = t.samples.at(-1)!;
-      const from = now - windowMs;
-      let base = t.samples[0]!;
-      for (const s of t.samples) if (s.at <= from) base = s;
+      const last = t.samples[t.samples.length - 1]!;
+      const base = sampleAt(t.samples, now - windowMs);
       if (base === last) continue;
       const a = base.elements[index]!;
       const b = last.elements[index]!;
       for (const k of SCALARS) out[k] += Math.max(0, b[k] - a[k]);
-      b.custom.forEach((n, k) => (out.custom[k]! += Math.max(0, n - (a.custom[k] ?? 0))));
-      for (const [bucket, n] of rttHistDelta(b.rtt_hist, a.rtt_hist)) out.rtt_hist.set(bucket, (out.rtt_hist.get(bucket) ?? 0) + n);
+      for (let k = 0; k < b.custom.length; k++) out.custom[k]! += Math.max(0, b.custom[k]! - (a.custom[k] ?? 0));
+      if (b.rtt_hist.length)
+        for (const [bucket, n] of rttHistDelta(b.rtt_hist, a.rtt_hist)) out.rtt_hist.set(bucket, (out.rtt_hist.get(bucket) ?? 0) + n);
     }
     return out;
   }
