@@ -29,7 +29,9 @@ describe('ansible/', () => {
   // package's `check-config` sees the interfaces; nothing stays mounted afterwards.
   const playbook = (inv: string, extra: string[] = []) =>
     execa('unshare', ['-m', 'sh', '-c', 'mount --rbind /sys "$0/sys" && mount -t proc proc "$0/proc" && shift && exec ansible-playbook "$@"', root, 'x', '-i', inv, 'site.yml', ...extra], {
-      cwd: ansibleDir, reject: false, all: true, timeout: 600_000, env: { ANSIBLE_FORCE_COLOR: '0', ANSIBLE_NOCOLOR: '1' },
+      cwd: ansibleDir, reject: false, all: true, timeout: 600_000, // The run's TMPDIR (test/global-setup.ts) is not in the Debian root, where ansible's chroot
+      // connection runs its modules with this environment.
+      env: { ANSIBLE_FORCE_COLOR: '0', ANSIBLE_NOCOLOR: '1', TMPDIR: '/tmp' },
     });
 
   beforeAll(async () => {

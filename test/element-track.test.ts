@@ -55,7 +55,10 @@ function runRead(packets: Array<{ at: bigint; data: Buffer }>, elements: HelperE
     const r = spawnSync(helperPath, ['--read', join(dir, 'in.pcap'), '--iface', 'crafted', '--dir', out, '--elements', join(dir, 'elements'), '--no-fsync', ...extra], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'pipe'],
+      // Files cut at 4 KiB make thousands of file_opened/file_closed lines.
+      maxBuffer: 256 << 20,
     });
+    expect(r.error).toBeUndefined();
     expect(r.status, r.stderr + r.stdout).toBe(0);
     const msgs = r.stdout.trim().split('\n').map(parseHelperLine);
     const errors = msgs.filter((m) => m.type === 'error');
