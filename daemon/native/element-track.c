@@ -638,7 +638,6 @@ static void flow_programs(const struct qe_elements *e, struct flow *fl, const ui
 		}
 }
 
-/* SYNs past the timeout are counted unanswered; flows idle too long are forgotten. */
 /* A flow's time has passed: its SYN's timeout counted; whether it is idle long enough to forget. */
 static int expired(struct qe_elements *e, uint32_t fi, uint64_t now)
 {
@@ -660,6 +659,7 @@ static void forget_flow(struct qe_elements *e, uint32_t *link, uint32_t fi)
 	e->free = fi + 1;
 }
 
+/* SYNs past the timeout are counted unanswered; flows idle too long are forgotten. */
 static void sweep(struct qe_elements *e, uint64_t now)
 {
 	e->next_sweep_ns = now + SWEEP_EVERY_NS;

@@ -96,7 +96,7 @@ export class ElementWindows {
   /** Element `index`'s counters over the `windowMs` before `now`, summed over interfaces. */
   window(index: number, windowMs: number, now: number): WindowDiff {
     // Every element is judged every second: what this allocates is the window itself, no more.
-    const out: WindowDiff = { ...zeroScalars(), custom: Array<number>(this.customs[index] ?? 0).fill(0), rtt_hist: new Map() };
+    const out: WindowDiff = Object.assign(zeroScalars(), { custom: Array<number>(this.customs[index] ?? 0).fill(0), rtt_hist: new Map<number, number>() });
     for (const t of this.tracks.values()) {
       const last = t.samples[t.samples.length - 1]!;
       const base = sampleAt(t.samples, now - windowMs);
