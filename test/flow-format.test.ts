@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import * as format from '../daemon/src/flows/format.js';
-import { decodeFlowTable, FlowTableUnusable, FLOW_RECORD_LEN } from '../daemon/src/flows/format.js';
+import { decodeFlowTable, FlowTableUnusable, FLOW_RECORD_LEN_V4 } from '../daemon/src/flows/format.js';
 import { root } from './lib/cli.js';
 import { camel, headerConstants, type Value } from './lib/c-header.js';
 import { encodeRecord, encodeTable } from './lib/flow-table.js';
@@ -18,7 +18,7 @@ const headerText = readFileSync(join(root, 'daemon', 'native', 'flow-format.h'),
 /** The TypeScript constant a header name stands for, by the naming rule both files follow. */
 function tsValue(mod: Record<string, unknown>, name: string): Value | undefined {
   const n = name.replace(/^QE_FLOW_/, '');
-  const group = /^(H|S|R|RF)_(.+)$/.exec(n);
+  const group = /^(H|S|R|RF|T)_(.+)$/.exec(n);
   if (group) return (mod[`FLOW_${group[1]}`] as Record<string, number>)[camel(group[2]!)];
   if (n === 'MAGIC') return (mod.FLOW_MAGIC as Buffer).toString('latin1');
   if (n === 'MAGIC_LEN') return (mod.FLOW_MAGIC as Buffer).length;
@@ -50,7 +50,9 @@ describe('flow format: header and TypeScript copy', () => {
     const c = headerConstants(headerText);
     expect(c.get('QE_FLOW_MAGIC')).toBe('QEFLOW\r\n');
     expect(c.get('QE_FLOW_SEGMENT_MAGIC')).toBe(0x574c4651);
-    expect(c.get('QE_FLOW_R_RTT_US')).toBe(104);
+    expect(c.get('QE_FLOW_T_RTT_US')).toBe(56);
+    expect(c.get('QE_FLOW_RECORD_LEN_V4')).toBe(88);
+    expect(c.get('QE_FLOW_RECORD_LEN_V6')).toBe(112);
     expect(c.get('QE_FLOW_RF_FRAGMENTS')).toBe(4);
     expect(c.size).toBeGreaterThan(45);
   });
@@ -61,11 +63,11 @@ describe('flow format: header and TypeScript copy', () => {
 
   it('fails when one side drifts', () => {
     const mod = format as unknown as Record<string, unknown>;
-    const bumped = headerText.replace('#define QE_FLOW_RECORD_LEN 112', '#define QE_FLOW_RECORD_LEN 120');
-    expect(drift(bumped, mod)).toEqual(['QE_FLOW_RECORD_LEN is 120 in the header but 112 in format.ts']);
-    const moved = headerText.replace('#define QE_FLOW_R_RST 100', '#define QE_FLOW_R_RST 101');
-    expect(drift(moved, mod)).toEqual(['QE_FLOW_R_RST is 101 in the header but 100 in format.ts']);
-    const added = headerText.replace('#define QE_FLOW_R_RTT_US 104', '#define QE_FLOW_R_RTT_US 104\n#define QE_FLOW_R_TTL 108');
+    const bumped = headerText.replace('#define QE_FLOW_RECORD_LEN_V4 88', '#define QE_FLOW_RECORD_LEN_V4 96');
+    expect(drift(bumped, mod)).toEqual(['QE_FLOW_RECORD_LEN_V4 is 96 in the header but 88 in format.ts']);
+    const moved = headerText.replace('#define QE_FLOW_T_RST 52', '#define QE_FLOW_T_RST 53');
+    expect(drift(moved, mod)).toEqual(['QE_FLOW_T_RST is 53 in the header but 52 in format.ts']);
+    const added = headerText.replace('#define QE_FLOW_R_VLAN 10', '#define QE_FLOW_R_VLAN 10\n#define QE_FLOW_R_TTL 108');
     expect(drift(added, mod)).toEqual(['QE_FLOW_R_TTL (108) has no TypeScript constant']);
     const tsOnly = { ...mod, FLOW_R: { ...(mod.FLOW_R as object), ttl: 108 } };
     expect(drift(headerText, tsOnly)).toEqual(['format.ts has FLOW_R_TTL but the header has no QE_FLOW_R_TTL']);
@@ -103,9 +105,25 @@ describe('flow table decoder', () => {
     expect(part.coveredEnd).toBe(800);
   });
 
+  it('reads IPv4, IPv6 and non-IP records of one segment, each at its own length', () => {
+    const v6 = { ipVersion: 6, src: Buffer.from('20010db8000000000000000000000001', 'hex'), dst: Buffer.from('20010db8000000000000000000000002', 'hex') };
+    const arp = { ipVersion: 0, proto: 0, sport: 0x0806, dport: 0, src: Buffer.alloc(0), dst: Buffer.alloc(0), packetsRev: 0, bytesRev: 0n };
+    const table = encodeTable({ complete: true, pcapFirstNs: 5n, segments: [{ offLo: 24, offHi: 1000, records: [rec(), rec(v6), rec(arp), rec({ sport: 7, lastNs: 11n })] }] });
+    // Headers 64 + 64, then 88 + 112 + 88 + 88 bytes of records.
+    expect(table.length).toBe(128 + 88 + 112 + 88 + 88);
+    const t = decodeFlowTable(table, 'x.qeflow', pcap);
+    const got = t.segments[0]!.records.map((r) => [r.ipVersion, r.src.toString('hex'), r.dst.toString('hex'), r.sport, r.packets, r.lastNs]);
+    expect(got).toEqual([
+      [4, '0a000001', '0a000002', 40000, 3, 9n],
+      [6, '20010db8000000000000000000000001', '20010db8000000000000000000000002', 40000, 3, 9n],
+      [0, '', '', 0x0806, 3, 9n],
+      [4, '0a000001', '0a000002', 7, 3, 11n],
+    ]);
+  });
+
   it('leaves out a torn last segment, and one past the end of the pcap file', () => {
     const two = encodeTable({ pcapFirstNs: 5n, segments: [{ offLo: 24, offHi: 500, records: [rec()] }, { offLo: 500, offHi: 800, records: [rec(), rec()] }] });
-    for (const cut of [two.length - 1, two.length - FLOW_RECORD_LEN, two.length - 2 * FLOW_RECORD_LEN - 10]) {
+    for (const cut of [two.length - 1, two.length - FLOW_RECORD_LEN_V4, two.length - 2 * FLOW_RECORD_LEN_V4 - 10]) {
       const t = decodeFlowTable(two.subarray(0, cut), 'x', pcap);
       expect(t.droppedSegments).toBe(1);
       expect(t.coveredEnd).toBe(500);
@@ -131,7 +149,15 @@ describe('flow table decoder', () => {
       expect((err as Error).message).toMatch(/^\/s\/x\.pcap\.qeflow: /);
       expect((err as Error).message).toMatch(text);
     };
-    expectRefused(encodeTable({ version: 2, complete: true, segments: [] }), 'version', /version 2, this qe-packets reads version 1: its pcap file's packets are counted by reading them/);
+    expectRefused(encodeTable({ version: 3, complete: true, segments: [] }), 'version', /version 3, this qe-packets reads version 2: its pcap file's packets are counted by reading them/);
+    // Version 1 (every record 112 bytes) is refused too: qe-packets index rebuilds it.
+    expectRefused(encodeTable({ version: 1, complete: true, segments: [] }), 'version', /version 1, this qe-packets reads version 2/);
+    // A record of an unknown IP version: its length is unknown, so the body is not whole records.
+    const odd = encodeTable({ complete: true, pcapFirstNs: 5n, segments: [{ offLo: 24, offHi: 1000, records: [rec()] }] });
+    odd[128] = 5;
+    odd.writeUInt32LE(crc32(odd.subarray(128)), 64 + 56);
+    odd.writeUInt32LE(crc32(odd.subarray(64, 64 + 60)), 64 + 60);
+    expectRefused(odd, 'damaged', /segment at 64: body of 88 bytes is not its 1 records/);
     const header = Buffer.from(good);
     header[20]! ^= 1;
     expectRefused(header, 'damaged', /file header fails its checksum/);

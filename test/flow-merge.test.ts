@@ -64,7 +64,12 @@ describe('FlowMerger', () => {
       rec({ dst: A, sport: 9, dport: 10 }), rec({ dst: A, sport: 10, dport: 9, packets: 6 }),
     ];
     const body = Buffer.concat(recs.map(encodeRecord));
-    for (const [i, r] of recs.entries()) expect(rawFlowKey('eth1', body, i * 112)).toBe(flowKey('eth1', r));
+    let at = 0;
+    for (const r of recs) {
+      expect(rawFlowKey('eth1', body, at)).toBe(flowKey('eth1', r));
+      at += r.ipVersion === 6 ? 112 : 88;
+    }
+    expect(at).toBe(body.length);
     const fromRecords = new FlowMerger();
     for (const r of recs) fromRecords.add('eth1', r);
     const fromBytes = new FlowMerger();

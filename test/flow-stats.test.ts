@@ -6,7 +6,7 @@ import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TableMerger, planFiles } from '../daemon/src/flows/collect.js';
-import { FLOW_H, FLOW_RECORD_LEN, flowPathFor } from '../daemon/src/flows/format.js';
+import { FLOW_H, FLOW_RECORD_LEN_V4, FLOW_VERSION, flowPathFor } from '../daemon/src/flows/format.js';
 import { FLOWSTAT_COMMANDS, NativeStats } from '../daemon/src/flows/native-stats.js';
 import { addressBytes } from '../daemon/src/flows/address.js';
 import { catalogFile } from '../daemon/src/store/catalog.js';
@@ -67,7 +67,8 @@ describe('a store file\'s table, read by qe-flowstat and by the TypeScript reade
       ['empty', () => Buffer.alloc(0)],
       ['short header', (b) => b.subarray(0, 40)],
       ['bad magic', (b) => (b.write('NOTAFLOW', 0, 'latin1'), b)],
-      ['newer version', (b) => (b.writeUInt16LE(2, FLOW_H.version), reheader(b))],
+      ['newer version', (b) => (b.writeUInt16LE(FLOW_VERSION + 1, FLOW_H.version), reheader(b))],
+      ['older version', (b) => (b.writeUInt16LE(FLOW_VERSION - 1, FLOW_H.version), reheader(b))],
       ['header checksum', (b) => (b[FLOW_H.crc]! ^= 1, b)],
       ['header_len too small', (b) => (b.writeUInt16LE(32, FLOW_H.headerLen), reheader(b))],
       ['another link type', (b) => (b.writeUInt32LE(101, FLOW_H.linktype), reheader(b))],
@@ -127,16 +128,22 @@ describe('qe-flowstat refuses what it cannot read', () => {
     expect(run([...args.slice(0, 4), '--by', 'hosts'], '')).toMatchObject({ status: 2, stderr: 'qe-flowstat: --by hosts: not a statistic (host, src, dst, conversation, port, proto, vlan or iface)\n' });
     expect(run(args, 'plan\n')).toMatchObject({ status: 2, stderr: 'qe-flowstat: stdin ended before "end"\n' });
     expect(run(args, 'count\n')).toMatchObject({ status: 2, stderr: expect.stringContaining('unknown command "count"') });
-    expect(run(args, `body 0 ${FLOW_RECORD_LEN - 1}\n`)).toMatchObject({ status: 2, stderr: `qe-flowstat: body of ${FLOW_RECORD_LEN - 1} bytes: not whole records of ${FLOW_RECORD_LEN}\n` });
-    expect(run(args, `body 0 ${FLOW_RECORD_LEN}\nabc`)).toMatchObject({ status: 2, stderr: `qe-flowstat: stdin ended inside a body of ${FLOW_RECORD_LEN} bytes\n` });
+    // 87 bytes of an IPv4 record: one short of its 88. Then a record of ip_version 5.
+    const notWhole = `qe-flowstat: body of ${FLOW_RECORD_LEN_V4 - 1} bytes: not whole flow records (ip_version 0, 4 or 6; 88 or 112 bytes)\n`;
+    expect(run(args, `body 0 ${FLOW_RECORD_LEN_V4 - 1}\n\x04${'\0'.repeat(FLOW_RECORD_LEN_V4 - 2)}`)).toMatchObject({ status: 2, stderr: notWhole });
+    expect(run(args, `body 0 ${FLOW_RECORD_LEN_V4}\n\x05${'\0'.repeat(FLOW_RECORD_LEN_V4 - 1)}`)).toMatchObject({ status: 2, stderr: notWhole.replace(`${FLOW_RECORD_LEN_V4 - 1} bytes`, `${FLOW_RECORD_LEN_V4} bytes`) });
+    expect(run(args, `body 0 ${FLOW_RECORD_LEN_V4}\nabc`)).toMatchObject({ status: 2, stderr: `qe-flowstat: stdin ended inside a body of ${FLOW_RECORD_LEN_V4} bytes\n` });
     expect(run(args, 'table 0 0 10\n')).toMatchObject({ status: 2, stderr: expect.stringContaining('expected table <iface> <partial> <size> <path>') });
     expect(run(args, 'body x 0\n')).toMatchObject({ status: 2, stderr: 'qe-flowstat: <iface>: expected a whole number, got "x"\n' });
   });
 
-  it('a record of an unknown IP version counts in the totals, and under an empty host from both ends (a host talking to itself), as the merger keys it', () => {
-    const r = encodeRecord({ ipVersion: 5, src: Buffer.from([1, 2, 3, 4]), dst: Buffer.from([5, 6, 7, 8]), packets: 3, bytes: 100n });
-    const out = run(args, Buffer.concat([Buffer.from(`body 0 ${r.length}\n`), r, Buffer.from('end\n')]));
+  it('reads an IPv6 record between IPv4 ones at its own length', () => {
+    const v4 = encodeRecord({ src: Buffer.from([10, 0, 0, 1]), dst: Buffer.from([10, 0, 0, 2]), packets: 3, bytes: 100n });
+    const v6 = encodeRecord({ ipVersion: 6, src: Buffer.from('20010db8000000000000000000000001', 'hex'), dst: Buffer.from('20010db8000000000000000000000002', 'hex'), packets: 2, bytes: 50n });
+    const body = Buffer.concat([v4, v6, v4]);
+    expect(body.length).toBe(88 + 112 + 88);
+    const out = run(args, Buffer.concat([Buffer.from(`body 0 ${body.length}\n`), body, Buffer.from('end\n')]));
     expect(out.status).toBe(0);
-    expect(out.stdout).toBe('{"packets":3,"bytes":100,"flows":1,"rows":1}\n["",6,200,1]\n');
+    expect(out.stdout).toBe('{"packets":8,"bytes":250,"flows":2,"rows":4}\n["0a000001",6,200,1]\n["0a000002",6,200,1]\n["20010db8000000000000000000000001",2,50,1]\n["20010db8000000000000000000000002",2,50,1]\n');
   });
 });

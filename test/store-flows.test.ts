@@ -6,7 +6,7 @@ import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from '
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FLOW_H, flowPathFor } from '../daemon/src/flows/format.js';
+import { FLOW_H, FLOW_VERSION, flowPathFor } from '../daemon/src/flows/format.js';
 import { checkFlowTable } from '../daemon/src/store/flow-check.js';
 import { removeCaptureFile } from '../daemon/src/store/index-files.js';
 import { removeOrphanIndexes, repairStore } from '../daemon/src/store/repair.js';
@@ -74,18 +74,35 @@ describe('flow tables in the store', () => {
     const [f] = closedFiles(store, 1);
     tables([f!.path]);
     const t = readFileSync(flowPathFor(f!.path));
-    t.writeUInt16LE(2, FLOW_H.version);
+    t.writeUInt16LE(FLOW_VERSION + 1, FLOW_H.version);
     t.writeUInt32LE(crc32(t.subarray(0, FLOW_H.crc)), FLOW_H.crc);
     writeFileSync(flowPathFor(f!.path), t);
-    expect(checkFlowTable(f!.path)).toEqual({ state: 'version', found: 2, expected: 1 });
-    expect(checkFlowTable(f!.path, 'headers')).toEqual({ state: 'version', found: 2, expected: 1 });
+    expect(checkFlowTable(f!.path)).toEqual({ state: 'version', found: 3, expected: 2 });
+    expect(checkFlowTable(f!.path, 'headers')).toEqual({ state: 'version', found: 3, expected: 2 });
     const cfg = config(d, store);
     const r = await cli(['index', '--config', cfg, '--json']);
-    expect(JSON.parse(r.stdout)).toMatchObject({ indexed: 0, refused: 1, refused_files: [{ path: f!.path, reason: 'flow table format version 2, this qe-packets reads version 1' }] });
+    expect(JSON.parse(r.stdout)).toMatchObject({ indexed: 0, refused: 1, refused_files: [{ path: f!.path, reason: 'flow table format version 3, this qe-packets reads version 2' }] });
     expect(readFileSync(flowPathFor(f!.path))).toEqual(t);
     const again = await cli(['index', '--config', cfg, '--json', '--rebuild']);
     expect(JSON.parse(again.stdout)).toMatchObject({ indexed: 1, refused: 0 });
     expect(checkFlowTable(f!.path)).toMatchObject({ state: 'current' });
+  });
+
+  it('a flow table of an older format version (112-byte records) is rebuilt by `qe-packets index` without --rebuild', async () => {
+    const d = dir();
+    const store = join(d, 'store');
+    const [f] = closedFiles(store, 1);
+    tables([f!.path]);
+    const current = readFileSync(flowPathFor(f!.path));
+    const t = Buffer.from(current);
+    t.writeUInt16LE(FLOW_VERSION - 1, FLOW_H.version);
+    t.writeUInt32LE(crc32(t.subarray(0, FLOW_H.crc)), FLOW_H.crc);
+    writeFileSync(flowPathFor(f!.path), t);
+    expect(checkFlowTable(f!.path, 'headers')).toEqual({ state: 'version', found: 1, expected: 2 });
+    const r = await cli(['index', '--config', config(d, store), '--json']);
+    expect(JSON.parse(r.stdout)).toMatchObject({ indexed: 1, refused: 0 });
+    expect(checkFlowTable(f!.path)).toMatchObject({ state: 'current' });
+    expect(readFileSync(flowPathFor(f!.path))).toEqual(current);
   });
 
   it('the header check catches a table cut short, of another file, or not complete', () => {

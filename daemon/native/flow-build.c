@@ -404,23 +404,26 @@ static void merge(struct counts *into, const struct counts *c)
 	into->rflags |= c->rflags;
 }
 
-static void write_record(unsigned char *p, const struct flow *fl, const struct counts *c)
+/* Writes the record at p and returns its length (qe_flow_record_len of its version). */
+static size_t write_record(unsigned char *p, const struct flow *fl, const struct counts *c)
 {
-	memset(p, 0, QE_FLOW_RECORD_LEN);
 	const struct key *k = &fl->k;
 	uint8_t version = (uint8_t)(k->w1 >> 16), nv = (uint8_t)(k->w1 >> 32);
+	size_t alen = qe_flow_addr_len(version), len = qe_flow_record_len(version);
+	unsigned char *t = p + qe_flow_tail_off(version);
+	memset(p, 0, len);
 	p[QE_FLOW_R_IP_VERSION] = version;
 	p[QE_FLOW_R_NVLAN] = nv;
 	qe_put16(p + QE_FLOW_R_VLAN, (uint16_t)(k->w0 >> 32));
 	qe_put16(p + QE_FLOW_R_VLAN + 2, (uint16_t)(k->w0 >> 48));
 	qe_put16(p + QE_FLOW_R_VLAN + 4, (uint16_t)k->w1);
-	qe_put64(p + QE_FLOW_R_FIRST_NS, c->first_ns);
-	qe_put64(p + QE_FLOW_R_LAST_NS, c->last_ns);
-	qe_put64(p + QE_FLOW_R_BYTES, c->bytes[0]);
-	qe_put32(p + QE_FLOW_R_PACKETS, c->packets[0]);
+	qe_put64(t + QE_FLOW_T_FIRST_NS, c->first_ns);
+	qe_put64(t + QE_FLOW_T_LAST_NS, c->last_ns);
+	qe_put64(t + QE_FLOW_T_BYTES, c->bytes[0]);
+	qe_put32(t + QE_FLOW_T_PACKETS, c->packets[0]);
 	if (!version) {
 		qe_put16(p + QE_FLOW_R_SPORT, (uint16_t)k->w0);
-		return;
+		return len;
 	}
 	p[QE_FLOW_R_PROTO] = (uint8_t)(k->w1 >> 24);
 	p[QE_FLOW_R_FLAGS] = (uint8_t)(fl->icmp | c->rflags);
@@ -436,16 +439,18 @@ static void write_record(unsigned char *p, const struct flow *fl, const struct c
 	}
 	uint64_t src[2] = { fl->src_b ? k->b0 : k->a0, fl->src_b ? k->b1 : k->a1 };
 	uint64_t dst[2] = { fl->src_b ? k->a0 : k->b0, fl->src_b ? k->a1 : k->b1 };
-	memcpy(p + QE_FLOW_R_SRC, src, 16);
-	memcpy(p + QE_FLOW_R_DST, dst, 16);
-	qe_put64(p + QE_FLOW_R_BYTES_REV, c->bytes[1]);
-	qe_put32(p + QE_FLOW_R_PACKETS_REV, c->packets[1]);
-	qe_put32(p + QE_FLOW_R_SYN, c->syn);
-	qe_put32(p + QE_FLOW_R_SYNACK, c->synack);
-	qe_put32(p + QE_FLOW_R_FIN, c->fin);
-	qe_put32(p + QE_FLOW_R_RST, c->rst);
+	/* The key holds an IPv4 address in its first 4 bytes, as the record does. */
+	memcpy(p + QE_FLOW_R_SRC, src, alen);
+	memcpy(p + QE_FLOW_R_SRC + alen, dst, alen);
+	qe_put64(t + QE_FLOW_T_BYTES_REV, c->bytes[1]);
+	qe_put32(t + QE_FLOW_T_PACKETS_REV, c->packets[1]);
+	qe_put32(t + QE_FLOW_T_SYN, c->syn);
+	qe_put32(t + QE_FLOW_T_SYNACK, c->synack);
+	qe_put32(t + QE_FLOW_T_FIN, c->fin);
+	qe_put32(t + QE_FLOW_T_RST, c->rst);
 	if (c->rflags & QE_FLOW_RF_RTT)
-		qe_put32(p + QE_FLOW_R_RTT_US, c->rtt_us);
+		qe_put32(t + QE_FLOW_T_RTT_US, c->rtt_us);
+	return len;
 }
 
 void qe_flow_set_span(struct qe_flow_builder *b, uint64_t lo, uint64_t hi)
@@ -471,17 +476,17 @@ struct span {
 	uint64_t off_lo, off_hi, packets, first_ns, last_ns;
 };
 
-/* Reserves a segment of n records at the end of out; its records are written by the caller. */
+/* Reserves room for a segment of n records at the end of out (as if all were IPv6); its records
+ * are written by the caller. */
 static unsigned char *segment_begin(struct qe_out *out, uint32_t n)
 {
-	if (qe_out_reserve(out, QE_FLOW_SEGMENT_HEADER_LEN + (size_t)n * QE_FLOW_RECORD_LEN) < 0)
+	if (qe_out_reserve(out, QE_FLOW_SEGMENT_HEADER_LEN + (size_t)n * QE_FLOW_RECORD_MAX) < 0)
 		return NULL;
 	return out->p + out->len;
 }
 
-static void segment_end(struct qe_out *out, unsigned char *h, uint32_t n, const struct span *s)
+static void segment_end(struct qe_out *out, unsigned char *h, uint32_t n, uint64_t body, const struct span *s)
 {
-	uint64_t body = (uint64_t)n * QE_FLOW_RECORD_LEN;
 	memset(h, 0, QE_FLOW_SEGMENT_HEADER_LEN);
 	qe_put32(h + QE_FLOW_S_MAGIC, QE_FLOW_SEGMENT_MAGIC);
 	qe_put32(h + QE_FLOW_S_NRECORDS, n);
@@ -505,15 +510,15 @@ int qe_flow_next_segment(struct qe_flow_builder *b, struct qe_out *out)
 	unsigned char *h = segment_begin(out, b->nseg);
 	if (!h)
 		return -1;
-	unsigned char *p = h + QE_FLOW_SEGMENT_HEADER_LEN;
-	for (uint32_t j = 0; j < b->nseg; j++, p += QE_FLOW_RECORD_LEN) {
+	unsigned char *body = h + QE_FLOW_SEGMENT_HEADER_LEN, *p = body;
+	for (uint32_t j = 0; j < b->nseg; j++) {
 		struct flow *fl = &b->flows[b->seg[j]];
-		write_record(p, fl, &fl->seg);
+		p += write_record(p, fl, &fl->seg);
 		merge(&b->base[b->seg[j]], &fl->seg);
 		memset(&fl->seg, 0, sizeof fl->seg);
 	}
 	struct span s = { b->seg_lo, b->end, b->pending, b->seg_first_ns, b->last_ns };
-	segment_end(out, h, b->nseg, &s);
+	segment_end(out, h, b->nseg, (uint64_t)(p - body), &s);
 	b->nseg = 0;
 	b->pending = 0;
 	b->seg_lo = b->end;
@@ -532,14 +537,14 @@ int qe_flow_complete(const struct qe_flow_builder *b, struct qe_out *out)
 		out->len = at;
 		return -1;
 	}
-	unsigned char *p = h + QE_FLOW_SEGMENT_HEADER_LEN;
-	for (uint32_t i = 0; i < b->nflows; i++, p += QE_FLOW_RECORD_LEN) {
+	unsigned char *body = h + QE_FLOW_SEGMENT_HEADER_LEN, *p = body;
+	for (uint32_t i = 0; i < b->nflows; i++) {
 		struct counts c = b->base[i];
 		merge(&c, &b->flows[i].seg);
-		write_record(p, &b->flows[i], &c);
+		p += write_record(p, &b->flows[i], &c);
 	}
 	struct span s = { b->file_lo, b->end, b->packets, b->packets ? b->first_ns : 0, b->packets ? b->last_ns : 0 };
-	segment_end(out, h, b->nflows, &s);
+	segment_end(out, h, b->nflows, (uint64_t)(p - body), &s);
 	return 0;
 }
 

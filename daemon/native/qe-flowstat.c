@@ -19,7 +19,7 @@
  *       answers, for each `table` since the last `plan`, one JSON line: what its table gave and
  *       what must be read as packets: {"fromTable":N,"why":W,"note":T,"read":"all"|[[lo,hi],...],
  *       "bytes":B} (hi -1: to the end), then {"planned":count}
- *   body <iface> <length>   then <length> bytes: records (a multiple of QE_FLOW_RECORD_LEN),
+ *   body <iface> <length>   then <length> bytes: whole records (flow-format.h),
  *       made from packets by `qe-index --flows-stdout`, merged as they are
  *   end
  *       prints {"packets":P,"bytes":B,"flows":F,"rows":K} and K lines [key,packets,bytes,flows]:
@@ -176,14 +176,15 @@ static int record_key(uint16_t iface, const unsigned char *r, struct fkey *k)
 		k->vlan[i] = get16(r + QE_FLOW_R_VLAN + 2 * i);
 	uint16_t sport = get16(r + QE_FLOW_R_SPORT), dport = get16(r + QE_FLOW_R_DPORT);
 	size_t alen = k->ipv == 4 ? 4 : k->ipv == 6 ? 16 : 0;
+	const unsigned char *src = r + QE_FLOW_R_SRC, *dst = src + alen;
 	if (alen == 0) {
 		k->port_lo = sport; /* EtherType and VLAN stack only: no ends */
 		return 1;
 	}
-	int c = memcmp(r + QE_FLOW_R_SRC, r + QE_FLOW_R_DST, alen);
+	int c = memcmp(src, dst, alen);
 	int src_lo = c < 0 || (c == 0 && sport <= dport);
-	memcpy(k->lo, r + (src_lo ? QE_FLOW_R_SRC : QE_FLOW_R_DST), alen);
-	memcpy(k->hi, r + (src_lo ? QE_FLOW_R_DST : QE_FLOW_R_SRC), alen);
+	memcpy(k->lo, src_lo ? src : dst, alen);
+	memcpy(k->hi, src_lo ? dst : src, alen);
 	k->port_lo = src_lo ? sport : dport;
 	k->port_hi = src_lo ? dport : sport;
 	return src_lo;
@@ -191,9 +192,10 @@ static int record_key(uint16_t iface, const unsigned char *r, struct fkey *k)
 
 static void merge_record(const struct fkey *k, uint64_t h, int src_lo, const unsigned char *r)
 {
-	uint64_t first = get64(r + QE_FLOW_R_FIRST_NS);
-	uint64_t packets = (uint64_t)get32(r + QE_FLOW_R_PACKETS) + get32(r + QE_FLOW_R_PACKETS_REV);
-	uint64_t bytes = get64(r + QE_FLOW_R_BYTES) + get64(r + QE_FLOW_R_BYTES_REV);
+	const unsigned char *t = r + qe_flow_tail_off(r[QE_FLOW_R_IP_VERSION]);
+	uint64_t first = get64(t + QE_FLOW_T_FIRST_NS);
+	uint64_t packets = (uint64_t)get32(t + QE_FLOW_T_PACKETS) + get32(t + QE_FLOW_T_PACKETS_REV);
+	uint64_t bytes = get64(t + QE_FLOW_T_BYTES) + get64(t + QE_FLOW_T_BYTES_REV);
 
 	size_t i = h & (nslots - 1);
 	for (;; i = (i + 1) & (nslots - 1)) {
@@ -231,16 +233,19 @@ static void merge_record(const struct fkey *k, uint64_t h, int src_lo, const uns
  * after another (the table is far larger than the caches). */
 #define BATCH 16
 
+/* b holds whole records (qe_flow_body_records said so). */
 static void merge_body(uint16_t iface, const unsigned char *b, size_t len)
 {
 	struct fkey k[BATCH];
 	uint64_t h[BATCH];
 	int lo[BATCH];
-	size_t n = len / QE_FLOW_RECORD_LEN;
-	for (size_t at = 0; at < n; at += BATCH) {
-		size_t m = n - at < BATCH ? n - at : BATCH;
+	const unsigned char *rec[BATCH];
+	for (size_t o = 0; o < len;) {
+		size_t m = 0;
+		for (; m < BATCH && o < len; m++, o += qe_flow_record_len(b[o + QE_FLOW_R_IP_VERSION]))
+			rec[m] = b + o;
 		for (size_t j = 0; j < m; j++) {
-			lo[j] = record_key(iface, b + (at + j) * QE_FLOW_RECORD_LEN, &k[j]);
+			lo[j] = record_key(iface, rec[j], &k[j]);
 			h[j] = hash_bytes(&k[j], sizeof k[j]);
 			__builtin_prefetch(&slots[h[j] & (nslots - 1)]);
 		}
@@ -250,7 +255,7 @@ static void merge_body(uint16_t iface, const unsigned char *b, size_t len)
 				__builtin_prefetch(&flows[s - 1]);
 		}
 		for (size_t j = 0; j < m; j++)
-			merge_record(&k[j], h[j], lo[j], b + (at + j) * QE_FLOW_RECORD_LEN);
+			merge_record(&k[j], h[j], lo[j], rec[j]);
 	}
 }
 
@@ -474,7 +479,7 @@ static void plan_table(uint16_t iface, int partial, uint64_t catalog_size, const
 
 	/* First every segment is checked (a damaged table merges nothing), then the good ones used. */
 	struct seg {
-		size_t at, n;
+		size_t at, n, len;
 		uint64_t off_lo, off_hi;
 	} *segs = NULL;
 	size_t nsegs = 0, at = header_len;
@@ -501,9 +506,9 @@ static void plan_table(uint16_t iface, int partial, uint64_t catalog_size, const
 			dropped = 1;
 			break;
 		}
-		if (body_len != (uint64_t)nrec * QE_FLOW_RECORD_LEN) {
+		if (qe_flow_body_records(s + QE_FLOW_SEGMENT_HEADER_LEN, body_len) != (int64_t)nrec) {
 			free(segs);
-			DAMAGED("%s: segment at %zu: body of %" PRIu64 " bytes is not its %" PRIu32 " records of %d: " FALLBACK, path, at, body_len, nrec, QE_FLOW_RECORD_LEN);
+			DAMAGED("%s: segment at %zu: body of %" PRIu64 " bytes is not its %" PRIu32 " records: " FALLBACK, path, at, body_len, nrec);
 		}
 		if (off_lo != expect_lo || off_hi < off_lo) {
 			free(segs);
@@ -519,14 +524,16 @@ static void plan_table(uint16_t iface, int partial, uint64_t catalog_size, const
 			break;
 		}
 		uint64_t packets = 0;
-		for (size_t o = 0; o < body_len; o += QE_FLOW_RECORD_LEN)
-			packets += (uint64_t)get32(s + QE_FLOW_SEGMENT_HEADER_LEN + o + QE_FLOW_R_PACKETS) + get32(s + QE_FLOW_SEGMENT_HEADER_LEN + o + QE_FLOW_R_PACKETS_REV);
+		for (const unsigned char *r = s + QE_FLOW_SEGMENT_HEADER_LEN, *body_end = r + body_len; r < body_end; r += qe_flow_record_len(r[QE_FLOW_R_IP_VERSION])) {
+			const unsigned char *t = r + qe_flow_tail_off(r[QE_FLOW_R_IP_VERSION]);
+			packets += (uint64_t)get32(t + QE_FLOW_T_PACKETS) + get32(t + QE_FLOW_T_PACKETS_REV);
+		}
 		if (packets != get64(s + QE_FLOW_S_PACKETS)) {
 			free(segs);
 			DAMAGED("%s: segment at %zu: its records hold %" PRIu64 " packets, its header says %" PRIu64 ": " FALLBACK, path, at, packets, get64(s + QE_FLOW_S_PACKETS));
 		}
 		segs = xrealloc(segs, (nsegs + 1) * sizeof *segs);
-		segs[nsegs++] = (struct seg){at + QE_FLOW_SEGMENT_HEADER_LEN, nrec, off_lo, off_hi};
+		segs[nsegs++] = (struct seg){at + QE_FLOW_SEGMENT_HEADER_LEN, nrec, (size_t)body_len, off_lo, off_hi};
 		expect_lo = off_hi;
 		at = end;
 	}
@@ -551,8 +558,9 @@ static void plan_table(uint16_t iface, int partial, uint64_t catalog_size, const
 				continue;
 			/* The records' own times, not the segment's: packets of a flush need not be in order. */
 			uint64_t lo = UINT64_MAX, hi = 0;
-			for (size_t r = 0; r < segs[i].n; r++) {
-				uint64_t f = get64(b + r * QE_FLOW_RECORD_LEN + QE_FLOW_R_FIRST_NS), l = get64(b + r * QE_FLOW_RECORD_LEN + QE_FLOW_R_LAST_NS);
+			for (const unsigned char *r = b, *body_end = b + segs[i].len; r < body_end; r += qe_flow_record_len(r[QE_FLOW_R_IP_VERSION])) {
+				const unsigned char *t = r + qe_flow_tail_off(r[QE_FLOW_R_IP_VERSION]);
+				uint64_t f = get64(t + QE_FLOW_T_FIRST_NS), l = get64(t + QE_FLOW_T_LAST_NS);
 				if (f < lo)
 					lo = f;
 				if (l > hi)
@@ -561,7 +569,7 @@ static void plan_table(uint16_t iface, int partial, uint64_t catalog_size, const
 			if (hi < from_ns || lo > to_ns)
 				continue;
 			if (lo >= from_ns && hi <= to_ns) {
-				merge_body(iface, b, segs[i].n * QE_FLOW_RECORD_LEN);
+				merge_body(iface, b, segs[i].len);
 				from_table++;
 			} else {
 				edge = 1;
@@ -642,7 +650,7 @@ static void plan_pending(void)
 		sizes[i] = 0;
 		if (snprintf(path, sizeof path, "%s%s", pending[i].path, QE_FLOW_EXT) < (int)sizeof path && stat(path, &st) == 0 && S_ISREG(st.st_mode))
 			sizes[i] = (uint64_t)st.st_size;
-		records += sizes[i] / QE_FLOW_RECORD_LEN;
+		records += sizes[i] / QE_FLOW_RECORD_LEN_V4; /* the shorter record: an upper bound */
 	}
 	size_t want = nslots;
 	while (want < 2 * (nflows + records) && want < (size_t)1 << 28)
@@ -996,14 +1004,14 @@ int main(int argc, char **argv)
 			*rest++ = 0;
 			uint16_t iface = parse_iface(p);
 			uint64_t len = parse_u64("<length>", rest);
-			if (len % QE_FLOW_RECORD_LEN)
-				die(EXIT_USAGE, QE_FS_BODY " of %" PRIu64 " bytes: not whole records of %d", len, QE_FLOW_RECORD_LEN);
 			if (len > body_cap) {
 				body_cap = (size_t)len;
 				body = xrealloc(body, body_cap);
 			}
 			if (len && fread(body, 1, (size_t)len, stdin) != len)
 				die(EXIT_USAGE, "stdin ended inside a " QE_FS_BODY " of %" PRIu64 " bytes", len);
+			if (qe_flow_body_records(body, len) < 0)
+				die(EXIT_USAGE, QE_FS_BODY " of %" PRIu64 " bytes: not whole flow records (ip_version 0, 4 or 6; 88 or 112 bytes)", len);
 			merge_body(iface, body, (size_t)len);
 		} else if (!strcmp(line, QE_FS_END)) {
 			finish((enum by)by, top);

@@ -6,7 +6,6 @@
 import {
   FLOW_FLAG_COMPLETE,
   FLOW_R,
-  FLOW_RECORD_LEN,
   FLOW_RF,
   FLOW_SEGMENT_HEADER_LEN,
   FLOW_VERSION,
@@ -93,24 +92,29 @@ function mine(r: StoredRecord): FlowRecord {
   };
 }
 
-/** The bytes of a record the decoder does not look at must be 0: what a later version may use. */
-function rawChecks(b: Buffer, at: number): void {
+/** The bytes of a record the decoder does not look at must be 0: what a later version may use.
+ *  Returns the record's length (docs/INDEX.md: 88 bytes, 112 for IPv6). */
+function rawChecks(b: Buffer, at: number): number {
   const nvlan = b[at + FLOW_R.nvlan]!;
-  const alen = [0, 0, 0, 0, 4, 0, 16][b[at + FLOW_R.ipVersion]!] ?? 0;
+  const version = b[at + FLOW_R.ipVersion]!;
+  const alen = version === 6 ? 16 : 4;
+  const len = FLOW_R.src + 2 * alen + 64;
   const fail = (what: string) => {
     throw new Error(`record at ${at}: ${what}`);
   };
+  if (![0, 4, 6].includes(version)) fail(`ip_version ${version}`);
   if (nvlan > 3) fail(`nvlan ${nvlan}`);
-  if (b.readUInt32LE(at + FLOW_RECORD_LEN - 4) !== 0) fail('reserved field not 0');
+  if (b.readUInt32LE(at + len - 4) !== 0) fail('reserved field not 0');
   for (let i = nvlan; i < 3; i++) if (b.readUInt16LE(at + FLOW_R.vlan + 2 * i) !== 0) fail(`unused VLAN slot ${i} not 0`);
-  for (const f of [FLOW_R.src, FLOW_R.dst]) if (b.subarray(at + f + alen, at + f + 16).some((x) => x !== 0)) fail('address padding not 0');
+  if (version === 0 && b.subarray(at + FLOW_R.src, at + FLOW_R.src + 2 * alen).some((x) => x !== 0)) fail('a non-IP record has addresses');
+  return len;
 }
 
 /** A flow table through the reader's decoder; every segment must pass unless `torn` allows a torn last one. */
 export function decodeFlowTable(b: Buffer, o: { torn?: boolean } = {}): FlowTable {
   const t = decodeTable(b, 'the table under test');
   if (t.droppedSegments && !o.torn) throw new Error('the last segment fails its checks');
-  for (const { segment } of t.segments) for (let i = 0; i < segment.nrecords; i++) rawChecks(b, segment.at + FLOW_SEGMENT_HEADER_LEN + i * FLOW_RECORD_LEN);
+  for (const { segment } of t.segments) for (let i = 0, at = segment.at + FLOW_SEGMENT_HEADER_LEN; i < segment.nrecords; i++) at += rawChecks(b, at);
   return {
     version: t.header.version,
     flags: t.header.flags,

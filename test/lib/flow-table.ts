@@ -1,7 +1,7 @@
 // Writes flow tables (daemon/src/flows/format.ts) for tests: an independent encoder of the layout,
 // so the decoder is checked against bytes it did not produce.
 import { crc32 } from 'node:zlib';
-import { FLOW_FLAG_COMPLETE, FLOW_H, FLOW_HEADER_LEN, FLOW_MAGIC, FLOW_R, FLOW_RECORD_LEN, FLOW_S, FLOW_SEGMENT_HEADER_LEN, FLOW_SEGMENT_MAGIC, FLOW_VERSION, type FlowRecord } from '../../daemon/src/flows/format.js';
+import { FLOW_FLAG_COMPLETE, FLOW_H, FLOW_HEADER_LEN, FLOW_MAGIC, FLOW_R, FLOW_S, FLOW_T, FLOW_SEGMENT_HEADER_LEN, FLOW_SEGMENT_MAGIC, FLOW_VERSION, type FlowRecord } from '../../daemon/src/flows/format.js';
 
 export interface TestSegment {
   offLo: number;
@@ -9,9 +9,13 @@ export interface TestSegment {
   records: Partial<FlowRecord>[];
 }
 
+/** A record as the layout says: 4-byte addresses unless IPv6, then the tail (FLOW_T). */
 export function encodeRecord(r: Partial<FlowRecord>): Buffer {
-  const b = Buffer.alloc(FLOW_RECORD_LEN);
-  b[FLOW_R.ipVersion] = r.ipVersion ?? 4;
+  const ipVersion = r.ipVersion ?? 4;
+  const alen = ipVersion === 6 ? 16 : 4;
+  const t = FLOW_R.src + 2 * alen;
+  const b = Buffer.alloc(t + 64);
+  b[FLOW_R.ipVersion] = ipVersion;
   b[FLOW_R.proto] = r.proto ?? 6;
   b[FLOW_R.nvlan] = r.vlan?.length ?? 0;
   b[FLOW_R.flags] = r.flags ?? 0;
@@ -20,19 +24,19 @@ export function encodeRecord(r: Partial<FlowRecord>): Buffer {
   b.writeUInt16LE(r.sport ?? 0, FLOW_R.sport);
   b.writeUInt16LE(r.dport ?? 0, FLOW_R.dport);
   (r.vlan ?? []).forEach((v, i) => b.writeUInt16LE(v, FLOW_R.vlan + 2 * i));
-  (r.src ?? Buffer.alloc(0)).copy(b, FLOW_R.src);
-  (r.dst ?? Buffer.alloc(0)).copy(b, FLOW_R.dst);
-  b.writeBigUInt64LE(r.firstNs ?? 0n, FLOW_R.firstNs);
-  b.writeBigUInt64LE(r.lastNs ?? 0n, FLOW_R.lastNs);
-  b.writeBigUInt64LE(r.bytes ?? 0n, FLOW_R.bytes);
-  b.writeBigUInt64LE(r.bytesRev ?? 0n, FLOW_R.bytesRev);
-  b.writeUInt32LE(r.packets ?? 0, FLOW_R.packets);
-  b.writeUInt32LE(r.packetsRev ?? 0, FLOW_R.packetsRev);
-  b.writeUInt32LE(r.syn ?? 0, FLOW_R.syn);
-  b.writeUInt32LE(r.synack ?? 0, FLOW_R.synack);
-  b.writeUInt32LE(r.fin ?? 0, FLOW_R.fin);
-  b.writeUInt32LE(r.rst ?? 0, FLOW_R.rst);
-  b.writeUInt32LE(r.rttUs ?? 0, FLOW_R.rttUs);
+  (r.src ?? Buffer.alloc(0)).copy(b, FLOW_R.src, 0, alen);
+  (r.dst ?? Buffer.alloc(0)).copy(b, FLOW_R.src + alen, 0, alen);
+  b.writeBigUInt64LE(r.firstNs ?? 0n, t + FLOW_T.firstNs);
+  b.writeBigUInt64LE(r.lastNs ?? 0n, t + FLOW_T.lastNs);
+  b.writeBigUInt64LE(r.bytes ?? 0n, t + FLOW_T.bytes);
+  b.writeBigUInt64LE(r.bytesRev ?? 0n, t + FLOW_T.bytesRev);
+  b.writeUInt32LE(r.packets ?? 0, t + FLOW_T.packets);
+  b.writeUInt32LE(r.packetsRev ?? 0, t + FLOW_T.packetsRev);
+  b.writeUInt32LE(r.syn ?? 0, t + FLOW_T.syn);
+  b.writeUInt32LE(r.synack ?? 0, t + FLOW_T.synack);
+  b.writeUInt32LE(r.fin ?? 0, t + FLOW_T.fin);
+  b.writeUInt32LE(r.rst ?? 0, t + FLOW_T.rst);
+  b.writeUInt32LE(r.rttUs ?? 0, t + FLOW_T.rttUs);
   return b;
 }
 

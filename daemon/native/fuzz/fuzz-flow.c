@@ -27,7 +27,7 @@ static uint64_t le64(const unsigned char *p)
 /* A flow's identity within a file: everything but its counts, flags and times (ICMP's bit too). */
 static int same_flow(const unsigned char *a, const unsigned char *b)
 {
-	return memcmp(a, b, 3) == 0 && memcmp(a + QE_FLOW_R_SPORT, b + QE_FLOW_R_SPORT, QE_FLOW_R_FIRST_NS - QE_FLOW_R_SPORT) == 0 &&
+	return memcmp(a, b, 3) == 0 && memcmp(a + QE_FLOW_R_SPORT, b + QE_FLOW_R_SPORT, qe_flow_tail_off(a[0]) - QE_FLOW_R_SPORT) == 0 &&
 	       ((a[QE_FLOW_R_FLAGS] ^ b[QE_FLOW_R_FLAGS]) & QE_FLOW_RF_ICMP) == 0;
 }
 
@@ -45,25 +45,29 @@ static void put64(unsigned char *p, uint64_t v)
 }
 
 /* The reader's merge of record r into m (flow-format.h). */
+/* The reader's merge of record r into m, a record of the same flow (flow-format.h). */
 static void merge(unsigned char *m, const unsigned char *r)
 {
-	if (le64(r + QE_FLOW_R_FIRST_NS) < le64(m + QE_FLOW_R_FIRST_NS))
-		put64(m + QE_FLOW_R_FIRST_NS, le64(r + QE_FLOW_R_FIRST_NS));
-	if (le64(r + QE_FLOW_R_LAST_NS) > le64(m + QE_FLOW_R_LAST_NS))
-		put64(m + QE_FLOW_R_LAST_NS, le64(r + QE_FLOW_R_LAST_NS));
-	put64(m + QE_FLOW_R_BYTES, le64(m + QE_FLOW_R_BYTES) + le64(r + QE_FLOW_R_BYTES));
-	put64(m + QE_FLOW_R_BYTES_REV, le64(m + QE_FLOW_R_BYTES_REV) + le64(r + QE_FLOW_R_BYTES_REV));
-	for (int at = QE_FLOW_R_PACKETS; at <= QE_FLOW_R_RST; at += 4)
-		add32(m + at, le32(r + at));
+	unsigned char *mt = m + qe_flow_tail_off(m[0]);
+	const unsigned char *rt = r + qe_flow_tail_off(r[0]);
+	if (le64(rt + QE_FLOW_T_FIRST_NS) < le64(mt + QE_FLOW_T_FIRST_NS))
+		put64(mt + QE_FLOW_T_FIRST_NS, le64(rt + QE_FLOW_T_FIRST_NS));
+	if (le64(rt + QE_FLOW_T_LAST_NS) > le64(mt + QE_FLOW_T_LAST_NS))
+		put64(mt + QE_FLOW_T_LAST_NS, le64(rt + QE_FLOW_T_LAST_NS));
+	put64(mt + QE_FLOW_T_BYTES, le64(mt + QE_FLOW_T_BYTES) + le64(rt + QE_FLOW_T_BYTES));
+	put64(mt + QE_FLOW_T_BYTES_REV, le64(mt + QE_FLOW_T_BYTES_REV) + le64(rt + QE_FLOW_T_BYTES_REV));
+	for (int at = QE_FLOW_T_PACKETS; at <= QE_FLOW_T_RST; at += 4)
+		add32(mt + at, le32(rt + at));
 	m[QE_FLOW_R_TCP_FLAGS_FWD] |= r[QE_FLOW_R_TCP_FLAGS_FWD];
 	m[QE_FLOW_R_TCP_FLAGS_REV] |= r[QE_FLOW_R_TCP_FLAGS_REV];
 	if (!(m[QE_FLOW_R_FLAGS] & QE_FLOW_RF_RTT) && (r[QE_FLOW_R_FLAGS] & QE_FLOW_RF_RTT))
-		memcpy(m + QE_FLOW_R_RTT_US, r + QE_FLOW_R_RTT_US, 4);
+		memcpy(mt + QE_FLOW_T_RTT_US, rt + QE_FLOW_T_RTT_US, 4);
 	m[QE_FLOW_R_FLAGS] |= r[QE_FLOW_R_FLAGS];
 }
 
 /* Checks a run of segments (chained offsets, checksums, packets) and merges their records into
- * merged[] (nmerged of them, in the order of their first record); returns the packets. */
+ * merged[] (nmerged of them, in the order of their first record, each in a slot of
+ * QE_FLOW_RECORD_MAX bytes zeroed past its length); returns the packets. */
 static uint64_t check_segments(const unsigned char *p, size_t len, unsigned char *merged, size_t *nmerged, size_t cap,
 			       uint64_t *lo, uint64_t *hi)
 {
@@ -74,8 +78,8 @@ static uint64_t check_segments(const unsigned char *p, size_t len, unsigned char
 		const unsigned char *h = p + at;
 		uint32_t n = le32(h + QE_FLOW_S_NRECORDS);
 		uint64_t body = le64(h + QE_FLOW_S_BODY_LEN);
-		if (le32(h + QE_FLOW_S_MAGIC) != QE_FLOW_SEGMENT_MAGIC || body != (uint64_t)n * QE_FLOW_RECORD_LEN ||
-		    body > len - at - QE_FLOW_SEGMENT_HEADER_LEN || le32(h + QE_FLOW_S_CRC) != (uint32_t)crc32(0, h, QE_FLOW_S_CRC) ||
+		if (le32(h + QE_FLOW_S_MAGIC) != QE_FLOW_SEGMENT_MAGIC || body > len - at - QE_FLOW_SEGMENT_HEADER_LEN ||
+		    qe_flow_body_records(h + QE_FLOW_SEGMENT_HEADER_LEN, body) != (int64_t)n || le32(h + QE_FLOW_S_CRC) != (uint32_t)crc32(0, h, QE_FLOW_S_CRC) ||
 		    le32(h + QE_FLOW_S_BODY_CRC) != (uint32_t)crc32(0, h + QE_FLOW_SEGMENT_HEADER_LEN, (uInt)body))
 			abort();
 		uint64_t off_lo = le64(h + QE_FLOW_S_OFF_LO), off_hi = le64(h + QE_FLOW_S_OFF_HI);
@@ -87,27 +91,28 @@ static uint64_t check_segments(const unsigned char *p, size_t len, unsigned char
 			abort();
 		*hi = off_hi;
 		uint64_t seg_packets = 0;
-		for (uint32_t i = 0; i < n; i++) {
-			const unsigned char *r = h + QE_FLOW_SEGMENT_HEADER_LEN + (size_t)i * QE_FLOW_RECORD_LEN;
-			uint64_t c = (uint64_t)le32(r + QE_FLOW_R_PACKETS) + le32(r + QE_FLOW_R_PACKETS_REV);
-			if (c == 0 || r[QE_FLOW_R_NVLAN] > QE_FLOW_MAX_VLAN || le32(r + 108) != 0 ||
-			    le64(r + QE_FLOW_R_FIRST_NS) > le64(r + QE_FLOW_R_LAST_NS))
+		const unsigned char *r = h + QE_FLOW_SEGMENT_HEADER_LEN;
+		for (uint32_t i = 0; i < n; i++, r += qe_flow_record_len(r[0])) {
+			const unsigned char *t = r + qe_flow_tail_off(r[0]);
+			uint64_t c = (uint64_t)le32(t + QE_FLOW_T_PACKETS) + le32(t + QE_FLOW_T_PACKETS_REV);
+			if (c == 0 || r[QE_FLOW_R_NVLAN] > QE_FLOW_MAX_VLAN || le32(t + QE_FLOW_T_RESERVED) != 0 ||
+			    le64(t + QE_FLOW_T_FIRST_NS) > le64(t + QE_FLOW_T_LAST_NS))
 				abort();
 			if (r[QE_FLOW_R_IP_VERSION] == 0 &&
-			    (le32(r + QE_FLOW_R_PACKETS_REV) || r[QE_FLOW_R_PROTO] || r[QE_FLOW_R_FLAGS] || le32(r + QE_FLOW_R_SYN)))
+			    (le32(t + QE_FLOW_T_PACKETS_REV) || r[QE_FLOW_R_PROTO] || r[QE_FLOW_R_FLAGS] || le32(t + QE_FLOW_T_SYN)))
 				abort(); /* a non-IP record has no direction, protocol or TCP counts */
 			seg_packets += c;
 			size_t j;
 			for (j = 0; j < *nmerged; j++)
-				if (same_flow(merged + j * QE_FLOW_RECORD_LEN, r))
+				if (same_flow(merged + j * QE_FLOW_RECORD_MAX, r))
 					break;
 			if (j == *nmerged) {
 				if (j == cap)
 					abort();
-				memcpy(merged + j * QE_FLOW_RECORD_LEN, r, QE_FLOW_RECORD_LEN);
+				memcpy(merged + j * QE_FLOW_RECORD_MAX, r, qe_flow_record_len(r[0]));
 				(*nmerged)++;
 			} else {
-				merge(merged + j * QE_FLOW_RECORD_LEN, r);
+				merge(merged + j * QE_FLOW_RECORD_MAX, r);
 			}
 		}
 		if (seg_packets != le64(h + QE_FLOW_S_PACKETS))
@@ -156,7 +161,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (whole.len < QE_FLOW_HEADER_LEN || le32(whole.p + QE_FLOW_H_CRC) != (uint32_t)crc32(0, whole.p, QE_FLOW_H_CRC))
 		abort();
 	size_t cap = qe_flow_count(b) + 1;
-	unsigned char *merged = calloc(cap, QE_FLOW_RECORD_LEN), *all = calloc(cap, QE_FLOW_RECORD_LEN);
+	unsigned char *merged = calloc(cap, QE_FLOW_RECORD_MAX), *all = calloc(cap, QE_FLOW_RECORD_MAX);
 	if (!merged || !all)
 		abort();
 	size_t nmerged = 0, nall = 0;
@@ -165,7 +170,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint64_t p2 = check_segments(whole.p + QE_FLOW_HEADER_LEN, whole.len - QE_FLOW_HEADER_LEN, all, &nall, cap, &lo2, &hi2);
 	/* One segment, one record per flow, and what the segments said. */
 	if (p1 != n || p2 != n || nall != qe_flow_count(b) || nmerged != nall ||
-	    memcmp(merged, all, nall * QE_FLOW_RECORD_LEN) != 0 || (n && (lo != lo2 || hi != hi2 || hi != off)))
+	    memcmp(merged, all, nall * QE_FLOW_RECORD_MAX) != 0 || (n && (lo != lo2 || hi != hi2 || hi != off)))
 		abort();
 	if (le32(whole.p + QE_FLOW_HEADER_LEN + QE_FLOW_S_NRECORDS) != nall)
 		abort();

@@ -8,11 +8,15 @@ export const FLOW_EXT = '.qeflow';
 export const FLOW_TMP_EXT = '.tmp';
 
 export const FLOW_MAGIC = Buffer.from('QEFLOW\r\n', 'latin1');
-export const FLOW_VERSION = 1;
+export const FLOW_VERSION = 2;
 export const FLOW_HEADER_LEN = 64;
 export const FLOW_SEGMENT_MAGIC = 0x574c4651;
 export const FLOW_SEGMENT_HEADER_LEN = 64;
-export const FLOW_RECORD_LEN = 112;
+/** A record's length: IPv4 and non-IP records have 4-byte addresses, IPv6 ones 16 (flow-format.h). */
+export const FLOW_RECORD_LEN_V4 = 88;
+export const FLOW_RECORD_LEN_V6 = 112;
+export const FLOW_RECORD_MAX = 112;
+export const FLOW_TAIL_LEN = 64;
 export const FLOW_MAX_VLAN = 3;
 
 export const FLOW_FLAG_COMPLETE = 1;
@@ -53,20 +57,44 @@ export const FLOW_R = {
   sport: 6,
   dport: 8,
   vlan: 10,
+  /** Then dst at src + the address length, then the tail (FLOW_T) at flowTailOff. */
   src: 16,
-  dst: 32,
-  firstNs: 48,
-  lastNs: 56,
-  bytes: 64,
-  bytesRev: 72,
-  packets: 80,
-  packetsRev: 84,
-  syn: 88,
-  synack: 92,
-  fin: 96,
-  rst: 100,
-  rttUs: 104,
 } as const;
+
+/** Byte offsets in a record's tail, which starts at flowTailOff(ip_version). */
+export const FLOW_T = {
+  firstNs: 0,
+  lastNs: 8,
+  bytes: 16,
+  bytesRev: 24,
+  packets: 32,
+  packetsRev: 36,
+  syn: 40,
+  synack: 44,
+  fin: 48,
+  rst: 52,
+  rttUs: 56,
+  reserved: 60,
+} as const;
+
+/** A record's address length (16 for IPv6, else 4), tail offset and length, from its first byte. */
+export const flowAddrLen = (ipVersion: number): number => (ipVersion === 6 ? 16 : 4);
+export const flowTailOff = (ipVersion: number): number => FLOW_R.src + 2 * flowAddrLen(ipVersion);
+export const flowRecordLen = (ipVersion: number): number => flowTailOff(ipVersion) + FLOW_TAIL_LEN;
+
+/** The records of a body, or -1 when one has an ip_version other than 0, 4 or 6 or the last does
+ *  not end at the body's end: checked before a body is walked record by record. */
+export function flowBodyRecords(body: Uint8Array): number {
+  let n = 0;
+  let o = 0;
+  while (o < body.length) {
+    const v = body[o + FLOW_R.ipVersion]!;
+    if (v !== 0 && v !== 4 && v !== 6) return -1;
+    o += flowRecordLen(v);
+    n++;
+  }
+  return o === body.length ? n : -1;
+}
 
 /** Record flags. */
 export const FLOW_RF = {
@@ -143,7 +171,7 @@ export class FlowTableUnusable extends Error {
 /** A segment that passed its checks: its records' bytes, and (decoded on first use) the records. */
 export interface FlowTableSegment {
   segment: FlowSegment;
-  /** nrecords records of FLOW_RECORD_LEN bytes (a view into the table). */
+  /** nrecords whole records (a view into the table). */
   body: Buffer;
   readonly records: FlowRecord[];
 }
@@ -201,7 +229,7 @@ function lazySegment(segment: FlowSegment, body: Buffer): FlowTableSegment {
     get records() {
       if (!records) {
         records = [];
-        for (let o = 0; o < body.length; o += FLOW_RECORD_LEN) records.push(decodeFlowRecord(body, o));
+        for (let o = 0; o < body.length; o += flowRecordLen(body[o]!)) records.push(decodeFlowRecord(body, o));
       }
       return records;
     },
@@ -214,10 +242,11 @@ export function recordsSpan(body: Buffer): { firstNs: bigint; lastNs: bigint } |
   // Compared as (high, low) 32-bit halves: no BigInt per record.
   let fh = Infinity, fl = Infinity, lh = -1, ll = -1;
   const dv = new DataView(body.buffer, body.byteOffset, body.length);
-  for (let o = 0; o < body.length; o += FLOW_RECORD_LEN) {
-    const ah = dv.getUint32(o + FLOW_R.firstNs + 4, true), al = dv.getUint32(o + FLOW_R.firstNs, true);
+  for (let o = 0; o < body.length; o += flowRecordLen(body[o]!)) {
+    const t = o + flowTailOff(body[o]!);
+    const ah = dv.getUint32(t + FLOW_T.firstNs + 4, true), al = dv.getUint32(t + FLOW_T.firstNs, true);
     if (ah < fh || (ah === fh && al < fl)) [fh, fl] = [ah, al];
-    const bh = dv.getUint32(o + FLOW_R.lastNs + 4, true), bl = dv.getUint32(o + FLOW_R.lastNs, true);
+    const bh = dv.getUint32(t + FLOW_T.lastNs + 4, true), bl = dv.getUint32(t + FLOW_T.lastNs, true);
     if (bh > lh || (bh === lh && bl > ll)) [lh, ll] = [bh, bl];
   }
   return { firstNs: (BigInt(fh) << 32n) | BigInt(fl), lastNs: (BigInt(lh) << 32n) | BigInt(ll) };
@@ -225,7 +254,8 @@ export function recordsSpan(body: Buffer): { firstNs: bigint; lastNs: bigint } |
 
 /** A record's bytes (what the builder writes; the merge adds decoded records through it). */
 export function encodeFlowRecord(r: FlowRecord): Buffer {
-  const b = Buffer.alloc(FLOW_RECORD_LEN);
+  const b = Buffer.alloc(flowRecordLen(r.ipVersion));
+  const a = flowAddrLen(r.ipVersion), t = flowTailOff(r.ipVersion);
   b[FLOW_R.ipVersion] = r.ipVersion;
   b[FLOW_R.proto] = r.proto;
   b[FLOW_R.nvlan] = r.vlan.length;
@@ -235,25 +265,27 @@ export function encodeFlowRecord(r: FlowRecord): Buffer {
   b.writeUInt16LE(r.sport, FLOW_R.sport);
   b.writeUInt16LE(r.dport, FLOW_R.dport);
   r.vlan.forEach((v, i) => b.writeUInt16LE(v, FLOW_R.vlan + 2 * i));
-  r.src.copy(b, FLOW_R.src);
-  r.dst.copy(b, FLOW_R.dst);
-  b.writeBigUInt64LE(r.firstNs, FLOW_R.firstNs);
-  b.writeBigUInt64LE(r.lastNs, FLOW_R.lastNs);
-  b.writeBigUInt64LE(r.bytes, FLOW_R.bytes);
-  b.writeBigUInt64LE(r.bytesRev, FLOW_R.bytesRev);
-  b.writeUInt32LE(r.packets, FLOW_R.packets);
-  b.writeUInt32LE(r.packetsRev, FLOW_R.packetsRev);
-  b.writeUInt32LE(r.syn, FLOW_R.syn);
-  b.writeUInt32LE(r.synack, FLOW_R.synack);
-  b.writeUInt32LE(r.fin, FLOW_R.fin);
-  b.writeUInt32LE(r.rst, FLOW_R.rst);
-  b.writeUInt32LE(r.rttUs, FLOW_R.rttUs);
+  r.src.copy(b, FLOW_R.src, 0, a);
+  r.dst.copy(b, FLOW_R.src + a, 0, a);
+  b.writeBigUInt64LE(r.firstNs, t + FLOW_T.firstNs);
+  b.writeBigUInt64LE(r.lastNs, t + FLOW_T.lastNs);
+  b.writeBigUInt64LE(r.bytes, t + FLOW_T.bytes);
+  b.writeBigUInt64LE(r.bytesRev, t + FLOW_T.bytesRev);
+  b.writeUInt32LE(r.packets, t + FLOW_T.packets);
+  b.writeUInt32LE(r.packetsRev, t + FLOW_T.packetsRev);
+  b.writeUInt32LE(r.syn, t + FLOW_T.syn);
+  b.writeUInt32LE(r.synack, t + FLOW_T.synack);
+  b.writeUInt32LE(r.fin, t + FLOW_T.fin);
+  b.writeUInt32LE(r.rst, t + FLOW_T.rst);
+  b.writeUInt32LE(r.rttUs, t + FLOW_T.rttUs);
   return b;
 }
 
 export function decodeFlowRecord(b: Buffer, off = 0): FlowRecord {
   const ipVersion = b[off + FLOW_R.ipVersion]!;
   const alen = ipVersion === 4 ? 4 : ipVersion === 6 ? 16 : 0;
+  const dst = off + FLOW_R.src + flowAddrLen(ipVersion);
+  const t = off + flowTailOff(ipVersion);
   const nvlan = Math.min(b[off + FLOW_R.nvlan]!, FLOW_MAX_VLAN);
   const vlan: number[] = [];
   for (let i = 0; i < nvlan; i++) vlan.push(b.readUInt16LE(off + FLOW_R.vlan + 2 * i));
@@ -268,18 +300,18 @@ export function decodeFlowRecord(b: Buffer, off = 0): FlowRecord {
     vlan,
     // Views into the table's bytes, not copies: a query decodes millions of records.
     src: b.subarray(off + FLOW_R.src, off + FLOW_R.src + alen),
-    dst: b.subarray(off + FLOW_R.dst, off + FLOW_R.dst + alen),
-    firstNs: b.readBigUInt64LE(off + FLOW_R.firstNs),
-    lastNs: b.readBigUInt64LE(off + FLOW_R.lastNs),
-    bytes: b.readBigUInt64LE(off + FLOW_R.bytes),
-    bytesRev: b.readBigUInt64LE(off + FLOW_R.bytesRev),
-    packets: b.readUInt32LE(off + FLOW_R.packets),
-    packetsRev: b.readUInt32LE(off + FLOW_R.packetsRev),
-    syn: b.readUInt32LE(off + FLOW_R.syn),
-    synack: b.readUInt32LE(off + FLOW_R.synack),
-    fin: b.readUInt32LE(off + FLOW_R.fin),
-    rst: b.readUInt32LE(off + FLOW_R.rst),
-    rttUs: b.readUInt32LE(off + FLOW_R.rttUs),
+    dst: b.subarray(dst, dst + alen),
+    firstNs: b.readBigUInt64LE(t + FLOW_T.firstNs),
+    lastNs: b.readBigUInt64LE(t + FLOW_T.lastNs),
+    bytes: b.readBigUInt64LE(t + FLOW_T.bytes),
+    bytesRev: b.readBigUInt64LE(t + FLOW_T.bytesRev),
+    packets: b.readUInt32LE(t + FLOW_T.packets),
+    packetsRev: b.readUInt32LE(t + FLOW_T.packetsRev),
+    syn: b.readUInt32LE(t + FLOW_T.syn),
+    synack: b.readUInt32LE(t + FLOW_T.synack),
+    fin: b.readUInt32LE(t + FLOW_T.fin),
+    rst: b.readUInt32LE(t + FLOW_T.rst),
+    rttUs: b.readUInt32LE(t + FLOW_T.rttUs),
   };
 }
 
@@ -327,7 +359,7 @@ export function decodeFlowTable(buf: Buffer, name: string, pcap?: PcapFacts): Fl
       dropped = 1;
       break;
     }
-    if (seg.bodyLen !== seg.nrecords * FLOW_RECORD_LEN) throw damaged(`segment at ${at}: body of ${seg.bodyLen} bytes is not its ${seg.nrecords} records of ${FLOW_RECORD_LEN}`);
+    if (flowBodyRecords(buf.subarray(at + FLOW_SEGMENT_HEADER_LEN, end)) !== seg.nrecords) throw damaged(`segment at ${at}: body of ${seg.bodyLen} bytes is not its ${seg.nrecords} records`);
     if (seg.offLo !== expectLo || seg.offHi < seg.offLo) throw damaged(`segment at ${at} covers [${seg.offLo}, ${seg.offHi}), expected to start at ${expectLo}`);
     // A table may reach the disk before the packets it covers (an open file): what the pcap file
     // does not hold yet is not trusted, it is read when it is there.
@@ -339,7 +371,10 @@ export function decodeFlowTable(buf: Buffer, name: string, pcap?: PcapFacts): Fl
     const body = buf.subarray(at + FLOW_SEGMENT_HEADER_LEN, end);
     let packets = 0;
     const dv = new DataView(body.buffer, body.byteOffset, body.length);
-    for (let o = 0; o < body.length; o += FLOW_RECORD_LEN) packets += dv.getUint32(o + FLOW_R.packets, true) + dv.getUint32(o + FLOW_R.packetsRev, true);
+    for (let o = 0; o < body.length; o += flowRecordLen(body[o]!)) {
+      const t = o + flowTailOff(body[o]!);
+      packets += dv.getUint32(t + FLOW_T.packets, true) + dv.getUint32(t + FLOW_T.packetsRev, true);
+    }
     if (packets !== seg.packets) throw damaged(`segment at ${at}: its records hold ${packets} packets, its header says ${seg.packets}`);
     segments.push(lazySegment(seg, body));
     expectLo = seg.offHi;

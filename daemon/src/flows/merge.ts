@@ -7,7 +7,7 @@
 //
 // A query over a store merges millions of records: tables are merged straight from their bytes
 // (addBody) into typed-array columns, and objects are made only for the flows asked for.
-import { FLOW_MAX_VLAN, FLOW_R, FLOW_RECORD_LEN, FLOW_RF, encodeFlowRecord, type FlowRecord } from './format.js';
+import { FLOW_MAX_VLAN, FLOW_R, FLOW_RF, FLOW_T, encodeFlowRecord, flowAddrLen, flowRecordLen, flowTailOff, type FlowRecord } from './format.js';
 
 export interface Flow extends Omit<FlowRecord, 'bytes' | 'bytesRev'> {
   iface: string;
@@ -81,7 +81,7 @@ export function rawFlowKey(iface: string, b: Buffer, o: number): string {
   return keyOf(
     iface, b[o + FLOW_R.ipVersion]! | (b[o + FLOW_R.proto]! << 8), Math.min(b[o + FLOW_R.nvlan]!, FLOW_MAX_VLAN),
     b.readUInt16LE(o + FLOW_R.vlan), b.readUInt16LE(o + FLOW_R.vlan + 2), b.readUInt16LE(o + FLOW_R.vlan + 4),
-    b, o + FLOW_R.src, b.readUInt16LE(o + FLOW_R.sport), b, o + FLOW_R.dst, b.readUInt16LE(o + FLOW_R.dport),
+    b, o + FLOW_R.src, b.readUInt16LE(o + FLOW_R.sport), b, o + FLOW_R.src + flowAddrLen(b[o]!), b.readUInt16LE(o + FLOW_R.dport),
   );
 }
 
@@ -260,8 +260,8 @@ export class FlowMerger {
     this.slots = slots;
   }
 
-  /** A new flow from the record at `o`, as it is oriented. */
-  private create(ii: number, head: number, h: number, o: number, words: number, sport: number, dport: number, slot: number): void {
+  /** A new flow from the record at `o` (its dst at `d`, its tail at `tl`), as it is oriented. */
+  private create(ii: number, head: number, h: number, o: number, d: number, tl: number, words: number, sport: number, dport: number, slot: number): void {
     if (this.c.n === this.c.cap) this.c = this.c.grown(this.c.cap * 2);
     const c = this.c;
     const j = c.n++;
@@ -273,39 +273,39 @@ export class FlowMerger {
     c.dport[j] = dport;
     for (let i = 0; i < 4; i++) {
       c.addr[8 * j + i] = i < words ? dv.getUint32(o + FLOW_R.src + 4 * i, true) : 0;
-      c.addr[8 * j + 4 + i] = i < words ? dv.getUint32(o + FLOW_R.dst + 4 * i, true) : 0;
+      c.addr[8 * j + 4 + i] = i < words ? dv.getUint32(d + 4 * i, true) : 0;
     }
     const flags = dv.getUint8(o + FLOW_R.flags);
     c.flags[j] = flags;
     c.fwd[j] = dv.getUint8(o + FLOW_R.tcpFlagsFwd);
     c.rev[j] = dv.getUint8(o + FLOW_R.tcpFlagsRev);
-    c.packets[j] = dv.getUint32(o + FLOW_R.packets, true);
-    c.packetsRev[j] = dv.getUint32(o + FLOW_R.packetsRev, true);
-    c.bytes[j] = u64n(o + FLOW_R.bytes);
-    c.bytesRev[j] = u64n(o + FLOW_R.bytesRev);
-    c.syn[j] = dv.getUint32(o + FLOW_R.syn, true);
-    c.synack[j] = dv.getUint32(o + FLOW_R.synack, true);
-    c.fin[j] = dv.getUint32(o + FLOW_R.fin, true);
-    c.rst[j] = dv.getUint32(o + FLOW_R.rst, true);
+    c.packets[j] = dv.getUint32(tl + FLOW_T.packets, true);
+    c.packetsRev[j] = dv.getUint32(tl + FLOW_T.packetsRev, true);
+    c.bytes[j] = u64n(tl + FLOW_T.bytes);
+    c.bytesRev[j] = u64n(tl + FLOW_T.bytesRev);
+    c.syn[j] = dv.getUint32(tl + FLOW_T.syn, true);
+    c.synack[j] = dv.getUint32(tl + FLOW_T.synack, true);
+    c.fin[j] = dv.getUint32(tl + FLOW_T.fin, true);
+    c.rst[j] = dv.getUint32(tl + FLOW_T.rst, true);
     c.records[j] = 1;
-    c.rttUs[j] = dv.getUint32(o + FLOW_R.rttUs, true);
+    c.rttUs[j] = dv.getUint32(tl + FLOW_T.rttUs, true);
     const t = 6 * j;
-    c.time[t] = c.time[t + 4] = dv.getUint32(o + FLOW_R.firstNs + 4, true);
-    c.time[t + 1] = c.time[t + 5] = dv.getUint32(o + FLOW_R.firstNs, true);
-    c.time[t + 2] = dv.getUint32(o + FLOW_R.lastNs + 4, true);
-    c.time[t + 3] = dv.getUint32(o + FLOW_R.lastNs, true);
+    c.time[t] = c.time[t + 4] = dv.getUint32(tl + FLOW_T.firstNs + 4, true);
+    c.time[t + 1] = c.time[t + 5] = dv.getUint32(tl + FLOW_T.firstNs, true);
+    c.time[t + 2] = dv.getUint32(tl + FLOW_T.lastNs + 4, true);
+    c.time[t + 3] = dv.getUint32(tl + FLOW_T.lastNs, true);
     c.hash[j] = h;
     if (2 * c.n > this.slots.length) this.rehash(this.slots.length * 2);
   }
 
-  /** Adds the record at `o` to flow `j` (`same`: it has the flow's orientation so far). */
-  private merge(j: number, same: boolean, o: number): void {
+  /** Adds the record at `o` (its tail at `tl`) to flow `j` (`same`: it has the flow's orientation so far). */
+  private merge(j: number, same: boolean, o: number, tl: number): void {
     const c = this.c;
     const t = 6 * j;
-    const fh = dv.getUint32(o + FLOW_R.firstNs + 4, true);
-    const fl = dv.getUint32(o + FLOW_R.firstNs, true);
-    const lh = dv.getUint32(o + FLOW_R.lastNs + 4, true);
-    const ll = dv.getUint32(o + FLOW_R.lastNs, true);
+    const fh = dv.getUint32(tl + FLOW_T.firstNs + 4, true);
+    const fl = dv.getUint32(tl + FLOW_T.firstNs, true);
+    const lh = dv.getUint32(tl + FLOW_T.lastNs + 4, true);
+    const ll = dv.getUint32(tl + FLOW_T.lastNs, true);
     const earlier = before(fh, fl, c.time[t]!, c.time[t + 1]!);
     let rev = false;
     if (!same) {
@@ -313,10 +313,10 @@ export class FlowMerger {
       if (earlier) turnColumns(c, j);
       else rev = true;
     }
-    const packets = dv.getUint32(o + FLOW_R.packets, true);
-    const packetsRev = dv.getUint32(o + FLOW_R.packetsRev, true);
-    const bytes = u64n(o + FLOW_R.bytes);
-    const bytesRev = u64n(o + FLOW_R.bytesRev);
+    const packets = dv.getUint32(tl + FLOW_T.packets, true);
+    const packetsRev = dv.getUint32(tl + FLOW_T.packetsRev, true);
+    const bytes = u64n(tl + FLOW_T.bytes);
+    const bytesRev = u64n(tl + FLOW_T.bytesRev);
     const flagsFwd = dv.getUint8(o + FLOW_R.tcpFlagsFwd);
     const flagsRev = dv.getUint8(o + FLOW_R.tcpFlagsRev);
     c.records[j]!++;
@@ -335,10 +335,10 @@ export class FlowMerger {
       c.fwd[j]! |= flagsFwd;
       c.rev[j]! |= flagsRev;
     }
-    c.syn[j]! += dv.getUint32(o + FLOW_R.syn, true);
-    c.synack[j]! += dv.getUint32(o + FLOW_R.synack, true);
-    c.fin[j]! += dv.getUint32(o + FLOW_R.fin, true);
-    c.rst[j]! += dv.getUint32(o + FLOW_R.rst, true);
+    c.syn[j]! += dv.getUint32(tl + FLOW_T.syn, true);
+    c.synack[j]! += dv.getUint32(tl + FLOW_T.synack, true);
+    c.fin[j]! += dv.getUint32(tl + FLOW_T.fin, true);
+    c.rst[j]! += dv.getUint32(tl + FLOW_T.rst, true);
     const flags = dv.getUint8(o + FLOW_R.flags);
     const had = c.flags[j]! & FLOW_RF.rtt;
     c.flags[j]! |= flags & ~FLOW_RF.rtt;
@@ -352,7 +352,7 @@ export class FlowMerger {
     }
     // The round trip of the earliest record that measured one.
     if (flags & FLOW_RF.rtt && (!had || before(fh, fl, c.time[t + 4]!, c.time[t + 5]!))) {
-      c.rttUs[j] = dv.getUint32(o + FLOW_R.rttUs, true);
+      c.rttUs[j] = dv.getUint32(tl + FLOW_T.rttUs, true);
       c.time[t + 4] = fh;
       c.time[t + 5] = fl;
       c.flags[j]! |= FLOW_RF.rtt;
@@ -367,9 +367,11 @@ export class FlowMerger {
       ii = this.ifaces.push(iface) - 1;
       this.ifaceIds.set(iface, ii);
     }
-    for (let o = 0; o < b.length; o += FLOW_RECORD_LEN) {
+    for (let o = 0; o < b.length; o += flowRecordLen(b[o]!)) {
       const ipVersion = dv.getUint8(o + FLOW_R.ipVersion);
       const words = ipVersion === 4 ? 1 : ipVersion === 6 ? 4 : 0;
+      const d = o + FLOW_R.src + flowAddrLen(ipVersion);
+      const tl = o + flowTailOff(ipVersion);
       const sport = dv.getUint16(o + FLOW_R.sport, true);
       const dport = dv.getUint16(o + FLOW_R.dport, true);
       const nvlan = Math.min(dv.getUint8(o + FLOW_R.nvlan), FLOW_MAX_VLAN);
@@ -379,7 +381,7 @@ export class FlowMerger {
       for (let i = 0; i < nvlan; i++) v = Math.imul(v ^ dv.getUint16(o + FLOW_R.vlan + 2 * i, true), 0x27d4eb2d);
       // Non-IP records: the EtherType and VLAN stack only.
       const ea = endHash(o + FLOW_R.src, words, sport);
-      const eb = words ? endHash(o + FLOW_R.dst, words, dport) : 0;
+      const eb = words ? endHash(d, words, dport) : 0;
       const h: number = ((ea + eb) ^ Math.imul(Math.imul(ea, eb) ^ Math.imul(head ^ v, 0x165667b1) ^ ii, 0x9e3779b1)) >>> 0;
       const c = this.c;
       const mask = this.slots.length - 1;
@@ -387,7 +389,7 @@ export class FlowMerger {
       for (;;) {
         const j = this.slots[s]! - 1;
         if (j < 0) {
-          this.create(ii, head, h, o, words, sport, dport, s);
+          this.create(ii, head, h, o, d, tl, words, sport, dport, s);
           break;
         }
         if (c.hash[j] === h && c.iface[j] === ii && c.head[j] === head) {
@@ -396,14 +398,14 @@ export class FlowMerger {
           if (vlanOk) {
             if (words === 0) {
               if (c.sport[j] === sport) {
-                this.merge(j, true, o);
+                this.merge(j, true, o, tl);
                 break;
               }
-            } else if (c.sport[j] === sport && c.dport[j] === dport && sameAddr(c.addr, 8 * j, o + FLOW_R.src, words) && sameAddr(c.addr, 8 * j + 4, o + FLOW_R.dst, words)) {
-              this.merge(j, true, o);
+            } else if (c.sport[j] === sport && c.dport[j] === dport && sameAddr(c.addr, 8 * j, o + FLOW_R.src, words) && sameAddr(c.addr, 8 * j + 4, d, words)) {
+              this.merge(j, true, o, tl);
               break;
-            } else if (c.sport[j] === dport && c.dport[j] === sport && sameAddr(c.addr, 8 * j, o + FLOW_R.dst, words) && sameAddr(c.addr, 8 * j + 4, o + FLOW_R.src, words)) {
-              this.merge(j, false, o);
+            } else if (c.sport[j] === dport && c.dport[j] === sport && sameAddr(c.addr, 8 * j, d, words) && sameAddr(c.addr, 8 * j + 4, o + FLOW_R.src, words)) {
+              this.merge(j, false, o, tl);
               break;
             }
           }
