@@ -258,7 +258,10 @@ describe('live capture', () => {
     // Ready polls only: the 100 ms timeouts while idle are no wake-up for a block.
     const wakeups = (await readFile(trace, 'utf8')).split('\n').filter((l) => /^poll\(.*= [1-9]/.test(l)).length;
     expect(wakeups).toBeGreaterThan(0);
-    expect(wakeups).toBeLessThan(blocks / 2);
+    // About 10 ms of traffic (4 to 5 blocks) per wake-up: some 80 here. A pace measured from the end
+    // of the last pause, not from the drain before it, took a burst for the link's rate and woke
+    // for every second block (over 200).
+    expect(wakeups).toBeLessThan(blocks / 3);
     const got = await readRecords(await storeFiles([store]));
     expect(got.length).toBe(frames.length);
     expect(got.every((r, i) => r.data.equals(frames[i]!))).toBe(true);

@@ -389,9 +389,12 @@ static int start_writer(struct capture *c, const char *source)
 	return 0;
 }
 
-/* How long to wait before the next poll, given the bytes read since the last wake-up at `since`
- * (the writer's appended bytes: record headers make the estimate a little high, which only
- * shortens the pause). */
+/* How long to wait before the next poll, given the bytes read now that gathered since the ring was
+ * last drained at `since` (the writer's appended bytes: record headers make the estimate a little
+ * high, which only shortens the pause). The time is counted from the drain, not from the end of the
+ * last pause: the bytes gathered during the pause too, and counting from its end took a pause's
+ * worth of traffic for a burst far faster than the link, so the next pause came out a fraction as
+ * long, and the wake-ups per block doubled. */
 static uint64_t pace_ns(const struct capture *c, uint64_t bytes, uint64_t since, uint64_t now)
 {
 	if (bytes == 0 || now <= since)
@@ -421,7 +424,7 @@ static int run_live(struct capture *c)
 	uint64_t now = now_monotonic_ns();
 	uint64_t next_flush = now + writer_flush_ms(c->w) * 1000000u;
 	uint64_t next_stats = now + 1000000000u;
-	uint64_t woke = now;
+	uint64_t drained = now;
 	int exit_code = 0;
 
 	while (!stop_requested) {
@@ -454,12 +457,10 @@ static int run_live(struct capture *c)
 				next_stats = now + 1000000000u;
 		}
 		/* n < DISPATCH_MAX: the ring is drained. */
-		uint64_t pause = n > 0 && n < DISPATCH_MAX ? pace_ns(c, writer_appended_bytes(c->w) - bytes_before, woke, now) : 0;
-		if (pause) {
+		uint64_t pause = n > 0 && n < DISPATCH_MAX ? pace_ns(c, writer_appended_bytes(c->w) - bytes_before, drained, now) : 0;
+		drained = now;
+		if (pause)
 			sleep_ns(pause);
-			now = now_monotonic_ns();
-		}
-		woke = now;
 	}
 	if (exit_code == 0) {
 		/* Packets in a block the kernel has not retired yet arrive within the block timeout. */
