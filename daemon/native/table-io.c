@@ -42,10 +42,84 @@ static uint32_t crc_small(uint32_t c, const unsigned char *p, size_t n)
 	return ~c;
 }
 
-uint32_t qe_crc32_more(uint32_t crc, const unsigned char *p, size_t n)
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+/* CRC-32 by carry-less multiplication, folding four 128-bit lanes at a time (Intel's "Fast CRC
+ * Computation for Generic Polynomials Using PCLMULQDQ", the bit-reflected constants Linux's
+ * crc32-pclmul and Chromium's zlib use): about 8 times zlib's table-driven crc32() on 100 KB and
+ * more, which is what `stats` spends checking a store's flow tables (hundreds of MB). `c` is the
+ * running register (inverted), n a multiple of 16 and at least 64. */
+__attribute__((target("pclmul,sse4.1"))) static uint32_t crc_fold(uint32_t c, const unsigned char *p, size_t n)
 {
-	if (n < SMALL)
-		return crc_small(crc, p, n);
+	const __m128i k1k2 = _mm_set_epi64x(0x01c6e41596, 0x0154442bd4);
+	const __m128i k3k4 = _mm_set_epi64x(0x00ccaa009e, 0x01751997d0);
+	const __m128i k5 = _mm_set_epi64x(0, 0x0163cd6124);
+	const __m128i poly = _mm_set_epi64x(0x01f7011641, 0x01db710641);
+	const __m128i low32 = _mm_setr_epi32(~0, 0, ~0, 0);
+	__m128i x1 = _mm_loadu_si128((const __m128i *)p), x2 = _mm_loadu_si128((const __m128i *)(p + 16));
+	__m128i x3 = _mm_loadu_si128((const __m128i *)(p + 32)), x4 = _mm_loadu_si128((const __m128i *)(p + 48));
+	x1 = _mm_xor_si128(x1, _mm_cvtsi32_si128((int)c));
+	p += 64;
+	n -= 64;
+	while (n >= 64) {
+		__m128i x5 = _mm_clmulepi64_si128(x1, k1k2, 0x00), x6 = _mm_clmulepi64_si128(x2, k1k2, 0x00);
+		__m128i x7 = _mm_clmulepi64_si128(x3, k1k2, 0x00), x8 = _mm_clmulepi64_si128(x4, k1k2, 0x00);
+		x1 = _mm_clmulepi64_si128(x1, k1k2, 0x11);
+		x2 = _mm_clmulepi64_si128(x2, k1k2, 0x11);
+		x3 = _mm_clmulepi64_si128(x3, k1k2, 0x11);
+		x4 = _mm_clmulepi64_si128(x4, k1k2, 0x11);
+		x1 = _mm_xor_si128(_mm_xor_si128(x1, x5), _mm_loadu_si128((const __m128i *)p));
+		x2 = _mm_xor_si128(_mm_xor_si128(x2, x6), _mm_loadu_si128((const __m128i *)(p + 16)));
+		x3 = _mm_xor_si128(_mm_xor_si128(x3, x7), _mm_loadu_si128((const __m128i *)(p + 32)));
+		x4 = _mm_xor_si128(_mm_xor_si128(x4, x8), _mm_loadu_si128((const __m128i *)(p + 48)));
+		p += 64;
+		n -= 64;
+	}
+	/* Four lanes into one, then 16 bytes at a time. */
+	__m128i x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00);
+	x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, k3k4, 0x11), x2), x5);
+	x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00);
+	x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, k3k4, 0x11), x3), x5);
+	x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00);
+	x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, k3k4, 0x11), x4), x5);
+	while (n >= 16) {
+		x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00);
+		x1 = _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x1, k3k4, 0x11), _mm_loadu_si128((const __m128i *)p)), x5);
+		p += 16;
+		n -= 16;
+	}
+	/* 128 bits to 64, then Barrett's reduction to 32. */
+	x2 = _mm_clmulepi64_si128(x1, k3k4, 0x10);
+	x1 = _mm_xor_si128(_mm_srli_si128(x1, 8), x2);
+	x2 = _mm_srli_si128(x1, 4);
+	x1 = _mm_xor_si128(_mm_clmulepi64_si128(_mm_and_si128(x1, low32), k5, 0x00), x2);
+	x2 = _mm_clmulepi64_si128(_mm_and_si128(x1, low32), poly, 0x10);
+	x2 = _mm_clmulepi64_si128(_mm_and_si128(x2, low32), poly, 0x00);
+	x1 = _mm_xor_si128(x1, x2);
+	return (uint32_t)_mm_extract_epi32(x1, 1);
+}
+
+static int have_fold;
+
+__attribute__((constructor)) static void fold_init(void)
+{
+	__builtin_cpu_init();
+	have_fold = __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1");
+}
+#endif
+
+/* The CRC of n bytes by the folding loop when the CPU has it (all of n but its last n % 16 bytes,
+ * which the table loop takes), else zlib's. */
+static uint32_t crc_large(uint32_t crc, const unsigned char *p, size_t n)
+{
+#if defined(__x86_64__)
+	if (have_fold) {
+		size_t bulk = n & ~(size_t)15;
+		uint32_t c = ~crc_fold(~crc, p, bulk);
+		return crc_small(c, p + bulk, n - bulk);
+	}
+#endif
 	uLong c = crc;
 	while (n) {
 		uInt chunk = n > (1u << 30) ? (1u << 30) : (uInt)n;
@@ -54,6 +128,11 @@ uint32_t qe_crc32_more(uint32_t crc, const unsigned char *p, size_t n)
 		n -= chunk;
 	}
 	return (uint32_t)c;
+}
+
+uint32_t qe_crc32_more(uint32_t crc, const unsigned char *p, size_t n)
+{
+	return n < SMALL ? crc_small(crc, p, n) : crc_large(crc, p, n);
 }
 
 uint32_t qe_crc32(const unsigned char *p, size_t n)
