@@ -669,11 +669,11 @@ static void report_fixes(struct capture *c, const struct import *in)
 
 /* A run of verbatim records goes to the file in one write; if the disk refuses it, its records
  * take the ordinary path one by one, so every packet is still written or counted. */
-static void emit_run(struct capture *c, const unsigned char *p, size_t len, uint64_t packets, uint64_t last_ns)
+static void emit_run(struct capture *c, const unsigned char *p, size_t len, uint64_t packets, const struct writer_span *span)
 {
 	if (!len)
 		return;
-	if (writer_add_run(c->w, p, len, packets, last_ns) == 0) {
+	if (writer_add_run(c->w, p, len, packets, span) == 0) {
 		c->received += packets;
 		if (writer_has_quota(c->w))
 			import_wait(c, 0);
@@ -693,12 +693,13 @@ static void emit_run(struct capture *c, const unsigned char *p, size_t len, uint
 static ssize_t import_records(struct capture *c, struct import *in, const unsigned char *p, size_t have)
 {
 	size_t off = 0, run_start = 0, run_len = 0;
-	uint64_t run_packets = 0, run_last = 0;
+	uint64_t run_packets = 0;
+	struct writer_span run = { 0 };
 	while (off + PCAP_RECORD_LEN <= have) {
 		struct qe_pcap_record r;
 		qe_pcap_record_decode(p + off, in->swapped, &r);
 		if (r.caplen > in->caplen_limit) {
-			emit_run(c, p + run_start, run_len, run_packets, run_last);
+			emit_run(c, p + run_start, run_len, run_packets, &run);
 			send_error(c->opt->iface, "corrupt_input", 1,
 				   "%s: record at byte %" PRIu64 " claims %" PRIu32
 				   " captured bytes, more than the largest plausible record (%" PRIu32
@@ -713,13 +714,22 @@ static ssize_t import_records(struct capture *c, struct import *in, const unsign
 		/* A valid record goes out as it is; any other is made valid on its own (offer_checked). */
 		if (in->verbatim && r.caplen <= c->opt->snaplen && !qe_pcap_record_problem(&r, 1) &&
 		    writer_run_fits(c->w, run_len + rec, ts)) {
-			if (!run_len)
+			if (!run_len) {
 				run_start = off;
+				run = (struct writer_span){ ts, ts, ts, ts, 1 };
+			} else {
+				if (ts < run.last_ns)
+					run.sorted = 0;
+				if (ts < run.min_ns)
+					run.min_ns = ts;
+				if (ts > run.max_ns)
+					run.max_ns = ts;
+				run.last_ns = ts;
+			}
 			run_len += rec;
 			run_packets++;
-			run_last = ts;
 		} else {
-			emit_run(c, p + run_start, run_len, run_packets, run_last);
+			emit_run(c, p + run_start, run_len, run_packets, &run);
 			run_len = 0;
 			run_packets = 0;
 			offer_checked(c, in, in->offset + off, ts, r.caplen, r.origlen, p + off + PCAP_RECORD_LEN,
@@ -729,7 +739,7 @@ static ssize_t import_records(struct capture *c, struct import *in, const unsign
 		}
 		off += rec;
 	}
-	emit_run(c, p + run_start, run_len, run_packets, run_last);
+	emit_run(c, p + run_start, run_len, run_packets, &run);
 	return (ssize_t)off;
 }
 

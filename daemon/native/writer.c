@@ -48,6 +48,10 @@ struct writer {
 	uint64_t last_ns;
 	uint64_t file_bytes;     /* bytes already in the file */
 	uint64_t file_packets;
+	/* The open file's records' span and order, for file_closed (the catalog takes them instead of
+	 * reading the file back); lost once a write failed, the file's records then being uncertain. */
+	uint64_t file_min_ns, file_max_ns, file_prev_ns;
+	int file_sorted, file_span_lost;
 	uint64_t open_retry_after_ns; /* after a failed open, do not retry on every packet */
 	uint64_t write_retry_after_ns; /* after a failed write the buffer is kept and retried */
 
@@ -162,6 +166,8 @@ struct closed_file {
 	char base[PATH_MAX];
 	int collision;
 	uint64_t first_ns, last_ns, packets, bytes;
+	uint64_t min_ns, max_ns;
+	int sorted, span_known;
 	struct qe_idx_builder *idx; /* the whole file's postings: its complete index is written here */
 	char idx_part[PATH_MAX];    /* the open file's index, removed once the file is closed */
 	struct qe_flow_builder *flows; /* the same for its flow table */
@@ -333,6 +339,11 @@ static void finish_file(struct syncer *s, struct closed_file *c)
 	msg_ns(&m, "last_ns", c->last_ns);
 	msg_u64(&m, "packets", c->packets);
 	msg_u64(&m, "bytes", c->bytes);
+	if (c->span_known && !c->torn) {
+		msg_ns(&m, "min_ns", c->min_ns);
+		msg_ns(&m, "max_ns", c->max_ns);
+		msg_bool(&m, "sorted", c->sorted);
+	}
 	msg_send(&m);
 }
 
@@ -741,6 +752,10 @@ static int writer_open_file(struct writer *w, uint64_t ts_ns)
 	w->first_ns = w->last_ns = ts_ns;
 	w->file_bytes = 0;
 	w->file_packets = 0;
+	w->file_min_ns = UINT64_MAX;
+	w->file_max_ns = w->file_prev_ns = 0;
+	w->file_sorted = 1;
+	w->file_span_lost = 0;
 
 	uint32_t hdr[6] = { QE_PCAP_MAGIC_NANO, 2u | (4u << 16), 0, 0, w->cfg.snaplen, w->cfg.linktype };
 	memcpy(w->buf, hdr, sizeof hdr);
@@ -788,6 +803,19 @@ static void write_failed(struct writer *w, int err, uint64_t now)
 		err = errno;
 	report_write_error(w, w->part_path, err);
 	w->write_retry_after_ns = now + 100000000u;
+	w->file_span_lost = 1;
+}
+
+/* Records of times [min, max], from first to last, in order or not, went into the open file. */
+static inline void note_span(struct writer *w, uint64_t first, uint64_t last, uint64_t min, uint64_t max, int sorted)
+{
+	if (!sorted || first < w->file_prev_ns)
+		w->file_sorted = 0;
+	if (min < w->file_min_ns)
+		w->file_min_ns = min;
+	if (max > w->file_max_ns)
+		w->file_max_ns = max;
+	w->file_prev_ns = last;
 }
 
 /* Direct mode: the block-aligned front of the buffer goes to the disk without a page-cache copy;
@@ -871,7 +899,7 @@ void writer_flush(struct writer *w)
 	}
 }
 
-int writer_add_run(struct writer *w, const unsigned char *records, size_t len, uint64_t packets, uint64_t last_ns)
+int writer_add_run(struct writer *w, const unsigned char *records, size_t len, uint64_t packets, const struct writer_span *span)
 {
 	uint64_t now = now_monotonic_ns();
 	flush_buffer(w);
@@ -905,7 +933,8 @@ int writer_add_run(struct writer *w, const unsigned char *records, size_t len, u
 	w->written += packets;
 	w->written_bytes += w->appended_bytes - w->counted_appended;
 	w->counted_appended = w->appended_bytes;
-	w->last_ns = w->buf_last_ns = last_ns;
+	w->last_ns = w->buf_last_ns = span->last_ns;
+	note_span(w, span->first_ns, span->last_ns, span->min_ns, span->max_ns, span->sorted);
 	return 0;
 }
 
@@ -920,6 +949,7 @@ static void writer_close_file(struct writer *w)
 		/* The disk still refuses: these packets are lost, and counted. In direct mode the file
 		 * may end inside a record (the aligned front of one); the sync thread cuts it. */
 		w->writer_drops += w->buf_packets;
+		w->file_span_lost = 1; /* the span counted them */
 		w->appended_bytes = w->counted_appended;
 		w->buf_len = w->buf_counted;
 		torn = w->dfd >= 0;
@@ -956,6 +986,10 @@ static void writer_close_file(struct writer *w)
 	c->collision = w->collision;
 	c->first_ns = w->first_ns;
 	c->last_ns = w->last_ns;
+	c->min_ns = w->file_min_ns;
+	c->max_ns = w->file_max_ns;
+	c->sorted = w->file_sorted;
+	c->span_known = !w->file_span_lost && !torn && w->file_packets > 0;
 	c->packets = w->file_packets;
 	c->bytes = w->file_bytes + w->buf_len;
 	c->idx = w->idx;
@@ -1050,6 +1084,7 @@ void writer_add(struct writer *w, uint64_t ts_ns, uint32_t caplen, uint32_t orig
 
 	if (w->idx || w->flows || w->elems)
 		tables_add(w, w->file_bytes + w->buf_len, ts_ns, caplen, origlen, data);
+	note_span(w, ts_ns, ts_ns, ts_ns, ts_ns, 1);
 	unsigned char *p = w->buf + w->buf_len;
 	uint32_t hdr[4] = { (uint32_t)(ts_ns / 1000000000u), (uint32_t)(ts_ns % 1000000000u), caplen, origlen };
 	memcpy(p, hdr, sizeof hdr);

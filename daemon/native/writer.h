@@ -74,7 +74,12 @@ int writer_run_fits(const struct writer *w, uint64_t bytes, uint64_t ts_ns);
  * file, after what is buffered: no copy into the buffer. Returns -1 when the disk refused it;
  * nothing of the run is then counted or left in the file, and the caller offers its records one
  * by one (buffered, retried and counted as usual). */
-int writer_add_run(struct writer *w, const unsigned char *records, size_t len, uint64_t packets, uint64_t last_ns);
+struct writer_span {
+	uint64_t first_ns, last_ns; /* the run's first and last records' times */
+	uint64_t min_ns, max_ns;    /* its earliest and latest */
+	int sorted;                 /* no record older than the one before it */
+};
+int writer_add_run(struct writer *w, const unsigned char *records, size_t len, uint64_t packets, const struct writer_span *span);
 
 /* Pushes buffered records into the file (to the kernel); the caller calls it every flush_ms. */
 void writer_flush(struct writer *w);

@@ -40,7 +40,21 @@ export const elementCounters = z.strictObject({
 export const helperMessage = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('started'), iface: z.string(), linktype: count, snaplen: count, source: z.enum(['live', 'file']), pid: count }),
   z.strictObject({ type: z.literal('file_opened'), iface: z.string(), path: z.string(), first_ns: ns }),
-  z.strictObject({ type: z.literal('file_closed'), iface: z.string(), path: z.string(), first_ns: ns, last_ns: ns, packets: count, bytes: count }),
+  z.strictObject({
+    type: z.literal('file_closed'),
+    iface: z.string(),
+    path: z.string(),
+    /** The first and last records' times. */
+    first_ns: ns,
+    last_ns: ns,
+    packets: count,
+    /** The file's size. */
+    bytes: count,
+    /** The earliest and latest record and whether they are in time order: what the catalog would read the file for. Absent when a write failed in the file (its records are then uncertain). */
+    min_ns: ns.optional(),
+    max_ns: ns.optional(),
+    sorted: z.boolean().optional(),
+  }),
   z.strictObject({
     type: z.literal('stats'),
     iface: z.string(),

@@ -9,6 +9,7 @@ import { ImportSource } from '../capture/import-source.js';
 import type { FileClosedMessage } from '../capture/protocol.js';
 import { countersOf, zeroCounters } from '../capture/supervisor.js';
 import { StoreUnreadableError } from '../store/usage.js';
+import { closedFileFacts, rememberClosedFiles } from '../store/catalog.js';
 import { CaptureDaemon, EndpointError, openStore, type CaptureSummary } from '../daemon/daemon.js';
 import { toJson } from '../util/json.js';
 import { log } from '../util/log.js';
@@ -56,6 +57,8 @@ async function readFileIntoStore(config: Config, file: string, label: string, su
   process.off('SIGINT', stop);
   process.off('SIGTERM', stop);
   await retention.stop();
+  // The store's catalog learns the new files from the helper's report, not by reading them back.
+  for (const p of rememberClosedFiles(files.flatMap((f) => closedFileFacts(f) ?? []))) log('warn', `catalog cache: ${p.path}: ${p.message}`);
   await writeSummary(summaryPath, { interfaces: { [label]: last }, files, store: retention.state() });
   if (code !== 0) {
     process.stderr.write(`error: ${fatal ?? `reading ${file} failed (exit ${code})`}\n`);

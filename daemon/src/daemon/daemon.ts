@@ -19,6 +19,7 @@ import { auditLogPath, tokensPath } from '../util/paths.js';
 import { packageVersion } from '../util/version.js';
 import { CaptureMonitor } from '../health/monitor.js';
 import { scanCatalog } from '../store/catalog.js';
+import { CatalogFeed } from '../store/catalog-feed.js';
 import { removeOrphanIndexes, repairStore } from '../store/repair.js';
 import { StoreRetention, type RetentionState } from '../store/retention.js';
 import { systemdNotifier, type Notifier } from '../systemd/notify.js';
@@ -166,6 +167,7 @@ export class CaptureDaemon {
   private servers: Server[] = [];
   private statusTimer?: NodeJS.Timeout;
   private indexer?: BackgroundIndexer;
+  private catalogFeed?: CatalogFeed;
   private api?: ApiServer;
   private history?: History;
   private engine?: ElementEngine;
@@ -293,6 +295,8 @@ export class CaptureDaemon {
     const systemd = (this.systemd = new SystemdService(this.deps.notifier, () => monitor.report(), config));
     sup.on('log', (level, text) => log(level, text));
     sup.on('file_closed', (f) => log('info', `${f.iface}: closed ${f.path} (${f.packets} packets, ${formatSize(f.bytes)})`));
+    const feed = (this.catalogFeed = new CatalogFeed((level, text) => log(level, text)));
+    sup.on('file_closed', (f) => feed.add(f));
     sup.on('capturing', () => {
       const up = new Set(sup.interfaces().filter((i) => i.capturing).map((i) => i.name));
       // The store was found writable before any helper started (checkEnvironment).
@@ -373,6 +377,7 @@ export class CaptureDaemon {
     await this.indexer!.stop();
     await this.qualevent?.reporter.stop();
     await sup.stop();
+    this.catalogFeed?.flush();
     await this.retention!.stop();
     this.monitor!.stop();
     this.engine!.stop();

@@ -1,12 +1,12 @@
 // The catalog: what the store holds (file, interface, time span, packets, bytes), built by a scan
 // of the store directories. Files the cache already knows cost a stat; a `.part` file that grew is
 // read on from where the last scan stopped; only new or changed files are read whole.
-import { lstatSync, readdirSync } from 'node:fs';
+import { closeSync, lstatSync, readSync, readdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { PcapFormatError } from '../pcap/format.js';
+import { GLOBAL_HEADER_LEN, PcapFormatError, RECORD_HEADER_LEN, decodeGlobalHeader } from '../pcap/format.js';
 import { loadCache, saveCache, type CachedFile } from './catalog-cache.js';
 import { PART_EXT, parseFileName, type CaptureFileName } from './filename.js';
-import { PcapTooShortError, fileKind, summarizePcap, type SummaryResume } from './pcap-summary.js';
+import { PcapTooShortError, fileKind, openRegular, summarizePcap, type SummaryResume } from './pcap-summary.js';
 
 export interface CatalogEntry {
   path: string;
@@ -154,6 +154,78 @@ export async function scanCatalog(paths: readonly string[], opts: ScanOptions = 
   entries.sort((a, b) => (a.firstNs < b.firstNs ? -1 : a.firstNs > b.firstNs ? 1 : a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   stats.elapsedMs = performance.now() - started;
   return { entries, problems, stats };
+}
+
+/** What the capture helper reports of a file it closed (`file_closed`): all a scan would read it for. */
+export interface ClosedFileFacts {
+  path: string;
+  packets: number;
+  /** The file's size. */
+  size: number;
+  minNs: bigint;
+  maxNs: bigint;
+  lastNs: bigint;
+  sorted: boolean;
+}
+
+/**
+ * Puts files the capture helper closed into their directories' catalog caches, from what it
+ * reported, so that no query has to read them back to learn their span (a store that grew by a
+ * day of 10 Gbit/s since the last query would otherwise be walked whole, cold, by the next one).
+ * Only the 24-byte header is read and the file stat'ed; a file whose size is not the one reported
+ * (changed since) is left for a scan to read. Returns what could not be done (costs only speed).
+ */
+export function rememberClosedFiles(files: readonly ClosedFileFacts[]): CatalogProblem[] {
+  const problems: CatalogProblem[] = [];
+  const byDir = new Map<string, ClosedFileFacts[]>();
+  for (const f of files) byDir.set(dirname(f.path), [...(byDir.get(dirname(f.path)) ?? []), f]);
+  for (const [dir, list] of byDir) {
+    const cache = loadCache(dir);
+    let added = 0;
+    for (const f of list) {
+      try {
+        const st = lstatSync(f.path, { throwIfNoEntry: false });
+        if (!st || !st.isFile() || st.size !== f.size || !parseFileName(basename(f.path))) continue;
+        const head = Buffer.alloc(GLOBAL_HEADER_LEN);
+        const fd = openRegular(f.path);
+        try {
+          if (readSync(fd, head, 0, GLOBAL_HEADER_LEN, 0) !== GLOBAL_HEADER_LEN) continue;
+        } finally {
+          closeSync(fd);
+        }
+        const h = decodeGlobalHeader(head);
+        cache.set(basename(f.path), {
+          size: st.size,
+          mtimeMs: st.mtimeMs,
+          ino: st.ino,
+          wholeEnd: st.size,
+          packets: f.packets,
+          bytes: st.size - GLOBAL_HEADER_LEN - RECORD_HEADER_LEN * f.packets,
+          minNs: f.minNs,
+          maxNs: f.maxNs,
+          lastNs: f.lastNs,
+          sorted: f.sorted,
+          linktype: h.linktype,
+          snaplen: h.snaplen,
+          nanos: h.nanos,
+        });
+        added++;
+      } catch (e) {
+        problems.push({ path: f.path, message: (e as Error).message });
+      }
+    }
+    if (added) {
+      const err = saveCache(dir, cache);
+      if (err) problems.push({ path: dir, message: err.message });
+    }
+  }
+  return problems;
+}
+
+/** The facts of a `file_closed` message, when it has them (not after a failed write in the file). */
+export function closedFileFacts(m: { path: string; packets: number; bytes: number; last_ns: bigint; min_ns?: bigint | undefined; max_ns?: bigint | undefined; sorted?: boolean | undefined }): ClosedFileFacts | undefined {
+  if (m.min_ns === undefined || m.max_ns === undefined || m.sorted === undefined) return undefined;
+  return { path: m.path, packets: m.packets, size: m.bytes, minNs: m.min_ns, maxNs: m.max_ns, lastNs: m.last_ns, sorted: m.sorted };
 }
 
 /**
