@@ -1,6 +1,7 @@
 // The daemon object driven start → reload → stop with fake helpers: what a reload sends to the
 // helpers that stay, which it stops and starts, and that a configuration it cannot use changes
 // nothing. The real processes are in capture-live, systemd and health; this is the logic alone.
+import { rmSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -11,6 +12,8 @@ import { type ConfigInput, sleep, tempDir, writeConfig } from './lib/cli.js';
 import { FakeHelper } from './lib/fake-helper.js';
 import { BASE_NS, MS, traffic, writeCaptureFile } from './lib/fixture.js';
 import { checkIndex } from '../daemon/src/store/index-check.js';
+import { cachePath, loadCache } from '../daemon/src/store/catalog-cache.js';
+import { scanCatalog } from '../daemon/src/store/catalog.js';
 import { fetchStatus } from '../daemon/src/control/client.js';
 import { formatStatus } from '../daemon/src/commands/status.js';
 
@@ -171,6 +174,32 @@ describe('the capture daemon, start → reload → stop, with fake helpers', () 
     await daemon.reload();
     const mac = { fields: ['mac'] as const, blockSizeBytes: 16384 };
     await until('the files re-indexed with the new fields', () => files.every((f) => checkIndex(f, mac).state === 'current'));
+  });
+
+  it('puts each file a helper closes into the catalog cache from its file_closed, so a query reads none back', async () => {
+    // No index and no flow tables: the background indexer, which scans the store, stays out.
+    const { daemon, helpers, store } = await setup({ interfaces: ['eth0'], index_fields: [], flows: false });
+    // A file from before the start: the daemon's own scan at start caches it, and then is done.
+    writeCaptureFile(store, 'eth0', traffic(BASE_NS - 60_000n * MS, 40, 6));
+    await daemon.start();
+    await until('the helper', () => helpers.length === 1);
+    await until('the scan at start', () => loadCache(store).size === 1);
+    const packets = traffic(BASE_NS, 40, 7);
+    const f = writeCaptureFile(store, 'eth0', packets);
+    const times = packets.map((p) => p.tsNs);
+    const min = times.reduce((a, b) => (a < b ? a : b));
+    const max = times.reduce((a, b) => (a > b ? a : b));
+    helpers[0]!.emit('message', {
+      type: 'file_closed', iface: 'eth0', path: f.path, first_ns: times[0]!, last_ns: times.at(-1)!, packets: packets.length,
+      bytes: statSync(f.path).size, min_ns: min, max_ns: max, sorted: times.every((t, i) => i === 0 || t >= times[i - 1]!),
+    });
+    await daemons.pop()!.stop(); // flushes what the feed holds
+    const fed = await scanCatalog([store]);
+    expect(fed.stats).toMatchObject({ files: 2, cached: 2, readWhole: 0 });
+    rmSync(cachePath(store));
+    const walked = await scanCatalog([store]);
+    expect(walked.stats.readWhole).toBe(2);
+    expect(fed.entries).toEqual(walked.entries);
   });
 
   it('stop stops every helper and sums up what each interface did', async () => {
