@@ -339,7 +339,7 @@ static void finish_file(struct syncer *s, struct closed_file *c)
 	msg_ns(&m, "last_ns", c->last_ns);
 	msg_u64(&m, "packets", c->packets);
 	msg_u64(&m, "bytes", c->bytes);
-	if (c->span_known && !c->torn) {
+	if (c->span_known) {
 		msg_ns(&m, "min_ns", c->min_ns);
 		msg_ns(&m, "max_ns", c->max_ns);
 		msg_bool(&m, "sorted", c->sorted);
@@ -989,7 +989,7 @@ static void writer_close_file(struct writer *w)
 	c->min_ns = w->file_min_ns;
 	c->max_ns = w->file_max_ns;
 	c->sorted = w->file_sorted;
-	c->span_known = !w->file_span_lost && !torn && w->file_packets > 0;
+	c->span_known = !w->file_span_lost && w->file_packets > 0; /* a torn file lost its span with its buffer */
 	c->packets = w->file_packets;
 	c->bytes = w->file_bytes + w->buf_len;
 	c->idx = w->idx;

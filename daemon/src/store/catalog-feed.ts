@@ -4,9 +4,15 @@
 // reads a closed file back to learn its span. Without it the first query after a quiet week walked
 // every file captured since, from disk.
 import type { FileClosedMessage } from '../capture/protocol.js';
-import { closedFileFacts, rememberClosedFiles, type ClosedFileFacts } from './catalog.js';
+import { rememberClosedFiles, type ClosedFileFacts } from './catalog.js';
 
 export const CATALOG_FEED_DELAY_MS = 5000;
+
+/** The facts of a `file_closed` message, when it has them (not after a failed write in the file). */
+export function closedFileFacts(m: FileClosedMessage): ClosedFileFacts | undefined {
+  if (m.min_ns === undefined || m.max_ns === undefined || m.sorted === undefined) return undefined;
+  return { path: m.path, packets: m.packets, size: m.bytes, minNs: m.min_ns, maxNs: m.max_ns, lastNs: m.last_ns, sorted: m.sorted };
+}
 
 export class CatalogFeed {
   private pending: ClosedFileFacts[] = [];

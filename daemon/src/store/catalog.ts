@@ -178,7 +178,11 @@ export interface ClosedFileFacts {
 export function rememberClosedFiles(files: readonly ClosedFileFacts[]): CatalogProblem[] {
   const problems: CatalogProblem[] = [];
   const byDir = new Map<string, ClosedFileFacts[]>();
-  for (const f of files) byDir.set(dirname(f.path), [...(byDir.get(dirname(f.path)) ?? []), f]);
+  for (const f of files) {
+    const list = byDir.get(dirname(f.path));
+    if (list) list.push(f);
+    else byDir.set(dirname(f.path), [f]);
+  }
   for (const [dir, list] of byDir) {
     const cache = loadCache(dir);
     let added = 0;
@@ -220,12 +224,6 @@ export function rememberClosedFiles(files: readonly ClosedFileFacts[]): CatalogP
     }
   }
   return problems;
-}
-
-/** The facts of a `file_closed` message, when it has them (not after a failed write in the file). */
-export function closedFileFacts(m: { path: string; packets: number; bytes: number; last_ns: bigint; min_ns?: bigint | undefined; max_ns?: bigint | undefined; sorted?: boolean | undefined }): ClosedFileFacts | undefined {
-  if (m.min_ns === undefined || m.max_ns === undefined || m.sorted === undefined) return undefined;
-  return { path: m.path, packets: m.packets, size: m.bytes, minNs: m.min_ns, maxNs: m.max_ns, lastNs: m.last_ns, sorted: m.sorted };
 }
 
 /**
