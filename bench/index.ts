@@ -34,7 +34,8 @@ import { indexSizes } from './index/sizes.js';
 import { flowSizeAtTarget } from './index/flow-size.js';
 import { statsBench } from './index/stats.js';
 import { ensureStenographer, replaySlice, startStenographer, stenoreadCommand, waitComplete } from './index/steno.js';
-import { IMPORT_ROWS, emptyDir, importChunk, makeStore, storeFiles, timed, type ImportTrial, type Store } from './index/store.js';
+import { FILE_SIZE_MB, IMPORT_ROWS, emptyDir, importChunk, makeStore, storeFiles, timed, type ImportTrial, type Store } from './index/store.js';
+import { apiExtractCommand, startApiDaemon, type ApiDaemon } from './index/api.js';
 import { writeTraffic } from './index/traffic.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -85,7 +86,7 @@ function rangeOf(firstNs: bigint, lastNs: bigint): Range {
 
 async function queryRound(
   label: string,
-  stores: { store: Store; files: string[] },
+  stores: { store: Store; files: string[]; api?: ApiDaemon },
   range: Range,
   tools: readonly QueryTool[],
   o: IndexBenchOptions,
@@ -108,7 +109,9 @@ async function queryRound(
         const cmd =
           tool === 'tcpdump -r'
             ? await tcpdumpCommand(stores.files, q.filter, out, scratch)
-            : extractCommand(stores.store, range, q.filter, out, tool === 'extract --no-index');
+            : tool === 'API (curl)'
+              ? apiExtractCommand(stores.api!, range, q.filter, out)
+              : extractCommand(stores.store, range, q.filter, out, tool === 'extract --no-index');
         const t = await runQuery(tool, cmd, q, rep, out, o.captureCpu, scratch);
         trials.push(t);
         log(`${label} ${q.id} ${tool} #${rep}: ${t.error ? `ERROR ${t.error} ${t.stderrTail ?? ''}` : `${t.packets} packets in ${t.wallS} s`}`);
@@ -118,6 +121,16 @@ async function queryRound(
     }
   }
   return { trials, sameBytes: same, catalogRefreshS: round(refresh.wallS, 4)! };
+}
+
+/** `fn` with a daemon serving `store` over its API (api.ts), stopped after. */
+async function withApi<T>(store: Store, capacity: number, o: IndexBenchOptions, scratch: string, fn: (api: ApiDaemon) => Promise<T>): Promise<T> {
+  const api = await startApiDaemon(store, capacity, FILE_SIZE_MB, o.captureCpu, scratch);
+  try {
+    return await fn(api);
+  } finally {
+    await api.stop();
+  }
 }
 
 async function startup(store: Store, range: Range, firstNs: bigint, o: IndexBenchOptions, scratch: string) {
@@ -249,7 +262,7 @@ async function main(): Promise<number> {
       if (i === half - 1) {
         const s = await storeFiles(main.dir);
         log(`half the store (${GB(s.pcapBytes)}): queries through the index`);
-        halfRound = await queryRound('half', { store: main, files: s.pcaps }, rangeOf(START_NS, ts), ['extract'], o, scratch);
+        halfRound = await withApi(main, capacity, o, scratch, (api) => queryRound('half', { store: main, files: s.pcaps, api }, rangeOf(START_NS, ts), ['extract', 'API (curl)'], o, scratch));
       }
     }
     const byRow = (row: string) => imports.filter((t) => t.row === row && !t.error);
@@ -272,7 +285,7 @@ async function main(): Promise<number> {
     figures.storePackets = packets;
     const range = rangeOf(START_NS, ts);
     log(`full store (${GB(files.pcapBytes)} in ${files.pcaps.length} files, index ${(files.indexBytes / 1e6).toFixed(1)} MB): queries`);
-    const full = await queryRound('full', { store: main, files: files.pcaps }, range, ['extract', 'extract --no-index', 'tcpdump -r'], o, scratch);
+    const full = await withApi(main, capacity, o, scratch, (api) => queryRound('full', { store: main, files: files.pcaps, api }, range, ['extract', 'API (curl)', 'extract --no-index', 'tcpdump -r'], o, scratch));
     figures.full = summarizeQueries(full.trials);
     figures.half = halfRound ? summarizeQueries(halfRound.trials) : undefined;
     figures.queries = QUERIES.map((q) => {
@@ -286,7 +299,8 @@ async function main(): Promise<number> {
     results.queries = {
       range,
       queries: QUERIES,
-      method: 'sync; echo 3 > /proc/sys/vm/drop_caches before every run; wall time of the whole command (extract: Node.js start included); tool order rotated each repetition',
+      method:
+        'sync; echo 3 > /proc/sys/vm/drop_caches before every run; wall time of the whole command (extract: Node.js start included; API (curl): curl asking a daemon running on the store, as stenoread asks stenographer); tool order rotated each repetition',
       agreement: figures.queries,
       full: { summaries: figures.full, catalogRefreshS: full.catalogRefreshS, trials: full.trials },
       half: halfRound ? { summaries: figures.half, catalogRefreshS: halfRound.catalogRefreshS, trials: halfRound.trials } : undefined,
@@ -311,11 +325,12 @@ async function main(): Promise<number> {
     results.indexSize = { store: { pcapBytes: files.pcapBytes, indexBytes: files.indexBytes, indexes: files.indexes, pctOfPcap: figures.sizes.storeIndexPct }, perField: sizes };
 
     log('flow tables and stats');
-    const st = await statsBench(main, files.pcaps, range, o.reps, o.captureCpu, scratch);
+    const st = await withApi(main, capacity, o, scratch, (api) => statsBench(main, files.pcaps, range, o.reps, o.captureCpu, scratch, api));
     figures.flows = {
       tablePct: round((100 * files.flowBytes) / files.pcapBytes, 3),
       atTargetPct: atTarget.error ? undefined : atTarget.pctOfPcap,
       statsS: st.statsS,
+      ...(st.apiS !== undefined ? { apiStatsS: st.apiS } : {}),
       tsharkS: st.tsharkS,
       speedup: st.speedup,
       agree: st.agree,
@@ -331,7 +346,7 @@ async function main(): Promise<number> {
       const imp = await run(process.execPath, [DAEMON_CLI, 'capture', '--read', slice.file, '--config', sliceStore.config], { reject: false });
       if (imp.exitCode !== 0) throw new Error(`importing the slice failed: ${imp.stderr.slice(-400)}`);
       const sf = await storeFiles(sliceStore.dir);
-      const ours = await queryRound('slice', { store: sliceStore, files: sf.pcaps }, rangeOf(START_NS, ts), ['extract'], o, scratch);
+      const ours = await withApi(sliceStore, capacity, o, scratch, (api) => queryRound('slice', { store: sliceStore, files: sf.pcaps, api }, rangeOf(START_NS, ts), ['extract', 'API (curl)'], o, scratch));
       const oursSum = summarizeQueries(ours.trials);
       const expected: Record<string, number> = {};
       for (const q of QUERIES) expected[q.id] = oursSum.find((s) => s.query === q.id)?.packets ?? NaN;

@@ -145,6 +145,10 @@ export interface DaemonConfigOptions {
   flows?: boolean;
   /** `elements:` as the config takes them; absent: none. */
   elements?: readonly Record<string, unknown>[];
+  /** `api.listen`; absent: off. */
+  apiListen?: string;
+  /** `control.socket`; absent: beside the store folder. */
+  controlSocket?: string;
 }
 
 /** The daemon's YAML config for one benchmark run (the shape the daemon's docs give). */
@@ -161,8 +165,8 @@ export function daemonConfig(o: DaemonConfigOptions): string {
     },
     // Never a fixed port or the appliance's socket: a bench must not collide with a running daemon.
     metrics: { listen: '127.0.0.1:0' },
-    api: { listen: false },
-    control: { socket: `${o.outDir}.control.sock` },
+    api: { listen: o.apiListen ?? false },
+    control: { socket: o.controlSocket ?? `${o.outDir}.control.sock` },
     ...(o.indexFields ? { index: { fields: [...o.indexFields] } } : {}),
     ...(o.flows !== undefined ? { flows: { enabled: o.flows } } : {}),
     ...(o.elements?.length ? { elements: [...o.elements] } : {}),

@@ -26,7 +26,7 @@ export const QUERIES: readonly Query[] = [
   { id: 'vlan', filter: `vlan ${NEEDLES.vlan}`, steno: undefined },
 ];
 
-export type QueryTool = 'extract' | 'extract --no-index' | 'tcpdump -r' | 'stenoread';
+export type QueryTool = 'extract' | 'API (curl)' | 'extract --no-index' | 'tcpdump -r' | 'stenoread';
 
 export interface QueryTrial {
   tool: QueryTool;

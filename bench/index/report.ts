@@ -39,7 +39,7 @@ export interface Figures {
   findableS?: number[];
   sizes?: { rows: { fields: string; pctOfPcap: number | undefined }[]; storeIndexPct: number | undefined };
   /** Issue 18: the flow tables' share of the pcap bytes, and `stats --by host --top 10` against tshark. */
-  flows?: { tablePct: number | undefined; atTargetPct?: number | undefined; statsS: number | undefined; tsharkS: number | undefined; speedup: number | undefined; agree: boolean };
+  flows?: { tablePct: number | undefined; atTargetPct?: number | undefined; statsS: number | undefined; apiStatsS?: number; tsharkS: number | undefined; speedup: number | undefined; agree: boolean };
   startup?: { nodeS?: number; emptyRangeS?: number; explainS?: number; explainColdS?: number };
   capture?: { profile: string; onVsOff: number | undefined; withFlowsVsOff: number | undefined; onVsStenotype: number | undefined; loss: Record<string, number | undefined> }[];
 }
@@ -58,9 +58,10 @@ export function report(x: Figures): string {
   out.push('\nQueries on the full store, each from a cold page cache (medians): speed-ups of extract through the index');
   out.push(
     table(
-      ['query', 'packets', 'share %', 'agree', 'index = scan', 'vs --no-index', 'vs tcpdump -r', 'extract s'],
+      ['query', 'packets', 'share %', 'agree', 'index = scan', 'vs --no-index', 'vs tcpdump -r', 'extract s', 'API: vs tcpdump -r', 'API s'],
       x.queries.map((q) => {
         const e = qTime(x.full, 'extract', q.id);
+        const a = qTime(x.full, 'API (curl)', q.id);
         const n = qTime(x.full, 'extract --no-index', q.id);
         const t = qTime(x.full, 'tcpdump -r', q.id);
         return [
@@ -72,6 +73,8 @@ export function report(x: Figures): string {
           f(ratio(n?.wallS, e?.wallS), 1),
           f(ratio(t?.wallS, e?.wallS), 1),
           f(e?.wallS, 3),
+          f(ratio(t?.wallS, a?.wallS), 1),
+          f(a?.wallS, 3),
         ];
       }),
     ),
@@ -80,11 +83,13 @@ export function report(x: Figures): string {
     out.push('\nScaling: the same answer from half the store and from all of it (the second half holds no match)');
     out.push(
       table(
-        ['query', 'half s', 'full s', 'full / half'],
+        ['query', 'half s', 'full s', 'full / half', 'API: half s', 'full s', 'full / half'],
         x.queries.map((q) => {
           const h = qTime(x.half!, 'extract', q.id)?.wallS;
           const w = qTime(x.full, 'extract', q.id)?.wallS;
-          return [q.id, f(h, 3), f(w, 3), f(ratio(w, h), 2)];
+          const ah = qTime(x.half!, 'API (curl)', q.id)?.wallS;
+          const aw = qTime(x.full, 'API (curl)', q.id)?.wallS;
+          return [q.id, f(h, 3), f(w, 3), f(ratio(w, h), 2), f(ah, 3), f(aw, 3), f(ratio(aw, ah), 2)];
         }),
       ),
     );
@@ -94,11 +99,12 @@ export function report(x: Figures): string {
     out.push(`\nStenographer on a ${(s.bytes / 1e9).toFixed(2)} GB slice replayed live (ours: a store of the same slice file), cold cache`);
     out.push(
       table(
-        ['query', 'packets ours', 'packets steno', 'stenoread / extract'],
+        ['query', 'packets ours', 'packets steno', 'stenoread / extract', 'stenoread / API (curl)'],
         x.queries.map((q) => {
           const o = qTime(s.ours, 'extract', q.id);
+          const a = qTime(s.ours, 'API (curl)', q.id);
           const st = qTime(s.steno, 'stenoread', q.id);
-          return [q.id, o?.packets, st ? st.packets : 'cannot ask', f(ratio(st?.wallS, o?.wallS), 2)];
+          return [q.id, o?.packets, st ? st.packets : 'cannot ask', f(ratio(st?.wallS, o?.wallS), 2), f(ratio(st?.wallS, a?.wallS), 2)];
         }),
       ),
     );
@@ -108,7 +114,7 @@ export function report(x: Figures): string {
   if (x.flows) {
     out.push(
       `\nFlow tables: ${f(x.flows.tablePct, 3)}% of the pcap bytes of the store, ${f(x.flows.atTargetPct, 3)}% for IMIX with 100,000 concurrent flows in 1 GiB files. stats --by host --top 10 over the whole store, cold cache: ` +
-        `${f(x.flows.statsS)} s; tshark -z endpoints,ip over the same files ${f(x.flows.speedup)}× that; top hosts ${x.flows.agree ? 'agree' : 'DIFFER'}`,
+        `${f(x.flows.statsS)} s (asked of a running daemon with curl: ${f(x.flows.apiStatsS)} s); tshark -z endpoints,ip over the same files ${f(x.flows.speedup)}× that; top hosts ${x.flows.agree ? 'agree' : 'DIFFER'}`,
     );
   }
   if (x.sizes) {
@@ -144,6 +150,12 @@ export function targets(x: Figures): Target[] {
   const ids = x.queries.map((q) => q.id);
   const sp = (tool: QueryTool) => ids.map((q) => ratio(qTime(x.full, tool, q)?.wallS, qTime(x.full, 'extract', q)?.wallS));
   judge(`≥ 100× faster than tcpdump -r (${ids.join(', ')})`, sp('tcpdump -r'), (v) => v >= 100, (v) => `${v.toFixed(1)}×`);
+  judge(
+    `≥ 100× faster than tcpdump -r, asked of the running daemon with curl as stenoread asks stenographer (${ids.join(', ')})`,
+    ids.map((q) => ratio(qTime(x.full, 'tcpdump -r', q)?.wallS, qTime(x.full, 'API (curl)', q)?.wallS)),
+    (v) => v >= 100,
+    (v) => `${v.toFixed(1)}×`,
+  );
   judge(`≥ 20× faster than --no-index (${ids.join(', ')})`, sp('extract --no-index'), (v) => v >= 20, (v) => `${v.toFixed(1)}×`);
   t.push({
     target: 'the same packets from every tool, the index byte for byte the scan',
@@ -151,6 +163,7 @@ export function targets(x: Figures): Target[] {
     detail: x.queries.map((q) => `${q.id}: ${q.agree ? 'agree' : 'DISAGREE'}${q.sameBytes === false ? ', bytes DIFFER' : ''}`).join('; '),
   });
   if (x.half) judge('double the store: under 1.2× the time', ids.map((q) => ratio(qTime(x.full, 'extract', q)?.wallS, qTime(x.half!, 'extract', q)?.wallS)), (v) => v < 1.2, (v) => `${v.toFixed(2)}×`);
+  if (x.half) judge('double the store: under 1.2× the time (API, curl)', ids.map((q) => ratio(qTime(x.full, 'API (curl)', q)?.wallS, qTime(x.half!, 'API (curl)', q)?.wallS)), (v) => v < 1.2, (v) => `${v.toFixed(2)}×`);
   if (x.slice) {
     const st = x.queries.filter((q) => qTime(x.slice!.steno, 'stenoread', q.id));
     t.push({
@@ -159,11 +172,13 @@ export function targets(x: Figures): Target[] {
       detail: st.map((q) => `${q.id}: ${qTime(x.slice!.steno, 'stenoread', q.id)?.packets ?? '?'} vs ${qTime(x.slice!.ours, 'extract', q.id)?.packets ?? '?'}`).join('; '),
     });
     judge('faster than stenoread for the same answer', st.map((q) => ratio(qTime(x.slice!.steno, 'stenoread', q.id)?.wallS, qTime(x.slice!.ours, 'extract', q.id)?.wallS)), (v) => v > 1, (v) => `stenoread ${v.toFixed(2)}× our time`);
+    judge('faster than stenoread for the same answer, both asked of a running daemon with curl', st.map((q) => ratio(qTime(x.slice!.steno, 'stenoread', q.id)?.wallS, qTime(x.slice!.ours, 'API (curl)', q.id)?.wallS)), (v) => v > 1, (v) => `stenoread ${v.toFixed(2)}× our time`);
   }
   judge('findable within 2 s of capture', x.findableS ?? [undefined], (v) => v <= 2, (v) => `${v} s`);
   judge('default index ≤ 2% of pcap bytes', [x.sizes?.storeIndexPct], (v) => v <= 2, (v) => `${v.toFixed(3)}%`);
   judge('flow tables ≤ 1% of pcap bytes (IMIX, 100,000 concurrent flows, 1 GiB files)', [x.flows?.atTargetPct], (v) => v <= 1, (v) => `${v.toFixed(3)}% (the bench store: ${x.flows?.tablePct?.toFixed(3) ?? '?'}%)`);
   judge('stats --by host --top 10 over the whole store < 1 s (cold cache)', [x.flows?.statsS], (v) => v < 1, (v) => `${v.toFixed(2)} s (tshark -z endpoints,ip ${x.flows?.speedup ?? '?'}× that)`);
+  judge('stats --by host --top 10 over the whole store < 1 s (cold cache), asked of the running daemon with curl', [x.flows?.apiStatsS], (v) => v < 1, (v) => `${v.toFixed(2)} s`);
   if (x.flows) t.push({ target: 'stats counts the top hosts as tshark does', status: x.flows.agree ? 'pass' : 'fail', detail: x.flows.agree ? 'the same packets for each of the top 10' : 'differs (see results.flows.stats.top)' });
   judge('import with the index ≥ 0.8× cat + sync', [x.imports.find((i) => i.row === 'index')?.vsCat], (v) => v >= 0.8, (v) => `${v.toFixed(3)}×`);
   judge('capture CPU per packet, index on ≤ 1.2× off (64 B, IMIX, 1500 B)', (x.capture ?? [undefined]).map((c) => c?.onVsOff), (v) => v <= 1.2, (v) => `${v.toFixed(3)}×`);

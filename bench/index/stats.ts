@@ -2,13 +2,16 @@
 // whole store from a cold page cache against `tshark -z endpoints,ip` over the same files (the
 // tool people would otherwise reach for), with the top hosts' packet counts compared.
 
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { median, round } from '../capture/stats.js';
+import { apiCommand, type ApiDaemon } from './api.js';
 import { DAEMON_CLI } from '../capture/tools.js';
 import { dropCaches, type Range } from './query.js';
 import { timed, type Store } from './store.js';
 
 export interface StatsTrial {
-  tool: 'stats' | 'tshark -z endpoints,ip';
+  tool: 'stats' | 'stats (API, curl)' | 'tshark -z endpoints,ip';
   rep: number;
   wallS?: number;
   cpuS?: number;
@@ -18,6 +21,8 @@ export interface StatsTrial {
 export interface StatsFigures {
   trials: StatsTrial[];
   statsS?: number;
+  /** The same asked of a running daemon with curl (api.ts): no Node.js start, config or catalog. */
+  apiS?: number;
   tsharkS?: number;
   /** tshark's time over ours. */
   speedup?: number;
@@ -38,7 +43,7 @@ export function parseEndpoints(text: string, into: Map<string, number>): void {
   }
 }
 
-export async function statsBench(store: Store, files: readonly string[], range: Range, reps: number, cpu: number, scratch: string): Promise<StatsFigures> {
+export async function statsBench(store: Store, files: readonly string[], range: Range, reps: number, cpu: number, scratch: string, api?: ApiDaemon): Promise<StatsFigures> {
   const trials: StatsTrial[] = [];
   let ours: StatsJson | undefined;
   const statsCmd = [process.execPath, DAEMON_CLI, 'stats', '--config', store.config, '--from', range.from, '--to', range.to, '--by', 'host', '--top', '10', '--json'];
@@ -49,6 +54,19 @@ export async function statsBench(store: Store, files: readonly string[], range: 
     if (t.exitCode !== 0) trial.error = `exit ${t.exitCode}: ${t.stderr.slice(-300)}`;
     else ours = JSON.parse(t.stdout) as StatsJson;
     trials.push(trial);
+    if (api) {
+      const out = join(scratch, 'api-stats.json');
+      await dropCaches();
+      const a = await timed(apiCommand(api, 'stats', { from: range.from, to: range.to, by: 'host', top: '10' }, out), cpu, scratch);
+      const at: StatsTrial = { tool: 'stats (API, curl)', rep, wallS: round(a.wallS, 4)!, cpuS: round(a.cpuS, 3)! };
+      if (a.exitCode !== 0) at.error = `exit ${a.exitCode}: ${a.stderr.slice(-300)}`;
+      else {
+        const rows = (JSON.parse(await readFile(out, 'utf8')) as StatsJson).rows;
+        if (ours && JSON.stringify(rows) !== JSON.stringify(ours.rows)) at.error = 'the API answered other rows than the command';
+      }
+      await rm(out, { force: true });
+      trials.push(at);
+    }
   }
   // tshark reads each file whole (it has no index): once, cold, summed over the files.
   await dropCaches();
@@ -67,11 +85,13 @@ export async function statsBench(store: Store, files: readonly string[], range: 
   trials.push(tsharkTrial);
   const statsTimes = trials.filter((t) => t.tool === 'stats' && !t.error).map((t) => t.wallS!);
   const statsS = statsTimes.length ? median(statsTimes) : undefined;
+  const apiTimes = trials.filter((t) => t.tool === 'stats (API, curl)' && !t.error).map((t) => t.wallS!);
   const tsharkS = tsharkTrial.error ? undefined : tsharkTrial.wallS;
   const top = (ours?.rows ?? []).map((r) => ({ host: r.key, packets: r.packets, tsharkPackets: counts.get(r.key) }));
   return {
     trials,
     statsS,
+    ...(apiTimes.length ? { apiS: median(apiTimes) } : {}),
     tsharkS,
     speedup: statsS && tsharkS ? round(tsharkS / statsS, 2) : undefined,
     top,
