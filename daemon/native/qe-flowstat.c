@@ -104,6 +104,7 @@ static void big_free(void *p, size_t n)
 /* ---- merged flows (merge.ts): one per interface, VLAN stack, IP version, protocol and
  * unordered pair of ends; `src` is the end that sent the earliest record's first packet. ---- */
 
+/* A record's key, as it is looked up. */
 struct fkey {
 	uint16_t iface;
 	uint8_t ipv, proto, nvlan, pad0;
@@ -112,15 +113,82 @@ struct fkey {
 	uint8_t lo[16], hi[16];    /* the smaller end first (address bytes, then port) */
 };
 
+/* The first 16 bytes of a key: everything but the ends' addresses. */
+#define FKEY_HEAD offsetof(struct fkey, lo)
+
+/* A key as a flow keeps it: the head, then an IPv4 flow's two addresses, or an IPv6 flow's number
+ * in v6ends. A store's range holds millions of flows, nearly all IPv4: 24 bytes a key rather than
+ * 48 makes the table 56 bytes a flow rather than 80, and this VM spends as much time on the table's
+ * fresh memory (zeroed, and backed by the host, as it is first touched) as on merging into it. */
+struct skey {
+	unsigned char head[FKEY_HEAD];
+	uint8_t lo[4], hi[4]; /* IPv6: lo is the u32 number of the flow's ends in v6ends */
+};
+
+struct v6end {
+	uint8_t lo[16], hi[16];
+};
+
 struct flow {
-	struct fkey k;
+	struct skey k;
+	uint32_t hash; /* of the key: slots are found again without it when the table grows */
 	uint8_t src_lo; /* the lo end is src */
-	uint32_t hash;  /* of k: slots are found again without it when the table grows */
 	uint64_t first_ns, packets, bytes;
 };
 
 static struct flow *flows;
 static size_t nflows, cap_flows;
+static struct v6end *v6ends;
+static size_t nv6ends, cap_v6ends;
+
+static const struct v6end *flow_v6(const struct flow *f)
+{
+	uint32_t n;
+	memcpy(&n, f->k.lo, 4);
+	return &v6ends[n];
+}
+
+/* The ends of flow `f` (`alen` bytes each: 4, 16 or 0). */
+static const uint8_t *flow_lo(const struct flow *f)
+{
+	return f->k.head[offsetof(struct fkey, ipv)] == 6 ? flow_v6(f)->lo : f->k.lo;
+}
+
+static const uint8_t *flow_hi(const struct flow *f)
+{
+	return f->k.head[offsetof(struct fkey, ipv)] == 6 ? flow_v6(f)->hi : f->k.hi;
+}
+
+static int same_flow(const struct flow *f, const struct fkey *k)
+{
+	if (memcmp(f->k.head, k, FKEY_HEAD) != 0)
+		return 0;
+	if (k->ipv == 6) {
+		const struct v6end *e = flow_v6(f);
+		return memcmp(e->lo, k->lo, 16) == 0 && memcmp(e->hi, k->hi, 16) == 0;
+	}
+	return memcmp(f->k.lo, k->lo, 4) == 0 && memcmp(f->k.hi, k->hi, 4) == 0;
+}
+
+static void flow_set_key(struct flow *f, const struct fkey *k)
+{
+	memcpy(f->k.head, k, FKEY_HEAD);
+	if (k->ipv != 6) {
+		memcpy(f->k.lo, k->lo, 4);
+		memcpy(f->k.hi, k->hi, 4);
+		return;
+	}
+	if (nv6ends == cap_v6ends) {
+		size_t n = cap_v6ends ? 2 * cap_v6ends : 1 << 12;
+		v6ends = big_realloc(v6ends, cap_v6ends * sizeof *v6ends, n * sizeof *v6ends);
+		cap_v6ends = n;
+	}
+	memcpy(v6ends[nv6ends].lo, k->lo, 16);
+	memcpy(v6ends[nv6ends].hi, k->hi, 16);
+	uint32_t n = (uint32_t)nv6ends++;
+	memcpy(f->k.lo, &n, 4);
+	memset(f->k.hi, 0, 4);
+}
 static uint32_t *slots; /* flow number + 1, 0 empty; a power of two, at most half full */
 static size_t nslots;
 
@@ -217,7 +285,7 @@ static void merge_record(const struct fkey *k, uint64_t h, int src_lo, const uns
 		if (!s)
 			break;
 		struct flow *f = &flows[s - 1];
-		if (memcmp(&f->k, k, sizeof *k) == 0) {
+		if (same_flow(f, k)) {
 			/* A record that saw the flow's first packet from the other end decides its src. */
 			if (first < f->first_ns) {
 				f->src_lo = (uint8_t)src_lo;
@@ -231,7 +299,7 @@ static void merge_record(const struct fkey *k, uint64_t h, int src_lo, const uns
 	if (nflows == cap_flows)
 		flows_reserve(cap_flows ? 2 * cap_flows : 1 << 16);
 	struct flow *f = &flows[nflows++];
-	f->k = *k;
+	flow_set_key(f, k);
 	f->src_lo = (uint8_t)src_lo;
 	f->hash = (uint32_t)h;
 	f->first_ns = first;
@@ -772,9 +840,12 @@ static void key_set(struct rkey *k, const void *p, size_t n)
 /* The row keys flow `f` counts under for `by` (0, 1 or 2), and whether each counts the flow. */
 static int flow_keys(enum by by, const struct flow *f, struct rkey *keys, int *flow)
 {
-	const struct fkey *k = &f->k;
+	struct fkey head; /* the key's head: flow_lo/flow_hi give its ends */
+	memcpy(&head, f->k.head, FKEY_HEAD);
+	const struct fkey *k = &head;
 	size_t alen = k->ipv == 4 ? 4 : k->ipv == 6 ? 16 : 0;
-	const uint8_t *src = f->src_lo ? k->lo : k->hi, *dst = f->src_lo ? k->hi : k->lo;
+	const uint8_t *lo = flow_lo(f), *hi = flow_hi(f);
+	const uint8_t *src = f->src_lo ? lo : hi, *dst = f->src_lo ? hi : lo;
 	flow[0] = flow[1] = 1;
 	switch (by) {
 	case BY_HOST:
@@ -795,8 +866,8 @@ static int flow_keys(enum by by, const struct flow *f, struct rkey *keys, int *f
 		if (k->ipv == 0)
 			return 0;
 		/* lo and hi are ordered by address first: the conversation's ends as stats.ts orders them. */
-		key_set(&keys[0], k->lo, alen);
-		memcpy(keys[0].b + alen, k->hi, alen);
+		key_set(&keys[0], lo, alen);
+		memcpy(keys[0].b + alen, hi, alen);
 		keys[0].len = (uint8_t)(2 * alen);
 		return 1;
 	case BY_PORT:

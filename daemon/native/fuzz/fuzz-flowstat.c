@@ -36,6 +36,9 @@ static void reset(void)
 	big_free(slots, nslots * sizeof *slots);
 	slots = NULL;
 	nslots = 0;
+	big_free(v6ends, cap_v6ends * sizeof *v6ends);
+	v6ends = NULL;
+	nv6ends = cap_v6ends = 0;
 	free(rows);
 	rows = NULL;
 	nrows = cap_rows = 0;
