@@ -9,7 +9,7 @@
 // the queries run on; its tokens and audit log live in a scratch state folder.
 
 import { createServer } from 'node:net';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { onCleanup } from '../capture/cleanup.js';
 import { run, sleep, TimedProcess } from '../capture/proc.js';
@@ -44,6 +44,9 @@ export async function startApiDaemon(store: Store, capacityBytes: number, fileSi
   await mkdir(join(dir, 'state'), { recursive: true });
   await run('ip', ['link', 'del', VETH[0]], { reject: false });
   await run('ip', ['link', 'add', VETH[0], 'type', 'veth', 'peer', 'name', VETH[1]]);
+  // No IPv6 on either end: bringing a link up sends router and multicast listener solicitations,
+  // which the daemon would write into the store.
+  for (const v of VETH) await writeFile(`/proc/sys/net/ipv6/conf/${v}/disable_ipv6`, '1\n');
   await run('ip', ['link', 'set', VETH[0], 'up']);
   await run('ip', ['link', 'set', VETH[1], 'up']);
   const unregister = onCleanup(`ip link del ${VETH[0]}`, async () => {
@@ -64,6 +67,9 @@ export async function startApiDaemon(store: Store, capacityBytes: number, fileSi
     await daemon.stop('SIGTERM', 30_000);
     await run('ip', ['link', 'del', VETH[0]], { reject: false });
     await unregister();
+    // The idle link must have added nothing to the store the other rows read.
+    const added = (await readdir(store.dir)).filter((n) => n.includes(`_${VETH[0]}.`));
+    if (added.length) console.log(`!!! the API daemon wrote ${added.length} file(s) into the store from its idle link: ${added.join(', ')}`);
   };
   const until = Date.now() + 60_000;
   for (;;) {
