@@ -718,6 +718,13 @@ static uint64_t read_ahead(const char *pcap_path, uint64_t size)
 		return 0; /* planning it says why */
 	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
 	close(fd);
+	/* The pcap file's first page too: its header and first record are read to match the table,
+	 * a disk trip per file otherwise (17 ms for the 220 files of the 20 GB bench store). */
+	fd = open(pcap_path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd >= 0) {
+		(void)posix_fadvise(fd, 0, 4096, POSIX_FADV_WILLNEED);
+		close(fd);
+	}
 	return size;
 }
 
