@@ -5,7 +5,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +12,7 @@ import { stringify } from 'yaml';
 import { writePcapFile } from '../../daemon/src/traffic/generate.js';
 import { onCleanup } from './cleanup.js';
 import { CAPTURE_IF, GENERATOR_IF, NAMESPACE, createBench, namespaceExists } from './netns.js';
-import { run, sleep, ticksToSeconds } from './proc.js';
+import { freePort, run, sleep, ticksToSeconds } from './proc.js';
 import { median, round } from './stats.js';
 
 const DAEMON_CLI = fileURLToPath(new URL('../../daemon/src/cli.js', import.meta.url));
@@ -41,15 +40,6 @@ async function cpuSeconds(pid: number): Promise<number> {
 async function rssBytes(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)![1]) * 1024;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** The daemon's heap right after a full collection (a heap snapshot forces one). */

@@ -2,6 +2,7 @@
 // (user and system CPU of the program and every child it waited for), in its own process group
 // so cleanup can always kill it. Signals go to the program itself: GNU time ignores SIGINT.
 
+import { createServer } from 'node:net';
 import { readFile, readdir } from 'node:fs/promises';
 import { execa, type ResultPromise } from 'execa';
 import { onCleanup } from './cleanup.js';
@@ -235,5 +236,17 @@ export async function run(cmd: string, args: readonly string[], opts: { reject?:
     stdin: 'ignore',
     reject: opts.reject ?? true,
     ...(opts.timeoutMs ? { timeout: opts.timeoutMs } : {}),
+  });
+}
+
+/** A TCP port free on the loopback now (bound and released: a daemon started next takes it). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => (typeof a === 'object' && a ? resolve(a.port) : reject(new Error('no port'))));
+    });
   });
 }

@@ -8,11 +8,10 @@
 // on a veth pair of its own that carries nothing (so the store gains no packet), pinned to the CPU
 // the queries run on; its tokens and audit log live in a scratch state folder.
 
-import { createServer } from 'node:net';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { onCleanup } from '../capture/cleanup.js';
-import { run, sleep, TimedProcess } from '../capture/proc.js';
+import { freePort, run, sleep, TimedProcess } from '../capture/proc.js';
 import { DAEMON_CLI, daemonConfig } from '../capture/tools.js';
 import type { Range } from './query.js';
 import type { Store } from './store.js';
@@ -24,17 +23,6 @@ export interface ApiDaemon {
   base: string;
   token: string;
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (typeof a === 'object' && a ? resolve(a.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 /** Starts `qe-packets capture` on `store`'s folder with the API on; resolves once it answers. */

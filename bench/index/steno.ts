@@ -4,11 +4,10 @@
 // the comparison is a store built from the same slice file.
 
 import { chmod, chown, mkdir, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { runGenerator } from '../capture/generators.js';
 import { CAPTURE_IF, GENERATOR_IF, NAMESPACE, packetSockets } from '../capture/netns.js';
-import { TimedProcess, run, sleep } from '../capture/proc.js';
+import { TimedProcess, freePort, run, sleep } from '../capture/proc.js';
 import { countPcap } from '../capture/count.js';
 import { round } from '../capture/stats.js';
 import type { Query } from './query.js';
@@ -31,17 +30,6 @@ export async function ensureStenographer(log: (s: string) => void): Promise<stri
   const r = await run('test', ['-r', join(CERTS, 'client_key.pem')], { reject: false });
   if (r.exitCode !== 0) return `no client key in ${CERTS} (the package's stenokeys.sh makes it)`;
   return undefined;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.on('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => res(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
 }
 
 export interface Steno {
