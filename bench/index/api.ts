@@ -8,10 +8,10 @@
 // on a veth pair of its own that carries nothing (so the store gains no packet), pinned to the CPU
 // the queries run on; its tokens and audit log live in a scratch state folder.
 
-import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { onCleanup } from '../capture/cleanup.js';
-import { freePort, run, sleep, TimedProcess } from '../capture/proc.js';
+import { freePort, run, sleep, TimedProcess, type Measured } from '../capture/proc.js';
 import { DAEMON_CLI, daemonConfig } from '../capture/tools.js';
 import type { Range } from './query.js';
 import type { Store } from './store.js';
@@ -22,7 +22,7 @@ export interface ApiDaemon {
   /** http://127.0.0.1:PORT/api/v1 */
   base: string;
   token: string;
-  stop(): Promise<void>;
+  stop(): Promise<Measured>;
 }
 
 /** Starts `qe-packets capture` on `store`'s folder with the API on; resolves once it answers. */
@@ -52,20 +52,21 @@ export async function startApiDaemon(store: Store, capacityBytes: number, fileSi
   const daemon = TimedProcess.start([...env, process.execPath, DAEMON_CLI, 'capture', '--config', config], { cpu, timeFile: join(dir, 'time.txt') });
   const base = `http://127.0.0.1:${port}/api/v1`;
   const stop = async () => {
-    await daemon.stop('SIGTERM', 30_000);
+    const m = await daemon.stop('SIGTERM', 30_000);
     await run('ip', ['link', 'del', VETH[0]], { reject: false });
     await unregister();
     // The idle link must have added nothing to the store the other rows read.
     const added = (await readdir(store.dir)).filter((n) => n.includes(`_${VETH[0]}.`));
     if (added.length) console.log(`!!! the API daemon wrote ${added.length} file(s) into the store from its idle link: ${added.join(', ')}`);
+    return m;
   };
   const until = Date.now() + 60_000;
   for (;;) {
     const r = await run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', `${base}/info`], { reject: false });
     if (r.stdout === '200') break;
     if (Date.now() > until) {
-      await stop();
-      throw new Error(`the daemon's API never answered on ${base}: ${(await readFile(join(dir, 'time.txt'), 'utf8').catch(() => '')).slice(-300)}`);
+      const m = await stop();
+      throw new Error(`the daemon's API never answered on ${base}: ${m.stderr.slice(-300)}`);
     }
     await sleep(200);
   }

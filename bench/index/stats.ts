@@ -5,8 +5,8 @@
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { median, round } from '../capture/stats.js';
-import { apiCommand, type ApiDaemon } from './api.js';
 import { DAEMON_CLI } from '../capture/tools.js';
+import { apiCommand, type ApiDaemon } from './api.js';
 import { dropCaches, type Range } from './query.js';
 import { timed, type Store } from './store.js';
 
