@@ -6,7 +6,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { indexPathFor, type IndexField } from '../daemon/src/index/format.js';
+import { IDX_VERSION, indexPathFor, type IndexField } from '../daemon/src/index/format.js';
 import { buildPcap, parsePcap } from '../daemon/src/pcap/format.js';
 import { IndexReader } from '../daemon/src/index/reader.js';
 import { formatIsoNs } from '../daemon/src/time/format-time.js';
@@ -154,9 +154,9 @@ describe('extract through the index', () => {
     const victim = indexPathFor(files[3]!.path);
     const good = readFileSync(victim);
     try {
-      writeFileSync(victim, buildIndex(readFileSync(files[3]!.path), { fields: FIELDS, blockSize: 4096, version: 2 }));
+      writeFileSync(victim, buildIndex(readFileSync(files[3]!.path), { fields: FIELDS, blockSize: 4096, version: IDX_VERSION + 1 }));
       const r = extract('port 53');
-      expect(r.stderr).toMatch(new RegExp(`warning: ${victim}: index format version 2, this qe-packets reads version 1: the pcap file is scanned instead`));
+      expect(r.stderr).toMatch(new RegExp(`warning: ${victim}: index format version ${IDX_VERSION + 1}, this qe-packets reads version ${IDX_VERSION}: the pcap file is scanned instead`));
       expect(r.out.equals(extract('port 53', ['--no-index']).out)).toBe(true);
       expect(explainJson('port 53').per_file.filter((f) => f.read === 'index-unusable').length).toBe(1);
     } finally {

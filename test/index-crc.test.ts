@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IDX_BT_GROUP, IDX_E, IDX_ENTRY_LEN, IDX_HEADER_LEN, IDX_KEY, IDX_S, IDX_SEGMENT_HEADER_LEN, blockTableBlocks, blockTableLen, indexPathFor } from '../daemon/src/index/format.js';
+import { IDX_BT_GROUP, IDX_E, IDX_ENTRY_LEN, IDX_HEADER_LEN, IDX_KEY, IDX_S, IDX_SEGMENT_HEADER_LEN, IDX_FENCE_KEY_LEN, IDX_FENCE_STRIDE, blockTableBlocks, blockTableLen, fenceKeys, fenceLen, indexPathFor } from '../daemon/src/index/format.js';
 import { planFilter } from '../daemon/src/index/plan.js';
 import { IndexReader, IndexUnusable, keyCrc } from '../daemon/src/index/reader.js';
 import { parsePcap } from '../daemon/src/pcap/format.js';
@@ -58,7 +58,7 @@ interface Found {
 function entries(b: Buffer): Found[] {
   const seg = IDX_HEADER_LEN;
   const nkeys = b.readUInt32LE(seg + IDX_S.nkeys);
-  const dir = seg + IDX_SEGMENT_HEADER_LEN;
+  const dir = seg + IDX_SEGMENT_HEADER_LEN + fenceLen(nkeys);
   const area = dir + nkeys * IDX_ENTRY_LEN;
   return Array.from({ length: nkeys }, (_, i) => {
     const at = dir + i * IDX_ENTRY_LEN;
@@ -151,23 +151,26 @@ describe('index: each directory entry and posting list carries its own check', (
     expect(caught).toBe((IDX_ENTRY_LEN - 4) * 8);
   });
 
-  it('a lookup reads the entries its binary search probes and the lists it uses, not the probes\' lists', async () => {
+  it('a lookup reads the run of entries its fence points to and the list it uses, not a binary search\'s pages or the probes\' lists', async () => {
     const e = pickHost(good);
+    const nkeys = good.readUInt32LE(IDX_HEADER_LEN + IDX_S.nkeys);
+    // Enough keys that the directory runs past the file's first read and the fence has several keys.
+    expect(fenceKeys(nkeys)).toBeGreaterThan(8);
     const r = IndexReader.open(ix, pcap);
     try {
+      // The header, the segment header and the fence came in the one first read.
+      expect(r.reads).toBe(1);
       const before = r.bytesRead;
       const readsBefore = r.reads;
       const c = await r.lookup(planFilter(`host ${hostOf(e)}`, r.fields));
       expect(c.all ? -1 : c.starts.length).toBe(e.count);
-      const nkeys = good.readUInt32LE(IDX_HEADER_LEN + IDX_S.nkeys);
-      // The directory pages of the probes (each probe's entry within one page, or two when it
-      // straddles), the entry found and the one after it (the end of the range), the found list
-      // and the block table groups of its blocks, in at most one read each. Reading a probe's list
-      // would add a read per probe and tens of kilobytes.
-      const probes = Math.ceil(Math.log2(nkeys)) + 2;
+      // The run's pages (one read), the entry after the host's (the end of the range: the same
+      // run, or the next page), the list, and the block table groups of its blocks (at most one
+      // read each). A binary search over the directory would add a read per probe until the
+      // probes share a page, and reading a probe's list tens of kilobytes.
       const groups = new Set(decodeList(good, e).offs.map((blk) => Math.floor(blk / IDX_BT_GROUP))).size;
-      expect(r.reads - readsBefore).toBeLessThanOrEqual(probes + 2 + 1 + groups);
-      expect(r.bytesRead - before).toBeLessThanOrEqual((probes + 2) * 4096 + e.len + groups * (IDX_BT_GROUP + 1) * 4 + 16384 * groups);
+      expect(r.reads - readsBefore).toBeLessThanOrEqual(3 + groups);
+      expect(r.bytesRead - before).toBeLessThanOrEqual(3 * 4096 + e.len + groups * (IDX_BT_GROUP + 1) * 4 + 16384 * groups);
     } finally {
       r.close();
     }
@@ -186,6 +189,8 @@ describe('index: each directory entry and posting list carries its own check', (
     ],
     ['an entry count', (b, e) => void (b[e.at + IDX_E.count]! ^= 0x01)],
     ['an entry offset', (b, e) => void (b[e.at + IDX_E.off]! ^= 0x01)],
+    // Any fence key: every lookup reads and checks the whole fence.
+    ['a fence key', (b) => void (b[IDX_HEADER_LEN + IDX_SEGMENT_HEADER_LEN + 3 * IDX_FENCE_KEY_LEN + 2]! ^= 0x01)],
     // The first record of a candidate block moves by one byte: still inside the block and the
     // segment, so only the group's CRC tells.
     ['a block table entry', (b, e) => void (b[tableEntryAt(b, decodeList(b, e).offs[0]!)]! ^= 0x01)],
@@ -204,7 +209,7 @@ describe('index: each directory entry and posting list carries its own check', (
         expect(parsePcap(scan.out).records.length).toBeGreaterThanOrEqual(e.count);
         const r = extract(filter);
         expect(r.status, r.stderr).toBe(0);
-        expect(r.stderr).toMatch(new RegExp(`warning: ${ix}: segment at ${IDX_HEADER_LEN}: .*(entry|posting list|block table).*: the index is not used, its pcap file is scanned`));
+        expect(r.stderr).toMatch(new RegExp(`warning: ${ix}: segment at ${IDX_HEADER_LEN}: .*(entry|posting list|block table|fence).*: the index is not used, its pcap file is scanned`));
         expect(r.out.equals(scan.out)).toBe(true);
         // The full check `qe-packets index` makes finds it too, and the rebuilt index is the original.
         const idx = await cli(['index', '--config', cfg, '--json']);
@@ -250,6 +255,25 @@ describe('index: each directory entry and posting list carries its own check', (
         b.writeUInt32LE(crc32(b.subarray(start, start + n * 4)), start + n * 4);
       },
       /a posting for block \d+, where its block table has no record start/,
+    ],
+    [
+      // A fence key just past the host's key (still ascending): the search picks the run before
+      // the host's, finds nothing there, and must not conclude the host is absent.
+      'a fence key that says its entry is later than it is',
+      (b, e) => {
+        const seg = IDX_HEADER_LEN;
+        const i = (e.at - (seg + IDX_SEGMENT_HEADER_LEN + fenceLen(b.readUInt32LE(seg + IDX_S.nkeys)))) / IDX_ENTRY_LEN;
+        const g = Math.floor(i / IDX_FENCE_STRIDE);
+        const fence = seg + IDX_SEGMENT_HEADER_LEN;
+        const key = Buffer.alloc(IDX_FENCE_KEY_LEN);
+        key[0] = IDX_KEY.ipv4;
+        e.value.copy(key, 1);
+        key[IDX_FENCE_KEY_LEN - 1] = 1;
+        key.copy(b, fence + g * IDX_FENCE_KEY_LEN);
+        const n = fenceKeys(b.readUInt32LE(seg + IDX_S.nkeys)) * IDX_FENCE_KEY_LEN;
+        b.writeUInt32LE(crc32(b.subarray(fence, fence + n)), fence + n);
+      },
+      /directory entry \d+ differs from its fence key/,
     ],
   ];
 

@@ -9,7 +9,7 @@ import { planFilter } from '../daemon/src/index/plan.js';
 import { buildPcap, decodeGlobalHeader, records } from '../daemon/src/pcap/format.js';
 import { BASE_NS, MS, frame, rng, tempDir } from './lib/fixture.js';
 import { buildIndex, referenceKeys, type Key } from './lib/index-build.js';
-import { IDX_BT_GROUP, IDX_KEY, type IndexField } from '../daemon/src/index/format.js';
+import { IDX_BT_GROUP, IDX_KEY, IDX_VERSION, fenceLen, type IndexField } from '../daemon/src/index/format.js';
 
 const { dir, cleanup } = tempDir('index-reader');
 afterAll(cleanup);
@@ -142,10 +142,10 @@ describe('index reader', () => {
 
   it('refuses an index of a newer version, naming both versions', async () => {
     const { path: p, pcap: pc } = store('c.pcap', 50, 3);
-    writeFileSync(p + '.qeidx', buildIndex(pc, { version: 2 }));
+    writeFileSync(p + '.qeidx', buildIndex(pc, { version: IDX_VERSION + 1 }));
     const e = catchUnusable(() => IndexReader.open(p + '.qeidx', p));
     expect(e.kind).toBe('version');
-    expect(e.message).toMatch(/version 2.*version 1/);
+    expect(e.message).toMatch(new RegExp(`version ${IDX_VERSION + 1}.*version ${IDX_VERSION}`));
   });
 
   it('refuses a damaged header, a cut directory, a damaged posting list, and another file\'s index', async () => {
@@ -183,12 +183,13 @@ describe('index reader', () => {
     // Make the first posting list's first offset huge: outside the segment's range.
     const seg = 64;
     const nkeys = b.readUInt32LE(seg + 4);
-    const postings = seg + 64 + nkeys * 40;
+    const dir = seg + 64 + fenceLen(nkeys);
+    const postings = dir + nkeys * 40;
     b[postings] = 0xff;
     b[postings + 1] = 0xff;
     writeFileSync(p + '.qeidx', b);
     const ix = IndexReader.open(p + '.qeidx', p);
-    const firstPort = b.readUInt16BE(seg + 64 + 24);
+    const firstPort = b.readUInt16BE(dir + 24);
     expect(await ix.lookup(planFilter(`port ${firstPort}`, ['port'])).then(() => undefined, (e: unknown) => (e instanceof IndexUnusable ? e.kind : e))).toBe('damaged');
     ix.close();
   });

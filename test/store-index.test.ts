@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { IDX_H, indexPathFor } from '../daemon/src/index/format.js';
+import { IDX_H, IDX_VERSION, indexPathFor } from '../daemon/src/index/format.js';
 import { checkIndex } from '../daemon/src/store/index-check.js';
 import { removeCaptureFile } from '../daemon/src/store/index-files.js';
 import { StoreLedger } from '../daemon/src/store/ledger.js';
@@ -103,8 +103,8 @@ describe('checkIndex', () => {
     header[IDX_H.fields]! ^= 1;
     writeFileSync(idx, header);
     expect(checkIndex(f!.path, want)).toEqual({ state: 'damaged', reason: 'file header fails its checksum' });
-    writeFileSync(idx, withVersion(good, 2));
-    expect(checkIndex(f!.path, want)).toEqual({ state: 'version', found: 2, expected: 1 });
+    writeFileSync(idx, withVersion(good, IDX_VERSION + 1));
+    expect(checkIndex(f!.path, want)).toEqual({ state: 'version', found: IDX_VERSION + 1, expected: IDX_VERSION });
   });
 
   it('an index left beside another file of the same name, or one that does not reach the end of its file, is not trusted', () => {
@@ -191,7 +191,7 @@ describe('qe-packets index', () => {
     good[good.length - 1]! ^= 0x55;
     writeFileSync(damaged!, good);
     truncateSync(cut!, size(cut!) - 7);
-    const newerBytes = withVersion(readFileSync(newer!), 2);
+    const newerBytes = withVersion(readFileSync(newer!), IDX_VERSION + 1);
     writeFileSync(newer!, newerBytes);
     const cfg = config(d, store);
     const r = await runIndex(cfg);
@@ -201,15 +201,31 @@ describe('qe-packets index', () => {
       { path: files[0]!.path, reason: 'damaged index (segment at 64 fails its checksum)' },
       { path: files[1]!.path, reason: 'damaged index (marked complete but holds 0 whole segment(s) and a torn one)' },
     ]);
-    expect(r.summary.refused_files).toEqual([{ path: files[2]!.path, reason: 'index format version 2, this qe-packets reads version 1' }]);
+    expect(r.summary.refused_files).toEqual([{ path: files[2]!.path, reason: `index format version ${IDX_VERSION + 1}, this qe-packets reads version ${IDX_VERSION}` }]);
     expect(r.stderr).toContain(`${files[0]!.path}: damaged index (segment at 64 fails its checksum): rebuilding it`);
-    expect(r.stderr).toContain(`${files[2]!.path}: index format version 2, this qe-packets reads version 1: left alone`);
+    expect(r.stderr).toContain(`${files[2]!.path}: index format version ${IDX_VERSION + 1}, this qe-packets reads version ${IDX_VERSION}: left alone`);
     expect(checkIndex(files[0]!.path, want).state).toBe('current');
     expect(checkIndex(files[1]!.path, want).state).toBe('current');
     expect(readFileSync(newer!).equals(newerBytes)).toBe(true);
     // Asked to, it replaces it.
     expect((await runIndex(cfg, '--rebuild')).summary).toMatchObject({ indexed: 3, refused: 0 });
     expect(checkIndex(files[2]!.path, want).state).toBe('current');
+  });
+
+  it('an index of an older format version (1: no fence) is rebuilt by `qe-packets index` without --rebuild', async () => {
+    const d = dir();
+    const store = join(d, 'store');
+    const [f] = closedFiles(store, 1);
+    index([f!.path]);
+    const path = indexPathFor(f!.path);
+    const current = readFileSync(path);
+    writeFileSync(path, withVersion(current, IDX_VERSION - 1));
+    expect(checkIndex(f!.path, want)).toEqual({ state: 'version', found: IDX_VERSION - 1, expected: IDX_VERSION });
+    const r = await runIndex(config(d, store));
+    expect(r.summary).toMatchObject({ indexed: 1, refused: 0 });
+    expect(r.summary.rebuilt).toEqual([{ path: f!.path, reason: `index format version ${IDX_VERSION - 1}, this qe-packets reads version ${IDX_VERSION}` }]);
+    expect(checkIndex(f!.path, want).state).toBe('current');
+    expect(readFileSync(path).equals(current)).toBe(true);
   });
 
   it('the human summary line, and an unknown field refused with the key, the value and the known fields', async () => {

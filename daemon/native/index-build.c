@@ -747,13 +747,21 @@ static int write_segment(const struct qe_idx_builder *b, const uint32_t *order, 
 	for (uint32_t i = 0; i < nents; i++)
 		bound += 5 + (tail_end(b, order[i]) - b->ents[order[i]].off);
 	uint64_t table = qe_idx_bt_len(qe_idx_bt_blocks(s->off_lo, s->off_hi, b->block_shift));
-	if (qe_out_reserve(out, QE_IDX_SEGMENT_HEADER_LEN + (uint64_t)nkeys_out * QE_IDX_ENTRY_LEN + bound + table) < 0)
+	uint64_t fence_len = qe_idx_fence_len(nkeys_out);
+	if (qe_out_reserve(out, QE_IDX_SEGMENT_HEADER_LEN + fence_len + (uint64_t)nkeys_out * QE_IDX_ENTRY_LEN + bound + table) < 0)
 		return -1;
-	unsigned char *h = out->p + out->len, *e = h + QE_IDX_SEGMENT_HEADER_LEN;
+	unsigned char *h = out->p + out->len, *fence = h + QE_IDX_SEGMENT_HEADER_LEN, *f = fence;
+	unsigned char *e = fence + fence_len;
 	unsigned char *area = e + (size_t)nkeys_out * QE_IDX_ENTRY_LEN, *p = area;
-	for (uint32_t i = 0; i < nents; e += QE_IDX_ENTRY_LEN) {
+	for (uint32_t i = 0, n = 0; i < nents; e += QE_IDX_ENTRY_LEN, n++) {
 		const struct run_entry *first = &b->ents[order[i]];
 		const struct key *k = &b->keys[first->key];
+		if (n % QE_IDX_FENCE_STRIDE == 0) {
+			f[0] = k->type;
+			memcpy(f + 1, &k->v0, 8);
+			memcpy(f + 9, &k->v1, 8);
+			f += QE_IDX_FENCE_KEY_LEN;
+		}
 		unsigned char *start = p;
 		uint32_t count = 0, prev = 0;
 		for (; i < nents && b->ents[order[i]].key == first->key; i++) {
@@ -776,6 +784,7 @@ static int write_segment(const struct qe_idx_builder *b, const uint32_t *order, 
 		qe_put16(e + QE_IDX_E_KEY_CRC, (uint16_t)qe_crc32(e, QE_IDX_ENTRY_LEN));
 		qe_put32(e + QE_IDX_E_CRC, qe_crc32_more(qe_crc32(e, QE_IDX_ENTRY_LEN), start, (size_t)(p - start)));
 	}
+	qe_put32(f, qe_crc32(fence, (size_t)(f - fence)));
 	write_block_table(b, s, p);
 	uint64_t body = (uint64_t)(p - (h + QE_IDX_SEGMENT_HEADER_LEN)) + table;
 	memset(h, 0, QE_IDX_SEGMENT_HEADER_LEN);

@@ -4,7 +4,7 @@
  *
  * The daemon parses the BPF expression into lookups (daemon/src/index/plan.ts) once per query; the
  * planner reads every file's index with them (index-read.c), so the per-file work (headers,
- * binary searches, posting lists, block tables) is native code on a few threads rather than
+ * fences and runs of entries, posting lists, block tables) is native code on a few threads rather than
  * JavaScript, one file after another.
  *
  *   qe-extract --plan [--merge-gap BLOCKS] [--dense SHARE] [--needed BITS] < REQUEST

@@ -15,13 +15,17 @@
 #include "index-plan.h"
 #include "pcap-format.h"
 
-/* The directory is read by aligned pages of this size (the page cache's unit: a cold probe costs
- * one disk trip whether it reads 40 bytes or 4096), and kept: a search's probes narrow to one page
- * after about 10 of them, and its last probes, and the next lookup's first ones, cost no read. */
+/* The directory is read by aligned pages of this size (the page cache's unit: a cold read costs
+ * one disk trip whether it is 40 bytes or 4096), and kept: the next lookup of a file often falls
+ * in a page already read. */
 #define DIR_PAGE 4096u
 /* Block table groups this close (bytes between them) are read in one pread: from a cold cache a
  * disk trip costs about as much as reading 16 KiB more. */
 #define GROUP_GAP 16384u
+/* The first read of an index: its header, the first segment's header and, for a complete index of
+ * up to ~95,000 keys, the whole fence, in one disk trip (a cold read of 64 bytes at offset 0 makes
+ * the kernel read 16 KiB ahead anyway). */
+#define HEAD_READ 16384u
 
 struct qe_ir_page {
 	uint64_t n;
@@ -365,8 +369,22 @@ int qe_ir_open(struct qe_ir *ix, const char *path, const char *pcap_path, const 
 	return r;
 }
 
+static int open_fd(struct qe_ir *ix, int fd, const char *path, const char *pcap_path, const struct qe_ir_pcap *pcap_in,
+		   char *note, size_t note_len);
+
 int qe_ir_open_fd(struct qe_ir *ix, int fd, const char *path, const char *pcap_path, const struct qe_ir_pcap *pcap_in,
 		  char *note, size_t note_len)
+{
+	int r = open_fd(ix, fd, path, pcap_path, pcap_in, note, note_len);
+	if (r != QE_IR_OK) {
+		free(ix->head);
+		ix->head = NULL;
+	}
+	return r;
+}
+
+static int open_fd(struct qe_ir *ix, int fd, const char *path, const char *pcap_path, const struct qe_ir_pcap *pcap_in,
+		   char *note, size_t note_len)
 {
 	memset(ix, 0, sizeof *ix);
 	ix->fd = fd;
@@ -379,9 +397,21 @@ int qe_ir_open_fd(struct qe_ir *ix, int fd, const char *path, const char *pcap_p
 		return QE_IR_DAMAGED;
 	}
 	ix->size = (uint64_t)st.st_size;
-	unsigned char h[QE_IDX_HEADER_LEN];
-	ssize_t got = ix->size >= QE_IDX_HEADER_LEN ? pread(fd, h, sizeof h, 0) : 0;
-	if (got < (ssize_t)sizeof h) {
+	ix->head_len = ix->size < HEAD_READ ? (size_t)ix->size : HEAD_READ;
+	ix->head = xrealloc(NULL, ix->head_len);
+	ssize_t got = 0;
+	while ((size_t)got < ix->head_len) {
+		ssize_t n = pread(fd, ix->head + got, ix->head_len - (size_t)got, (off_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += n;
+	}
+	if ((size_t)got < ix->head_len) /* cut since the fstat */
+		ix->size = ix->head_len = (size_t)got;
+	const unsigned char *h = ix->head;
+	if (got < QE_IDX_HEADER_LEN) {
 		say(note, note_len, "%s: %" PRIu64 " bytes, shorter than the %d-byte header: " SCANNED, path, ix->size,
 		    QE_IDX_HEADER_LEN);
 		return QE_IR_DAMAGED;
@@ -454,10 +484,13 @@ int qe_ir_open_fd(struct qe_ir *ix, int fd, const char *path, const char *pcap_p
 	int r = QE_IR_OK;
 	while (ix->size >= QE_IDX_SEGMENT_HEADER_LEN && at <= ix->size - QE_IDX_SEGMENT_HEADER_LEN) {
 		unsigned char b[QE_IDX_SEGMENT_HEADER_LEN];
-		if (pread(fd, b, sizeof b, (off_t)at) != (ssize_t)sizeof b) {
+		if (at + sizeof b <= ix->head_len)
+			memcpy(b, ix->head + at, sizeof b);
+		else if (pread(fd, b, sizeof b, (off_t)at) != (ssize_t)sizeof b) {
 			ix->dropped = 1; /* cut since the fstat: as torn */
 			break;
-		}
+		} else
+			ix->bytes_read += sizeof b;
 		int ok = le32(b + QE_IDX_S_MAGIC) == QE_IDX_SEGMENT_MAGIC && crc(b, QE_IDX_S_CRC) == le32(b + QE_IDX_S_CRC);
 		struct qe_ir_segment s = {
 			.at = at,
@@ -476,15 +509,17 @@ int qe_ir_open_fd(struct qe_ir *ix, int fd, const char *path, const char *pcap_p
 		s.block0 = s.off_lo >> ix->shift;
 		s.nblocks = qe_idx_bt_blocks(s.off_lo, s.off_hi, ix->shift);
 		/* nblocks bounded first: its table (4 bytes an entry at least) must fit in the body. */
-		if (s.nblocks > s.body_len / 4 || s.body_len < s.nkeys * QE_IDX_ENTRY_LEN + qe_idx_bt_len(s.nblocks)) {
+		if (s.nblocks > s.body_len / 4 ||
+		    s.body_len < qe_idx_fence_len(s.nkeys) + s.nkeys * QE_IDX_ENTRY_LEN + qe_idx_bt_len(s.nblocks)) {
 			say(note, note_len,
-			    "%s: segment at %" PRIu64 ": body of %" PRIu64 " bytes cannot hold its %" PRIu64
+			    "%s: segment at %" PRIu64 ": body of %" PRIu64 " bytes cannot hold its fence, %" PRIu64
 			    " entries and the block table of [%" PRIu64 ", %" PRIu64 "): " SCANNED,
 			    path, at, s.body_len, s.nkeys, s.off_lo, s.off_hi);
 			r = QE_IR_DAMAGED;
 			break;
 		}
 		s.table_at = end - qe_idx_bt_len(s.nblocks);
+		s.dir_at = at + QE_IDX_SEGMENT_HEADER_LEN + qe_idx_fence_len(s.nkeys);
 		if (s.off_lo != expect_lo || s.off_hi < s.off_lo) {
 			say(note, note_len,
 			    "%s: segment at %" PRIu64 " covers [%" PRIu64 ", %" PRIu64 "), expected to start at %" PRIu64 ": " SCANNED,
@@ -524,9 +559,11 @@ int qe_ir_open_fd(struct qe_ir *ix, int fd, const char *path, const char *pcap_p
 	if (r != QE_IR_OK) {
 		free(ix->segs);
 		ix->segs = NULL;
+		free(ix->head);
+		ix->head = NULL;
 		return r;
 	}
-	ix->bytes_read = QE_IDX_HEADER_LEN + (ix->nsegs + (size_t)ix->dropped) * QE_IDX_SEGMENT_HEADER_LEN;
+	ix->bytes_read += ix->head_len;
 	return QE_IR_OK;
 }
 
@@ -535,7 +572,11 @@ void qe_ir_close(struct qe_ir *ix)
 	for (size_t i = 0; i < ix->npages; i++)
 		free(ix->pages[i].b);
 	free(ix->pages);
+	for (size_t i = 0; i < ix->nsegs; i++)
+		free(ix->segs[i].fence_own);
 	free(ix->segs);
+	free(ix->head);
+	ix->head = NULL;
 	if (ix->owns_fd)
 		close(ix->fd);
 	ix->owns_fd = 0;
@@ -606,31 +647,98 @@ static struct blocks combine(struct blocks x, struct blocks y, int both)
 
 /* ---- the directory ---- */
 
-static const unsigned char *page(struct qe_ir *ix, uint64_t n)
+static const unsigned char *cached_page(const struct qe_ir *ix, uint64_t n)
 {
 	/* The page last read first: a range's entries are read one after another. */
 	for (size_t i = ix->npages; i-- > 0;)
 		if (ix->pages[i].n == n)
 			return ix->pages[i].b;
-	if (n * DIR_PAGE >= ix->size) {
-		say(ix->note, ix->note_len, "%s: cut short at %" PRIu64 " bytes: the index is not used, its pcap file is scanned",
-		    ix->path, ix->size);
-		return NULL;
-	}
-	/* Entries lie inside the file (the segment's body fits in it): a page is cut only by the
-	 * file's end, after them. */
-	size_t len = ix->size - n * DIR_PAGE < DIR_PAGE ? (size_t)(ix->size - n * DIR_PAGE) : DIR_PAGE;
-	unsigned char *b = xrealloc(NULL, len);
-	if (rd(ix, n * DIR_PAGE, b, len) < 0) {
-		free(b);
-		return NULL;
-	}
+	/* Pages of the first read (the file's whole start, or the whole file). */
+	if ((n + 1) * DIR_PAGE <= ix->head_len || (n * DIR_PAGE < ix->head_len && ix->head_len == ix->size))
+		return ix->head + n * DIR_PAGE;
+	return NULL;
+}
+
+static void keep_page(struct qe_ir *ix, uint64_t n, unsigned char *b, size_t len)
+{
 	if (ix->npages == ix->pages_cap) {
 		ix->pages_cap = ix->pages_cap ? ix->pages_cap * 2 : 16;
 		ix->pages = xrealloc(ix->pages, ix->pages_cap * sizeof *ix->pages);
 	}
 	ix->pages[ix->npages++] = (struct qe_ir_page){ .n = n, .b = b, .len = len };
-	return b;
+}
+
+/* Pages [p0, p1] in memory, those not yet there read in one pread (one disk trip: a run of
+ * entries the fence points to may straddle two pages). */
+static int pages_in(struct qe_ir *ix, uint64_t p0, uint64_t p1)
+{
+	while (p0 <= p1 && cached_page(ix, p0))
+		p0++;
+	while (p1 >= p0 && p1 > 0 && cached_page(ix, p1))
+		p1--;
+	if (p0 > p1 || cached_page(ix, p1))
+		return 0;
+	if (p0 * DIR_PAGE >= ix->size) {
+		say(ix->note, ix->note_len, "%s: cut short at %" PRIu64 " bytes: the index is not used, its pcap file is scanned",
+		    ix->path, ix->size);
+		return -1;
+	}
+	/* Entries lie inside the file (the segment's body fits in it): a page is cut only by the
+	 * file's end, after them. */
+	uint64_t end = (p1 + 1) * DIR_PAGE < ix->size ? (p1 + 1) * DIR_PAGE : ix->size;
+	size_t len = (size_t)(end - p0 * DIR_PAGE);
+	unsigned char *b = xrealloc(NULL, len);
+	if (rd(ix, p0 * DIR_PAGE, b, len) < 0) {
+		free(b);
+		return -1;
+	}
+	for (uint64_t n = p0; n * DIR_PAGE < end; n++) {
+		size_t at = (size_t)((n - p0) * DIR_PAGE), l = len - at < DIR_PAGE ? len - at : DIR_PAGE;
+		if (cached_page(ix, n))
+			continue;
+		unsigned char *pg = xrealloc(NULL, l);
+		memcpy(pg, b + at, l);
+		keep_page(ix, n, pg, l);
+	}
+	free(b);
+	return 0;
+}
+
+static const unsigned char *page(struct qe_ir *ix, uint64_t n)
+{
+	if (pages_in(ix, n, n) < 0)
+		return NULL;
+	return cached_page(ix, n);
+}
+
+/* The fence of segment `s` (index-format.h), read (from the file's first read when it is there)
+ * and checked once: its CRC, then its keys strictly ascending, as the entries they copy are. */
+static const unsigned char *fence_of(struct qe_ir *ix, struct qe_ir_segment *s)
+{
+	if (s->fence)
+		return s->fence;
+	uint64_t nf = qe_idx_fence_keys(s->nkeys), len = qe_idx_fence_len(s->nkeys);
+	uint64_t at = s->at + QE_IDX_SEGMENT_HEADER_LEN;
+	const unsigned char *f;
+	if (at + len <= ix->head_len) {
+		f = ix->head + at;
+	} else {
+		s->fence_own = xrealloc(NULL, (size_t)len); /* inside the body, which fits in the file */
+		if (rd(ix, at, s->fence_own, (size_t)len) < 0)
+			return NULL;
+		f = s->fence_own;
+	}
+	if (crc(f, nf * QE_IDX_FENCE_KEY_LEN) != le32(f + nf * QE_IDX_FENCE_KEY_LEN)) {
+		seg_damaged(ix, s, "the fence (at %" PRIu64 ") fails its checksum", at);
+		return NULL;
+	}
+	for (uint64_t g = 1; g < nf; g++)
+		if (memcmp(f + (g - 1) * QE_IDX_FENCE_KEY_LEN, f + g * QE_IDX_FENCE_KEY_LEN, QE_IDX_FENCE_KEY_LEN) >= 0) {
+			seg_damaged(ix, s, "fence key %" PRIu64 " is out of order", g);
+			return NULL;
+		}
+	s->fence = f;
+	return f;
 }
 
 struct entry {
@@ -644,7 +752,7 @@ struct entry {
 /* Entry `i` of segment `s`, checked against its key_crc: enough to trust its key, not its list. */
 static int entry_head(struct qe_ir *ix, const struct qe_ir_segment *s, uint64_t i, struct entry *e)
 {
-	uint64_t at = s->at + QE_IDX_SEGMENT_HEADER_LEN + i * QE_IDX_ENTRY_LEN;
+	uint64_t at = s->dir_at + i * QE_IDX_ENTRY_LEN;
 	uint64_t p0 = at / DIR_PAGE, p1 = (at + QE_IDX_ENTRY_LEN - 1) / DIR_PAGE;
 	const unsigned char *a = page(ix, p0);
 	if (!a)
@@ -681,9 +789,10 @@ static int entry_head(struct qe_ir *ix, const struct qe_ir_segment *s, uint64_t 
 static int posting_list(struct qe_ir *ix, const struct qe_ir_segment *s, const struct entry *e, uint64_t i,
 			struct blocks *out)
 {
-	uint64_t at = s->at + QE_IDX_SEGMENT_HEADER_LEN + i * QE_IDX_ENTRY_LEN;
+	uint64_t at = s->dir_at + i * QE_IDX_ENTRY_LEN;
 	uint64_t area = s->nkeys * QE_IDX_ENTRY_LEN;
-	uint64_t area_len = s->body_len - area - qe_idx_bt_len(s->nblocks); /* >= 0: checked at open */
+	/* >= 0: checked at open */
+	uint64_t area_len = s->body_len - qe_idx_fence_len(s->nkeys) - area - qe_idx_bt_len(s->nblocks);
 	/* Bounds first: a flipped offset or length must not make us read (or allocate) past the segment. */
 	if (e->value_len > QE_IDX_VALUE_LEN || e->off > area_len || e->len > area_len - e->off || e->count == 0 ||
 	    e->len < e->count)
@@ -692,7 +801,7 @@ static int posting_list(struct qe_ir *ix, const struct qe_ir_segment *s, const s
 				   ", list of %" PRIu32 " bytes at %" PRIu64 ")",
 				   i, at, e->value_len, e->count, e->len, e->off);
 	unsigned char *list = xrealloc(NULL, e->len);
-	if (rd(ix, s->at + QE_IDX_SEGMENT_HEADER_LEN + area + e->off, list, e->len) < 0) {
+	if (rd(ix, s->dir_at + area + e->off, list, e->len) < 0) {
 		free(list);
 		return -1;
 	}
@@ -749,14 +858,41 @@ static int by_block(const void *x, const void *y)
 }
 
 /* The union of the posting lists of every key in [lo, hi] (sort keys of one type). */
-static int postings_of(struct qe_ir *ix, const struct qe_ir_segment *s, const uint8_t *lo, const uint8_t *hi,
-		       struct blocks *out)
+/* Entry `i`'s key against the fence key that copies it (i a multiple of the stride). */
+static int fence_agrees(struct qe_ir *ix, const struct qe_ir_segment *s, const struct entry *e, uint64_t i)
 {
-	/* Binary search for the first entry >= lo, reading one entry (40 bytes) per probe, each checked
-	 * against its key_crc: its CRC proper covers its posting list too, and the probes of a search
-	 * land on popular keys (a common port, a busy server) whose lists are tens of kilobytes. */
-	uint64_t a = 0, b = s->nkeys;
+	if (memcmp(e->key, s->fence + i / QE_IDX_FENCE_STRIDE * QE_IDX_FENCE_KEY_LEN, QE_IDX_FENCE_KEY_LEN) != 0)
+		return seg_damaged(ix, s, "directory entry %" PRIu64 " differs from its fence key", i);
+	return 0;
+}
+
+static int postings_of(struct qe_ir *ix, struct qe_ir_segment *s, const uint8_t *lo, const uint8_t *hi, struct blocks *out)
+{
+	/* The fence, in memory, gives the run of QE_IDX_FENCE_STRIDE entries where the first entry
+	 * >= lo is (or the one just after the run): the run's pages are read in one pread. */
+	const unsigned char *fence = fence_of(ix, s);
+	if (!fence)
+		return -1;
+	uint64_t g_lo = 0, g_hi = qe_idx_fence_keys(s->nkeys);
+	while (g_lo < g_hi) {
+		uint64_t m = g_lo + (g_hi - g_lo) / 2;
+		if (memcmp(fence + m * QE_IDX_FENCE_KEY_LEN, lo, QE_IDX_FENCE_KEY_LEN) <= 0)
+			g_lo = m + 1;
+		else
+			g_hi = m;
+	}
+	uint64_t a = 0, b = 0;
 	struct entry e;
+	if (g_lo > 0) {
+		a = (g_lo - 1) * QE_IDX_FENCE_STRIDE;
+		b = a + QE_IDX_FENCE_STRIDE < s->nkeys ? a + QE_IDX_FENCE_STRIDE : s->nkeys;
+		if (pages_in(ix, (s->dir_at + a * QE_IDX_ENTRY_LEN) / DIR_PAGE, (s->dir_at + b * QE_IDX_ENTRY_LEN - 1) / DIR_PAGE) < 0 ||
+		    entry_head(ix, s, a, &e) < 0 || fence_agrees(ix, s, &e, a) < 0)
+			return -1;
+	}
+	/* Binary search in the run for the first entry >= lo, each probe checked against its key_crc:
+	 * its CRC proper covers its posting list too, and the probes land on popular keys (a common
+	 * port, a busy server) whose lists are tens of kilobytes. */
 	while (a < b) {
 		uint64_t m = a + (b - a) / 2;
 		if (entry_head(ix, s, m, &e) < 0)
@@ -770,7 +906,7 @@ static int postings_of(struct qe_ir *ix, const struct qe_ir_segment *s, const ui
 	uint8_t prev[1 + QE_IDX_VALUE_LEN];
 	int have_prev = 0, merged = 0;
 	for (uint64_t i = a; i < s->nkeys; i++) {
-		if (entry_head(ix, s, i, &e) < 0)
+		if (entry_head(ix, s, i, &e) < 0 || (i % QE_IDX_FENCE_STRIDE == 0 && fence_agrees(ix, s, &e, i) < 0))
 			goto fail;
 		if (memcmp(e.key, hi, sizeof e.key) > 0)
 			break;
@@ -813,8 +949,7 @@ fail:
 	return -1;
 }
 
-static int evaluate(struct qe_ir *ix, const struct qe_plan *p, uint32_t at, const struct qe_ir_segment *s,
-		    struct blocks *out)
+static int evaluate(struct qe_ir *ix, const struct qe_plan *p, uint32_t at, struct qe_ir_segment *s, struct blocks *out)
 {
 	const struct qe_plan_node *n = &p->nodes[at];
 	switch (n->kind) {

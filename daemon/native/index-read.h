@@ -1,15 +1,17 @@
 /* Reads a capture file's index (index-format.h, docs/INDEX.md) to answer a plan (index-plan.h):
  * the blocks of the pcap file where a candidate record starts, and from which offset in each.
- * Only the headers, the directory entries a lookup's binary search touches, the posting lists it
- * needs and the block table groups of its candidate blocks are read, with pread: a store is tens
- * of terabytes and its indexes are never read whole for a query.
+ * Only the file's first 16 KiB (the headers, and a complete index's fence), the run of directory
+ * entries the fence points a lookup to, the posting lists it needs and the block table groups of
+ * its candidate blocks are read, with pread: a store is tens of terabytes and its indexes are
+ * never read whole for a query.
  *
  * The same rules as daemon/src/index/reader.ts (whose verify() still serves `qe-packets index`):
  * an index is trusted only after its file header and every segment header pass their CRCs, its
  * version is the one this reader knows and it names its pcap file's first record and link type;
  * a torn last segment (a crash while the .part file was open) is dropped and what it covered is
- * scanned. A query never reads a segment body whole, so every directory entry it reads is checked
- * against its key_crc (each probe of a binary search included), every posting list it decodes
+ * scanned. A query never reads a segment body whole, so the fence is checked against its CRC and
+ * order and each fence key it decides by against its entry, every directory entry it reads is
+ * checked against its key_crc (each probe of a search included), every posting list it decodes
  * with its entry against the entry's CRC and then by structure (exactly `count` ascending blocks
  * inside the segment), every block table group it reads against its CRC. Every length and offset
  * taken from the file is bounded by what the file holds before it is used. */
@@ -64,6 +66,10 @@ struct qe_ir_pcap {
 struct qe_ir_segment {
 	uint64_t at, nkeys, body_len, off_lo, off_hi, records;
 	uint64_t block0, nblocks, table_at;
+	uint64_t dir_at; /* file offset of the first directory entry (after the fence) */
+	/* The fence's keys once read and checked (in the file's first read, or its own): NULL before. */
+	const unsigned char *fence;
+	unsigned char *fence_own; /* what to free, when it was not in the first read */
 };
 
 struct qe_ir_page;
@@ -84,6 +90,9 @@ struct qe_ir {
 	uint64_t bytes_read;
 	struct qe_ir_page *pages;
 	size_t npages, pages_cap;
+	/* The file's first bytes, read whole at open: the headers and a complete index's fence. */
+	unsigned char *head;
+	size_t head_len;
 	char *note;
 	size_t note_len;
 };

@@ -8,6 +8,8 @@ import {
   IDX_BT_GROUP,
   IDX_BT_NONE,
   IDX_ENTRY_LEN,
+  IDX_FENCE_KEY_LEN,
+  IDX_FENCE_STRIDE,
   IDX_FIELDS,
   IDX_FLAG_COMPLETE,
   IDX_HEADER_LEN,
@@ -111,7 +113,12 @@ function segment(recs: { offset: number; keys: Key[] }[], offLo: number, offHi: 
     c.writeUInt32LE(crc32(group));
     table.push(group, c);
   }
-  const body = Buffer.concat([dir, ...posts, ...table]);
+  // The fence: every IDX_FENCE_STRIDE-th entry's type and padded value, then their CRC.
+  const keys = sorted.filter((_, i) => i % IDX_FENCE_STRIDE === 0).map((l) => Buffer.concat([Buffer.from([l.type]), pad(l.value)]));
+  const fenceKeys = Buffer.concat(keys, keys.length * IDX_FENCE_KEY_LEN);
+  const fenceCrc = Buffer.alloc(4);
+  fenceCrc.writeUInt32LE(crc32(fenceKeys));
+  const body = Buffer.concat([fenceKeys, fenceCrc, dir, ...posts, ...table]);
   const s = Buffer.alloc(IDX_SEGMENT_HEADER_LEN);
   s.writeUInt32LE(IDX_SEGMENT_MAGIC, 0);
   s.writeUInt32LE(sorted.length, 4);

@@ -8,6 +8,8 @@ import {
   IDX_BT_NONE,
   IDX_E,
   IDX_ENTRY_LEN,
+  IDX_FENCE_KEY_LEN,
+  IDX_FENCE_STRIDE,
   IDX_H,
   IDX_HEADER_LEN,
   IDX_KEY,
@@ -89,7 +91,12 @@ export function decodeIndex(b: Buffer): DecodedIndex {
       blocks: new Map(),
       table: [],
     };
-    const area = nkeys * IDX_ENTRY_LEN;
+    // The fence: every IDX_FENCE_STRIDE-th entry's sort key, then their CRC; the directory after it.
+    const nfence = Math.ceil(nkeys / IDX_FENCE_STRIDE);
+    const fence = body.subarray(0, nfence * IDX_FENCE_KEY_LEN);
+    if (body.readUInt32LE(fence.length) !== crc32(fence)) fail(`segment at ${off}: fence checksum`);
+    const dirOff = fence.length + 4;
+    const area = dirOff + nkeys * IDX_ENTRY_LEN;
     const block0 = Math.floor(seg.offLo / blockSize);
     const nblocks = blockTableBlocks(seg.offLo, seg.offHi, blockSize);
     const tableOff = bodyLen - blockTableLen(nblocks);
@@ -107,8 +114,10 @@ export function decodeIndex(b: Buffer): DecodedIndex {
     }
     let prevKey: Buffer | undefined;
     for (let i = 0; i < nkeys; i++) {
-      const e = body.subarray(i * IDX_ENTRY_LEN, (i + 1) * IDX_ENTRY_LEN);
+      const e = body.subarray(dirOff + i * IDX_ENTRY_LEN, dirOff + (i + 1) * IDX_ENTRY_LEN);
       const sortKey = Buffer.concat([e.subarray(0, 1), e.subarray(IDX_E.value, IDX_E.value + 16)]);
+      const g = i / IDX_FENCE_STRIDE;
+      if (i % IDX_FENCE_STRIDE === 0 && !fence.subarray(g * IDX_FENCE_KEY_LEN, (g + 1) * IDX_FENCE_KEY_LEN).equals(sortKey)) fail(`fence key ${g} is not entry ${i}'s key`);
       if (prevKey && Buffer.compare(prevKey, sortKey) >= 0) fail(`directory not sorted or duplicated at entry ${i}`);
       prevKey = sortKey;
       const type = e[IDX_E.type]!;

@@ -2,8 +2,8 @@
  * arbitrary index files, and its plan parser on arbitrary text. Input: one mode byte, then
  *   mode bit 7 set: a plan's text (index-plan.h), parsed and freed;
  *   else: an index file. Bit 0 set: its checksums are made to agree first (header, segment
- *   headers, entries with their lists, block table groups, as far as the structure lets them be
- *   found), so the fuzzer gets past them to the structure checks; bits 1-3 choose the plan.
+ *   headers, fences, entries with their lists, block table groups, as far as the structure lets
+ *   them be found), so the fuzzer gets past them to the structure checks; bits 1-3 choose the plan.
  * The pcap file's facts are taken from the index's header, so the reader goes on to its segments.
  * Whatever the index holds, a lookup either refuses it or gives record starts that are ascending,
  * one per block, and inside what the index covers. */
@@ -37,10 +37,13 @@ static void fix_checksums(unsigned char *b, size_t size)
 		if (body > size - at - QE_IDX_SEGMENT_HEADER_LEN)
 			return;
 		uint64_t nblocks = qe_idx_bt_blocks(le64(h + QE_IDX_S_OFF_LO), le64(h + QE_IDX_S_OFF_HI), shift);
-		if (nblocks > body / 4 || body < nkeys * QE_IDX_ENTRY_LEN + qe_idx_bt_len(nblocks))
+		uint64_t fence_len = qe_idx_fence_len(nkeys);
+		if (nblocks > body / 4 || body < fence_len + nkeys * QE_IDX_ENTRY_LEN + qe_idx_bt_len(nblocks))
 			return;
-		unsigned char *dir = h + QE_IDX_SEGMENT_HEADER_LEN, *area = dir + nkeys * QE_IDX_ENTRY_LEN;
-		uint64_t table_len = qe_idx_bt_len(nblocks), area_len = body - nkeys * QE_IDX_ENTRY_LEN - table_len;
+		unsigned char *fence = h + QE_IDX_SEGMENT_HEADER_LEN, *dir = fence + fence_len;
+		unsigned char *area = dir + nkeys * QE_IDX_ENTRY_LEN;
+		uint64_t table_len = qe_idx_bt_len(nblocks), area_len = body - fence_len - nkeys * QE_IDX_ENTRY_LEN - table_len;
+		put32(fence + fence_len - 4, crc(fence, fence_len - 4));
 		for (uint64_t i = 0; i < nkeys; i++) {
 			unsigned char *e = dir + i * QE_IDX_ENTRY_LEN, z[QE_IDX_ENTRY_LEN];
 			memcpy(z, e, sizeof z);

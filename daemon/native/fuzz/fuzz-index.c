@@ -29,7 +29,8 @@ static uint64_t le64(const unsigned char *p)
 	return le32(p) | (uint64_t)le32(p + 4) << 32;
 }
 
-/* A run of segments: checksums (each entry's and each block table group's too), directory inside
+/* A run of segments: checksums (the fence's, each entry's and each block table group's too), each
+ * fence key the key of the entry it names, directory inside
  * the body, postings ascending blocks of [off_lo, off_hi), each where the block table has a record
  * start inside its block and the segment. */
 static void check_segments(const unsigned char *p, size_t len, unsigned shift)
@@ -42,14 +43,18 @@ static void check_segments(const unsigned char *p, size_t len, unsigned shift)
 		if (le32(h + QE_IDX_S_MAGIC) != QE_IDX_SEGMENT_MAGIC || body > len - at - QE_IDX_SEGMENT_HEADER_LEN ||
 		    le32(h + QE_IDX_S_CRC) != (uint32_t)crc32(0, h, QE_IDX_S_CRC) ||
 		    le32(h + QE_IDX_S_BODY_CRC) != (uint32_t)crc32(0, h + QE_IDX_SEGMENT_HEADER_LEN, (uInt)body) ||
-		    nkeys * QE_IDX_ENTRY_LEN > body)
+		    qe_idx_fence_len(nkeys) + nkeys * QE_IDX_ENTRY_LEN > body)
 			abort();
 		uint64_t lo = le64(h + QE_IDX_S_OFF_LO), hi = le64(h + QE_IDX_S_OFF_HI);
 		uint64_t b0 = lo >> shift, nblocks = qe_idx_bt_blocks(lo, hi, shift), table_len = qe_idx_bt_len(nblocks);
-		if (nkeys * QE_IDX_ENTRY_LEN + table_len > body)
+		uint64_t fence_len = qe_idx_fence_len(nkeys);
+		if (fence_len + nkeys * QE_IDX_ENTRY_LEN + table_len > body)
 			abort();
-		const unsigned char *e = h + QE_IDX_SEGMENT_HEADER_LEN, *area = e + nkeys * QE_IDX_ENTRY_LEN;
-		uint64_t area_len = body - nkeys * QE_IDX_ENTRY_LEN - table_len;
+		const unsigned char *fence = h + QE_IDX_SEGMENT_HEADER_LEN;
+		if (le32(fence + fence_len - 4) != (uint32_t)crc32(0, fence, (uInt)(fence_len - 4)))
+			abort();
+		const unsigned char *e = fence + fence_len, *area = e + nkeys * QE_IDX_ENTRY_LEN;
+		uint64_t area_len = body - fence_len - nkeys * QE_IDX_ENTRY_LEN - table_len;
 		const unsigned char *table = area + area_len;
 		for (uint64_t g = 0; g < nblocks; g += QE_IDX_BT_GROUP) {
 			const unsigned char *grp = table + g / QE_IDX_BT_GROUP * (QE_IDX_BT_GROUP + 1) * 4;
@@ -68,6 +73,10 @@ static void check_segments(const unsigned char *p, size_t len, unsigned shift)
 			if (i && (e[-QE_IDX_ENTRY_LEN] > e[0] ||
 				  (e[-QE_IDX_ENTRY_LEN] == e[0] &&
 				   memcmp(e - QE_IDX_ENTRY_LEN + QE_IDX_E_VALUE, e + QE_IDX_E_VALUE, QE_IDX_VALUE_LEN) >= 0)))
+				abort();
+			const unsigned char *f = fence + i / QE_IDX_FENCE_STRIDE * QE_IDX_FENCE_KEY_LEN;
+			if (i % QE_IDX_FENCE_STRIDE == 0 &&
+			    (f[0] != e[QE_IDX_E_TYPE] || memcmp(f + 1, e + QE_IDX_E_VALUE, QE_IDX_VALUE_LEN) != 0))
 				abort();
 			uint64_t off = le64(e + QE_IDX_E_OFF), n = le32(e + QE_IDX_E_LEN), count = le32(e + QE_IDX_E_COUNT);
 			if (off + n > area_len || count == 0)

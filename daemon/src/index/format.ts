@@ -6,7 +6,7 @@ export const IDX_EXT = '.qeidx';
 export const IDX_TMP_EXT = '.tmp';
 
 export const IDX_MAGIC = Buffer.from('QEIDX\r\n\x1a', 'latin1');
-export const IDX_VERSION = 1;
+export const IDX_VERSION = 2;
 export const IDX_HEADER_LEN = 64;
 export const IDX_SEGMENT_MAGIC = 0x47455351;
 export const IDX_SEGMENT_HEADER_LEN = 64;
@@ -77,6 +77,20 @@ export const IDX_E = {
   crc: 20,
   value: 24,
 } as const;
+
+/** The fence after each segment header: the sort key of every IDX_FENCE_STRIDE-th directory entry, then their CRC-32. */
+export const IDX_FENCE_STRIDE = 102;
+export const IDX_FENCE_KEY_LEN = 17;
+
+/** Keys in the fence of a segment of `nkeys` entries. */
+export function fenceKeys(nkeys: number): number {
+  return Math.ceil(nkeys / IDX_FENCE_STRIDE);
+}
+
+/** Bytes of the fence of a segment of `nkeys` entries: its keys and their CRC. */
+export function fenceLen(nkeys: number): number {
+  return fenceKeys(nkeys) * IDX_FENCE_KEY_LEN + 4;
+}
 
 /** Block table entry of a block in which no record of the segment starts. */
 export const IDX_BT_NONE = 0xffffffff;

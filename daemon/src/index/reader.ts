@@ -3,18 +3,18 @@
 // starting in the block, from the segment's block table). A query's files are planned by the
 // native reader (daemon/native/index-read.c, `qe-extract --plan`), which keeps every rule below;
 // this one serves verify() (`qe-packets index`, the store's checks) and is the reference the tests
-// hold the native one to (test/index-plan-wire.test.ts). Only the headers, the directory entries
-// a lookup's binary search touches, the posting lists it needs and the block table groups of its
-// candidate blocks are read, with positioned reads: a store is tens of terabytes and its indexes
-// are never read whole for a query.
+// hold the native one to (test/index-plan-wire.test.ts). Only the file's first 16 KiB (headers,
+// and a complete index's fence), the run of directory entries the fence points a lookup to, the
+// posting lists it needs and the block table groups of its candidate blocks are read, with
+// positioned reads: a store is tens of terabytes and its indexes are never read whole for a query.
 //
 // An index is trusted only after its file header and every segment header pass their CRCs, its
 // version is the one this reader knows and it names its pcap file's first record; a torn last
 // segment (a crash while the .part file was open) is dropped and what it covered is scanned.
 // Whatever the index covers ends at `coveredEnd`; the records past that are read in full.
-// A query never reads a segment body whole, so it cannot check the body's CRC; instead every
-// directory entry it reads is checked against its key_crc (each probe of a binary search
-// included), every posting list it decodes with its entry against the entry's CRC, and then by
+// A query never reads a segment body whole, so it cannot check the body's CRC; instead the fence
+// is checked against its CRC and order, each fence key it decides by against the entry it copies,
+// every directory entry it reads against its key_crc (each probe of a search included), every posting list it decodes with its entry against the entry's CRC, and then by
 // structure: entries sorted and
 // inside the body, posting lists that decode to exactly `count` ascending blocks within the
 // segment's range; each block table group it reads is checked against its CRC. verify() (`qe-packets index`) reads everything and checks it all.
@@ -29,6 +29,8 @@ import {
   IDX_E,
   IDX_ENTRY_LEN,
   IDX_FIELDS,
+  IDX_FENCE_KEY_LEN,
+  IDX_FENCE_STRIDE,
   IDX_FIELDS_KNOWN,
   IDX_FLAG_COMPLETE,
   IDX_H,
@@ -43,6 +45,8 @@ import {
   type IndexField,
   blockTableBlocks,
   blockTableLen,
+  fenceKeys,
+  fenceLen,
 } from './format.js';
 import type { KeyType, Lookup } from './plan.js';
 
@@ -71,6 +75,8 @@ export interface Segment {
   nblocks: number;
   /** File offset of its block table (the end of its body). */
   tableAt: number;
+  /** File offset of its first directory entry (after the fence). */
+  dirAt: number;
 }
 
 /** A segment's blocks, ascending (a posting list, or what a plan makes of several). */
@@ -87,8 +93,10 @@ export class IndexReader {
   bytesRead = 0;
   /** Reads (preads) of the index so far. */
   reads = 0;
-  /** Directory pages read, by page number: a binary search's last probes fall in a page an earlier probe read. */
+  /** Directory pages read, by page number: the next lookup of the file often falls in one. */
   private pages = new Map<number, Buffer>();
+  /** Each segment's fence once read and checked. */
+  private fences = new Map<Segment, Buffer>();
 
   private constructor(
     readonly path: string,
@@ -103,6 +111,8 @@ export class IndexReader {
     /** Segments dropped (torn or past what the header promised): what they covered is scanned. */
     readonly droppedSegments: number,
     readonly fileSize: number,
+    /** The file's first bytes, read whole at open: the headers and a complete index's fence. */
+    private head: Buffer,
   ) {}
 
   /** The pcap offset up to which the index answers; records starting at or after it are scanned. */
@@ -135,9 +145,13 @@ export class IndexReader {
   }
 
   private static read(path: string, fd: number, pcapPath: string): IndexReader {
-    const size = fstatSync(fd).size;
     const damaged = (why: string) => new IndexUnusable('damaged', `${path}: ${why}: the index is not used, its pcap file is scanned (qe-packets index --rebuild rebuilds it)`);
-    const h = pread(fd, 0, IDX_HEADER_LEN);
+    // One read for the header, the first segment's header and a complete index's fence (as
+    // index-read.c does: a cold read costs a disk trip, whatever its size up to a few pages).
+    const statSize = fstatSync(fd).size;
+    const head = pread(fd, 0, Math.min(statSize, HEAD_READ));
+    const size = head.length < Math.min(statSize, HEAD_READ) ? head.length : statSize; // cut since the fstat: as short
+    const h = head.subarray(0, IDX_HEADER_LEN);
     if (h.length < IDX_HEADER_LEN) throw damaged(`${size} bytes, shorter than the ${IDX_HEADER_LEN}-byte header`);
     if (!h.subarray(0, IDX_MAGIC.length).equals(IDX_MAGIC)) throw damaged(`bad magic ${h.subarray(0, 8).toString('hex')}`);
     // The version is read before the CRC: a newer writer may lay out the header differently.
@@ -167,8 +181,20 @@ export class IndexReader {
     let at = headerLen;
     let dropped = 0;
     let expectLo = GLOBAL_HEADER_LEN;
+    let extraBytes = 0;
+    let extraReads = 0;
     while (at + IDX_SEGMENT_HEADER_LEN <= size) {
-      const s = pread(fd, at, IDX_SEGMENT_HEADER_LEN);
+      let s: Buffer;
+      if (at + IDX_SEGMENT_HEADER_LEN <= head.length) s = head.subarray(at, at + IDX_SEGMENT_HEADER_LEN);
+      else {
+        s = pread(fd, at, IDX_SEGMENT_HEADER_LEN);
+        if (s.length < IDX_SEGMENT_HEADER_LEN) {
+          dropped = 1; // cut since the fstat: as torn
+          break;
+        }
+        extraBytes += s.length;
+        extraReads++;
+      }
       const ok = s.readUInt32LE(IDX_S.magic) === IDX_SEGMENT_MAGIC && crc32(s.subarray(0, IDX_S.crc)) === s.readUInt32LE(IDX_S.crc);
       const seg: Segment = {
         at,
@@ -182,6 +208,7 @@ export class IndexReader {
         block0: 0,
         nblocks: 0,
         tableAt: 0,
+        dirAt: 0,
       };
       const end = at + IDX_SEGMENT_HEADER_LEN + seg.bodyLen;
       // A header that fails, or a body cut short, is a torn write: only ever the last segment.
@@ -192,8 +219,9 @@ export class IndexReader {
       seg.block0 = Math.floor(seg.offLo / blockSize);
       seg.nblocks = blockTableBlocks(seg.offLo, seg.offHi, blockSize);
       seg.tableAt = end - blockTableLen(seg.nblocks);
-      if (seg.bodyLen < seg.nkeys * IDX_ENTRY_LEN + blockTableLen(seg.nblocks)) {
-        throw damaged(`segment at ${at}: body of ${seg.bodyLen} bytes cannot hold its ${seg.nkeys} entries and the block table of [${seg.offLo}, ${seg.offHi})`);
+      seg.dirAt = at + IDX_SEGMENT_HEADER_LEN + fenceLen(seg.nkeys);
+      if (seg.bodyLen < fenceLen(seg.nkeys) + seg.nkeys * IDX_ENTRY_LEN + blockTableLen(seg.nblocks)) {
+        throw damaged(`segment at ${at}: body of ${seg.bodyLen} bytes cannot hold its fence, ${seg.nkeys} entries and the block table of [${seg.offLo}, ${seg.offHi})`);
       }
       if (seg.offLo !== expectLo || seg.offHi < seg.offLo) throw damaged(`segment at ${at} covers [${seg.offLo}, ${seg.offHi}), expected to start at ${expectLo}`);
       // An index may reach the disk before the packets it covers (an open file): what the pcap
@@ -210,9 +238,9 @@ export class IndexReader {
     if (dropped === 0 && at !== size && at + IDX_SEGMENT_HEADER_LEN > size) dropped = 1; // a torn header
     const complete = (flags & IDX_FLAG_COMPLETE) !== 0;
     if (complete && (segments.length !== 1 || dropped)) throw damaged(`marked complete but holds ${segments.length} whole segment(s)${dropped ? ' and a torn one' : ''}`);
-    const r = new IndexReader(path, fd, blockSize, fields, linktype, h.readUInt32LE(IDX_H.builder), pcapFirstNs, complete, segments, dropped, size);
-    r.bytesRead = IDX_HEADER_LEN + (segments.length + dropped) * IDX_SEGMENT_HEADER_LEN;
-    r.reads = 1 + segments.length + dropped;
+    const r = new IndexReader(path, fd, blockSize, fields, linktype, h.readUInt32LE(IDX_H.builder), pcapFirstNs, complete, segments, dropped, size, head);
+    r.bytesRead = head.length + extraBytes;
+    r.reads = 1 + extraReads;
     return r;
   }
 
@@ -231,7 +259,9 @@ export class IndexReader {
       const body = this.pread(s.at + IDX_SEGMENT_HEADER_LEN, s.bodyLen);
       const want = this.pread(s.at + IDX_S.bodyCrc, 4).readUInt32LE(0);
       if (crc32(body) !== want) throw new IndexUnusable('damaged', `${this.path}: segment at ${s.at} fails its checksum: the index is not used, its pcap file is scanned (qe-packets index --rebuild rebuilds it)`);
-      // The body is in memory now: entries and the table are checked from it, not read again.
+      // The body is in memory now: the fence, entries and the table are checked from it, not read again.
+      const fence = this.checkFence(s, body.subarray(0, fenceLen(s.nkeys)));
+      const dirOff = fenceLen(s.nkeys);
       const area = s.nkeys * IDX_ENTRY_LEN;
       const tableOff = s.tableAt - s.at - IDX_SEGMENT_HEADER_LEN;
       const table = new Map<number, Buffer>();
@@ -242,14 +272,15 @@ export class IndexReader {
       }
       let prev: Buffer | undefined;
       for (let i = 0; i < s.nkeys; i++) {
-        const at = s.at + IDX_SEGMENT_HEADER_LEN + i * IDX_ENTRY_LEN;
-        const e = decodeEntry(body.subarray(i * IDX_ENTRY_LEN, (i + 1) * IDX_ENTRY_LEN));
-        if (e.valueLen > IDX_VALUE_LEN || e.off + e.len > tableOff - area || e.count === 0 || e.len < e.count) {
+        const at = s.dirAt + i * IDX_ENTRY_LEN;
+        const e = decodeEntry(body.subarray(dirOff + i * IDX_ENTRY_LEN, dirOff + (i + 1) * IDX_ENTRY_LEN));
+        if (e.valueLen > IDX_VALUE_LEN || e.off + e.len > tableOff - dirOff - area || e.count === 0 || e.len < e.count) {
           throw this.damaged(s, `directory entry ${i} (at ${at}) is malformed (value_len ${e.valueLen}, count ${e.count}, list of ${e.len} bytes at ${e.off})`);
         }
-        const list = body.subarray(area + e.off, area + e.off + e.len);
+        const list = body.subarray(dirOff + area + e.off, dirOff + area + e.off + e.len);
         if (keyCrc(e.raw) !== e.keyCrc || entryCrc(e.raw, list) !== e.crc) throw this.damaged(s, `directory entry ${i} (at ${at}) or its posting list fails its checksum`);
         const k = sortKey(e.type, e.value);
+        if (i % IDX_FENCE_STRIDE === 0) this.fenceAgrees(s, fence, k, i);
         if (prev && Buffer.compare(prev, k) >= 0) throw this.damaged(s, `directory entry ${i} is out of order`);
         prev = k;
         for (const blk of this.postingList(s, { ...e, list }, i)) this.blockStart(s, blk, table);
@@ -355,11 +386,28 @@ export class IndexReader {
     const t = IDX_KEY[type];
     const loKey = sortKey(t, lo);
     const hiKey = sortKey(t, hi);
-    // Binary search for the first entry >= lo, reading one entry (40 bytes) per probe, each checked
-    // against its key_crc: its CRC proper covers its posting list too, and the probes of a search
-    // land on popular keys (a common port, a busy server) whose lists are tens of kilobytes.
+    // The fence, in memory, gives the run of IDX_FENCE_STRIDE entries where the first entry >= lo
+    // is (or the one just after the run): the run's pages are read in one pread.
+    const fence = await this.fenceOf(s);
+    let gLo = 0;
+    let gHi = fenceKeys(s.nkeys);
+    while (gLo < gHi) {
+      const m = (gLo + gHi) >>> 1;
+      if (Buffer.compare(fence.subarray(m * IDX_FENCE_KEY_LEN, (m + 1) * IDX_FENCE_KEY_LEN), loKey) <= 0) gLo = m + 1;
+      else gHi = m;
+    }
     let a = 0;
-    let b = s.nkeys;
+    let b = 0;
+    if (gLo > 0) {
+      a = (gLo - 1) * IDX_FENCE_STRIDE;
+      b = Math.min(a + IDX_FENCE_STRIDE, s.nkeys);
+      await this.pagesIn(Math.floor((s.dirAt + a * IDX_ENTRY_LEN) / DIR_PAGE), Math.floor((s.dirAt + b * IDX_ENTRY_LEN - 1) / DIR_PAGE));
+      const first = await this.entryHead(s, a);
+      this.fenceAgrees(s, fence, sortKey(first.type, first.value), a);
+    }
+    // Binary search in the run for the first entry >= lo, each probe checked against its key_crc:
+    // its CRC proper covers its posting list too, and the probes land on popular keys (a common
+    // port, a busy server) whose lists are tens of kilobytes.
     while (a < b) {
       const m = (a + b) >>> 1;
       const e = await this.entryHead(s, m);
@@ -371,6 +419,7 @@ export class IndexReader {
     for (let i = a; i < s.nkeys; i++) {
       const head = await this.entryHead(s, i);
       const k = sortKey(head.type, head.value);
+      if (i % IDX_FENCE_STRIDE === 0) this.fenceAgrees(s, fence, k, i);
       if (Buffer.compare(k, hiKey) > 0) break;
       if (prev && Buffer.compare(prev, k) >= 0) throw this.damaged(s, `directory entry ${i} is out of order`);
       prev = k;
@@ -380,9 +429,39 @@ export class IndexReader {
     return out;
   }
 
+  /** The fence of `s` (format.ts), read (from the file's first read when it is there) and checked once. */
+  private async fenceOf(s: Segment): Promise<Buffer> {
+    let f = this.fences.get(s);
+    if (!f) {
+      const at = s.at + IDX_SEGMENT_HEADER_LEN;
+      const len = fenceLen(s.nkeys);
+      f = this.checkFence(s, at + len <= this.head.length ? this.head.subarray(at, at + len) : await this.preadAsync(at, len));
+      this.fences.set(s, f);
+    }
+    return f;
+  }
+
+  /** A fence checked against its CRC, its keys strictly ascending (as the entries they copy are): its keys. */
+  private checkFence(s: Segment, b: Buffer): Buffer {
+    const n = fenceKeys(s.nkeys) * IDX_FENCE_KEY_LEN;
+    if (crc32(b.subarray(0, n)) !== b.readUInt32LE(n)) throw this.damaged(s, `the fence (at ${s.at + IDX_SEGMENT_HEADER_LEN}) fails its checksum`);
+    for (let g = 1; g * IDX_FENCE_KEY_LEN < n; g++) {
+      if (Buffer.compare(b.subarray((g - 1) * IDX_FENCE_KEY_LEN, g * IDX_FENCE_KEY_LEN), b.subarray(g * IDX_FENCE_KEY_LEN, (g + 1) * IDX_FENCE_KEY_LEN)) >= 0) {
+        throw this.damaged(s, `fence key ${g} is out of order`);
+      }
+    }
+    return b.subarray(0, n);
+  }
+
+  /** Entry `i`'s key (i a multiple of the stride) against the fence key that copies it. */
+  private fenceAgrees(s: Segment, fence: Buffer, key: Buffer, i: number): void {
+    const g = i / IDX_FENCE_STRIDE;
+    if (!key.equals(fence.subarray(g * IDX_FENCE_KEY_LEN, (g + 1) * IDX_FENCE_KEY_LEN))) throw this.damaged(s, `directory entry ${i} differs from its fence key`);
+  }
+
   /** Entry `i`, checked against its key_crc: enough to trust its key, not its list. */
   private async entryHead(s: Segment, i: number): Promise<Omit<Entry, 'list'>> {
-    const at = s.at + IDX_SEGMENT_HEADER_LEN + i * IDX_ENTRY_LEN;
+    const at = s.dirAt + i * IDX_ENTRY_LEN;
     const e = decodeEntry(await this.entryBytes(at));
     if (keyCrc(e.raw) !== e.keyCrc) throw this.damaged(s, `directory entry ${i} (at ${at}) fails its checksum`);
     return e;
@@ -390,13 +469,13 @@ export class IndexReader {
 
   /** The entry's posting list, checked with the entry against its CRC before anything in either is used. */
   private async withList(s: Segment, e: Omit<Entry, 'list'>, i: number): Promise<Entry> {
-    const at = s.at + IDX_SEGMENT_HEADER_LEN + i * IDX_ENTRY_LEN;
+    const at = s.dirAt + i * IDX_ENTRY_LEN;
     const area = s.nkeys * IDX_ENTRY_LEN;
     // Bounds first: a flipped offset or length must not make us read (or allocate) past the segment.
-    if (e.valueLen > IDX_VALUE_LEN || e.off + e.len > s.tableAt - s.at - IDX_SEGMENT_HEADER_LEN - area || e.count === 0 || e.len < e.count) {
+    if (e.valueLen > IDX_VALUE_LEN || e.off + e.len > s.tableAt - s.dirAt - area || e.count === 0 || e.len < e.count) {
       throw this.damaged(s, `directory entry ${i} (at ${at}) is malformed (value_len ${e.valueLen}, count ${e.count}, list of ${e.len} bytes at ${e.off})`);
     }
-    const list = await this.preadAsync(s.at + IDX_SEGMENT_HEADER_LEN + area + e.off, e.len);
+    const list = await this.preadAsync(s.dirAt + area + e.off, e.len);
     if (entryCrc(e.raw, list) !== e.crc) throw this.damaged(s, `directory entry ${i} (at ${at}) or its posting list fails its checksum`);
     return { ...e, list };
   }
@@ -414,15 +493,32 @@ export class IndexReader {
     return Buffer.concat([a.subarray(at - p0 * DIR_PAGE), await this.page(p1)]).subarray(0, IDX_ENTRY_LEN);
   }
 
-  private async page(n: number): Promise<Buffer> {
-    let b = this.pages.get(n);
-    if (!b) {
-      // Entries lie inside the file (the segment's body was checked whole at open): a page is cut
-      // only by the file's end, after them.
-      b = await this.preadAsync(n * DIR_PAGE, Math.min(DIR_PAGE, this.fileSize - n * DIR_PAGE));
-      this.pages.set(n, b);
+  /** Page `n` if it is in memory: read before, or part of the file's first read. */
+  private cachedPage(n: number): Buffer | undefined {
+    const b = this.pages.get(n);
+    if (b) return b;
+    const h = this.head;
+    if ((n + 1) * DIR_PAGE <= h.length || (n * DIR_PAGE < h.length && h.length === this.fileSize)) return h.subarray(n * DIR_PAGE, Math.min((n + 1) * DIR_PAGE, h.length));
+    return undefined;
+  }
+
+  /** Pages [p0, p1] in memory, those not there yet read in one pread (a run of entries the fence points to may straddle two pages). */
+  private async pagesIn(p0: number, p1: number): Promise<void> {
+    while (p0 <= p1 && this.cachedPage(p0)) p0++;
+    while (p1 >= p0 && p1 > 0 && this.cachedPage(p1)) p1--;
+    if (p0 > p1 || this.cachedPage(p1)) return;
+    // Entries lie inside the file (the segment's body was checked whole at open): a page is cut
+    // only by the file's end, after them.
+    const end = Math.min((p1 + 1) * DIR_PAGE, this.fileSize);
+    const b = await this.preadAsync(p0 * DIR_PAGE, end - p0 * DIR_PAGE);
+    for (let n = p0; n * DIR_PAGE < end; n++) {
+      if (!this.cachedPage(n)) this.pages.set(n, Buffer.from(b.subarray((n - p0) * DIR_PAGE, Math.min((n - p0 + 1) * DIR_PAGE, b.length))));
     }
-    return b;
+  }
+
+  private async page(n: number): Promise<Buffer> {
+    await this.pagesIn(n, n);
+    return this.cachedPage(n)!;
   }
 
   private postingList(s: Segment, e: Entry, i: number): Blocks {
@@ -552,6 +648,8 @@ export function entryCrc(entry: Buffer, list: Buffer): number {
 // The directory is read by aligned pages of this size (the page cache's unit: a cold probe costs
 // one disk trip whether it reads 40 bytes or 4096).
 const DIR_PAGE = 4096;
+/** The first read of an index (index-read.c's HEAD_READ): headers and a complete index's fence in one disk trip. */
+const HEAD_READ = 16384;
 
 // Block table groups this close (bytes between them) are read in one pread: from a cold cache a
 // disk trip costs about as much as reading 16 KiB more.
