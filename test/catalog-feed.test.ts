@@ -5,7 +5,9 @@
 // verbatim records or packet by packet.
 import { execa } from 'execa';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { IDX_H } from '../daemon/src/index/format.js';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { parseHelperLine, type FileClosedMessage } from '../daemon/src/capture/protocol.js';
 import { buildPcap } from '../daemon/src/pcap/format.js';
@@ -63,6 +65,8 @@ describe('catalog cache fed by the helper', () => {
       // The case is what it says (so the comparison compares something).
       if (shuffled) expect(walked.entries.some((e) => !e.sorted)).toBe(true);
       else expect(walked.entries.every((e) => e.sorted)).toBe(true);
+      // Each file's first record time is the one its index names (what the planner checks it by).
+      for (const e of fed.entries) expect(e.firstRecordNs).toBe(readFileSync(e.path + '.qeidx').readBigUInt64LE(IDX_H.pcapFirstNs));
     });
   }
 

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as wire from '../daemon/src/index/plan-wire.js';
 import { planReads } from '../daemon/src/extract/read-plan.js';
+import { decodeGlobalHeader, decodeRecordHeader } from '../daemon/src/pcap/format.js';
 import { indexPathFor, type IndexField } from '../daemon/src/index/format.js';
 import { planFilter } from '../daemon/src/index/plan.js';
 import { IndexReader } from '../daemon/src/index/reader.js';
@@ -150,7 +151,11 @@ describe('qe-extract --plan against the TypeScript reader', () => {
       ['lookup 8 key 5 0035 key 5 0036\n', /text after the plan/],
       [`lookup 8 ${'and 1 '.repeat(70)}key 5 0035\n`, /nested deeper than 64/],
       ['file 10 1 0\n', /a file line must be/],
-      ['file 10 1 2 /x.pcap\n', /bad PARTIAL "2"/],
+      ['file 10 1 0 /x.pcap\n', /a file line must be/],
+      ['file 10 1 2 - - /x.pcap\n', /bad PARTIAL "2"/],
+      ['file 10 1 0 - 1 /x.pcap\n', /both numbers or both -/],
+      ['file 10 1 0 12x 1 /x.pcap\n', /bad FIRST_NS "12x"/],
+      ['file 10 1 0 12 1x /x.pcap\n', /bad LINKTYPE "1x"/],
       ['files 10 1 0 /x.pcap\n', /starts with `lookup` or `file`/],
     ];
     for (const [input, want] of cases) {
@@ -160,8 +165,26 @@ describe('qe-extract --plan against the TypeScript reader', () => {
       expect(r.stdout).toBe('');
     }
     expect(run('', ['--dense', 'x']).stderr).toMatch(/--dense x/);
-    const ok = run(`lookup 8 key 5 0035\nfile 100 1 0 ${join(dir, 'none.pcap')}\n`, ['--needed', '8']);
+    const ok = run(`lookup 8 key 5 0035\nfile 100 1 0 - - ${join(dir, 'none.pcap')}\n`, ['--needed', '8']);
     expect(ok.status, ok.stderr).toBe(0);
     expect(JSON.parse(ok.stdout)).toEqual({ why: 'no-index', blocks: 0, index_bytes: 0 });
+  });
+
+  it('checks an index against the catalog\'s first record time and link type when the request has them, without reading the file', async () => {
+    const closed = entries().filter((e) => !e.partial);
+    const facts = closed.map((e) => {
+      const b = readFileSync(e.path);
+      const g = decodeGlobalHeader(b);
+      return { ...e, linktype: g.linktype, firstRecordNs: decodeRecordHeader(b, 24, g).tsNs } as CatalogEntry;
+    });
+    const policy = { mergeGapBlocks: 0, dense: 2 };
+    const answers = async (es: CatalogEntry[]) => (await planReads(es, 'port 53', true, policy)).map(({ file: _, ...r }) => r);
+    expect(await answers(facts)).toEqual(await answers(closed));
+    expect((await answers(facts)).every((r) => r.why === 'index')).toBe(true);
+    // Facts that name another first record: the index is not this file's, as when it is read.
+    const wrong = facts.map((e, i) => (i === 0 ? ({ ...e, firstRecordNs: e.firstRecordNs! + 1n }) as CatalogEntry : e));
+    const reads = await planReads(wrong, 'port 53', true, policy);
+    expect(reads[0]).toMatchObject({ why: 'index-unusable', note: expect.stringMatching(/not this file's index/) as unknown as string });
+    expect(reads.slice(1).every((r) => r.why === 'index')).toBe(true);
   });
 });

@@ -7,7 +7,7 @@ import { createSocket } from 'node:dgram';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildPcap } from '../daemon/src/pcap/format.js';
+import { buildPcap, decodeGlobalHeader, decodeRecordHeader } from '../daemon/src/pcap/format.js';
 import { flowBodyRecords, flowRecordLen } from '../daemon/src/flows/format.js';
 import { root } from './lib/cli.js';
 import { buildFixtureStore, tempDir } from './lib/fixture.js';
@@ -36,6 +36,17 @@ beforeAll(() => {
 function run(tool: string, args: string[], input?: string): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(join(asan, tool), args, { env, encoding: 'utf8', timeout: 60_000, ...(input !== undefined ? { input } : {}) });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A file's first record time and link type as a request gives them, or `- -` when it has no such record. */
+function facts(path: string): string {
+  const b = readFileSync(path).subarray(0, 40);
+  try {
+    const g = decodeGlobalHeader(b);
+    return b.length === 40 ? `${decodeRecordHeader(b, 24, g).tsNs} ${g.linktype}` : '- -';
+  } catch {
+    return '- -';
+  }
 }
 
 function clean(what: string, r: { status: number | null; stderr: string }) {
@@ -126,7 +137,9 @@ describe('the sanitizer build', () => {
       const request = [
         'lookup 31 or 3 key 3 0a000001 range 5 0000 ffff key 2 0064',
         'lookup 12 and 2 range 3 00000000 ffffffff key 5 0035',
-        ...inputs.map((f, i) => `file ${statSync(f).size} 1 ${i % 2} ${f}`),
+        // Every third file with the catalog's facts (its first record time and link type), as a
+        // query passes them for closed files; the others read from the file.
+        ...inputs.map((f, i) => `file ${statSync(f).size} 1 ${i % 2} ${i % 3 === 0 ? facts(f) : '- -'} ${f}`),
       ].join('\n');
       const plan = run('qe-extract', ['--plan', '--needed', '31', '--merge-gap', '0', '--dense', '2'], request + '\n');
       clean(`qe-extract --plan over the indexes of --fields '${fields}'`, plan);

@@ -15,7 +15,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildPcap, encodeRecordHeader, GLOBAL_HEADER_LEN } from '../daemon/src/pcap/format.js';
+import { buildPcap, decodeGlobalHeader, decodeRecordHeader, encodeRecordHeader, GLOBAL_HEADER_LEN } from '../daemon/src/pcap/format.js';
 import { CACHE_FILE_NAME } from '../daemon/src/store/catalog-cache.js';
 import { catalogFile, scanCatalog, type CatalogEntry } from '../daemon/src/store/catalog.js';
 import { formatFileName } from '../daemon/src/store/filename.js';
@@ -104,6 +104,31 @@ describe('scanCatalog', () => {
     const again = third.entries.find((e) => e.path === victim.path)!;
     expect(again.packets).toBe(0);
     expect(third.problems.map((p) => p.path)).toEqual([victim.path]);
+  });
+
+  it('keeps each file\'s first record time as written (what its index is checked against), and reads a cache from before it was kept', async () => {
+    const root = dir();
+    const store = buildFixtureStore(root);
+    const first = await scanCatalog(store.dirs);
+    for (const e of first.entries) {
+      const head = readFileSync(e.path).subarray(0, GLOBAL_HEADER_LEN + 16);
+      if (e.packets === 0) expect(e.firstRecordNs).toBeUndefined();
+      else expect(e.firstRecordNs).toBe(decodeRecordHeader(head, GLOBAL_HEADER_LEN, decodeGlobalHeader(head)).tsNs);
+    }
+    expect(first.entries.some((e) => e.firstRecordNs !== undefined)).toBe(true);
+    // A cache written before the field existed (13 values a row) is still a cache: nothing is read
+    // again, and the files just have no first record time (the planner reads it from the file).
+    for (const d of store.dirs) {
+      const doc = JSON.parse(readFileSync(join(d, CACHE_FILE_NAME), 'utf8')) as { files: Record<string, unknown[]> };
+      for (const row of Object.values(doc.files)) {
+        expect(row.length).toBe(14);
+        row.length = 13;
+      }
+      writeFileSync(join(d, CACHE_FILE_NAME), JSON.stringify(doc));
+    }
+    const old = await scanCatalog(store.dirs);
+    expect(old.stats).toMatchObject({ cached: store.files.length, readWhole: 0 });
+    expect(old.entries).toEqual(first.entries.map(({ firstRecordNs: _, ...e }) => e));
   });
 
   it('reads a growing part file on from where the last scan stopped, and keeps that across the rename on close', async () => {

@@ -16,9 +16,14 @@
  *
  * REQUEST (stdin), one item a line, the first word saying which:
  *   lookup MASK PLAN                   the plan for indexes holding fields MASK of --needed
- *   file SIZE PACKETS PARTIAL PATH     a file to plan: the catalog's size and packet count,
+ *   file SIZE PACKETS PARTIAL FIRST_NS LINKTYPE PATH
+ *                                      a file to plan: the catalog's size and packet count,
  *                                      PARTIAL 1 for an open .part file (its tail past what the
- *                                      index covers is read whole); PATH to the end of the line
+ *                                      index covers is read whole), the time of its first record
+ *                                      as written and its link type (what its index is checked
+ *                                      against; both `-` when the catalog does not know them: the
+ *                                      planner reads the file's first record then); PATH to the
+ *                                      end of the line
  * PLAN, in prefix form, tokens separated by one space:
  *   all                          no narrowing
  *   key TYPE HEX                 blocks holding key (TYPE, value)

@@ -96,7 +96,10 @@ export async function planReads(files: readonly CatalogEntry[], filter: string |
   for (const [mask, plan] of plans) request.push(`${PLAN_ITEM.lookup} ${mask} ${encodePlan(plan)}`);
   for (const f of files) {
     if (f.path.includes('\n')) throw new Error(`cannot pass a path containing a newline to qe-extract: ${JSON.stringify(f.path)}`);
-    request.push(`${PLAN_ITEM.file} ${f.size} ${f.packets} ${f.partial ? 1 : 0} ${f.path}`);
+    // A closed file's first record and link type, as the catalog knows them: the planner checks the
+    // index against them instead of reading the file's first record (a disk trip a file, cold).
+    const facts = !f.partial && f.firstRecordNs !== undefined ? `${f.firstRecordNs} ${f.linktype}` : '- -';
+    request.push(`${PLAN_ITEM.file} ${f.size} ${f.packets} ${f.partial ? 1 : 0} ${facts} ${f.path}`);
   }
   const args = ['--plan', '--merge-gap', String(policy.mergeGapBlocks ?? MERGE_GAP_BLOCKS), '--dense', String(policy.dense ?? DENSE), '--needed', String(needed)];
   const lines = await runPlanner(args, request.join('\n') + '\n');

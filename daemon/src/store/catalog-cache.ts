@@ -26,6 +26,13 @@ export interface CachedFile {
   linktype: number;
   snaplen: number;
   nanos: boolean;
+  /**
+   * The first record's time exactly as an index names its pcap file (seconds × 10^9 + the
+   * fraction as written): with the link type, what the index planner checks an index against,
+   * so a query need not read every file's first record to know it. Undefined for an empty file
+   * and for rows cached before it was kept (the planner reads the file then).
+   */
+  firstRecordNs?: bigint;
 }
 
 // Entries are stored as arrays in this order: 40,000 files as objects would double the file.
@@ -43,6 +50,8 @@ type Row = [
   linktype: number,
   snaplen: number,
   nanos: 0 | 1,
+  // Added later: rows without it (13 long) still read.
+  firstRecordNs?: string | null,
 ];
 
 interface CacheDocument {
@@ -135,12 +144,13 @@ function toRow(f: CachedFile): Row {
     f.linktype,
     f.snaplen,
     f.nanos ? 1 : 0,
+    f.firstRecordNs?.toString() ?? null,
   ];
 }
 
 function fromRow(row: unknown): CachedFile | undefined {
-  if (!Array.isArray(row) || row.length !== 13) return undefined;
-  const [size, mtimeMs, ino, wholeEnd, packets, bytes, minNs, maxNs, lastNs, sorted, linktype, snaplen, nanos] = row;
+  if (!Array.isArray(row) || (row.length !== 13 && row.length !== 14)) return undefined;
+  const [size, mtimeMs, ino, wholeEnd, packets, bytes, minNs, maxNs, lastNs, sorted, linktype, snaplen, nanos, firstRecordNs = null] = row;
   const nums = [size, mtimeMs, ino, wholeEnd, packets, bytes, linktype, snaplen];
   if (!nums.every((n) => typeof n === 'number' && Number.isFinite(n))) return undefined;
   // The cache keeps nanoseconds in the daemon's wire form; null is "none", anything else unreadable.
@@ -149,8 +159,8 @@ function fromRow(row: unknown): CachedFile | undefined {
     const r = wireNs.safeParse(v);
     return r.success ? r.data : null;
   };
-  const [mn, mx, ls] = [big(minNs), big(maxNs), big(lastNs)];
-  if (mn === null || mx === null || ls === null) return undefined;
+  const [mn, mx, ls, fr] = [big(minNs), big(maxNs), big(lastNs), big(firstRecordNs)];
+  if (mn === null || mx === null || ls === null || fr === null) return undefined;
   return {
     size: size as number,
     mtimeMs: mtimeMs as number,
@@ -165,5 +175,6 @@ function fromRow(row: unknown): CachedFile | undefined {
     linktype: linktype as number,
     snaplen: snaplen as number,
     nanos: nanos === 1,
+    ...(fr !== undefined ? { firstRecordNs: fr } : {}),
   };
 }

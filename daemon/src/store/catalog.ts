@@ -3,7 +3,7 @@
 // read on from where the last scan stopped; only new or changed files are read whole.
 import { closeSync, lstatSync, readSync, readdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { GLOBAL_HEADER_LEN, PcapFormatError, RECORD_HEADER_LEN, decodeGlobalHeader } from '../pcap/format.js';
+import { GLOBAL_HEADER_LEN, PcapFormatError, RECORD_HEADER_LEN, decodeGlobalHeader, decodeRecordHeader } from '../pcap/format.js';
 import { loadCache, saveCache, type CachedFile } from './catalog-cache.js';
 import { PART_EXT, parseFileName, type CaptureFileName } from './filename.js';
 import { PcapTooShortError, fileKind, openRegular, summarizePcap, type SummaryResume } from './pcap-summary.js';
@@ -28,6 +28,8 @@ export interface CatalogEntry {
   snaplen: number;
   /** Every record is no older than the one before (lets extraction stop early in the file). */
   sorted: boolean;
+  /** The first record's time as an index names its file (catalog-cache.ts); undefined when not known. */
+  firstRecordNs?: bigint;
 }
 
 export interface CatalogProblem {
@@ -172,8 +174,9 @@ export interface ClosedFileFacts {
  * Puts files the capture helper closed into their directories' catalog caches, from what it
  * reported, so that no query has to read them back to learn their span (a store that grew by a
  * day of 10 Gbit/s since the last query would otherwise be walked whole, cold, by the next one).
- * Only the 24-byte header is read and the file stat'ed; a file whose size is not the one reported
- * (changed since) is left for a scan to read. Returns what could not be done (costs only speed).
+ * Only the global header and the first record's header are read (40 bytes, just written: in the
+ * page cache) and the file stat'ed; a file whose size is not the one reported (changed since) is
+ * left for a scan to read. Returns what could not be done (costs only speed).
  */
 export function rememberClosedFiles(files: readonly ClosedFileFacts[]): CatalogProblem[] {
   const problems: CatalogProblem[] = [];
@@ -190,14 +193,18 @@ export function rememberClosedFiles(files: readonly ClosedFileFacts[]): CatalogP
       try {
         const st = lstatSync(f.path, { throwIfNoEntry: false });
         if (!st || !st.isFile() || st.size !== f.size || !parseFileName(basename(f.path))) continue;
-        const head = Buffer.alloc(GLOBAL_HEADER_LEN);
+        // The header and the first record's: the file was just written, so this is a page-cache read.
+        const head = Buffer.alloc(GLOBAL_HEADER_LEN + RECORD_HEADER_LEN);
         const fd = openRegular(f.path);
+        let got: number;
         try {
-          if (readSync(fd, head, 0, GLOBAL_HEADER_LEN, 0) !== GLOBAL_HEADER_LEN) continue;
+          got = readSync(fd, head, 0, head.length, 0);
         } finally {
           closeSync(fd);
         }
+        if (got < GLOBAL_HEADER_LEN) continue;
         const h = decodeGlobalHeader(head);
+        const first = f.packets > 0 && got === head.length ? decodeRecordHeader(head, GLOBAL_HEADER_LEN, h).tsNs : undefined;
         cache.set(basename(f.path), {
           size: st.size,
           mtimeMs: st.mtimeMs,
@@ -212,6 +219,7 @@ export function rememberClosedFiles(files: readonly ClosedFileFacts[]): CatalogP
           linktype: h.linktype,
           snaplen: h.snaplen,
           nanos: h.nanos,
+          ...(first !== undefined ? { firstRecordNs: first } : {}),
         });
         added++;
       } catch (e) {
@@ -252,6 +260,7 @@ function toEntry(path: string, dir: string, name: string, parsed: CaptureFileNam
     linktype: file.linktype,
     snaplen: file.snaplen,
     sorted: file.sorted,
+    ...(file.firstRecordNs !== undefined ? { firstRecordNs: file.firstRecordNs } : {}),
   };
 }
 
@@ -273,6 +282,7 @@ function readFile(path: string, resume: SummaryResume | undefined, buffer: Buffe
     linktype: s.header.linktype,
     snaplen: s.header.snaplen,
     nanos: s.header.nanos,
+    ...(s.firstRecordNs !== undefined ? { firstRecordNs: s.firstRecordNs } : {}),
   };
 }
 

@@ -27,6 +27,8 @@ export interface PcapSummary {
   lastNs?: bigint;
   /** True while every record is no older than the one before it. */
   sorted: boolean;
+  /** The first record's time as written (seconds × 10^9 + the fraction, no carry): what an index names its file by. */
+  firstRecordNs?: bigint;
   /** Offset just past the last whole record: where a crashed file is cut. */
   wholeEnd: number;
   /** How many bytes the walk looked at (the file's size when it was opened). */
@@ -42,7 +44,7 @@ export interface PcapSummary {
 /** What an earlier walk learnt, so a file that only grew is read from where that walk stopped. */
 export type SummaryResume = Pick<
   PcapSummary,
-  'packets' | 'bytes' | 'minNs' | 'maxNs' | 'lastNs' | 'sorted' | 'wholeEnd'
+  'packets' | 'bytes' | 'minNs' | 'maxNs' | 'lastNs' | 'sorted' | 'wholeEnd' | 'firstRecordNs'
 >;
 
 /** A stricter check a caller can add (repair rejects records a crash may have left as garbage). */
@@ -145,6 +147,7 @@ export function summarizeFd(fd: number, opts: SummarizeOptions): PcapSummary {
   let [maxS, maxF] = split(r?.maxNs, header.nanos);
   let [lastS, lastF] = split(r?.lastNs, header.nanos);
   let any = r?.minNs !== undefined;
+  let firstRecordNs = r?.firstRecordNs;
 
   let pos = Math.max(r?.wholeEnd ?? GLOBAL_HEADER_LEN, GLOBAL_HEADER_LEN);
   let bufPos = 0; // file offset of buf[0]
@@ -191,6 +194,7 @@ export function summarizeFd(fd: number, opts: SummarizeOptions): PcapSummary {
       s += Math.floor(f / fracLimit);
       f %= fracLimit;
     }
+    if (pos === GLOBAL_HEADER_LEN) firstRecordNs = BigInt(sec) * NS_PER_S + BigInt(frac) * fracScale;
     if (!any) {
       minS = maxS = lastS = s;
       minF = maxF = lastF = f;
@@ -219,6 +223,7 @@ export function summarizeFd(fd: number, opts: SummarizeOptions): PcapSummary {
     packets,
     bytes,
     ...(any ? { minNs: toNs(minS, minF), maxNs: toNs(maxS, maxF), lastNs: toNs(lastS, lastF) } : {}),
+    ...(firstRecordNs !== undefined ? { firstRecordNs } : {}),
     sorted,
     wholeEnd: pos,
     size,
