@@ -559,9 +559,7 @@ static int open_fd(struct qe_ir *ix, int fd, const char *path, const char *pcap_
 	if (r != QE_IR_OK) {
 		free(ix->segs);
 		ix->segs = NULL;
-		free(ix->head);
-		ix->head = NULL;
-		return r;
+		return r; /* the head is freed by qe_ir_open_fd */
 	}
 	ix->bytes_read += ix->head_len;
 	return QE_IR_OK;
@@ -674,10 +672,10 @@ static int pages_in(struct qe_ir *ix, uint64_t p0, uint64_t p1)
 {
 	while (p0 <= p1 && cached_page(ix, p0))
 		p0++;
-	while (p1 >= p0 && p1 > 0 && cached_page(ix, p1))
-		p1--;
-	if (p0 > p1 || cached_page(ix, p1))
+	if (p0 > p1)
 		return 0;
+	while (p1 > p0 && cached_page(ix, p1))
+		p1--;
 	if (p0 * DIR_PAGE >= ix->size) {
 		say(ix->note, ix->note_len, "%s: cut short at %" PRIu64 " bytes: the index is not used, its pcap file is scanned",
 		    ix->path, ix->size);
@@ -791,8 +789,7 @@ static int posting_list(struct qe_ir *ix, const struct qe_ir_segment *s, const s
 {
 	uint64_t at = s->dir_at + i * QE_IDX_ENTRY_LEN;
 	uint64_t area = s->nkeys * QE_IDX_ENTRY_LEN;
-	/* >= 0: checked at open */
-	uint64_t area_len = s->body_len - qe_idx_fence_len(s->nkeys) - area - qe_idx_bt_len(s->nblocks);
+	uint64_t area_len = s->table_at - s->dir_at - area; /* >= 0: checked at open */
 	/* Bounds first: a flipped offset or length must not make us read (or allocate) past the segment. */
 	if (e->value_len > QE_IDX_VALUE_LEN || e->off > area_len || e->len > area_len - e->off || e->count == 0 ||
 	    e->len < e->count)
@@ -857,7 +854,6 @@ static int by_block(const void *x, const void *y)
 	return a < b ? -1 : a > b;
 }
 
-/* The union of the posting lists of every key in [lo, hi] (sort keys of one type). */
 /* Entry `i`'s key against the fence key that copies it (i a multiple of the stride). */
 static int fence_agrees(struct qe_ir *ix, const struct qe_ir_segment *s, const struct entry *e, uint64_t i)
 {
@@ -866,6 +862,7 @@ static int fence_agrees(struct qe_ir *ix, const struct qe_ir_segment *s, const s
 	return 0;
 }
 
+/* The union of the posting lists of every key in [lo, hi] (sort keys of one type). */
 static int postings_of(struct qe_ir *ix, struct qe_ir_segment *s, const uint8_t *lo, const uint8_t *hi, struct blocks *out)
 {
 	/* The fence, in memory, gives the run of QE_IDX_FENCE_STRIDE entries where the first entry

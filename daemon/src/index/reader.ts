@@ -505,8 +505,8 @@ export class IndexReader {
   /** Pages [p0, p1] in memory, those not there yet read in one pread (a run of entries the fence points to may straddle two pages). */
   private async pagesIn(p0: number, p1: number): Promise<void> {
     while (p0 <= p1 && this.cachedPage(p0)) p0++;
-    while (p1 >= p0 && p1 > 0 && this.cachedPage(p1)) p1--;
-    if (p0 > p1 || this.cachedPage(p1)) return;
+    if (p0 > p1) return;
+    while (p1 > p0 && this.cachedPage(p1)) p1--;
     // Entries lie inside the file (the segment's body was checked whole at open): a page is cut
     // only by the file's end, after them.
     const end = Math.min((p1 + 1) * DIR_PAGE, this.fileSize);
