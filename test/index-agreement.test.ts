@@ -6,7 +6,8 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { planReads, encodeRanges, type FileRead, type ReadPolicy } from '../daemon/src/extract/read-plan.js';
+import { planReads, type FileRead, type ReadPolicy } from '../daemon/src/extract/read-plan.js';
+import { extractorJob } from '../daemon/src/extract/prepare.js';
 
 // Every file with a usable index is read through it, block by block: the ranges themselves are
 // what is tested. The default policy (gaps read through, dense files read whole) is run too.
@@ -16,7 +17,7 @@ import { scanCatalog } from '../daemon/src/store/catalog.js';
 import { selectFiles } from '../daemon/src/store/select-files.js';
 import { parsePcap } from '../daemon/src/pcap/format.js';
 import { root as repo } from './lib/cli.js';
-import { BASE_NS, MS, rng, tempDir, writeCaptureFile } from './lib/fixture.js';
+import { BASE_NS, MS, frame, rng, tempDir, writeCaptureFile } from './lib/fixture.js';
 import { MACS, PORTS, V4_HOSTS, V6_HOSTS, VLANS, mixedTraffic } from './lib/mixed-traffic.js';
 
 const QE_INDEX = join(repo, 'build', 'native', 'qe-index');
@@ -48,17 +49,19 @@ beforeAll(async () => {
 afterAll(() => cleanup?.());
 
 /** Runs qe-extract as `extract` would, through the index or not; returns the output and the reads. */
-async function run(filter: string, useIndex: boolean, policy: ReadPolicy = STRICT): Promise<{ out: Buffer; reads: FileRead[]; status: number | null; bytesRead: number; readCalls: number }> {
+async function run(filter: string, useIndex: boolean, policy: ReadPolicy = STRICT): Promise<{ out: Buffer; reads: FileRead[]; status: number | null; bytesRead: number; readCalls: number; filesOpened: number }> {
   const reads = await planReads(streams.flatMap((s) => s.files), filter, useIndex, policy);
-  const ranges = encodeRanges(reads);
-  const job = { streams, fromNs: 0n, toNs: BASE_NS * 2n, filter, output: '-', linktype: 1, snaplen: 262144, ...(ranges.spans.size ? { ranges } : {}) };
+  const files = streams.flatMap((s) => s.files);
+  const chosen = { selection: { streams, files: files.length, size: files.reduce((n, f) => n + f.size, 0) }, linktype: 1, snaplen: 262144 };
+  const job = extractorJob({ fromNs: 0n, toNs: BASE_NS * 2n, filter, ifaces: [], noIndex: !useIndex }, { chosen, reads }, '-');
   // spawnSync cannot feed a fourth descriptor: the ranges go through a file, the list on stdin.
   const file = join(dir, 'ranges.bin');
-  writeFileSync(file, ranges.bytes);
+  writeFileSync(file, job.ranges?.bytes ?? Buffer.alloc(0));
   const args = extractorArgs(job, 0).map((a) => (a.startsWith('/dev/fd/') ? file : a === '3' ? '2' : a));
-  const r2 = spawnSync(QE_EXTRACT, args, { input: extractorList(streams, ranges.spans), maxBuffer: 1 << 28 });
+  const r2 = spawnSync(QE_EXTRACT, args, { input: extractorList(job.streams, job.ranges?.spans), maxBuffer: 1 << 28 });
   const done = r2.stderr.toString().split('\n').filter((l) => l.startsWith('{"type":"done"') || l.startsWith('{"type":"error"')).pop();
-  return { out: r2.stdout, reads, status: r2.status, bytesRead: done ? JSON.parse(done).bytes_read : -1, readCalls: done ? JSON.parse(done).read_calls : -1 };
+  const counts = done ? JSON.parse(done) : { bytes_read: -1, read_calls: -1, files_opened: -1 };
+  return { out: r2.stdout, reads, status: r2.status, bytesRead: counts.bytes_read, readCalls: counts.read_calls, filesOpened: counts.files_opened };
 }
 
 /** Random filters over the traffic's fields, in every form the planner reads and some it does not. */
@@ -115,6 +118,11 @@ describe('the index agrees with a scan', () => {
       expect({ filter, status: ix.status }).toEqual({ filter, status: scan.status });
       if (!ix.out.equals(scan.out)) throw new Error(`filter ${JSON.stringify(filter)}: through the index ${ix.out.length} bytes, the scan ${scan.out.length}`);
       if (!(await run(filter, true, {})).out.equals(scan.out)) throw new Error(`filter ${JSON.stringify(filter)}: the default read policy differs from the scan`);
+      // A file the index rules out entirely is not even opened (its header is a disk trip).
+      const ruledOut = ix.reads.filter((x) => x.why === 'index' && x.ranges!.length === 0).length;
+      // (qe-extract may open fewer still: a filter that rejects everything reads one file a stream.)
+      expect(ix.filesOpened, filter).toBeLessThanOrEqual(ix.reads.length - ruledOut);
+      if (ix.status === 0) expect(ix.filesOpened, filter).toBe(ix.reads.length - ruledOut);
       if (ix.reads.some((x) => x.why === 'index')) narrowed++;
       if (scan.status === 0) matched++;
       fullBytes += scan.bytesRead;
@@ -125,6 +133,39 @@ describe('the index agrees with a scan', () => {
     expect(matched).toBeGreaterThan(200);
     expect(indexedBytes).toBeLessThan(fullBytes);
   }, 300_000);
+
+  it('does not open a file whose index rules out every record', async () => {
+    const none = await run('host 10.9.9.9', true);
+    expect(none.reads.map((x) => [x.why, x.ranges?.length])).toEqual(none.reads.map(() => ['index', 0]));
+    expect({ status: none.status, opened: none.filesOpened }).toEqual({ status: (await run('host 10.9.9.9', false)).status, opened: 0 });
+    // Four files of one interface, a host in the second and the fourth only.
+    const { dir: d, cleanup: done } = tempDir('index-ruled-out');
+    const saved = streams;
+    try {
+      let t = BASE_NS;
+      for (let f = 0; f < 4; f++) {
+        const frames = mixedTraffic(500, 70 + f, 0.5);
+        if (f % 2) frames.splice(250, 0, frame({ src: '10.77.0.1', dst: '10.0.0.1', proto: 'udp', sport: 4000, dport: 53, payload: 30 + f }));
+        const packets = frames.map((data, i) => ({ tsNs: t + BigInt(i) * MS, data }));
+        t = packets[packets.length - 1]!.tsNs + MS;
+        const path = writeCaptureFile(join(d, 'store'), 'eth0', packets).path;
+        expect(spawnSync(QE_INDEX, ['--fields', 'ip,port,proto', '--block-size', '4096', path]).status).toBe(0);
+      }
+      streams = selectFiles((await scanCatalog([join(d, 'store')])).entries, { fromNs: 0n, toNs: BASE_NS * 2n, ifaces: [] }).streams;
+      for (const filter of ['host 10.77.0.1', 'host 10.77.0.1 and port 53', 'src 10.77.0.1 or host 10.9.9.9']) {
+        const ix = await run(filter, true);
+        const scan = await run(filter, false);
+        expect(ix.reads.map((x) => x.ranges!.length > 0), filter).toEqual([false, true, false, true]);
+        expect({ filter, opened: ix.filesOpened, status: ix.status }).toEqual({ filter, opened: 2, status: 0 });
+        expect(parsePcap(ix.out).records.length, filter).toBe(2);
+        expect(ix.out.equals(scan.out), filter).toBe(true);
+        expect(scan.filesOpened).toBe(4);
+      }
+    } finally {
+      streams = saved;
+      done();
+    }
+  });
 
   it('reads each candidate range with the rest of its last record in one read', async () => {
     // From a cold cache every read is a possible disk trip: a range and the record that ends past

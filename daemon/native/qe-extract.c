@@ -4,7 +4,7 @@
 //
 // Usage:
 //   qe-extract -w OUT|- [--from NS] [--to NS] [--filter EXPR] [--linktype N] [--snaplen N]
-//              [--list FILE|-] [--status-fd N] [--progress-ms N] [FILE...]
+//              [--list FILE|-] [--status-fd N] [--progress-ms N] [--idle] [FILE...]
 //
 //   -w OUT        output path; `-` writes to standard output (refused when it is a terminal).
 //                 A regular file is written under a temporary name and renamed when complete, so
@@ -24,6 +24,10 @@
 //   --ranges FILE binary ranges for --list: pairs of little-endian u64 (start, stop), ascending and
 //                 not overlapping, each start a record's offset: the records starting in
 //                 [start, stop) are read (the last one to its end). stop = 2^64-1 reads to the end.
+//   --idle        lowers its own priority first: nice +19 and the idle I/O class, so an extraction
+//                 asked through the API never delays capture's writes. What `ionice -t -c 3 nice -n 19`
+//                 did, without two more programs to load from a cold disk per extraction; a refusal
+//                 (a sandbox without these calls) is not an error.
 //   FILE...       each a stream of its own (for use by hand).
 //
 //   qe-extract --plan [--merge-gap N] [--dense X] [--needed BITS] < REQUEST
@@ -68,6 +72,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -957,9 +962,20 @@ static uint64_t parse_u64(const char *name, const char *v) {
   return x;
 }
 
+// IOPRIO_* of linux/ioprio.h, which glibc does not wrap.
+#define IOPRIO_WHO_PROCESS 1
+#define IOPRIO_CLASS_IDLE 3
+#define IOPRIO_CLASS_SHIFT 13
+
+static void lower_priority(void) {
+  (void)syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT);
+  errno = 0;
+  if (nice(19) == -1 && errno) return; // nice never refuses to lower a priority; nothing to add
+}
+
 static void usage(void) {
   fputs("usage: qe-extract -w OUT|- [--from NS] [--to NS] [--filter EXPR] [--linktype N] [--snaplen N]\n"
-        "                  [--list FILE|-] [--ranges FILE] [--status-fd N] [--progress-ms N] [FILE...]\n",
+        "                  [--list FILE|-] [--ranges FILE] [--status-fd N] [--progress-ms N] [--idle] [FILE...]\n",
         stderr);
 }
 
@@ -973,7 +989,7 @@ int main(int argc, char **argv) {
       {"linktype", required_argument, 0, 'l'},   {"snaplen", required_argument, 0, 's'},
       {"list", required_argument, 0, 'L'},       {"status-fd", required_argument, 0, 'S'},
       {"progress-ms", required_argument, 0, 'p'}, {"help", no_argument, 0, 'h'},
-      {"ranges", required_argument, 0, 'R'},
+      {"ranges", required_argument, 0, 'R'},     {"idle", no_argument, 0, 'I'},
       {0, 0, 0, 0},
   };
   const char *list_path = NULL, *ranges_path = NULL;
@@ -988,6 +1004,7 @@ int main(int argc, char **argv) {
     case 's': opt.snaplen = (long)parse_u64("--snaplen", optarg); break;
     case 'L': list_path = optarg; break;
     case 'R': ranges_path = optarg; break;
+    case 'I': lower_priority(); break;
     case 'p': opt.progress_ms = (long)parse_u64("--progress-ms", optarg); break;
     case 'S': {
       int fd = (int)parse_u64("--status-fd", optarg);

@@ -68,8 +68,13 @@ export async function refuseBadFilter(q: ExtractQuery, { linktype, snaplen }: Ch
 /** qe-extract's job for a prepared query, writing to `output` (a path, or `-`). */
 export function extractorJob(q: ExtractQuery, { chosen, reads }: Prepared, output: string): ExtractJob {
   const ranges = encodeRanges(reads);
+  // A file whose index rules out every record is not opened at all: from a cold cache its pcap
+  // header alone is a disk trip, and most files of a narrow query are such files. Its link type
+  // and snaplen are the catalog's, already weighed in `chosen`.
+  const ruledOut = new Set(reads.filter((r) => r.why === 'index' && r.ranges?.length === 0).map((r) => r.file.path));
+  const streams = ruledOut.size ? chosen.selection.streams.map((s) => ({ ...s, files: s.files.filter((f) => !ruledOut.has(f.path)) })) : chosen.selection.streams;
   return {
-    streams: chosen.selection.streams,
+    streams,
     fromNs: q.fromNs,
     toNs: q.toNs,
     ...(q.filter !== undefined ? { filter: q.filter } : {}),

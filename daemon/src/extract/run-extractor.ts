@@ -92,10 +92,9 @@ export function extractorList(streams: readonly ExtractStream[], spans?: Readonl
 
 export async function runExtractor(job: ExtractJob, hooks: ExtractHooks = {}): Promise<ExtractOutcome> {
   const ranged = !!job.ranges?.spans.size;
-  const tool = [nativeTool('qe-extract'), ...extractorArgs(job, hooks.progressMs ?? 0)];
-  // ionice and nice exec the tool: the process killed on abort is qe-extract itself. Where lowering
-  // a priority is refused (a sandbox without these calls) the extraction runs all the same (-t).
-  const argv = hooks.idle ? ['ionice', '-t', '-c', '3', 'nice', '-n', '19', ...tool] : tool;
+  // --idle: qe-extract lowers its own priorities (ionice and nice in front of it were two more
+  // programs to load from disk, 15-30 ms of a cold API query).
+  const argv = [nativeTool('qe-extract'), ...extractorArgs(job, hooks.progressMs ?? 0), ...(hooks.idle ? ['--idle'] : [])];
   const child = spawn(argv[0]!, argv.slice(1), {
     ...(hooks.signal ? { signal: hooks.signal, killSignal: 'SIGTERM' as const } : {}),
     stdio: ['pipe', job.output === '-' ? (job.stdout ?? 'inherit') : 'ignore', 'pipe', 'pipe', ...(ranged ? ['pipe' as const] : [])],
