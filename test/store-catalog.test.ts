@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildPcap, decodeGlobalHeader, decodeRecordHeader, encodeRecordHeader, GLOBAL_HEADER_LEN } from '../daemon/src/pcap/format.js';
 import { CACHE_FILE_NAME } from '../daemon/src/store/catalog-cache.js';
-import { catalogFile, scanCatalog, type CatalogEntry } from '../daemon/src/store/catalog.js';
+import { catalogFile, reuseUnchangedScans, scanCatalog, type CatalogEntry } from '../daemon/src/store/catalog.js';
 import { formatFileName } from '../daemon/src/store/filename.js';
 import { selectFiles } from '../daemon/src/store/select-files.js';
 import { BASE_NS, MS, buildFixtureStore, tempDir, traffic, writeCaptureFile } from './lib/fixture.js';
@@ -163,6 +163,61 @@ describe('scanCatalog', () => {
     expect(c.entries[0]).toMatchObject({ name, partial: false, packets: 300 });
     const cache = JSON.parse(readFileSync(join(d, CACHE_FILE_NAME), 'utf8')) as { files: Record<string, unknown> };
     expect(Object.keys(cache.files)).toEqual([name]);
+  });
+
+  it('in a process that keeps its scans (the daemon), reuses the last scan of a directory that has not changed, still reading its part file on', async () => {
+    const d = dir();
+    const closed = traffic(BASE_NS, 50, 3);
+    const closedPath = join(d, formatFileName(BASE_NS, 'eth0'));
+    writeFileSync(closedPath, buildPcap(closed));
+    const open = traffic(BASE_NS + 10_000n * MS, 300, 4);
+    const whole = buildPcap(open);
+    const part = join(d, `${formatFileName(open[0]!.tsNs, 'eth0')}.part`);
+    const cut = GLOBAL_HEADER_LEN + 16 * 100 + 5000;
+    writeFileSync(part, whole.subarray(0, cut));
+    // The directory last changed a minute ago: long enough before a listing to trust its mtime.
+    const still = () => utimesSync(d, new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
+    reuseUnchangedScans(true);
+    try {
+      still();
+      const first = await scanCatalog([d]); // new files: the cache is written, so the directory moved
+      expect(first.stats).toMatchObject({ files: 2, readWhole: 2 });
+      still();
+      const second = await scanCatalog([d]);
+      expect(second.stats).toMatchObject({ files: 2, cached: 2, readWhole: 0 });
+
+      // A closed file changed in place, its mtime too, the directory not: the last scan stands.
+      const fd = openSync(closedPath, 'r+');
+      writeSync(fd, Buffer.alloc(100, 0xff), 0, 100, GLOBAL_HEADER_LEN);
+      closeSync(fd);
+      utimesSync(closedPath, new Date(), new Date(Date.now() + 5000));
+      // The part file grows: read on, every scan, without the cache being written.
+      appendFileSync(part, whole.subarray(cut));
+      const cacheBefore = readFileSync(join(d, CACHE_FILE_NAME), 'utf8');
+      const third = await scanCatalog([d]);
+      expect(third.stats).toMatchObject({ files: 2, cached: 1, readWhole: 0, readOnward: 1 });
+      expect(third.entries.map((e) => [e.name, e.packets])).toEqual(second.entries.map((e) => [e.name, e.partial ? 300 : 50]));
+      expect(third.problems).toEqual([]);
+      expect(readFileSync(join(d, CACHE_FILE_NAME), 'utf8')).toBe(cacheBefore);
+
+      // A file added moves the directory: listed again, every file looked at, the changed one read.
+      writeFileSync(join(d, formatFileName(BASE_NS + 100_000n * MS, 'eth1')), buildPcap(traffic(BASE_NS + 100_000n * MS, 5, 5)));
+      const fourth = await scanCatalog([d]);
+      expect(fourth.stats).toMatchObject({ files: 3, readWhole: 2 });
+      expect(fourth.problems.map((p) => p.path)).toEqual([closedPath]);
+
+      // Off (a command, the tests): every scan looks at every file.
+      reuseUnchangedScans(false);
+      still();
+      await scanCatalog([d]);
+      still();
+      expect((await scanCatalog([d])).stats).toMatchObject({ files: 3, cached: 3 });
+      utimesSync(closedPath, new Date(), new Date(Date.now() + 9000));
+      still();
+      expect((await scanCatalog([d])).stats).toMatchObject({ files: 3, readWhole: 1 });
+    } finally {
+      reuseUnchangedScans(false);
+    }
   });
 
   it('survives a corrupt cache, and a store it may not write', async () => {

@@ -18,7 +18,7 @@ import { History } from '../api/history.js';
 import { auditLogPath, tokensPath } from '../util/paths.js';
 import { packageVersion } from '../util/version.js';
 import { CaptureMonitor } from '../health/monitor.js';
-import { scanCatalog } from '../store/catalog.js';
+import { reuseUnchangedScans, scanCatalog } from '../store/catalog.js';
 import { CatalogFeed } from '../store/catalog-feed.js';
 import { removeOrphanIndexes, repairStore } from '../store/repair.js';
 import { StoreRetention, type RetentionState } from '../store/retention.js';
@@ -314,6 +314,9 @@ export class CaptureDaemon {
     const indexAfter = setTimeout(startIndexing, 10_000);
     indexAfter.unref();
     sup.on('capturing', startIndexing);
+    // The daemon answers queries for as long as it runs: it may reuse its last scan of a store
+    // directory that has not changed since (catalog.ts).
+    reuseUnchangedScans(true);
     // The catalog cache is refreshed in the background so extraction starts fast; capture does not wait.
     void scanCatalog(config.storage.paths).then(
       (c) => log('info', `catalog: ${c.entries.length} files (${c.stats.cached} from cache) in ${c.stats.elapsedMs} ms`),
