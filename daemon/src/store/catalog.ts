@@ -95,7 +95,6 @@ interface DirScan {
   names: string[];
   files: Map<string, CachedFile>;
   entries: Map<string, CatalogEntry>;
-  problems: CatalogProblem[];
 }
 const lastScans = new Map<string, DirScan>();
 
@@ -129,7 +128,6 @@ export async function scanCatalog(paths: readonly string[], opts: ScanOptions = 
     const cache = reuse ? reuse.files : loadCache(dir);
     const next = new Map<string, CachedFile>();
     const dirEntries = new Map<string, CatalogEntry>();
-    const firstProblem = problems.length;
     let dirty = false;
     let grewPart = false;
     let sinceYield = 0;
@@ -137,12 +135,13 @@ export async function scanCatalog(paths: readonly string[], opts: ScanOptions = 
     for (const name of names) {
       const kept = reuse?.entries.get(name);
       if (kept && !kept.partial) {
+        const file = cache.get(name)!;
         entries.push(kept);
         dirEntries.set(name, kept);
-        next.set(name, cache.get(name)!);
+        next.set(name, file);
         stats.files++;
         stats.cached++;
-        for (const p of reuse!.problems) if (p.path === kept.path) problems.push(p);
+        trailingBytes(kept.path, file, problems);
         continue;
       }
       const parsed = parseFileName(name);
@@ -194,9 +193,7 @@ export async function scanCatalog(paths: readonly string[], opts: ScanOptions = 
       next.set(name, file);
       stats.files++;
 
-      if (!parsed.partial && file.size > file.wholeEnd) {
-        problems.push({ path, message: `${file.size - file.wholeEnd} bytes after the last whole record are not readable as records` });
-      }
+      if (!parsed.partial) trailingBytes(path, file, problems);
       const entry = toEntry(path, dir, name, parsed, file);
       entries.push(entry);
       dirEntries.set(name, entry);
@@ -213,13 +210,18 @@ export async function scanCatalog(paths: readonly string[], opts: ScanOptions = 
     }
     // Writing the cache moved the directory's mtime: the next scan lists it again (and is then reusable).
     if (dirStat && !saved && listedAtMs - Number(dirStat.mtimeMs) > REUSE_QUIET_MS) {
-      lastScans.set(dir, { mtimeNs: dirStat.mtimeNs, ino: dirStat.ino, atMs: reuse ? reuse.atMs : listedAtMs, names, files: next, entries: dirEntries, problems: problems.slice(firstProblem) });
+      lastScans.set(dir, { mtimeNs: dirStat.mtimeNs, ino: dirStat.ino, atMs: reuse ? reuse.atMs : listedAtMs, names, files: next, entries: dirEntries });
     }
   }
 
   entries.sort((a, b) => (a.firstNs < b.firstNs ? -1 : a.firstNs > b.firstNs ? 1 : a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   stats.elapsedMs = performance.now() - started;
   return { entries, problems, stats };
+}
+
+/** A closed file's bytes past its last whole record, as a problem. */
+function trailingBytes(path: string, file: CachedFile, problems: CatalogProblem[]): void {
+  if (file.size > file.wholeEnd) problems.push({ path, message: `${file.size - file.wholeEnd} bytes after the last whole record are not readable as records` });
 }
 
 /** What the capture helper reports of a file it closed (`file_closed`): all a scan would read it for. */
