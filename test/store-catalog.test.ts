@@ -12,6 +12,7 @@ import {
   writeSync,
   closeSync,
   symlinkSync,
+  rmSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -218,6 +219,54 @@ describe('scanCatalog', () => {
     } finally {
       reuseUnchangedScans(false);
     }
+  });
+
+  it('given a query\'s range, takes closed files the cache places outside it from the cache without a stat, and looks at every file that may meet it', async () => {
+    const d = dir();
+    const at = (s: bigint) => BASE_NS + s * 1000n * MS;
+    const write = (s: bigint, seed: number) => {
+      const path = join(d, formatFileName(at(s), 'eth0'));
+      writeFileSync(path, buildPcap(traffic(at(s), 50, seed)));
+      return path;
+    };
+    const before = write(0n, 1);
+    const inside = write(10n, 2);
+    const after = write(20n, 3);
+    const part = join(d, `${formatFileName(at(30n), 'eth0')}.part`);
+    writeFileSync(part, buildPcap(traffic(at(30n), 20, 4)));
+    const first = await scanCatalog([d]);
+    expect(first.stats).toMatchObject({ files: 4, readWhole: 4, outOfRange: 0 });
+    const range = { fromNs: at(10n), toNs: at(11n) };
+
+    // Every closed file changed in place (size and mtime), each keeping to its own time: only the
+    // one the range meets is read again.
+    const grow = (path: string, fromNs: bigint, seed: number) => appendFileSync(path, buildPcap(traffic(fromNs, 5, seed)).subarray(GLOBAL_HEADER_LEN));
+    grow(before, at(1n), 10);
+    grow(inside, at(10n) + 700n * MS, 11);
+    grow(after, at(21n), 12);
+    const second = await scanCatalog([d], { range });
+    expect(second.stats).toMatchObject({ files: 4, cached: 3, outOfRange: 2, readOnward: 1, readWhole: 0 });
+    const packets = (c: typeof second) => Object.fromEntries(c.entries.map((e) => [e.path, e.packets]));
+    // The part file (it grows) and the file the range meets are looked at; the others are as they were.
+    expect(packets(second)).toEqual({ [before]: 50, [inside]: 55, [after]: 50, [part]: 20 });
+    const chosen = selectFiles(second.entries, range).streams.flatMap((s) => s.files.map((f) => f.path));
+    expect(chosen).toEqual(selectFiles((await scanCatalog([d], { writeCache: false })).entries, range).streams.flatMap((s) => s.files.map((f) => f.path)));
+    expect(chosen).toEqual([inside]);
+
+    // A file new to the cache is read even outside the range; a name that is no longer a regular
+    // file is not taken from the cache.
+    const late = write(50n, 5);
+    rmSync(after);
+    symlinkSync(late, after);
+    const third = await scanCatalog([d], { range });
+    expect(third.stats).toMatchObject({ files: 4, outOfRange: 1, readWhole: 1 });
+    expect(third.entries.map((e) => e.path)).toEqual([before, inside, part, late]);
+    expect(third.problems.map((p) => p.path)).toEqual([after]);
+
+    // Without a range every file is looked at, and the changes outside it show.
+    const fourth = await scanCatalog([d]);
+    expect(fourth.stats).toMatchObject({ files: 4, outOfRange: 0, readOnward: 1 });
+    expect(fourth.entries.find((e) => e.path === before)!.packets).toBe(55);
   });
 
   it('survives a corrupt cache, and a store it may not write', async () => {

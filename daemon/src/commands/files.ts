@@ -59,7 +59,7 @@ export function parseFilesArgs(argv: readonly string[], now: bigint, zone: TimeZ
 
 /** The files of the range; no file at all is a Refusal (exit 3, the API's 404 empty_range). */
 export async function filesAnswer(paths: readonly string[], req: Pick<FilesRequest, 'fromNs' | 'toNs' | 'ifaces'>, say: Say): Promise<FilesResponse> {
-  const catalog = await readCatalog(paths, say);
+  const catalog = await readCatalog(paths, say, { fromNs: req.fromNs, toNs: req.toNs });
   checkInterfaces(catalog.entries, req.ifaces);
   const files = selectFiles(catalog.entries, req)
     .streams.flatMap((s) => s.files)

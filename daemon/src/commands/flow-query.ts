@@ -44,7 +44,7 @@ export function emptyRange(req: Omit<FlowsRequest, 'format' | 'help'>, files: nu
 
 /** Runs the query into `sink` (made once the files are chosen); a refusal ends it (`abort`). */
 export async function runQuery<S extends FlowSink & { abort?(): void }>(req: Omit<FlowsRequest, 'format' | 'help'>, paths: readonly string[], say: Say, makeSink: () => S, intervalNs?: bigint): Promise<Answer<S>> {
-  const catalog = await scanCatalog(paths);
+  const catalog = await scanCatalog(paths, { range: { fromNs: req.fromNs, toNs: req.toNs } });
   for (const p of catalog.problems.slice(0, MAX_PROBLEMS_SHOWN)) say(`warning: ${p.path}: ${p.message}`);
   if (catalog.problems.length > MAX_PROBLEMS_SHOWN) say(`warning: ${catalog.problems.length - MAX_PROBLEMS_SHOWN} more files could not be read`);
   const unknown = unknownInterfaces(catalog.entries, req.ifaces);

@@ -3,7 +3,7 @@
 // of one link type), the read plan through their indexes, and the refusals with their words. The
 // command and the API differ only in where the packets and the words go.
 import { formatIsoNs } from '../time/format-time.js';
-import { scanCatalog, type CatalogEntry } from '../store/catalog.js';
+import { scanCatalog, type CatalogEntry, type ScanOptions } from '../store/catalog.js';
 import { selectFiles, unknownInterfaces } from '../store/select-files.js';
 import { compileFilter } from '../config/check-environment.js';
 import { ExitCode } from './exit-codes.js';
@@ -49,7 +49,7 @@ export interface Prepared {
 
 /** Catalog, files and read plan of a query over the store at `paths`; a Refusal for a query that cannot be answered. */
 export async function prepareExtraction(paths: readonly string[], q: ExtractQuery, say: Say): Promise<Prepared> {
-  const catalog = await readCatalog(paths, say);
+  const catalog = await readCatalog(paths, say, { fromNs: q.fromNs, toNs: q.toNs });
   const chosen = chooseFiles(catalog.entries, q);
   const reads = await planReads(chosen.selection.streams.flatMap((s) => s.files), q.filter, !q.noIndex);
   return { chosen, reads };
@@ -85,8 +85,9 @@ export function extractorJob(q: ExtractQuery, { chosen, reads }: Prepared, outpu
   };
 }
 
-export async function readCatalog(paths: readonly string[], say: Say) {
-  const catalog = await scanCatalog(paths);
+/** The store's catalog; with `range`, files it rules out are taken from the cache unchecked (ScanOptions.range). */
+export async function readCatalog(paths: readonly string[], say: Say, range?: ScanOptions['range']) {
+  const catalog = await scanCatalog(paths, range ? { range } : {});
   const problems = catalog.problems;
   for (const p of problems.slice(0, MAX_PROBLEMS_SHOWN)) say(`warning: ${p.path}: ${p.message}`);
   if (problems.length > MAX_PROBLEMS_SHOWN) say(`warning: ${problems.length - MAX_PROBLEMS_SHOWN} more files could not be read`);

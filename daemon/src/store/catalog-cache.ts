@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, constants, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openRegular } from './pcap-summary.js';
-import { wireNs } from '../util/json.js';
+import { readWireNs } from '../util/json.js';
 
 export const CACHE_FILE_NAME = '.qe-catalog.json';
 const FORMAT = 'qe-packets-catalog';
@@ -154,11 +154,7 @@ function fromRow(row: unknown): CachedFile | undefined {
   const nums = [size, mtimeMs, ino, wholeEnd, packets, bytes, linktype, snaplen];
   if (!nums.every((n) => typeof n === 'number' && Number.isFinite(n))) return undefined;
   // The cache keeps nanoseconds in the daemon's wire form; null is "none", anything else unreadable.
-  const big = (v: unknown): bigint | undefined | null => {
-    if (v === null) return undefined;
-    const r = wireNs.safeParse(v);
-    return r.success ? r.data : null;
-  };
+  const big = (v: unknown): bigint | undefined | null => (v === null ? undefined : (readWireNs(v) ?? null));
   const [mn, mx, ls, fr] = [big(minNs), big(maxNs), big(lastNs), big(firstRecordNs)];
   if (mn === null || mx === null || ls === null || fr === null) return undefined;
   return {

@@ -1,12 +1,13 @@
 // The catalog: what the store holds (file, interface, time span, packets, bytes), built by a scan
 // of the store directories. Files the cache already knows cost a stat; a `.part` file that grew is
 // read on from where the last scan stopped; only new or changed files are read whole.
-import { closeSync, lstatSync, readSync, readdirSync } from 'node:fs';
+import { closeSync, lstatSync, readSync, readdirSync, type Dirent } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { GLOBAL_HEADER_LEN, PcapFormatError, RECORD_HEADER_LEN, decodeGlobalHeader, decodeRecordHeader } from '../pcap/format.js';
 import { loadCache, saveCache, type CachedFile } from './catalog-cache.js';
 import { PART_EXT, parseFileName, type CaptureFileName } from './filename.js';
 import { PcapTooShortError, fileKind, openRegular, summarizePcap, type SummaryResume } from './pcap-summary.js';
+import { mayHoldRange } from './select-files.js';
 
 export interface CatalogEntry {
   path: string;
@@ -41,6 +42,8 @@ export interface ScanStats {
   files: number;
   /** Taken from the cache without opening the file. */
   cached: number;
+  /** Of those, taken without even a stat: closed files the scan's range rules out (ScanOptions.range). */
+  outOfRange: number;
   /** Read from the start. */
   readWhole: number;
   /** Read on from where the last scan stopped (a file that grew, or a part file since renamed). */
@@ -66,6 +69,15 @@ export interface Catalog {
 export interface ScanOptions {
   /** Persist what was learnt (default true). */
   writeCache?: boolean;
+  /**
+   * The time range the caller will select files of (selectFiles): a closed file the cache already
+   * knows and places wholly outside it is listed as the cache has it, without a stat. A query's
+   * cost then follows the files of its range, not the store: a stat is ~13 us a file here, so
+   * 0.3-0.5 s a query on a store of 20,000-40,000 files, the same for a one-minute range as for a
+   * day. Such a file changed in place (nothing in the product changes a closed file) is not seen,
+   * and it could only matter to a query whose range it meets, where it is looked at as always.
+   */
+  range?: { fromNs: bigint; toNs: bigint };
 }
 
 // Sync syscalls are several times faster than libuv's pool for 40,000 stats; giving the event
@@ -92,7 +104,7 @@ interface DirScan {
   mtimeNs: bigint;
   ino: bigint;
   atMs: number;
-  names: string[];
+  names: Dirent[];
   files: Map<string, CachedFile>;
   entries: Map<string, CatalogEntry>;
 }
@@ -106,7 +118,7 @@ export function reuseUnchangedScans(on: boolean): void {
 
 export async function scanCatalog(paths: readonly string[], opts: ScanOptions = {}): Promise<Catalog> {
   const started = performance.now();
-  const stats: ScanStats = { files: 0, cached: 0, readWhole: 0, readOnward: 0, bytesWalked: 0, elapsedMs: 0, cacheErrors: [] };
+  const stats: ScanStats = { files: 0, cached: 0, outOfRange: 0, readWhole: 0, readOnward: 0, bytesWalked: 0, elapsedMs: 0, cacheErrors: [] };
   const entries: CatalogEntry[] = [];
   const problems: CatalogProblem[] = [];
   const buffer = Buffer.allocUnsafe(4 * 1024 * 1024);
@@ -118,9 +130,10 @@ export async function scanCatalog(paths: readonly string[], opts: ScanOptions = 
     const last = lastScans.get(dir);
     lastScans.delete(dir);
     const reuse = dirStat && last && last.mtimeNs === dirStat.mtimeNs && last.ino === dirStat.ino && listedAtMs - last.atMs < REUSE_MAX_MS ? last : undefined;
-    let names: string[];
+    let names: Dirent[];
     try {
-      names = reuse ? reuse.names : readdirSync(dir);
+      // With their types (d_type): a file taken without a stat is still known to be a regular one.
+      names = reuse ? reuse.names : readdirSync(dir, { withFileTypes: true });
     } catch (e) {
       problems.push({ path: dir, message: `cannot list store directory: ${(e as Error).message}` });
       continue;
@@ -132,7 +145,8 @@ export async function scanCatalog(paths: readonly string[], opts: ScanOptions = 
     let grewPart = false;
     let sinceYield = 0;
 
-    for (const name of names) {
+    for (const dirent of names) {
+      const name = dirent.name;
       const kept = reuse?.entries.get(name);
       if (kept && !kept.partial) {
         const file = cache.get(name)!;
@@ -146,11 +160,25 @@ export async function scanCatalog(paths: readonly string[], opts: ScanOptions = 
       }
       const parsed = parseFileName(name);
       if (!parsed) continue;
+      const path = join(dir, name);
+      const cachedRow = opts.range && !parsed.partial && dirent.isFile() ? cache.get(name) : undefined;
+      if (cachedRow) {
+        const entry = toEntry(path, dir, name, parsed, cachedRow);
+        if (!mayHoldRange(entry, opts.range!.fromNs, opts.range!.toNs)) {
+          // Not kept for reuse (dirEntries): a later query of another range looks at it.
+          entries.push(entry);
+          next.set(name, cachedRow);
+          stats.files++;
+          stats.cached++;
+          stats.outOfRange++;
+          trailingBytes(path, cachedRow, problems);
+          continue;
+        }
+      }
       if (++sinceYield >= YIELD_EVERY) {
         sinceYield = 0;
         await new Promise((resolve) => setImmediate(resolve));
       }
-      const path = join(dir, name);
       // lstat, not stat: a symbolic link (a loop, or one out of the store) is not a capture file.
       const st = lstatSync(path, { throwIfNoEntry: false });
       if (!st) continue; // removed by retention since the readdir

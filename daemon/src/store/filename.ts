@@ -10,6 +10,7 @@ export const PART_EXT = '.part';
 const TS_LEN = 26;
 const NAME_RE = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})\.(\d{9})Z_([^~]+)(?:~(\d+))*\.pcap(\.part)?$/; // older versions could write ~N~M: the last counts
 const PLAIN = /^[A-Za-z0-9._@:+-]$/;
+const ASCII_UNESCAPED = /^[\x00-\x24\x26-\x7f]*$/;
 
 export interface CaptureFileName {
   firstNs: bigint;
@@ -38,6 +39,8 @@ export function encodeIface(iface: string): string {
 }
 
 function decodeIface(s: string): string {
+  // ASCII with nothing escaped (the names of nearly every store): the name's text is the interface's.
+  if (ASCII_UNESCAPED.test(s)) return s;
   const bytes: number[] = [];
   for (let i = 0; i < s.length; i++) {
     const hex = s[i] === '%' ? /^[0-9A-Fa-f]{2}/.exec(s.slice(i + 1, i + 3)) : null;

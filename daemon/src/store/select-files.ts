@@ -29,7 +29,7 @@ export function selectFiles(entries: readonly CatalogEntry[], c: SelectCriteria)
   const byIface = new Map<string, CatalogEntry[]>();
   for (const e of entries) {
     if (only && !only.has(e.iface)) continue;
-    if (!overlaps(e, c.fromNs, c.toNs)) continue;
+    if (!mayHoldRange(e, c.fromNs, c.toNs)) continue;
     let list = byIface.get(e.iface);
     if (!list) byIface.set(e.iface, (list = []));
     list.push(e);
@@ -64,7 +64,8 @@ export function unknownInterfaces(entries: readonly CatalogEntry[], ifaces: read
   return ifaces.filter((i) => !seen.has(i));
 }
 
-function overlaps(e: CatalogEntry, fromNs: bigint, toNs: bigint): boolean {
+/** Whether file `e` may hold records of [fromNs, toNs]: the rule of a selection, and of which files a scan must look at (catalog.ts). */
+export function mayHoldRange(e: Pick<CatalogEntry, 'firstNs' | 'lastNs' | 'partial' | 'packets'>, fromNs: bigint, toNs: bigint): boolean {
   if (e.firstNs > toNs) return false;
   // A part file is still growing: its records so far say nothing about where it will end.
   if (e.partial) return true;
