@@ -137,6 +137,43 @@ describe('qe-flowstat refuses what it cannot read', () => {
     expect(run(args, 'body x 0\n')).toMatchObject({ status: 2, stderr: 'qe-flowstat: <iface>: expected a whole number, got "x"\n' });
   });
 
+  it('finds every flow again after its table grew, and keeps which end spoke first', () => {
+    // More flows than the first table holds (2^16 before it grows): each flow's second record,
+    // sent after the growth, must merge into its first, whose src it takes when it is the earlier.
+    const v4 = 70_000;
+    const v6 = 3_000;
+    const first: Buffer[] = [];
+    const second: Buffer[] = [];
+    const flow = (i: number) => {
+      const ipVersion = i < v4 ? 4 : i < v4 + v6 ? 6 : 0;
+      const src = ipVersion === 6 ? Buffer.from(`20010db8${i.toString(16).padStart(24, '0')}`, 'hex') : Buffer.from([10, (i >> 16) & 255, (i >> 8) & 255, i & 255]);
+      const dst = ipVersion === 6 ? Buffer.from('20010db8ffff00000000000000000001', 'hex') : Buffer.from([192, 168, 0, 1]);
+      const vlan = i % 3 === 0 ? [] : i % 3 === 1 ? [100] : [100, 200 + (i % 7)];
+      return { ipVersion, src, dst, vlan, sport: ipVersion === 0 ? 0x0800 + i - v4 - v6 : 1000 + (i % 5000), dport: 80 };
+    };
+    const n = v4 + v6 + 5;
+    for (let i = 0; i < n; i++) {
+      const f = flow(i);
+      first.push(encodeRecord({ ...f, packets: 1, bytes: 100n, firstNs: 1000n }));
+      // The other end's record: the earlier one for even flows.
+      second.push(encodeRecord({ ...f, src: f.dst, dst: f.src, sport: f.ipVersion === 0 ? f.sport : f.dport, dport: f.sport, packets: 1, bytes: 60n, firstNs: i % 2 === 0 ? 10n : 2000n }));
+    }
+    const body = (bs: Buffer[]) => {
+      const b = Buffer.concat(bs);
+      return Buffer.concat([Buffer.from(`body 0 ${b.length}\n`), b]);
+    };
+    const out = run(['--from-ns', '0', '--to-ns', '1000000', '--by', 'src'], Buffer.concat([body(first), body(second), Buffer.from('end\n')]));
+    expect(out.stderr).toBe('');
+    const [total, ...rows] = out.stdout.trim().split('\n').map((l) => JSON.parse(l) as unknown);
+    expect(total).toEqual({ packets: 2 * n, bytes: 160 * n, flows: n, rows: rows.length });
+    const byKey = new Map((rows as [string, number, number, number][]).map((r) => [r[0], r]));
+    // Even IPv4 and IPv6 flows spoke first from the far end; odd ones from their own.
+    expect(byKey.get('c0a80001')).toEqual(['c0a80001', v4, 80 * v4, v4 / 2]);
+    expect(byKey.get('20010db8ffff00000000000000000001')).toEqual(['20010db8ffff00000000000000000001', v6, 80 * v6, v6 / 2]);
+    expect(byKey.get('0a000001')).toEqual(['0a000001', 2, 160, 1]);
+    expect(rows.length).toBe(2 + v4 / 2 + v6 / 2);
+  });
+
   it('reads an IPv6 record between IPv4 ones at its own length', () => {
     const v4 = encodeRecord({ src: Buffer.from([10, 0, 0, 1]), dst: Buffer.from([10, 0, 0, 2]), packets: 3, bytes: 100n });
     const v6 = encodeRecord({ ipVersion: 6, src: Buffer.from('20010db8000000000000000000000001', 'hex'), dst: Buffer.from('20010db8000000000000000000000002', 'hex'), packets: 2, bytes: 50n });
