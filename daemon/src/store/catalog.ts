@@ -144,18 +144,22 @@ export async function scanCatalog(paths: readonly string[], opts: ScanOptions = 
     let dirty = false;
     let grewPart = false;
     let sinceYield = 0;
+    // A file in the catalog; `reusable` unless it was taken on trust for a range (a later scan of
+    // another range must look at it).
+    const list = (name: string, entry: CatalogEntry, file: CachedFile, reusable: boolean) => {
+      entries.push(entry);
+      next.set(name, file);
+      stats.files++;
+      if (!entry.partial) trailingBytes(entry.path, file, problems);
+      if (reusable) dirEntries.set(name, entry);
+    };
 
     for (const dirent of names) {
       const name = dirent.name;
       const kept = reuse?.entries.get(name);
       if (kept && !kept.partial) {
-        const file = cache.get(name)!;
-        entries.push(kept);
-        dirEntries.set(name, kept);
-        next.set(name, file);
-        stats.files++;
         stats.cached++;
-        trailingBytes(kept.path, file, problems);
+        list(name, kept, cache.get(name)!, true);
         continue;
       }
       const parsed = parseFileName(name);
@@ -165,13 +169,9 @@ export async function scanCatalog(paths: readonly string[], opts: ScanOptions = 
       if (cachedRow) {
         const entry = toEntry(path, dir, name, parsed, cachedRow);
         if (!mayHoldRange(entry, opts.range!.fromNs, opts.range!.toNs)) {
-          // Not kept for reuse (dirEntries): a later query of another range looks at it.
-          entries.push(entry);
-          next.set(name, cachedRow);
-          stats.files++;
           stats.cached++;
           stats.outOfRange++;
-          trailingBytes(path, cachedRow, problems);
+          list(name, entry, cachedRow, false);
           continue;
         }
       }
@@ -218,13 +218,7 @@ export async function scanCatalog(paths: readonly string[], opts: ScanOptions = 
         if (parsed.partial) grewPart = true;
         else dirty = true;
       }
-      next.set(name, file);
-      stats.files++;
-
-      if (!parsed.partial) trailingBytes(path, file, problems);
-      const entry = toEntry(path, dir, name, parsed, file);
-      entries.push(entry);
-      dirEntries.set(name, entry);
+      list(name, toEntry(path, dir, name, parsed, file), file, true);
     }
     if (next.size !== cache.size) dirty = true;
     // Only a part file that grew: a process that keeps its scans keeps how far it read in memory,
