@@ -235,6 +235,91 @@ static void tcp_events(struct flow *fl, struct counts *c, int dir, uint8_t tcp, 
 		c->rst++;
 }
 
+/* The ports of a flow's key from an IP header that is not a later fragment: TCP/UDP/SCTP's, or
+ * ICMP's type and its counterpart (then QE_FLOW_RF_ICMP is returned); else 0 and 0. */
+static inline uint8_t ends_of(const struct qe_pf_ip *ip, uint16_t *sp, uint16_t *dp)
+{
+	uint8_t proto = ip->has_proto ? ip->proto : 0;
+	if (ip->has_ports == (QE_PF_SPORT | QE_PF_DPORT)) {
+		*sp = ip->sport;
+		*dp = ip->dport;
+		return 0;
+	}
+	if ((ip->version == 4 ? proto == 1 : proto == 58) && ip->has_icmp) {
+		*sp = ip->icmp_type;
+		*dp = icmp_dport(ip->version, ip->icmp_type, ip->icmp_code);
+		return QE_FLOW_RF_ICMP;
+	}
+	*sp = *dp = 0;
+	return 0;
+}
+
+/* The key of a record with these fields and ports (an IP flow's, or else its EtherType's); returns
+ * whether its source is the key's end b. */
+static inline int key_of(const struct qe_packet_fields *f, uint16_t sp, uint16_t dp, struct key *k)
+{
+	int from_b = 0;
+	uint32_t nv = f->nvlan < QE_FLOW_MAX_VLAN ? f->nvlan : QE_FLOW_MAX_VLAN;
+	uint64_t vl[QE_FLOW_MAX_VLAN] = { 0 };
+	for (uint32_t i = 0; i < nv; i++)
+		vl[i] = f->vlan[i];
+	const struct qe_pf_ip *ip = &f->ip[0];
+	if (f->nip && ip->src && ip->dst) {
+		size_t alen = ip->version == 4 ? 4 : 16;
+		uint8_t proto = ip->has_proto ? ip->proto : 0;
+		uint64_t s0, s1, d0, d1;
+		qe_pf_addr_words(ip->src, alen, &s0, &s1);
+		qe_pf_addr_words(ip->dst, alen, &d0, &d1);
+		/* Any fixed order of the ends will do: the reader orders them its own way (Community ID). */
+		from_b = s0 != d0 ? s0 > d0 : s1 != d1 ? s1 > d1 : sp > dp;
+		if (from_b) {
+			k->a0 = d0, k->a1 = d1, k->b0 = s0, k->b1 = s1;
+			k->w0 = dp | (uint64_t)sp << 16;
+		} else {
+			k->a0 = s0, k->a1 = s1, k->b0 = d0, k->b1 = d1;
+			k->w0 = sp | (uint64_t)dp << 16;
+		}
+		k->w1 = vl[2] | (uint64_t)ip->version << 16 | (uint64_t)proto << 24 | (uint64_t)nv << 32;
+	} else {
+		k->a0 = k->a1 = k->b0 = k->b1 = 0;
+		k->w0 = f->ethertype;
+		k->w1 = vl[2] | (uint64_t)nv << 32;
+	}
+	k->w0 |= vl[0] << 32 | vl[1] << 48;
+	return from_b;
+}
+
+uint64_t qe_flow_prefetch_slot(const struct qe_flow_builder *b, const struct qe_packet_fields *f)
+{
+	if (b->broken)
+		return 0;
+	const struct qe_pf_ip *ip = &f->ip[0];
+	uint16_t sp = 0, dp = 0;
+	if (f->nip && ip->src && ip->dst) {
+		if (ip->frag == QE_PF_FRAG_LATER)
+			return 0; /* its ports are in the fragment table, which only qe_flow_add may touch */
+		ends_of(ip, &sp, &dp);
+	}
+	struct key k;
+	key_of(f, sp, dp, &k);
+	uint32_t hash = key_hash(&k);
+	__builtin_prefetch(&b->slots[hash & b->mask]);
+	return (uint64_t)1 << 32 | hash;
+}
+
+void qe_flow_prefetch_flow(const struct qe_flow_builder *b, uint64_t hint)
+{
+	if (!hint || b->broken)
+		return;
+	uint32_t hash = (uint32_t)hint;
+	uint64_t v = b->slots[hash & b->mask];
+	if (v && (uint32_t)(v >> 32) == hash) {
+		const struct flow *fl = &b->flows[(uint32_t)v - 1];
+		__builtin_prefetch(fl);
+		__builtin_prefetch(&fl->seg, 1);
+	}
+}
+
 uint32_t qe_flow_add(struct qe_flow_builder *b, uint64_t off, uint64_t ts_ns, uint32_t caplen, uint32_t origlen,
 		     const struct qe_packet_fields *f)
 {
@@ -250,61 +335,31 @@ uint32_t qe_flow_add(struct qe_flow_builder *b, uint64_t off, uint64_t ts_ns, ui
 		return QE_FLOW_REF_NONE;
 
 	struct key k;
-	int from_b = 0, has_tcp = 0;
+	int from_b, has_tcp = 0;
 	uint8_t icmp = 0, type = 0, code = 0, frag = 0, tcp = 0;
-	uint32_t nv = f->nvlan < QE_FLOW_MAX_VLAN ? f->nvlan : QE_FLOW_MAX_VLAN;
-	uint64_t vl[QE_FLOW_MAX_VLAN] = { 0 };
-	for (uint32_t i = 0; i < nv; i++)
-		vl[i] = f->vlan[i];
 	const struct qe_pf_ip *ip = &f->ip[0];
+	uint16_t sp = 0, dp = 0;
 	if (f->nip && ip->src && ip->dst) {
-		size_t alen = ip->version == 4 ? 4 : 16;
-		uint8_t proto = ip->has_proto ? ip->proto : 0;
-		uint16_t sp = 0, dp = 0;
-		int is_icmp = ip->version == 4 ? proto == 1 : proto == 58;
 		if (ip->frag == QE_PF_FRAG_LATER) {
 			frag = QE_FLOW_RF_FRAGMENTS;
 			if (!qe_frag_lookup(&b->frags, ip, &sp, &dp))
 				sp = dp = 0; /* its first fragment was not seen: ports unknown */
 		} else {
-			if (ip->has_ports == (QE_PF_SPORT | QE_PF_DPORT)) {
-				sp = ip->sport;
-				dp = ip->dport;
-				if (proto == 6 && ip->tcp_flags_ok) {
-					has_tcp = 1;
-					tcp = ip->tcp_flags;
-				}
-			} else if (is_icmp && ip->has_icmp) {
-				icmp = QE_FLOW_RF_ICMP;
+			icmp = ends_of(ip, &sp, &dp);
+			if (ip->has_ports == (QE_PF_SPORT | QE_PF_DPORT) && ip->has_proto && ip->proto == 6 && ip->tcp_flags_ok) {
+				has_tcp = 1;
+				tcp = ip->tcp_flags;
+			} else if (icmp) {
 				type = ip->icmp_type;
 				code = ip->icmp_code;
-				sp = type;
-				dp = icmp_dport(ip->version, type, code);
 			}
 			if (ip->frag == QE_PF_FRAG_FIRST) {
 				frag = QE_FLOW_RF_FRAGMENTS;
 				qe_frag_remember(&b->frags, ip, sp, dp);
 			}
 		}
-		uint64_t s0, s1, d0, d1;
-		qe_pf_addr_words(ip->src, alen, &s0, &s1);
-		qe_pf_addr_words(ip->dst, alen, &d0, &d1);
-		/* Any fixed order of the ends will do: the reader orders them its own way (Community ID). */
-		from_b = s0 != d0 ? s0 > d0 : s1 != d1 ? s1 > d1 : sp > dp;
-		if (from_b) {
-			k.a0 = d0, k.a1 = d1, k.b0 = s0, k.b1 = s1;
-			k.w0 = dp | (uint64_t)sp << 16;
-		} else {
-			k.a0 = s0, k.a1 = s1, k.b0 = d0, k.b1 = d1;
-			k.w0 = sp | (uint64_t)dp << 16;
-		}
-		k.w1 = vl[2] | (uint64_t)ip->version << 16 | (uint64_t)proto << 24 | (uint64_t)nv << 32;
-	} else {
-		k.a0 = k.a1 = k.b0 = k.b1 = 0;
-		k.w0 = f->ethertype;
-		k.w1 = vl[2] | (uint64_t)nv << 32;
 	}
-	k.w0 |= vl[0] << 32 | vl[1] << 48;
+	from_b = key_of(f, sp, dp, &k);
 
 	uint32_t i;
 	if (b->last && key_eq(&b->flows[b->last - 1].k, &k)) {

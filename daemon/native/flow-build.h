@@ -43,6 +43,12 @@ void qe_flow_builder_free(struct qe_flow_builder *b);
  * (the builder is broken). */
 uint32_t qe_flow_add(struct qe_flow_builder *b, uint64_t off, uint64_t ts_ns, uint32_t caplen, uint32_t origlen,
 		     const struct qe_packet_fields *f);
+/* Hints, for a caller holding several records (a run being imported or indexed): the first starts
+ * loading the table slot a record with these fields will look up and returns a hint (0: nothing
+ * to fetch); the second, a few records later when that slot has arrived, starts loading the flow
+ * it names. Neither changes the builder, so what qe_flow_add then does is the same. */
+uint64_t qe_flow_prefetch_slot(const struct qe_flow_builder *b, const struct qe_packet_fields *f);
+void qe_flow_prefetch_flow(const struct qe_flow_builder *b, uint64_t hint);
 /* The builder holds QE_FLOW_BUILD_MAX_FLOWS flows (or ran out of memory): the file should end here. */
 int qe_flow_full(const struct qe_flow_builder *b);
 /* The builder can take `records` more records whatever flows they start: a run of them may go in

@@ -38,6 +38,7 @@
 #include "index-build.h"
 #include "packet-fields.h"
 #include "pcap-format.h"
+#include "table-feed.h"
 #include "proto.h"
 
 #define READ_CHUNK (1u << 20)
@@ -112,27 +113,13 @@ static ssize_t read_full(int fd, unsigned char *p, size_t len)
 	return (ssize_t)done;
 }
 
-/* The tables one pass over a file builds. Each record is parsed once for both (the index's
- * tunnel setting changes nothing in the outer headers, which are all the flows read). */
+/* The tables one pass over a file builds. */
 struct tables {
 	struct qe_idx_builder *idx;
 	struct qe_flow_builder *flows;
 	uint32_t linktype;
 	uint64_t from_ns, to_ns; /* records outside [from, to) are not counted */
 };
-
-static void feed(struct tables *t, uint64_t off, uint64_t ts_ns, const struct qe_pcap_record *r, const unsigned char *data)
-{
-	if (ts_ns < t->from_ns || ts_ns >= t->to_ns)
-		return;
-	/* One parse for both: the flows read only outer fields, which tunnels do not change. */
-	struct qe_packet_fields f;
-	qe_packet_parse(t->linktype, data, r->caplen, t->idx ? qe_idx_tunnels(t->idx) : 0, &f);
-	if (t->idx)
-		qe_idx_add_parsed(t->idx, off, ts_ns, r->caplen, &f);
-	if (t->flows)
-		qe_flow_add(t->flows, off, ts_ns, r->caplen, r->origlen, &f);
-}
 
 static int tables_full(const struct tables *t)
 {
@@ -156,8 +143,11 @@ static int walk_records(const struct opts *o, const char *path, int fd, const st
 	size_t have = 0, at = 0;
 	uint64_t lo = 0, hi = QE_PCAP_MAX_TS_NS, next_progress = mono_ns() + o->progress_ns;
 	int first = 1, rc = 0, eof = 0;
+	/* Records go to the tables a group at a time, from buf: the group is flushed before buf moves. */
+	struct qe_tables_batch batch = { .t = { .idx = t->idx, .flows = t->flows, .linktype = t->linktype } };
 	for (;;) {
 		if (have - at < QE_PCAP_RECORD_LEN + (size_t)limit && !eof && buf_off + have < size) {
+			qe_tables_flush(&batch);
 			memmove(buf, buf + at, have - at);
 			buf_off += at;
 			have -= at;
@@ -210,7 +200,9 @@ static int walk_records(const struct opts *o, const char *path, int fd, const st
 			break;
 		}
 		first = 0;
-		feed(t, off, qe_pcap_record_ns(&r, g->nanos), &r, buf + at + QE_PCAP_RECORD_LEN);
+		uint64_t ts_ns = qe_pcap_record_ns(&r, g->nanos);
+		if (ts_ns >= t->from_ns && ts_ns < t->to_ns)
+			qe_tables_batch_add(&batch, off, ts_ns, r.caplen, r.origlen, buf + at + QE_PCAP_RECORD_LEN);
 		if (tables_full(t)) {
 			if (t->idx && qe_idx_full(t->idx))
 				file_error(path, "the index of this file needs more than %u MiB of memory (at byte %" PRIu64
@@ -224,6 +216,7 @@ static int walk_records(const struct opts *o, const char *path, int fd, const st
 		at += QE_PCAP_RECORD_LEN + r.caplen;
 		off += QE_PCAP_RECORD_LEN + r.caplen;
 	}
+	qe_tables_flush(&batch);
 	free(buf);
 	*end = off;
 	return rc;

@@ -22,6 +22,7 @@
 #include "index-build.h"
 #include "packet-fields.h"
 #include "proto.h"
+#include "table-feed.h"
 
 #define HUGE_PAGE (2u << 20)
 #define WRITER_BUF_SIZE (4u << 20)
@@ -681,25 +682,10 @@ static void flows_flush(struct writer *w)
 	w->counted_appended += w->flow_out.len;
 }
 
-/* One record (its header at file offset `off`) into the open file's index and flow table. The
- * flows read the outer headers only, which the index's tunnel setting does not change, so one parse
- * can serve both; until the index builder takes parsed fields it parses for itself. */
-static inline void tables_add(struct writer *w, uint64_t off, uint64_t ts_ns, uint32_t caplen, uint32_t origlen,
-			      const unsigned char *data)
+/* The open file's tables, as a record goes to them (table-feed.h). */
+static inline struct qe_tables tables_of(const struct writer *w)
 {
-	if (!w->idx && !w->flows && !w->elems)
-		return;
-	/* One parse for all: the flows and the elements read only outer fields, which tunnels do not
-	 * change. */
-	struct qe_packet_fields f;
-	qe_packet_parse(w->cfg.linktype, data, caplen, w->idx ? qe_idx_tunnels(w->idx) : 0, &f);
-	if (w->idx)
-		qe_idx_add_parsed(w->idx, off, ts_ns, caplen, &f);
-	uint32_t ref = QE_FLOW_REF_NONE;
-	if (w->flows)
-		ref = qe_flow_add(w->flows, off, ts_ns, caplen, origlen, &f);
-	if (w->elems)
-		qe_elements_add(w->elems, ts_ns, caplen, origlen, data, &f, w->flows_made, ref);
+	return (struct qe_tables){ w->idx, w->flows, w->elems, w->flows_made, w->cfg.linktype };
 }
 
 /* A packet captured but not written (store full, a refused write) still counts for its elements:
@@ -919,13 +905,17 @@ int writer_add_run(struct writer *w, const unsigned char *records, size_t len, u
 		write_failed(w, err, now);
 		return -1;
 	}
-	if (w->idx || w->flows || w->elems)
+	if (w->idx || w->flows || w->elems) {
+		struct qe_tables_batch batch = { .t = tables_of(w) };
 		for (size_t off = 0; off < len;) {
 			struct qe_pcap_record r;
 			qe_pcap_record_decode(records + off, 0, &r);
-			tables_add(w, w->file_bytes + off, qe_pcap_record_ns(&r, 1), r.caplen, r.origlen, records + off + PCAP_RECORD_LEN);
+			qe_tables_batch_add(&batch, w->file_bytes + off, qe_pcap_record_ns(&r, 1), r.caplen, r.origlen,
+					    records + off + PCAP_RECORD_LEN);
 			off += PCAP_RECORD_LEN + r.caplen;
 		}
+		qe_tables_flush(&batch); /* the records are the caller's: in the tables before returning */
+	}
 	w->file_bytes += len;
 	w->counted_end = w->file_bytes;
 	w->appended_bytes += len;
@@ -1082,8 +1072,10 @@ void writer_add(struct writer *w, uint64_t ts_ns, uint32_t caplen, uint32_t orig
 		}
 	}
 
-	if (w->idx || w->flows || w->elems)
-		tables_add(w, w->file_bytes + w->buf_len, ts_ns, caplen, origlen, data);
+	if (w->idx || w->flows || w->elems) {
+		struct qe_tables t = tables_of(w);
+		qe_tables_add(&t, w->file_bytes + w->buf_len, ts_ns, caplen, origlen, data);
+	}
 	note_span(w, ts_ns, ts_ns, ts_ns, ts_ns, 1);
 	unsigned char *p = w->buf + w->buf_len;
 	uint32_t hdr[4] = { (uint32_t)(ts_ns / 1000000000u), (uint32_t)(ts_ns % 1000000000u), caplen, origlen };

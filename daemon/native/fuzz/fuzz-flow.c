@@ -10,6 +10,7 @@
 #include "harness.h"
 #include "../flow-build.h"
 #include "../packet-fields.h"
+#include "../table-feed.h"
 
 static const uint32_t linktypes[] = { QE_PF_LINKTYPE_ETHERNET, QE_PF_LINKTYPE_RAW,	  QE_PF_LINKTYPE_IPV4,
 				      QE_PF_LINKTYPE_IPV6,     QE_PF_LINKTYPE_LINUX_SLL, QE_PF_LINKTYPE_LINUX_SLL2 };
@@ -123,6 +124,11 @@ static uint64_t check_segments(const unsigned char *p, size_t len, unsigned char
 	return packets;
 }
 
+static int same_bytes(const struct qe_out *a, const struct qe_out *b)
+{
+	return a->len == b->len && (!a->len || memcmp(a->p, b->p, a->len) == 0);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct qe_pcap_global g;
@@ -136,7 +142,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct qe_flow_builder *b = qe_flow_builder_new(linktype);
 	if (!b)
 		abort();
-	struct qe_out segs = { 0 }, whole = { 0 };
+	struct qe_out segs = { 0 }, whole = { 0 }, segs2 = { 0 }, whole2 = { 0 };
+	struct qe_tables_batch batch = { .t = { .flows = qe_flow_builder_new(linktype), .linktype = linktype } };
+	if (!batch.t.flows)
+		abort();
+	/* The batch's packets stay until it is flushed, each in a buffer of exactly its length. */
+	uint8_t **held = NULL;
+	size_t nheld = 0;
 	size_t off = QE_PCAP_GLOBAL_LEN;
 	uint64_t n = 0;
 	while (size - off >= QE_PCAP_RECORD_LEN) {
@@ -151,12 +163,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct qe_packet_fields f;
 		qe_packet_parse(linktype, pkt, caplen, (int)(n & 1), &f);
 		qe_flow_add(b, off, qe_pcap_record_ns(&r, g.nanos), caplen, r.origlen, &f);
-		free(pkt);
-		off += QE_PCAP_RECORD_LEN + caplen;
-		if (++n % every == 0 && qe_flow_next_segment(b, &segs) < 0)
+		qe_tables_batch_add(&batch, off, qe_pcap_record_ns(&r, g.nanos), caplen, r.origlen, pkt);
+		if (!(held = realloc(held, (nheld + 1) * sizeof *held)))
 			abort();
+		held[nheld++] = pkt;
+		off += QE_PCAP_RECORD_LEN + caplen;
+		if (++n % every == 0) {
+			qe_tables_flush(&batch);
+			while (nheld)
+				free(held[--nheld]);
+			if (qe_flow_next_segment(b, &segs) < 0 || qe_flow_next_segment(batch.t.flows, &segs2) < 0)
+				abort();
+		}
 	}
-	if (qe_flow_next_segment(b, &segs) < 0 || qe_flow_complete(b, &whole) < 0)
+	qe_tables_flush(&batch);
+	while (nheld)
+		free(held[--nheld]);
+	free(held);
+	if (qe_flow_next_segment(b, &segs) < 0 || qe_flow_complete(b, &whole) < 0 ||
+	    qe_flow_next_segment(batch.t.flows, &segs2) < 0 || qe_flow_complete(batch.t.flows, &whole2) < 0)
+		abort();
+	if (!same_bytes(&segs, &segs2) || !same_bytes(&whole, &whole2))
 		abort();
 	if (whole.len < QE_FLOW_HEADER_LEN || le32(whole.p + QE_FLOW_H_CRC) != (uint32_t)crc32(0, whole.p, QE_FLOW_H_CRC))
 		abort();
@@ -178,6 +205,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(all);
 	qe_out_free(&segs);
 	qe_out_free(&whole);
+	qe_out_free(&segs2);
+	qe_out_free(&whole2);
 	qe_flow_builder_free(b);
+	qe_flow_builder_free(batch.t.flows);
 	return 0;
 }
