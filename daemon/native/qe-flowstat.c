@@ -273,6 +273,29 @@ static void flows_reserve(size_t n)
 	cap_flows = n;
 }
 
+/* memcmp's order of two addresses (4 or 16 bytes), as numbers: a call to memcmp per record was a
+ * tenth of a store's merge. */
+static inline int addr_cmp(const unsigned char *a, const unsigned char *b, size_t alen)
+{
+	if (alen == 4) {
+		uint32_t x, y;
+		memcpy(&x, a, 4);
+		memcpy(&y, b, 4);
+		x = __builtin_bswap32(x), y = __builtin_bswap32(y);
+		return (x > y) - (x < y);
+	}
+	for (size_t at = 0; at < 16; at += 8) {
+		uint64_t x, y;
+		memcpy(&x, a + at, 8);
+		memcpy(&y, b + at, 8);
+		if (x != y) {
+			x = __builtin_bswap64(x), y = __builtin_bswap64(y);
+			return x < y ? -1 : 1;
+		}
+	}
+	return 0;
+}
+
 /* A record's identity (the key, lo end first) and whether its src is the lo end. */
 static int record_key(uint16_t iface, const unsigned char *r, struct fkey *k)
 {
@@ -290,7 +313,7 @@ static int record_key(uint16_t iface, const unsigned char *r, struct fkey *k)
 		k->port_lo = sport; /* EtherType and VLAN stack only: no ends */
 		return 1;
 	}
-	int c = memcmp(src, dst, alen);
+	int c = addr_cmp(src, dst, alen);
 	int src_lo = c < 0 || (c == 0 && sport <= dport);
 	memcpy(k->lo, src_lo ? src : dst, alen);
 	memcpy(k->hi, src_lo ? dst : src, alen);
@@ -809,6 +832,17 @@ static size_t rkey_used(const struct rkey *k)
 	return offsetof(struct rkey, b) + k->len;
 }
 
+/* Equal keys: every byte, as key_set leaves the unused ones zero; five words, not a call to memcmp
+ * per merged flow and row. */
+static inline int rkey_eq(const struct rkey *a, const struct rkey *b)
+{
+	_Static_assert(sizeof(struct rkey) == 40, "a row key is five words");
+	uint64_t x[5], y[5];
+	memcpy(x, a, sizeof x);
+	memcpy(y, b, sizeof y);
+	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4])) == 0;
+}
+
 static uint64_t rkey_hash(const struct rkey *k)
 {
 	return hash_bytes(k, rkey_used(k));
@@ -843,7 +877,7 @@ static void count(const struct rkey *k, uint64_t h, uint64_t packets, uint64_t b
 		if (!s)
 			break;
 		struct row *r = &rows[s - 1];
-		if (memcmp(&r->k, k, rkey_used(k)) == 0) {
+		if (rkey_eq(&r->k, k)) {
 			r->packets += packets;
 			r->bytes += bytes;
 			r->flows += (uint64_t)flow;
