@@ -143,7 +143,7 @@ static int walk_records(const struct opts *o, const char *path, int fd, const st
 	size_t have = 0, at = 0;
 	uint64_t lo = 0, hi = QE_PCAP_MAX_TS_NS, next_progress = mono_ns() + o->progress_ns;
 	int first = 1, rc = 0, eof = 0;
-	/* Records go to the tables a group at a time, from buf: the group is flushed before buf moves. */
+	/* Records reach the tables through a pipeline that reads them from buf: flushed before buf moves. */
 	struct qe_tables_batch batch = { .t = { .idx = t->idx, .flows = t->flows, .linktype = t->linktype } };
 	for (;;) {
 		if (have - at < QE_PCAP_RECORD_LEN + (size_t)limit && !eof && buf_off + have < size) {
